@@ -1,0 +1,29 @@
+// Package callback holds the post-delivery callbacks hooks may name (what
+// dj-whisperer's callback import string named). Plugins register them.
+package callback
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/whisperer/whisperer/core/registry"
+)
+
+// Func runs after a delivery attempt with the callback document (see
+// sdk/ABI.md). Its error is logged; it never changes the delivery outcome.
+type Func func(ctx context.Context, doc []byte) error
+
+// Registry maps callback names to functions. The zero value is empty and
+// ready; it is safe for concurrent use.
+type Registry struct {
+	registry.Registry[Func]
+}
+
+// Call runs the callback registered under name with doc.
+func (r *Registry) Call(ctx context.Context, name string, doc []byte) error {
+	f, ok := r.Lookup(name)
+	if !ok {
+		return fmt.Errorf("callback %q is not registered", name)
+	}
+	return f(ctx, doc)
+}

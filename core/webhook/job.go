@@ -1,0 +1,59 @@
+package webhook
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Job is a claimed event with the hook it goes to: what a dispatcher needs
+// to make one attempt.
+type Job struct {
+	Event   Event
+	Webhook Webhook
+}
+
+// Result is the outcome of one attempt, written back by the queue.
+type Result struct {
+	EventID int64
+	Attempt Attempt
+	// RetryCount is the event's attempt count including this one.
+	RetryCount int
+	// State is StateDelivered, StatePending (retry at NextAttemptAt) or
+	// StateGivenUp.
+	State         State
+	NextAttemptAt time.Time
+}
+
+// CallbackDoc is the JSON document a post-delivery callback receives (see
+// sdk/ABI.md): dj-whisperer's (response, event_type, instance, payload) plus
+// what identifies the attempt.
+type CallbackDoc struct {
+	EventType  string          `json:"event_type"`
+	EventUUID  string          `json:"event_uuid"`
+	RetryCount int             `json:"retry_count"`
+	Delivered  bool            `json:"delivered"`
+	Webhook    CallbackWebhook `json:"webhook"`
+	Response   CallbackResp    `json:"response"`
+	// Instance is the published payload; Payload the request body sent.
+	Instance json.RawMessage `json:"instance"`
+	Payload  json.RawMessage `json:"payload"`
+}
+
+// CallbackWebhook identifies the hook in a CallbackDoc.
+type CallbackWebhook struct {
+	ID        int64  `json:"id"`
+	TargetURL string `json:"target_url"`
+	EventType string `json:"event_type"`
+	Callback  string `json:"callback"`
+}
+
+// CallbackResp is the receiver's answer in a CallbackDoc. Status is 0 and
+// Error set when no response arrived. Header names are lower case; repeated
+// headers are joined with ", ".
+type CallbackResp struct {
+	Status     int               `json:"status"`
+	Headers    map[string]string `json:"headers"`
+	Body       string            `json:"body"`
+	Error      string            `json:"error"`
+	DurationMS float64           `json:"duration_ms"`
+}

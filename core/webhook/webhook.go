@@ -1,0 +1,192 @@
+// Package webhook holds Whisperer's domain types and errors. It is the leaf
+// every other package shares and imports only the standard library.
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Role is what a user's tokens may do.
+type Role string
+
+const (
+	// RoleUser manages its own hooks and reads its own events.
+	RoleUser Role = "user"
+	// RolePublisher may also publish events.
+	RolePublisher Role = "publisher"
+	// RoleAdmin may do everything, including seeing every user's hooks.
+	RoleAdmin Role = "admin"
+)
+
+// CanPublish reports whether the role may publish events.
+func (r Role) CanPublish() bool { return r == RolePublisher || r == RoleAdmin }
+
+// User is an API principal.
+type User struct {
+	ID        int64
+	Username  string
+	Role      Role
+	CreatedAt time.Time
+}
+
+// CountdownConfig is dj-whisperer's retry_countdown_config: the countdown's
+// registry key and its kwargs as a JSON object.
+type CountdownConfig struct {
+	Choice string          `json:"choice"`
+	Kwargs json.RawMessage `json:"kwargs"`
+}
+
+// BasicAuth is config.auth with auth_type "basic".
+type BasicAuth struct {
+	Username string
+	Password string
+}
+
+// Webhook is a subscription of a URL to one event type.
+type Webhook struct {
+	ID                int64
+	UserID            int64
+	TargetURL         string
+	EventType         string
+	SecretKey         string
+	IsActive          bool
+	Callback          string
+	RetryCountdown    CountdownConfig
+	AdditionalHeaders map[string]string
+	// Config is the hook's free-form config object (config.auth lives here).
+	Config     map[string]any
+	CreatedAt  time.Time
+	ModifiedAt time.Time
+}
+
+// BasicAuth returns the credentials of config.auth when its auth_type is
+// "basic".
+func (w *Webhook) BasicAuth() (BasicAuth, bool) {
+	auth, _ := w.Config["auth"].(map[string]any)
+	if auth == nil || auth["auth_type"] != "basic" {
+		return BasicAuth{}, false
+	}
+	user, _ := auth["username"].(string)
+	pass, _ := auth["password"].(string)
+	return BasicAuth{Username: user, Password: pass}, true
+}
+
+// State is where a webhook event is in its life.
+type State string
+
+const (
+	// StatePending events wait for their next attempt at NextAttemptAt.
+	StatePending State = "pending"
+	// StateDelivered events got a 2xx answer.
+	StateDelivered State = "delivered"
+	// StateGivenUp events used every attempt delivery.max_retries allows.
+	StateGivenUp State = "given_up"
+)
+
+// Event is one webhook event: one published event for one webhook. Its row
+// is also the delivery job.
+type Event struct {
+	ID        int64
+	UUID      string // 32 lowercase hex digits
+	WebhookID int64
+	UserID    int64
+	EventType string
+	// Payload is the published instance; RequestPayload is the exact body sent.
+	Payload            json.RawMessage
+	RequestPayload     json.RawMessage
+	ResponseContent    string
+	ResponseHTTPStatus *int
+	Delivered          bool
+	RetryCount         int
+	State              State
+	NextAttemptAt      time.Time
+	LeaseUntil         *time.Time
+	CreatedAt          time.Time
+	ModifiedAt         time.Time
+	// Attempts is filled only where asked for, newest first.
+	Attempts []Attempt
+}
+
+// Attempt is one try at delivering an event.
+type Attempt struct {
+	ID          int64
+	EventID     int64
+	AttemptedAt time.Time
+	Duration    time.Duration
+	// Status is the response status; 0 when no response arrived.
+	Status int
+	// Body holds the first bytes of the response body.
+	Body  string
+	Error string
+}
+
+// Fixed errors callers match with errors.Is.
+var (
+	ErrNotFound        = errors.New("webhook: not found")
+	ErrAlreadyExists   = errors.New("webhook: already registered")
+	ErrUnauthenticated = errors.New("webhook: invalid token")
+	ErrForbidden       = errors.New("webhook: permission denied")
+	ErrUnavailable     = errors.New("webhook: storage unavailable")
+)
+
+// ValidationError reports bad input per field, in DRF's shape: a field maps
+// to a list of messages or, for nested objects, to a nested map.
+type ValidationError struct {
+	Fields map[string]any
+}
+
+// NewValidationError returns an error with one message for one field.
+func NewValidationError(field, msg string) *ValidationError {
+	return &ValidationError{Fields: map[string]any{field: []string{msg}}}
+}
+
+// Add appends msg to field's messages.
+func (e *ValidationError) Add(field, msg string) {
+	if e.Fields == nil {
+		e.Fields = map[string]any{}
+	}
+	msgs, _ := e.Fields[field].([]string)
+	e.Fields[field] = append(msgs, msg)
+}
+
+// Set replaces field's entry with a nested error document.
+func (e *ValidationError) Set(field string, nested map[string]any) {
+	if e.Fields == nil {
+		e.Fields = map[string]any{}
+	}
+	e.Fields[field] = nested
+}
+
+// Empty reports whether no field has an error.
+func (e *ValidationError) Empty() bool { return e == nil || len(e.Fields) == 0 }
+
+// Err returns e, or nil when e holds no error.
+func (e *ValidationError) Err() error {
+	if e.Empty() {
+		return nil
+	}
+	return e
+}
+
+func (e *ValidationError) Error() string {
+	keys := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s: %v", k, e.Fields[k]))
+	}
+	return "invalid input: " + strings.Join(parts, "; ")
+}
+
+// ConflictError is a request that the current state refuses (HTTP 409).
+type ConflictError struct{ Detail string }
+
+func (e *ConflictError) Error() string { return "conflict: " + e.Detail }
