@@ -96,18 +96,22 @@ type Event struct {
 	WebhookID int64
 	UserID    int64
 	EventType string
-	// Payload is the published instance; RequestPayload is the exact body sent.
+	// Payload is the published instance. The request body is derived from
+	// it: see RequestBody.
 	Payload            json.RawMessage
-	RequestPayload     json.RawMessage
 	ResponseContent    string
 	ResponseHTTPStatus *int
 	Delivered          bool
 	RetryCount         int
-	State              State
-	NextAttemptAt      time.Time
-	LeaseUntil         *time.Time
-	CreatedAt          time.Time
-	ModifiedAt         time.Time
+	// RetryBase is RetryCount when the event was last redelivered: the
+	// current series of attempts is RetryCount-RetryBase long, and that is
+	// what delivery.max_retries and the countdown see.
+	RetryBase     int
+	State         State
+	NextAttemptAt time.Time
+	LeaseUntil    *time.Time
+	CreatedAt     time.Time
+	ModifiedAt    time.Time
 	// Attempts is filled only where asked for, newest first.
 	Attempts []Attempt
 }
@@ -190,3 +194,21 @@ func (e *ValidationError) Error() string {
 type ConflictError struct{ Detail string }
 
 func (e *ConflictError) Error() string { return "conflict: " + e.Detail }
+
+// RequestBody returns the exact bytes POSTed (and signed) for an event:
+// {"event": {"type": ..., "uuid": ...}, "payload": ...}. It is a pure
+// function of its inputs, so every attempt sends the same bytes.
+func RequestBody(eventType, uuid string, payload json.RawMessage) []byte {
+	t, _ := json.Marshal(eventType) // marshaling a string cannot fail
+	if len(payload) == 0 {
+		payload = json.RawMessage("null")
+	}
+	b := make([]byte, 0, len(t)+len(uuid)+len(payload)+48)
+	b = append(b, `{"event":{"type":`...)
+	b = append(b, t...)
+	b = append(b, `,"uuid":"`...)
+	b = append(b, uuid...)
+	b = append(b, `"},"payload":`...)
+	b = append(b, payload...)
+	return append(b, '}')
+}
