@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// CreateUser adds a user with role. A taken username is
+// webhook.ErrAlreadyExists.
+func (s *Store) CreateUser(ctx context.Context, username string, role webhook.Role) (webhook.User, error) {
+	username = strings.TrimSpace(username)
+	if username == "" || len(username) > 150 {
+		return webhook.User{}, webhook.NewValidationError("username", "Enter a name of 1 to 150 characters.")
+	}
+	switch role {
+	case webhook.RoleUser, webhook.RolePublisher, webhook.RoleAdmin:
+	default:
+		return webhook.User{}, webhook.NewValidationError("role", fmt.Sprintf("%q is not a valid role.", role))
+	}
+	row := &userRow{Username: username, Role: string(role), CreatedAt: s.now().UTC()}
+	if _, err := s.db.NewInsert().Model(row).Returning("id").Exec(ctx); err != nil {
+		if isUniqueViolation(err) {
+			return webhook.User{}, fmt.Errorf("user %q: %w", username, webhook.ErrAlreadyExists)
+		}
+		return webhook.User{}, fmt.Errorf("create user: %w", err)
+	}
+	return row.domain(), nil
+}
+
+// UserByName returns the user called username.
+func (s *Store) UserByName(ctx context.Context, username string) (webhook.User, error) {
+	var row userRow
+	if err := s.db.NewSelect().Model(&row).Where("username = ?", username).Scan(ctx); err != nil {
+		return webhook.User{}, fmt.Errorf("user %q: %w", username, notFound(err))
+	}
+	return row.domain(), nil
+}
+
+// CreateToken issues a new API key for the user. The key is returned once;
+// only its SHA-256 is stored (keys are 160 random bits, so a fast hash is
+// enough: there is nothing to brute-force).
+func (s *Store) CreateToken(ctx context.Context, userID int64) (string, error) {
+	var raw [20]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	key := hex.EncodeToString(raw[:]) // 40 hex characters, like DRF's tokens
+	row := &tokenRow{UserID: userID, KeyHash: hashKey(key), Prefix: key[:8], CreatedAt: s.now().UTC()}
+	if _, err := s.db.NewInsert().Model(row).Exec(ctx); err != nil {
+		return "", fmt.Errorf("create token: %w", err)
+	}
+	return key, nil
+}
+
+// RevokeToken revokes the token whose key or 8-character prefix is given.
+// It returns how many tokens it revoked; zero is webhook.ErrNotFound.
+func (s *Store) RevokeToken(ctx context.Context, keyOrPrefix string) (int64, error) {
+	q := s.db.NewUpdate().Model((*tokenRow)(nil)).Set("revoked_at = ?", s.now().UTC()).Where("revoked_at IS NULL")
+	if len(keyOrPrefix) == 8 {
+		q = q.Where("prefix = ?", keyOrPrefix)
+	} else {
+		q = q.Where("key_hash = ?", hashKey(keyOrPrefix))
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("revoke token: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if n == 0 {
+		return 0, fmt.Errorf("token %q: %w", keyOrPrefix[:min(8, len(keyOrPrefix))], webhook.ErrNotFound)
+	}
+	return n, nil
+}
+
+// Authenticate returns the owner of an unrevoked key, or
+// webhook.ErrUnauthenticated.
+func (s *Store) Authenticate(ctx context.Context, key string) (webhook.User, error) {
+	var u userRow
+	err := s.db.NewSelect().Model(&u).
+		Join("JOIN api_tokens AS t ON t.user_id = user_row.id").
+		Where("t.key_hash = ?", hashKey(key)).Where("t.revoked_at IS NULL").
+		Scan(ctx)
+	if err != nil {
+		if nf := notFound(err); nf == webhook.ErrNotFound {
+			return webhook.User{}, webhook.ErrUnauthenticated
+		}
+		return webhook.User{}, fmt.Errorf("%w: authenticate: %v", webhook.ErrUnavailable, err)
+	}
+	return u.domain(), nil
+}
+
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// AddEventTypes registers event type names; existing ones are kept.
+func (s *Store) AddEventTypes(ctx context.Context, names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	rows := make([]eventTypeRow, len(names))
+	for i, n := range names {
+		rows[i] = eventTypeRow{Name: n, CreatedAt: s.now().UTC()}
+	}
+	if _, err := s.db.NewInsert().Model(&rows).On("CONFLICT (name) DO NOTHING").Exec(ctx); err != nil {
+		return fmt.Errorf("add event types: %w", err)
+	}
+	return nil
+}
+
+// EventTypes returns the registered event type names, sorted.
+func (s *Store) EventTypes(ctx context.Context) ([]string, error) {
+	var names []string
+	if err := s.db.NewSelect().Model((*eventTypeRow)(nil)).Column("name").Order("name").Scan(ctx, &names); err != nil {
+		return nil, fmt.Errorf("list event types: %w", err)
+	}
+	return names, nil
+}
+
+// EventTypeExists reports whether name is a registered event type.
+func (s *Store) EventTypeExists(ctx context.Context, name string) (bool, error) {
+	ok, err := s.db.NewSelect().Model((*eventTypeRow)(nil)).Where("name = ?", name).Exists(ctx)
+	if err != nil {
+		return false, fmt.Errorf("event type %q: %w", name, err)
+	}
+	return ok, nil
+}

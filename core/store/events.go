@@ -1,0 +1,330 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// notifyChannel is the PostgreSQL channel publishing notifies so that every
+// node's dispatcher wakes at once.
+const notifyChannel = "whisperer_events"
+
+// PublishRequest is one published event.
+type PublishRequest struct {
+	EventType string
+	Payload   json.RawMessage
+	// PublisherID and IdempotencyKey make a repeated publish return the
+	// first one's events instead of fanning out again.
+	PublisherID    int64
+	IdempotencyKey string
+}
+
+// Published is what Publish created (or found, when Replayed).
+type Published struct {
+	Events   []webhook.Event
+	Replayed bool
+}
+
+// Publish fans an event out to every active hook of its type: one webhook
+// event row per hook, inserted in the same transaction as the message, so
+// nothing accepted can be lost. An unregistered event type is a
+// *webhook.ValidationError.
+func (s *Store) Publish(ctx context.Context, req PublishRequest) (Published, error) {
+	payload, err := compactJSON(req.Payload)
+	if err != nil {
+		return Published{}, webhook.NewValidationError("payload", "Value must be valid JSON.")
+	}
+	var out Published
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		out = Published{}
+		if req.IdempotencyKey != "" {
+			evs, found, err := s.eventsOfIdempotentMessage(ctx, tx, req)
+			if err != nil || found {
+				out = Published{Events: evs, Replayed: found}
+				return err
+			}
+		}
+		ok, err := tx.NewSelect().Model((*eventTypeRow)(nil)).Where("name = ?", req.EventType).Exists(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return webhook.NewValidationError("event_type", fmt.Sprintf("%q is not a valid choice.", req.EventType))
+		}
+		now := s.now().UTC()
+		msg := &messageRow{EventType: req.EventType, Payload: string(payload), CreatedAt: now}
+		if req.PublisherID != 0 {
+			msg.PublisherID = &req.PublisherID
+		}
+		if req.IdempotencyKey != "" {
+			msg.IdempotencyKey = &req.IdempotencyKey
+		}
+		if _, err := tx.NewInsert().Model(msg).Returning("id").Exec(ctx); err != nil {
+			return err
+		}
+		var hooks []struct {
+			ID     int64 `bun:"id"`
+			UserID int64 `bun:"user_id"`
+		}
+		if err := tx.NewSelect().Table("webhooks").Column("id", "user_id").
+			Where("event_type = ?", req.EventType).Where("is_active").OrderExpr("id").
+			Scan(ctx, &hooks); err != nil {
+			return err
+		}
+		rows := make([]eventRow, len(hooks))
+		for i, h := range hooks {
+			rows[i] = eventRow{
+				UUID: newUUID(), MessageID: msg.ID, WebhookID: h.ID, UserID: h.UserID,
+				EventType: req.EventType, State: string(webhook.StatePending),
+				NextAttemptAt: micros(now), CreatedAt: now, ModifiedAt: now,
+			}
+		}
+		// Chunks keep SQLite under its bound-variable limit on wide fan-outs.
+		for start := 0; start < len(rows); start += 500 {
+			chunk := rows[start:min(start+500, len(rows))]
+			if _, err := tx.NewInsert().Model(&chunk).Returning("id").Exec(ctx); err != nil {
+				return err
+			}
+		}
+		if len(rows) > 0 && s.dialect == Postgres {
+			if _, err := tx.ExecContext(ctx, "SELECT pg_notify(?, '')", notifyChannel); err != nil {
+				return err
+			}
+		}
+		out.Events = make([]webhook.Event, len(rows))
+		for i := range rows {
+			out.Events[i] = rows[i].domain(msg.Payload)
+		}
+		return nil
+	})
+	if err != nil {
+		if isUniqueViolation(err) && req.IdempotencyKey != "" {
+			// A concurrent publish with the same key won: answer with its events.
+			evs, _, err2 := s.eventsOfIdempotentMessage(ctx, s.db, req)
+			return Published{Events: evs, Replayed: true}, err2
+		}
+		var verr *webhook.ValidationError
+		if errors.As(err, &verr) {
+			return Published{}, verr
+		}
+		return Published{}, fmt.Errorf("publish %q: %w", req.EventType, err)
+	}
+	return out, nil
+}
+
+func (s *Store) eventsOfIdempotentMessage(ctx context.Context, db bun.IDB, req PublishRequest) ([]webhook.Event, bool, error) {
+	var msg messageRow
+	err := db.NewSelect().Model(&msg).
+		Where("publisher_id = ?", req.PublisherID).Where("idempotency_key = ?", req.IdempotencyKey).
+		Scan(ctx)
+	if err != nil {
+		if notFound(err) == webhook.ErrNotFound {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	var rows []eventRow
+	if err := db.NewSelect().Model(&rows).Where("message_id = ?", msg.ID).Order("id").Scan(ctx); err != nil {
+		return nil, false, err
+	}
+	out := make([]webhook.Event, len(rows))
+	for i := range rows {
+		out[i] = rows[i].domain(msg.Payload)
+	}
+	return out, true, nil
+}
+
+func compactJSON(raw json.RawMessage) ([]byte, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return []byte("null"), nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// newUUID returns a random (version 4) UUID as 32 hex digits, the form
+// dj-whisperer sends in event.uuid.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return hex.EncodeToString(b[:])
+}
+
+// EventFilter narrows ListEvents. Zero fields do not filter.
+type EventFilter struct {
+	UUID               string
+	EventType          string
+	ResponseHTTPStatus *int
+	Delivered          *bool
+	CreatedDate        time.Time // a UTC day; events created on it
+	WebhookID          int64
+	State              webhook.State
+	CreatedSince       time.Time
+}
+
+// ListEvents returns one page of the webhook events sc may see, newest
+// first, each with its hook and attempts.
+func (s *Store) ListEvents(ctx context.Context, sc Scope, f EventFilter, p Page) ([]webhook.Job, PageInfo, error) {
+	var rows []eventRow
+	q := sc.apply(s.db.NewSelect().Model(&rows), "e.user_id")
+	if f.UUID != "" {
+		q = q.Where("e.uuid = ?", f.UUID)
+	}
+	if f.EventType != "" {
+		q = q.Where("e.event_type = ?", f.EventType)
+	}
+	if f.ResponseHTTPStatus != nil {
+		q = q.Where("e.response_http_status = ?", *f.ResponseHTTPStatus)
+	}
+	if f.Delivered != nil {
+		q = q.Where("e.delivered = ?", *f.Delivered)
+	}
+	if !f.CreatedDate.IsZero() {
+		day := f.CreatedDate.UTC().Truncate(24 * time.Hour)
+		q = q.Where("e.created_at >= ?", day).Where("e.created_at < ?", day.Add(24*time.Hour))
+	}
+	if !f.CreatedSince.IsZero() {
+		q = q.Where("e.created_at >= ?", f.CreatedSince.UTC())
+	}
+	if f.WebhookID != 0 {
+		q = q.Where("e.webhook_id = ?", f.WebhookID)
+	}
+	if f.State != "" {
+		q = q.Where("e.state = ?", f.State)
+	}
+	q, limit := paginate(q, p, "e.id")
+	if err := q.Scan(ctx); err != nil {
+		return nil, PageInfo{}, fmt.Errorf("list events: %w", err)
+	}
+	rows, info := pageInfo(rows, p, limit)
+	jobs, err := s.assemble(ctx, s.db, rows, true)
+	return jobs, info, err
+}
+
+// Event returns the webhook event with the given id or uuid, with its hook
+// and attempts, if sc may see it.
+func (s *Store) Event(ctx context.Context, sc Scope, idOrUUID string) (webhook.Job, error) {
+	var rows []eventRow
+	q := sc.apply(s.db.NewSelect().Model(&rows), "e.user_id")
+	if id, ok := parseID(idOrUUID); ok {
+		q = q.Where("e.id = ?", id)
+	} else {
+		q = q.Where("e.uuid = ?", normalizeUUID(idOrUUID))
+	}
+	if err := q.Limit(1).Scan(ctx); err != nil {
+		return webhook.Job{}, fmt.Errorf("event %q: %w", idOrUUID, err)
+	}
+	if len(rows) == 0 {
+		return webhook.Job{}, fmt.Errorf("event %q: %w", idOrUUID, webhook.ErrNotFound)
+	}
+	jobs, err := s.assemble(ctx, s.db, rows, true)
+	if err != nil {
+		return webhook.Job{}, err
+	}
+	return jobs[0], nil
+}
+
+func parseID(s string) (int64, bool) {
+	var id int64
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		id = id*10 + int64(c-'0')
+	}
+	return id, true
+}
+
+// normalizeUUID accepts the dashed form dj-whisperer's docs show.
+func normalizeUUID(s string) string {
+	return string(bytes.ToLower(bytes.ReplaceAll([]byte(s), []byte("-"), nil)))
+}
+
+// assemble loads the hooks, payloads and (optionally) attempts of rows in
+// three queries, whatever their number.
+func (s *Store) assemble(ctx context.Context, db bun.IDB, rows []eventRow, withAttempts bool) ([]webhook.Job, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	hookIDs := make([]int64, 0, len(rows))
+	msgIDs := make([]int64, 0, len(rows))
+	eventIDs := make([]int64, len(rows))
+	for i, r := range rows {
+		hookIDs = append(hookIDs, r.WebhookID)
+		msgIDs = append(msgIDs, r.MessageID)
+		eventIDs[i] = r.ID
+	}
+	var hooks []webhookRow
+	if err := db.NewSelect().Model(&hooks).Where("id IN (?)", bun.In(dedupe(hookIDs))).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load hooks: %w", err)
+	}
+	byHook := make(map[int64]*webhookRow, len(hooks))
+	for i := range hooks {
+		byHook[hooks[i].ID] = &hooks[i]
+	}
+	var msgs []struct {
+		ID      int64  `bun:"id"`
+		Payload string `bun:"payload"`
+	}
+	if err := db.NewSelect().Table("messages").Column("id", "payload").
+		Where("id IN (?)", bun.In(dedupe(msgIDs))).Scan(ctx, &msgs); err != nil {
+		return nil, fmt.Errorf("load payloads: %w", err)
+	}
+	payloads := make(map[int64]string, len(msgs))
+	for _, m := range msgs {
+		payloads[m.ID] = m.Payload
+	}
+	var attempts map[int64][]webhook.Attempt
+	if withAttempts {
+		var arows []attemptRow
+		if err := db.NewSelect().Model(&arows).Where("event_id IN (?)", bun.In(eventIDs)).
+			OrderExpr("id DESC").Scan(ctx); err != nil {
+			return nil, fmt.Errorf("load attempts: %w", err)
+		}
+		attempts = make(map[int64][]webhook.Attempt, len(rows))
+		for i := range arows {
+			attempts[arows[i].EventID] = append(attempts[arows[i].EventID], arows[i].domain())
+		}
+	}
+	jobs := make([]webhook.Job, 0, len(rows))
+	for i := range rows {
+		h := byHook[rows[i].WebhookID]
+		if h == nil {
+			continue // deleted concurrently; cascades remove the event too
+		}
+		ev := rows[i].domain(payloads[rows[i].MessageID])
+		ev.Attempts = attempts[ev.ID]
+		jobs = append(jobs, webhook.Job{Event: ev, Webhook: h.domain()})
+	}
+	return jobs, nil
+}
+
+func dedupe(ids []int64) []int64 {
+	seen := make(map[int64]struct{}, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
+}

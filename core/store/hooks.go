@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/uptrace/bun"
+
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// Scope is whose rows a query may see: one user's, or everyone's (admin).
+type Scope struct {
+	UserID int64
+	All    bool
+}
+
+func (sc Scope) apply(q *bun.SelectQuery, column string) *bun.SelectQuery {
+	if sc.All {
+		return q
+	}
+	return q.Where("? = ?", bun.Ident(column), sc.UserID)
+}
+
+// Page asks for one page of a list ordered newest first by id. Before
+// pages forward (ids below it); After pages backward (ids above it).
+type Page struct {
+	Limit  int
+	Before int64
+	After  int64
+}
+
+// PageInfo says whether pages exist beyond the one returned.
+type PageInfo struct {
+	HasNext, HasPrev bool
+}
+
+// paginate applies p to q on column id and returns the limit to ask for.
+func paginate(q *bun.SelectQuery, p Page, id string) (*bun.SelectQuery, int) {
+	limit := p.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	switch {
+	case p.After > 0:
+		q = q.Where("? > ?", bun.Ident(id), p.After).OrderExpr("? ASC", bun.Ident(id))
+	case p.Before > 0:
+		q = q.Where("? < ?", bun.Ident(id), p.Before).OrderExpr("? DESC", bun.Ident(id))
+	default:
+		q = q.OrderExpr("? DESC", bun.Ident(id))
+	}
+	return q.Limit(int64(limit + 1)), limit
+}
+
+// pageInfo trims the extra row fetched to detect more, restores newest-first
+// order, and reports the neighbours.
+func pageInfo[T any](rows []T, p Page, limit int) ([]T, PageInfo) {
+	more := len(rows) > limit
+	if more {
+		rows = rows[:limit]
+	}
+	if p.After > 0 {
+		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
+			rows[i], rows[j] = rows[j], rows[i]
+		}
+		return rows, PageInfo{HasNext: true, HasPrev: more}
+	}
+	return rows, PageInfo{HasNext: more, HasPrev: p.Before > 0}
+}
+
+// CreateWebhook inserts w (ID and times are set). A second hook with the
+// same user, target_url and event_type is webhook.ErrAlreadyExists.
+func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (webhook.Webhook, error) {
+	now := s.now().UTC()
+	w.CreatedAt, w.ModifiedAt = now, now
+	row, err := webhookToRow(&w)
+	if err != nil {
+		return webhook.Webhook{}, fmt.Errorf("create webhook: %w", err)
+	}
+	row.ID = 0
+	if _, err := s.db.NewInsert().Model(row).Returning("id").Exec(ctx); err != nil {
+		if isUniqueViolation(err) {
+			return webhook.Webhook{}, webhook.ErrAlreadyExists
+		}
+		return webhook.Webhook{}, fmt.Errorf("create webhook: %w", err)
+	}
+	return row.domain(), nil
+}
+
+// Webhook returns the hook id if sc may see it; otherwise
+// webhook.ErrNotFound, so a caller cannot learn that another user's hook
+// exists.
+func (s *Store) Webhook(ctx context.Context, sc Scope, id int64) (webhook.Webhook, error) {
+	var row webhookRow
+	q := sc.apply(s.db.NewSelect().Model(&row).Where("id = ?", id), "user_id")
+	if err := q.Scan(ctx); err != nil {
+		return webhook.Webhook{}, fmt.Errorf("webhook %d: %w", id, notFound(err))
+	}
+	return row.domain(), nil
+}
+
+// UpdateWebhook stores every field of w (a PUT; PATCH merges before
+// calling). The uniqueness rule applies as on create.
+func (s *Store) UpdateWebhook(ctx context.Context, sc Scope, w webhook.Webhook) (webhook.Webhook, error) {
+	w.ModifiedAt = s.now().UTC()
+	row, err := webhookToRow(&w)
+	if err != nil {
+		return webhook.Webhook{}, fmt.Errorf("update webhook: %w", err)
+	}
+	q := s.db.NewUpdate().Model(row).
+		Column("target_url", "event_type", "secret_key", "is_active", "callback",
+			"retry_countdown_config", "additional_headers", "config", "modified_at").
+		WherePK()
+	if !sc.All {
+		q = q.Where("user_id = ?", sc.UserID)
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		if isUniqueViolation(err) {
+			return webhook.Webhook{}, webhook.ErrAlreadyExists
+		}
+		return webhook.Webhook{}, fmt.Errorf("update webhook %d: %w", w.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return webhook.Webhook{}, fmt.Errorf("webhook %d: %w", w.ID, webhook.ErrNotFound)
+	}
+	return s.Webhook(ctx, sc, w.ID)
+}
+
+// DeactivateWebhook sets is_active to false, as dj-whisperer's DELETE does.
+func (s *Store) DeactivateWebhook(ctx context.Context, sc Scope, id int64) error {
+	q := s.db.NewUpdate().Model((*webhookRow)(nil)).
+		Set("is_active = ?", false).Set("modified_at = ?", s.now().UTC()).Where("id = ?", id)
+	if !sc.All {
+		q = q.Where("user_id = ?", sc.UserID)
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("deactivate webhook %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("webhook %d: %w", id, webhook.ErrNotFound)
+	}
+	return nil
+}
+
+// HookFilter narrows ListWebhooks. Empty fields do not filter.
+type HookFilter struct {
+	TargetURL string // case-insensitive exact match
+	EventType string // case-insensitive exact match
+	IsActive  *bool
+}
+
+// ListWebhooks returns one page of the hooks sc may see, newest first.
+func (s *Store) ListWebhooks(ctx context.Context, sc Scope, f HookFilter, p Page) ([]webhook.Webhook, PageInfo, error) {
+	var rows []webhookRow
+	q := sc.apply(s.db.NewSelect().Model(&rows), "user_id")
+	if f.TargetURL != "" {
+		q = q.Where("lower(target_url) = lower(?)", f.TargetURL)
+	}
+	if f.EventType != "" {
+		q = q.Where("lower(event_type) = lower(?)", f.EventType)
+	}
+	if f.IsActive != nil {
+		q = q.Where("is_active = ?", *f.IsActive)
+	}
+	q, limit := paginate(q, p, "id")
+	if err := q.Scan(ctx); err != nil {
+		return nil, PageInfo{}, fmt.Errorf("list webhooks: %w", err)
+	}
+	rows, info := pageInfo(rows, p, limit)
+	out := make([]webhook.Webhook, len(rows))
+	for i := range rows {
+		out[i] = rows[i].domain()
+	}
+	return out, info, nil
+}

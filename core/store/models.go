@@ -1,0 +1,162 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// The bun models mirror the tables one to one; conversion to the domain
+// types happens here and nowhere else.
+
+type userRow struct {
+	bun.BaseModel `bun:"table:users"`
+	ID            int64     `bun:"id,pk,autoincrement"`
+	Username      string    `bun:"username"`
+	Role          string    `bun:"role"`
+	CreatedAt     time.Time `bun:"created_at"`
+}
+
+func (r *userRow) domain() webhook.User {
+	return webhook.User{ID: r.ID, Username: r.Username, Role: webhook.Role(r.Role), CreatedAt: r.CreatedAt}
+}
+
+type tokenRow struct {
+	bun.BaseModel `bun:"table:api_tokens"`
+	ID            int64      `bun:"id,pk,autoincrement"`
+	UserID        int64      `bun:"user_id"`
+	KeyHash       string     `bun:"key_hash"`
+	Prefix        string     `bun:"prefix"`
+	CreatedAt     time.Time  `bun:"created_at"`
+	RevokedAt     *time.Time `bun:"revoked_at"`
+}
+
+type eventTypeRow struct {
+	bun.BaseModel `bun:"table:event_types"`
+	Name          string    `bun:"name,pk"`
+	CreatedAt     time.Time `bun:"created_at"`
+}
+
+type webhookRow struct {
+	bun.BaseModel     `bun:"table:webhooks"`
+	ID                int64     `bun:"id,pk,autoincrement"`
+	UserID            int64     `bun:"user_id"`
+	TargetURL         string    `bun:"target_url"`
+	EventType         string    `bun:"event_type"`
+	SecretKey         string    `bun:"secret_key"`
+	IsActive          bool      `bun:"is_active"`
+	Callback          string    `bun:"callback"`
+	RetryCountdown    string    `bun:"retry_countdown_config"`
+	AdditionalHeaders string    `bun:"additional_headers"`
+	Config            string    `bun:"config"`
+	CreatedAt         time.Time `bun:"created_at"`
+	ModifiedAt        time.Time `bun:"modified_at"`
+}
+
+func webhookToRow(w *webhook.Webhook) (*webhookRow, error) {
+	rc, err := json.Marshal(w.RetryCountdown)
+	if err != nil {
+		return nil, err
+	}
+	headers := w.AdditionalHeaders
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	ah, err := json.Marshal(headers)
+	if err != nil {
+		return nil, err
+	}
+	config := w.Config
+	if config == nil {
+		config = map[string]any{}
+	}
+	cfg, err := json.Marshal(config)
+	if err != nil {
+		return nil, err
+	}
+	return &webhookRow{
+		ID: w.ID, UserID: w.UserID, TargetURL: w.TargetURL, EventType: w.EventType,
+		SecretKey: w.SecretKey, IsActive: w.IsActive, Callback: w.Callback,
+		RetryCountdown: string(rc), AdditionalHeaders: string(ah), Config: string(cfg),
+		CreatedAt: w.CreatedAt, ModifiedAt: w.ModifiedAt,
+	}, nil
+}
+
+func (r *webhookRow) domain() webhook.Webhook {
+	w := webhook.Webhook{
+		ID: r.ID, UserID: r.UserID, TargetURL: r.TargetURL, EventType: r.EventType,
+		SecretKey: r.SecretKey, IsActive: r.IsActive, Callback: r.Callback,
+		CreatedAt: r.CreatedAt.UTC(), ModifiedAt: r.ModifiedAt.UTC(),
+	}
+	// The columns are written only by webhookToRow, so they decode.
+	_ = json.Unmarshal([]byte(r.RetryCountdown), &w.RetryCountdown)
+	_ = json.Unmarshal([]byte(r.AdditionalHeaders), &w.AdditionalHeaders)
+	_ = json.Unmarshal([]byte(r.Config), &w.Config)
+	return w
+}
+
+type messageRow struct {
+	bun.BaseModel  `bun:"table:messages"`
+	ID             int64     `bun:"id,pk,autoincrement"`
+	EventType      string    `bun:"event_type"`
+	Payload        string    `bun:"payload"`
+	PublisherID    *int64    `bun:"publisher_id"`
+	IdempotencyKey *string   `bun:"idempotency_key"`
+	CreatedAt      time.Time `bun:"created_at"`
+}
+
+type eventRow struct {
+	bun.BaseModel      `bun:"table:webhook_events,alias:e"`
+	ID                 int64     `bun:"id,pk,autoincrement"`
+	UUID               string    `bun:"uuid"`
+	MessageID          int64     `bun:"message_id"`
+	WebhookID          int64     `bun:"webhook_id"`
+	UserID             int64     `bun:"user_id"`
+	EventType          string    `bun:"event_type"`
+	State              string    `bun:"state"`
+	Delivered          bool      `bun:"delivered"`
+	RetryCount         int       `bun:"retry_count"`
+	RetryBase          int       `bun:"retry_base"`
+	NextAttemptAt      int64     `bun:"next_attempt_at"`
+	LeaseOwner         *string   `bun:"lease_owner"`
+	ResponseHTTPStatus *int      `bun:"response_http_status"`
+	ResponseContent    string    `bun:"response_content"`
+	CreatedAt          time.Time `bun:"created_at"`
+	ModifiedAt         time.Time `bun:"modified_at"`
+}
+
+func (r *eventRow) domain(payload string) webhook.Event {
+	return webhook.Event{
+		ID: r.ID, UUID: r.UUID, WebhookID: r.WebhookID, UserID: r.UserID, EventType: r.EventType,
+		Payload: json.RawMessage(payload), ResponseContent: r.ResponseContent,
+		ResponseHTTPStatus: r.ResponseHTTPStatus, Delivered: r.Delivered,
+		RetryCount: r.RetryCount, RetryBase: r.RetryBase, State: webhook.State(r.State),
+		NextAttemptAt: fromMicros(r.NextAttemptAt),
+		CreatedAt:     r.CreatedAt.UTC(), ModifiedAt: r.ModifiedAt.UTC(),
+	}
+}
+
+type attemptRow struct {
+	bun.BaseModel `bun:"table:delivery_attempts"`
+	ID            int64     `bun:"id,pk,autoincrement"`
+	EventID       int64     `bun:"event_id"`
+	AttemptedAt   time.Time `bun:"attempted_at"`
+	DurationUS    int64     `bun:"duration_us"`
+	Status        int       `bun:"status"`
+	Body          string    `bun:"body"`
+	Error         string    `bun:"error"`
+}
+
+func (r *attemptRow) domain() webhook.Attempt {
+	return webhook.Attempt{
+		ID: r.ID, EventID: r.EventID, AttemptedAt: r.AttemptedAt.UTC(),
+		Duration: time.Duration(r.DurationUS) * time.Microsecond,
+		Status:   r.Status, Body: r.Body, Error: r.Error,
+	}
+}
+
+func micros(t time.Time) int64       { return t.UnixMicro() }
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }

@@ -1,0 +1,287 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
+
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// A claimed row keeps state 'pending' and gets lease_owner set and
+// next_attempt_at moved to the lease's end. So the due-events index alone
+// finds both never-claimed rows and rows whose lease expired (a crashed
+// node's): the claim stays one index range scan of O(batch) rows, however
+// many delivered or future rows the table holds.
+
+const eventColumns = "id, uuid, message_id, webhook_id, user_id, event_type, state, delivered, retry_count, retry_base, next_attempt_at, lease_owner, response_http_status, response_content, created_at, modified_at"
+
+// Claim leases up to limit due events to owner for lease, oldest due first.
+func (s *Store) Claim(ctx context.Context, owner string, limit int, lease time.Duration) ([]webhook.Job, error) {
+	now := s.now()
+	due := `SELECT id FROM webhook_events WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`
+	if s.dialect == Postgres {
+		due += ` FOR UPDATE SKIP LOCKED`
+	}
+	return s.claim(ctx, owner, lease, now, "id IN ("+due+")", micros(now), limit)
+}
+
+// ClaimEvents leases the given pending events that nobody holds, for an
+// inline ("async": false) first attempt.
+func (s *Store) ClaimEvents(ctx context.Context, owner string, ids []int64, lease time.Duration) ([]webhook.Job, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	now := s.now()
+	where := "id IN (?) AND state = 'pending' AND (lease_owner IS NULL OR next_attempt_at <= ?)"
+	return s.claim(ctx, owner, lease, now, where, bun.In(ids), micros(now))
+}
+
+func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, now time.Time, where string, args ...any) ([]webhook.Job, error) {
+	var jobs []webhook.Job
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var rows []eventRow
+		q := "UPDATE webhook_events SET lease_owner = ?, next_attempt_at = ? WHERE " + where + " RETURNING " + eventColumns
+		all := append([]any{owner, micros(now.Add(lease))}, args...)
+		if err := tx.NewRaw(q, all...).Scan(ctx, &rows); err != nil {
+			return err
+		}
+		var err error
+		jobs, err = s.assemble(ctx, tx, rows, false)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
+	}
+	return jobs, nil
+}
+
+// Complete records attempts and their outcomes in one transaction. Rows
+// whose lease owner is no longer owner (the lease expired and another node
+// took them) are skipped: that node's result wins.
+func (s *Store) Complete(ctx context.Context, owner string, results []webhook.Result) error {
+	if len(results) == 0 {
+		return nil
+	}
+	now := s.now().UTC()
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for start := 0; start < len(results); start += 200 {
+			if err := s.completeChunk(ctx, tx, owner, results[start:min(start+200, len(results))], now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: complete %d results: %v", webhook.ErrUnavailable, len(results), err)
+	}
+	return nil
+}
+
+func (s *Store) completeChunk(ctx context.Context, tx bun.Tx, owner string, results []webhook.Result, now time.Time) error {
+	cast := func(typ string) string {
+		if s.dialect == Postgres {
+			return "CAST(? AS " + typ + ")"
+		}
+		return "?"
+	}
+	row := "(" + strings.Join([]string{cast("BIGINT"), cast("TEXT"), cast("BOOLEAN"), cast("INTEGER"),
+		cast("BIGINT"), cast("INTEGER"), cast("TEXT")}, ", ") + ")"
+	var b strings.Builder
+	b.WriteString("WITH v(id, state, delivered, retry_count, next_attempt_at, status, content) AS (VALUES ")
+	args := make([]any, 0, len(results)*7+2)
+	for i, r := range results {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+		var status *int
+		if r.Attempt.Status != 0 {
+			status = &r.Attempt.Status
+		}
+		args = append(args, r.EventID, string(r.State), r.State == webhook.StateDelivered, r.RetryCount,
+			micros(r.NextAttemptAt), status, r.Attempt.Body)
+	}
+	b.WriteString(`) UPDATE webhook_events SET state = v.state, delivered = v.delivered,
+		retry_count = v.retry_count, next_attempt_at = v.next_attempt_at, lease_owner = NULL,
+		response_http_status = v.status, response_content = v.content, modified_at = ?
+		FROM v WHERE webhook_events.id = v.id AND webhook_events.lease_owner = ?
+		RETURNING webhook_events.id`)
+	args = append(args, now, owner)
+	var updated []int64
+	if err := tx.NewRaw(b.String(), args...).Scan(ctx, &updated); err != nil {
+		return err
+	}
+	if len(updated) == 0 {
+		return nil
+	}
+	ok := make(map[int64]bool, len(updated))
+	for _, id := range updated {
+		ok[id] = true
+	}
+	attempts := make([]attemptRow, 0, len(updated))
+	for _, r := range results {
+		if !ok[r.EventID] {
+			continue
+		}
+		a := r.Attempt
+		attempts = append(attempts, attemptRow{
+			EventID: r.EventID, AttemptedAt: a.AttemptedAt.UTC(), DurationUS: a.Duration.Microseconds(),
+			Status: a.Status, Body: a.Body, Error: a.Error,
+		})
+	}
+	_, err := tx.NewInsert().Model(&attempts).Exec(ctx)
+	return err
+}
+
+// Release gives back owner's leases on ids without recording an attempt,
+// making them due at once (graceful shutdown of jobs never started).
+func (s *Store) Release(ctx context.Context, owner string, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.db.NewUpdate().Model((*eventRow)(nil)).
+		Set("lease_owner = NULL").Set("next_attempt_at = ?", micros(s.now())).
+		Where("id IN (?)", bun.In(ids)).Where("lease_owner = ?", owner).Where("state = 'pending'").
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: release %d leases: %v", webhook.ErrUnavailable, len(ids), err)
+	}
+	return nil
+}
+
+// Redeliver makes the event due now and starts a new series of attempts.
+// An event already delivered is a *webhook.ConflictError unless force.
+func (s *Store) Redeliver(ctx context.Context, sc Scope, idOrUUID string, force bool) (webhook.Job, error) {
+	job, err := s.Event(ctx, sc, idOrUUID)
+	if err != nil {
+		return webhook.Job{}, err
+	}
+	ev := job.Event
+	if ev.State == webhook.StateDelivered && !force {
+		return webhook.Job{}, &webhook.ConflictError{Detail: "Event " + ev.UUID + " is already delivered; send \"force\": true to deliver it again."}
+	}
+	now := s.now()
+	res, err := s.db.NewUpdate().Model((*eventRow)(nil)).
+		Set("state = 'pending'").Set("lease_owner = NULL").Set("retry_base = retry_count").
+		Set("next_attempt_at = ?", micros(now)).Set("modified_at = ?", now.UTC()).
+		Where("id = ?", ev.ID).
+		// A row leased right now is being delivered; leave it to finish.
+		Where("(state <> 'pending' OR lease_owner IS NULL OR next_attempt_at <= ?)", micros(now)).
+		Exec(ctx)
+	if err != nil {
+		return webhook.Job{}, fmt.Errorf("redeliver %s: %w", ev.UUID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return webhook.Job{}, &webhook.ConflictError{Detail: "Event " + ev.UUID + " is being delivered right now."}
+	}
+	s.notify(ctx)
+	return s.Event(ctx, sc, ev.UUID)
+}
+
+// RedeliverFilter selects failed events for RedeliverFailed.
+type RedeliverFilter struct {
+	Since, Until time.Time // created_at range; a zero Until means now
+	WebhookID    int64
+}
+
+// RedeliverFailed makes due now every event in range that was given up or
+// is waiting for a retry after a failure, and returns how many.
+func (s *Store) RedeliverFailed(ctx context.Context, sc Scope, f RedeliverFilter) (int64, error) {
+	now := s.now()
+	until := f.Until
+	if until.IsZero() {
+		until = now
+	}
+	q := s.db.NewUpdate().Model((*eventRow)(nil)).
+		Set("state = 'pending'").Set("lease_owner = NULL").Set("retry_base = retry_count").
+		Set("next_attempt_at = ?", micros(now)).Set("modified_at = ?", now.UTC()).
+		Where("created_at >= ?", f.Since.UTC()).Where("created_at < ?", until.UTC()).
+		Where("(state = 'given_up' OR (state = 'pending' AND retry_count > retry_base AND lease_owner IS NULL))")
+	if f.WebhookID != 0 {
+		q = q.Where("webhook_id = ?", f.WebhookID)
+	}
+	if !sc.All {
+		q = q.Where("user_id = ?", sc.UserID)
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("redeliver failed events: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		s.notify(ctx)
+	}
+	return n, nil
+}
+
+// notify wakes other nodes' dispatchers (PostgreSQL only; in-process
+// wake-ups are the caller's business).
+func (s *Store) notify(ctx context.Context) {
+	if s.dialect == Postgres {
+		_, _ = s.db.ExecContext(ctx, "SELECT pg_notify(?, '')", notifyChannel)
+	}
+}
+
+// Listen calls fn whenever any node publishes (PostgreSQL LISTEN/NOTIFY),
+// reconnecting on its own, until ctx ends. On SQLite, a single-node
+// backend, it only waits for ctx. It returns nil when ctx ends.
+func (s *Store) Listen(ctx context.Context, fn func()) error {
+	if s.dialect != Postgres {
+		<-ctx.Done()
+		return nil
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, fn)
+		if ctx.Err() != nil {
+			break
+		}
+		_ = err // the dispatcher's poll covers the gap; retry with backoff
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	return nil
+}
+
+func (s *Store) listenOnce(ctx context.Context, fn func()) error {
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	fn() // catch up on anything published while we were not listening
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		fn()
+	}
+}
+
+// Counts returns the number of webhook events in each state.
+func (s *Store) Counts(ctx context.Context) (map[webhook.State]int64, error) {
+	var rows []struct {
+		State string `bun:"state"`
+		N     int64  `bun:"n"`
+	}
+	if err := s.db.NewSelect().Table("webhook_events").ColumnExpr("state, count(*) AS n").
+		Group("state").Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("count events: %w", err)
+	}
+	out := map[webhook.State]int64{}
+	for _, r := range rows {
+		out[webhook.State(r.State)] = r.N
+	}
+	return out, nil
+}

@@ -1,0 +1,238 @@
+// Package store is Whisperer's persistence on SQLite (the embedded default,
+// pure Go) and PostgreSQL (production, multi-node), through bun. The
+// webhook_events table is also the delivery queue: a row is the job.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Dialect names.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Options tune Open. The zero value is usable.
+type Options struct {
+	// MaxOpenConns bounds PostgreSQL connections. Defaults to 20. SQLite
+	// always uses one connection: it has a single writer, and one
+	// connection makes that explicit instead of a busy-retry loop.
+	MaxOpenConns int
+}
+
+// Store is the database. It is safe for concurrent use. After Close every
+// method fails.
+type Store struct {
+	db      *bun.DB
+	dialect string
+	dsn     string // PostgreSQL DSN, for LISTEN connections
+	now     func() time.Time
+}
+
+// Open connects to url ("sqlite://path", "sqlite://:memory:" or
+// "postgres://…") and checks that the database answers. It does not migrate.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	s := &Store{now: time.Now}
+	switch {
+	case strings.HasPrefix(rawURL, "sqlite://"):
+		file := strings.TrimPrefix(rawURL, "sqlite://")
+		if file == "" {
+			return nil, fmt.Errorf("open database: sqlite:// needs a file path, e.g. sqlite://whisperer.db")
+		}
+		sqldb, err := sql.Open("sqlite", sqliteDSN(file))
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", file, err)
+		}
+		sqldb.SetMaxOpenConns(1)
+		sqldb.SetConnMaxLifetime(0)
+		sqldb.SetConnMaxIdleTime(0)
+		s.db = bun.NewDB(sqldb, sqlitedialect.New())
+		s.dialect = SQLite
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		cfg, err := pgx.ParseConfig(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		sqldb := stdlib.OpenDB(*cfg)
+		sqldb.SetMaxOpenConns(cmpOr(opts.MaxOpenConns, 20))
+		sqldb.SetMaxIdleConns(cmpOr(opts.MaxOpenConns, 20))
+		s.db = bun.NewDB(sqldb, pgdialect.New())
+		s.dialect = Postgres
+		s.dsn = rawURL
+	default:
+		return nil, fmt.Errorf("open database: unsupported url %q (want sqlite://FILE or postgres://…)", redact(rawURL))
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func sqliteDSN(file string) string {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	if file == ":memory:" {
+		return "file::memory:?" + q.Encode()
+	}
+	return "file:" + file + "?" + q.Encode()
+}
+
+func cmpOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// redact hides a password in a database URL for error messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// Dialect returns SQLite or Postgres.
+func (s *Store) Dialect() string { return s.dialect }
+
+// DB exposes the bun handle for tests and tools.
+func (s *Store) DB() *bun.DB { return s.db }
+
+// SetClock replaces time.Now, for tests.
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping reports whether the database answers; a failure wraps
+// webhook.ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("%w: %v", webhook.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Migrate applies the embedded migrations not yet applied, each in its own
+// transaction. On PostgreSQL an advisory lock lets several nodes start at
+// once.
+func (s *Store) Migrate(ctx context.Context) error {
+	dir := path.Join("migrations", s.dialect)
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return fmt.Errorf("read migrations: %w", err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		version, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with a number", name)
+		}
+		body, err := migrations.ReadFile(path.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			if s.dialect == Postgres {
+				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7261001)`); err != nil {
+					return err
+				}
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			for _, stmt := range splitSQL(string(body)) {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("%s: %w", firstLine(stmt), err)
+				}
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, version, name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// splitSQL splits a migration on the semicolons that end statements. The
+// migrations hold no semicolons inside literals.
+func splitSQL(body string) []string {
+	var out []string
+	var b strings.Builder
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "--") {
+			continue
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+		if strings.HasSuffix(strings.TrimSpace(line), ";") {
+			out = append(out, strings.TrimSpace(b.String()))
+			b.Reset()
+		}
+	}
+	if s := strings.TrimSpace(b.String()); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// isUniqueViolation reports a unique-constraint error on either dialect.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505")
+}
+
+// notFound maps sql.ErrNoRows to webhook.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return webhook.ErrNotFound
+	}
+	return err
+}
