@@ -158,5 +158,5 @@ func (r *attemptRow) domain() webhook.Attempt {
 	}
 }
 
-func micros(t time.Time) int64       { return t.UnixMicro() }
+func micros(t time.Time) int64      { return t.UnixMicro() }
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
