@@ -19,38 +19,22 @@ import (
 // node's dispatcher wakes at once.
 const notifyChannel = "whisperer_events"
 
-// PublishRequest is one published event.
-type PublishRequest struct {
-	EventType string
-	Payload   json.RawMessage
-	// PublisherID and IdempotencyKey make a repeated publish return the
-	// first one's events instead of fanning out again.
-	PublisherID    int64
-	IdempotencyKey string
-}
-
-// Published is what Publish created (or found, when Replayed).
-type Published struct {
-	Events   []webhook.Event
-	Replayed bool
-}
-
 // Publish fans an event out to every active hook of its type: one webhook
 // event row per hook, inserted in the same transaction as the message, so
 // nothing accepted can be lost. An unregistered event type is a
 // *webhook.ValidationError.
-func (s *Store) Publish(ctx context.Context, req PublishRequest) (Published, error) {
+func (s *Store) Publish(ctx context.Context, req webhook.PublishRequest) (webhook.Published, error) {
 	payload, err := compactJSON(req.Payload)
 	if err != nil {
-		return Published{}, webhook.NewValidationError("payload", "Value must be valid JSON.")
+		return webhook.Published{}, webhook.NewValidationError("payload", "Value must be valid JSON.")
 	}
-	var out Published
+	var out webhook.Published
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		out = Published{}
+		out = webhook.Published{}
 		if req.IdempotencyKey != "" {
 			evs, found, err := s.eventsOfIdempotentMessage(ctx, tx, req)
 			if err != nil || found {
-				out = Published{Events: evs, Replayed: found}
+				out = webhook.Published{Events: evs, Replayed: found}
 				return err
 			}
 		}
@@ -111,18 +95,18 @@ func (s *Store) Publish(ctx context.Context, req PublishRequest) (Published, err
 		if isUniqueViolation(err) && req.IdempotencyKey != "" {
 			// A concurrent publish with the same key won: answer with its events.
 			evs, _, err2 := s.eventsOfIdempotentMessage(ctx, s.db, req)
-			return Published{Events: evs, Replayed: true}, err2
+			return webhook.Published{Events: evs, Replayed: true}, err2
 		}
 		var verr *webhook.ValidationError
 		if errors.As(err, &verr) {
-			return Published{}, verr
+			return webhook.Published{}, verr
 		}
-		return Published{}, fmt.Errorf("publish %q: %w", req.EventType, err)
+		return webhook.Published{}, fmt.Errorf("publish %q: %w", req.EventType, err)
 	}
 	return out, nil
 }
 
-func (s *Store) eventsOfIdempotentMessage(ctx context.Context, db bun.IDB, req PublishRequest) ([]webhook.Event, bool, error) {
+func (s *Store) eventsOfIdempotentMessage(ctx context.Context, db bun.IDB, req webhook.PublishRequest) ([]webhook.Event, bool, error) {
 	var msg messageRow
 	err := db.NewSelect().Model(&msg).
 		Where("publisher_id = ?", req.PublisherID).Where("idempotency_key = ?", req.IdempotencyKey).
@@ -165,23 +149,11 @@ func newUUID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// EventFilter narrows ListEvents. Zero fields do not filter.
-type EventFilter struct {
-	UUID               string
-	EventType          string
-	ResponseHTTPStatus *int
-	Delivered          *bool
-	CreatedDate        time.Time // a UTC day; events created on it
-	WebhookID          int64
-	State              webhook.State
-	CreatedSince       time.Time
-}
-
 // ListEvents returns one page of the webhook events sc may see, newest
 // first, each with its hook and attempts.
-func (s *Store) ListEvents(ctx context.Context, sc Scope, f EventFilter, p Page) ([]webhook.Job, PageInfo, error) {
+func (s *Store) ListEvents(ctx context.Context, sc webhook.Scope, f webhook.EventFilter, p webhook.Page) ([]webhook.Job, webhook.PageInfo, error) {
 	var rows []eventRow
-	q := sc.apply(s.db.NewSelect().Model(&rows), "e.user_id")
+	q := applyScope(sc, s.db.NewSelect().Model(&rows), "e.user_id")
 	if f.UUID != "" {
 		q = q.Where("e.uuid = ?", f.UUID)
 	}
@@ -209,7 +181,7 @@ func (s *Store) ListEvents(ctx context.Context, sc Scope, f EventFilter, p Page)
 	}
 	q, limit := paginate(q, p, "e.id")
 	if err := q.Scan(ctx); err != nil {
-		return nil, PageInfo{}, fmt.Errorf("list events: %w", err)
+		return nil, webhook.PageInfo{}, fmt.Errorf("list events: %w", err)
 	}
 	rows, info := pageInfo(rows, p, limit)
 	jobs, err := s.assemble(ctx, s.db, rows, true)
@@ -218,9 +190,9 @@ func (s *Store) ListEvents(ctx context.Context, sc Scope, f EventFilter, p Page)
 
 // Event returns the webhook event with the given id or uuid, with its hook
 // and attempts, if sc may see it.
-func (s *Store) Event(ctx context.Context, sc Scope, idOrUUID string) (webhook.Job, error) {
+func (s *Store) Event(ctx context.Context, sc webhook.Scope, idOrUUID string) (webhook.Job, error) {
 	var rows []eventRow
-	q := sc.apply(s.db.NewSelect().Model(&rows), "e.user_id")
+	q := applyScope(sc, s.db.NewSelect().Model(&rows), "e.user_id")
 	if id, ok := parseID(idOrUUID); ok {
 		q = q.Where("e.id = ?", id)
 	} else {

@@ -9,34 +9,15 @@ import (
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
-// Scope is whose rows a query may see: one user's, or everyone's (admin).
-type Scope struct {
-	UserID int64
-	All    bool
-}
-
-func (sc Scope) apply(q *bun.SelectQuery, column string) *bun.SelectQuery {
+func applyScope(sc webhook.Scope, q *bun.SelectQuery, column string) *bun.SelectQuery {
 	if sc.All {
 		return q
 	}
 	return q.Where("? = ?", bun.Ident(column), sc.UserID)
 }
 
-// Page asks for one page of a list ordered newest first by id. Before
-// pages forward (ids below it); After pages backward (ids above it).
-type Page struct {
-	Limit  int
-	Before int64
-	After  int64
-}
-
-// PageInfo says whether pages exist beyond the one returned.
-type PageInfo struct {
-	HasNext, HasPrev bool
-}
-
 // paginate applies p to q on column id and returns the limit to ask for.
-func paginate(q *bun.SelectQuery, p Page, id string) (*bun.SelectQuery, int) {
+func paginate(q *bun.SelectQuery, p webhook.Page, id string) (*bun.SelectQuery, int) {
 	limit := p.Limit
 	if limit <= 0 || limit > 1000 {
 		limit = 100
@@ -54,7 +35,7 @@ func paginate(q *bun.SelectQuery, p Page, id string) (*bun.SelectQuery, int) {
 
 // pageInfo trims the extra row fetched to detect more, restores newest-first
 // order, and reports the neighbours.
-func pageInfo[T any](rows []T, p Page, limit int) ([]T, PageInfo) {
+func pageInfo[T any](rows []T, p webhook.Page, limit int) ([]T, webhook.PageInfo) {
 	more := len(rows) > limit
 	if more {
 		rows = rows[:limit]
@@ -63,9 +44,9 @@ func pageInfo[T any](rows []T, p Page, limit int) ([]T, PageInfo) {
 		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
 			rows[i], rows[j] = rows[j], rows[i]
 		}
-		return rows, PageInfo{HasNext: true, HasPrev: more}
+		return rows, webhook.PageInfo{HasNext: true, HasPrev: more}
 	}
-	return rows, PageInfo{HasNext: more, HasPrev: p.Before > 0}
+	return rows, webhook.PageInfo{HasNext: more, HasPrev: p.Before > 0}
 }
 
 // CreateWebhook inserts w (ID and times are set). A second hook with the
@@ -90,9 +71,9 @@ func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (webhook.W
 // Webhook returns the hook id if sc may see it; otherwise
 // webhook.ErrNotFound, so a caller cannot learn that another user's hook
 // exists.
-func (s *Store) Webhook(ctx context.Context, sc Scope, id int64) (webhook.Webhook, error) {
+func (s *Store) Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhook.Webhook, error) {
 	var row webhookRow
-	q := sc.apply(s.db.NewSelect().Model(&row).Where("id = ?", id), "user_id")
+	q := applyScope(sc, s.db.NewSelect().Model(&row).Where("id = ?", id), "user_id")
 	if err := q.Scan(ctx); err != nil {
 		return webhook.Webhook{}, fmt.Errorf("webhook %d: %w", id, notFound(err))
 	}
@@ -101,7 +82,7 @@ func (s *Store) Webhook(ctx context.Context, sc Scope, id int64) (webhook.Webhoo
 
 // UpdateWebhook stores every field of w (a PUT; PATCH merges before
 // calling). The uniqueness rule applies as on create.
-func (s *Store) UpdateWebhook(ctx context.Context, sc Scope, w webhook.Webhook) (webhook.Webhook, error) {
+func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook) (webhook.Webhook, error) {
 	w.ModifiedAt = s.now().UTC()
 	row, err := webhookToRow(&w)
 	if err != nil {
@@ -128,7 +109,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, sc Scope, w webhook.Webhook) 
 }
 
 // DeactivateWebhook sets is_active to false, as dj-whisperer's DELETE does.
-func (s *Store) DeactivateWebhook(ctx context.Context, sc Scope, id int64) error {
+func (s *Store) DeactivateWebhook(ctx context.Context, sc webhook.Scope, id int64) error {
 	q := s.db.NewUpdate().Model((*webhookRow)(nil)).
 		Set("is_active = ?", false).Set("modified_at = ?", s.now().UTC()).Where("id = ?", id)
 	if !sc.All {
@@ -144,17 +125,10 @@ func (s *Store) DeactivateWebhook(ctx context.Context, sc Scope, id int64) error
 	return nil
 }
 
-// HookFilter narrows ListWebhooks. Empty fields do not filter.
-type HookFilter struct {
-	TargetURL string // case-insensitive exact match
-	EventType string // case-insensitive exact match
-	IsActive  *bool
-}
-
 // ListWebhooks returns one page of the hooks sc may see, newest first.
-func (s *Store) ListWebhooks(ctx context.Context, sc Scope, f HookFilter, p Page) ([]webhook.Webhook, PageInfo, error) {
+func (s *Store) ListWebhooks(ctx context.Context, sc webhook.Scope, f webhook.HookFilter, p webhook.Page) ([]webhook.Webhook, webhook.PageInfo, error) {
 	var rows []webhookRow
-	q := sc.apply(s.db.NewSelect().Model(&rows), "user_id")
+	q := applyScope(sc, s.db.NewSelect().Model(&rows), "user_id")
 	if f.TargetURL != "" {
 		q = q.Where("lower(target_url) = lower(?)", f.TargetURL)
 	}
@@ -166,7 +140,7 @@ func (s *Store) ListWebhooks(ctx context.Context, sc Scope, f HookFilter, p Page
 	}
 	q, limit := paginate(q, p, "id")
 	if err := q.Scan(ctx); err != nil {
-		return nil, PageInfo{}, fmt.Errorf("list webhooks: %w", err)
+		return nil, webhook.PageInfo{}, fmt.Errorf("list webhooks: %w", err)
 	}
 	rows, info := pageInfo(rows, p, limit)
 	out := make([]webhook.Webhook, len(rows))

@@ -156,7 +156,7 @@ func (s *Store) Release(ctx context.Context, owner string, ids []int64) error {
 
 // Redeliver makes the event due now and starts a new series of attempts.
 // An event already delivered is a *webhook.ConflictError unless force.
-func (s *Store) Redeliver(ctx context.Context, sc Scope, idOrUUID string, force bool) (webhook.Job, error) {
+func (s *Store) Redeliver(ctx context.Context, sc webhook.Scope, idOrUUID string, force bool) (webhook.Job, error) {
 	job, err := s.Event(ctx, sc, idOrUUID)
 	if err != nil {
 		return webhook.Job{}, err
@@ -183,15 +183,9 @@ func (s *Store) Redeliver(ctx context.Context, sc Scope, idOrUUID string, force 
 	return s.Event(ctx, sc, ev.UUID)
 }
 
-// RedeliverFilter selects failed events for RedeliverFailed.
-type RedeliverFilter struct {
-	Since, Until time.Time // created_at range; a zero Until means now
-	WebhookID    int64
-}
-
 // RedeliverFailed makes due now every event in range that was given up or
 // is waiting for a retry after a failure, and returns how many.
-func (s *Store) RedeliverFailed(ctx context.Context, sc Scope, f RedeliverFilter) (int64, error) {
+func (s *Store) RedeliverFailed(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter) (int64, error) {
 	now := s.now()
 	until := f.Until
 	if until.IsZero() {

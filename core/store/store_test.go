@@ -81,7 +81,7 @@ func TestWebhookCRUDAndIsolation(t *testing.T) {
 			w.Config = map[string]any{"auth": map[string]any{"auth_type": "basic", "username": "u", "password": "p"}}
 			w.AdditionalHeaders = map[string]string{"X-A": "1"}
 		})
-		sa, sb := store.Scope{UserID: a.ID}, store.Scope{UserID: b.ID}
+		sa, sb := webhook.Scope{UserID: a.ID}, webhook.Scope{UserID: b.ID}
 
 		got, err := s.Webhook(ctx, sa, h.ID)
 		if err != nil || got.TargetURL != h.TargetURL || got.AdditionalHeaders["X-A"] != "1" {
@@ -93,7 +93,7 @@ func TestWebhookCRUDAndIsolation(t *testing.T) {
 		if _, err := s.Webhook(ctx, sb, h.ID); !errors.Is(err, webhook.ErrNotFound) {
 			t.Fatalf("b sees a's hook: %v", err)
 		}
-		if _, err := s.Webhook(ctx, store.Scope{All: true}, h.ID); err != nil {
+		if _, err := s.Webhook(ctx, webhook.Scope{All: true}, h.ID); err != nil {
 			t.Fatalf("admin scope: %v", err)
 		}
 		// Same user + url + type again: refused. Another user may.
@@ -134,9 +134,9 @@ func TestListWebhooksFiltersAndPages(t *testing.T) {
 		}
 		storetest.Hook(t, s, a.ID, "package-created", "https://example.com/p")
 		storetest.Hook(t, s, b.ID, "order-created", "https://example.com/0")
-		sa := store.Scope{UserID: a.ID}
+		sa := webhook.Scope{UserID: a.ID}
 
-		list := func(f store.HookFilter, p store.Page) ([]webhook.Webhook, store.PageInfo) {
+		list := func(f webhook.HookFilter, p webhook.Page) ([]webhook.Webhook, webhook.PageInfo) {
 			t.Helper()
 			hs, info, err := s.ListWebhooks(ctx, sa, f, p)
 			if err != nil {
@@ -144,29 +144,29 @@ func TestListWebhooksFiltersAndPages(t *testing.T) {
 			}
 			return hs, info
 		}
-		if hs, _ := list(store.HookFilter{}, store.Page{}); len(hs) != 6 {
+		if hs, _ := list(webhook.HookFilter{}, webhook.Page{}); len(hs) != 6 {
 			t.Fatalf("a sees %d hooks, want 6", len(hs))
 		}
-		if hs, _ := list(store.HookFilter{TargetURL: "https://example.COM/3"}, store.Page{}); len(hs) != 1 {
+		if hs, _ := list(webhook.HookFilter{TargetURL: "https://example.COM/3"}, webhook.Page{}); len(hs) != 1 {
 			t.Fatalf("iexact target_url: %d", len(hs))
 		}
-		if hs, _ := list(store.HookFilter{EventType: "PACKAGE-created"}, store.Page{}); len(hs) != 1 {
+		if hs, _ := list(webhook.HookFilter{EventType: "PACKAGE-created"}, webhook.Page{}); len(hs) != 1 {
 			t.Fatalf("iexact event_type: %d", len(hs))
 		}
 		inactive := false
-		if hs, _ := list(store.HookFilter{IsActive: &inactive}, store.Page{}); len(hs) != 0 {
+		if hs, _ := list(webhook.HookFilter{IsActive: &inactive}, webhook.Page{}); len(hs) != 0 {
 			t.Fatalf("is_active=false: %d", len(hs))
 		}
 		// Walk forward two at a time, then back.
-		p1, i1 := list(store.HookFilter{}, store.Page{Limit: 4})
+		p1, i1 := list(webhook.HookFilter{}, webhook.Page{Limit: 4})
 		if len(p1) != 4 || !i1.HasNext || i1.HasPrev || p1[0].ID < p1[1].ID {
 			t.Fatalf("page 1: %d %+v", len(p1), i1)
 		}
-		p2, i2 := list(store.HookFilter{}, store.Page{Limit: 4, Before: p1[3].ID})
+		p2, i2 := list(webhook.HookFilter{}, webhook.Page{Limit: 4, Before: p1[3].ID})
 		if len(p2) != 2 || i2.HasNext || !i2.HasPrev {
 			t.Fatalf("page 2: %d %+v", len(p2), i2)
 		}
-		back, ib := list(store.HookFilter{}, store.Page{Limit: 4, After: p2[0].ID})
+		back, ib := list(webhook.HookFilter{}, webhook.Page{Limit: 4, After: p2[0].ID})
 		if len(back) != 4 || back[0].ID != p1[0].ID || ib.HasPrev || !ib.HasNext {
 			t.Fatalf("back: %v %+v", back, ib)
 		}
@@ -181,7 +181,7 @@ func TestPublishFansOutToActiveHooks(t *testing.T) {
 		storetest.Hook(t, s, b.ID, "order-created", "https://b.example/")
 		off := storetest.Hook(t, s, a.ID, "order-created", "https://off.example/")
 		storetest.Hook(t, s, a.ID, "other", "https://a.example/")
-		if err := s.DeactivateWebhook(ctx, store.Scope{All: true}, off.ID); err != nil {
+		if err := s.DeactivateWebhook(ctx, webhook.Scope{All: true}, off.ID); err != nil {
 			t.Fatal(err)
 		}
 		evs := storetest.Publish(t, s, "order-created", `{"id": 1,  "name": "ü"}`)
@@ -194,28 +194,28 @@ func TestPublishFansOutToActiveHooks(t *testing.T) {
 		if string(evs[0].Payload) != `{"id":1,"name":"ü"}` {
 			t.Fatalf("payload %s", evs[0].Payload)
 		}
-		_, err := s.Publish(ctx, store.PublishRequest{EventType: "nope", Payload: json.RawMessage(`{}`)})
+		_, err := s.Publish(ctx, webhook.PublishRequest{EventType: "nope", Payload: json.RawMessage(`{}`)})
 		var verr *webhook.ValidationError
 		if !errors.As(err, &verr) || verr.Fields["event_type"] == nil {
 			t.Fatalf("unknown event type: %v", err)
 		}
-		if _, err := s.Publish(ctx, store.PublishRequest{EventType: "order-created", Payload: json.RawMessage(`{`)}); !errors.As(err, &verr) {
+		if _, err := s.Publish(ctx, webhook.PublishRequest{EventType: "order-created", Payload: json.RawMessage(`{`)}); !errors.As(err, &verr) {
 			t.Fatalf("bad payload: %v", err)
 		}
 		// Listing is scoped and newest first; filters by uuid and webhook.
-		jobs, _, err := s.ListEvents(ctx, store.Scope{UserID: a.ID}, store.EventFilter{}, store.Page{})
+		jobs, _, err := s.ListEvents(ctx, webhook.Scope{UserID: a.ID}, webhook.EventFilter{}, webhook.Page{})
 		if err != nil || len(jobs) != 1 || jobs[0].Webhook.ID != h1.ID {
 			t.Fatalf("a's events: %+v, %v", jobs, err)
 		}
-		if _, err := s.Event(ctx, store.Scope{UserID: b.ID}, evs[0].UUID); !errors.Is(err, webhook.ErrNotFound) {
+		if _, err := s.Event(ctx, webhook.Scope{UserID: b.ID}, evs[0].UUID); !errors.Is(err, webhook.ErrNotFound) {
 			t.Fatalf("b reads a's event: %v", err)
 		}
 		dashed := evs[0].UUID[:8] + "-" + evs[0].UUID[8:12] + "-" + evs[0].UUID[12:16] + "-" + evs[0].UUID[16:20] + "-" + evs[0].UUID[20:]
-		if j, err := s.Event(ctx, store.Scope{UserID: a.ID}, dashed); err != nil || j.Event.ID != evs[0].ID {
+		if j, err := s.Event(ctx, webhook.Scope{UserID: a.ID}, dashed); err != nil || j.Event.ID != evs[0].ID {
 			t.Fatalf("event by dashed uuid: %v", err)
 		}
 		today := time.Now().UTC()
-		jobs, _, _ = s.ListEvents(ctx, store.Scope{All: true}, store.EventFilter{CreatedDate: today, EventType: "order-created"}, store.Page{})
+		jobs, _, _ = s.ListEvents(ctx, webhook.Scope{All: true}, webhook.EventFilter{CreatedDate: today, EventType: "order-created"}, webhook.Page{})
 		if len(jobs) != 2 {
 			t.Fatalf("created_date filter: %d", len(jobs))
 		}
@@ -226,7 +226,7 @@ func TestPublishIdempotencyKey(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		a, _ := storetest.User(t, s, "a", webhook.RolePublisher)
 		storetest.Hook(t, s, a.ID, "e", "https://a.example/")
-		req := store.PublishRequest{EventType: "e", Payload: json.RawMessage(`1`), PublisherID: a.ID, IdempotencyKey: "k1"}
+		req := webhook.PublishRequest{EventType: "e", Payload: json.RawMessage(`1`), PublisherID: a.ID, IdempotencyKey: "k1"}
 		first, err := s.Publish(ctx, req)
 		if err != nil || first.Replayed {
 			t.Fatal(err)
@@ -297,7 +297,7 @@ func TestClaimCompleteRetryGiveUp(t *testing.T) {
 		if err := s.Complete(ctx, "n1", []webhook.Result{ok}); err != nil {
 			t.Fatal(err)
 		}
-		j, err := s.Event(ctx, store.Scope{All: true}, ev.UUID)
+		j, err := s.Event(ctx, webhook.Scope{All: true}, ev.UUID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,10 +310,10 @@ func TestClaimCompleteRetryGiveUp(t *testing.T) {
 		}
 		// Redeliver: refused unless forced, then a new series.
 		var conflict *webhook.ConflictError
-		if _, err := s.Redeliver(ctx, store.Scope{UserID: a.ID}, ev.UUID, false); !errors.As(err, &conflict) {
+		if _, err := s.Redeliver(ctx, webhook.Scope{UserID: a.ID}, ev.UUID, false); !errors.As(err, &conflict) {
 			t.Fatalf("redeliver delivered: %v", err)
 		}
-		j, err = s.Redeliver(ctx, store.Scope{UserID: a.ID}, ev.UUID, true)
+		j, err = s.Redeliver(ctx, webhook.Scope{UserID: a.ID}, ev.UUID, true)
 		if err != nil || j.Event.State != webhook.StatePending || j.Event.RetryBase != 2 {
 			t.Fatalf("forced redeliver: %+v, %v", j.Event, err)
 		}
@@ -325,11 +325,11 @@ func TestClaimCompleteRetryGiveUp(t *testing.T) {
 		if err := s.Complete(ctx, "n1", []webhook.Result{gu}); err != nil {
 			t.Fatal(err)
 		}
-		j, _ = s.Event(ctx, store.Scope{All: true}, ev.UUID)
+		j, _ = s.Event(ctx, webhook.Scope{All: true}, ev.UUID)
 		if j.Event.State != webhook.StateGivenUp || j.Event.Delivered || j.Event.ResponseHTTPStatus != nil {
 			t.Fatalf("given up: %+v", j.Event)
 		}
-		n, err := s.RedeliverFailed(ctx, store.Scope{UserID: a.ID}, store.RedeliverFilter{Since: clk.now().Add(-time.Hour)})
+		n, err := s.RedeliverFailed(ctx, webhook.Scope{UserID: a.ID}, webhook.RedeliverFilter{Since: clk.now().Add(-time.Hour)})
 		if err != nil || n != 1 {
 			t.Fatalf("RedeliverFailed = %d, %v", n, err)
 		}
@@ -356,7 +356,7 @@ func TestLeaseExpiryAndStaleComplete(t *testing.T) {
 		if err := s.Complete(ctx, "dead", []webhook.Result{late}); err != nil {
 			t.Fatal(err)
 		}
-		j, _ := s.Event(ctx, store.Scope{All: true}, ev.UUID)
+		j, _ := s.Event(ctx, webhook.Scope{All: true}, ev.UUID)
 		if j.Event.State != webhook.StatePending || len(j.Event.Attempts) != 0 {
 			t.Fatalf("stale result applied: %+v", j.Event)
 		}

@@ -181,7 +181,7 @@ func Hook(t testing.TB, s *store.Store, userID int64, eventType, target string, 
 // Publish publishes payload as eventType and fails t on error.
 func Publish(t testing.TB, s *store.Store, eventType string, payload string) []webhook.Event {
 	t.Helper()
-	p, err := s.Publish(context.Background(), store.PublishRequest{EventType: eventType, Payload: json.RawMessage(payload)})
+	p, err := s.Publish(context.Background(), webhook.PublishRequest{EventType: eventType, Payload: json.RawMessage(payload)})
 	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}

@@ -1,0 +1,67 @@
+package webhook
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Scope is whose rows a query may see: one user's, or everyone's (admin).
+type Scope struct {
+	UserID int64
+	All    bool
+}
+
+// Page asks for one page of a list ordered newest first by id. Before
+// pages forward (ids below it); After pages backward (ids above it).
+// Limit defaults to 100 and is capped at 1000.
+type Page struct {
+	Limit  int
+	Before int64
+	After  int64
+}
+
+// PageInfo says whether pages exist beyond the one returned.
+type PageInfo struct {
+	HasNext, HasPrev bool
+}
+
+// HookFilter narrows a hook list. Empty fields do not filter.
+type HookFilter struct {
+	TargetURL string // case-insensitive exact match
+	EventType string // case-insensitive exact match
+	IsActive  *bool
+}
+
+// EventFilter narrows an event list. Zero fields do not filter.
+type EventFilter struct {
+	UUID               string
+	EventType          string
+	ResponseHTTPStatus *int
+	Delivered          *bool
+	CreatedDate        time.Time // a UTC day: events created on it
+	WebhookID          int64
+	State              State
+	CreatedSince       time.Time
+}
+
+// PublishRequest is one published event.
+type PublishRequest struct {
+	EventType string
+	Payload   json.RawMessage
+	// PublisherID and IdempotencyKey make a repeated publish return the
+	// first one's events instead of fanning out again.
+	PublisherID    int64
+	IdempotencyKey string
+}
+
+// Published is what a publish created (or found, when Replayed).
+type Published struct {
+	Events   []Event
+	Replayed bool
+}
+
+// RedeliverFilter selects failed events to deliver again.
+type RedeliverFilter struct {
+	Since, Until time.Time // created_at range; a zero Until means now
+	WebhookID    int64
+}
