@@ -1,0 +1,574 @@
+package delivery
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// Queue is the durable queue of webhook events: the store implements it.
+type Queue interface {
+	// Claim leases up to limit due events (state pending, next_attempt_at <=
+	// now, lease free or expired) to owner for lease, oldest due first.
+	Claim(ctx context.Context, owner string, limit int, lease time.Duration) ([]webhook.Job, error)
+	// ClaimEvents leases the given pending events (for inline "async": false
+	// publishing); events already leased by someone else are skipped.
+	ClaimEvents(ctx context.Context, owner string, ids []int64, lease time.Duration) ([]webhook.Job, error)
+	// Complete writes results in one transaction: inserts each Attempt, sets
+	// retry_count, state, next_attempt_at, response_http_status/content
+	// (from the attempt), clears the lease. Rows whose lease owner is no
+	// longer owner are skipped (stale), not an error.
+	Complete(ctx context.Context, owner string, results []webhook.Result) error
+	// Release clears owner's leases on ids without recording an attempt
+	// (graceful shutdown of unstarted jobs).
+	Release(ctx context.Context, owner string, ids []int64) error
+}
+
+// Countdowns computes retry waits: the countdown registry implements it.
+type Countdowns interface {
+	Wait(ctx context.Context, cfg webhook.CountdownConfig, retryCount int) (time.Duration, error)
+}
+
+// Callbacks runs post-delivery callbacks: the callback registry implements
+// it.
+type Callbacks interface {
+	Call(ctx context.Context, name string, doc []byte) error
+}
+
+// ErrStopped is returned by DeliverNow once Stop has begun.
+var ErrStopped = errors.New("delivery: dispatcher stopped")
+
+// Outcome is the result of an inline first attempt (DeliverNow).
+type Outcome struct {
+	EventID   int64
+	UUID      string
+	WebhookID int64
+	// Status is the response status; 0 when no response arrived.
+	Status    int
+	Delivered bool
+	// Error is the attempt's error text; empty when a response arrived with
+	// a 2xx status.
+	Error      string
+	RetryCount int
+	// State is StateDelivered, StatePending (retrying in the background at
+	// NextAttemptAt) or StateGivenUp.
+	State         webhook.State
+	NextAttemptAt time.Time
+}
+
+// Stats are counters since New. Read them with Dispatcher.Stats.
+type Stats struct {
+	Attempts, Delivered, Failed, GivenUp int64
+	// CallbacksDropped counts callbacks skipped because the queue was full;
+	// CallbackErrors those that failed or panicked.
+	CallbacksDropped, CallbackErrors int64
+}
+
+// Dispatcher claims due events, delivers them and records the outcome. Its
+// methods are safe for concurrent use.
+type Dispatcher struct {
+	cfg    Config
+	q      Queue
+	cd     Countdowns
+	cb     Callbacks
+	log    *slog.Logger
+	sender *Sender
+
+	wake      chan struct{} // Notify; cap 1 so wake-ups coalesce
+	freed     chan struct{} // a worker finished; cap 1
+	jobs      chan webhook.Job
+	results   chan webhook.Result
+	callbacks chan callbackTask
+	inflight  atomic.Int64 // claimed and not yet finished
+
+	// runCtx bounds deliveries, countdowns and callbacks; cancelled when a
+	// shutdown runs out of time. claimCtx is cancelled when Stop begins.
+	runCtx, claimCtx       context.Context
+	cancelRun, cancelClaim context.CancelFunc
+	// abandon is closed when Stop's ctx ends: the collector gives up
+	// retrying a failed write.
+	abandon chan struct{}
+
+	mu       sync.Mutex
+	started  bool
+	stopping bool
+	inline   sync.WaitGroup // DeliverNow calls in flight
+	release  []int64        // claimed but never attempted
+	stopOnce sync.Once
+	stopped  chan struct{}
+
+	claimDone, collectorDone chan struct{}
+	workers, cbWorkers       sync.WaitGroup
+
+	stats struct{ attempts, delivered, failed, givenUp, cbDropped, cbErrors atomic.Int64 }
+}
+
+// New returns a Dispatcher. It does nothing until Start.
+func New(cfg Config, q Queue, cd Countdowns, cb Callbacks, logger *slog.Logger) (*Dispatcher, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if q == nil || cd == nil {
+		return nil, errors.New("delivery: New needs a Queue and Countdowns")
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = defaultOwner()
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	sender, err := NewSender(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{
+		cfg: cfg, q: q, cd: cd, cb: cb, log: logger, sender: sender,
+		wake:          make(chan struct{}, 1),
+		freed:         make(chan struct{}, 1),
+		jobs:          make(chan webhook.Job, cfg.Workers),
+		results:       make(chan webhook.Result, cfg.Workers+cfg.BatchSize),
+		callbacks:     make(chan callbackTask, cfg.CallbackQueue),
+		abandon:       make(chan struct{}),
+		stopped:       make(chan struct{}),
+		claimDone:     make(chan struct{}),
+		collectorDone: make(chan struct{}),
+	}
+	d.runCtx, d.cancelRun = context.WithCancel(context.Background())
+	d.claimCtx, d.cancelClaim = context.WithCancel(d.runCtx)
+	return d, nil
+}
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// Owner is the lease owner name of this dispatcher.
+func (d *Dispatcher) Owner() string { return d.cfg.Owner }
+
+// Stats returns the counters so far.
+func (d *Dispatcher) Stats() Stats {
+	return Stats{
+		Attempts: d.stats.attempts.Load(), Delivered: d.stats.delivered.Load(),
+		Failed: d.stats.failed.Load(), GivenUp: d.stats.givenUp.Load(),
+		CallbacksDropped: d.stats.cbDropped.Load(), CallbackErrors: d.stats.cbErrors.Load(),
+	}
+}
+
+// Start launches the claim loop, the workers, the result writer and the
+// callback runners, and returns at once. Cancelling ctx aborts in-flight
+// deliveries as a Stop whose time ran out would; call Stop to wait for the
+// shutdown. Start after Start or Stop is an error.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.started || d.stopping {
+		return errors.New("delivery: dispatcher already started or stopped")
+	}
+	d.started = true
+	for range d.cfg.Workers {
+		d.workers.Add(1)
+		go d.worker()
+	}
+	for range d.cfg.CallbackWorkers {
+		d.cbWorkers.Add(1)
+		go d.callbackWorker()
+	}
+	go d.collect()
+	go d.claimLoop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			expired, cancel := context.WithCancel(context.Background())
+			cancel()
+			d.Stop(expired)
+		case <-d.stopped:
+		}
+	}()
+	return nil
+}
+
+// Notify wakes the claim loop at once: new events were published. It never
+// blocks, and wake-ups that arrive while one is pending coalesce.
+func (d *Dispatcher) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// claimLinger is how long the claim loop waits for more workers to come free
+// before claiming a small batch: fewer, larger claims under load.
+const claimLinger = 2 * time.Millisecond
+
+func (d *Dispatcher) claimLoop() {
+	defer close(d.claimDone)
+	defer close(d.jobs)
+	lowWater := int64(max(1, min(d.cfg.BatchSize, d.cfg.Workers)/4))
+	poll := time.NewTimer(d.cfg.PollInterval)
+	defer poll.Stop()
+	backoff := time.Duration(0)
+	for d.claimCtx.Err() == nil {
+		free := int64(d.cfg.Workers) - d.inflight.Load()
+		if free <= 0 {
+			select {
+			case <-d.freed:
+			case <-d.claimCtx.Done():
+				return
+			}
+			continue
+		}
+		if free < lowWater {
+			// Under load workers come free one by one: linger so that
+			// claims stay batches instead of one transaction per event.
+			poll.Reset(claimLinger)
+			select {
+			case <-poll.C:
+			case <-d.claimCtx.Done():
+				return
+			}
+			free = int64(d.cfg.Workers) - d.inflight.Load()
+		}
+		n := int(min(free, int64(d.cfg.BatchSize)))
+		jobs, err := d.q.Claim(d.claimCtx, d.cfg.Owner, n, d.cfg.Lease)
+		if err != nil {
+			if d.claimCtx.Err() != nil {
+				return
+			}
+			backoff = nextBackoff(backoff)
+			d.log.Error("claim due events failed; retrying", "error", err, "retry_in", backoff)
+			poll.Reset(backoff)
+			select {
+			case <-poll.C:
+			case <-d.claimCtx.Done():
+				return
+			}
+			continue
+		}
+		if backoff > 0 {
+			d.log.Info("claiming due events again")
+			backoff = 0
+		}
+		d.inflight.Add(int64(len(jobs)))
+		for i := range jobs {
+			d.jobs <- jobs[i] // never blocks: at most Workers jobs are in flight
+		}
+		if len(jobs) == n {
+			continue // a full batch: more may be due
+		}
+		poll.Reset(d.cfg.PollInterval)
+		select {
+		case <-d.wake:
+		case <-poll.C:
+		case <-d.claimCtx.Done():
+			return
+		}
+	}
+}
+
+func nextBackoff(b time.Duration) time.Duration {
+	return min(max(2*b, 100*time.Millisecond), 5*time.Second)
+}
+
+func (d *Dispatcher) worker() {
+	defer d.workers.Done()
+	for job := range d.jobs {
+		if d.claimCtx.Err() != nil {
+			// Stop began before this job started: give it back.
+			d.addRelease(job.Event.ID)
+		} else if res, ok := d.attempt(&job); ok {
+			select {
+			case d.results <- res:
+			case <-d.runCtx.Done():
+				d.log.Warn("shutdown out of time; attempt not recorded, the lease will expire and it will be retried",
+					"event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID, "attempt", res.RetryCount)
+			}
+		} else {
+			d.addRelease(job.Event.ID)
+		}
+		d.inflight.Add(-1)
+		select {
+		case d.freed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (d *Dispatcher) addRelease(id int64) {
+	d.mu.Lock()
+	d.release = append(d.release, id)
+	d.mu.Unlock()
+}
+
+// attempt delivers job once and returns the result to record. ok is false
+// when a shutdown aborted the attempt: it is released, not recorded.
+func (d *Dispatcher) attempt(job *webhook.Job) (webhook.Result, bool) {
+	ctx := d.runCtx
+	sent := d.sender.Send(ctx, job)
+	if !sent.Delivered && ctx.Err() != nil {
+		return webhook.Result{}, false
+	}
+	ev, hook := &job.Event, &job.Webhook
+	res := webhook.Result{EventID: ev.ID, Attempt: sent.Attempt, RetryCount: ev.RetryCount + 1}
+	series := res.RetryCount - ev.RetryBase
+	d.stats.attempts.Add(1)
+	switch {
+	case sent.Delivered:
+		res.State, res.NextAttemptAt = webhook.StateDelivered, sent.Attempt.AttemptedAt
+		d.stats.delivered.Add(1)
+		if d.log.Enabled(ctx, slog.LevelDebug) {
+			d.log.Debug("delivered", "event_uuid", ev.UUID, "webhook_id", hook.ID, "attempt", res.RetryCount, "status", sent.Attempt.Status)
+		}
+	case series >= d.cfg.MaxRetries:
+		res.State, res.NextAttemptAt = webhook.StateGivenUp, sent.Attempt.AttemptedAt
+		d.stats.givenUp.Add(1)
+		d.log.Warn("given up after max_retries attempts", "event_uuid", ev.UUID, "webhook_id", hook.ID,
+			"attempt", res.RetryCount, "status", sent.Attempt.Status, "error", sent.Attempt.Error)
+	default:
+		wait := d.wait(ctx, job, series-1)
+		res.State, res.NextAttemptAt = webhook.StatePending, d.cfg.Now().Add(wait)
+		d.stats.failed.Add(1)
+		if d.log.Enabled(ctx, slog.LevelInfo) {
+			d.log.Info("attempt failed; retry scheduled", "event_uuid", ev.UUID, "webhook_id", hook.ID,
+				"attempt", res.RetryCount, "status", sent.Attempt.Status, "error", sent.Attempt.Error, "retry_in", wait)
+		}
+	}
+	if hook.Callback != "" && d.cb != nil {
+		d.enqueueCallback(callbackTask{job: *job, sent: sent, res: res})
+	}
+	return res, true
+}
+
+// wait is the hook's countdown after retries failed retries, falling back
+// to the configured default when the hook's countdown fails.
+func (d *Dispatcher) wait(ctx context.Context, job *webhook.Job, retries int) time.Duration {
+	w, err := d.cd.Wait(ctx, job.Webhook.RetryCountdown, retries)
+	if err == nil {
+		return w
+	}
+	d.log.Warn("countdown failed; using delivery.default_countdown", "event_uuid", job.Event.UUID,
+		"webhook_id", job.Webhook.ID, "attempt", job.Event.RetryCount+1, "countdown", job.Webhook.RetryCountdown.Choice, "error", err)
+	w, err = d.cd.Wait(ctx, d.cfg.DefaultCountdown, retries)
+	if err == nil {
+		return w
+	}
+	// Even the default failed: 2^retries seconds, capped at an hour.
+	d.log.Error("default countdown failed", "event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID, "error", err)
+	return time.Second << min(retries, 12)
+}
+
+// resultLinger is how long the collector waits to fill a batch of results
+// before writing a partial one.
+const resultLinger = 5 * time.Millisecond
+
+// collect writes results back in batches: one transaction per BatchSize
+// results or per resultLinger, whichever comes first.
+func (d *Dispatcher) collect() {
+	defer close(d.collectorDone)
+	batch := make([]webhook.Result, 0, d.cfg.BatchSize)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	for {
+		if len(batch) == 0 {
+			r, ok := <-d.results
+			if !ok {
+				return
+			}
+			batch = append(batch, r)
+			linger.Reset(resultLinger)
+			continue
+		}
+		select {
+		case r, ok := <-d.results:
+			if !ok {
+				d.flush(batch)
+				return
+			}
+			batch = append(batch, r)
+			if len(batch) < d.cfg.BatchSize {
+				continue
+			}
+			linger.Stop()
+		case <-linger.C:
+		}
+		d.flush(batch)
+		clear(batch) // drop references to bodies
+		batch = batch[:0]
+	}
+}
+
+// flush writes results, retrying with backoff while the database fails:
+// results are never dropped unless a shutdown runs out of time, and then
+// their leases expire and the events are delivered again.
+func (d *Dispatcher) flush(results []webhook.Result) {
+	var backoff time.Duration
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Lease)
+		err := d.q.Complete(ctx, d.cfg.Owner, results)
+		cancel()
+		if err == nil {
+			if backoff > 0 {
+				d.log.Info("results written again", "results", len(results))
+			}
+			return
+		}
+		backoff = nextBackoff(backoff)
+		select {
+		case <-d.abandon:
+			d.log.Error("shutdown out of time; results not written, their leases will expire and the events will be retried",
+				"results", len(results), "error", err)
+			return
+		default:
+		}
+		d.log.Error("write results failed; retrying", "results", len(results), "error", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-d.abandon:
+			t.Stop()
+		}
+	}
+}
+
+// DeliverNow makes the first attempt of the given pending events inline
+// (publish with "async": false) and returns their outcomes, in the order the
+// queue returned them. Events another dispatcher holds are skipped. A failed
+// attempt is retried in the background on the hook's schedule. The attempts
+// do not end when ctx does (a client hanging up must not turn into a failed
+// attempt); they are bounded by the request timeout.
+func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, error) {
+	d.mu.Lock()
+	if d.stopping {
+		d.mu.Unlock()
+		return nil, ErrStopped
+	}
+	d.inline.Add(1)
+	d.mu.Unlock()
+	defer d.inline.Done()
+
+	jobs, err := d.q.ClaimEvents(ctx, d.cfg.Owner, ids, d.cfg.Lease)
+	if err != nil {
+		return nil, fmt.Errorf("claim events for inline delivery: %w", err)
+	}
+	results := make([]webhook.Result, len(jobs))
+	recorded := make([]bool, len(jobs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, d.cfg.Workers)
+	for i := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i], recorded[i] = d.attempt(&jobs[i])
+		}()
+	}
+	wg.Wait()
+
+	out := make([]Outcome, 0, len(jobs))
+	write := make([]webhook.Result, 0, len(jobs))
+	var unrecorded []int64
+	for i, job := range jobs {
+		if !recorded[i] {
+			unrecorded = append(unrecorded, job.Event.ID)
+			continue
+		}
+		r := results[i]
+		write = append(write, r)
+		out = append(out, Outcome{
+			EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
+			Status: r.Attempt.Status, Delivered: r.State == webhook.StateDelivered, Error: r.Attempt.Error,
+			RetryCount: r.RetryCount, State: r.State, NextAttemptAt: r.NextAttemptAt,
+		})
+	}
+	wctx := context.WithoutCancel(ctx)
+	if len(unrecorded) > 0 {
+		if err := d.q.Release(wctx, d.cfg.Owner, unrecorded); err != nil {
+			d.log.Error("release aborted inline deliveries", "events", len(unrecorded), "error", err)
+		}
+	}
+	// Written at once so the caller's next read sees the outcome; if the
+	// database fails, the collector keeps retrying.
+	if err := d.q.Complete(wctx, d.cfg.Owner, write); err != nil {
+		d.log.Error("write inline results failed; retrying in the background", "results", len(write), "error", err)
+		for _, r := range write {
+			select {
+			case d.results <- r:
+			case <-d.runCtx.Done():
+			}
+		}
+	}
+	return out, nil
+}
+
+// Stop stops claiming, lets in-flight deliveries finish until ctx ends
+// (then aborts them), gives back the leases of claimed events it never
+// attempted, writes the pending results and drains the callbacks. Writes to
+// the database use context.WithoutCancel(ctx), so they happen even when ctx
+// is already done. Stop is idempotent; later calls wait for the first.
+// After Stop, DeliverNow returns ErrStopped.
+func (d *Dispatcher) Stop(ctx context.Context) {
+	d.stopOnce.Do(func() { d.shutdown(ctx) })
+	select {
+	case <-d.stopped:
+	case <-ctx.Done():
+	}
+}
+
+func (d *Dispatcher) shutdown(ctx context.Context) {
+	defer close(d.stopped)
+	d.mu.Lock()
+	d.stopping = true
+	started := d.started
+	d.mu.Unlock()
+	d.cancelClaim()
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go func() {
+		select {
+		case <-ctx.Done():
+			d.cancelRun()
+			close(d.abandon)
+		case <-watchDone:
+		}
+	}()
+	if !started {
+		d.inline.Wait()
+		d.cancelRun()
+		d.sender.Close()
+		return
+	}
+	<-d.claimDone
+	d.workers.Wait() // bounded: ctx's end cancels runCtx, which aborts attempts
+	d.inline.Wait()
+
+	d.mu.Lock()
+	ids := d.release
+	d.release = nil
+	d.mu.Unlock()
+	if len(ids) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if err := d.q.Release(rctx, d.cfg.Owner, ids); err != nil {
+			d.log.Error("release unstarted events failed; their leases will expire", "events", len(ids), "error", err)
+		}
+		cancel()
+	}
+	close(d.results)
+	<-d.collectorDone // bounded: flush gives up when ctx ends
+
+	close(d.callbacks)
+	d.cbWorkers.Wait() // bounded: ctx's end cancels runCtx, which callbacks get
+	d.cancelRun()
+	d.sender.Close()
+}
