@@ -1,0 +1,70 @@
+package plugin
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// Config is the plugin host's configuration (koanf keys plugins.*).
+type Config struct {
+	// Dir is the drop-in directory: every *.wasm file in it is a plugin. A
+	// missing directory means no plugins. Defaults to "plugins".
+	Dir string `koanf:"dir"`
+	// CacheDir holds wazero's compilation cache so that a restart does not
+	// recompile unchanged plugins. Defaults to Dir/.cache.
+	CacheDir string `koanf:"cache_dir"`
+	// CallTimeout bounds one countdown or validator call. Defaults to 100ms.
+	CallTimeout time.Duration `koanf:"call_timeout"`
+	// CallbackTimeout bounds one callback call, and instantiating a module
+	// (its _initialize). Defaults to 5s.
+	CallbackTimeout time.Duration `koanf:"callback_timeout"`
+	// MemoryLimitMB caps each instance's linear memory, at most 2048.
+	// Defaults to 64.
+	MemoryLimitMB int `koanf:"memory_limit_mb"`
+	// PoolSize is the most instances of one plugin, hence its most
+	// concurrent calls; further calls wait for a free instance. Defaults to 4.
+	PoolSize int `koanf:"pool_size"`
+	// PollInterval is how often Dir is checked for added, changed and
+	// removed files; negative disables watching (Reload still works).
+	// Defaults to 2s.
+	PollInterval time.Duration `koanf:"poll_interval"`
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	c.Dir = cmp.Or(c.Dir, "plugins")
+	c.CacheDir = cmp.Or(c.CacheDir, filepath.Join(c.Dir, ".cache"))
+	c.CallTimeout = cmp.Or(c.CallTimeout, 100*time.Millisecond)
+	c.CallbackTimeout = cmp.Or(c.CallbackTimeout, 5*time.Second)
+	c.MemoryLimitMB = cmp.Or(c.MemoryLimitMB, 64)
+	c.PoolSize = cmp.Or(c.PoolSize, 4)
+	c.PollInterval = cmp.Or(c.PollInterval, 2*time.Second)
+	return c
+}
+
+// Validate reports what is wrong with c, after WithDefaults.
+func (c Config) Validate() error {
+	var errs []error
+	if c.CallTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("plugins.call_timeout must be positive, got %s", c.CallTimeout))
+	}
+	if c.CallbackTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("plugins.callback_timeout must be positive, got %s", c.CallbackTimeout))
+	}
+	// Packed ptr<<32|len results stay positive as i64 only below 2 GiB.
+	if c.MemoryLimitMB < 1 || c.MemoryLimitMB > 2048 {
+		errs = append(errs, fmt.Errorf("plugins.memory_limit_mb must be between 1 and 2048, got %d", c.MemoryLimitMB))
+	}
+	if c.PoolSize < 1 || c.PoolSize > 1024 {
+		errs = append(errs, fmt.Errorf("plugins.pool_size must be between 1 and 1024, got %d", c.PoolSize))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) memoryLimitPages() uint32 { return uint32(c.MemoryLimitMB) * 16 } // 64 KiB pages
+
+// maxInput bounds one input document so that it cannot exhaust the guest.
+func (c Config) maxInput() int { return c.MemoryLimitMB << 20 / 4 }

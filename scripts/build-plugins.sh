@@ -1,0 +1,11 @@
+#!/bin/sh
+# Builds the Go example plugins into the plugin directory (default plugins/).
+# Needs only Go. Usage: scripts/build-plugins.sh [DIR]
+set -eu
+cd "$(dirname "$0")/.."
+dir=${1:-plugins}
+mkdir -p "$dir"
+for ex in custom-countdown callback; do
+	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$dir/$ex.wasm" "./examples/$ex"
+	echo "built $dir/$ex.wasm"
+done

@@ -1,0 +1,86 @@
+// Package abi holds the wire constants of the Whisperer plugin ABI: export
+// and import names, the version, log levels and size limits. It has no
+// behaviour so that the host (core/plugin) and the Go SDK (sdk) cannot drift
+// apart. sdk/ABI.md is the specification these constants implement.
+package abi
+
+// Version is the ABI version this package describes. A module speaks it when
+// it exports the function named ExportVersion.
+const Version = 1
+
+// Exports a plugin module provides. Signatures use WebAssembly value types.
+const (
+	// ExportMemory is the module's linear memory.
+	ExportMemory = "memory"
+	// ExportVersion is the version marker: () -> ().
+	ExportVersion = "whisperer_abi_v1"
+	// ExportInitialize is the WASI reactor initializer, called once after
+	// instantiation when present: () -> ().
+	ExportInitialize = "_initialize"
+	// ExportStart marks a WASI command; plugins must not export it.
+	ExportStart = "_start"
+	// ExportAlloc returns a buffer of at least size bytes for host input:
+	// (size i32) -> (ptr i32).
+	ExportAlloc = "whisperer_alloc"
+	// ExportManifest returns the manifest JSON: () -> (packed i64).
+	ExportManifest = "whisperer_manifest"
+	// ExportCountdown returns seconds to wait, negative on error:
+	// (idx i32, retry_count i32, kwargs_ptr i32, kwargs_len i32) -> (i64).
+	ExportCountdown = "whisperer_countdown"
+	// ExportValidate returns 0 when kwargs are valid as given, a packed
+	// result document, or a negative value on error:
+	// (idx i32, kwargs_ptr i32, kwargs_len i32) -> (i64).
+	ExportValidate = "whisperer_validate"
+	// ExportCallback returns 0 on success, non-zero on failure:
+	// (idx i32, doc_ptr i32, doc_len i32) -> (i32).
+	ExportCallback = "whisperer_callback"
+)
+
+// Imports the host provides besides WASI preview 1.
+const (
+	// ImportModule is the module name of the host functions.
+	ImportModule = "whisperer"
+	// ImportLog writes one log message: (level i32, ptr i32, len i32) -> ().
+	ImportLog = "log"
+	// WASIModule is the WASI preview 1 module name.
+	WASIModule = "wasi_snapshot_preview1"
+)
+
+// Log levels of ImportLog. Unknown levels are logged as LevelInfo.
+const (
+	LevelDebug int32 = 0
+	LevelInfo  int32 = 1
+	LevelWarn  int32 = 2
+	LevelError int32 = 3
+)
+
+// Limits the host enforces.
+const (
+	// MaxManifestBytes bounds the manifest document.
+	MaxManifestBytes = 64 << 10
+	// MaxResultBytes bounds a validate result document.
+	MaxResultBytes = 64 << 10
+	// MaxKeyBytes bounds a countdown key or callback name.
+	MaxKeyBytes = 200
+	// MaxEntries bounds the countdowns plus callbacks of one module.
+	MaxEntries = 256
+	// MaxLogMessageBytes bounds one log message or output line; the rest is cut.
+	MaxLogMessageBytes = 4 << 10
+	// MaxLogBytesPerCall bounds what one call may log (log import, stdout and
+	// stderr together); the rest is dropped and counted.
+	MaxLogBytesPerCall = 64 << 10
+)
+
+// Manifest is the JSON document ExportManifest returns. Unknown fields are
+// ignored so later minor revisions can add some.
+type Manifest struct {
+	// ABI is the ABI version the module was written for; 0 means Version.
+	ABI int `json:"abi,omitempty"`
+	// Name is an optional human-readable plugin name.
+	Name string `json:"name,omitempty"`
+	// Countdowns are countdown keys; index i is served by ExportCountdown
+	// and ExportValidate with idx = i.
+	Countdowns []string `json:"countdowns"`
+	// Callbacks are callback names; index i is served by ExportCallback.
+	Callbacks []string `json:"callbacks"`
+}

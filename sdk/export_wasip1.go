@@ -1,0 +1,121 @@
+//go:build wasip1
+
+package sdk
+
+import (
+	"runtime"
+	"unsafe"
+)
+
+// The ABI v1 exports (sdk/ABI.md). Each ends with runtime.Gosched: an export
+// returns to the host without ever blocking, so without it the goroutines the
+// runtime needs (the garbage collector's among them) never run.
+
+//go:wasmimport whisperer log
+func wasmLog(level int32, ptr unsafe.Pointer, n int32)
+
+func hostLog(level Level, msg string) {
+	if msg == "" {
+		return
+	}
+	wasmLog(int32(level), unsafe.Pointer(unsafe.StringData(msg)), int32(len(msg)))
+}
+
+var (
+	// inbuf is the host's input buffer: it stays referenced (so the GC
+	// keeps it) until the host asks for a bigger one.
+	inbuf []byte
+	// outbuf keeps the last output alive until the next call.
+	outbuf []byte
+)
+
+func addr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
+
+// input returns the n input bytes the host wrote at ptr, which must be the
+// current input buffer.
+func input(ptr, n int32) ([]byte, bool) {
+	if n == 0 {
+		return nil, true
+	}
+	if n < 0 || len(inbuf) < int(n) || uint32(ptr) != addr(inbuf) {
+		Logf(LevelError, "input at %d (%d bytes) is not the buffer whisperer_alloc returned", ptr, n)
+		return nil, false
+	}
+	return inbuf[:n], true
+}
+
+// pack keeps b alive and returns it as ptr<<32|len.
+func pack(b []byte) int64 {
+	outbuf = b
+	if len(b) == 0 {
+		return 0
+	}
+	return int64(uint64(addr(b))<<32 | uint64(len(b)))
+}
+
+func guard(what string) {
+	if r := recover(); r != nil {
+		recovered(what, r)
+	}
+}
+
+//go:wasmexport whisperer_abi_v1
+func wasmABIv1() {}
+
+//go:wasmexport whisperer_alloc
+func wasmAlloc(size int32) (ptr int32) {
+	defer runtime.Gosched()
+	defer guard("whisperer_alloc")
+	if size < 0 {
+		return 0
+	}
+	inbuf = make([]byte, max(size, 1))
+	return int32(addr(inbuf))
+}
+
+//go:wasmexport whisperer_manifest
+func wasmManifest() (packed int64) {
+	defer runtime.Gosched()
+	defer guard("whisperer_manifest")
+	return pack(manifest())
+}
+
+//go:wasmexport whisperer_countdown
+func wasmCountdown(idx, retryCount, ptr, n int32) (secs int64) {
+	secs = -1
+	defer runtime.Gosched()
+	defer guard("whisperer_countdown")
+	kw, ok := input(ptr, n)
+	if !ok {
+		return -1
+	}
+	return countdownAt(int(idx), int(retryCount), kw)
+}
+
+//go:wasmexport whisperer_validate
+func wasmValidate(idx, ptr, n int32) (res int64) {
+	res = -1
+	defer runtime.Gosched()
+	defer guard("whisperer_validate")
+	kw, ok := input(ptr, n)
+	if !ok {
+		return -1
+	}
+	doc, code := validateAt(int(idx), kw)
+	if code != 0 {
+		return code
+	}
+	return pack(doc)
+}
+
+//go:wasmexport whisperer_callback
+func wasmCallback(idx, ptr, n int32) (code int32) {
+	code = 1
+	defer runtime.Gosched()
+	defer guard("whisperer_callback")
+	doc, ok := input(ptr, n)
+	if !ok {
+		return 1
+	}
+	return callbackAt(int(idx), doc)
+}

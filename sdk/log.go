@@ -1,0 +1,26 @@
+package sdk
+
+import (
+	"fmt"
+
+	"github.com/whisperer/whisperer/sdk/abi"
+)
+
+// Level is a log level of the host's structured log.
+type Level int32
+
+// Log levels, as abi.LevelDebug … abi.LevelError.
+const (
+	LevelDebug Level = Level(abi.LevelDebug)
+	LevelInfo  Level = Level(abi.LevelInfo)
+	LevelWarn  Level = Level(abi.LevelWarn)
+	LevelError Level = Level(abi.LevelError)
+)
+
+// Log writes msg to the server's structured log, tagged with the plugin.
+// When a call fails, the host adds the last error-level message of that call
+// to the error it reports. Outside wasm it writes to standard error.
+func Log(level Level, msg string) { hostLog(level, msg) }
+
+// Logf formats and logs like Log.
+func Logf(level Level, format string, args ...any) { hostLog(level, fmt.Sprintf(format, args...)) }
