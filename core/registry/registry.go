@@ -85,3 +85,16 @@ func (r *Registry[T]) Keys() []string {
 	defer r.mu.RUnlock()
 	return slices.Sorted(maps.Keys(r.entries))
 }
+
+// Of returns the entries source registered, for rolling back a Replace.
+func (r *Registry[T]) Of(source string) map[string]T {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := map[string]T{}
+	for k, it := range r.entries {
+		if it.source == source {
+			out[k] = it.value
+		}
+	}
+	return out
+}

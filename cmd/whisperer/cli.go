@@ -1,0 +1,376 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/whisperer/whisperer/core/app"
+	"github.com/whisperer/whisperer/core/config"
+	"github.com/whisperer/whisperer/core/plugin"
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// verb is one CLI command: its usage line, summary, flags and action.
+type verb struct {
+	name    string
+	args    string
+	summary string
+	flags   func(fs *pflag.FlagSet)
+	run     func(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error
+}
+
+func verbs() []verb {
+	return []verb{
+		{name: "serve", summary: "run the server (migrates the database first)", flags: serveFlags, run: serve},
+		{name: "migrate", summary: "apply database migrations and exit", run: migrate},
+		{name: "users create", args: "NAME", summary: "create a user and print its first token (last line of stdout)",
+			flags: func(fs *pflag.FlagSet) {
+				fs.Bool("admin", false, "the user may do everything, for every user")
+				fs.Bool("publisher", false, "the user may publish events")
+			}, run: usersCreate},
+		{name: "tokens create", args: "USERNAME", summary: "issue a new API token for a user (printed once)", run: tokensCreate},
+		{name: "tokens revoke", args: "TOKEN|PREFIX", summary: "revoke a token, given whole or by its first 8 characters", run: tokensRevoke},
+		{name: "event-types list", summary: "list the event types hooks may subscribe to", run: eventTypesList},
+		{name: "event-types add", args: "NAME...", summary: "register event types", run: eventTypesAdd},
+		{name: "events redeliver", summary: "deliver again every failed or given-up event created in a time range",
+			flags: func(fs *pflag.FlagSet) {
+				fs.String("since", "", "start of the range: RFC 3339 time, YYYY-MM-DD, or a duration ago like 24h (required)")
+				fs.String("until", "", "end of the range (default now)")
+				fs.Int64("webhook", 0, "only this hook's events")
+			}, run: eventsRedeliver},
+		{name: "plugins list", summary: "load the plugin directory and list what each plugin registers", run: pluginsList},
+		{name: "plugins check", args: "FILE.wasm", summary: "load one plugin and print what it registers, or what is wrong", run: pluginsCheck},
+		{name: "version", summary: "print the version", run: version},
+	}
+}
+
+func usage(e env) {
+	fmt.Fprintf(e.stderr, "Whisperer is a webhook delivery server.\n\nUsage: whisperer VERB [flags]\n\nVerbs:\n")
+	tw := tabwriter.NewWriter(e.stderr, 2, 4, 2, ' ', 0)
+	for _, v := range verbs() {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", v.name, v.args, v.summary)
+	}
+	tw.Flush()
+	fmt.Fprintf(e.stderr, "\nEvery verb takes --config FILE (or $WHISPERER_CONFIG; default ./%s if present)\nand --help. Configuration keys are documented in config.koanf.yaml.\n", config.DefaultFile)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(e)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	var v *verb
+	all := verbs()
+	for i := range all {
+		words := strings.Fields(all[i].name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == all[i].name {
+			v, args = &all[i], args[len(words):]
+			break
+		}
+	}
+	if v == nil {
+		fmt.Fprintf(stderr, "whisperer: unknown verb %q\n\n", strings.Join(args[:min(2, len(args))], " "))
+		usage(e)
+		return errUsage
+	}
+	fs := pflag.NewFlagSet("whisperer "+v.name, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.String("config", "", "configuration file (default $WHISPERER_CONFIG or ./"+config.DefaultFile+")")
+	if v.flags != nil {
+		v.flags(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: whisperer %s [flags] %s\n\n%s.\n\nFlags:\n%s", v.name, v.args, v.summary, fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	return v.run(ctx, e, fs, fs.Args())
+}
+
+func loadConfig(e env, fs *pflag.FlagSet) (*config.Config, error) {
+	return config.Load(config.LoadOptions{
+		Getenv: e.getenv, Flags: fs,
+		FlagKeys: map[string]string{"addr": "server.addr", "database-url": "database.url"},
+	})
+}
+
+func serveFlags(fs *pflag.FlagSet) {
+	fs.String("addr", "", "listen address (server.addr)")
+	fs.String("database-url", "", "database URL (database.url)")
+}
+
+func serve(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(e, fs)
+	if err != nil {
+		return err
+	}
+	logger := app.NewLogger(cfg.Log, e.stderr)
+	a, err := app.New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+func migrate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(e, fs)
+	if err != nil {
+		return err
+	}
+	s, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprintf(e.stdout, "database %s is up to date\n", cfg.Database.Redacted())
+	return nil
+}
+
+func usersCreate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if len(args) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	role := webhook.RoleUser
+	admin, _ := fs.GetBool("admin")
+	publisher, _ := fs.GetBool("publisher")
+	switch {
+	case admin && publisher:
+		return fmt.Errorf("choose one of --admin and --publisher")
+	case admin:
+		role = webhook.RoleAdmin
+	case publisher:
+		role = webhook.RolePublisher
+	}
+	return withStore(ctx, e, fs, func(s storeCLI) error {
+		u, err := s.CreateUser(ctx, args[0], role)
+		if err != nil {
+			return err
+		}
+		tok, err := s.CreateToken(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "created %s user %q (id %d); its token, shown only now:\n%s\n", u.Role, u.Username, u.ID, tok)
+		return nil
+	})
+}
+
+func tokensCreate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if len(args) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	return withStore(ctx, e, fs, func(s storeCLI) error {
+		u, err := s.UserByName(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		tok, err := s.CreateToken(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "new token for %q, shown only now:\n%s\n", u.Username, tok)
+		return nil
+	})
+}
+
+func tokensRevoke(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if len(args) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	return withStore(ctx, e, fs, func(s storeCLI) error {
+		n, err := s.RevokeToken(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "revoked %d token(s)\n", n)
+		return nil
+	})
+}
+
+func eventTypesList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	return withStore(ctx, e, fs, func(s storeCLI) error {
+		names, err := s.EventTypes(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			fmt.Fprintln(e.stdout, n)
+		}
+		return nil
+	})
+}
+
+func eventTypesAdd(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if len(args) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	for _, n := range args {
+		if err := config.ValidateEventType(n); err != nil {
+			return err
+		}
+	}
+	return withStore(ctx, e, fs, func(s storeCLI) error {
+		if err := s.AddEventTypes(ctx, args...); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "added %s\n", strings.Join(args, ", "))
+		return nil
+	})
+}
+
+func eventsRedeliver(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	sinceS, _ := fs.GetString("since")
+	untilS, _ := fs.GetString("until")
+	hook, _ := fs.GetInt64("webhook")
+	if sinceS == "" {
+		return fmt.Errorf("--since is required")
+	}
+	now := time.Now()
+	since, err := parseWhen(sinceS, now)
+	if err != nil {
+		return fmt.Errorf("--since: %w", err)
+	}
+	var until time.Time
+	if untilS != "" {
+		if until, err = parseWhen(untilS, now); err != nil {
+			return fmt.Errorf("--until: %w", err)
+		}
+	}
+	return withStore(ctx, e, fs, func(s storeCLI) error {
+		n, err := s.RedeliverFailed(ctx, webhook.Scope{All: true}, webhook.RedeliverFilter{Since: since, Until: until, WebhookID: hook})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%d event(s) scheduled for delivery now; a running server picks them up\n", n)
+		return nil
+	})
+}
+
+// parseWhen reads an RFC 3339 time, a YYYY-MM-DD day (UTC) or a duration
+// before now.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time, a YYYY-MM-DD date or a duration like 24h", s)
+}
+
+func pluginsList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(e, fs)
+	if err != nil {
+		return err
+	}
+	logger := app.NewLogger(config.Log{Level: "error", Format: cfg.Log.Format}, e.stderr)
+	var infos []plugin.Info
+	var nothing nopSink
+	h, err := plugin.New(app.PluginConfig(cfg), nothing, logger)
+	if err != nil {
+		return err
+	}
+	if err := h.Start(ctx); err != nil {
+		return err
+	}
+	infos = h.Plugins()
+	_ = h.Close(context.WithoutCancel(ctx))
+	sort.Slice(infos, func(i, j int) bool { return infos[i].File < infos[j].File })
+	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILE\tCOUNTDOWNS\tCALLBACKS\tSTATUS")
+	for _, in := range infos {
+		status := "loaded"
+		if in.Error != "" {
+			status = "error: " + in.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", in.File, strings.Join(in.Countdowns, ","), strings.Join(in.Callbacks, ","), status)
+	}
+	return tw.Flush()
+}
+
+// nopSink accepts registrations without keeping them: listing only loads.
+type nopSink struct{}
+
+func (nopSink) Apply(string, map[string]plugin.Countdown, map[string]plugin.Callback) error {
+	return nil
+}
+
+func pluginsCheck(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if len(args) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := loadConfig(e, fs)
+	if err != nil {
+		return err
+	}
+	logger := app.NewLogger(config.Log{Level: "warn", Format: cfg.Log.Format}, e.stderr)
+	info, err := plugin.Check(ctx, app.PluginConfig(cfg), args[0], logger)
+	if err != nil {
+		return fmt.Errorf("%s: %w", args[0], err)
+	}
+	out, _ := json.MarshalIndent(info, "", "  ")
+	fmt.Fprintf(e.stdout, "%s\n", out)
+	return nil
+}
+
+func version(_ context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	v := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	fmt.Fprintf(e.stdout, "whisperer %s\n", v)
+	return nil
+}
+
+func noArgs(fs *pflag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(args, " "))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}

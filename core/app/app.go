@@ -1,0 +1,194 @@
+// Package app wires Whisperer together: the store, the countdown and
+// callback registries, the plugin host, the delivery dispatcher and the
+// HTTP API. It is the only package that imports its siblings.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/whisperer/whisperer/core/callback"
+	"github.com/whisperer/whisperer/core/config"
+	"github.com/whisperer/whisperer/core/countdown"
+	"github.com/whisperer/whisperer/core/delivery"
+	"github.com/whisperer/whisperer/core/plugin"
+	"github.com/whisperer/whisperer/core/store"
+)
+
+// App is one Whisperer node.
+type App struct {
+	cfg        *config.Config
+	logger     *slog.Logger
+	Store      *store.Store
+	Countdowns *countdown.Registry
+	Callbacks  *callback.Registry
+	Plugins    *plugin.Host
+	Dispatcher *delivery.Dispatcher
+	Handler    http.Handler
+}
+
+// NewLogger returns the slog logger cfg.Log asks for, writing to w.
+func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// OpenStore opens and migrates the configured database and registers the
+// configured event types.
+func OpenStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
+	s, err := store.Open(ctx, cfg.Database.URL, store.Options{MaxOpenConns: cfg.Database.MaxOpenConns})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.AddEventTypes(ctx, cfg.EventTypes...); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New builds a node from cfg: opens and migrates the database, prepares the
+// plugin host (loaded by Run), the dispatcher and the API handler.
+func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
+	s, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, logger: logger, Store: s, Countdowns: countdown.NewRegistry(), Callbacks: &callback.Registry{}}
+	a.Plugins, err = plugin.New(PluginConfig(cfg), registrySink{a.Countdowns, a.Callbacks}, logger.With("component", "plugin"))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("plugins: %w", err)
+	}
+	a.Dispatcher, err = delivery.New(DeliveryConfig(cfg), s, a.Countdowns, a.Callbacks, logger.With("component", "delivery"))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	a.Handler, err = a.newHandler()
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return a, nil
+}
+
+// PluginConfig maps the plugins.* keys onto the plugin host's config.
+func PluginConfig(cfg *config.Config) plugin.Config {
+	return plugin.Config{
+		Dir: cfg.Plugins.Dir, CacheDir: cfg.Plugins.CacheDir,
+		CallTimeout: cfg.Plugins.CallTimeout, CallbackTimeout: cfg.Plugins.CallbackTimeout,
+		MemoryLimitMB: cfg.Plugins.MemoryLimitMB, PoolSize: cfg.Plugins.PoolSize,
+	}
+}
+
+// DeliveryConfig maps request_timeout and delivery.* onto the dispatcher's
+// config.
+func DeliveryConfig(cfg *config.Config) delivery.Config {
+	d := cfg.Delivery
+	return delivery.Config{
+		Workers: d.Workers, BatchSize: d.BatchSize, PollInterval: d.PollInterval, Lease: d.Lease,
+		ConnectTimeout: cfg.RequestTimeout.Connect, ReadTimeout: cfg.RequestTimeout.Read,
+		MaxRetries: d.MaxRetries, DefaultCountdown: d.DefaultRetryCountdown,
+		MaxResponseBytes: d.MaxResponseBytes, AllowNetworks: d.AllowNetworks,
+		CallbackWorkers: d.CallbackWorkers, CallbackTimeout: cfg.Plugins.CallbackTimeout,
+	}
+}
+
+// Run serves until ctx ends, then shuts down in order: stop accepting HTTP,
+// stop claiming and drain in-flight deliveries, close plugins, close the
+// database. It returns nil after a clean shutdown.
+func (a *App) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Server.Addr)
+	if err != nil {
+		a.Store.Close()
+		return fmt.Errorf("listen on %s (server.addr): %w", a.cfg.Server.Addr, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	defer a.Store.Close()
+	if err := a.Plugins.Start(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("plugins: %w", err)
+	}
+	if err := a.Dispatcher.Start(ctx); err != nil {
+		ln.Close()
+		a.Plugins.Close(context.WithoutCancel(ctx))
+		return fmt.Errorf("delivery: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       a.cfg.Server.ReadTimeout,
+		WriteTimeout:      a.cfg.Server.WriteTimeout,
+		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		a.logger.Info("serving", "addr", ln.Addr().String(), "database", a.Store.Dialect())
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return a.Store.Listen(gctx, a.Dispatcher.Notify) })
+	g.Go(func() error {
+		<-gctx.Done()
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Server.ShutdownTimeout)
+		defer cancel()
+		a.logger.Info("shutting down")
+		err := srv.Shutdown(shutdown)
+		a.Dispatcher.Stop(shutdown)
+		a.Plugins.Close(shutdown)
+		return err
+	})
+	err := g.Wait()
+	a.logger.Info("stopped")
+	return err
+}
+
+// registrySink hands plugin registrations to the registries. A plugin's
+// countdowns and callbacks are replaced together: if the callbacks clash,
+// the countdowns are rolled back.
+type registrySink struct {
+	countdowns *countdown.Registry
+	callbacks  *callback.Registry
+}
+
+func (s registrySink) Apply(source string, cds map[string]plugin.Countdown, cbs map[string]plugin.Callback) error {
+	entries := make(map[string]countdown.Entry, len(cds))
+	for k, c := range cds {
+		entries[k] = countdown.Entry{Value: c.Value, Validate: c.Validate}
+	}
+	funcs := make(map[string]callback.Func, len(cbs))
+	for k, f := range cbs {
+		funcs[k] = callback.Func(f)
+	}
+	old := s.countdowns.Of(source)
+	if err := s.countdowns.Replace(source, entries); err != nil {
+		return err
+	}
+	if err := s.callbacks.Replace(source, funcs); err != nil {
+		_ = s.countdowns.Replace(source, old) // restores what was there
+		return err
+	}
+	return nil
+}
