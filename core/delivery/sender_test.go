@@ -386,4 +386,3 @@ func BenchmarkSend(b *testing.B) {
 		}
 	})
 }
-
