@@ -575,4 +575,3 @@ func TestDispatchersShareWork(t *testing.T) {
 		}
 	})
 }
-
