@@ -245,7 +245,7 @@ func (s *Store) assemble(ctx context.Context, db bun.IDB, rows []eventRow, withA
 		eventIDs[i] = r.ID
 	}
 	var hooks []webhookRow
-	if err := db.NewSelect().Model(&hooks).Where("id IN (?)", bun.In(dedupe(hookIDs))).Scan(ctx); err != nil {
+	if err := db.NewSelect().Model(&hooks).Where("id IN (?)", bun.List(dedupe(hookIDs))).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("load hooks: %w", err)
 	}
 	byHook := make(map[int64]*webhookRow, len(hooks))
@@ -257,7 +257,7 @@ func (s *Store) assemble(ctx context.Context, db bun.IDB, rows []eventRow, withA
 		Payload string `bun:"payload"`
 	}
 	if err := db.NewSelect().Table("messages").Column("id", "payload").
-		Where("id IN (?)", bun.In(dedupe(msgIDs))).Scan(ctx, &msgs); err != nil {
+		Where("id IN (?)", bun.List(dedupe(msgIDs))).Scan(ctx, &msgs); err != nil {
 		return nil, fmt.Errorf("load payloads: %w", err)
 	}
 	payloads := make(map[int64]string, len(msgs))
@@ -267,7 +267,7 @@ func (s *Store) assemble(ctx context.Context, db bun.IDB, rows []eventRow, withA
 	var attempts map[int64][]webhook.Attempt
 	if withAttempts {
 		var arows []attemptRow
-		if err := db.NewSelect().Model(&arows).Where("event_id IN (?)", bun.In(eventIDs)).
+		if err := db.NewSelect().Model(&arows).Where("event_id IN (?)", bun.List(eventIDs)).
 			OrderExpr("id DESC").Scan(ctx); err != nil {
 			return nil, fmt.Errorf("load attempts: %w", err)
 		}

@@ -38,7 +38,7 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, ids []int64, leas
 	}
 	now := s.now()
 	where := "id IN (?) AND state = 'pending' AND (lease_owner IS NULL OR next_attempt_at <= ?)"
-	return s.claim(ctx, owner, lease, now, where, bun.In(ids), micros(now))
+	return s.claim(ctx, owner, lease, now, where, bun.List(ids), micros(now))
 }
 
 func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, now time.Time, where string, args ...any) ([]webhook.Job, error) {
@@ -146,7 +146,7 @@ func (s *Store) Release(ctx context.Context, owner string, ids []int64) error {
 	}
 	_, err := s.db.NewUpdate().Model((*eventRow)(nil)).
 		Set("lease_owner = NULL").Set("next_attempt_at = ?", micros(s.now())).
-		Where("id IN (?)", bun.In(ids)).Where("lease_owner = ?", owner).Where("state = 'pending'").
+		Where("id IN (?)", bun.List(ids)).Where("lease_owner = ?", owner).Where("state = 'pending'").
 		Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: release %d leases: %v", webhook.ErrUnavailable, len(ids), err)
