@@ -1,0 +1,11 @@
+;; dup.wat: registers the countdown key custom, which the custom example also registers.
+;; Build: wat2wasm dup.wat -o dup.wasm
+(module
+  (import "whisperer" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "{\"countdowns\":[\"custom\"],\"callbacks\":[]}")
+  (func (export "whisperer_abi_v1"))
+  (func (export "whisperer_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "whisperer_manifest") (result i64) (i64.const 40))
+  (func (export "whisperer_countdown") (param i32 i32 i32 i32) (result i64) (i64.const 7))
+  (func (export "whisperer_validate") (param i32 i32 i32) (result i64) (i64.const 0)))
