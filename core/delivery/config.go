@@ -19,11 +19,16 @@ type Config struct {
 	// BatchSize bounds how many events one claim takes and how many results
 	// one write-back holds. Defaults to 100.
 	BatchSize int
+	// Claimers is the number of concurrent claim loops. More than one can
+	// hide a claim's round trips to a remote PostgreSQL; SQLite claims one
+	// at a time anyway. Defaults to 1.
+	Claimers int
 	// PollInterval is how often an idle dispatcher looks for due retries and
 	// expired leases when nothing wakes it. Defaults to 1s.
 	PollInterval time.Duration
 	// Lease is how long a claimed event stays reserved for this dispatcher.
-	// It must exceed ConnectTimeout+ReadTimeout. Defaults to
+	// A claimed event may wait for one attempt before its own, so it must be
+	// at least twice ConnectTimeout+ReadTimeout. Defaults to
 	// 2*(ConnectTimeout+ReadTimeout) + 30s.
 	Lease time.Duration
 	// ConnectTimeout bounds dialing and the TLS handshake. Defaults to 5s.
@@ -73,6 +78,7 @@ const (
 func (c Config) WithDefaults() Config {
 	c.Workers = cmp.Or(c.Workers, DefaultWorkers)
 	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
+	c.Claimers = cmp.Or(c.Claimers, 1)
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
 	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, DefaultConnectTimeout)
 	c.ReadTimeout = cmp.Or(c.ReadTimeout, DefaultReadTimeout)
@@ -101,6 +107,7 @@ func (c Config) Validate() error {
 	}
 	positive("workers", int64(c.Workers))
 	positive("batch_size", int64(c.BatchSize))
+	positive("claimers", int64(c.Claimers))
 	positive("max_retries", int64(c.MaxRetries))
 	positive("max_response_bytes", int64(c.MaxResponseBytes))
 	positive("callback_workers", int64(c.CallbackWorkers))
@@ -108,8 +115,8 @@ func (c Config) Validate() error {
 	if c.ConnectTimeout <= 0 || c.ReadTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("request_timeout must be positive, got connect %s, read %s", c.ConnectTimeout, c.ReadTimeout))
 	}
-	if c.Lease <= c.ConnectTimeout+c.ReadTimeout {
-		errs = append(errs, fmt.Errorf("delivery.lease (%s) must be longer than the request timeout (%s)", c.Lease, c.ConnectTimeout+c.ReadTimeout))
+	if c.Lease < 2*(c.ConnectTimeout+c.ReadTimeout) {
+		errs = append(errs, fmt.Errorf("delivery.lease (%s) must be at least twice the request timeout (%s)", c.Lease, c.ConnectTimeout+c.ReadTimeout))
 	}
 	if c.PollInterval <= 0 {
 		errs = append(errs, fmt.Errorf("delivery.poll_interval must be positive, got %s", c.PollInterval))

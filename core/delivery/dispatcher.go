@@ -106,8 +106,8 @@ type Dispatcher struct {
 	stopOnce sync.Once
 	stopped  chan struct{}
 
-	claimDone, collectorDone chan struct{}
-	workers, cbWorkers       sync.WaitGroup
+	collectorDone                chan struct{}
+	claimers, workers, cbWorkers sync.WaitGroup
 
 	stats struct{ attempts, delivered, failed, givenUp, cbDropped, cbErrors atomic.Int64 }
 }
@@ -135,12 +135,11 @@ func New(cfg Config, q Queue, cd Countdowns, cb Callbacks, logger *slog.Logger) 
 		cfg: cfg, q: q, cd: cd, cb: cb, log: logger, sender: sender,
 		wake:          make(chan struct{}, 1),
 		freed:         make(chan struct{}, 1),
-		jobs:          make(chan webhook.Job, cfg.Workers),
+		jobs:          make(chan webhook.Job, cfg.Workers+min(cfg.BatchSize, cfg.Workers)),
 		results:       make(chan webhook.Result, cfg.Workers+cfg.BatchSize),
 		callbacks:     make(chan callbackTask, cfg.CallbackQueue),
 		abandon:       make(chan struct{}),
 		stopped:       make(chan struct{}),
-		claimDone:     make(chan struct{}),
 		collectorDone: make(chan struct{}),
 	}
 	d.runCtx, d.cancelRun = context.WithCancel(context.Background())
@@ -187,7 +186,15 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		go d.callbackWorker()
 	}
 	go d.collect()
-	go d.claimLoop()
+	for range d.cfg.Claimers {
+		d.claimers.Add(1)
+		go d.claimLoop()
+	}
+	go func() {
+		// The workers end when the last claim loop has handed over its jobs.
+		d.claimers.Wait()
+		close(d.jobs)
+	}()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -209,20 +216,19 @@ func (d *Dispatcher) Notify() {
 	}
 }
 
-// claimLinger is how long the claim loop waits for more workers to come free
-// before claiming a small batch: fewer, larger claims under load.
-const claimLinger = 2 * time.Millisecond
-
+// claimLoop keeps the workers fed. It claims ahead up to one batch more
+// than the workers hold (at most Workers more, so a claimed event waits for
+// at most one attempt before its own, well inside its lease), and claims
+// again when half a batch of room is free: claims stay large under load, and
+// a worker never waits for a claim's round trip.
 func (d *Dispatcher) claimLoop() {
-	defer close(d.claimDone)
-	defer close(d.jobs)
-	lowWater := int64(max(1, min(d.cfg.BatchSize, d.cfg.Workers)/4))
+	defer d.claimers.Done()
 	poll := time.NewTimer(d.cfg.PollInterval)
 	defer poll.Stop()
 	backoff := time.Duration(0)
 	for d.claimCtx.Err() == nil {
-		free := int64(d.cfg.Workers) - d.inflight.Load()
-		if free <= 0 {
+		n := d.reserve()
+		if n == 0 {
 			select {
 			case <-d.freed:
 			case <-d.claimCtx.Done():
@@ -230,19 +236,8 @@ func (d *Dispatcher) claimLoop() {
 			}
 			continue
 		}
-		if free < lowWater {
-			// Under load workers come free one by one: linger so that
-			// claims stay batches instead of one transaction per event.
-			poll.Reset(claimLinger)
-			select {
-			case <-poll.C:
-			case <-d.claimCtx.Done():
-				return
-			}
-			free = int64(d.cfg.Workers) - d.inflight.Load()
-		}
-		n := int(min(free, int64(d.cfg.BatchSize)))
 		jobs, err := d.q.Claim(d.claimCtx, d.cfg.Owner, n, d.cfg.Lease)
+		d.inflight.Add(int64(len(jobs) - n)) // give back what the claim did not fill
 		if err != nil {
 			if d.claimCtx.Err() != nil {
 				return
@@ -261,9 +256,8 @@ func (d *Dispatcher) claimLoop() {
 			d.log.Info("claiming due events again")
 			backoff = 0
 		}
-		d.inflight.Add(int64(len(jobs)))
 		for i := range jobs {
-			d.jobs <- jobs[i] // never blocks: at most Workers jobs are in flight
+			d.jobs <- jobs[i] // never blocks: the channel holds capacity jobs
 		}
 		if len(jobs) == n {
 			continue // a full batch: more may be due
@@ -274,6 +268,25 @@ func (d *Dispatcher) claimLoop() {
 		case <-poll.C:
 		case <-d.claimCtx.Done():
 			return
+		}
+	}
+}
+
+// reserve takes room for up to one batch of jobs, or returns 0 when less
+// than half a batch is free. Reserving before claiming keeps concurrent
+// claim loops within capacity.
+func (d *Dispatcher) reserve() int {
+	prefetch := int64(min(d.cfg.BatchSize, d.cfg.Workers))
+	capacity := int64(d.cfg.Workers) + prefetch
+	for {
+		cur := d.inflight.Load()
+		free := capacity - cur
+		if free < max(1, prefetch/2) {
+			return 0
+		}
+		n := min(free, int64(d.cfg.BatchSize))
+		if d.inflight.CompareAndSwap(cur, cur+n) {
+			return int(n)
 		}
 	}
 }
@@ -549,7 +562,6 @@ func (d *Dispatcher) shutdown(ctx context.Context) {
 		d.sender.Close()
 		return
 	}
-	<-d.claimDone
 	d.workers.Wait() // bounded: ctx's end cancels runCtx, which aborts attempts
 	d.inline.Wait()
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ import (
 type recordingQueue struct {
 	*store.Store
 	failClaims, failCompletes atomic.Int64
+	claims                    atomic.Int64 // Claim calls that reached the store
 
 	mu      sync.Mutex
 	results []webhook.Result
@@ -40,6 +42,7 @@ func (q *recordingQueue) Claim(ctx context.Context, owner string, limit int, lea
 	if q.failClaims.Add(-1) >= 0 {
 		return nil, errInjected
 	}
+	defer q.claims.Add(1)
 	return q.Store.Claim(ctx, owner, limit, lease)
 }
 
@@ -402,7 +405,8 @@ func TestDispatcherDeliverNow(t *testing.T) {
 		good := f.hook(t, rc.URL+"/good")
 		f.hook(t, rc.URL+"/bad", exponential2)
 		// A long poll and no Notify: only DeliverNow delivers.
-		d := f.start(t, delivery.Config{PollInterval: time.Hour})
+		d := f.start(t, delivery.Config{PollInterval: time.Hour, Claimers: 1})
+		eventually(t, "the first claim", func() bool { return f.q.claims.Load() == 1 })
 		evs := storetest.Publish(t, s, "package-created", `{}`)
 		ids := []int64{evs[0].ID, evs[1].ID}
 		out, err := d.DeliverNow(context.Background(), ids)
@@ -574,4 +578,58 @@ func TestDispatchersShareWork(t *testing.T) {
 			t.Logf("work split a=%d b=%d", a.Stats().Delivered, b.Stats().Delivered)
 		}
 	})
+}
+
+// BenchmarkDispatch measures end-to-end deliveries per second through the
+// real store: claim, signed POST to a local receiver, batched write-back.
+// Publishing happens before the timer starts.
+//
+//	go test -run '^$' -bench Dispatch -benchtime 20000x ./core/delivery/
+func BenchmarkDispatch(b *testing.B) {
+	for _, backend := range storetest.Backends {
+		b.Run(backend, func(b *testing.B) {
+			s := storetest.New(b, backend)
+			u, _ := storetest.User(b, s, "bench", webhook.RoleAdmin)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				w.WriteHeader(204)
+			}))
+			defer srv.Close()
+			const fanout = 100
+			for i := range fanout {
+				storetest.Hook(b, s, u.ID, "bench", fmt.Sprintf("%s/%d", srv.URL, i), func(w *webhook.Webhook) { w.SecretKey = "secret" })
+			}
+			rounds := (b.N + fanout - 1) / fanout
+			for i := range rounds {
+				storetest.Publish(b, s, "bench", fmt.Sprintf(`{"n":%d}`, i))
+			}
+			total := int64(rounds * fanout)
+			d, err := delivery.New(delivery.Config{AllowNetworks: loopback}, s, countdown.NewRegistry(), nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			if err := d.Start(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			for d.Stats().Delivered < total {
+				time.Sleep(2 * time.Millisecond)
+			}
+			for {
+				c, err := s.Counts(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if c[webhook.StateDelivered] == total {
+					break
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			d.Stop(context.Background())
+			b.ReportMetric(float64(total)/elapsed.Seconds(), "deliveries/s")
+		})
+	}
 }
