@@ -514,6 +514,14 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 	// Written at once so the caller's next read sees the outcome; if the
 	// database fails, the collector keeps retrying.
 	if err := d.q.Complete(wctx, d.cfg.Owner, write); err != nil {
+		d.mu.Lock()
+		started := d.started
+		d.mu.Unlock()
+		if !started {
+			d.log.Error("write inline results failed; their leases will expire and the events will be retried",
+				"results", len(write), "error", err)
+			return out, nil
+		}
 		d.log.Error("write inline results failed; retrying in the background", "results", len(write), "error", err)
 		for _, r := range write {
 			select {
