@@ -377,7 +377,7 @@ func (d *Dispatcher) wait(ctx context.Context, job *webhook.Job, retries int) ti
 	if err == nil {
 		return w
 	}
-	// Even the default failed: 2^retries seconds, capped at an hour.
+	// Even the default failed: 2^retries seconds, capped near an hour.
 	d.log.Error("default countdown failed", "event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID, "error", err)
 	return time.Second << min(retries, 12)
 }

@@ -633,3 +633,29 @@ func BenchmarkDispatch(b *testing.B) {
 		})
 	}
 }
+
+func TestDispatcherStartContextEndsIt(t *testing.T) {
+	s := storetest.New(t, store.SQLite)
+	d, err := delivery.New(delivery.Config{}, s, countdown.NewRegistry(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx); err == nil {
+		t.Error("second Start succeeded")
+	}
+	cancel()
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stopCancel()
+	d.Stop(stopCtx) // waits for the shutdown the cancel began; goleak checks it ended
+	d.Stop(stopCtx) // idempotent
+	if stopCtx.Err() != nil {
+		t.Fatal("Stop did not return")
+	}
+	if _, err := d.DeliverNow(context.Background(), []int64{1}); !errors.Is(err, delivery.ErrStopped) {
+		t.Errorf("DeliverNow = %v, want ErrStopped", err)
+	}
+}
