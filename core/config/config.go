@@ -119,9 +119,10 @@ type Delivery struct {
 	// DenyNetworks are CIDRs deliveries never reach, public or allowed.
 	// Defaults to none.
 	DenyNetworks []string
-	// Lease is how long a claimed event belongs to this node; it must be
-	// longer than a request can take or another node would deliver it
-	// again. Zero derives it. Defaults to RequestTimeout.Total() + 30s.
+	// Lease is how long a claimed event belongs to this node. A dispatcher
+	// claims one batch ahead, so an event may wait one attempt before its
+	// own: the lease must cover two requests or another node would deliver
+	// it again. Zero derives it. Defaults to 2×RequestTimeout.Total() + 30s.
 	Lease time.Duration
 	// PollInterval is how often dispatchers look for due retries; new
 	// events wake them at once. Defaults to 1s.
@@ -265,7 +266,7 @@ func (c *Config) WithDefaults() *Config {
 
 // derive fills the values that depend on others or on the machine.
 func (c *Config) derive() {
-	c.Delivery.Lease = cmp.Or(c.Delivery.Lease, c.RequestTimeout.Total()+leaseMargin)
+	c.Delivery.Lease = cmp.Or(c.Delivery.Lease, 2*c.RequestTimeout.Total()+leaseMargin)
 	c.Plugins.CacheDir = cmp.Or(c.Plugins.CacheDir, defaultCacheDir())
 	if len(c.Delivery.DefaultRetryCountdown.Kwargs) == 0 {
 		c.Delivery.DefaultRetryCountdown.Kwargs = json.RawMessage(`{}`)
@@ -338,8 +339,8 @@ func (c *Config) Validate() error {
 	add(atLeast("delivery.max_response_bytes", d.MaxResponseBytes, 0))
 	errs = append(errs, validateCIDRs("delivery.allow_networks", d.AllowNetworks)...)
 	errs = append(errs, validateCIDRs("delivery.deny_networks", d.DenyNetworks)...)
-	if d.Lease <= c.RequestTimeout.Total() {
-		add(errorf("delivery.lease", "must be longer than request_timeout connect + read (%v), got %v", c.RequestTimeout.Total(), d.Lease))
+	if d.Lease < 2*c.RequestTimeout.Total() {
+		add(errorf("delivery.lease", "must be at least twice request_timeout connect + read (%v), got %v", 2*c.RequestTimeout.Total(), d.Lease))
 	}
 	add(positive("delivery.poll_interval", d.PollInterval))
 	add(atLeast("delivery.callback_workers", d.CallbackWorkers, 1))

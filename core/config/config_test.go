@@ -71,8 +71,8 @@ func TestDefaults(t *testing.T) {
 	if err := d.Validate(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
-	if d.Delivery.Lease != 50*time.Second {
-		t.Errorf("derived lease = %v, want 50s", d.Delivery.Lease)
+	if d.Delivery.Lease != 70*time.Second {
+		t.Errorf("derived lease = %v, want 70s", d.Delivery.Lease)
 	}
 	if got := new(Config).WithDefaults(); !reflect.DeepEqual(got, d) {
 		t.Errorf("WithDefaults on a zero Config = %+v, want %+v", got, d)
@@ -300,7 +300,7 @@ func TestRequestTimeout(t *testing.T) {
 			if c.RequestTimeout.Connect != tc.connect || c.RequestTimeout.Read != tc.read {
 				t.Errorf("got %+v, want connect %v read %v", c.RequestTimeout, tc.connect, tc.read)
 			}
-			if want := tc.connect + tc.read + leaseMargin; c.Delivery.Lease != want {
+			if want := 2*(tc.connect+tc.read) + leaseMargin; c.Delivery.Lease != want {
 				t.Errorf("derived lease = %v, want %v", c.Delivery.Lease, want)
 			}
 		})
@@ -344,8 +344,8 @@ func TestValidationErrors(t *testing.T) {
 		{"allow networks env", "", map[string]string{"WHISPERER_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8,localhost"}, `delivery.allow_networks[1]: "localhost" is not a CIDR`},
 		{"allow networks type", `delivery: {allow_networks: [1]}`, nil, `delivery.allow_networks: expected a list of strings, element 0 is 1`},
 		{"deny networks", `delivery: {deny_networks: ["x"]}`, nil, `delivery.deny_networks[0]: "x" is not a CIDR`},
-		{"lease", "delivery: {lease: 15s}", nil, `delivery.lease: must be longer than request_timeout connect + read (20s), got 15s`},
-		{"lease vs env timeout", "delivery: {lease: 60s}", map[string]string{"WHISPERER_REQUEST_TIMEOUT": "30,30"}, `delivery.lease: must be longer than request_timeout connect + read (1m0s), got 1m0s`},
+		{"lease", "delivery: {lease: 15s}", nil, `delivery.lease: must be at least twice request_timeout connect + read (40s), got 15s`},
+		{"lease vs env timeout", "delivery: {lease: 60s}", map[string]string{"WHISPERER_REQUEST_TIMEOUT": "30,30"}, `delivery.lease: must be at least twice request_timeout connect + read (2m0s), got 1m0s`},
 		{"poll interval", "delivery: {poll_interval: 0}", nil, `delivery.poll_interval: must be a positive duration, got 0s`},
 		{"callback workers", "delivery: {callback_workers: 0}", nil, `delivery.callback_workers: must be at least 1, got 0`},
 		{"disable after", "delivery: {disable_after: -1h}", nil, `delivery.disable_after: must not be negative, got -1h0m0s`},
