@@ -75,14 +75,20 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		s.Close()
 		return nil, fmt.Errorf("plugins: %w", err)
 	}
+	// Plugins load before the API is built: the default countdown may be
+	// a plugin's, and the API checks it.
+	if err := a.Plugins.Start(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("plugins: %w", err)
+	}
 	a.Dispatcher, err = delivery.New(DeliveryConfig(cfg), s, a.Countdowns, a.Callbacks, logger.With("component", "delivery"))
 	if err != nil {
-		s.Close()
+		a.close(ctx)
 		return nil, fmt.Errorf("delivery: %w", err)
 	}
 	a.Handler, err = a.newHandler()
 	if err != nil {
-		s.Close()
+		a.close(ctx)
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	return a, nil
@@ -105,7 +111,7 @@ func DeliveryConfig(cfg *config.Config) delivery.Config {
 		Workers: d.Workers, BatchSize: d.BatchSize, PollInterval: d.PollInterval, Lease: d.Lease,
 		ConnectTimeout: cfg.RequestTimeout.Connect, ReadTimeout: cfg.RequestTimeout.Read,
 		MaxRetries: d.MaxRetries, DefaultCountdown: d.DefaultRetryCountdown,
-		MaxResponseBytes: d.MaxResponseBytes, AllowNetworks: d.AllowNetworks,
+		MaxResponseBytes: d.MaxResponseBytes, AllowNetworks: d.AllowNetworks, DenyNetworks: d.DenyNetworks,
 		CallbackWorkers: d.CallbackWorkers, CallbackTimeout: cfg.Plugins.CallbackTimeout,
 	}
 }
@@ -124,16 +130,12 @@ func (a *App) Run(ctx context.Context) error {
 
 // Serve is Run on a listener the caller opened.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	defer a.Store.Close()
-	if err := a.Plugins.Start(ctx); err != nil {
-		ln.Close()
-		return fmt.Errorf("plugins: %w", err)
-	}
 	if err := a.Dispatcher.Start(ctx); err != nil {
 		ln.Close()
-		a.Plugins.Close(context.WithoutCancel(ctx))
+		a.close(ctx)
 		return fmt.Errorf("delivery: %w", err)
 	}
+	defer a.Store.Close()
 	srv := &http.Server{
 		Handler:           a.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -163,6 +165,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	err := g.Wait()
 	a.logger.Info("stopped")
 	return err
+}
+
+// close releases what New acquired, for a node that will not Serve.
+func (a *App) close(ctx context.Context) {
+	_ = a.Plugins.Close(context.WithoutCancel(ctx))
+	a.Store.Close()
 }
 
 // registrySink hands plugin registrations to the registries. A plugin's

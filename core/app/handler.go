@@ -1,5 +1,32 @@
 package app
 
-import "net/http"
+import (
+	"context"
+	"net/http"
 
-func (a *App) newHandler() (http.Handler, error) { return http.NotFoundHandler(), nil }
+	"github.com/whisperer/whisperer/core/api"
+)
+
+func (a *App) newHandler() (http.Handler, error) {
+	return api.New(api.Config{
+		BasePath:              a.cfg.Server.BasePath,
+		MaxBodyBytes:          a.cfg.Server.MaxBodyBytes,
+		DefaultRetryCountdown: a.cfg.Delivery.DefaultRetryCountdown,
+	}, api.Deps{
+		Store:      a.Store,
+		Countdowns: a.Countdowns,
+		Callbacks:  a.Callbacks,
+		Notify:     a.Dispatcher.Notify,
+		DeliverNow: a.deliverNow,
+		Plugins:    func() any { return a.Plugins.Plugins() },
+	}, a.logger.With("component", "api"))
+}
+
+func (a *App) deliverNow(ctx context.Context, ids []int64) ([]api.Outcome, error) {
+	outs, err := a.Dispatcher.DeliverNow(ctx, ids)
+	res := make([]api.Outcome, len(outs))
+	for i, o := range outs {
+		res[i] = api.Outcome(o)
+	}
+	return res, err
+}

@@ -48,6 +48,9 @@ type Config struct {
 	// AllowNetworks are CIDRs that targets may resolve to even though they
 	// are loopback, private or otherwise blocked. Defaults to none.
 	AllowNetworks []string
+	// DenyNetworks are CIDRs targets may never resolve to, even public or
+	// allowed ones. Defaults to none.
+	DenyNetworks []string
 	// CallbackWorkers is the number of goroutines running callbacks.
 	// Defaults to 4.
 	CallbackWorkers int
@@ -121,8 +124,10 @@ func (c Config) Validate() error {
 	if c.PollInterval <= 0 {
 		errs = append(errs, fmt.Errorf("delivery.poll_interval must be positive, got %s", c.PollInterval))
 	}
-	if _, err := parseNetworks(c.AllowNetworks); err != nil {
-		errs = append(errs, err)
+	for _, nets := range [][]string{c.AllowNetworks, c.DenyNetworks} {
+		if _, err := parseNetworks(nets); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -43,15 +43,20 @@ func mustPrefixes(ss ...string) []netip.Prefix {
 // BlockedError is the refusal of a connection to a blocked address.
 type BlockedError struct {
 	Addr netip.Addr
+	// Denied is set when delivery.deny_networks refused it.
+	Denied bool
 }
 
 func (e *BlockedError) Error() string {
+	if e.Denied {
+		return fmt.Sprintf("refused: address %s is in delivery.deny_networks", e.Addr)
+	}
 	return fmt.Sprintf("refused: address %s is in a blocked network (allow it with delivery.allow_networks)", e.Addr)
 }
 
 // guard decides which resolved addresses targets may connect to.
 type guard struct {
-	allow []netip.Prefix
+	allow, deny []netip.Prefix
 }
 
 // control is a net.Dialer Control function. It runs after name resolution,
@@ -67,6 +72,11 @@ func (g *guard) control(_, address string, _ syscall.RawConn) error {
 
 func (g *guard) check(a netip.Addr) error {
 	a = a.Unmap().WithZone("")
+	for _, p := range g.deny {
+		if p.Contains(a) {
+			return &BlockedError{Addr: a, Denied: true}
+		}
+	}
 	for _, p := range g.allow {
 		if p.Contains(a) {
 			return nil

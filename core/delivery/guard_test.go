@@ -10,13 +10,19 @@ func TestGuardCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &guard{allow: allow}
+	deny, err := parseNetworks([]string{"9.9.9.0/24", "10.1.9.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &guard{allow: allow, deny: deny}
 	for _, tc := range []struct {
 		addr    string
 		blocked bool
 	}{
 		{"8.8.8.8", false},
 		{"1.1.1.1", false},
+		{"9.9.9.9", true},  // public but denied
+		{"10.1.9.1", true}, // allowed network, denied subnet: deny wins
 		{"2606:4700:4700::1111", false},
 		{"127.0.0.1", true},
 		{"127.8.9.10", true},

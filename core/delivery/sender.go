@@ -52,7 +52,8 @@ func NewSender(cfg Config) (*Sender, error) {
 		return nil, err
 	}
 	allow, _ := parseNetworks(cfg.AllowNetworks) // Validate checked them
-	g := &guard{allow: allow}
+	deny, _ := parseNetworks(cfg.DenyNetworks)
+	g := &guard{allow: allow, deny: deny}
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second, Control: g.control}
 	tr := &http.Transport{
 		// No proxy from the environment: the guard must see the target's
