@@ -41,7 +41,9 @@ func input(ptr, n int32) ([]byte, bool) {
 		Logf(LevelError, "input at %d (%d bytes) is not the buffer whisperer_alloc returned", ptr, n)
 		return nil, false
 	}
-	return inbuf[:n], true
+	// A copy: the host overwrites the buffer on the next call, and a plugin
+	// may keep what it was given.
+	return append([]byte(nil), inbuf[:n]...), true
 }
 
 // pack keeps b alive and returns it as ptr<<32|len.

@@ -24,7 +24,11 @@ func parseKwargs(b []byte) (Kwargs, error) {
 		return nil, errNotObject
 	}
 	kw := Kwargs{}
-	if err := json.Unmarshal(b, &kw); err != nil {
+	err := eachField(b, func(k string, v []byte) error {
+		kw[k] = v
+		return nil
+	})
+	if err != nil {
 		return nil, errNotObject
 	}
 	return kw, nil

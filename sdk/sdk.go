@@ -195,7 +195,7 @@ func callbackAt(idx int, doc []byte) (code int32) {
 		}
 	}()
 	d := &Delivery{}
-	if err := json.Unmarshal(doc, d); err != nil {
+	if err := d.decode(doc); err != nil {
 		Logf(LevelError, "callback %q: decode delivery: %v", c.name, err)
 		return 1
 	}

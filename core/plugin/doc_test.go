@@ -2,10 +2,12 @@ package plugin
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/sdk"
 )
 
 // callbackDoc returns a webhook.CallbackDoc of about size bytes.
@@ -26,4 +28,23 @@ func callbackDoc(t testing.TB, size int) []byte {
 		b, _ = json.Marshal(doc)
 	}
 	return b
+}
+
+// TestDeliveryMatchesCallbackDoc keeps the Go SDK's Delivery field for field
+// in step with the document the server sends.
+func TestDeliveryMatchesCallbackDoc(t *testing.T) {
+	var full map[string]any
+	if err := json.Unmarshal(callbackDoc(t, 0), &full); err != nil {
+		t.Fatal(err)
+	}
+	var d sdk.Delivery
+	if err := json.Unmarshal(callbackDoc(t, 0), &d); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(d)
+	var back map[string]any
+	_ = json.Unmarshal(b, &back)
+	if !reflect.DeepEqual(full, back) {
+		t.Fatalf("sdk.Delivery loses fields of webhook.CallbackDoc:\n%v\n%v", full, back)
+	}
 }

@@ -207,11 +207,6 @@ func (h *Host) Reload(ctx context.Context) error {
 		return err
 	}
 	var errs []error
-	for _, f := range files {
-		if err := h.sync(ctx, f); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	h.mu.Lock()
 	var gone []*entry
 	for name, e := range h.entries {
@@ -227,6 +222,12 @@ func (h *Host) Reload(ctx context.Context) error {
 		}
 		h.logger.Info("plugin removed", "plugin", e.file)
 		retire(e.cur, e.pending)
+	}
+	// Removals first, so a key a removed file held is free for the others.
+	for _, f := range files {
+		if err := h.sync(ctx, f); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

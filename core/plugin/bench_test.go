@@ -1,0 +1,110 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// benchCountdown measures one warm countdown call through the host and
+// reports the median alongside the mean.
+func benchCountdown(b *testing.B, src string) {
+	dir := b.TempDir()
+	copyFile(b, src, dir, "custom.wasm")
+	sink := newSink()
+	startHost(b, testConfig(dir), sink)
+	cd := sink.countdown(b, "custom")
+	ctx := context.Background()
+	kwargs := json.RawMessage(`{"factor": 5}`)
+	if _, err := cd.Value(ctx, 1, kwargs); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, min(b.N, 1<<20))
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		if _, err := cd.Value(ctx, i&7, kwargs); err != nil {
+			b.Fatal(err)
+		}
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(start))
+		}
+	}
+	b.StopTimer()
+	reportP50(b, lat)
+}
+
+func reportP50(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+	}
+}
+
+func BenchmarkCountdownGo(b *testing.B) { benchCountdown(b, goWasm(b, "./examples/custom-countdown")) }
+
+func BenchmarkCountdownWAT(b *testing.B) {
+	benchCountdown(b, filepath.Join("..", "..", "examples", "custom-countdown", "wat", "custom.wasm"))
+}
+
+func BenchmarkCountdownC(b *testing.B) {
+	benchCountdown(b, filepath.Join("..", "..", "examples", "custom-countdown", "c", "custom.wasm"))
+}
+
+// BenchmarkCallbackGo is a callback round trip with a 1 KiB document.
+func BenchmarkCallbackGo(b *testing.B) {
+	dir := b.TempDir()
+	copyFile(b, goWasm(b, "./examples/callback"), dir, "callback.wasm")
+	sink := newSink()
+	startHost(b, testConfig(dir), sink)
+	cb := sink.callback(b, "foo.bar.app.callback")
+	ctx := context.Background()
+	doc := callbackDoc(b, 1024)
+	lat := make([]time.Duration, 0, min(b.N, 1<<20))
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if err := cb(ctx, doc); err != nil {
+			b.Fatal(err)
+		}
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(start))
+		}
+	}
+	b.StopTimer()
+	reportP50(b, lat)
+}
+
+// BenchmarkHostStart starts a host over the two Go examples with a warm
+// compilation cache: what a server restart costs.
+func BenchmarkHostStart(b *testing.B) {
+	dir := b.TempDir()
+	copyFile(b, goWasm(b, "./examples/custom-countdown"), dir, "custom-countdown.wasm")
+	copyFile(b, goWasm(b, "./examples/callback"), dir, "callback.wasm")
+	cfg := testConfig(dir)
+	ctx := context.Background()
+	start := func() {
+		h, err := New(cfg, newSink(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := h.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if len(h.Plugins()) != 2 || !h.Plugins()[0].Loaded || !h.Plugins()[1].Loaded {
+			b.Fatalf("not loaded: %+v", h.Plugins())
+		}
+		if err := h.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	start() // warm the cache
+	b.ResetTimer()
+	for range b.N {
+		start()
+	}
+}
