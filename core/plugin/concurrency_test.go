@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"sync"
-	"time"
 	"testing"
+	"time"
 )
 
 // TestConcurrentCalls has many goroutines call the same plugins at once
