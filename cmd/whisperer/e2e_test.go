@@ -57,14 +57,16 @@ func binary(t *testing.T) string {
 // receiver counts deliveries by webhook-id (the event uuid).
 type receiver struct {
 	*httptest.Server
+	gate chan struct{} // requests wait until it is closed
 	mu   sync.Mutex
 	seen map[string]int
 	got  chan struct{}
 }
 
 func newReceiver(t *testing.T) *receiver {
-	r := &receiver{seen: map[string]int{}, got: make(chan struct{}, 1)}
+	r := &receiver{seen: map[string]int{}, got: make(chan struct{}, 1), gate: make(chan struct{})}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		<-r.gate
 		_, _ = io.Copy(io.Discard, req.Body)
 		r.mu.Lock()
 		r.seen[req.Header.Get("webhook-id")]++
@@ -92,7 +94,8 @@ type node struct {
 	cmd  *exec.Cmd
 	addr string
 	logs *bytes.Buffer
-	done chan error
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, once done is closed
 }
 
 func freeAddr(t *testing.T) string {
@@ -138,7 +141,7 @@ func lastLine(s string) string {
 
 func startNode(t *testing.T, env []string) *node {
 	t.Helper()
-	n := &node{addr: freeAddr(t), logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	n := &node{addr: freeAddr(t), logs: &bytes.Buffer{}, done: make(chan struct{})}
 	n.cmd = exec.Command(binary(t), "serve", "--addr", n.addr)
 	n.cmd.Env = env
 	n.cmd.Stdout = n.logs
@@ -146,7 +149,7 @@ func startNode(t *testing.T, env []string) *node {
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { n.done <- n.cmd.Wait() }()
+	go func() { n.err = n.cmd.Wait(); close(n.done) }()
 	t.Cleanup(func() {
 		_ = n.cmd.Process.Kill()
 		<-n.done
@@ -164,8 +167,8 @@ func startNode(t *testing.T, env []string) *node {
 			}
 		}
 		select {
-		case err := <-n.done:
-			t.Fatalf("node exited: %v\n%s", err, n.logs)
+		case <-n.done:
+			t.Fatalf("node exited: %v\n%s", n.err, n.logs)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -269,10 +272,12 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 	n := startNode(t, env)
 	token := setup(t, env, n, rcv.URL)
 
+	// Every event is accepted while the receiver holds the first requests;
+	// then deliveries flow and the node is killed in the middle of them.
 	const count = 2000
 	publishAll(t, []*node{n}, token, count)
-	// Kill once deliveries are under way, not before.
-	for u, _ := rcv.counts(); u < 50; u, _ = rcv.counts() {
+	close(rcv.gate)
+	for u, _ := rcv.counts(); u < 300; u, _ = rcv.counts() {
 		<-rcv.got
 	}
 	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -298,6 +303,7 @@ func TestMultiNode(t *testing.T) {
 	dbURL := storetest.URL(t, store.Postgres)
 	env := baseEnv(dbURL)
 	rcv := newReceiver(t)
+	close(rcv.gate)
 	nodes := []*node{startNode(t, env), startNode(t, env), startNode(t, env)}
 	token := setup(t, env, nodes[0], rcv.URL)
 
@@ -337,10 +343,9 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	time.AfterFunc(300*time.Millisecond, func() { close(release) })
 	select {
-	case err := <-n.done:
-		n.done <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, n.logs)
+	case <-n.done:
+		if n.err != nil {
+			t.Fatalf("exit: %v\n%s", n.err, n.logs)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit after SIGTERM")

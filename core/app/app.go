@@ -77,7 +77,9 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 	// Plugins load before the API is built: the default countdown may be
 	// a plugin's, and the API checks it.
-	if err := a.Plugins.Start(ctx); err != nil {
+	// Start's context would end the host with ctx; Close ends it instead,
+	// after in-flight deliveries have drained.
+	if err := a.Plugins.Start(context.WithoutCancel(ctx)); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("plugins: %w", err)
 	}
@@ -130,7 +132,9 @@ func (a *App) Run(ctx context.Context) error {
 
 // Serve is Run on a listener the caller opened.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	if err := a.Dispatcher.Start(ctx); err != nil {
+	// Cancelling Start's context would abort in-flight deliveries; the
+	// shutdown below drains them with Stop instead.
+	if err := a.Dispatcher.Start(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
 		a.close(ctx)
 		return fmt.Errorf("delivery: %w", err)
