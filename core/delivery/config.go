@@ -64,6 +64,16 @@ type Config struct {
 	// Now is the clock for attempt times and retry schedules. Defaults to
 	// time.Now.
 	Now func() time.Time
+	// Observer, when set, is told about every recorded attempt (metrics).
+	Observer Observer
+}
+
+// Observer watches attempts as they are decided. Its methods must be fast
+// and safe for concurrent use: they run on the delivery path.
+type Observer interface {
+	// ObserveAttempt reports one attempt: its outcome (the state it left
+	// the event in), its response status (0 when none) and its duration.
+	ObserveAttempt(state webhook.State, status int, d time.Duration)
 }
 
 // Defaults of Config.

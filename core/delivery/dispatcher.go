@@ -358,6 +358,9 @@ func (d *Dispatcher) attempt(job *webhook.Job) (webhook.Result, bool) {
 				"attempt", res.RetryCount, "status", sent.Attempt.Status, "error", sent.Attempt.Error, "retry_in", wait)
 		}
 	}
+	if d.cfg.Observer != nil {
+		d.cfg.Observer.ObserveAttempt(res.State, sent.Attempt.Status, sent.Attempt.Duration)
+	}
 	if hook.Callback != "" && d.cb != nil {
 		d.enqueueCallback(callbackTask{job: *job, sent: sent, res: res})
 	}
