@@ -124,8 +124,10 @@ func TestValidateLikeDRF(t *testing.T) {
 func TestRegistryReplaceAndConflicts(t *testing.T) {
 	r := countdown.NewRegistry()
 	e := countdown.Entry{
-		Value:    func(context.Context, int, json.RawMessage) (int64, error) { return 7, nil },
-		Validate: func(_ context.Context, kw json.RawMessage) (json.RawMessage, map[string]any, error) { return kw, nil, nil },
+		Value: func(context.Context, int, json.RawMessage) (int64, error) { return 7, nil },
+		Validate: func(_ context.Context, kw json.RawMessage) (json.RawMessage, map[string]any, error) {
+			return kw, nil, nil
+		},
 	}
 	err := r.Replace("a.wasm", map[string]countdown.Entry{"fixed": e})
 	if err == nil || !strings.Contains(err.Error(), `"fixed"`) || !strings.Contains(err.Error(), "builtin") {
@@ -154,8 +156,10 @@ func TestRegistryReplaceAndConflicts(t *testing.T) {
 func TestWaitErrors(t *testing.T) {
 	r := countdown.NewRegistry()
 	neg := countdown.Entry{
-		Value:    func(context.Context, int, json.RawMessage) (int64, error) { return -1, nil },
-		Validate: func(_ context.Context, kw json.RawMessage) (json.RawMessage, map[string]any, error) { return kw, nil, nil },
+		Value: func(context.Context, int, json.RawMessage) (int64, error) { return -1, nil },
+		Validate: func(_ context.Context, kw json.RawMessage) (json.RawMessage, map[string]any, error) {
+			return kw, nil, nil
+		},
 	}
 	_ = r.Register("p.wasm", "neg", neg)
 	if _, err := r.Wait(ctx, cfg("neg", `{}`), 0); err == nil {
