@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"runtime/debug"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -130,6 +133,22 @@ func serve(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the plugin directory at once (it is also polled).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if err := a.Plugins.Reload(ctx); err != nil {
+					logger.Warn("plugin reload reported problems", "error", err)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	return a.Run(ctx)
 }
 
