@@ -44,6 +44,7 @@ type Config struct {
 	// dj-whisperer's documentation uses, so its examples work as written.
 	EventTypes []string
 	Log        Log
+	Retention  Retention
 
 	// Source is the configuration file Load read, empty when none. It is
 	// not a configuration key.
@@ -160,6 +161,20 @@ type Plugins struct {
 	PoolSize int
 }
 
+// Retention is the background purge of old delivered events.
+type Retention struct {
+	// Days is how long delivered events, their attempts and the messages
+	// only they referenced are kept; 0 keeps them forever. Pending and
+	// given-up events are never purged: they can still be redelivered.
+	// Defaults to 30.
+	Days int
+	// Interval is how often a purge runs. Defaults to 1h.
+	Interval time.Duration
+	// BatchSize is how many events one purge transaction deletes; small
+	// batches keep locks short. Defaults to 1000.
+	BatchSize int
+}
+
 // Log is the server's structured log.
 type Log struct {
 	// Level is debug, info, warn or error. Defaults to "info".
@@ -212,6 +227,7 @@ func defaults() *Config {
 		},
 		EventTypes: []string{"package-created", "order-created"},
 		Log:        Log{Level: "info", Format: "text"},
+		Retention:  Retention{Days: 30, Interval: time.Hour, BatchSize: 1000},
 	}
 }
 
@@ -260,6 +276,9 @@ func (c *Config) WithDefaults() *Config {
 	}
 	c.Log.Level = cmp.Or(c.Log.Level, d.Log.Level)
 	c.Log.Format = cmp.Or(c.Log.Format, d.Log.Format)
+	c.Retention.Days = cmp.Or(c.Retention.Days, d.Retention.Days)
+	c.Retention.Interval = cmp.Or(c.Retention.Interval, d.Retention.Interval)
+	c.Retention.BatchSize = cmp.Or(c.Retention.BatchSize, d.Retention.BatchSize)
 	c.derive()
 	return c
 }
@@ -374,6 +393,9 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		add(errorf("log.format", "expected text or json, got %q", c.Log.Format))
 	}
+	add(atLeast("retention.days", c.Retention.Days, 0))
+	add(positive("retention.interval", c.Retention.Interval))
+	add(atLeast("retention.batch_size", c.Retention.BatchSize, 1))
 	return errors.Join(errs...)
 }
 

@@ -353,6 +353,9 @@ func (c *Config) fields() []field {
 		{"event_types", setList(&c.EventTypes)},
 		{"log.level", setString(&c.Log.Level)},
 		{"log.format", setString(&c.Log.Format)},
+		{"retention.days", setInt(&c.Retention.Days)},
+		{"retention.interval", setDuration(&c.Retention.Interval)},
+		{"retention.batch_size", setInt(&c.Retention.BatchSize)},
 	}
 }
 
