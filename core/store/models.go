@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -94,7 +95,10 @@ func (r *webhookRow) domain() webhook.Webhook {
 	// The columns are written only by webhookToRow, so they decode.
 	_ = json.Unmarshal([]byte(r.RetryCountdown), &w.RetryCountdown)
 	_ = json.Unmarshal([]byte(r.AdditionalHeaders), &w.AdditionalHeaders)
-	_ = json.Unmarshal([]byte(r.Config), &w.Config)
+	// UseNumber keeps integers above 2^53 in config exact.
+	dec := json.NewDecoder(strings.NewReader(r.Config))
+	dec.UseNumber()
+	_ = dec.Decode(&w.Config)
 	return w
 }
 

@@ -78,7 +78,7 @@ func TestWebhookCRUDAndIsolation(t *testing.T) {
 		a, _ := storetest.User(t, s, "a", webhook.RoleUser)
 		b, _ := storetest.User(t, s, "b", webhook.RoleUser)
 		h := storetest.Hook(t, s, a.ID, "order-created", "https://example.com/x", func(w *webhook.Webhook) {
-			w.Config = map[string]any{"auth": map[string]any{"auth_type": "basic", "username": "u", "password": "p"}}
+			w.Config = map[string]any{"auth": map[string]any{"auth_type": "basic", "username": "u", "password": "p"}, "big": json.Number("9007199254740993")}
 			w.AdditionalHeaders = map[string]string{"X-A": "1"}
 		})
 		sa, sb := webhook.Scope{UserID: a.ID}, webhook.Scope{UserID: b.ID}
@@ -89,6 +89,9 @@ func TestWebhookCRUDAndIsolation(t *testing.T) {
 		}
 		if ba, ok := got.BasicAuth(); !ok || ba.Password != "p" {
 			t.Fatalf("basic auth lost: %+v", got.Config)
+		}
+		if big, _ := json.Marshal(got.Config["big"]); string(big) != "9007199254740993" {
+			t.Fatalf("config integer above 2^53 came back as %s", big)
 		}
 		if _, err := s.Webhook(ctx, sb, h.ID); !errors.Is(err, webhook.ErrNotFound) {
 			t.Fatalf("b sees a's hook: %v", err)
