@@ -19,6 +19,7 @@ import (
 	"github.com/whisperer/whisperer/core/config"
 	"github.com/whisperer/whisperer/core/countdown"
 	"github.com/whisperer/whisperer/core/delivery"
+	"github.com/whisperer/whisperer/core/metrics"
 	"github.com/whisperer/whisperer/core/plugin"
 	"github.com/whisperer/whisperer/core/store"
 )
@@ -32,7 +33,9 @@ type App struct {
 	Callbacks  *callback.Registry
 	Plugins    *plugin.Host
 	Dispatcher *delivery.Dispatcher
-	Handler    http.Handler
+	// Metrics are the node's Prometheus metrics, served at MetricsPath.
+	Metrics *metrics.Metrics
+	Handler http.Handler
 }
 
 // NewLogger returns the slog logger cfg.Log asks for, writing to w.
@@ -69,8 +72,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, logger: logger, Store: s, Countdowns: countdown.NewRegistry(), Callbacks: &callback.Registry{}}
-	a.Plugins, err = plugin.New(PluginConfig(cfg), registrySink{a.Countdowns, a.Callbacks}, logger.With("component", "plugin"))
+	a := &App{cfg: cfg, logger: logger, Store: s, Countdowns: countdown.NewRegistry(), Callbacks: &callback.Registry{},
+		Metrics: metrics.New()}
+	pc := PluginConfig(cfg)
+	pc.Observer = a.Metrics
+	a.Plugins, err = plugin.New(pc, registrySink{a.Countdowns, a.Callbacks}, logger.With("component", "plugin"))
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("plugins: %w", err)
@@ -83,7 +89,9 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		s.Close()
 		return nil, fmt.Errorf("plugins: %w", err)
 	}
-	a.Dispatcher, err = delivery.New(DeliveryConfig(cfg), s, a.Countdowns, a.Callbacks, logger.With("component", "delivery"))
+	dc := DeliveryConfig(cfg)
+	dc.Observer = a.Metrics
+	a.Dispatcher, err = delivery.New(dc, s, a.Countdowns, a.Callbacks, logger.With("component", "delivery"))
 	if err != nil {
 		a.close(ctx)
 		return nil, fmt.Errorf("delivery: %w", err)
@@ -93,6 +101,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		a.close(ctx)
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	if err := a.registerMetrics(); err != nil {
+		a.close(ctx)
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	a.Handler = a.withMetrics(a.Handler)
 	return a, nil
 }
 

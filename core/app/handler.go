@@ -13,7 +13,7 @@ func (a *App) newHandler() (http.Handler, error) {
 		MaxBodyBytes:          a.cfg.Server.MaxBodyBytes,
 		DefaultRetryCountdown: a.cfg.Delivery.DefaultRetryCountdown,
 	}, api.Deps{
-		Store:      a.Store,
+		Store:      countingStore{a.Store, a.Metrics},
 		Countdowns: a.Countdowns,
 		Callbacks:  a.Callbacks,
 		Notify:     a.Dispatcher.Notify,

@@ -31,6 +31,8 @@ type Config struct {
 	// removed files; negative disables watching (Reload still works).
 	// Defaults to 2s.
 	PollInterval time.Duration `koanf:"poll_interval"`
+	// Observer, when set, is told about every plugin call (metrics).
+	Observer Observer `koanf:"-"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

@@ -345,6 +345,7 @@ func (h *Host) register(e *entry, v *version) error {
 	for i, name := range v.manifest.Callbacks {
 		cbs[name] = func(ctx context.Context, doc []byte) error { return v.callback(ctx, i, doc) }
 	}
+	cds, cbs = h.observed(e.file, cds, cbs)
 	if err := h.sink.Apply(e.file, cds, cbs); err != nil {
 		err = fmt.Errorf("plugin %s: register: %w", e.file, err)
 		if e.cur != nil {

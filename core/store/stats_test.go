@@ -1,0 +1,67 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/whisperer/whisperer/core/store"
+	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// QueueDepth tells due, leased and scheduled events apart, counts an
+// expired lease as due again, and ignores finished events.
+func TestQueueDepth(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		s.SetClock(func() time.Time { return now })
+		check := func(want store.QueueDepth) {
+			t.Helper()
+			got, err := s.QueueDepth(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.OldestDue.Equal(want.OldestDue) {
+				t.Errorf("oldest due %v, want %v", got.OldestDue, want.OldestDue)
+			}
+			got.OldestDue, want.OldestDue = time.Time{}, time.Time{}
+			if got != want {
+				t.Errorf("depth %+v, want %+v", got, want)
+			}
+		}
+		check(store.QueueDepth{})
+
+		u, _ := storetest.User(t, s, "alice", webhook.RoleUser)
+		storetest.Hook(t, s, u.ID, "package-created", "https://example.com/")
+		for range 3 {
+			storetest.Publish(t, s, "package-created", `{}`)
+		}
+		check(store.QueueDepth{Due: 3, OldestDue: now})
+
+		jobs, err := s.Claim(ctx, "n1", 2, time.Minute)
+		if err != nil || len(jobs) != 2 {
+			t.Fatalf("claim: %d jobs, %v", len(jobs), err)
+		}
+		check(store.QueueDepth{Due: 1, Leased: 2, OldestDue: now})
+
+		// One attempt fails and is retried in an hour; one is delivered.
+		res := []webhook.Result{
+			{EventID: jobs[0].Event.ID, RetryCount: 1, State: webhook.StatePending, NextAttemptAt: now.Add(time.Hour),
+				Attempt: webhook.Attempt{AttemptedAt: now, Status: 500}},
+			{EventID: jobs[1].Event.ID, RetryCount: 1, State: webhook.StateDelivered,
+				Attempt: webhook.Attempt{AttemptedAt: now, Status: 200}},
+		}
+		if err := s.Complete(ctx, "n1", res); err != nil {
+			t.Fatal(err)
+		}
+		check(store.QueueDepth{Due: 1, Scheduled: 1, OldestDue: now})
+
+		// A lease that expired is due again, since its end.
+		if _, err := s.Claim(ctx, "n1", 1, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		later := now.Add(2 * time.Minute)
+		s.SetClock(func() time.Time { return later })
+		check(store.QueueDepth{Due: 1, Scheduled: 1, OldestDue: now.Add(time.Minute)})
+	})
+}
