@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// report renders result JSON lines (from --json runs) as a Markdown table.
+func report(files []string, w io.Writer) error {
+	var rows []result
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if !strings.HasPrefix(line, "{") {
+				continue
+			}
+			var r result
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				fh.Close()
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			rows = append(rows, r)
+		}
+		fh.Close()
+	}
+	fmt.Fprintln(w, "| scenario | target | deliveries/s | p50 ms | p99 ms | max ms | dup / lost | server CPU s | PG CPU s | peak RSS MiB |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|---:|---:|")
+	for _, r := range rows {
+		pg := "–"
+		if r.DBCPUSec > 0 {
+			pg = fmt.Sprintf("%.1f", r.DBCPUSec)
+		}
+		cpu, rss := "–", "–"
+		if r.Backend != "raw" {
+			cpu, rss = fmt.Sprintf("%.1f", r.ServerCPUSec), fmt.Sprintf("%.0f", r.PeakRSSMiB)
+		}
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.1f | %.1f | %.0f | %d / %d | %s | %s | %s |\n",
+			r.Name, r.Target, r.DeliveriesPerSec, r.P50MS, r.P99MS, r.MaxMS, r.Duplicates, r.Lost, cpu, pg, rss)
+	}
+	return nil
+}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/whisperer/whisperer/core/store"
+)
+
+const eventType = "order-created"
+
+// bench is one run against servers: its receiver, nodes and database.
+type bench struct {
+	o        options
+	dir      string
+	dbURL    string
+	rcv      *receiver
+	nodes    []*node
+	cliEnv   []string
+	client   *http.Client
+	pubToken string
+	subToken string
+	hookIDs  []int64
+	// baseID is the largest event id before the measured run: warm-up and
+	// preloaded rows are not part of its loss check.
+	baseID         int64
+	publishRetries atomic.Int64
+	st       *store.Store
+
+	mu       sync.Mutex
+	pubAt    map[string]time.Time // publish start, by event uuid
+	notes    []string
+	rssMu    sync.Mutex
+	rssTrace []rssSample
+}
+
+type rssSample struct {
+	at  time.Duration
+	kib int64
+}
+
+func runServer(ctx context.Context, o options) (*result, error) {
+	b := &bench{o: o, pubAt: make(map[string]time.Time, o.events*o.hooks)}
+	var err error
+	if b.dir, err = os.MkdirTemp("", "whisperer-bench"); err != nil {
+		return nil, err
+	}
+	if !o.keep {
+		defer os.RemoveAll(b.dir)
+	}
+	if b.rcv, err = newReceiver(); err != nil {
+		return nil, err
+	}
+	defer b.rcv.close()
+	b.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxIdleConns: 4 * o.concurrency}, Timeout: 30 * time.Second}
+	defer b.client.CloseIdleConnections()
+
+	if err := b.startServers(ctx); err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, n := range b.nodes {
+			n.stop()
+		}
+	}()
+	if b.st, err = store.Open(ctx, b.dbURL, store.Options{MaxOpenConns: 2}); err != nil {
+		return nil, err
+	}
+	defer b.st.Close()
+	if err := b.setup(ctx); err != nil {
+		return nil, err
+	}
+	if o.preload > 0 {
+		if err := b.preload(ctx); err != nil {
+			return nil, fmt.Errorf("preload: %w", err)
+		}
+	}
+	if o.warmup > 0 {
+		if err := b.warm(ctx); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	return b.measure(ctx)
+}
+
+func (b *bench) startServers(ctx context.Context) error {
+	o := b.o
+	if o.serverURL != "" {
+		if o.dbURL == "" {
+			return errors.New("--server needs --database-url")
+		}
+		b.dbURL = o.dbURL
+		b.cliEnv = serverEnv(b.dbURL, b.dir, o.env)
+		b.nodes = []*node{{addr: strings.TrimPrefix(strings.TrimSuffix(o.serverURL, "/"), "http://"), done: make(chan struct{})}}
+		return b.needBin(ctx)
+	}
+	switch o.backend {
+	case "sqlite":
+		if o.nodes > 1 {
+			return errors.New("several nodes need --backend postgres")
+		}
+		b.dbURL = "sqlite://" + filepath.Join(b.dir, "bench.db")
+	case "postgres":
+		url, drop, err := freshPostgres(ctx, o.pgBase)
+		if err != nil {
+			return err
+		}
+		if !o.keep {
+			dropAtExit = append(dropAtExit, drop)
+		}
+		b.dbURL = url
+	default:
+		return fmt.Errorf("--backend %q: want sqlite or postgres", o.backend)
+	}
+	if err := b.needBin(ctx); err != nil {
+		return err
+	}
+	b.cliEnv = serverEnv(b.dbURL, b.dir, o.env)
+	// Migrate once before several nodes race to.
+	cmd := exec.CommandContext(ctx, b.o.bin, "migrate")
+	cmd.Env = b.cliEnv
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("migrate: %v\n%s", err, out)
+	}
+	for i := range o.nodes {
+		n, err := startNode(b.o.bin, b.dir, b.cliEnv, i)
+		if err != nil {
+			return err
+		}
+		b.nodes = append(b.nodes, n)
+	}
+	return nil
+}
+
+// dropAtExit drops the fresh databases when the tool ends.
+var dropAtExit []func()
+
+func (b *bench) needBin(ctx context.Context) error {
+	if b.o.bin != "" {
+		return nil
+	}
+	b.o.bin = filepath.Join(b.dir, "whisperer")
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", b.o.bin, "github.com/whisperer/whisperer/cmd/whisperer").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func (b *bench) cli(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, b.o.bin, args...)
+	cmd.Env = b.cliEnv
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("whisperer %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1]), nil
+}
+
+// setup creates a publisher and a subscriber and the subscriber's hooks.
+func (b *bench) setup(ctx context.Context) error {
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	var err error
+	if b.pubToken, err = b.cli(ctx, "users", "create", "bench-pub-"+suffix, "--publisher"); err != nil {
+		return err
+	}
+	subToken, err := b.cli(ctx, "users", "create", "bench-sub-"+suffix)
+	if err != nil {
+		return err
+	}
+	for i := range b.o.hooks {
+		id, err := b.createHook(ctx, subToken, eventType, fmt.Sprintf("%s?h=%d", b.rcv.url, i))
+		if err != nil {
+			return err
+		}
+		b.hookIDs = append(b.hookIDs, id)
+	}
+	b.subToken = subToken
+	return nil
+}
+
+func (b *bench) createHook(ctx context.Context, token, typ, target string) (int64, error) {
+	body, _ := json.Marshal(map[string]any{
+		"event_type": typ, "target_url": target, "secret_key": "bench-secret",
+		"retry_countdown_config": map[string]any{"choice": "fixed", "kwargs": map[string]any{"seconds": b.o.retrySeconds}},
+	})
+	code, out, err := b.post(ctx, b.nodes[0].addr, "/whisperer/hooks/", token, body)
+	if err != nil {
+		return 0, err
+	}
+	if code != http.StatusCreated {
+		return 0, fmt.Errorf("register hook: %d %s", code, out)
+	}
+	var h struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.Unmarshal(out, &h); err != nil {
+		return 0, err
+	}
+	return h.ID, nil
+}
+
+func (b *bench) post(ctx context.Context, addr, path, token string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Token "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, out, err
+}
+
+// publishOne publishes event i, retrying on connection errors and 5xx
+// (a node being killed or the database restarting) on the next live node,
+// for at most 30 s. It records the publish start of the events created.
+func (b *bench) publishOne(ctx context.Context, i int, next *atomic.Int64) error {
+	body := fmt.Appendf(nil, `{"event_type":%q,"payload":{"i":%d,"t":%d}}`, eventType, i, time.Now().UnixNano())
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 0; ; attempt++ {
+		n := b.nodes[int(next.Add(1))%len(b.nodes)]
+		if !n.alive() && n.cmd != nil {
+			if time.Now().After(deadline) {
+				return errors.New("no live node to publish to")
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		start := time.Now()
+		code, out, err := b.post(ctx, n.addr, "/whisperer/events/", b.pubToken, body)
+		if err == nil && code == http.StatusAccepted {
+			var r struct {
+				Events []struct {
+					UUID string `json:"uuid"`
+				} `json:"events"`
+			}
+			if err := json.Unmarshal(out, &r); err != nil {
+				return err
+			}
+			b.mu.Lock()
+			for _, e := range r.Events {
+				b.pubAt[e.UUID] = start
+			}
+			b.mu.Unlock()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil && code < 500 {
+			return fmt.Errorf("publish: %d %s", code, out)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("publish failed for 30s: %v %d %s", err, code, out)
+		}
+		b.publishRetries.Add(1)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// publish publishes events [from, to) with o.concurrency publishers, paced
+// at o.rate when set.
+func (b *bench) publish(ctx context.Context, from, to int, rate float64) error {
+	idx := make(chan int)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, b.o.concurrency)
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range b.o.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				if err := b.publishOne(pctx, i, &next); err != nil {
+					errc <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	start := time.Now()
+feed:
+	for i := from; i < to; i++ {
+		if rate > 0 {
+			due := start.Add(time.Duration(float64(i-from) / rate * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-pctx.Done():
+					break feed
+				}
+			}
+		}
+		select {
+		case idx <- i:
+		case <-pctx.Done():
+			break feed
+		}
+	}
+	close(idx)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return ctx.Err()
+	}
+}
+
+// warm publishes o.warmup events and waits for their delivery, so that the
+// measured run starts with open connections and warm caches.
+func (b *bench) warm(ctx context.Context) error {
+	if err := b.publish(ctx, -b.o.warmup, 0, 0); err != nil {
+		return err
+	}
+	want := int64(b.o.warmup * b.o.hooks)
+	for b.rcv.ok.Load() < want {
+		select {
+		case <-b.rcv.got:
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	b.mu.Lock()
+	clear(b.pubAt)
+	b.mu.Unlock()
+	b.rcv.mu.Lock()
+	clear(b.rcv.seen)
+	b.rcv.mu.Unlock()
+	b.rcv.ok.Store(0)
+	b.rcv.total.Store(0)
+	return nil
+}

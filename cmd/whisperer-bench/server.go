@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// node is one `whisperer serve` subprocess.
+type node struct {
+	bin, addr, logPath string
+	env                []string
+	cmd                *exec.Cmd
+	done               chan struct{}
+	// cpu accumulates the CPU seconds of earlier incarnations (restarts).
+	cpuBefore float64
+	peakKiB   int64
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// serverEnv configures a node like the e2e tests do: its database,
+// deliveries to loopback allowed, no plugins, quiet logs; extra overrides
+// (KEY=VALUE) come last.
+func serverEnv(dbURL, dir string, extra []string) []string {
+	env := append(os.Environ(),
+		"WHISPERER_CONFIG=/dev/null",
+		"WHISPERER_DATABASE_URL="+dbURL,
+		"WHISPERER_DELIVERY_ALLOW_NETWORKS=127.0.0.0/8",
+		"WHISPERER_PLUGINS_DIR="+filepath.Join(dir, "no-plugins"),
+		"WHISPERER_REQUEST_TIMEOUT=2",
+		"WHISPERER_DELIVERY_LEASE=10s",
+		"WHISPERER_DELIVERY_POLL_INTERVAL=200ms",
+		"WHISPERER_LOG_LEVEL=warn",
+	)
+	return append(env, extra...)
+}
+
+func startNode(bin, dir string, env []string, i int) (*node, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	n := &node{bin: bin, addr: addr, env: env, logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
+	return n, n.start()
+}
+
+func (n *node) start() error {
+	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	n.cmd = exec.Command(n.bin, "serve", "--addr", n.addr)
+	n.cmd.Env = n.env
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	if err := n.cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	n.done = make(chan struct{})
+	go func() { _ = n.cmd.Wait(); logf.Close(); close(n.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + n.addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-n.done:
+			return fmt.Errorf("node exited at start; see %s", n.logPath)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("node %s never became healthy; see %s", n.addr, n.logPath)
+}
+
+func (n *node) alive() bool {
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill sends SIGKILL and waits for the exit, keeping the CPU time used.
+func (n *node) kill() {
+	n.sample()
+	cpu, _ := procCPU(n.cmd.Process.Pid)
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.done
+	n.cpuBefore += cpu
+}
+
+// stop ends the node gracefully (SIGTERM), bounded.
+func (n *node) stop() {
+	if !n.alive() {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.done:
+	case <-time.After(20 * time.Second):
+		_ = n.cmd.Process.Kill()
+		<-n.done
+	}
+}
+
+// sample updates the node's peak RSS (VmHWM covers the current process's
+// lifetime; restarts keep the larger).
+func (n *node) sample() {
+	if !n.alive() {
+		return
+	}
+	if kib, ok := procStatusKiB(n.cmd.Process.Pid, "VmHWM:"); ok && kib > n.peakKiB {
+		n.peakKiB = kib
+	}
+}
+
+func (n *node) cpu() float64 {
+	c := n.cpuBefore
+	if n.alive() {
+		cur, _ := procCPU(n.cmd.Process.Pid)
+		c += cur
+	}
+	return c
+}
+
+func (n *node) rssKiB() int64 {
+	if !n.alive() {
+		return 0
+	}
+	kib, _ := procStatusKiB(n.cmd.Process.Pid, "VmRSS:")
+	return kib
+}
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
+
+// procCPU returns user+system CPU seconds of pid from /proc/pid/stat.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is field 3, utime 14, stime 15.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks, nil
+}
+
+func procStatusKiB(pid int, key string) (int64, bool) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), key); ok {
+			v, err := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// postgresCPU sums the CPU seconds of every process named postgres: the
+// database's share of the machine during a run (other sessions' queries
+// included, if any run at the same time).
+func postgresCPU() float64 {
+	ents, _ := os.ReadDir("/proc")
+	var sum float64
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+			continue
+		}
+		if c, err := procCPU(pid); err == nil {
+			sum += c
+		}
+	}
+	return sum
+}
+
+// freshPostgres creates an empty database on the server base points at
+// and returns its URL and a function that drops it.
+func freshPostgres(ctx context.Context, base string) (string, func(), error) {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := "whisperer_bench_" + hex.EncodeToString(b[:])
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect %s: %w", base, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, err
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	}
+	return u.String(), drop, nil
+}
