@@ -12,43 +12,10 @@ import (
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
-// ageEvents publishes one event of type et at time at and takes every
-// resulting event through one real attempt to state (a pending one waits
-// for a retry after a failure), all on a clock set to at.
-func ageEvents(t *testing.T, s *store.Store, et string, at time.Time, state webhook.State) []webhook.Event {
-	t.Helper()
-	s.SetClock(func() time.Time { return at })
-	defer s.SetClock(time.Now)
-	evs := storetest.Publish(t, s, et, `{"at":"`+at.Format(time.RFC3339)+`"}`)
-	ids := make([]int64, len(evs))
-	for i, ev := range evs {
-		ids[i] = ev.ID
-	}
-	jobs, err := s.ClaimEvents(ctx, "retention-test", ids, time.Minute)
-	if err != nil || len(jobs) != len(ids) {
-		t.Fatalf("claim %d events: %d, %v", len(ids), len(jobs), err)
-	}
-	results := make([]webhook.Result, len(jobs))
-	for i, j := range jobs {
-		status := 200
-		if state != webhook.StateDelivered {
-			status = 500
-		}
-		results[i] = webhook.Result{
-			EventID: j.Event.ID, RetryCount: 1, State: state, NextAttemptAt: at.Add(time.Hour),
-			Attempt: webhook.Attempt{AttemptedAt: at, Duration: time.Millisecond, Status: status, Body: "ok"},
-		}
-	}
-	if err := s.Complete(ctx, "retention-test", results); err != nil {
-		t.Fatal(err)
-	}
-	return evs
-}
-
 func countRows(t *testing.T, s *store.Store, table string) int {
 	t.Helper()
 	var n int
-	if err := s.DB().NewRaw("SELECT count(*) FROM " + table).Scan(ctx, &n); err != nil {
+	if err := s.DB().NewRaw("SELECT count(*) FROM "+table).Scan(ctx, &n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -69,11 +36,11 @@ func TestPurgeDeliveredOnlyWhatItShould(t *testing.T) {
 
 		var gone, kept []webhook.Event
 		for i := range 5 {
-			gone = append(gone, ageEvents(t, s, "a", old.Add(time.Duration(i)*time.Minute), webhook.StateDelivered)...)
+			gone = append(gone, storetest.Attempted(t, s, "a", `{}`, old.Add(time.Duration(i)*time.Minute), webhook.StateDelivered)...)
 		}
-		kept = append(kept, ageEvents(t, s, "b", old, webhook.StateGivenUp)...)
-		kept = append(kept, ageEvents(t, s, "b", old, webhook.StatePending)...)
-		kept = append(kept, ageEvents(t, s, "a", now.Add(-time.Hour), webhook.StateDelivered)...)
+		kept = append(kept, storetest.Attempted(t, s, "b", `{}`, old, webhook.StateGivenUp)...)
+		kept = append(kept, storetest.Attempted(t, s, "b", `{}`, old, webhook.StatePending)...)
+		kept = append(kept, storetest.Attempted(t, s, "a", `{}`, now.Add(-time.Hour), webhook.StateDelivered)...)
 		// An old message with no subscriber, and a recent one.
 		if err := s.AddEventTypes(ctx, "nobody"); err != nil {
 			t.Fatal(err)
@@ -164,7 +131,7 @@ func TestPurgeKeepsRecentlyRedelivered(t *testing.T) {
 		u, _ := storetest.User(t, s, "alice", webhook.RoleUser)
 		storetest.Hook(t, s, u.ID, "a", "https://a.example/")
 		now := time.Now().UTC()
-		evs := ageEvents(t, s, "a", now.Add(-40*24*time.Hour), webhook.StateDelivered)
+		evs := storetest.Attempted(t, s, "a", `{}`, now.Add(-40*24*time.Hour), webhook.StateDelivered)
 		if _, err := s.Redeliver(ctx, webhook.Scope{All: true}, evs[0].UUID, true); err != nil {
 			t.Fatal(err)
 		}

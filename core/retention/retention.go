@@ -1,0 +1,215 @@
+// Package retention deletes old delivered events in the background so the
+// events and attempts tables do not grow forever.
+//
+// A purge walks the events older than the cutoff in batches, each batch a
+// short transaction of its own, and pauses between batches so deliveries
+// keep the database most of the time. Pending and given-up events are
+// never deleted: a given-up event can still be redelivered, so it stays
+// until an operator redelivers it (and it is delivered) or deletes its hook.
+package retention
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// Store is what a Purger needs of the database; *store.Store has it.
+type Store interface {
+	PurgeDelivered(ctx context.Context, req webhook.PurgeRequest) (webhook.Purged, error)
+	PurgeMessages(ctx context.Context, before time.Time, afterID int64, limit int) (deleted, next int64, err error)
+}
+
+// Config tunes a Purger.
+type Config struct {
+	// Days is the age after which delivered events are deleted; 0 disables
+	// the background purge (Purge still works). Defaults to 0.
+	Days int
+	// Interval is the time between background purges; the first runs at
+	// Start. Defaults to 1h.
+	Interval time.Duration
+	// BatchSize is how many events one transaction deletes. Defaults to
+	// 1000.
+	BatchSize int
+	// Pause is the wait between batches. Zero waits as long as the batch
+	// took (at least 10ms), so a purge holds the database at most about
+	// half the time, however fast or loaded it is.
+	Pause time.Duration
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Purger runs purges. Its methods are safe for concurrent use.
+type Purger struct {
+	cfg    Config
+	store  Store
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a Purger of s. It runs nothing until Start.
+func New(cfg Config, s Store, logger *slog.Logger) (*Purger, error) {
+	if cfg.Days < 0 {
+		return nil, fmt.Errorf("retention: days must not be negative, got %d", cfg.Days)
+	}
+	if s == nil {
+		return nil, errors.New("retention: nil store")
+	}
+	cfg.Interval = cmp.Or(cfg.Interval, time.Hour)
+	cfg.BatchSize = cmp.Or(cfg.BatchSize, 1000)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Purger{cfg: cfg, store: s, logger: logger}, nil
+}
+
+// Cutoff is the creation time before which a purge of days deletes.
+func Cutoff(now time.Time, days int) time.Time {
+	return now.Add(-time.Duration(days) * 24 * time.Hour)
+}
+
+// Purge deletes every delivered event created and last changed before
+// before, with its attempts and the messages no event references any
+// more, batch by batch; progress, when not nil, gets the running totals
+// after each batch. It returns the totals, and ctx's error when ctx ends
+// first: what was deleted until then stays deleted.
+func (p *Purger) Purge(ctx context.Context, before time.Time, progress func(webhook.Purged)) (webhook.Purged, error) {
+	var total webhook.Purged
+	report := func(b webhook.Purged) {
+		total = total.Add(b)
+		if progress != nil {
+			progress(total)
+		}
+	}
+	req := webhook.PurgeRequest{Before: before, Limit: p.cfg.BatchSize}
+	for {
+		start := time.Now()
+		b, err := p.store.PurgeDelivered(ctx, req)
+		if err != nil {
+			return total, err
+		}
+		report(b)
+		if b.Next.IsZero() {
+			break
+		}
+		req.From = b.Next
+		if err := p.pause(ctx, time.Since(start)); err != nil {
+			return total, err
+		}
+	}
+	var after int64
+	for {
+		start := time.Now()
+		n, next, err := p.store.PurgeMessages(ctx, before, after, p.cfg.BatchSize)
+		if err != nil {
+			return total, err
+		}
+		if n > 0 {
+			report(webhook.Purged{Messages: n})
+		}
+		if after = next; after == 0 {
+			break
+		}
+		if err := p.pause(ctx, time.Since(start)); err != nil {
+			return total, err
+		}
+	}
+	total.Next = time.Time{}
+	return total, nil
+}
+
+func (p *Purger) pause(ctx context.Context, took time.Duration) error {
+	d := p.cfg.Pause
+	if d <= 0 {
+		d = max(took, 10*time.Millisecond)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Start runs a purge now and then every Interval in the background, until
+// Stop or until ctx ends. With Days 0 it starts nothing. It returns at
+// once; calling it twice is an error.
+func (p *Purger) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done != nil {
+		return errors.New("retention: already started")
+	}
+	done := make(chan struct{})
+	p.done = done
+	if p.cfg.Days == 0 {
+		close(done)
+		return nil
+	}
+	ctx, p.cancel = context.WithCancel(ctx)
+	go p.loop(ctx, done)
+	return nil
+}
+
+func (p *Purger) loop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(p.cfg.Interval)
+	defer t.Stop()
+	for {
+		p.runOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Purger) runOnce(ctx context.Context) {
+	before := Cutoff(p.cfg.Now(), p.cfg.Days)
+	start := time.Now()
+	got, err := p.Purge(ctx, before, nil)
+	switch {
+	case ctx.Err() != nil:
+		// Stopping: the rest waits for the next run.
+	case err != nil:
+		p.logger.Warn("retention purge failed; retrying next interval", "error", err,
+			"events", got.Events, "attempts", got.Attempts, "messages", got.Messages)
+	case got != webhook.Purged{}:
+		p.logger.Info("retention purge", "events", got.Events, "attempts", got.Attempts,
+			"messages", got.Messages, "before", before, "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// Stop ends the background purges and waits for the batch in progress to
+// be abandoned (its transaction rolls back), or for ctx to end. It is
+// idempotent, and a no-op before Start.
+func (p *Purger) Stop(ctx context.Context) {
+	p.mu.Lock()
+	cancel, done := p.cancel, p.done
+	p.mu.Unlock()
+	if done == nil {
+		return
+	}
+	if cancel != nil {
+		cancel()
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
