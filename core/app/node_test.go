@@ -1,0 +1,160 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/whisperer/whisperer/core/app"
+	"github.com/whisperer/whisperer/core/config"
+	"github.com/whisperer/whisperer/core/store/storetest"
+)
+
+// node is a whole Whisperer node in this process: the real wiring, a real
+// database, a real listener.
+type node struct {
+	*app.App
+	url  string
+	logs *syncBuffer
+}
+
+// syncBuffer collects the node's log while its goroutines write to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startNode serves a node on backend with loopback deliveries allowed,
+// short polls, the given plugin files (from ../plugin/testdata) and cfg
+// changed by mutate. It stops when t ends.
+func startNode(t *testing.T, backend string, plugins []string, mutate func(*config.Config)) *node {
+	t.Helper()
+	dir := t.TempDir()
+	for _, p := range plugins {
+		b, err := os.ReadFile(filepath.Join("..", "plugin", "testdata", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := config.Default()
+	cfg.Database.URL = storetest.URL(t, backend)
+	cfg.Delivery.AllowNetworks = []string{"127.0.0.0/8"}
+	cfg.Delivery.PollInterval = 50 * time.Millisecond
+	cfg.Plugins.Dir = dir
+	cfg.Plugins.CacheDir = filepath.Join(dir, ".cache")
+	cfg.Server.ShutdownTimeout = 5 * time.Second
+	if mutate != nil {
+		mutate(cfg)
+	}
+	n := &node{logs: &syncBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, app.NewLogger(cfg.Log, n.logs))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	n.App = a
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	n.url = "http://" + ln.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("node logs:\n%s", n.logs)
+		}
+	})
+	return n
+}
+
+// do sends a JSON request with token and decodes the JSON answer into out
+// (when not nil), failing t unless the status is want.
+func (n *node) do(t *testing.T, method, path, token string, body any, want int, out any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, n.url+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Token "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		t.Fatalf("%s %s: %d %s, want %d", method, path, res.StatusCode, raw, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, raw)
+		}
+	}
+}
+
+// eventually polls cond every 20ms until it returns nil, failing t with
+// its last error after timeout.
+func eventually(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var errNotYet = errors.New("not yet")
+
+// notYet says what is still missing.
+func notYet(what ...string) error {
+	return errors.Join(errNotYet, errors.New(strings.Join(what, " ")))
+}
