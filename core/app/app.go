@@ -145,6 +145,12 @@ func (a *App) Run(ctx context.Context) error {
 
 // Serve is Run on a listener the caller opened.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	purger, err := a.newPurger()
+	if err != nil {
+		ln.Close()
+		a.close(ctx)
+		return fmt.Errorf("retention: %w", err)
+	}
 	// Cancelling Start's context would abort in-flight deliveries; the
 	// shutdown below drains them with Stop instead.
 	if err := a.Dispatcher.Start(context.WithoutCancel(ctx)); err != nil {
@@ -169,17 +175,19 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	g.Go(func() error { return a.Store.Listen(gctx, a.Dispatcher.Notify) })
+	_ = purger.Start(gctx) // a fresh purger cannot fail to start
 	g.Go(func() error {
 		<-gctx.Done()
 		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Server.ShutdownTimeout)
 		defer cancel()
 		a.logger.Info("shutting down")
 		err := srv.Shutdown(shutdown)
+		purger.Stop(shutdown)
 		a.Dispatcher.Stop(shutdown)
 		a.Plugins.Close(shutdown)
 		return err
 	})
-	err := g.Wait()
+	err = g.Wait()
 	a.logger.Info("stopped")
 	return err
 }
