@@ -45,12 +45,16 @@ func verbs() []verb {
 		{name: "tokens revoke", args: "TOKEN|PREFIX", summary: "revoke a token, given whole or by its first 8 characters", run: tokensRevoke},
 		{name: "event-types list", summary: "list the event types hooks may subscribe to", run: eventTypesList},
 		{name: "event-types add", args: "NAME...", summary: "register event types", run: eventTypesAdd},
-		{name: "events redeliver", summary: "deliver again every failed or given-up event created in a time range",
-			flags: func(fs *pflag.FlagSet) {
-				fs.String("since", "", "start of the range: RFC 3339 time, YYYY-MM-DD, or a duration ago like 24h (required)")
-				fs.String("until", "", "end of the range (default now)")
-				fs.Int64("webhook", 0, "only this hook's events")
-			}, run: eventsRedeliver},
+		{name: "hooks list", summary: "list hooks (every user's)", flags: hooksListFlags, run: hooksList},
+		{name: "hooks show", args: "ID", summary: "show a hook and its recent events", flags: jsonFlag, run: hooksShow},
+		{name: "hooks enable", args: "ID", summary: "reactivate a hook", run: hooksEnable},
+		{name: "hooks disable", args: "ID", summary: "deactivate a hook: new events are not queued for it", run: hooksDisable},
+		{name: "events list", summary: "list webhook events, newest first", flags: eventsListFlags, run: eventsList},
+		{name: "events show", args: "UUID", summary: "show an event and its attempt log", flags: jsonFlag, run: eventsShow},
+		{name: "events redeliver", args: "UUID | --since WHEN", summary: "deliver one event again, or every failed or given-up event created in a time range",
+			flags: eventsRedeliverFlags, run: eventsRedeliver},
+		{name: "countdown preview", summary: "print the retry schedule of a countdown (built-in or plugin)", flags: countdownPreviewFlags, run: countdownPreview},
+		{name: "retention purge", summary: "delete old delivered events now, as the server does in the background", flags: retentionPurgeFlags, run: retentionPurge},
 		{name: "plugins list", summary: "load the plugin directory and list what each plugin registers", run: pluginsList},
 		{name: "plugins check", args: "FILE.wasm", summary: "load one plugin and print what it registers, or what is wrong", run: pluginsCheck},
 		{name: "version", summary: "print the version", run: version},
@@ -264,37 +268,6 @@ func eventTypesAdd(ctx context.Context, e env, fs *pflag.FlagSet, args []string)
 			return err
 		}
 		fmt.Fprintf(e.stdout, "added %s\n", strings.Join(args, ", "))
-		return nil
-	})
-}
-
-func eventsRedeliver(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
-	if err := noArgs(fs, args); err != nil {
-		return err
-	}
-	sinceS, _ := fs.GetString("since")
-	untilS, _ := fs.GetString("until")
-	hook, _ := fs.GetInt64("webhook")
-	if sinceS == "" {
-		return fmt.Errorf("--since is required")
-	}
-	now := time.Now()
-	since, err := parseWhen(sinceS, now)
-	if err != nil {
-		return fmt.Errorf("--since: %w", err)
-	}
-	var until time.Time
-	if untilS != "" {
-		if until, err = parseWhen(untilS, now); err != nil {
-			return fmt.Errorf("--until: %w", err)
-		}
-	}
-	return withStore(ctx, e, fs, func(s storeCLI) error {
-		n, err := s.RedeliverFailed(ctx, webhook.Scope{All: true}, webhook.RedeliverFilter{Since: since, Until: until, WebhookID: hook})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "%d event(s) scheduled for delivery now; a running server picks them up\n", n)
 		return nil
 	})
 }

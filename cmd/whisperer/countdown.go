@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/whisperer/whisperer/core/app"
+	"github.com/whisperer/whisperer/core/config"
+	"github.com/whisperer/whisperer/core/countdown"
+	"github.com/whisperer/whisperer/core/plugin"
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+func countdownPreviewFlags(fs *pflag.FlagSet) {
+	fs.String("choice", "", "countdown key, built-in (fixed, linear, exponential, random) or a plugin's (required)")
+	fs.String("kwargs", "{}", "the countdown's kwargs as a JSON object")
+	fs.Int("retries", 0, "attempts in a series before the event is given up (default delivery.max_retries)")
+	jsonFlag(fs)
+}
+
+// countdownSink registers plugin countdowns into a registry; callbacks are
+// not needed to preview a schedule.
+type countdownSink struct{ r *countdown.Registry }
+
+func (s countdownSink) Apply(source string, cds map[string]plugin.Countdown, _ map[string]plugin.Callback) error {
+	entries := make(map[string]countdown.Entry, len(cds))
+	for k, c := range cds {
+		entries[k] = countdown.Entry{Value: c.Value, Validate: c.Validate}
+	}
+	return s.r.Replace(source, entries)
+}
+
+type scheduleRow struct {
+	Attempt     int     `json:"attempt"`
+	WaitSeconds float64 `json:"wait_seconds"`
+	AtSeconds   float64 `json:"at_seconds"`
+}
+
+// countdownPreview prints when each attempt of a series happens: the first
+// at once, attempt n+2 countdown(n) after attempt n+1, as the dispatcher
+// schedules them, until the series is given up.
+func countdownPreview(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	choice, _ := fs.GetString("choice")
+	kwargs, _ := fs.GetString("kwargs")
+	retries, _ := fs.GetInt("retries")
+	if choice == "" {
+		return usageErr(fs, "--choice is required")
+	}
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(kwargs), &obj); err != nil || obj == nil {
+		return usageErr(fs, "--kwargs must be a JSON object, like '{\"base\": 2}', got %q", kwargs)
+	}
+	if retries < 0 || retries > 1000 {
+		return usageErr(fs, "--retries must be between 1 and 1000, got %d", retries)
+	}
+	cfg, err := loadConfig(e, fs)
+	if err != nil {
+		return err
+	}
+	if retries == 0 {
+		retries = cfg.Delivery.MaxRetries
+	}
+	reg := countdown.NewRegistry()
+	if _, builtin := reg.Lookup(choice); !builtin {
+		// Only plugin countdowns need the plugins loaded.
+		logger := app.NewLogger(config.Log{Level: "error", Format: cfg.Log.Format}, e.stderr)
+		h, err := plugin.New(app.PluginConfig(cfg), countdownSink{reg}, logger)
+		if err != nil {
+			return err
+		}
+		if err := h.Start(ctx); err != nil {
+			return err
+		}
+		defer h.Close(context.WithoutCancel(ctx))
+	}
+	cd, err := reg.Validate(ctx, webhook.CountdownConfig{Choice: choice, Kwargs: json.RawMessage(kwargs)})
+	var verr *webhook.ValidationError
+	if errors.As(err, &verr) {
+		msg := verr.Error()
+		if _, ok := verr.Fields["choice"]; ok {
+			msg += fmt.Sprintf(" (registered: %s; plugins from %s)", strings.Join(reg.Keys(), ", "), cfg.Plugins.Dir)
+		}
+		return fmt.Errorf("retry_countdown_config: %s", msg)
+	} else if err != nil {
+		return err
+	}
+	rows := []scheduleRow{{Attempt: 1}}
+	var at time.Duration
+	for n := 0; n < retries-1; n++ {
+		w, err := reg.Wait(ctx, cd, n)
+		if err != nil {
+			return fmt.Errorf("after %d retries: %w", n, err)
+		}
+		at += w
+		rows = append(rows, scheduleRow{Attempt: n + 2, WaitSeconds: w.Seconds(), AtSeconds: at.Seconds()})
+	}
+	if wantJSON(fs) {
+		return printJSON(e.stdout, map[string]any{"choice": cd.Choice, "kwargs": cd.Kwargs, "schedule": rows, "given_up_after_seconds": at.Seconds()})
+	}
+	fmt.Fprintf(e.stdout, "%s %s, %d attempts:\n", cd.Choice, cd.Kwargs, retries)
+	tw := newTable(e.stdout)
+	fmt.Fprintln(tw, "ATTEMPT\tWAIT\tAT")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", r.Attempt, human(secs(r.WaitSeconds)), human(secs(r.AtSeconds)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "given up after attempt %d fails, %s after the first\n", retries, human(at))
+	return nil
+}
+
+func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
