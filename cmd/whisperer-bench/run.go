@@ -38,7 +38,8 @@ type bench struct {
 	// preloaded rows are not part of its loss check.
 	baseID         int64
 	publishRetries atomic.Int64
-	st       *store.Store
+	stopInProc     func()
+	st             *store.Store
 
 	mu       sync.Mutex
 	pubAt    map[string]time.Time // publish start, by event uuid
@@ -72,8 +73,13 @@ func runServer(ctx context.Context, o options) (*result, error) {
 		return nil, err
 	}
 	defer func() {
+		if b.stopInProc != nil {
+			b.stopInProc()
+		}
 		for _, n := range b.nodes {
-			n.stop()
+			if n.cmd != nil {
+				n.stop()
+			}
 		}
 	}()
 	if b.st, err = store.Open(ctx, b.dbURL, store.Options{MaxOpenConns: 2}); err != nil {
@@ -134,6 +140,16 @@ func (b *bench) startServers(ctx context.Context) error {
 	cmd.Env = b.cliEnv
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("migrate: %v\n%s", err, out)
+	}
+	if o.profile != "" {
+		n, stop, err := startInProcess(ctx, b.cliEnv, o.profile)
+		if err != nil {
+			return err
+		}
+		b.nodes = append(b.nodes, n)
+		b.stopInProc = stop
+		b.notes = append(b.notes, "server in process (--profile): CPU and RSS not measured")
+		return nil
 	}
 	for i := range o.nodes {
 		n, err := startNode(b.o.bin, b.dir, b.cliEnv, i)

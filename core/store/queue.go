@@ -23,6 +23,9 @@ const eventColumns = "id, uuid, message_id, webhook_id, user_id, event_type, sta
 // Claim leases up to limit due events to owner for lease, oldest due first.
 func (s *Store) Claim(ctx context.Context, owner string, limit int, lease time.Duration) ([]webhook.Job, error) {
 	now := s.now()
+	if s.dialect == Postgres {
+		return s.claimPostgres(ctx, owner, lease, now, pgClaimDue, micros(now), limit)
+	}
 	due := `SELECT id FROM webhook_events WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`
 	if s.dialect == Postgres {
 		due += ` FOR UPDATE SKIP LOCKED`
@@ -37,6 +40,9 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, ids []int64, leas
 		return nil, nil
 	}
 	now := s.now()
+	if s.dialect == Postgres {
+		return s.claimPostgres(ctx, owner, lease, now, pgClaimEvents, micros(now), ids)
+	}
 	where := "id IN (?) AND state = 'pending' AND (lease_owner IS NULL OR next_attempt_at <= ?)"
 	return s.claim(ctx, owner, lease, now, where, bun.List(ids), micros(now))
 }
@@ -68,6 +74,12 @@ func (s *Store) Complete(ctx context.Context, owner string, results []webhook.Re
 		return nil
 	}
 	now := s.now().UTC()
+	if s.dialect == Postgres {
+		if err := s.completePostgres(ctx, owner, results, now); err != nil {
+			return fmt.Errorf("%w: complete %d results: %v", webhook.ErrUnavailable, len(results), err)
+		}
+		return nil
+	}
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		for start := 0; start < len(results); start += 200 {
 			if err := s.completeChunk(ctx, tx, owner, results[start:min(start+200, len(results))], now); err != nil {
@@ -278,4 +290,120 @@ func (s *Store) Counts(ctx context.Context) (map[webhook.State]int64, error) {
 		out[webhook.State(r.State)] = r.N
 	}
 	return out, nil
+}
+
+// On PostgreSQL the hot statements (claim, complete, publish) are each one
+// round trip: one statement with $n parameters, sent through database/sql
+// to pgx, which prepares it once per connection and binds binary values.
+// bun would interpolate the values into the text, so every call would be a
+// new statement to parse and plan, and the claim took five round trips
+// (begin, update, hooks, messages, commit): about 13 ms for 64 rows.
+
+// pgClaimDue picks due rows ($1 = now in µs, $2 = limit) oldest first,
+// skipping rows another node is claiming right now.
+const pgClaimDue = `SELECT id, next_attempt_at FROM webhook_events
+	WHERE state = 'pending' AND next_attempt_at <= $1
+	ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED`
+
+// pgClaimEvents picks the given pending rows nobody holds ($1 = now in µs,
+// $2 = ids).
+const pgClaimEvents = `SELECT id, next_attempt_at FROM webhook_events
+	WHERE id = ANY($2) AND state = 'pending' AND (lease_owner IS NULL OR next_attempt_at <= $1)
+	FOR UPDATE SKIP LOCKED`
+
+// pgClaim leases the rows of the "due" query ($3 = owner, $4 = lease end)
+// and returns them with their hook and payload, in the order they were due.
+const pgClaim = `WITH due AS (%s),
+upd AS (
+	UPDATE webhook_events e SET lease_owner = $3, next_attempt_at = $4
+	FROM due WHERE e.id = due.id
+	RETURNING e.id, e.uuid, e.message_id, e.webhook_id, e.user_id, e.event_type, e.state, e.delivered,
+		e.retry_count, e.retry_base, e.next_attempt_at, e.lease_owner, e.response_http_status,
+		e.response_content, e.created_at, e.modified_at, due.next_attempt_at AS due_at
+)
+SELECT upd.id, upd.uuid, upd.message_id, upd.webhook_id, upd.user_id, upd.event_type, upd.state, upd.delivered,
+	upd.retry_count, upd.retry_base, upd.next_attempt_at, upd.lease_owner, upd.response_http_status,
+	upd.response_content, upd.created_at, upd.modified_at,
+	w.id, w.user_id, w.target_url, w.event_type, w.secret_key, w.is_active, w.callback,
+	w.retry_countdown_config, w.additional_headers, w.config, w.created_at, w.modified_at,
+	m.payload
+FROM upd JOIN webhooks w ON w.id = upd.webhook_id JOIN messages m ON m.id = upd.message_id
+ORDER BY upd.due_at, upd.id`
+
+var (
+	pgClaimDueSQL    = fmt.Sprintf(pgClaim, pgClaimDue)
+	pgClaimEventsSQL = fmt.Sprintf(pgClaim, pgClaimEvents)
+)
+
+func (s *Store) claimPostgres(ctx context.Context, owner string, lease time.Duration, now time.Time, due string, arg1, arg2 any) ([]webhook.Job, error) {
+	q := pgClaimDueSQL
+	if due == pgClaimEvents {
+		q = pgClaimEventsSQL
+	}
+	rows, err := s.db.DB.QueryContext(ctx, q, arg1, arg2, owner, micros(now.Add(lease)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
+	}
+	defer rows.Close()
+	var jobs []webhook.Job
+	// Hooks repeat across a batch: decode each one's JSON columns once.
+	hooks := map[int64]webhook.Webhook{}
+	for rows.Next() {
+		var e eventRow
+		var w webhookRow
+		var payload string
+		if err := rows.Scan(&e.ID, &e.UUID, &e.MessageID, &e.WebhookID, &e.UserID, &e.EventType, &e.State, &e.Delivered,
+			&e.RetryCount, &e.RetryBase, &e.NextAttemptAt, &e.LeaseOwner, &e.ResponseHTTPStatus,
+			&e.ResponseContent, &e.CreatedAt, &e.ModifiedAt,
+			&w.ID, &w.UserID, &w.TargetURL, &w.EventType, &w.SecretKey, &w.IsActive, &w.Callback,
+			&w.RetryCountdown, &w.AdditionalHeaders, &w.Config, &w.CreatedAt, &w.ModifiedAt,
+			&payload); err != nil {
+			return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
+		}
+		h, ok := hooks[w.ID]
+		if !ok {
+			h = w.domain()
+			hooks[w.ID] = h
+		}
+		jobs = append(jobs, webhook.Job{Event: e.domain(payload), Webhook: h})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
+	}
+	return jobs, nil
+}
+
+// pgComplete writes a batch of results and their attempts in one
+// statement: the values travel as arrays ($1…$9), so the text never
+// changes and stays prepared; only rows still leased to owner ($11) are
+// updated, and only those get an attempt row.
+const pgComplete = `WITH v AS (
+	SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[],
+		$7::timestamptz[], $8::bigint[], $9::text[])
+		AS v(id, state, retry_count, next_attempt_at, status, body, attempted_at, duration_us, error)
+), upd AS (
+	UPDATE webhook_events e SET state = v.state, delivered = (v.state = 'delivered'),
+		retry_count = v.retry_count, next_attempt_at = v.next_attempt_at, lease_owner = NULL,
+		response_http_status = NULLIF(v.status, 0), response_content = v.body, modified_at = $10
+	FROM v WHERE e.id = v.id AND e.lease_owner = $11
+	RETURNING e.id
+)
+INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error)
+SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOIN upd ON upd.id = v.id`
+
+func (s *Store) completePostgres(ctx context.Context, owner string, results []webhook.Result, now time.Time) error {
+	n := len(results)
+	var (
+		ids, next, durs      = make([]int64, n), make([]int64, n), make([]int64, n)
+		states, bodies, errs = make([]string, n), make([]string, n), make([]string, n)
+		retries, statuses    = make([]int32, n), make([]int32, n)
+		at                   = make([]time.Time, n)
+	)
+	for i, r := range results {
+		a := &r.Attempt
+		ids[i], states[i], retries[i], next[i] = r.EventID, string(r.State), int32(r.RetryCount), micros(r.NextAttemptAt)
+		statuses[i], bodies[i], at[i], durs[i], errs[i] = int32(a.Status), a.Body, a.AttemptedAt.UTC(), a.Duration.Microseconds(), a.Error
+	}
+	_, err := s.db.DB.ExecContext(ctx, pgComplete, ids, states, retries, next, statuses, bodies, at, durs, errs, now, owner)
+	return err
 }
