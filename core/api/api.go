@@ -136,6 +136,8 @@ type Server struct {
 	deps   Deps
 	log    *slog.Logger
 	router *mux.Router
+	// openAPI is the document served at BasePath + "openapi.json".
+	openAPI []byte
 }
 
 // New returns the API's handler. logger may be nil.
@@ -165,6 +167,9 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) (*Server, error) {
 	}
 	cfg.DefaultRetryCountdown = def
 	s := &Server{cfg: cfg, deps: deps, log: logger}
+	if s.openAPI, err = openAPIFor(cfg.BasePath); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
@@ -189,6 +194,7 @@ func (s *Server) routes() {
 	r.Handle("/readyz", s.resource(methods{http.MethodGet: s.readyz}, false))
 
 	base := s.cfg.BasePath
+	r.Handle(base+"openapi.json", s.resource(methods{http.MethodGet: s.openapi}, false))
 	// Each path is registered with and without its trailing slash, as
 	// dj-whisperer clients send either.
 	handle := func(path string, m methods) {

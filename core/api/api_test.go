@@ -70,7 +70,7 @@ func newEnv(t *testing.T, s *store.Store) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(h)
+	e.srv = httptest.NewServer(conform(t, h))
 	t.Cleanup(e.srv.Close)
 	var u webhook.User
 	u, e.alice = storetest.User(t, s, "alice", webhook.RoleUser)

@@ -384,7 +384,8 @@ func (s *Server) check(ctx context.Context, in *hookInput, errs *webhook.Validat
 		case err != nil:
 			// A plugin validator that traps must not turn the client's
 			// request into a 500: the kwargs are what it could not take.
-			s.log.WarnContext(ctx, "countdown validator failed", "plugin", in.countdown.Choice, "error", err)
+			s.log.WarnContext(ctx, "countdown validator failed", "plugin", in.countdown.Choice, "error", err,
+				"request_id", requestID(ctx))
 			errs.Set("retry_countdown_config", map[string]any{"kwargs": []string{
 				fmt.Sprintf("The validator of countdown %q failed on these kwargs.", in.countdown.Choice)}})
 		default:
