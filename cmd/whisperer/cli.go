@@ -57,6 +57,8 @@ func verbs() []verb {
 		{name: "retention purge", summary: "delete old delivered events now, as the server does in the background", flags: retentionPurgeFlags, run: retentionPurge},
 		{name: "plugins list", summary: "load the plugin directory and list what each plugin registers", run: pluginsList},
 		{name: "plugins check", args: "FILE.wasm", summary: "load one plugin and print what it registers, or what is wrong", run: pluginsCheck},
+		{name: "listen", summary: "a local receiver that prints each delivery and checks its signatures, to try hooks out",
+			flags: listenFlags, run: listenVerb},
 		{name: "version", summary: "print the version", run: version},
 	}
 }
