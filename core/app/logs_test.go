@@ -58,7 +58,7 @@ func TestLogsKeepSecrets(t *testing.T) {
 	n.do(t, "POST", "/whisperer/hooks/", root, map[string]any{
 		"event_type": "package-created", "target_url": "http://127.0.0.1:1/", "secret_key": secretKey,
 		"retry_countdown_config": fixed,
-		"config": map[string]any{"auth": map[string]any{"auth_type": "basic", "username": "bob", "password": password}},
+		"config":                 map[string]any{"auth": map[string]any{"auth_type": "basic", "username": "bob", "password": password}},
 	}, http.StatusCreated, nil)
 	n.do(t, "PATCH", fmt.Sprintf("/whisperer/hooks/%v/", hook["id"]), root, map[string]any{
 		"config": map[string]any{"auth": map[string]any{"auth_type": "basic", "username": "bob", "password": password}},
@@ -90,7 +90,7 @@ func TestLogsKeepSecrets(t *testing.T) {
 	logs := n.logs.String()
 	for name, secret := range map[string]string{
 		"token": root, "bad token": badToken, "secret_key": secretKey, "password": password,
-		"basic auth header": base64.StdEncoding.EncodeToString([]byte("bob:" + password)),
+		"basic auth header":       base64.StdEncoding.EncodeToString([]byte("bob:" + password)),
 		"additional header value": headerVal,
 	} {
 		if strings.Contains(logs, secret) {
