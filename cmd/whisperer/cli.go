@@ -109,6 +109,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
+		fmt.Fprintf(stderr, "whisperer %s: %v\n", v.name, err)
+		fs.Usage()
 		return errUsage
 	}
 	return v.run(ctx, e, fs, fs.Args())

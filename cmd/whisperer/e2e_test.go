@@ -374,6 +374,10 @@ func TestCLIHelpAndErrors(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "database.url") {
 		t.Fatalf("bad config: %v\n%s", err, out)
 	}
+	cmd = exec.Command(bin, "tokens", "create", "--bogus", "x")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "unknown flag: --bogus") {
+		t.Fatalf("unknown flag: %v\n%s", err, out)
+	}
 	cmd = exec.Command(bin, "frobnicate")
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "unknown verb") {
 		t.Fatalf("unknown verb: %v\n%s", err, out)
