@@ -1,0 +1,65 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/whisperer/whisperer/core/metrics"
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+func scrape(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	b, _ := io.ReadAll(rec.Body)
+	return string(b)
+}
+
+// Outcomes and status classes are fixed small sets, whatever the status.
+func TestAttemptLabels(t *testing.T) {
+	m := metrics.New()
+	for _, a := range []struct {
+		state  webhook.State
+		status int
+	}{
+		{webhook.StateDelivered, 204}, {webhook.StatePending, 503}, {webhook.StatePending, 0},
+		{webhook.StateGivenUp, 404}, {webhook.StatePending, 999}, {webhook.StatePending, 302},
+	} {
+		m.ObserveAttempt(a.state, a.status, time.Millisecond)
+	}
+	out := scrape(t, m)
+	for _, want := range []string{
+		`whisperer_delivery_attempts_total{outcome="delivered",status_class="2xx"} 1`,
+		`whisperer_delivery_attempts_total{outcome="failed",status_class="5xx"} 1`,
+		`whisperer_delivery_attempts_total{outcome="failed",status_class="none"} 2`,
+		`whisperer_delivery_attempts_total{outcome="failed",status_class="3xx"} 1`,
+		`whisperer_delivery_attempts_total{outcome="given_up",status_class="4xx"} 1`,
+		`whisperer_delivery_attempt_duration_seconds_count{outcome="failed"} 4`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %s in\n%s", want, out)
+		}
+	}
+}
+
+// A queue query that fails makes the scrape report the error, not lose
+// every other metric.
+func TestQueueFailureKeepsOtherMetrics(t *testing.T) {
+	m := metrics.New()
+	m.ObservePublish(3)
+	if err := m.Register(metrics.Queue(func(context.Context) (metrics.QueueDepth, error) {
+		return metrics.QueueDepth{}, errors.New("database is down")
+	}, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	out := scrape(t, m)
+	if !strings.Contains(out, "whisperer_publish_webhook_events_total 3") {
+		t.Errorf("publish counter lost when the queue query failed:\n%s", out)
+	}
+}
