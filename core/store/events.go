@@ -115,6 +115,15 @@ func (s *Store) Publish(ctx context.Context, req webhook.PublishRequest) (webhoo
 	return out, nil
 }
 
+// unavailableErr marks a failed publish statement as the database's
+// failure (the API answers 503, "try again"): the statement's values were
+// checked before it was sent, so what fails it is the database or the
+// connection — for instance PostgreSQL restarting, whose errors are
+// neither network errors nor driver.ErrBadConn.
+func unavailableErr(eventType string, err error) error {
+	return fmt.Errorf("%w: publish %q: %v", webhook.ErrUnavailable, eventType, err)
+}
+
 // pgPublish is Publish without an idempotency key in one statement (one
 // round trip instead of seven): the message is inserted only if the event
 // type is registered, one row per active hook, and other nodes are
@@ -145,7 +154,7 @@ func (s *Store) publishPostgres(ctx context.Context, req webhook.PublishRequest,
 	}
 	rows, err := s.db.DB.QueryContext(ctx, pgPublish, req.EventType, payload, publisher, now, micros(now))
 	if err != nil {
-		return webhook.Published{}, fmt.Errorf("publish %q: %w", req.EventType, err)
+		return webhook.Published{}, unavailableErr(req.EventType, err)
 	}
 	defer rows.Close()
 	var out webhook.Published
@@ -156,7 +165,7 @@ func (s *Store) publishPostgres(ctx context.Context, req webhook.PublishRequest,
 		var id, hookID, userID *int64
 		var uuid, notified *string
 		if err := rows.Scan(&msgID, &id, &uuid, &hookID, &userID, &notified); err != nil {
-			return webhook.Published{}, fmt.Errorf("publish %q: %w", req.EventType, err)
+			return webhook.Published{}, unavailableErr(req.EventType, err)
 		}
 		if id == nil {
 			continue
@@ -167,7 +176,7 @@ func (s *Store) publishPostgres(ctx context.Context, req webhook.PublishRequest,
 		out.Events = append(out.Events, r.domain(payload))
 	}
 	if err := rows.Err(); err != nil {
-		return webhook.Published{}, fmt.Errorf("publish %q: %w", req.EventType, err)
+		return webhook.Published{}, unavailableErr(req.EventType, err)
 	}
 	if !found {
 		return webhook.Published{}, webhook.NewValidationError("event_type", fmt.Sprintf("%q is not a valid choice.", req.EventType))
@@ -233,7 +242,7 @@ func (s *Store) publishSQLite(ctx context.Context, req webhook.PublishRequest, p
 		if errors.As(err, &verr) {
 			return webhook.Published{}, verr
 		}
-		return webhook.Published{}, fmt.Errorf("publish %q: %w", req.EventType, err)
+		return webhook.Published{}, unavailableErr(req.EventType, err)
 	}
 	// RETURNING order is unspecified; answer in hook order like the
 	// PostgreSQL path.
