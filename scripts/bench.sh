@@ -8,13 +8,14 @@
 #   sh scripts/bench.sh          # full run, about 8 minutes (3-minute soak)
 #   sh scripts/bench.sh --quick  # every scenario, smaller; about 2 minutes
 #
-# Raw results (one JSON object per scenario) go to bench-results.jsonl.
+# Raw results (one JSON object per scenario) go to $BENCH_OUT
+# (default /tmp/whisperer-bench-results.jsonl).
 set -eu
 cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 pg=${WHISPERER_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
-out=${BENCH_OUT:-bench-results.jsonl}
+out=${BENCH_OUT:-${TMPDIR:-/tmp}/whisperer-bench-results.jsonl}
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/whisperer" ./cmd/whisperer

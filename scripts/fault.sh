@@ -12,11 +12,12 @@
 #                                   # user of the server: run it alone, last)
 #   sh scripts/fault.sh all         # all but pgrestart
 #
-# Results (JSON lines) are appended to fault-results.jsonl.
+# Results (JSON lines) are appended to $FAULT_OUT
+# (default /tmp/whisperer-fault-results.jsonl).
 set -eu
 cd "$(dirname "$0")/.."
 pg=${WHISPERER_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
-out=${FAULT_OUT:-fault-results.jsonl}
+out=${FAULT_OUT:-${TMPDIR:-/tmp}/whisperer-fault-results.jsonl}
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/whisperer" ./cmd/whisperer
