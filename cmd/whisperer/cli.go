@@ -20,6 +20,7 @@ import (
 	"github.com/whisperer/whisperer/core/app"
 	"github.com/whisperer/whisperer/core/config"
 	"github.com/whisperer/whisperer/core/plugin"
+	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
@@ -164,17 +165,10 @@ func migrate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(e, fs)
-	if err != nil {
-		return err
-	}
-	s, err := app.OpenStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	fmt.Fprintf(e.stdout, "database %s is up to date\n", cfg.Database.Redacted())
-	return nil
+	return withDB(ctx, e, fs, func(s *store.Store) error {
+		fmt.Fprintf(e.stdout, "%s database is up to date\n", s.Dialect())
+		return nil
+	})
 }
 
 func usersCreate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {

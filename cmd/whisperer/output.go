@@ -58,8 +58,8 @@ func oneID(fs *pflag.FlagSet, args []string, what string) (int64, error) {
 	return id, nil
 }
 
-// withDB is withStore for the verbs that need more of the store than
-// storeCLI.
+// withDB loads the configuration, opens (and migrates) the database, runs
+// fn and closes it.
 func withDB(ctx context.Context, e env, fs *pflag.FlagSet, fn func(*store.Store) error) error {
 	cfg, err := loadConfig(e, fs)
 	if err != nil {

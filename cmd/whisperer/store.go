@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/whisperer/whisperer/core/app"
+	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
@@ -20,17 +20,7 @@ type storeCLI interface {
 	RedeliverFailed(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter) (int64, error)
 }
 
-// withStore loads the configuration, opens (and migrates) the database,
-// runs fn and closes it.
+// withStore is withDB for the verbs that need only storeCLI.
 func withStore(ctx context.Context, e env, fs *pflag.FlagSet, fn func(storeCLI) error) error {
-	cfg, err := loadConfig(e, fs)
-	if err != nil {
-		return err
-	}
-	s, err := app.OpenStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return fn(s)
+	return withDB(ctx, e, fs, func(s *store.Store) error { return fn(s) })
 }
