@@ -52,6 +52,7 @@ type options struct {
 	pgRestartCmd       string
 	expectNoDuplicates bool
 	profile            string
+	serverPID          int
 }
 
 type multiFlag []string
@@ -84,6 +85,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.pgBase, "postgres", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL server on which a fresh database is created (and dropped after)")
 	fs.StringVar(&o.bin, "bin", "", "whisperer binary (default: go build ./cmd/whisperer into a temporary directory)")
 	fs.StringVar(&o.serverURL, "server", "", "use this running server (http://127.0.0.1:PORT) instead of starting one; needs --database-url")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "the running server's process id, to report its CPU and RSS")
 	fs.StringVar(&o.dbURL, "database-url", "", "the running server's database (for users create and the loss check)")
 	fs.IntVar(&o.nodes, "nodes", 1, "server processes to start on the same database (postgres for more than one)")
 	fs.IntVar(&o.events, "events", 20000, "events to publish")

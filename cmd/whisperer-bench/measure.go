@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/whisperer/whisperer/core/store"
 )
 
@@ -72,7 +74,7 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 	}
 	cpu0 := make([]float64, len(b.nodes))
 	for i, n := range b.nodes {
-		if n.cmd != nil {
+		if n.pid() != 0 {
 			cpu0[i] = n.cpu()
 		}
 	}
@@ -100,7 +102,7 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 	res.RecordedSec = recorded.Sub(t0).Seconds()
 	res.DurationSec = time.Since(t0).Seconds()
 	for i, n := range b.nodes {
-		if n.cmd != nil {
+		if n.pid() != 0 {
 			n.sample()
 			res.ServerCPUSec += n.cpu() - cpu0[i]
 			res.PeakRSSMiB = max(res.PeakRSSMiB, float64(n.peakKiB)/1024)
@@ -130,7 +132,7 @@ func (b *bench) waitDone(ctx context.Context) (time.Time, error) {
 		if b.rcv.ok.Load() >= accepted {
 			var pending, total int64
 			err := b.st.DB().NewRaw(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN state <> 'delivered' THEN 1 ELSE 0 END), 0)
-				FROM webhook_events WHERE id > ?`, b.baseID).Scan(ctx, &total, &pending)
+				FROM webhook_events WHERE id > ? AND webhook_id IN (?)`, b.baseID, bun.List(b.hookIDs)).Scan(ctx, &total, &pending)
 			if err == nil && pending == 0 && total >= accepted {
 				return time.Now(), nil
 			}
@@ -150,7 +152,7 @@ func (b *bench) check(ctx context.Context, res *result, t0 time.Time) error {
 		UUID  string `bun:"uuid"`
 		State string `bun:"state"`
 	}
-	if err := b.st.DB().NewRaw("SELECT uuid, state FROM webhook_events WHERE id > ?", b.baseID).Scan(ctx, &rows); err != nil {
+	if err := b.st.DB().NewRaw("SELECT uuid, state FROM webhook_events WHERE id > ? AND webhook_id IN (?)", b.baseID, bun.List(b.hookIDs)).Scan(ctx, &rows); err != nil {
 		return fmt.Errorf("read events: %w", err)
 	}
 	seen := b.rcv.snapshot()
@@ -229,7 +231,7 @@ func (b *bench) sampleRSS(ctx context.Context, t0 time.Time) {
 	for {
 		var sum int64
 		for _, n := range b.nodes {
-			if n.cmd != nil {
+			if n.pid() != 0 {
 				n.sample()
 				sum += n.rssKiB()
 			}

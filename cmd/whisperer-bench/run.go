@@ -20,8 +20,6 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 )
 
-const eventType = "order-created"
-
 // bench is one run against servers: its receiver, nodes and database.
 type bench struct {
 	o        options
@@ -33,7 +31,10 @@ type bench struct {
 	client   *http.Client
 	pubToken string
 	subToken string
-	hookIDs  []int64
+	// eventType is registered for this run alone, so that hooks left by
+	// earlier runs on a shared server do not receive its events.
+	eventType string
+	hookIDs   []int64
 	// baseID is the largest event id before the measured run: warm-up and
 	// preloaded rows are not part of its loss check.
 	baseID         int64
@@ -110,7 +111,7 @@ func (b *bench) startServers(ctx context.Context) error {
 		}
 		b.dbURL = o.dbURL
 		b.cliEnv = serverEnv(b.dbURL, b.dir, o.env)
-		b.nodes = []*node{{addr: strings.TrimPrefix(strings.TrimSuffix(o.serverURL, "/"), "http://"), done: make(chan struct{})}}
+		b.nodes = []*node{{addr: strings.TrimPrefix(strings.TrimSuffix(o.serverURL, "/"), "http://"), done: make(chan struct{}), extPID: o.serverPID}}
 		return b.needBin(ctx)
 	}
 	switch o.backend {
@@ -190,6 +191,10 @@ func (b *bench) cli(ctx context.Context, args ...string) (string, error) {
 // setup creates a publisher and a subscriber and the subscriber's hooks.
 func (b *bench) setup(ctx context.Context) error {
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	b.eventType = "bench-" + suffix
+	if _, err := b.cli(ctx, "event-types", "add", b.eventType); err != nil {
+		return err
+	}
 	var err error
 	if b.pubToken, err = b.cli(ctx, "users", "create", "bench-pub-"+suffix, "--publisher"); err != nil {
 		return err
@@ -199,7 +204,7 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	for i := range b.o.hooks {
-		id, err := b.createHook(ctx, subToken, eventType, fmt.Sprintf("%s?h=%d", b.rcv.url, i))
+		id, err := b.createHook(ctx, subToken, b.eventType, fmt.Sprintf("%s?h=%d", b.rcv.url, i))
 		if err != nil {
 			return err
 		}
@@ -250,7 +255,7 @@ func (b *bench) post(ctx context.Context, addr, path, token string, body []byte)
 // (a node being killed or the database restarting) on the next live node,
 // for at most 30 s. It records the publish start of the events created.
 func (b *bench) publishOne(ctx context.Context, i int, next *atomic.Int64) error {
-	body := fmt.Appendf(nil, `{"event_type":%q,"payload":{"i":%d,"t":%d}}`, eventType, i, time.Now().UnixNano())
+	body := fmt.Appendf(nil, `{"event_type":%q,"payload":{"i":%d,"t":%d}}`, b.eventType, i, time.Now().UnixNano())
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; ; attempt++ {
 		n := b.nodes[int(next.Add(1))%len(b.nodes)]

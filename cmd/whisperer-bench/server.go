@@ -29,6 +29,20 @@ type node struct {
 	// cpu accumulates the CPU seconds of earlier incarnations (restarts).
 	cpuBefore float64
 	peakKiB   int64
+	// extPID is the process of a server this tool did not start
+	// (--server-pid), measured but never signalled.
+	extPID int
+}
+
+// pid is the server's process id, 0 when unknown.
+func (n *node) pid() int {
+	switch {
+	case n.extPID != 0:
+		return n.extPID
+	case n.cmd != nil && n.cmd.Process != nil:
+		return n.cmd.Process.Pid
+	}
+	return 0
 }
 
 func freeAddr() (string, error) {
@@ -136,7 +150,7 @@ func (n *node) sample() {
 	if !n.alive() {
 		return
 	}
-	if kib, ok := procStatusKiB(n.cmd.Process.Pid, "VmHWM:"); ok && kib > n.peakKiB {
+	if kib, ok := procStatusKiB(n.pid(), "VmHWM:"); ok && kib > n.peakKiB {
 		n.peakKiB = kib
 	}
 }
@@ -144,7 +158,7 @@ func (n *node) sample() {
 func (n *node) cpu() float64 {
 	c := n.cpuBefore
 	if n.alive() {
-		cur, _ := procCPU(n.cmd.Process.Pid)
+		cur, _ := procCPU(n.pid())
 		c += cur
 	}
 	return c
@@ -154,7 +168,7 @@ func (n *node) rssKiB() int64 {
 	if !n.alive() {
 		return 0
 	}
-	kib, _ := procStatusKiB(n.cmd.Process.Pid, "VmRSS:")
+	kib, _ := procStatusKiB(n.pid(), "VmRSS:")
 	return kib
 }
 
