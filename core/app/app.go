@@ -50,7 +50,7 @@ func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
 // OpenStore opens and migrates the configured database and registers the
 // configured event types.
 func OpenStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
-	s, err := store.Open(ctx, cfg.Database.URL, store.Options{MaxOpenConns: cfg.Database.MaxOpenConns})
+	s, err := store.Open(ctx, cfg.Database.URL, store.Options{MaxOpenConns: cfg.Database.MaxOpenConns, AuthCacheTTL: cfg.Server.AuthCacheTTL})
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,11 @@ type Server struct {
 	// ShutdownTimeout bounds the graceful shutdown, draining in-flight
 	// deliveries included. Defaults to 30s.
 	ShutdownTimeout time.Duration
+	// AuthCacheTTL is how long a verified API token is remembered, sparing
+	// a database query per request; a token revoked by another process
+	// keeps working on this node for up to this long. 0 disables the
+	// cache. Defaults to 10s.
+	AuthCacheTTL time.Duration
 }
 
 // Database is where hooks, events and the delivery queue live.
@@ -197,6 +202,7 @@ func defaults() *Config {
 			ReadTimeout:     30 * time.Second,
 			WriteTimeout:    60 * time.Second,
 			ShutdownTimeout: 30 * time.Second,
+			AuthCacheTTL:    10 * time.Second,
 		},
 		Database: Database{URL: "sqlite://whisperer.db", MaxOpenConns: 20},
 		RequestTimeout: RequestTimeout{
@@ -246,6 +252,7 @@ func (c *Config) WithDefaults() *Config {
 	c.Server.ReadTimeout = cmp.Or(c.Server.ReadTimeout, d.Server.ReadTimeout)
 	c.Server.WriteTimeout = cmp.Or(c.Server.WriteTimeout, d.Server.WriteTimeout)
 	c.Server.ShutdownTimeout = cmp.Or(c.Server.ShutdownTimeout, d.Server.ShutdownTimeout)
+	c.Server.AuthCacheTTL = cmp.Or(c.Server.AuthCacheTTL, d.Server.AuthCacheTTL)
 	c.Database.URL = cmp.Or(c.Database.URL, d.Database.URL)
 	c.Database.MaxOpenConns = cmp.Or(c.Database.MaxOpenConns, d.Database.MaxOpenConns)
 	c.RequestTimeout.Connect = cmp.Or(c.RequestTimeout.Connect, d.RequestTimeout.Connect)
@@ -331,6 +338,9 @@ func (c *Config) Validate() error {
 		add(errorf("server.base_path", "must start and end with \"/\", got %q", c.Server.BasePath))
 	}
 	add(atLeast("server.max_body_bytes", c.Server.MaxBodyBytes, 1))
+	if c.Server.AuthCacheTTL < 0 {
+		add(errorf("server.auth_cache_ttl", "must not be negative, got %v", c.Server.AuthCacheTTL))
+	}
 	add(notNegative("server.read_timeout", c.Server.ReadTimeout))
 	add(notNegative("server.write_timeout", c.Server.WriteTimeout))
 	add(positive("server.shutdown_timeout", c.Server.ShutdownTimeout))

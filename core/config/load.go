@@ -329,6 +329,7 @@ func (c *Config) fields() []field {
 		{"server.read_timeout", setDuration(&c.Server.ReadTimeout)},
 		{"server.write_timeout", setDuration(&c.Server.WriteTimeout)},
 		{"server.shutdown_timeout", setDuration(&c.Server.ShutdownTimeout)},
+		{"server.auth_cache_ttl", setDuration(&c.Server.AuthCacheTTL)},
 		{"database.url", setString(&c.Database.URL)},
 		{"database.max_open_conns", setInt(&c.Database.MaxOpenConns)},
 		{"request_timeout", c.RequestTimeout.set},

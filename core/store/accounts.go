@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/whisperer/whisperer/core/webhook"
 )
@@ -68,6 +69,7 @@ func (s *Store) RevokeToken(ctx context.Context, keyOrPrefix string) (int64, err
 		q = q.Where("key_hash = ?", hashKey(keyOrPrefix))
 	}
 	res, err := q.Exec(ctx)
+	s.auth.clear()
 	if err != nil {
 		return 0, fmt.Errorf("revoke token: %w", err)
 	}
@@ -81,10 +83,15 @@ func (s *Store) RevokeToken(ctx context.Context, keyOrPrefix string) (int64, err
 // Authenticate returns the owner of an unrevoked key, or
 // webhook.ErrUnauthenticated.
 func (s *Store) Authenticate(ctx context.Context, key string) (webhook.User, error) {
+	hash := hashKey(key)
+	now := time.Now() // not s.now: cache expiry is real time, whatever the test clock
+	if u, ok := s.auth.get(hash, now); ok {
+		return u, nil
+	}
 	var u userRow
 	err := s.db.NewSelect().Model(&u).
 		Join("JOIN api_tokens AS t ON t.user_id = user_row.id").
-		Where("t.key_hash = ?", hashKey(key)).Where("t.revoked_at IS NULL").
+		Where("t.key_hash = ?", hash).Where("t.revoked_at IS NULL").
 		Scan(ctx)
 	if err != nil {
 		if nf := notFound(err); nf == webhook.ErrNotFound {
@@ -92,6 +99,7 @@ func (s *Store) Authenticate(ctx context.Context, key string) (webhook.User, err
 		}
 		return webhook.User{}, fmt.Errorf("%w: authenticate: %v", webhook.ErrUnavailable, err)
 	}
+	s.auth.put(hash, u.domain(), now)
 	return u.domain(), nil
 }
 

@@ -42,6 +42,10 @@ type Options struct {
 	// always uses one connection: it has a single writer, and one
 	// connection makes that explicit instead of a busy-retry loop.
 	MaxOpenConns int
+	// AuthCacheTTL is how long Authenticate remembers a verified token; a
+	// token revoked by another process keeps working here for up to this
+	// long. Zero disables the cache.
+	AuthCacheTTL time.Duration
 }
 
 // Store is the database. It is safe for concurrent use. After Close every
@@ -51,12 +55,13 @@ type Store struct {
 	dialect string
 	dsn     string // PostgreSQL DSN, for LISTEN connections
 	now     func() time.Time
+	auth    authCache
 }
 
 // Open connects to url ("sqlite://path", "sqlite://:memory:" or
 // "postgres://…") and checks that the database answers. It does not migrate.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
-	s := &Store{now: time.Now}
+	s := &Store{now: time.Now, auth: authCache{ttl: opts.AuthCacheTTL}}
 	switch {
 	case strings.HasPrefix(rawURL, "sqlite://"):
 		file := strings.TrimPrefix(rawURL, "sqlite://")

@@ -446,3 +446,57 @@ func TestListenWakesOnPublish(t *testing.T) {
 		t.Fatal("no notification after publish")
 	}
 }
+
+func TestAuthCache(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			open := func(ttl time.Duration) *store.Store {
+				s, err := store.Open(ctx, storetest.URL(t, backend), store.Options{AuthCacheTTL: ttl})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				if err := s.Migrate(ctx); err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			revokeBehindItsBack := func(s *store.Store) {
+				if _, err := s.DB().NewRaw("UPDATE api_tokens SET revoked_at = created_at").Exec(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Cached: a revocation by another process is seen only after the TTL.
+			s := open(time.Hour)
+			_, tok := storetest.User(t, s, "a", webhook.RoleUser)
+			if _, err := s.Authenticate(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+			revokeBehindItsBack(s)
+			if _, err := s.Authenticate(ctx, tok); err != nil {
+				t.Fatalf("cached token refused: %v", err)
+			}
+			// A revocation through this store takes effect at once.
+			_, tok2 := storetest.User(t, s, "b", webhook.RoleUser)
+			if _, err := s.Authenticate(ctx, tok2); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.RevokeToken(ctx, tok2); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Authenticate(ctx, tok2); !errors.Is(err, webhook.ErrUnauthenticated) {
+				t.Fatalf("revoked token still accepted: %v", err)
+			}
+			// An expired entry asks the database again.
+			s = open(time.Nanosecond)
+			_, tok3 := storetest.User(t, s, "c", webhook.RoleUser)
+			if _, err := s.Authenticate(ctx, tok3); err != nil {
+				t.Fatal(err)
+			}
+			revokeBehindItsBack(s)
+			if _, err := s.Authenticate(ctx, tok3); !errors.Is(err, webhook.ErrUnauthenticated) {
+				t.Fatalf("expired cache entry served: %v", err)
+			}
+		})
+	}
+}
