@@ -21,6 +21,7 @@ import (
 	"github.com/whisperer/whisperer/core/delivery"
 	"github.com/whisperer/whisperer/core/metrics"
 	"github.com/whisperer/whisperer/core/plugin"
+	"github.com/whisperer/whisperer/core/publish"
 	"github.com/whisperer/whisperer/core/store"
 )
 
@@ -33,6 +34,8 @@ type App struct {
 	Callbacks  *callback.Registry
 	Plugins    *plugin.Host
 	Dispatcher *delivery.Dispatcher
+	// Publisher batches concurrent publishes into one transaction.
+	Publisher *publish.Batcher
 	// Metrics are the node's Prometheus metrics, served at MetricsPath.
 	Metrics *metrics.Metrics
 	Handler http.Handler
@@ -50,7 +53,10 @@ func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
 // OpenStore opens and migrates the configured database and registers the
 // configured event types.
 func OpenStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
-	s, err := store.Open(ctx, cfg.Database.URL, store.Options{MaxOpenConns: cfg.Database.MaxOpenConns, AuthCacheTTL: cfg.Server.AuthCacheTTL})
+	s, err := store.Open(ctx, cfg.Database.URL, store.Options{
+		MaxOpenConns: cfg.Database.MaxOpenConns, AuthCacheTTL: cfg.Server.AuthCacheTTL,
+		DisableAfter: cfg.Delivery.DisableAfter,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +97,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 	dc := DeliveryConfig(cfg)
 	dc.Observer = a.Metrics
+	a.Publisher = publish.New(s, publishBatchLimit)
 	a.Dispatcher, err = delivery.New(dc, s, a.Countdowns, a.Callbacks, logger.With("component", "delivery"))
 	if err != nil {
 		a.close(ctx)
@@ -108,6 +115,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	a.Handler = a.withMetrics(a.Handler)
 	return a, nil
 }
+
+// publishBatchLimit caps the publishes written in one transaction: large
+// enough to absorb a burst of concurrent publishers, small enough that one
+// transaction stays short.
+const publishBatchLimit = 256
 
 // PluginConfig maps the plugins.* keys onto the plugin host's config.
 func PluginConfig(cfg *config.Config) plugin.Config {
@@ -153,6 +165,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	// Cancelling Start's context would abort in-flight deliveries; the
 	// shutdown below drains them with Stop instead.
+	a.Publisher.Start()
+	defer a.Publisher.Stop(context.WithoutCancel(ctx)) // a no-op after the shutdown's
 	if err := a.Dispatcher.Start(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
 		a.close(ctx)
@@ -182,6 +196,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		a.logger.Info("shutting down")
 		err := srv.Shutdown(shutdown)
+		a.Publisher.Stop(shutdown)
 		purger.Stop(shutdown)
 		a.Dispatcher.Stop(shutdown)
 		a.Plugins.Close(shutdown)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/whisperer/whisperer/core/api"
+	"github.com/whisperer/whisperer/core/publish"
+	"github.com/whisperer/whisperer/core/webhook"
 )
 
 func (a *App) newHandler() (http.Handler, error) {
@@ -13,7 +15,7 @@ func (a *App) newHandler() (http.Handler, error) {
 		MaxBodyBytes:          a.cfg.Server.MaxBodyBytes,
 		DefaultRetryCountdown: a.cfg.Delivery.DefaultRetryCountdown,
 	}, api.Deps{
-		Store:      countingStore{a.Store, a.Metrics},
+		Store:      countingStore{batchingStore{a.Store, a.Publisher}, a.Metrics},
 		Countdowns: a.Countdowns,
 		Callbacks:  a.Callbacks,
 		Notify:     a.Dispatcher.Notify,
@@ -29,4 +31,14 @@ func (a *App) deliverNow(ctx context.Context, ids []int64) ([]api.Outcome, error
 		res[i] = api.Outcome(o)
 	}
 	return res, err
+}
+
+// batchingStore sends publishes through the group-commit batcher.
+type batchingStore struct {
+	api.Store
+	b *publish.Batcher
+}
+
+func (s batchingStore) Publish(ctx context.Context, req webhook.PublishRequest) (webhook.Published, error) {
+	return s.b.Publish(ctx, req)
 }

@@ -204,6 +204,24 @@ const (
 )
 
 func (s *Store) publishSQLite(ctx context.Context, req webhook.PublishRequest, payload string) (webhook.Published, error) {
+	var out webhook.Published
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		out, err = s.publishSQLiteTx(ctx, tx, req, payload)
+		return err
+	})
+	if err != nil {
+		if isValidation(err) {
+			return webhook.Published{}, err
+		}
+		return webhook.Published{}, unavailableErr(req.EventType, err)
+	}
+	return out, nil
+}
+
+// publishSQLiteTx runs the two publish statements in tx. An unknown event
+// type is a *webhook.ValidationError and writes nothing.
+func (s *Store) publishSQLiteTx(ctx context.Context, tx bun.Tx, req webhook.PublishRequest, payload string) (webhook.Published, error) {
 	now := s.now().UTC()
 	var publisher *int64
 	if req.PublisherID != 0 {
@@ -212,42 +230,36 @@ func (s *Store) publishSQLite(ctx context.Context, req webhook.PublishRequest, p
 	// Times as bun writes them, so that stored values compare as text the
 	// same way whichever path wrote them.
 	stamp := now.Format("2006-01-02 15:04:05.999999-07:00")
-	var out webhook.Published
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		out = webhook.Published{Events: []webhook.Event{}}
-		var msgID int64
-		if err := tx.Tx.QueryRowContext(ctx, sqlitePublishMessage, req.EventType, payload, publisher, stamp).Scan(&msgID); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return webhook.NewValidationError("event_type", fmt.Sprintf("%q is not a valid choice.", req.EventType))
-			}
-			return err
+	out := webhook.Published{Events: []webhook.Event{}}
+	var msgID int64
+	if err := tx.Tx.QueryRowContext(ctx, sqlitePublishMessage, req.EventType, payload, publisher, stamp).Scan(&msgID); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return out, webhook.NewValidationError("event_type", fmt.Sprintf("%q is not a valid choice.", req.EventType))
 		}
-		rows, err := tx.Tx.QueryContext(ctx, sqlitePublishEvents, msgID, req.EventType, micros(now), stamp)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r := eventRow{MessageID: msgID, EventType: req.EventType, State: string(webhook.StatePending),
-				NextAttemptAt: micros(now), CreatedAt: now, ModifiedAt: now}
-			if err := rows.Scan(&r.ID, &r.UUID, &r.WebhookID, &r.UserID); err != nil {
-				return err
-			}
-			out.Events = append(out.Events, r.domain(payload))
-		}
-		return rows.Err()
-	})
+		return out, err
+	}
+	rows, err := tx.Tx.QueryContext(ctx, sqlitePublishEvents, msgID, req.EventType, micros(now), stamp)
 	if err != nil {
-		var verr *webhook.ValidationError
-		if errors.As(err, &verr) {
-			return webhook.Published{}, verr
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := eventRow{MessageID: msgID, EventType: req.EventType, State: string(webhook.StatePending),
+			NextAttemptAt: micros(now), CreatedAt: now, ModifiedAt: now}
+		if err := rows.Scan(&r.ID, &r.UUID, &r.WebhookID, &r.UserID); err != nil {
+			return out, err
 		}
-		return webhook.Published{}, unavailableErr(req.EventType, err)
+		out.Events = append(out.Events, r.domain(payload))
 	}
 	// RETURNING order is unspecified; answer in hook order like the
 	// PostgreSQL path.
 	slices.SortFunc(out.Events, func(a, b webhook.Event) int { return cmp.Compare(a.ID, b.ID) })
-	return out, nil
+	return out, rows.Err()
+}
+
+func isValidation(err error) bool {
+	var verr *webhook.ValidationError
+	return errors.As(err, &verr)
 }
 
 func (s *Store) eventsOfIdempotentMessage(ctx context.Context, db bun.IDB, req webhook.PublishRequest) ([]webhook.Event, bool, error) {
