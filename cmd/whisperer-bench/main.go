@@ -46,6 +46,7 @@ type options struct {
 	pgRestartAfter     int
 	failFor            time.Duration
 	retrySeconds       int
+	callback           string
 	down               time.Duration
 	keep               bool
 	warmup             int
@@ -103,6 +104,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.pgRestartCmd, "pg-restart-cmd", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main restart", "shell command that restarts PostgreSQL")
 	fs.DurationVar(&o.failFor, "fail-for", 0, "the receiver answers 500 for this long from the first publish, then 204")
 	fs.IntVar(&o.retrySeconds, "retry-seconds", 1, "the hooks' fixed retry countdown, in seconds")
+	fs.StringVar(&o.callback, "callback", "", "the hooks' post-delivery callback, e.g. foo.bar.app.callback (point WHISPERER_PLUGINS_DIR at its plugin with --env)")
 	fs.DurationVar(&o.down, "down", time.Second, "how long a killed node stays down before its restart")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory and database")
 	fs.IntVar(&o.warmup, "warmup", 200, "events published and delivered before the measured run (connections, caches)")

@@ -215,10 +215,14 @@ func (b *bench) setup(ctx context.Context) error {
 }
 
 func (b *bench) createHook(ctx context.Context, token, typ, target string) (int64, error) {
-	body, _ := json.Marshal(map[string]any{
+	hook := map[string]any{
 		"event_type": typ, "target_url": target, "secret_key": "bench-secret",
 		"retry_countdown_config": map[string]any{"choice": "fixed", "kwargs": map[string]any{"seconds": b.o.retrySeconds}},
-	})
+	}
+	if b.o.callback != "" {
+		hook["callback"] = b.o.callback
+	}
+	body, _ := json.Marshal(hook)
 	code, out, err := b.post(ctx, b.nodes[0].addr, "/whisperer/hooks/", token, body)
 	if err != nil {
 		return 0, err
