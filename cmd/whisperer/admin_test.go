@@ -152,8 +152,14 @@ func TestHooksVerbs(t *testing.T) {
 			if out := d.ok("hooks", "disable", fmt.Sprint(a.ID)); !strings.Contains(out, "already disabled") {
 				t.Errorf("second disable: %s", out)
 			}
+			if out := d.ok("hooks", "show", fmt.Sprint(a.ID)); !strings.Contains(out, "no: deactivated by its owner (since ") {
+				t.Errorf("hooks show of a disabled hook lacks the reason:\n%s", out)
+			}
+			if shown := decode[hookJSON](t, d.ok("hooks", "show", fmt.Sprint(a.ID), "--json")); shown.DisabledReason != "deactivated by its owner" || shown.DisabledAt == nil {
+				t.Errorf("hooks show --json of a disabled hook: %+v", shown)
+			}
 			d.ok("hooks", "enable", fmt.Sprint(a.ID))
-			if h, err := d.s.Webhook(context.Background(), webhook.Scope{All: true}, a.ID); err != nil || !h.IsActive || h.SecretKey != "top-secret-key" {
+			if h, err := d.s.Webhook(context.Background(), webhook.Scope{All: true}, a.ID); err != nil || !h.IsActive || h.SecretKey != "top-secret-key" || h.DisabledReason != "" {
 				t.Errorf("after enable: %+v, %v", h, err)
 			}
 

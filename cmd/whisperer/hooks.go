@@ -29,6 +29,9 @@ type hookJSON struct {
 	HeaderNames    []string                `json:"additional_header_names"`
 	CreatedAt      time.Time               `json:"created_at"`
 	ModifiedAt     time.Time               `json:"modified_at"`
+	DisabledReason string                  `json:"disabled_reason,omitempty"`
+	DisabledAt     *time.Time              `json:"disabled_at,omitempty"`
+	FailingSince   *time.Time              `json:"failing_since,omitempty"`
 	RecentEvents   []eventJSON             `json:"recent_events,omitempty"`
 }
 
@@ -44,6 +47,7 @@ func toHookJSON(w webhook.Webhook, users map[int64]string) hookJSON {
 		IsActive: w.IsActive, RetryCountdown: w.RetryCountdown, Callback: w.Callback,
 		HasSecret: w.SecretKey != "", BasicAuth: basic, HeaderNames: names,
 		CreatedAt: w.CreatedAt, ModifiedAt: w.ModifiedAt,
+		DisabledReason: w.DisabledReason, DisabledAt: w.DisabledAt, FailingSince: w.FailingSince,
 	}
 }
 
@@ -162,7 +166,8 @@ func hooksShow(ctx context.Context, e env, fs *pflag.FlagSet, args []string) err
 			{"user", fmt.Sprintf("%s (id %d)", out.User, out.UserID)},
 			{"event type", out.EventType},
 			{"target url", out.TargetURL},
-			{"active", yesNo(out.IsActive)},
+			{"active", activeCell(out)},
+			{"failing since", optTime(out.FailingSince, "no failure since the last success")},
 			{"retry countdown", out.RetryCountdown.Choice + " " + string(out.RetryCountdown.Kwargs)},
 			{"callback", or(out.Callback, "none")},
 			{"secret key", secret},
@@ -183,6 +188,28 @@ func hooksShow(ctx context.Context, e env, fs *pflag.FlagSet, args []string) err
 		fmt.Fprintln(e.stdout, "\nrecent events:")
 		return eventsTable(e, out.RecentEvents)
 	})
+}
+
+// activeCell is "yes", or "no" with why and since when.
+func activeCell(h hookJSON) string {
+	if h.IsActive {
+		return "yes"
+	}
+	s := "no"
+	if h.DisabledReason != "" {
+		s += ": " + h.DisabledReason
+	}
+	if h.DisabledAt != nil {
+		s += " (since " + timeCell(*h.DisabledAt) + ")"
+	}
+	return s
+}
+
+func optTime(t *time.Time, none string) string {
+	if t == nil {
+		return none
+	}
+	return timeCell(*t)
 }
 
 func or(s, def string) string {
@@ -223,6 +250,7 @@ func setActive(ctx context.Context, e env, fs *pflag.FlagSet, args []string, act
 		if active {
 			// Publishing fans out to active hooks only.
 			fmt.Fprintln(e.stdout, "events published from now on are delivered to it; those published while it was disabled were never queued for it")
+			fmt.Fprintf(e.stdout, "events given up while it was inactive can be sent again: whisperer events redeliver --since DURATION --webhook %d\n", id)
 		}
 		return nil
 	})

@@ -61,7 +61,8 @@ type hookInput struct {
 }
 
 // readOnlyFields are ignored when sent: clients round-trip GET → PUT.
-var readOnlyFields = map[string]bool{"id": true, "created_date": true, "modified_date": true, "user": true}
+var readOnlyFields = map[string]bool{"id": true, "created_date": true, "modified_date": true, "user": true,
+	"disabled_reason": true, "disabled_at": true}
 
 // decodeHook checks a hook body's shape and every rule that needs no
 // lookup; check adds the ones that do. It never fails other than with
@@ -281,8 +282,9 @@ func validHeaderName(name string) bool {
 }
 
 // decodeConfig reads config, a free-form object whose "auth" key, when
-// present, must be basic auth credentials. needPassword reports an auth
-// without a password.
+// present, must be basic auth credentials, and whose
+// "rate_limit_per_second", when present, must be a positive number.
+// needPassword reports an auth without a password.
 func decodeConfig(raw json.RawMessage) (cfg map[string]any, nested map[string]any, needPassword bool, msg string) {
 	if isNull(raw) {
 		return map[string]any{}, nil, false, ""
@@ -292,19 +294,60 @@ func decodeConfig(raw json.RawMessage) (cfg map[string]any, nested map[string]an
 	if err := dec.Decode(&cfg); err != nil || cfg == nil {
 		return nil, nil, false, fmt.Sprintf("Expected a dictionary of items but got type %q.", pyType(raw))
 	}
+	rateMsg := checkRateLimit(cfg)
+	cfg, nested, needPassword = decodeAuth(cfg)
+	if rateMsg != "" {
+		if nested == nil {
+			nested = map[string]any{}
+		}
+		nested["rate_limit_per_second"] = []string{rateMsg}
+	}
+	if nested != nil {
+		return nil, nested, false, ""
+	}
+	return cfg, nil, needPassword, ""
+}
+
+// checkRateLimit validates config.rate_limit_per_second: a positive number
+// of requests per second, or null (removed: no limit).
+func checkRateLimit(cfg map[string]any) string {
+	v, ok := cfg["rate_limit_per_second"]
+	if !ok {
+		return ""
+	}
+	if v == nil {
+		delete(cfg, "rate_limit_per_second")
+		return ""
+	}
+	n, isNum := v.(json.Number)
+	if !isNum {
+		return "A valid number is required."
+	}
+	f, err := n.Float64()
+	switch {
+	case err != nil:
+		return "A valid number is required."
+	case f <= 0:
+		return "Ensure this value is greater than 0."
+	}
+	return ""
+}
+
+// decodeAuth checks config.auth; nested holds its errors.
+func decodeAuth(cfg map[string]any) (_ map[string]any, nested map[string]any, needPassword bool) {
 	a, ok := cfg["auth"]
 	if !ok {
-		return cfg, nil, false, ""
+		return cfg, nil, false
 	}
 	if a == nil {
 		delete(cfg, "auth") // null clears the credentials
-		return cfg, nil, false, ""
+		return cfg, nil, false
 	}
 	auth, ok := a.(map[string]any)
 	if !ok {
 		b, _ := json.Marshal(a)
 		return nil, map[string]any{"auth": map[string]any{"non_field_errors": []string{
-			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", pyType(b))}}}, false, ""
+			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", pyType(b))}}}, false
 	}
 	errs := map[string]any{}
 	clean := map[string]any{"auth_type": "basic"}
@@ -352,10 +395,10 @@ func decodeConfig(raw json.RawMessage) (cfg map[string]any, nested map[string]an
 		}
 	}
 	if len(errs) > 0 {
-		return nil, map[string]any{"auth": errs}, false, ""
+		return nil, map[string]any{"auth": errs}, false
 	}
 	cfg["auth"] = clean
-	return cfg, nil, needPassword, ""
+	return cfg, nil, needPassword
 }
 
 // check applies the rules that need the registries and the store: a known
@@ -586,6 +629,10 @@ type hookJSON struct {
 	Config               map[string]any          `json:"config"`
 	CreatedDate          string                  `json:"created_date"`
 	ModifiedDate         string                  `json:"modified_date"`
+	// DisabledReason and DisabledAt are Whisperer's: why and when the hook
+	// became inactive ("" and null while active). Read-only.
+	DisabledReason string  `json:"disabled_reason"`
+	DisabledAt     *string `json:"disabled_at"`
 }
 
 // renderHook writes h for a client. config.auth.password is write-only and
@@ -608,6 +655,11 @@ func renderHook(h webhook.Webhook) hookJSON {
 	if headers == nil {
 		headers = map[string]string{}
 	}
+	var disabledAt *string
+	if h.DisabledAt != nil {
+		t := formatTime(*h.DisabledAt)
+		disabledAt = &t
+	}
 	cd := h.RetryCountdown
 	if len(cd.Kwargs) == 0 {
 		cd.Kwargs = json.RawMessage(`{}`)
@@ -617,6 +669,7 @@ func renderHook(h webhook.Webhook) hookJSON {
 		IsActive: h.IsActive, Callback: h.Callback, RetryCountdownConfig: cd,
 		AdditionalHeaders: headers, Config: cfg,
 		CreatedDate: formatTime(h.CreatedAt), ModifiedDate: formatTime(h.ModifiedAt),
+		DisabledReason: h.DisabledReason, DisabledAt: disabledAt,
 	}
 }
 

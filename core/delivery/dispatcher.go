@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -329,12 +330,15 @@ func (d *Dispatcher) addRelease(id int64) {
 // when a shutdown aborted the attempt: it is released, not recorded.
 func (d *Dispatcher) attempt(job *webhook.Job) (webhook.Result, bool) {
 	ctx := d.runCtx
+	ev, hook := &job.Event, &job.Webhook
+	if !hook.IsActive {
+		return d.inactive(job), true
+	}
 	sent := d.sender.Send(ctx, job)
 	if !sent.Delivered && ctx.Err() != nil {
 		return webhook.Result{}, false
 	}
-	ev, hook := &job.Event, &job.Webhook
-	res := webhook.Result{EventID: ev.ID, Attempt: sent.Attempt, RetryCount: ev.RetryCount + 1}
+	res := webhook.Result{EventID: ev.ID, WebhookID: hook.ID, Attempt: sent.Attempt, RetryCount: ev.RetryCount + 1}
 	series := res.RetryCount - ev.RetryBase
 	d.stats.attempts.Add(1)
 	switch {
@@ -344,6 +348,13 @@ func (d *Dispatcher) attempt(job *webhook.Job) (webhook.Result, bool) {
 		if d.log.Enabled(ctx, slog.LevelDebug) {
 			d.log.Debug("delivered", "event_uuid", ev.UUID, "webhook_id", hook.ID, "attempt", res.RetryCount, "status", sent.Attempt.Status)
 		}
+	case sent.Attempt.Status == http.StatusGone:
+		// The receiver says the endpoint is gone for good: retrying cannot
+		// help, and the queue deactivates the hook on this result.
+		res.State, res.NextAttemptAt = webhook.StateGivenUp, sent.Attempt.AttemptedAt
+		d.stats.givenUp.Add(1)
+		d.log.Warn("target answered 410 Gone; given up, the hook is deactivated", "event_uuid", ev.UUID,
+			"webhook_id", hook.ID, "attempt", res.RetryCount)
 	case series >= d.cfg.MaxRetries:
 		res.State, res.NextAttemptAt = webhook.StateGivenUp, sent.Attempt.AttemptedAt
 		d.stats.givenUp.Add(1)
@@ -365,6 +376,29 @@ func (d *Dispatcher) attempt(job *webhook.Job) (webhook.Result, bool) {
 		d.enqueueCallback(callbackTask{job: *job, sent: sent, res: res})
 	}
 	return res, true
+}
+
+// inactive is the result of a job whose hook was deactivated after the
+// event was queued: nothing is sent (a dead or unwanted endpoint is not
+// hammered), the event is given up with the reason in its attempt log, and
+// its owner can redeliver it after activating the hook again. WebhookID
+// stays zero: the result says nothing about the endpoint's health.
+func (d *Dispatcher) inactive(job *webhook.Job) webhook.Result {
+	msg := "webhook is inactive"
+	if job.Webhook.DisabledReason != "" {
+		msg += ": " + job.Webhook.DisabledReason
+	}
+	now := d.cfg.Now()
+	d.stats.givenUp.Add(1)
+	if d.log.Enabled(d.runCtx, slog.LevelInfo) {
+		d.log.Info("not sent: the hook is inactive; given up", "event_uuid", job.Event.UUID,
+			"webhook_id", job.Webhook.ID, "reason", job.Webhook.DisabledReason)
+	}
+	return webhook.Result{
+		EventID: job.Event.ID, RetryCount: job.Event.RetryCount + 1,
+		State: webhook.StateGivenUp, NextAttemptAt: now,
+		Attempt: webhook.Attempt{AttemptedAt: now, Error: msg},
+	}
 }
 
 // wait is the hook's countdown after retries failed retries, falling back

@@ -59,6 +59,9 @@ func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (webhook.W
 		return webhook.Webhook{}, fmt.Errorf("create webhook: %w", err)
 	}
 	row.ID = 0
+	if !w.IsActive {
+		row.DisabledReason, row.DisabledAt = ReasonOwner, &now
+	}
 	if _, err := s.db.NewInsert().Model(row).Returning("id").Exec(ctx); err != nil {
 		if isUniqueViolation(err) {
 			return webhook.Webhook{}, webhook.ErrAlreadyExists
@@ -81,16 +84,26 @@ func (s *Store) Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhoo
 }
 
 // UpdateWebhook stores every field of w (a PUT; PATCH merges before
-// calling). The uniqueness rule applies as on create.
+// calling) but the read-only health fields. The uniqueness rule applies as
+// on create. Activating an inactive hook clears its disabled reason and
+// failure record, so it gets a full disable_after window again;
+// deactivating an active one records that its owner did.
 func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook) (webhook.Webhook, error) {
-	w.ModifiedAt = s.now().UTC()
+	now := s.now().UTC()
+	w.ModifiedAt = now
 	row, err := webhookToRow(&w)
 	if err != nil {
 		return webhook.Webhook{}, fmt.Errorf("update webhook: %w", err)
 	}
+	// The right-hand sides see the row as it was, is_active included.
 	q := s.db.NewUpdate().Model(row).
 		Column("target_url", "event_type", "secret_key", "is_active", "callback",
 			"retry_countdown_config", "additional_headers", "config", "modified_at").
+		Set("disabled_reason = CASE WHEN ? = is_active THEN disabled_reason WHEN ? THEN '' ELSE ? END",
+			w.IsActive, w.IsActive, ReasonOwner).
+		Set("disabled_at = CASE WHEN ? = is_active THEN disabled_at WHEN ? THEN NULL ELSE ? END",
+			w.IsActive, w.IsActive, now).
+		Set("failing_since = CASE WHEN ? AND NOT is_active THEN NULL ELSE failing_since END", w.IsActive).
 		WherePK()
 	if !sc.All {
 		q = q.Where("user_id = ?", sc.UserID)
@@ -108,10 +121,14 @@ func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.W
 	return s.Webhook(ctx, sc, w.ID)
 }
 
-// DeactivateWebhook sets is_active to false, as dj-whisperer's DELETE does.
+// DeactivateWebhook sets is_active to false, as dj-whisperer's DELETE does,
+// with the reason ReasonOwner. A hook already inactive keeps its reason.
 func (s *Store) DeactivateWebhook(ctx context.Context, sc webhook.Scope, id int64) error {
+	now := s.now().UTC()
 	q := s.db.NewUpdate().Model((*webhookRow)(nil)).
-		Set("is_active = ?", false).Set("modified_at = ?", s.now().UTC()).Where("id = ?", id)
+		Set("disabled_reason = CASE WHEN is_active THEN ? ELSE disabled_reason END", ReasonOwner).
+		Set("disabled_at = CASE WHEN is_active THEN ? ELSE disabled_at END", now).
+		Set("is_active = ?", false).Set("modified_at = ?", now).Where("id = ?", id)
 	if !sc.All {
 		q = q.Where("user_id = ?", sc.UserID)
 	}

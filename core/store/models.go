@@ -55,6 +55,10 @@ type webhookRow struct {
 	Config            string    `bun:"config"`
 	CreatedAt         time.Time `bun:"created_at"`
 	ModifiedAt        time.Time `bun:"modified_at"`
+	// Written only by Complete and UpdateWebhook, never from a domain value.
+	FailingSince   *time.Time `bun:"failing_since"`
+	DisabledReason string     `bun:"disabled_reason"`
+	DisabledAt     *time.Time `bun:"disabled_at"`
 }
 
 func webhookToRow(w *webhook.Webhook) (*webhookRow, error) {
@@ -91,6 +95,7 @@ func (r *webhookRow) domain() webhook.Webhook {
 		ID: r.ID, UserID: r.UserID, TargetURL: r.TargetURL, EventType: r.EventType,
 		SecretKey: r.SecretKey, IsActive: r.IsActive, Callback: r.Callback,
 		CreatedAt: r.CreatedAt.UTC(), ModifiedAt: r.ModifiedAt.UTC(),
+		DisabledReason: r.DisabledReason, DisabledAt: utcPtr(r.DisabledAt), FailingSince: utcPtr(r.FailingSince),
 	}
 	// The columns are written only by webhookToRow, so they decode.
 	_ = json.Unmarshal([]byte(r.RetryCountdown), &w.RetryCountdown)
@@ -160,6 +165,14 @@ func (r *attemptRow) domain() webhook.Attempt {
 		Duration: time.Duration(r.DurationUS) * time.Microsecond,
 		Status:   r.Status, Body: r.Body, Error: r.Error,
 	}
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 func micros(t time.Time) int64      { return t.UnixMicro() }

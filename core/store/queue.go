@@ -81,12 +81,14 @@ func (s *Store) Complete(ctx context.Context, owner string, results []webhook.Re
 		return nil
 	}
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		written := make(map[int64]bool, len(results))
 		for start := 0; start < len(results); start += 200 {
-			if err := s.completeChunk(ctx, tx, owner, results[start:min(start+200, len(results))], now); err != nil {
+			if err := s.completeChunk(ctx, tx, owner, results[start:min(start+200, len(results))], now, written); err != nil {
 				return err
 			}
 		}
-		return nil
+		hooks := groupHealth(results, func(id int64) bool { return written[id] }, s.disableAfter)
+		return s.updateHealth(ctx, tx, hooks, now)
 	})
 	if err != nil {
 		return fmt.Errorf("%w: complete %d results: %v", webhook.ErrUnavailable, len(results), err)
@@ -94,7 +96,9 @@ func (s *Store) Complete(ctx context.Context, owner string, results []webhook.Re
 	return nil
 }
 
-func (s *Store) completeChunk(ctx context.Context, tx bun.Tx, owner string, results []webhook.Result, now time.Time) error {
+// completeChunk writes results and adds the ids of the rows it updated to
+// written.
+func (s *Store) completeChunk(ctx context.Context, tx bun.Tx, owner string, results []webhook.Result, now time.Time, written map[int64]bool) error {
 	cast := func(typ string) string {
 		if s.dialect == Postgres {
 			return "CAST(? AS " + typ + ")"
@@ -131,13 +135,12 @@ func (s *Store) completeChunk(ctx context.Context, tx bun.Tx, owner string, resu
 	if len(updated) == 0 {
 		return nil
 	}
-	ok := make(map[int64]bool, len(updated))
 	for _, id := range updated {
-		ok[id] = true
+		written[id] = true
 	}
 	attempts := make([]attemptRow, 0, len(updated))
 	for _, r := range results {
-		if !ok[r.EventID] {
+		if !written[r.EventID] {
 			continue
 		}
 		a := r.Attempt
@@ -331,7 +334,7 @@ SELECT upd.id, upd.uuid, upd.message_id, upd.webhook_id, upd.user_id, upd.event_
 	upd.response_content, upd.created_at, upd.modified_at,
 	w.id, w.user_id, w.target_url, w.event_type, w.secret_key, w.is_active, w.callback,
 	w.retry_countdown_config, w.additional_headers, w.config, w.created_at, w.modified_at,
-	m.payload
+	w.failing_since, w.disabled_reason, w.disabled_at, m.payload
 FROM upd JOIN webhooks w ON w.id = upd.webhook_id JOIN messages m ON m.id = upd.message_id, async
 ORDER BY upd.due_at, upd.id`
 
@@ -362,7 +365,7 @@ func (s *Store) claimPostgres(ctx context.Context, owner string, lease time.Dura
 			&e.ResponseContent, &e.CreatedAt, &e.ModifiedAt,
 			&w.ID, &w.UserID, &w.TargetURL, &w.EventType, &w.SecretKey, &w.IsActive, &w.Callback,
 			&w.RetryCountdown, &w.AdditionalHeaders, &w.Config, &w.CreatedAt, &w.ModifiedAt,
-			&payload); err != nil {
+			&w.FailingSince, &w.DisabledReason, &w.DisabledAt, &payload); err != nil {
 			return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
 		}
 		h, ok := hooks[w.ID]
@@ -379,19 +382,32 @@ func (s *Store) claimPostgres(ctx context.Context, owner string, lease time.Dura
 }
 
 // pgComplete writes a batch of results and their attempts in one
-// statement: the values travel as arrays ($1…$9), so the text never
+// statement: the values travel as arrays ($1…$9, $12), so the text never
 // changes and stays prepared; only rows still leased to owner ($11) are
-// updated, and only those get an attempt row.
-const pgComplete = `WITH v AS (
+// updated, and only those get an attempt row and count for their hook's
+// health (see health.go: r and hk are groupHealth in SQL; $13 is
+// DisableAfter in microseconds, NULL for never; $14 and $15 the reasons).
+var pgComplete = `WITH v AS (
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[],
-		$7::timestamptz[], $8::bigint[], $9::text[])
-		AS v(id, state, retry_count, next_attempt_at, status, body, attempted_at, duration_us, error)
+		$7::timestamptz[], $8::bigint[], $9::text[], $12::bigint[])
+		AS v(id, state, retry_count, next_attempt_at, status, body, attempted_at, duration_us, error, webhook_id)
 ), upd AS (
 	UPDATE webhook_events e SET state = v.state, delivered = (v.state = 'delivered'),
 		retry_count = v.retry_count, next_attempt_at = v.next_attempt_at, lease_owner = NULL,
 		response_http_status = NULLIF(v.status, 0), response_content = v.body, modified_at = $10
 	FROM v WHERE e.id = v.id AND e.lease_owner = $11
 	RETURNING e.id
+), r AS (
+	SELECT v.webhook_id, v.attempted_at, v.state = 'delivered' AS ok, v.status = 410 AS gone,
+		max(v.attempted_at) FILTER (WHERE v.state = 'delivered') OVER (PARTITION BY v.webhook_id) AS ok_at
+	FROM v JOIN upd ON upd.id = v.id WHERE v.webhook_id <> 0
+), hk AS (
+	SELECT webhook_id AS id, bool_or(ok) AS ok, bool_or(gone) AS gone,
+		min(attempted_at) FILTER (WHERE NOT ok AND (ok_at IS NULL OR attempted_at > ok_at)) AS failed_at,
+		max(attempted_at) FILTER (WHERE NOT ok) - $13::bigint * interval '1 microsecond' AS cutoff
+	FROM r GROUP BY webhook_id
+), health AS (
+	UPDATE webhooks w ` + fmt.Sprintf(healthSet("w", "hk", "hk", "IS DISTINCT FROM"), "$14", "$15", "$10") + `
 )
 INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error)
 SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOIN upd ON upd.id = v.id`
@@ -404,11 +420,19 @@ func (s *Store) completePostgres(ctx context.Context, owner string, results []we
 		retries, statuses    = make([]int32, n), make([]int32, n)
 		at                   = make([]time.Time, n)
 	)
+	hooks := make([]int64, n)
 	for i, r := range results {
 		a := &r.Attempt
 		ids[i], states[i], retries[i], next[i] = r.EventID, string(r.State), int32(r.RetryCount), micros(r.NextAttemptAt)
 		statuses[i], bodies[i], at[i], durs[i], errs[i] = int32(a.Status), a.Body, a.AttemptedAt.UTC(), a.Duration.Microseconds(), a.Error
+		hooks[i] = r.WebhookID
 	}
-	_, err := s.db.DB.ExecContext(ctx, pgComplete, ids, states, retries, next, statuses, bodies, at, durs, errs, now, owner)
+	var window *int64
+	if s.disableAfter > 0 {
+		us := s.disableAfter.Microseconds()
+		window = &us
+	}
+	_, err := s.db.DB.ExecContext(ctx, pgComplete, ids, states, retries, next, statuses, bodies, at, durs, errs, now, owner,
+		hooks, window, ReasonGone, reasonFailing(s.disableAfter))
 	return err
 }

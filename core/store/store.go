@@ -46,6 +46,10 @@ type Options struct {
 	// token revoked by another process keeps working here for up to this
 	// long. Zero disables the cache.
 	AuthCacheTTL time.Duration
+	// DisableAfter deactivates a hook whose attempts have all failed for
+	// this long (measured between its attempts' times). If zero, failing
+	// hooks are never deactivated for it (a 410 Gone still deactivates).
+	DisableAfter time.Duration
 }
 
 // Store is the database. It is safe for concurrent use. After Close every
@@ -56,12 +60,14 @@ type Store struct {
 	dsn     string // PostgreSQL DSN, for LISTEN connections
 	now     func() time.Time
 	auth    authCache
+	// disableAfter is Options.DisableAfter.
+	disableAfter time.Duration
 }
 
 // Open connects to url ("sqlite://path", "sqlite://:memory:" or
 // "postgres://…") and checks that the database answers. It does not migrate.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
-	s := &Store{now: time.Now, auth: authCache{ttl: opts.AuthCacheTTL}}
+	s := &Store{now: time.Now, auth: authCache{ttl: opts.AuthCacheTTL}, disableAfter: max(opts.DisableAfter, 0)}
 	switch {
 	case strings.HasPrefix(rawURL, "sqlite://"):
 		file := strings.TrimPrefix(rawURL, "sqlite://")

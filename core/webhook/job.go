@@ -15,7 +15,12 @@ type Job struct {
 // Result is the outcome of one attempt, written back by the queue.
 type Result struct {
 	EventID int64
-	Attempt Attempt
+	// WebhookID is the hook the attempt went to: the queue keeps the hook's
+	// health (failing_since, automatic deactivation) from its results.
+	// Zero when no request was sent (the hook was already inactive), so
+	// the result says nothing about the endpoint.
+	WebhookID int64
+	Attempt   Attempt
 	// RetryCount is the event's attempt count including this one.
 	RetryCount int
 	// State is StateDelivered, StatePending (retry at NextAttemptAt) or

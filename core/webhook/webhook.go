@@ -62,6 +62,38 @@ type Webhook struct {
 	Config     map[string]any
 	CreatedAt  time.Time
 	ModifiedAt time.Time
+	// DisabledReason says why the hook is inactive (it answered 410 Gone,
+	// every delivery failed for delivery.disable_after, or its owner
+	// deactivated it); empty while active. DisabledAt is when that
+	// happened. Both are set by the store, never by clients, and cleared
+	// when the hook is activated again.
+	DisabledReason string
+	DisabledAt     *time.Time
+	// FailingSince is the time of the first failed attempt since the
+	// hook's last successful one; nil while healthy. Read-only.
+	FailingSince *time.Time
+}
+
+// RateLimit returns config.rate_limit_per_second, the most requests per
+// second deliveries may make to the hook, and false when the hook has no
+// limit (absent, or not a positive number).
+func (w *Webhook) RateLimit() (float64, bool) {
+	var r float64
+	switch v := w.Config["rate_limit_per_second"].(type) {
+	case float64:
+		r = v
+	case int:
+		r = float64(v)
+	case json.Number:
+		f, err := v.Float64()
+		if err != nil {
+			return 0, false
+		}
+		r = f
+	default:
+		return 0, false
+	}
+	return r, r > 0
 }
 
 // BasicAuth returns the credentials of config.auth when its auth_type is

@@ -125,12 +125,31 @@ func URL(t testing.TB, backend string) string {
 	return ""
 }
 
+// EachWith is Each with stores opened with opts.
+func EachWith(t *testing.T, opts store.Options, fn func(t *testing.T, s *store.Store)) {
+	t.Helper()
+	for _, b := range Backends {
+		t.Run(b, func(t *testing.T) {
+			fn(t, NewWith(t, b, opts))
+		})
+	}
+}
+
 // New opens a migrated store on a fresh database of backend, closed when t
 // ends.
 func New(t testing.TB, backend string) *store.Store {
 	t.Helper()
+	return NewWith(t, backend, store.Options{})
+}
+
+// NewWith is New with opts; MaxOpenConns defaults to 8.
+func NewWith(t testing.TB, backend string, opts store.Options) *store.Store {
+	t.Helper()
 	ctx := context.Background()
-	s, err := store.Open(ctx, URL(t, backend), store.Options{MaxOpenConns: 8})
+	if opts.MaxOpenConns == 0 {
+		opts.MaxOpenConns = 8
+	}
+	s, err := store.Open(ctx, URL(t, backend), opts)
 	if err != nil {
 		t.Fatalf("open %s store: %v", backend, err)
 	}

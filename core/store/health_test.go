@@ -1,0 +1,183 @@
+package store_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/whisperer/whisperer/core/store"
+	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// attemptAll claims every due event and completes each with the result mk
+// returns for it (its State, Attempt and NextAttemptAt; the ids are
+// filled in).
+func attemptAll(t *testing.T, s *store.Store, mk func(j webhook.Job) webhook.Result) []webhook.Job {
+	t.Helper()
+	jobs, err := s.Claim(ctx, "n1", 100, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make([]webhook.Result, len(jobs))
+	for i, j := range jobs {
+		r := mk(j)
+		r.EventID, r.WebhookID, r.RetryCount = j.Event.ID, j.Webhook.ID, j.Event.RetryCount+1
+		results[i] = r
+	}
+	if err := s.Complete(ctx, "n1", results); err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+func hookNow(t *testing.T, s *store.Store, id int64) webhook.Webhook {
+	t.Helper()
+	h, err := s.Webhook(ctx, webhook.Scope{All: true}, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestHealthFailureWindow(t *testing.T) {
+	storetest.EachWith(t, store.Options{DisableAfter: 48 * time.Hour}, func(t *testing.T, s *store.Store) {
+		clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		s.SetClock(clk.now)
+		u, _ := storetest.User(t, s, "a", webhook.RoleUser)
+		dead := storetest.Hook(t, s, u.ID, "e", "https://dead.example/")
+		flaky := storetest.Hook(t, s, u.ID, "e", "https://flaky.example/")
+		start := clk.now()
+
+		// Every 12 hours for 3 days: dead always fails; flaky fails but for
+		// one success after a day.
+		for step := range 7 {
+			storetest.Publish(t, s, "e", fmt.Sprintf(`{"step":%d}`, step))
+			at := clk.now()
+			attemptAll(t, s, func(j webhook.Job) webhook.Result {
+				if j.Webhook.ID == flaky.ID && step == 2 && j.Event.RetryCount == 0 {
+					return webhook.Result{State: webhook.StateDelivered, Attempt: webhook.Attempt{AttemptedAt: at, Status: 200}}
+				}
+				return webhook.Result{State: webhook.StatePending, NextAttemptAt: at.Add(time.Hour),
+					Attempt: webhook.Attempt{AttemptedAt: at, Status: 500}}
+			})
+			d, f := hookNow(t, s, dead.ID), hookNow(t, s, flaky.ID)
+			elapsed := clk.now().Sub(start)
+			// dead has failed since start: inactive once 48h have passed.
+			if wantActive := elapsed < 48*time.Hour; d.IsActive != wantActive {
+				t.Fatalf("after %v: dead hook active = %v, want %v (%+v)", elapsed, d.IsActive, wantActive, d)
+			}
+			if !f.IsActive {
+				t.Fatalf("after %v: the hook with a success at 24h was deactivated: %+v", elapsed, f)
+			}
+			if step == 2 && f.FailingSince != nil && !f.FailingSince.After(start.Add(24*time.Hour)) {
+				t.Fatalf("success at 24h did not reset failing_since: %v", f.FailingSince)
+			}
+			if d.FailingSince == nil || !d.FailingSince.Equal(start) {
+				t.Fatalf("dead hook failing_since = %v, want %v", d.FailingSince, start)
+			}
+			clk.add(12 * time.Hour)
+		}
+		d := hookNow(t, s, dead.ID)
+		if d.DisabledReason != "every delivery failed for 2 days" || d.DisabledAt == nil || !d.DisabledAt.Equal(start.Add(48*time.Hour)) {
+			t.Fatalf("dead hook: reason %q at %v", d.DisabledReason, d.DisabledAt)
+		}
+		// No new events fan out to it; the owner re-enables it: a clean
+		// slate and a full window again.
+		d.IsActive = true
+		d, err := s.UpdateWebhook(ctx, webhook.Scope{All: true}, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.IsActive || d.DisabledReason != "" || d.DisabledAt != nil || d.FailingSince != nil {
+			t.Fatalf("re-enabled hook: %+v", d)
+		}
+	})
+}
+
+func TestHealthGoneAndOwner(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) { // DisableAfter 0: only 410 deactivates
+		clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		s.SetClock(clk.now)
+		u, _ := storetest.User(t, s, "a", webhook.RoleUser)
+		gone := storetest.Hook(t, s, u.ID, "e", "https://gone.example/")
+		failing := storetest.Hook(t, s, u.ID, "e", "https://failing.example/")
+		for range 3 {
+			storetest.Publish(t, s, "e", `{}`)
+		}
+		at := clk.now()
+		attemptAll(t, s, func(j webhook.Job) webhook.Result {
+			status := 500
+			if j.Webhook.ID == gone.ID {
+				status = 410
+			}
+			return webhook.Result{State: webhook.StateGivenUp, Attempt: webhook.Attempt{AttemptedAt: at, Status: status}}
+		})
+		g := hookNow(t, s, gone.ID)
+		if g.IsActive || g.DisabledReason != store.ReasonGone || g.DisabledAt == nil {
+			t.Fatalf("410 hook: %+v", g)
+		}
+		clk.add(1000 * time.Hour)
+		storetest.Publish(t, s, "e", `{}`)
+		at = clk.now()
+		attemptAll(t, s, func(j webhook.Job) webhook.Result {
+			return webhook.Result{State: webhook.StatePending, Attempt: webhook.Attempt{AttemptedAt: at, Status: 500}}
+		})
+		if f := hookNow(t, s, failing.ID); !f.IsActive || f.FailingSince == nil {
+			t.Fatalf("with disable_after 0 a failing hook must stay active: %+v", f)
+		}
+
+		// A result that sent no request (WebhookID 0) leaves health alone.
+		ev := storetest.Publish(t, s, "e", `{}`)[0]
+		jobs, _ := s.ClaimEvents(ctx, "n1", []int64{ev.ID}, time.Minute)
+		if len(jobs) != 1 {
+			t.Fatalf("claimed %d", len(jobs))
+		}
+		if err := s.Complete(ctx, "n1", []webhook.Result{{EventID: ev.ID, RetryCount: 1, State: webhook.StateGivenUp,
+			Attempt: webhook.Attempt{AttemptedAt: at, Status: 410}}}); err != nil {
+			t.Fatal(err)
+		}
+		if f := hookNow(t, s, failing.ID); !f.IsActive {
+			t.Fatalf("a result without a hook id deactivated the hook: %+v", f)
+		}
+
+		// The owner's deactivation is recorded as such, and a stale
+		// automatic reason does not overwrite it.
+		if err := s.DeactivateWebhook(ctx, webhook.Scope{All: true}, failing.ID); err != nil {
+			t.Fatal(err)
+		}
+		if f := hookNow(t, s, failing.ID); f.IsActive || f.DisabledReason != store.ReasonOwner {
+			t.Fatalf("deactivated by owner: %+v", f)
+		}
+		// PATCH is_active=false on an active hook, too.
+		g.IsActive = true
+		if g, _ = s.UpdateWebhook(ctx, webhook.Scope{All: true}, g); !g.IsActive || g.DisabledReason != "" {
+			t.Fatalf("re-enabled: %+v", g)
+		}
+		g.IsActive = false
+		if g, _ = s.UpdateWebhook(ctx, webhook.Scope{All: true}, g); g.IsActive || g.DisabledReason != store.ReasonOwner {
+			t.Fatalf("disabled by update: %+v", g)
+		}
+	})
+}
+
+// A stale result (the lease went to another node) does not count for the
+// hook: that node's result does.
+func TestHealthIgnoresStaleResults(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		u, _ := storetest.User(t, s, "a", webhook.RoleUser)
+		h := storetest.Hook(t, s, u.ID, "e", "https://a.example/")
+		ev := storetest.Publish(t, s, "e", `{}`)[0]
+		if _, err := s.Claim(ctx, "n1", 10, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Complete(ctx, "someone-else", []webhook.Result{{EventID: ev.ID, WebhookID: h.ID, RetryCount: 1,
+			State: webhook.StateGivenUp, Attempt: webhook.Attempt{AttemptedAt: time.Now(), Status: 410}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hookNow(t, s, h.ID); !got.IsActive || got.FailingSince != nil {
+			t.Fatalf("stale result changed the hook: %+v", got)
+		}
+	})
+}
