@@ -32,6 +32,9 @@ type Queue interface {
 	// Release clears owner's leases on ids without recording an attempt
 	// (graceful shutdown of unstarted jobs).
 	Release(ctx context.Context, owner string, ids []int64) error
+	// Postpone clears owner's leases on ids and makes them due at until,
+	// recording no attempt (a hook over its rate limit).
+	Postpone(ctx context.Context, owner string, ids []int64, until time.Time) error
 }
 
 // Countdowns computes retry waits: the countdown registry implements it.
@@ -69,6 +72,9 @@ type Outcome struct {
 // Stats are counters since New. Read them with Dispatcher.Stats.
 type Stats struct {
 	Attempts, Delivered, Failed, GivenUp int64
+	// Postponed counts jobs given back to the queue because their hook was
+	// over config.rate_limit_per_second.
+	Postponed int64
 	// CallbacksDropped counts callbacks skipped because the queue was full;
 	// CallbackErrors those that failed or panicked.
 	CallbacksDropped, CallbackErrors int64
@@ -83,6 +89,7 @@ type Dispatcher struct {
 	cb     Callbacks
 	log    *slog.Logger
 	sender *Sender
+	limits *limiter
 
 	wake      chan struct{} // Notify; cap 1 so wake-ups coalesce
 	freed     chan struct{} // a worker finished; cap 1
@@ -110,7 +117,7 @@ type Dispatcher struct {
 	collectorDone                chan struct{}
 	claimers, workers, cbWorkers sync.WaitGroup
 
-	stats struct{ attempts, delivered, failed, givenUp, cbDropped, cbErrors atomic.Int64 }
+	stats struct{ attempts, delivered, failed, givenUp, postponed, cbDropped, cbErrors atomic.Int64 }
 }
 
 // New returns a Dispatcher. It does nothing until Start.
@@ -133,7 +140,7 @@ func New(cfg Config, q Queue, cd Countdowns, cb Callbacks, logger *slog.Logger) 
 		return nil, err
 	}
 	d := &Dispatcher{
-		cfg: cfg, q: q, cd: cd, cb: cb, log: logger, sender: sender,
+		cfg: cfg, q: q, cd: cd, cb: cb, log: logger, sender: sender, limits: newLimiter(cfg.Lease),
 		wake:          make(chan struct{}, 1),
 		freed:         make(chan struct{}, 1),
 		jobs:          make(chan webhook.Job, cfg.Workers+min(cfg.BatchSize, cfg.Workers)),
@@ -162,7 +169,7 @@ func (d *Dispatcher) Owner() string { return d.cfg.Owner }
 func (d *Dispatcher) Stats() Stats {
 	return Stats{
 		Attempts: d.stats.attempts.Load(), Delivered: d.stats.delivered.Load(),
-		Failed: d.stats.failed.Load(), GivenUp: d.stats.givenUp.Load(),
+		Failed: d.stats.failed.Load(), GivenUp: d.stats.givenUp.Load(), Postponed: d.stats.postponed.Load(),
 		CallbacksDropped: d.stats.cbDropped.Load(), CallbackErrors: d.stats.cbErrors.Load(),
 	}
 }
@@ -302,6 +309,8 @@ func (d *Dispatcher) worker() {
 		if d.claimCtx.Err() != nil {
 			// Stop began before this job started: give it back.
 			d.addRelease(job.Event.ID)
+		} else if until, ok := d.admit(&job); !ok {
+			d.postpone(&job, until)
 		} else if res, ok := d.attempt(&job); ok {
 			select {
 			case d.results <- res:
@@ -324,6 +333,31 @@ func (d *Dispatcher) addRelease(id int64) {
 	d.mu.Lock()
 	d.release = append(d.release, id)
 	d.mu.Unlock()
+}
+
+// admit applies the hook's rate limit: ok, or the time to postpone job to.
+// Jobs of inactive hooks are admitted: they are not sent anyway.
+func (d *Dispatcher) admit(job *webhook.Job) (until time.Time, ok bool) {
+	if !job.Webhook.IsActive {
+		return time.Time{}, true
+	}
+	return d.limits.admit(job, d.cfg.Now())
+}
+
+// postpone gives job back to the queue, due at until. If that fails, the
+// lease expires and the job comes back then.
+func (d *Dispatcher) postpone(job *webhook.Job, until time.Time) {
+	d.stats.postponed.Add(1)
+	ctx, cancel := context.WithTimeout(d.runCtx, 10*time.Second)
+	defer cancel()
+	if err := d.q.Postpone(ctx, d.cfg.Owner, []int64{job.Event.ID}, until); err != nil {
+		d.log.Error("postpone a rate-limited event failed; it is retried when its lease expires",
+			"event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID, "error", err)
+		return
+	}
+	if d.log.Enabled(ctx, slog.LevelDebug) {
+		d.log.Debug("rate limited; postponed", "event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID, "until", until)
+	}
 }
 
 // attempt delivers job once and returns the result to record. ok is false
@@ -514,9 +548,15 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 	}
 	results := make([]webhook.Result, len(jobs))
 	recorded := make([]bool, len(jobs))
+	postponed := make([]time.Time, len(jobs))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, d.cfg.Workers)
 	for i := range jobs {
+		if until, ok := d.admit(&jobs[i]); !ok {
+			d.postpone(&jobs[i], until)
+			postponed[i] = until
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -530,6 +570,15 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 	write := make([]webhook.Result, 0, len(jobs))
 	var unrecorded []int64
 	for i, job := range jobs {
+		if !postponed[i].IsZero() {
+			// Over the hook's rate limit: delivered in the background.
+			out = append(out, Outcome{
+				EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
+				Error: "rate limited (config.rate_limit_per_second): sent at next_attempt_at", RetryCount: job.Event.RetryCount,
+				State: webhook.StatePending, NextAttemptAt: postponed[i],
+			})
+			continue
+		}
 		if !recorded[i] {
 			unrecorded = append(unrecorded, job.Event.ID)
 			continue

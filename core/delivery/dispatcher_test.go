@@ -32,8 +32,9 @@ type recordingQueue struct {
 	failClaims, failCompletes atomic.Int64
 	claims                    atomic.Int64 // Claim calls that reached the store
 
-	mu      sync.Mutex
-	results []webhook.Result
+	mu        sync.Mutex
+	results   []webhook.Result
+	postponed map[int64][]time.Time // event id → the times it was postponed to
 }
 
 var errInjected = errors.New("injected database failure")

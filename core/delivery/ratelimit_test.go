@@ -1,0 +1,142 @@
+package delivery_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/whisperer/whisperer/core/delivery"
+	"github.com/whisperer/whisperer/core/store"
+	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+func (q *recordingQueue) Postpone(ctx context.Context, owner string, ids []int64, until time.Time) error {
+	if err := q.Store.Postpone(ctx, owner, ids, until); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.postponed == nil {
+		q.postponed = map[int64][]time.Time{}
+	}
+	for _, id := range ids {
+		q.postponed[id] = append(q.postponed[id], until)
+	}
+	return nil
+}
+
+// timesReceiver records when each request arrived.
+type timesReceiver struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (r *timesReceiver) handle(w http.ResponseWriter, _ *http.Request) {
+	r.mu.Lock()
+	r.times = append(r.times, time.Now())
+	r.mu.Unlock()
+}
+
+func (r *timesReceiver) sorted() []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.SortedFunc(slices.Values(r.times), func(a, b time.Time) int { return a.Compare(b) })
+}
+
+// Ten events at once to a hook limited to 2 requests per second: the first
+// goes at once, the other nine are postponed to slots half a second apart
+// (each once, with no attempt spent), and the receiver never gets them
+// faster than the rate. A hook without a limit gets its ten events at once.
+// The clock is real: the queue decides when a postponed event is due.
+func TestRateLimit(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		t.Parallel()
+		f := newFixture(t, s)
+		var slow, fast timesReceiver
+		slowRC, fastRC := newReceiver(t, slow.handle), newReceiver(t, fast.handle)
+		slowHook := f.hook(t, slowRC.URL, func(w *webhook.Webhook) { w.Config = map[string]any{"rate_limit_per_second": 2} })
+		f.hook(t, fastRC.URL)
+		var events []webhook.Event
+		for i := range 10 {
+			events = append(events, storetest.Publish(t, s, "package-created", fmt.Sprintf(`{"i":%d}`, i))...)
+		}
+		d := f.start(t, delivery.Config{Workers: 4, BatchSize: 100, Now: time.Now})
+		for _, ev := range events {
+			eventually(t, "every event delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+		}
+		for _, ev := range events {
+			if j := f.event(t, ev.ID); j.Event.RetryCount != 1 || len(j.Event.Attempts) != 1 {
+				t.Errorf("event %d: %d attempts, retry_count %d; a postponement must cost none", ev.ID, len(j.Event.Attempts), j.Event.RetryCount)
+			}
+		}
+
+		const interval = 500 * time.Millisecond
+		// The limit is on when requests start: the attempt times. Never
+		// ahead of the rate counted from the first (the queue stores
+		// microseconds, hence the slack).
+		var started []time.Time
+		for _, ev := range events {
+			if ev.WebhookID == slowHook.ID {
+				a := f.event(t, ev.ID).Event.Attempts[0]
+				started = append(started, a.AttemptedAt)
+				f.q.mu.Lock()
+				if p := f.q.postponed[ev.ID]; len(p) > 0 && a.AttemptedAt.Before(p[len(p)-1].Add(-time.Millisecond)) {
+					t.Errorf("event %d started at %v, before its slot %v", ev.ID, a.AttemptedAt, p[len(p)-1])
+				}
+				f.q.mu.Unlock()
+			}
+		}
+		slices.SortFunc(started, func(a, b time.Time) int { return a.Compare(b) })
+		for k, at := range started {
+			if early := started[0].Add(time.Duration(k) * interval).Sub(at); early > 2*time.Millisecond {
+				t.Errorf("request %d started %v after the first: %v ahead of the rate", k+1, at.Sub(started[0]), early)
+			}
+		}
+		// The receiver sees the same, give or take the network (the first
+		// request also opened the connection).
+		got := slow.sorted()
+		if len(got) != 10 {
+			t.Fatalf("the limited hook got %d requests, want 10", len(got))
+		}
+		for k, at := range got {
+			if early := got[0].Add(time.Duration(k) * interval).Sub(at); early > 50*time.Millisecond {
+				t.Errorf("request %d arrived %v after the first", k+1, at.Sub(got[0]))
+			}
+		}
+		// The postponements: nine, one per event, to slots exactly 1/rate apart.
+		var untils []time.Time
+		f.q.mu.Lock()
+		for _, ev := range events {
+			if ev.WebhookID != slowHook.ID {
+				if len(f.q.postponed[ev.ID]) != 0 {
+					t.Errorf("an event of the unlimited hook was postponed")
+				}
+				continue
+			}
+			untils = append(untils, f.q.postponed[ev.ID]...)
+		}
+		f.q.mu.Unlock()
+		slices.SortFunc(untils, func(a, b time.Time) int { return a.Compare(b) })
+		if len(untils) != 9 {
+			t.Fatalf("%d postponements, want 9: %v", len(untils), untils)
+		}
+		for i := 1; i < len(untils); i++ {
+			if gap := untils[i].Sub(untils[i-1]); gap != interval {
+				t.Errorf("slots %d and %d are %v apart, want %v", i, i+1, gap, interval)
+			}
+		}
+		if st := d.Stats(); st.Postponed != 9 || st.Delivered != 20 || st.Attempts != 20 {
+			t.Errorf("stats = %+v", st)
+		}
+		// The other hook was not slowed: all ten arrived before the limited
+		// hook's third request was even allowed.
+		if fastTimes := fast.sorted(); len(fastTimes) != 10 || !fastTimes[9].Before(got[0].Add(2*interval)) {
+			t.Errorf("the unlimited hook's requests: %d, last %v after the limited hook's first", len(fastTimes), fastTimes[len(fastTimes)-1].Sub(got[0]))
+		}
+	})
+}
