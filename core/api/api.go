@@ -93,24 +93,8 @@ type Callbacks interface {
 	Keys() []string
 }
 
-// Outcome is the result of an inline first attempt, the answer of publish
-// with "async": false. Its fields match delivery.Outcome one to one, so
-// core/app converts with api.Outcome(o).
-type Outcome struct {
-	EventID   int64
-	UUID      string
-	WebhookID int64
-	// Status is the response status; 0 when no response arrived.
-	Status    int
-	Delivered bool
-	Error     string
-	// RetryCount counts attempts, this one included.
-	RetryCount int
-	// State is pending (retrying in the background at NextAttemptAt),
-	// delivered or given_up.
-	State         webhook.State
-	NextAttemptAt time.Time
-}
+// Outcome is the result of an inline first attempt (webhook.Outcome).
+type Outcome = webhook.Outcome
 
 // Deps are the API's collaborators. Store and Countdowns are required.
 type Deps struct {

@@ -19,18 +19,9 @@ func (a *App) newHandler() (http.Handler, error) {
 		Countdowns: a.Countdowns,
 		Callbacks:  a.Callbacks,
 		Notify:     a.Dispatcher.Notify,
-		DeliverNow: a.deliverNow,
+		DeliverNow: a.Dispatcher.DeliverNow,
 		Plugins:    func() any { return a.Plugins.Plugins() },
 	}, a.logger.With("component", "api"))
-}
-
-func (a *App) deliverNow(ctx context.Context, ids []int64) ([]api.Outcome, error) {
-	outs, err := a.Dispatcher.DeliverNow(ctx, ids)
-	res := make([]api.Outcome, len(outs))
-	for i, o := range outs {
-		res[i] = api.Outcome(o)
-	}
-	return res, err
 }
 
 // batchingStore sends publishes through the group-commit batcher.

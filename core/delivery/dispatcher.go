@@ -51,23 +51,8 @@ type Callbacks interface {
 // ErrStopped is returned by DeliverNow once Stop has begun.
 var ErrStopped = errors.New("delivery: dispatcher stopped")
 
-// Outcome is the result of an inline first attempt (DeliverNow).
-type Outcome struct {
-	EventID   int64
-	UUID      string
-	WebhookID int64
-	// Status is the response status; 0 when no response arrived.
-	Status    int
-	Delivered bool
-	// Error is the attempt's error text; empty when a response arrived with
-	// a 2xx status.
-	Error      string
-	RetryCount int
-	// State is StateDelivered, StatePending (retrying in the background at
-	// NextAttemptAt) or StateGivenUp.
-	State         webhook.State
-	NextAttemptAt time.Time
-}
+// Outcome is the result of an inline first attempt (webhook.Outcome).
+type Outcome = webhook.Outcome
 
 // Stats are counters since New. Read them with Dispatcher.Stats.
 type Stats struct {

@@ -62,3 +62,23 @@ type CallbackResp struct {
 	Error      string            `json:"error"`
 	DurationMS float64           `json:"duration_ms"`
 }
+
+// Outcome is the result of an inline first attempt: the answer of publish
+// with "async": false.
+type Outcome struct {
+	EventID   int64
+	UUID      string
+	WebhookID int64
+	// Status is the response status; 0 when no response arrived.
+	Status    int
+	Delivered bool
+	// Error is the attempt's error text; empty when a response arrived with
+	// a 2xx status.
+	Error string
+	// RetryCount counts attempts, this one included.
+	RetryCount int
+	// State is StateDelivered, StatePending (retrying in the background at
+	// NextAttemptAt) or StateGivenUp.
+	State         State
+	NextAttemptAt time.Time
+}
