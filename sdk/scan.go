@@ -183,14 +183,14 @@ func unquote(s []byte) (string, error) {
 		return "", errSyntax
 	}
 	inner := s[1 : len(s)-1]
-	for _, c := range inner {
-		if c == '\\' || c >= 0x80 {
-			var out string
-			if err := json.Unmarshal(s, &out); err != nil {
-				return "", errSyntax
-			}
-			return out, nil
+	// Only escapes need decoding; UTF-8 passes through as is. IndexByte,
+	// not a byte loop: every loop iteration pays the deadline check.
+	if bytes.IndexByte(inner, '\\') >= 0 {
+		var out string
+		if err := json.Unmarshal(s, &out); err != nil {
+			return "", errSyntax
 		}
+		return out, nil
 	}
 	return string(inner), nil
 }
