@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/whisperer/whisperer/core/webhook"
 )
@@ -96,6 +97,10 @@ var (
 // Send makes one attempt to deliver job. Every failure is reported in the
 // returned Attempt's Error, never as a Go error.
 func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
+	defer func() {
+		out.Attempt.Body = storable(out.Attempt.Body)
+		out.Attempt.Error = storable(out.Attempt.Error)
+	}()
 	ev, hook := &job.Event, &job.Webhook
 	body := webhook.RequestBody(ev.EventType, ev.UUID, ev.Payload)
 	out.Body = body
@@ -212,6 +217,17 @@ func validHeaderValue(v string) bool {
 // bodyBufs recycles response-body buffers: a delivery usually gets a small
 // answer, and the buffer is copied into the attempt's string anyway.
 var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// storable makes receiver-controlled text fit a text column on every
+// backend: PostgreSQL refuses NUL bytes and invalid UTF-8 (which a body cut
+// at max_response_bytes in the middle of a character also is), and one
+// refused row would fail its whole batch of results.
+func storable(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
 
 // readCapped reads at most max bytes of r. It never reads further: an
 // endless or huge body costs at most max bytes, and the connection is
