@@ -34,6 +34,10 @@ type Config struct {
 	PageSize int
 	// MaxPageSize caps the page_size query parameter. Defaults to 1000.
 	MaxPageSize int
+	// InlineHold is how long the events of a publish with "async": false
+	// stay out of the dispatchers' reach while the request makes their
+	// first attempt itself (the node's delivery lease). Defaults to 60s.
+	InlineHold time.Duration
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -44,6 +48,7 @@ func (c Config) WithDefaults() Config {
 		c.DefaultRetryCountdown = webhook.CountdownConfig{Choice: "exponential", Kwargs: json.RawMessage(`{"base":2}`)}
 	}
 	c.MaxPageSize = cmp.Or(c.MaxPageSize, 1000)
+	c.InlineHold = cmp.Or(c.InlineHold, time.Minute)
 	c.PageSize = min(cmp.Or(c.PageSize, 100), c.MaxPageSize)
 	return c
 }

@@ -406,9 +406,13 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 	if eventUUID != "" {
 		return s.republish(w, r, eventUUID, eventType, force, async)
 	}
-	pub, err := s.deps.Store.Publish(r.Context(), webhook.PublishRequest{
-		EventType: eventType, Payload: obj["payload"], PublisherID: u.ID, IdempotencyKey: key,
-	})
+	req := webhook.PublishRequest{EventType: eventType, Payload: obj["payload"], PublisherID: u.ID, IdempotencyKey: key}
+	if !async && s.deps.DeliverNow != nil {
+		// Out of every dispatcher's reach (PostgreSQL's NOTIFY would wake
+		// them at commit) until DeliverNow has claimed them.
+		req.Hold = s.cfg.InlineHold
+	}
+	pub, err := s.deps.Store.Publish(r.Context(), req)
 	if err != nil {
 		return err
 	}
@@ -466,6 +470,19 @@ func (s *Server) answerPublished(w http.ResponseWriter, r *http.Request, evs []w
 		s.log.WarnContext(r.Context(), "inline delivery failed", "error", err, "request_id", requestID(r.Context()))
 		return writeJSON(w, http.StatusAccepted, map[string]any{"events": refs(evs),
 			"detail": "Inline delivery was not possible; the events are queued."})
+	}
+	// An event DeliverNow did not get (a dispatcher claimed it first, as
+	// after a redelivery) is being delivered in the background: answer it
+	// as pending rather than leave it out.
+	got := make(map[int64]bool, len(outcomes))
+	for _, o := range outcomes {
+		got[o.EventID] = true
+	}
+	for _, e := range evs {
+		if !got[e.ID] {
+			outcomes = append(outcomes, Outcome{EventID: e.ID, UUID: e.UUID, WebhookID: e.WebhookID,
+				RetryCount: e.RetryCount, State: webhook.StatePending})
+		}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"events": renderOutcomes(outcomes)})
 }

@@ -14,6 +14,7 @@ func (a *App) newHandler() (http.Handler, error) {
 		BasePath:              a.cfg.Server.BasePath,
 		MaxBodyBytes:          a.cfg.Server.MaxBodyBytes,
 		DefaultRetryCountdown: a.cfg.Delivery.DefaultRetryCountdown,
+		InlineHold:            a.cfg.Delivery.Lease,
 	}, api.Deps{
 		Store:      countingStore{batchingStore{a.Store, a.Publisher}, a.Metrics},
 		Countdowns: a.Countdowns,

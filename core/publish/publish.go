@@ -75,9 +75,10 @@ func (b *Batcher) Stop(ctx context.Context) {
 }
 
 // Publish publishes req in a batch with whatever else is waiting. Requests
-// with an idempotency key go alone: their key is looked up first.
+// with an idempotency key (looked up first) or a hold (rare: inline
+// publishes) go alone.
 func (b *Batcher) Publish(ctx context.Context, req webhook.PublishRequest) (webhook.Published, error) {
-	if req.IdempotencyKey != "" {
+	if req.IdempotencyKey != "" || req.Hold != 0 {
 		return b.store.Publish(ctx, req)
 	}
 	c := &call{req: req, done: make(chan struct{})}

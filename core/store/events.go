@@ -79,7 +79,7 @@ func (s *Store) Publish(ctx context.Context, req webhook.PublishRequest) (webhoo
 			rows[i] = eventRow{
 				UUID: newUUID(), MessageID: msg.ID, WebhookID: h.ID, UserID: h.UserID,
 				EventType: req.EventType, State: string(webhook.StatePending),
-				NextAttemptAt: micros(now), CreatedAt: now, ModifiedAt: now,
+				NextAttemptAt: micros(now.Add(req.Hold)), CreatedAt: now, ModifiedAt: now,
 			}
 		}
 		// Chunks keep SQLite under its bound-variable limit on wide fan-outs.
@@ -89,7 +89,7 @@ func (s *Store) Publish(ctx context.Context, req webhook.PublishRequest) (webhoo
 				return err
 			}
 		}
-		if len(rows) > 0 && s.dialect == Postgres {
+		if len(rows) > 0 && s.dialect == Postgres && req.Hold == 0 {
 			if _, err := tx.ExecContext(ctx, "SELECT pg_notify(?, '')", notifyChannel); err != nil {
 				return err
 			}
@@ -142,7 +142,7 @@ const pgPublish = `WITH msg AS (
 	RETURNING id, uuid, webhook_id, user_id
 )
 SELECT msg.id, ev.id, ev.uuid, ev.webhook_id, ev.user_id,
-	CASE WHEN ev.id IS NOT NULL THEN (SELECT pg_notify('` + notifyChannel + `', '')) END
+	CASE WHEN ev.id IS NOT NULL AND $6 THEN (SELECT pg_notify('` + notifyChannel + `', '')) END
 FROM msg LEFT JOIN ev ON true
 ORDER BY ev.id`
 
@@ -152,7 +152,7 @@ func (s *Store) publishPostgres(ctx context.Context, req webhook.PublishRequest,
 	if req.PublisherID != 0 {
 		publisher = &req.PublisherID
 	}
-	rows, err := s.db.DB.QueryContext(ctx, pgPublish, req.EventType, payload, publisher, now, micros(now))
+	rows, err := s.db.DB.QueryContext(ctx, pgPublish, req.EventType, payload, publisher, now, micros(now.Add(req.Hold)), req.Hold == 0)
 	if err != nil {
 		return webhook.Published{}, unavailableErr(req.EventType, err)
 	}
@@ -171,7 +171,7 @@ func (s *Store) publishPostgres(ctx context.Context, req webhook.PublishRequest,
 			continue
 		}
 		r := eventRow{ID: *id, UUID: *uuid, MessageID: msgID, WebhookID: *hookID, UserID: *userID,
-			EventType: req.EventType, State: string(webhook.StatePending), NextAttemptAt: micros(now),
+			EventType: req.EventType, State: string(webhook.StatePending), NextAttemptAt: micros(now.Add(req.Hold)),
 			CreatedAt: now, ModifiedAt: now}
 		out.Events = append(out.Events, r.domain(payload))
 	}
@@ -238,14 +238,14 @@ func (s *Store) publishSQLiteTx(ctx context.Context, tx bun.Tx, req webhook.Publ
 		}
 		return out, err
 	}
-	rows, err := tx.Tx.QueryContext(ctx, sqlitePublishEvents, msgID, req.EventType, micros(now), stamp)
+	rows, err := tx.Tx.QueryContext(ctx, sqlitePublishEvents, msgID, req.EventType, micros(now.Add(req.Hold)), stamp)
 	if err != nil {
 		return out, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r := eventRow{MessageID: msgID, EventType: req.EventType, State: string(webhook.StatePending),
-			NextAttemptAt: micros(now), CreatedAt: now, ModifiedAt: now}
+			NextAttemptAt: micros(now.Add(req.Hold)), CreatedAt: now, ModifiedAt: now}
 		if err := rows.Scan(&r.ID, &r.UUID, &r.WebhookID, &r.UserID); err != nil {
 			return out, err
 		}

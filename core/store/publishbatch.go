@@ -33,7 +33,7 @@ SELECT v.ord, v.mid, ev.id, ev.uuid, ev.webhook_id, ev.user_id,
 FROM valid v LEFT JOIN ev ON ev.message_id = v.mid
 ORDER BY v.ord, ev.id`
 
-// PublishBatch publishes reqs (none with an IdempotencyKey) in one
+// PublishBatch publishes reqs (none with an IdempotencyKey or Hold) in one
 // transaction: group commit for concurrent publishers. Each request gets
 // its own result or error; an unknown event type fails only its request.
 // If the transaction fails, every request gets that error.
@@ -42,8 +42,8 @@ func (s *Store) PublishBatch(ctx context.Context, reqs []webhook.PublishRequest)
 	errs := make([]error, len(reqs))
 	payloads := make([]string, len(reqs))
 	for i, r := range reqs {
-		if r.IdempotencyKey != "" {
-			errs[i] = fmt.Errorf("publish batch: request %d has an idempotency key", i)
+		if r.IdempotencyKey != "" || r.Hold != 0 {
+			errs[i] = fmt.Errorf("publish batch: request %d has an idempotency key or a hold; publish it alone", i)
 			continue
 		}
 		p, err := compactJSON(r.Payload)

@@ -52,6 +52,10 @@ type PublishRequest struct {
 	// first one's events instead of fanning out again.
 	PublisherID    int64
 	IdempotencyKey string
+	// Hold keeps the new rows from being due for this long and sends no
+	// wake-up: a publish with "async": false claims them itself for the
+	// inline first attempt, and a crash before it only delays them.
+	Hold time.Duration
 }
 
 // Published is what a publish created (or found, when Replayed).
