@@ -181,18 +181,22 @@ func (s *Store) Redeliver(ctx context.Context, sc webhook.Scope, idOrUUID string
 		return webhook.Job{}, &webhook.ConflictError{Detail: "Event " + ev.UUID + " is already delivered; send \"force\": true to deliver it again."}
 	}
 	now := s.now()
-	res, err := s.db.NewUpdate().Model((*eventRow)(nil)).
+	q := s.db.NewUpdate().Model((*eventRow)(nil)).
 		Set("state = 'pending'").Set("lease_owner = NULL").Set("retry_base = retry_count").
 		Set("next_attempt_at = ?", micros(now)).Set("modified_at = ?", now.UTC()).
 		Where("id = ?", ev.ID).
 		// A row leased right now is being delivered; leave it to finish.
-		Where("(state <> 'pending' OR lease_owner IS NULL OR next_attempt_at <= ?)", micros(now)).
-		Exec(ctx)
+		Where("(state <> 'pending' OR lease_owner IS NULL OR next_attempt_at <= ?)", micros(now))
+	if !force {
+		// Checked again here: it may have been delivered since it was read.
+		q = q.Where("state <> 'delivered'")
+	}
+	res, err := q.Exec(ctx)
 	if err != nil {
 		return webhook.Job{}, fmt.Errorf("redeliver %s: %w", ev.UUID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return webhook.Job{}, &webhook.ConflictError{Detail: "Event " + ev.UUID + " is being delivered right now."}
+		return webhook.Job{}, &webhook.ConflictError{Detail: "Event " + ev.UUID + " is being delivered right now, or was just delivered."}
 	}
 	s.notify(ctx)
 	return s.Event(ctx, sc, ev.UUID)
