@@ -1,10 +1,11 @@
 package sdk
 
 import (
-	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 )
 
@@ -17,87 +18,139 @@ var errSyntax = errors.New("invalid JSON")
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
+// In wasm under the host's deadline checks (ABI.md §8) every loop iteration
+// and every call that is not inlined pays a check, tens of nanoseconds each,
+// so the scanner below takes few steps: strings are searched eight bytes at
+// a time, common tokens take inlined fast paths, keys are compared without
+// allocating, and nested objects the Delivery decodes are read in the same
+// pass that checks them.
+
+// eachField calls fn with every member of the JSON object b, in order.
+func eachField(b []byte, fn func(key string, val []byte) error) error {
+	end, err := object(b, skipSpace(b, 0), func(key []byte, i int) (int, error) {
+		vend, err := skipValue(b, i)
+		if err != nil {
+			return 0, err
+		}
+		return vend, fn(string(key), b[i:vend])
+	})
+	if err != nil {
+		return err
+	}
+	if skipSpace(b, end) != len(b) {
+		return errSyntax
+	}
+	return nil
+}
+
+// object reads the JSON object at b[i]. For each member it calls fn with the
+// key (decoded; it may alias b, so copy it to keep it) and the index of the
+// value, and fn returns the index after the value. object returns the index
+// after the closing brace.
+func object(b []byte, i int, fn func(key []byte, i int) (int, error)) (int, error) {
+	if i >= len(b) || b[i] != '{' {
+		return 0, errNotObject
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return 0, errSyntax
+		}
+		end, esc, err := scanString(b, i)
+		if err != nil {
+			return 0, err
+		}
+		key := b[i+1 : end-1]
+		if esc {
+			var s string
+			if json.Unmarshal(b[i:end], &s) != nil {
+				return 0, errSyntax
+			}
+			key = []byte(s)
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return 0, errSyntax
+		}
+		if i, err = fn(key, skipSpace(b, i+1)); err != nil {
+			return 0, err
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return 0, errSyntax
+		}
+		if b[i] == '}' {
+			return i + 1, nil
+		}
+		if b[i] != ',' {
+			return 0, errSyntax
+		}
+		i = skipSpace(b, i+1)
+	}
+}
+
+// skipSpace returns the index of the first non-space byte at or after i. The
+// test before the loop is inlined: compact JSON never enters the loop.
 func skipSpace(b []byte, i int) int {
+	if i < len(b) && b[i] > ' ' {
+		return i
+	}
+	return skipSpaceLoop(b, i)
+}
+
+func skipSpaceLoop(b []byte, i int) int {
 	for i < len(b) && isSpace(b[i]) {
 		i++
 	}
 	return i
 }
 
-// eachField calls fn with every member of the JSON object b, in order.
-func eachField(b []byte, fn func(key string, val []byte) error) error {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return errNotObject
-	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		if skipSpace(b, i+1) != len(b) {
-			return errSyntax
-		}
-		return nil
-	}
+const (
+	ones   = 0x0101010101010101
+	highs  = 0x8080808080808080
+	quotes = '"' * ones
+	slashs = '\\' * ones
+)
+
+// scanString returns the index after the string starting at b[i] == '"',
+// and whether it holds escapes. It reads eight bytes per step and finds the
+// first quote or backslash in a word with one instruction (ctz).
+func scanString(b []byte, i int) (end int, esc bool, err error) {
+	j := i + 1
 	for {
-		if i >= len(b) || b[i] != '"' {
-			return errSyntax
-		}
-		end, err := skipString(b, i)
-		if err != nil {
-			return err
-		}
-		key, err := unquote(b[i:end])
-		if err != nil {
-			return err
-		}
-		i = skipSpace(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return errSyntax
-		}
-		i = skipSpace(b, i+1)
-		vend, err := skipValue(b, i)
-		if err != nil {
-			return err
-		}
-		if err := fn(key, b[i:vend]); err != nil {
-			return err
-		}
-		i = skipSpace(b, vend)
-		if i >= len(b) {
-			return errSyntax
-		}
-		if b[i] == '}' {
-			if skipSpace(b, i+1) != len(b) {
-				return errSyntax
+		if j+8 <= len(b) {
+			w := binary.LittleEndian.Uint64(b[j:])
+			q, s := w^quotes, w^slashs
+			// The lowest set bit marks the first quote or backslash.
+			m := ((q-ones)&^q | (s-ones)&^s) & highs
+			if m == 0 {
+				j += 8
+				continue
 			}
-			return nil
+			j += bits.TrailingZeros64(m) >> 3
+		} else {
+			for j < len(b) && b[j] != '"' && b[j] != '\\' {
+				j++
+			}
+			if j >= len(b) {
+				return 0, false, errSyntax
+			}
 		}
-		if b[i] != ',' {
-			return errSyntax
+		if b[j] == '"' {
+			return j + 1, esc, nil
 		}
-		i = skipSpace(b, i+1)
+		esc = true
+		j += 2
 	}
 }
 
 // skipString returns the index after the string starting at b[i] == '"'.
-// It looks for quotes with bytes.IndexByte rather than testing every byte:
-// in wasm under the host's deadline checks each branch costs (ABI.md §8).
 func skipString(b []byte, i int) (int, error) {
-	j := i + 1
-	for {
-		k := bytes.IndexByte(b[j:], '"')
-		if k < 0 {
-			return 0, errSyntax
-		}
-		j += k
-		escapes := 0
-		for p := j - 1; p > i && b[p] == '\\'; p-- {
-			escapes++
-		}
-		if escapes%2 == 0 {
-			return j + 1, nil
-		}
-		j++
-	}
+	end, _, err := scanString(b, i)
+	return end, err
 }
 
 // maxDepth bounds nesting so hostile input cannot exhaust the stack.
@@ -155,150 +208,238 @@ func skipNested(b []byte, i, depth int) (int, error) {
 			}
 			i = skipSpace(b, i+1)
 		}
-	case 't', 'f', 'n':
-		for _, lit := range []string{"true", "false", "null"} {
-			if len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit {
-				return i + len(lit), nil
-			}
+	case 't':
+		if len(b)-i >= 4 && string(b[i:i+4]) == "true" {
+			return i + 4, nil
+		}
+		return 0, errSyntax
+	case 'f':
+		if len(b)-i >= 5 && string(b[i:i+5]) == "false" {
+			return i + 5, nil
+		}
+		return 0, errSyntax
+	case 'n':
+		if len(b)-i >= 4 && string(b[i:i+4]) == "null" {
+			return i + 4, nil
 		}
 		return 0, errSyntax
 	default:
-		j := i
-		for j < len(b) && (b[j] == '-' || b[j] == '+' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] >= '0' && b[j] <= '9') {
-			j++
+		return skipNumber(b, i)
+	}
+}
+
+// skipNumber returns the index after the number at b[i]: the bytes a number
+// may hold, which strconv.ParseFloat must accept. A plain integer of up to
+// 18 digits needs no ParseFloat.
+func skipNumber(b []byte, i int) (int, error) {
+	j, digits := i, true
+	if j < len(b) && b[j] == '-' {
+		j++
+	}
+	for ; j < len(b); j++ {
+		c := b[j]
+		if c >= '0' && c <= '9' {
+			continue
 		}
+		if c != '-' && c != '+' && c != '.' && c != 'e' && c != 'E' {
+			break
+		}
+		digits = false
+	}
+	n := j - i
+	if b[i] == '-' {
+		n--
+	}
+	if n == 0 {
 		if j == i {
 			return 0, errSyntax
 		}
-		if _, err := strconv.ParseFloat(string(b[i:j]), 64); err != nil {
-			return 0, errSyntax
-		}
+		digits = false // a lone "-": let ParseFloat refuse it
+	}
+	if digits && n <= 18 {
 		return j, nil
 	}
+	if _, err := strconv.ParseFloat(string(b[i:j]), 64); err != nil {
+		return 0, errSyntax
+	}
+	return j, nil
 }
 
-// unquote decodes a JSON string literal.
-func unquote(s []byte) (string, error) {
-	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
-		return "", errSyntax
-	}
-	inner := s[1 : len(s)-1]
-	// Only escapes need decoding; UTF-8 passes through as is. IndexByte,
-	// not a byte loop: every loop iteration pays the deadline check.
-	if bytes.IndexByte(inner, '\\') >= 0 {
-		var out string
-		if err := json.Unmarshal(s, &out); err != nil {
-			return "", errSyntax
+// field decoders for Delivery: null leaves the zero value. Each takes the
+// value at b[i] and returns the index after it.
+
+// decString decodes the string or null at b[i] into dst.
+func decString(b []byte, i int, dst *string, name string) (int, error) {
+	if i < len(b) && b[i] == '"' {
+		end, esc, err := scanString(b, i)
+		if err != nil {
+			return 0, err
 		}
-		return out, nil
+		if !esc {
+			*dst = string(b[i+1 : end-1])
+			return end, nil
+		}
+		var s string
+		if json.Unmarshal(b[i:end], &s) != nil {
+			return 0, fmt.Errorf("field %s: want a string", name)
+		}
+		*dst = s
+		return end, nil
 	}
-	return string(inner), nil
-}
-
-// field decoders for Delivery: null leaves the zero value.
-
-func decString(v []byte, dst *string, name string) error {
-	if string(v) == "null" {
-		return nil
-	}
-	s, err := unquote(v)
+	end, err := skipValue(b, i)
 	if err != nil {
-		return fmt.Errorf("field %s: want a string", name)
+		return 0, err
 	}
-	*dst = s
-	return nil
+	if string(b[i:end]) != "null" {
+		return 0, fmt.Errorf("field %s: want a string", name)
+	}
+	return end, nil
 }
 
-func decInt(v []byte, name string) (int64, error) {
+// decInt decodes the integer or null at b[i].
+func decInt(b []byte, i int, name string) (int64, int, error) {
+	end, err := skipValue(b, i)
+	if err != nil {
+		return 0, 0, err
+	}
+	v := b[i:end]
 	if string(v) == "null" {
-		return 0, nil
+		return 0, end, nil
+	}
+	// Up to 18 digits cannot overflow: no strconv call.
+	if d := v[0] == '-'; len(v) <= 18 && (!d || len(v) > 1) {
+		var n int64
+		k := 0
+		if d {
+			k = 1
+		}
+		for ; k < len(v) && v[k] >= '0' && v[k] <= '9'; k++ {
+			n = n*10 + int64(v[k]-'0')
+		}
+		if k == len(v) {
+			if d {
+				n = -n
+			}
+			return n, end, nil
+		}
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("field %s: want an integer", name)
+		return 0, 0, fmt.Errorf("field %s: want an integer", name)
 	}
-	return n, nil
+	return n, end, nil
 }
 
-// decode fills d from the callback document b.
+// isNull reports whether b[i:] starts with null.
+func isNull(b []byte, i int) bool { return len(b)-i >= 4 && string(b[i:i+4]) == "null" }
+
+// nested decodes the object or null at b[i] with fn; another value is an
+// error.
+func nested(b []byte, i int, fn func(key []byte, i int) (int, error)) (int, error) {
+	if isNull(b, i) {
+		return i + 4, nil
+	}
+	if i < len(b) && b[i] == '{' {
+		return object(b, i, fn)
+	}
+	if _, err := skipValue(b, i); err != nil {
+		return 0, err
+	}
+	return 0, errNotObject
+}
+
+// decode fills d from the callback document b, in one pass.
 func (d *Delivery) decode(b []byte) error {
-	return eachField(b, func(k string, v []byte) (err error) {
+	end, err := object(b, skipSpace(b, 0), func(k []byte, i int) (end int, err error) {
 		var n int64
-		switch k {
+		switch string(k) {
 		case "event_type":
-			return decString(v, &d.EventType, k)
+			return decString(b, i, &d.EventType, "event_type")
 		case "event_uuid":
-			return decString(v, &d.EventUUID, k)
+			return decString(b, i, &d.EventUUID, "event_uuid")
 		case "retry_count":
-			n, err = decInt(v, k)
+			n, end, err = decInt(b, i, "retry_count")
 			d.RetryCount = int(n)
-		case "delivered":
-			d.Delivered = string(v) == "true"
-		case "instance":
-			d.Instance = v
-		case "payload":
-			d.Payload = v
+			return end, err
 		case "webhook":
-			if string(v) == "null" {
-				return nil
-			}
-			return eachField(v, func(k string, v []byte) error {
-				switch k {
-				case "id":
-					n, err := decInt(v, "webhook.id")
-					d.Webhook.ID = n
-					return err
-				case "target_url":
-					return decString(v, &d.Webhook.TargetURL, "webhook.target_url")
-				case "event_type":
-					return decString(v, &d.Webhook.EventType, "webhook.event_type")
-				case "callback":
-					return decString(v, &d.Webhook.Callback, "webhook.callback")
-				}
-				return nil
-			})
+			return nested(b, i, d.Webhook.decodeField(b))
 		case "response":
-			if string(v) == "null" {
-				return nil
-			}
-			return d.Response.decode(v)
+			return nested(b, i, d.Response.decodeField(b))
 		}
-		return err
+		if end, err = skipValue(b, i); err != nil {
+			return 0, err
+		}
+		switch string(k) {
+		case "delivered":
+			d.Delivered = string(b[i:end]) == "true"
+		case "instance":
+			d.Instance = b[i:end]
+		case "payload":
+			d.Payload = b[i:end]
+		}
+		return end, nil
 	})
+	if err != nil {
+		return err
+	}
+	if skipSpace(b, end) != len(b) {
+		return errSyntax
+	}
+	return nil
 }
 
-func (r *Response) decode(b []byte) error {
-	return eachField(b, func(k string, v []byte) error {
-		switch k {
-		case "status":
-			n, err := decInt(v, "response.status")
-			r.Status = int(n)
-			return err
-		case "body":
-			return decString(v, &r.Body, "response.body")
-		case "error":
-			return decString(v, &r.Error, "response.error")
-		case "duration_ms":
-			if string(v) == "null" {
-				return nil
-			}
-			f, err := strconv.ParseFloat(string(v), 64)
-			if err != nil {
-				return fmt.Errorf("field response.duration_ms: want a number")
-			}
-			r.DurationMS = f
-		case "headers":
-			if string(v) == "null" {
-				return nil
-			}
-			r.Headers = map[string]string{}
-			return eachField(v, func(name string, v []byte) error {
-				var s string
-				err := decString(v, &s, "response.headers")
-				r.Headers[name] = s
-				return err
-			})
+func (w *Webhook) decodeField(b []byte) func(k []byte, i int) (int, error) {
+	return func(k []byte, i int) (end int, err error) {
+		switch string(k) {
+		case "id":
+			w.ID, end, err = decInt(b, i, "webhook.id")
+			return end, err
+		case "target_url":
+			return decString(b, i, &w.TargetURL, "webhook.target_url")
+		case "event_type":
+			return decString(b, i, &w.EventType, "webhook.event_type")
+		case "callback":
+			return decString(b, i, &w.Callback, "webhook.callback")
 		}
-		return nil
-	})
+		return skipValue(b, i)
+	}
+}
+
+func (r *Response) decodeField(b []byte) func(k []byte, i int) (int, error) {
+	return func(k []byte, i int) (end int, err error) {
+		switch string(k) {
+		case "status":
+			var n int64
+			n, end, err = decInt(b, i, "response.status")
+			r.Status = int(n)
+			return end, err
+		case "body":
+			return decString(b, i, &r.Body, "response.body")
+		case "error":
+			return decString(b, i, &r.Error, "response.error")
+		case "headers":
+			if i < len(b) && b[i] == '{' {
+				r.Headers = map[string]string{}
+			}
+			return nested(b, i, func(name []byte, i int) (int, error) {
+				var s string
+				end, err := decString(b, i, &s, "response.headers")
+				r.Headers[string(name)] = s
+				return end, err
+			})
+		case "duration_ms":
+			if end, err = skipValue(b, i); err != nil {
+				return 0, err
+			}
+			if v := b[i:end]; string(v) != "null" {
+				f, err := strconv.ParseFloat(string(v), 64)
+				if err != nil {
+					return 0, fmt.Errorf("field response.duration_ms: want a number")
+				}
+				r.DurationMS = f
+			}
+			return end, nil
+		}
+		return skipValue(b, i)
+	}
 }

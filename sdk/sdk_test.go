@@ -3,6 +3,7 @@ package sdk
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -135,4 +136,24 @@ func TestDispatch(t *testing.T) {
 		}
 	}()
 	RegisterCallback("ok", func(*Delivery) error { return nil })
+}
+
+// TestScanString checks the eight-bytes-a-step string scan against a byte
+// loop, with the quote and a backslash at every offset.
+func TestScanString(t *testing.T) {
+	for n := range 40 {
+		for _, mid := range []string{"", `\"`, `\\`, `\n`, "é"} {
+			for pos := 0; pos <= n; pos++ {
+				body := strings.Repeat("x", pos) + mid + strings.Repeat("y", n-pos)
+				doc := []byte(`"` + body + `"tail`)
+				end, esc, err := scanString(doc, 0)
+				if err != nil || end != len(body)+2 || esc != strings.Contains(mid, `\`) {
+					t.Fatalf("scanString(%s) = %d, %v, %v", doc, end, esc, err)
+				}
+				if _, _, err := scanString(doc[:len(body)+1], 0); err == nil {
+					t.Fatalf("scanString(%s) accepted an unterminated string", doc[:len(body)+1])
+				}
+			}
+		}
+	}
 }
