@@ -48,15 +48,21 @@ const slotEarly = time.Millisecond
 
 // admit reports whether job may be sent at now; when it may not, until is
 // the slot it is postponed to.
+// maxInterval caps the spacing of a tiny rate limit.
+const maxInterval = 24 * time.Hour
+
 func (l *limiter) admit(job *webhook.Job, now time.Time) (until time.Time, ok bool) {
 	rate, limited := job.Webhook.RateLimit()
 	if !limited {
 		return time.Time{}, true
 	}
-	interval := time.Duration(float64(time.Second) / rate)
-	if interval <= 0 {
-		return time.Time{}, true // a rate too high to matter
+	// A rate too high to matter is no limit; one so low that its interval
+	// overflows (or is absurd) is one a day, not no limit.
+	secs := 1 / rate
+	if secs < 1e-9 {
+		return time.Time{}, true
 	}
+	interval := time.Duration(min(secs, maxInterval.Seconds()) * float64(time.Second))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if slot, ok := l.slots[job.Event.ID]; ok {

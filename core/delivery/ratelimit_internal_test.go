@@ -51,3 +51,17 @@ func TestLimiterSlotsAndSweep(t *testing.T) {
 		t.Fatalf("limiter holds %d hooks and %d slots, max %d", len(l.hooks), len(l.slots), l.max)
 	}
 }
+
+// A rate so low that its interval overflows a Duration is still a limit:
+// one request a day (a review found it silently became none).
+func TestLimiterTinyRate(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLimiter(time.Minute)
+	if _, ok := l.admit(limitedJob(1, 1, 1e-12), t0); !ok {
+		t.Fatal("the first request waited")
+	}
+	until, ok := l.admit(limitedJob(1, 2, 1e-12), t0)
+	if ok || !until.Equal(t0.Add(maxInterval)) {
+		t.Fatalf("second request: %v, %v; want postponed by %v", until, ok, maxInterval)
+	}
+}
