@@ -368,8 +368,11 @@ func (c *Config) Validate() error {
 	add(atLeast("delivery.max_response_bytes", d.MaxResponseBytes, 0))
 	errs = append(errs, validateCIDRs("delivery.allow_networks", d.AllowNetworks)...)
 	errs = append(errs, validateCIDRs("delivery.deny_networks", d.DenyNetworks)...)
-	if d.Lease < 2*c.RequestTimeout.Total() {
-		add(errorf("delivery.lease", "must be at least twice request_timeout connect + read (%v), got %v", 2*c.RequestTimeout.Total(), d.Lease))
+	// Two requests (the claim-ahead), a countdown plugin call and a second
+	// to write the result back: a shorter lease could expire while the
+	// event is still being delivered, and another claim would send it again.
+	if least := 2*c.RequestTimeout.Total() + c.Plugins.CallTimeout + time.Second; d.Lease < least {
+		add(errorf("delivery.lease", "must be at least twice request_timeout connect + read, plus plugins.call_timeout and 1s (%v), got %v", least, d.Lease))
 	}
 	add(positive("delivery.poll_interval", d.PollInterval))
 	add(atLeast("delivery.callback_workers", d.CallbackWorkers, 1))
