@@ -14,6 +14,11 @@ import (
 //go:wasmimport whisperer log
 func wasmLog(level int32, ptr unsafe.Pointer, n int32)
 
+//go:wasmimport whisperer log_enabled
+func wasmLogEnabled(level int32) int32
+
+func hostLogEnabled(level Level) bool { return wasmLogEnabled(int32(level)) != 0 }
+
 func hostLog(level Level, msg string) {
 	if msg == "" {
 		return

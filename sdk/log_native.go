@@ -12,3 +12,5 @@ var levelNames = map[Level]string{LevelDebug: "DEBUG", LevelInfo: "INFO", LevelW
 func hostLog(level Level, msg string) {
 	fmt.Fprintf(os.Stderr, "plugin %s: %s\n", levelNames[level], msg)
 }
+
+func hostLogEnabled(Level) bool { return true }

@@ -30,6 +30,13 @@
 __attribute__((import_module("whisperer"), import_name("log")))
 void whisperer_log(int32_t level, const char *msg, int32_t len);
 
+/* whisperer.log_enabled (optional import): 1 if the server would log a
+ * message of level from this plugin now, else 0 (error is always 1). Ask on
+ * every call, do not cache: the level can change on a reload. A module that
+ * calls it imports it, and servers older than this import refuse it. */
+__attribute__((import_module("whisperer"), import_name("log_enabled")))
+int32_t whisperer_log_enabled(int32_t level);
+
 /* Export a function under the ABI name. */
 #define WHISPERER_EXPORT(name) __attribute__((export_name(#name))) 
 

@@ -32,7 +32,10 @@ var exportSigs = map[string]signature{
 	abi.ExportCallback:   {[]api.ValueType{i32, i32, i32}, []api.ValueType{i32}},
 }
 
-var logSig = signature{[]api.ValueType{i32, i32, i32}, nil}
+var (
+	logSig        = signature{[]api.ValueType{i32, i32, i32}, nil}
+	logEnabledSig = signature{[]api.ValueType{i32}, []api.ValueType{i32}}
+)
 
 func (s signature) String() string {
 	names := func(ts []api.ValueType) string {
@@ -95,12 +98,16 @@ func checkABI(m wazero.CompiledModule) error {
 			if !sigOf(d).equal(logSig) {
 				probs = append(probs, fmt.Sprintf("import %s.%s has signature %s, want %s", mod, name, sigOf(d), logSig))
 			}
+		case mod == abi.ImportModule && name == abi.ImportLogEnabled:
+			if !sigOf(d).equal(logEnabledSig) {
+				probs = append(probs, fmt.Sprintf("import %s.%s has signature %s, want %s", mod, name, sigOf(d), logEnabledSig))
+			}
 		case mod == abi.WASIModule:
 			// wazero's WASI preview 1 provides every function; a wrong
 			// signature fails instantiation with wazero's own message.
 		default:
-			probs = append(probs, fmt.Sprintf("imports %s.%s, which the host does not provide (only %s.%s and %s)",
-				mod, name, abi.ImportModule, abi.ImportLog, abi.WASIModule))
+			probs = append(probs, fmt.Sprintf("imports %s.%s, which the host does not provide (only %s.%s, %s.%s and %s)",
+				mod, name, abi.ImportModule, abi.ImportLog, abi.ImportModule, abi.ImportLogEnabled, abi.WASIModule))
 		}
 	}
 	if len(m.ImportedMemories()) > 0 {

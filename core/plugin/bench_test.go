@@ -3,6 +3,8 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -55,12 +57,27 @@ func BenchmarkCountdownC(b *testing.B) {
 	benchCountdown(b, filepath.Join("..", "..", "examples", "custom-countdown", "c", "custom.wasm"))
 }
 
-// BenchmarkCallbackGo is a callback round trip with a 1 KiB document.
-func BenchmarkCallbackGo(b *testing.B) {
+// BenchmarkCallbackGo is a callback round trip with a 1 KiB document; the
+// host logs at info, so the example's info line is formatted and logged.
+func BenchmarkCallbackGo(b *testing.B) { benchCallback(b, slog.LevelInfo) }
+
+// BenchmarkCallbackGoWarnLog is the same with the host logging at warn: the
+// SDK asks whisperer.log_enabled and skips formatting the info line.
+func BenchmarkCallbackGoWarnLog(b *testing.B) { benchCallback(b, slog.LevelWarn) }
+
+func benchCallback(b *testing.B, level slog.Level) {
 	dir := b.TempDir()
 	copyFile(b, goWasm(b, "./examples/callback"), dir, "callback.wasm")
 	sink := newSink()
-	startHost(b, testConfig(dir), sink)
+	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))
+	h, err := New(testConfig(dir), sink, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = h.Close(context.Background()) })
 	cb := sink.callback(b, "foo.bar.app.callback")
 	ctx := context.Background()
 	doc := callbackDoc(b, 1024)

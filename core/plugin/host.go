@@ -143,6 +143,10 @@ func newRuntime(ctx context.Context, cfg Config, logger *slog.Logger) (wazero.Ru
 		WithGoModuleFunction(api.GoModuleFunc(hostLog), logSig.params, logSig.results).
 		WithParameterNames("level", "ptr", "len").
 		Export(abi.ImportLog).
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(hostLogEnabled), logEnabledSig.params, logEnabledSig.results).
+		WithParameterNames("level").
+		Export(abi.ImportLogEnabled).
 		Instantiate(ctx)
 	if err != nil {
 		_ = rt.Close(ctx)

@@ -59,16 +59,38 @@ var guestLevels = map[uint32]slog.Level{
 	uint32(abi.LevelError): slog.LevelError,
 }
 
+// guestLevel maps an ABI log level to slog's; unknown levels are info.
+func guestLevel(l uint32) slog.Level {
+	level, ok := guestLevels[l]
+	if !ok {
+		return slog.LevelInfo
+	}
+	return level
+}
+
+// hostLogEnabled implements whisperer.log_enabled(level) -> i32: 1 when the
+// plugin's logger emits that level now (asked on every call: a reload may
+// change the level). Error level is always 1: the last error message of a
+// failed call goes into the reported error even if the log drops it.
+func hostLogEnabled(ctx context.Context, _ api.Module, stack []uint64) {
+	level := guestLevel(uint32(stack[0]))
+	stack[0] = 0
+	st, _ := ctx.Value(stateKey{}).(*callState)
+	if st == nil {
+		return
+	}
+	if level >= slog.LevelError || st.logger.Enabled(ctx, level) {
+		stack[0] = 1
+	}
+}
+
 // hostLog implements whisperer.log(level, ptr, len).
 func hostLog(ctx context.Context, m api.Module, stack []uint64) {
 	st, _ := ctx.Value(stateKey{}).(*callState)
 	if st == nil {
 		return
 	}
-	level, ok := guestLevels[uint32(stack[0])]
-	if !ok {
-		level = slog.LevelInfo
-	}
+	level := guestLevel(uint32(stack[0]))
 	ptr, n := uint32(stack[1]), uint32(stack[2])
 	if int(n) > st.budget {
 		st.dropped += int(n)

@@ -42,6 +42,11 @@ const (
 	ImportModule = "whisperer"
 	// ImportLog writes one log message: (level i32, ptr i32, len i32) -> ().
 	ImportLog = "log"
+	// ImportLogEnabled reports whether the host would emit a message of a
+	// level for this plugin, 1 or 0: (level i32) -> (i32). Optional: a
+	// module may import it or not. Error level is always 1 (the host keeps
+	// the last error message of a failed call for its report).
+	ImportLogEnabled = "log_enabled"
 	// WASIModule is the WASI preview 1 module name.
 	WASIModule = "wasi_snapshot_preview1"
 )
