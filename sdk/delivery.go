@@ -5,6 +5,11 @@ import "encoding/json"
 // Delivery is the document a callback receives after each delivery attempt
 // (sdk/ABI.md, "The callback document"): dj-whisperer's response, event
 // type, instance and payload, plus what identifies the attempt.
+//
+// A callback may keep a Delivery, or anything in it, after it returns: it
+// is decoded from the callback's own copy of the document. Raw, Instance and
+// Payload share that copy (Instance and Payload are slices of Raw, capped at
+// their end); the strings and the Headers map are copies.
 type Delivery struct {
 	EventType string `json:"event_type"`
 	// EventUUID is the event's uuid (32 hex digits), stable across retries.

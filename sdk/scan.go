@@ -348,7 +348,8 @@ func nested(b []byte, i int, fn func(key []byte, i int) (int, error)) (int, erro
 	return 0, errNotObject
 }
 
-// decode fills d from the callback document b, in one pass.
+// decode fills d from the callback document b, in one pass. Instance and
+// Payload alias b, capped so that appending to one cannot overwrite the rest.
 func (d *Delivery) decode(b []byte) error {
 	end, err := object(b, skipSpace(b, 0), func(k []byte, i int) (end int, err error) {
 		var n int64
@@ -373,9 +374,9 @@ func (d *Delivery) decode(b []byte) error {
 		case "delivered":
 			d.Delivered = string(b[i:end]) == "true"
 		case "instance":
-			d.Instance = b[i:end]
+			d.Instance = b[i:end:end]
 		case "payload":
-			d.Payload = b[i:end]
+			d.Payload = b[i:end:end]
 		}
 		return end, nil
 	})

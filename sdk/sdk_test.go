@@ -157,3 +157,38 @@ func TestScanString(t *testing.T) {
 		}
 	}
 }
+
+func TestDeliveryDecodeStrings(t *testing.T) {
+	doc := []byte(`{"event_type":"a\"b","event_uuid":null,"webhook":{"target_url":"","callback":"c"},
+		"response":{"headers":{"x":null,"k\u00e9":"v\u00e9","e":""},"body":"","error":"err"},
+		"instance":[1],"payload":{"x":"y"},"event_type":"last"}`)
+	var want, got Delivery
+	if err := json.Unmarshal(doc, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := got.decode(doc); err != nil {
+		t.Fatal(err)
+	}
+	got.Raw = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decode =\n%+v\nwant\n%+v", got, want)
+	}
+	// The strings do not alias the document, and Instance cannot grow
+	// into Payload.
+	_ = append(got.Instance, "XXXXXXXXXXXXXXXXXXXXXXXX"...)
+	if string(got.Payload) != `{"x":"y"}` {
+		t.Errorf("append to Instance overwrote Payload: %s", got.Payload)
+	}
+	for i := range doc {
+		doc[i] = '#'
+	}
+	if got.EventType != "last" || got.Webhook.Callback != "c" || got.Response.Headers["ké"] != "vé" {
+		t.Errorf("strings changed with the document: %+v", got)
+	}
+	for _, bad := range []string{`{"response":{"headers":{"a":1}}}`, `{"event_type":5}`, `{"response":{"headers":{"a":"\x"}}}`} {
+		var d Delivery
+		if d.decode([]byte(bad)) == nil {
+			t.Errorf("decode(%s): no error", bad)
+		}
+	}
+}
