@@ -18,7 +18,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/whisperer/whisperer/core/app"
+	"github.com/whisperer/whisperer/core/callback"
 	"github.com/whisperer/whisperer/core/config"
+	"github.com/whisperer/whisperer/core/countdown"
 	"github.com/whisperer/whisperer/core/plugin"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/webhook"
@@ -294,16 +296,15 @@ func pluginsList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) e
 		return err
 	}
 	logger := app.NewLogger(config.Log{Level: "error", Format: cfg.Log.Format}, e.stderr)
-	var infos []plugin.Info
-	var nothing nopSink
-	h, err := plugin.New(app.PluginConfig(cfg), nothing, logger)
+	// Real registries, so a key two files declare is reported as serve would.
+	h, err := plugin.New(app.PluginConfig(cfg), app.RegistrySink(countdown.NewRegistry(), &callback.Registry{}), logger)
 	if err != nil {
 		return err
 	}
 	if err := h.Start(ctx); err != nil {
 		return err
 	}
-	infos = h.Plugins()
+	infos := h.Plugins()
 	_ = h.Close(context.WithoutCancel(ctx))
 	sort.Slice(infos, func(i, j int) bool { return infos[i].File < infos[j].File })
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
@@ -316,13 +317,6 @@ func pluginsList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) e
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", in.File, strings.Join(in.Countdowns, ","), strings.Join(in.Callbacks, ","), status)
 	}
 	return tw.Flush()
-}
-
-// nopSink accepts registrations without keeping them: listing only loads.
-type nopSink struct{}
-
-func (nopSink) Apply(string, map[string]plugin.Countdown, map[string]plugin.Callback) error {
-	return nil
 }
 
 func pluginsCheck(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {

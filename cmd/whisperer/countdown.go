@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/whisperer/whisperer/core/app"
+	"github.com/whisperer/whisperer/core/callback"
 	"github.com/whisperer/whisperer/core/config"
 	"github.com/whisperer/whisperer/core/countdown"
 	"github.com/whisperer/whisperer/core/plugin"
@@ -22,18 +23,6 @@ func countdownPreviewFlags(fs *pflag.FlagSet) {
 	fs.String("kwargs", "{}", "the countdown's kwargs as a JSON object")
 	fs.Int("retries", 0, "attempts in a series before the event is given up (default delivery.max_retries)")
 	jsonFlag(fs)
-}
-
-// countdownSink registers plugin countdowns into a registry; callbacks are
-// not needed to preview a schedule.
-type countdownSink struct{ r *countdown.Registry }
-
-func (s countdownSink) Apply(source string, cds map[string]plugin.Countdown, _ map[string]plugin.Callback) error {
-	entries := make(map[string]countdown.Entry, len(cds))
-	for k, c := range cds {
-		entries[k] = countdown.Entry{Value: c.Value, Validate: c.Validate}
-	}
-	return s.r.Replace(source, entries)
 }
 
 type scheduleRow struct {
@@ -73,7 +62,7 @@ func countdownPreview(ctx context.Context, e env, fs *pflag.FlagSet, args []stri
 	if _, builtin := reg.Lookup(choice); !builtin {
 		// Only plugin countdowns need the plugins loaded.
 		logger := app.NewLogger(config.Log{Level: "error", Format: cfg.Log.Format}, e.stderr)
-		h, err := plugin.New(app.PluginConfig(cfg), countdownSink{reg}, logger)
+		h, err := plugin.New(app.PluginConfig(cfg), app.RegistrySink(reg, &callback.Registry{}), logger)
 		if err != nil {
 			return err
 		}

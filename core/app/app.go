@@ -213,6 +213,13 @@ func (a *App) close(ctx context.Context) {
 	a.Store.Close()
 }
 
+// RegistrySink returns the plugin.Sink that registers what plugins declare
+// into cd and cb: the server's, or a CLI verb's own (countdown preview,
+// plugins list), so every loader reports the same conflicts.
+func RegistrySink(cd *countdown.Registry, cb *callback.Registry) plugin.Sink {
+	return registrySink{cd, cb}
+}
+
 // registrySink hands plugin registrations to the registries. A plugin's
 // countdowns and callbacks are replaced together: if the callbacks clash,
 // the countdowns are rolled back.
