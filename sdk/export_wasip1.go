@@ -115,6 +115,20 @@ func wasmValidate(idx, ptr, n int32) (res int64) {
 	return pack(doc)
 }
 
+//go:wasmexport whisperer_callback_record
+func wasmCallbackRecord(idx, ptr, docLen, recLen int32) (code int32) {
+	code = 1
+	defer runtime.Gosched()
+	defer guard("whisperer_callback_record")
+	if docLen < 0 || recLen < 0 || int64(docLen)+int64(recLen) > int64(len(inbuf)) ||
+		(docLen+recLen > 0 && uint32(ptr) != addr(inbuf)) {
+		Logf(LevelError, "input at %d (%d+%d bytes) is not the buffer whisperer_alloc returned", ptr, docLen, recLen)
+		return 1
+	}
+	// No copy here: callbackRecordAt copies what the callback may keep.
+	return callbackRecordAt(int(idx), inbuf[:docLen+recLen], int(docLen))
+}
+
 //go:wasmexport whisperer_callback
 func wasmCallback(idx, ptr, n int32) (code int32) {
 	code = 1

@@ -182,7 +182,34 @@ func resultDoc(key string, v any) ([]byte, int64) {
 }
 
 // callbackAt serves whisperer_callback.
-func callbackAt(idx int, doc []byte) (code int32) {
+// callbackAt runs callback idx with the document doc, which it keeps.
+func callbackAt(idx int, doc []byte) int32 {
+	return runCallback(idx, func(d *Delivery) error {
+		if err := d.decode(doc); err != nil {
+			return err
+		}
+		d.Raw = doc
+		return nil
+	})
+}
+
+// callbackRecordAt runs callback idx with the host's input in: the document
+// in[:docLen] and the callback record after it. It copies what it keeps.
+func callbackRecordAt(idx int, in []byte, docLen int) int32 {
+	return runCallback(idx, func(d *Delivery) error {
+		if d.decodeRecord(in, docLen) {
+			return nil
+		}
+		if docLen < 0 || docLen > len(in) {
+			return errSyntax
+		}
+		doc := append([]byte(nil), in[:docLen]...)
+		*d = Delivery{Raw: doc}
+		return d.decode(doc)
+	})
+}
+
+func runCallback(idx int, decode func(d *Delivery) error) (code int32) {
 	if idx < 0 || idx >= len(callbacks) {
 		Logf(LevelError, "no callback at index %d", idx)
 		return 1
@@ -195,11 +222,10 @@ func callbackAt(idx int, doc []byte) (code int32) {
 		}
 	}()
 	d := &Delivery{}
-	if err := d.decode(doc); err != nil {
+	if err := decode(d); err != nil {
 		Logf(LevelError, "callback %q: decode delivery: %v", c.name, err)
 		return 1
 	}
-	d.Raw = doc
 	if err := c.fn(d); err != nil {
 		Logf(LevelError, "callback %q: %v", c.name, err)
 		return 1

@@ -58,7 +58,7 @@ func newEnv(t *testing.T, s *store.Store) *env {
 		t.Fatal(err)
 	}
 	cbs := &callback.Registry{}
-	if err := cbs.Register("test", "foo.bar.app.callback", func(context.Context, []byte) error { return nil }); err != nil {
+	if err := cbs.Register("test", "foo.bar.app.callback", func(context.Context, *webhook.CallbackDoc) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, s: s}

@@ -99,7 +99,7 @@ func fuzzHandler(f *testing.F, backend string) http.Handler {
 		f.Fatal(err)
 	}
 	cbs := &callback.Registry{}
-	_ = cbs.Register("test", "foo.bar.app.callback", func(context.Context, []byte) error { return nil })
+	_ = cbs.Register("test", "foo.bar.app.callback", func(context.Context, *webhook.CallbackDoc) error { return nil })
 	h, err := api.New(api.Config{}, api.Deps{Store: s, Countdowns: countdown.NewRegistry(), Callbacks: cbs}, nil)
 	if err != nil {
 		f.Fatal(err)

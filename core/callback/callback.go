@@ -7,11 +7,14 @@ import (
 	"fmt"
 
 	"github.com/whisperer/whisperer/core/registry"
+	"github.com/whisperer/whisperer/core/webhook"
 )
 
 // Func runs after a delivery attempt with the callback document (see
 // sdk/ABI.md). Its error is logged; it never changes the delivery outcome.
-type Func func(ctx context.Context, doc []byte) error
+// It must not keep doc: the dispatcher reuses nothing of it, but a plugin
+// host encodes it for the guest and a built-in may run concurrently.
+type Func func(ctx context.Context, doc *webhook.CallbackDoc) error
 
 // Registry maps callback names to functions. The zero value is empty and
 // ready; it is safe for concurrent use.
@@ -20,7 +23,7 @@ type Registry struct {
 }
 
 // Call runs the callback registered under name with doc.
-func (r *Registry) Call(ctx context.Context, name string, doc []byte) error {
+func (r *Registry) Call(ctx context.Context, name string, doc *webhook.CallbackDoc) error {
 	f, ok := r.Lookup(name)
 	if !ok {
 		return fmt.Errorf("callback %q is not registered", name)

@@ -47,13 +47,10 @@ func (d *Dispatcher) runCallback(t *callbackTask) (err error) {
 			err = fmt.Errorf("callback panicked: %v", p)
 		}
 	}()
-	doc, err := json.Marshal(callbackDoc(t))
-	if err != nil {
-		return fmt.Errorf("encode callback document: %w", err)
-	}
+	doc := callbackDoc(t)
 	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.CallbackTimeout)
 	defer cancel()
-	return d.cb.Call(ctx, t.job.Webhook.Callback, doc)
+	return d.cb.Call(ctx, t.job.Webhook.Callback, &doc)
 }
 
 // callbackDoc is dj-whisperer's callback(response, event_type, instance,

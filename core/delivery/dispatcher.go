@@ -45,7 +45,7 @@ type Countdowns interface {
 // Callbacks runs post-delivery callbacks: the callback registry implements
 // it.
 type Callbacks interface {
-	Call(ctx context.Context, name string, doc []byte) error
+	Call(ctx context.Context, name string, doc *webhook.CallbackDoc) error
 }
 
 // ErrStopped is returned by DeliverNow once Stop has begun.

@@ -330,20 +330,16 @@ func TestDispatcherCallbacks(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
 		docs := make(chan webhook.CallbackDoc, 10)
-		f.cb.Register("test", "ok", func(ctx context.Context, doc []byte) error {
-			var d webhook.CallbackDoc
-			if err := json.Unmarshal(doc, &d); err != nil {
-				return err
-			}
-			docs <- d
+		f.cb.Register("test", "ok", func(ctx context.Context, doc *webhook.CallbackDoc) error {
+			docs <- *doc
 			return nil
 		})
 		var failing atomic.Int64
-		f.cb.Register("test", "fails", func(context.Context, []byte) error {
+		f.cb.Register("test", "fails", func(context.Context, *webhook.CallbackDoc) error {
 			failing.Add(1)
 			return errors.New("callback exploded")
 		})
-		f.cb.Register("test", "panics", func(context.Context, []byte) error {
+		f.cb.Register("test", "panics", func(context.Context, *webhook.CallbackDoc) error {
 			failing.Add(1)
 			panic("callback panicked hard")
 		})

@@ -23,13 +23,14 @@ const (
 type signature struct{ params, results []api.ValueType }
 
 var exportSigs = map[string]signature{
-	abi.ExportVersion:    {},
-	abi.ExportInitialize: {},
-	abi.ExportAlloc:      {[]api.ValueType{i32}, []api.ValueType{i32}},
-	abi.ExportManifest:   {nil, []api.ValueType{i64}},
-	abi.ExportCountdown:  {[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i64}},
-	abi.ExportValidate:   {[]api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
-	abi.ExportCallback:   {[]api.ValueType{i32, i32, i32}, []api.ValueType{i32}},
+	abi.ExportVersion:        {},
+	abi.ExportInitialize:     {},
+	abi.ExportAlloc:          {[]api.ValueType{i32}, []api.ValueType{i32}},
+	abi.ExportManifest:       {nil, []api.ValueType{i64}},
+	abi.ExportCountdown:      {[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i64}},
+	abi.ExportValidate:       {[]api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
+	abi.ExportCallback:       {[]api.ValueType{i32, i32, i32}, []api.ValueType{i32}},
+	abi.ExportCallbackRecord: {[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}},
 }
 
 var (

@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"github.com/whisperer/whisperer/core/webhook"
+
 	"context"
 	"encoding/json"
 	"path/filepath"
@@ -51,7 +53,7 @@ func TestConcurrentCalls(t *testing.T) {
 					err = cb(ctx, doc)
 				}
 				if err == nil && i%10 == 0 {
-					err = noisy(ctx, nil)
+					err = noisy(ctx, &webhook.CallbackDoc{})
 				}
 				if err != nil {
 					errs <- err

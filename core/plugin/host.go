@@ -21,6 +21,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/whisperer/whisperer/core/webhook"
 	"github.com/whisperer/whisperer/sdk/abi"
 )
 
@@ -35,8 +36,9 @@ type Countdown struct {
 }
 
 // Callback is a plugin's post-delivery callback, with the signature of
-// callback.Func: doc is a webhook.CallbackDoc as JSON.
-type Callback func(ctx context.Context, doc []byte) error
+// callback.Func. The plugin gets doc as JSON (and as the callback record when
+// it exports whisperer_callback_record).
+type Callback func(ctx context.Context, doc *webhook.CallbackDoc) error
 
 // Sink receives what each plugin file registers. Apply replaces everything
 // source (the file's base name) registered before with countdowns and
@@ -347,7 +349,7 @@ func (h *Host) register(e *entry, v *version) error {
 	}
 	cbs := make(map[string]Callback, len(v.manifest.Callbacks))
 	for i, name := range v.manifest.Callbacks {
-		cbs[name] = func(ctx context.Context, doc []byte) error { return v.callback(ctx, i, doc) }
+		cbs[name] = func(ctx context.Context, doc *webhook.CallbackDoc) error { return v.callback(ctx, i, doc) }
 	}
 	cds, cbs = h.observed(e.file, cds, cbs)
 	if err := h.sink.Apply(e.file, cds, cbs); err != nil {
@@ -395,14 +397,18 @@ func load(ctx context.Context, rt wazero.Runtime, cfg Config, logger *slog.Logge
 		return nil, fmt.Errorf("plugin %s: %w", file, err)
 	}
 	_, initFn := compiled.ExportedFunctions()[abi.ExportInitialize]
+	_, record := compiled.ExportedFunctions()[abi.ExportCallbackRecord]
 	v := &version{
-		file: file, sum: sum, compiled: compiled, rt: rt, cfg: cfg, initFn: initFn,
+		file: file, sum: sum, compiled: compiled, rt: rt, cfg: cfg, initFn: initFn, record: record,
 		logger: logger.With("plugin", file),
 		slots:  make(chan struct{}, cfg.PoolSize),
 	}
 	m, err := v.readManifest(ctx)
 	if err == nil {
 		v.manifest = m
+		for _, name := range m.Callbacks {
+			v.cbWhat = append(v.cbWhat, "callback "+quote(name))
+		}
 		err = v.probe(ctx)
 	}
 	if err != nil {

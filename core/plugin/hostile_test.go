@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"github.com/whisperer/whisperer/core/webhook"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,7 +72,7 @@ func TestHostile(t *testing.T) {
 			return err
 		}, ErrTimeout, "50ms"},
 		{"infinite loop callback", func() error {
-			return sink.callback(t, "loop")(ctx, []byte(`{}`))
+			return sink.callback(t, "loop")(ctx, &webhook.CallbackDoc{})
 		}, ErrTimeout, "200ms"},
 		{"memory bomb", func() error {
 			// Growing 64 MiB may take longer than the call limit on a slow
@@ -86,7 +88,7 @@ func TestHostile(t *testing.T) {
 			return err
 		}, ErrCrashed, "unreachable"},
 		{"out of bounds", func() error {
-			return sink.callback(t, "trap")(ctx, []byte(`{}`))
+			return sink.callback(t, "trap")(ctx, &webhook.CallbackDoc{})
 		}, ErrCrashed, "out of bounds"},
 		{"negative countdown", func() error {
 			_, err := sink.countdown(t, "negative").Value(ctx, 1, json.RawMessage(`{}`))
@@ -106,7 +108,7 @@ func TestHostile(t *testing.T) {
 			return sink.callback(t, "sleep")(ctx, callbackDoc(t, 100))
 		}, ErrTimeout, "200ms"},
 		{"huge log output", func() error {
-			return sink.callback(t, "noisy")(ctx, []byte(`{}`))
+			return sink.callback(t, "noisy")(ctx, &webhook.CallbackDoc{})
 		}, nil, ""},
 	}
 	for _, tc := range tests {

@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"github.com/whisperer/whisperer/core/webhook"
+
 	"context"
 	"encoding/json"
 	"time"
@@ -41,7 +43,7 @@ func (h *Host) observed(file string, cds map[string]Countdown, cbs map[string]Ca
 		}
 	}
 	for k, f := range cbs {
-		cbs[k] = func(ctx context.Context, doc []byte) error {
+		cbs[k] = func(ctx context.Context, doc *webhook.CallbackDoc) error {
 			start := time.Now()
 			err := f(ctx, doc)
 			obs.ObservePluginCall(file, "callback", time.Since(start), err)

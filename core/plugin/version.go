@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/whisperer/whisperer/core/webhook"
 	"github.com/whisperer/whisperer/sdk/abi"
 )
 
@@ -44,6 +45,9 @@ type version struct {
 	cfg      Config
 	logger   *slog.Logger
 	initFn   bool
+	// record: the module exports whisperer_callback_record.
+	record bool
+	cbWhat []string // "callback \"name\"" by index, for call errors
 
 	slots chan struct{} // one token per instance that may exist
 
@@ -58,6 +62,7 @@ type version struct {
 type instance struct {
 	mod                            api.Module
 	alloc, countdown, validate, cb api.Function
+	cbRecord                       api.Function
 	stdout, stderr                 *stream
 	buf, bufCap                    uint32 // current input buffer
 	stack                          [4]uint64
@@ -96,6 +101,7 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	inst.countdown = mod.ExportedFunction(abi.ExportCountdown)
 	inst.validate = mod.ExportedFunction(abi.ExportValidate)
 	inst.cb = mod.ExportedFunction(abi.ExportCallback)
+	inst.cbRecord = mod.ExportedFunction(abi.ExportCallbackRecord)
 	return inst, nil
 }
 
@@ -380,17 +386,31 @@ func parseValidation(doc []byte) (json.RawMessage, map[string]any, error) {
 	return res.Kwargs, nil, nil
 }
 
-// callback calls whisperer_callback.
-func (v *version) callback(ctx context.Context, idx int, doc []byte) error {
-	name := v.manifest.Callbacks[idx]
-	return v.call(ctx, "callback "+quote(name), v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
-		ptr, err := inst.input(ctx, doc, v.cfg.maxInput())
+// callback calls whisperer_callback_record with the document and the
+// record when the module exports it, else whisperer_callback with the
+// document. Both are encoded before an instance is taken.
+func (v *version) callback(ctx context.Context, idx int, doc *webhook.CallbackDoc) error {
+	if doc == nil {
+		return fmt.Errorf("plugin %s: %s: no callback document", v.file, v.cbWhat[idx])
+	}
+	enc := encoders.Get().(*callbackEncoder)
+	defer enc.release()
+	docLen, err := enc.encode(doc, v.record)
+	if err != nil {
+		return fmt.Errorf("plugin %s: callback %s: encode the document: %w", v.file, quote(v.manifest.Callbacks[idx]), err)
+	}
+	return v.call(ctx, v.cbWhat[idx], v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
+		ptr, err := inst.input(ctx, enc.buf, v.cfg.maxInput())
 		if err != nil {
 			return err
 		}
 		s := inst.stack[:]
-		s[0], s[1], s[2] = uint64(idx), uint64(ptr), uint64(len(doc))
-		if err := inst.cb.CallWithStack(ctx, s); err != nil {
+		s[0], s[1], s[2], s[3] = uint64(idx), uint64(ptr), uint64(docLen), uint64(len(enc.buf)-docLen)
+		fn := inst.cbRecord
+		if fn == nil {
+			fn = inst.cb
+		}
+		if err := fn.CallWithStack(ctx, s); err != nil {
 			return err
 		}
 		if code := int32(s[0]); code != 0 {

@@ -34,6 +34,59 @@ const (
 	// ExportCallback returns 0 on success, non-zero on failure:
 	// (idx i32, doc_ptr i32, doc_len i32) -> (i32).
 	ExportCallback = "whisperer_callback"
+	// ExportCallbackRecord is the optional callback entry that also takes
+	// the callback record (the document's fields at fixed offsets, see
+	// Record*): (idx i32, ptr i32, doc_len i32, rec_len i32) -> (i32). The
+	// document is at ptr, the record right after it. A module that exports
+	// it is called through it instead of ExportCallback.
+	ExportCallbackRecord = "whisperer_callback_record"
+)
+
+// The callback record: the callback document's fields at fixed offsets, so
+// a guest reads them without parsing JSON (parsing costs tens of
+// microseconds inside wasm). All integers are little endian. A span is
+// (offset u32, length u32) relative to the start of the document: it points
+// into the document (instance, payload, strings that needed no escaping) or
+// into the record after the header table (strings as decoded from JSON).
+const (
+	// RecordVersion is the record layout the host writes at RecVersion.
+	RecordVersion = 1
+
+	RecVersion    = 0  // u32: RecordVersion
+	RecFlags      = 4  // u32: RecDelivered | RecHeadersSet
+	RecRetryCount = 8  // i64
+	RecWebhookID  = 16 // i64
+	RecStatus     = 24 // i64: response.status
+	RecDuration   = 32 // f64 bits: response.duration_ms
+	RecSpans      = 40 // SpanCount spans, in Span* order
+	// RecHeaderCount is a u32: how many response headers follow.
+	RecHeaderCount = RecSpans + SpanCount*SpanBytes
+	// RecHeaders is where the header table starts: RecHeaderCount entries
+	// of (name span, value span), names in ascending byte order.
+	RecHeaders = RecHeaderCount + 4
+	// SpanBytes is the size of one span.
+	SpanBytes = 8
+
+	// RecDelivered is the RecFlags bit of "delivered".
+	RecDelivered = 1
+	// RecHeadersSet is the RecFlags bit set when response.headers is an
+	// object, clear when it is null (no response arrived).
+	RecHeadersSet = 2
+)
+
+// Spans of the callback record, in order from RecSpans. Instance and
+// Payload span the raw JSON values in the document.
+const (
+	SpanEventType = iota
+	SpanEventUUID
+	SpanTargetURL
+	SpanWebhookEventType
+	SpanCallback
+	SpanBody
+	SpanError
+	SpanInstance
+	SpanPayload
+	SpanCount
 )
 
 // Imports the host provides besides WASI preview 1.

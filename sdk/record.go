@@ -1,0 +1,105 @@
+package sdk
+
+import (
+	"math"
+
+	"github.com/whisperer/whisperer/sdk/abi"
+)
+
+// The callback record (ABI.md §7): the document's fields at fixed offsets.
+// Reading it takes no loop but the header table's, which matters inside
+// wasm, where the host's deadline check runs at every loop iteration and
+// most calls: decoding the JSON costs tens of microseconds there, this a few.
+
+// recReader reads spans of the host's input; bad is set by any span that
+// is out of bounds, and the record is then ignored.
+type recReader struct {
+	rec    []byte // the record
+	s      string // a copy of the whole input: strings are its substrings
+	docLen int
+	bad    bool
+}
+
+func le32(b []byte, i int) uint32 {
+	_ = b[i+3]
+	return uint32(b[i]) | uint32(b[i+1])<<8 | uint32(b[i+2])<<16 | uint32(b[i+3])<<24
+}
+
+func le64(b []byte, i int) uint64 { return uint64(le32(b, i)) | uint64(le32(b, i+4))<<32 }
+
+// span returns the bounds of the span at rec[at], within limit.
+func (r *recReader) span(at, limit int) (int, int) {
+	off, n := int(le32(r.rec, at)), int(le32(r.rec, at+4))
+	if off > limit || n > limit-off {
+		r.bad = true
+		return 0, 0
+	}
+	return off, off + n
+}
+
+func (r *recReader) str(field int) string {
+	i, j := r.span(abi.RecSpans+field*abi.SpanBytes, len(r.s))
+	return r.s[i:j]
+}
+
+// raw returns the JSON value of field as a slice of the document copy raw,
+// capped at its end; nil when empty.
+func (r *recReader) raw(raw []byte, field int) []byte {
+	i, j := r.span(abi.RecSpans+field*abi.SpanBytes, r.docLen)
+	if i == j {
+		return nil
+	}
+	return raw[i:j:j]
+}
+
+// decodeRecord fills d from the host's input: the document in[:docLen] and
+// the record after it. It reports false, leaving d to be decoded from the
+// document, when the record is not one this SDK reads.
+func (d *Delivery) decodeRecord(in []byte, docLen int) bool {
+	if docLen < 0 || docLen > len(in) || len(in)-docLen < abi.RecHeaders {
+		return false
+	}
+	rec := in[docLen:]
+	if le32(rec, abi.RecVersion) != abi.RecordVersion {
+		return false
+	}
+	nh := int(le32(rec, abi.RecHeaderCount))
+	if nh > (len(rec)-abi.RecHeaders)/(2*abi.SpanBytes) {
+		return false
+	}
+	// Two copies: the strings must not change if the callback modifies Raw.
+	raw := append([]byte(nil), in[:docLen]...)
+	r := recReader{rec: rec, s: string(in), docLen: docLen}
+	flags := le32(rec, abi.RecFlags)
+	*d = Delivery{
+		EventType:  r.str(abi.SpanEventType),
+		EventUUID:  r.str(abi.SpanEventUUID),
+		RetryCount: int(int64(le64(rec, abi.RecRetryCount))),
+		Delivered:  flags&abi.RecDelivered != 0,
+		Webhook: Webhook{
+			ID:        int64(le64(rec, abi.RecWebhookID)),
+			TargetURL: r.str(abi.SpanTargetURL),
+			EventType: r.str(abi.SpanWebhookEventType),
+			Callback:  r.str(abi.SpanCallback),
+		},
+		Response: Response{
+			Status:     int(int64(le64(rec, abi.RecStatus))),
+			Body:       r.str(abi.SpanBody),
+			Error:      r.str(abi.SpanError),
+			DurationMS: math.Float64frombits(le64(rec, abi.RecDuration)),
+		},
+		Instance: r.raw(raw, abi.SpanInstance),
+		Payload:  r.raw(raw, abi.SpanPayload),
+		Raw:      raw,
+	}
+	if flags&abi.RecHeadersSet != 0 {
+		d.Response.Headers = make(map[string]string, nh)
+		for k := range nh {
+			at := abi.RecHeaders + 2*k*abi.SpanBytes
+			i, j := r.span(at, len(r.s))
+			vi, vj := r.span(at+abi.SpanBytes, len(r.s))
+			d.Response.Headers[r.s[i:j]] = r.s[vi:vj]
+		}
+	}
+	return !r.bad
+}
