@@ -25,6 +25,55 @@
 #define WHISPERER_MAX_RESULT_BYTES (64 * 1024)
 #define WHISPERER_MAX_KEY_BYTES 200
 
+/*
+ * The callback record (sdk/ABI.md §7), what whisperer_callback_record gets
+ * after the document. Offsets are from the record's start (doc + doc_len);
+ * integers are little endian and unaligned: read them with memcpy (or
+ * whisperer_rec_u32/u64 below). A span is (offset u32, length u32), the
+ * offset relative to the start of the document. Check every span against
+ * doc_len + rec_len (instance and payload: doc_len) before reading it, and
+ * parse the document instead when the version is not
+ * WHISPERER_RECORD_VERSION.
+ */
+#define WHISPERER_RECORD_VERSION 1
+
+#define WHISPERER_REC_VERSION 0      /* u32: WHISPERER_RECORD_VERSION */
+#define WHISPERER_REC_FLAGS 4        /* u32: WHISPERER_REC_DELIVERED | WHISPERER_REC_HEADERS_SET */
+#define WHISPERER_REC_RETRY_COUNT 8  /* i64: retry_count */
+#define WHISPERER_REC_WEBHOOK_ID 16  /* i64: webhook.id */
+#define WHISPERER_REC_STATUS 24      /* i64: response.status */
+#define WHISPERER_REC_DURATION 32    /* f64 bits: response.duration_ms */
+#define WHISPERER_REC_SPANS 40       /* WHISPERER_SPAN_COUNT spans, in WHISPERER_SPAN_* order */
+#define WHISPERER_SPAN_BYTES 8       /* size of one span */
+/* u32: number of response headers (0 when response.headers is null). */
+#define WHISPERER_REC_HEADER_COUNT 112 /* WHISPERER_REC_SPANS + WHISPERER_SPAN_COUNT * WHISPERER_SPAN_BYTES */
+/* Header table: count entries of (name span, value span), names in
+ * ascending byte order. Strings decoded from JSON follow it. */
+#define WHISPERER_REC_HEADERS 116    /* WHISPERER_REC_HEADER_COUNT + 4 */
+
+/* Bits of WHISPERER_REC_FLAGS. */
+#define WHISPERER_REC_DELIVERED 1   /* delivered */
+#define WHISPERER_REC_HEADERS_SET 2 /* response.headers is an object; clear: null */
+
+/* Spans from WHISPERER_REC_SPANS, in this order. String spans point into
+ * the document (JSON form needed no escaping) or after the header table
+ * (the decoded UTF-8 value); INSTANCE and PAYLOAD span raw JSON values in
+ * the document. */
+#define WHISPERER_SPAN_EVENT_TYPE 0         /* event_type */
+#define WHISPERER_SPAN_EVENT_UUID 1         /* event_uuid */
+#define WHISPERER_SPAN_TARGET_URL 2         /* webhook.target_url */
+#define WHISPERER_SPAN_WEBHOOK_EVENT_TYPE 3 /* webhook.event_type */
+#define WHISPERER_SPAN_CALLBACK 4           /* webhook.callback */
+#define WHISPERER_SPAN_BODY 5               /* response.body */
+#define WHISPERER_SPAN_ERROR 6              /* response.error */
+#define WHISPERER_SPAN_INSTANCE 7           /* instance, raw JSON */
+#define WHISPERER_SPAN_PAYLOAD 8            /* payload, raw JSON */
+#define WHISPERER_SPAN_COUNT 9
+
+_Static_assert(WHISPERER_REC_HEADER_COUNT == WHISPERER_REC_SPANS + WHISPERER_SPAN_COUNT * WHISPERER_SPAN_BYTES,
+	"record layout");
+_Static_assert(WHISPERER_REC_HEADERS == WHISPERER_REC_HEADER_COUNT + 4, "record layout");
+
 /* whisperer.log: write msg[0..len) to the server's structured log. The last
  * error-level message of a failed call is attached to the error reported. */
 __attribute__((import_module("whisperer"), import_name("log")))
@@ -45,6 +94,19 @@ static inline int64_t whisperer_pack(const void *ptr, uint32_t len) {
 	return (int64_t)(((uint64_t)(uintptr_t)ptr << 32) | (uint64_t)len);
 }
 
+/* Read a little-endian integer of the callback record at rec + off. */
+static inline uint32_t whisperer_rec_u32(const char *rec, uint32_t off) {
+	uint32_t v;
+	__builtin_memcpy(&v, rec + off, sizeof v);
+	return v;
+}
+
+static inline uint64_t whisperer_rec_u64(const char *rec, uint32_t off) {
+	uint64_t v;
+	__builtin_memcpy(&v, rec + off, sizeof v);
+	return v;
+}
+
 /* The exports a plugin defines (sdk/ABI.md §2). */
 void whisperer_abi_v1(void);
 int32_t whisperer_alloc(int32_t size);
@@ -52,5 +114,9 @@ int64_t whisperer_manifest(void);
 int64_t whisperer_countdown(int32_t idx, int32_t retry_count, const char *kwargs, int32_t kwargs_len);
 int64_t whisperer_validate(int32_t idx, const char *kwargs, int32_t kwargs_len);
 int32_t whisperer_callback(int32_t idx, const char *doc, int32_t doc_len);
+/* Optional: if exported, called instead of whisperer_callback with the
+ * document at doc[0..doc_len) and the callback record at
+ * doc[doc_len..doc_len+rec_len). whisperer_callback is still required. */
+int32_t whisperer_callback_record(int32_t idx, const char *doc, int32_t doc_len, int32_t rec_len);
 
 #endif /* WHISPERER_H */
