@@ -1,14 +1,14 @@
 package plugin
 
 import (
-	"github.com/whisperer/whisperer/core/webhook"
-
 	"context"
 	"encoding/json"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/whisperer/whisperer/core/webhook"
 )
 
 // TestConcurrentCalls has many goroutines call the same plugins at once

@@ -33,6 +33,10 @@ type Config struct {
 	PollInterval time.Duration `koanf:"poll_interval"`
 	// Observer, when set, is told about every plugin call (metrics).
 	Observer Observer `koanf:"-"`
+
+	// jsonOnly serves callbacks the JSON document only, even to modules
+	// exporting whisperer_callback_record: tests compare the two paths.
+	jsonOnly bool
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

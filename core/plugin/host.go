@@ -398,6 +398,7 @@ func load(ctx context.Context, rt wazero.Runtime, cfg Config, logger *slog.Logge
 	}
 	_, initFn := compiled.ExportedFunctions()[abi.ExportInitialize]
 	_, record := compiled.ExportedFunctions()[abi.ExportCallbackRecord]
+	record = record && !cfg.jsonOnly
 	v := &version{
 		file: file, sum: sum, compiled: compiled, rt: rt, cfg: cfg, initFn: initFn, record: record,
 		logger: logger.With("plugin", file),

@@ -1,8 +1,6 @@
 package plugin
 
 import (
-	"github.com/whisperer/whisperer/core/webhook"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/whisperer/whisperer/core/webhook"
 )
 
 // TestHostile loads every hostile module next to a good one and checks that

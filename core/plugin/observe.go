@@ -1,11 +1,11 @@
 package plugin
 
 import (
-	"github.com/whisperer/whisperer/core/webhook"
-
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/whisperer/whisperer/core/webhook"
 )
 
 // Observer is told about every call into a plugin (metrics). Its method

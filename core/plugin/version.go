@@ -101,7 +101,9 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	inst.countdown = mod.ExportedFunction(abi.ExportCountdown)
 	inst.validate = mod.ExportedFunction(abi.ExportValidate)
 	inst.cb = mod.ExportedFunction(abi.ExportCallback)
-	inst.cbRecord = mod.ExportedFunction(abi.ExportCallbackRecord)
+	if v.record {
+		inst.cbRecord = mod.ExportedFunction(abi.ExportCallbackRecord)
+	}
 	return inst, nil
 }
 

@@ -1,0 +1,181 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/sdk"
+)
+
+// tricky is every string the encoders must get right: escapes, HTML
+// characters, control bytes, line separators, invalid and cut UTF-8.
+var tricky = []string{
+	"", "plain", `quote " and \ backslash`, "new\nline\r\ttab", "\x00\x01\x1f\x7f", "\b\f",
+	"<script>&amp;</script>", "line\u2028sep\u2029para", "emoji 😀 é", "bad \xff\xfe bytes", "cut \xe2\x82",
+	"\ufffd kept", strings.Repeat("long ", 100),
+}
+
+// trickyDocs are callback documents over tricky strings and numbers.
+func trickyDocs(t testing.TB) []*webhook.CallbackDoc {
+	docs := []*webhook.CallbackDoc{callbackDoc(t, 1024), callbackDoc(t, 64<<10), {}}
+	for i, s := range tricky {
+		d := *callbackDoc(t, 0)
+		d.EventType, d.EventUUID, d.Webhook.TargetURL, d.Webhook.EventType, d.Webhook.Callback = s, s, s, s, s
+		d.Response.Body, d.Response.Error = s, s
+		d.Response.Headers = map[string]string{s: s, "x-" + s: "v", "content-type": s}
+		d.RetryCount, d.Webhook.ID, d.Response.Status = i, int64(i)<<40, 100*i
+		d.Response.DurationMS = []float64{0, 1e-7, 12.5, 1e21, 123.456, -3, 5e-324, math.MaxFloat64}[i%8]
+		docs = append(docs, &d)
+	}
+	noResponse := *callbackDoc(t, 0)
+	noResponse.Response = webhook.CallbackResp{Error: "dial tcp: connection refused", DurationMS: 3}
+	noResponse.Instance, noResponse.Payload = nil, nil
+	many := *callbackDoc(t, 0)
+	many.Response.Headers = map[string]string{}
+	for i := range 40 {
+		many.Response.Headers[strings.Repeat("h", i+1)] = strings.Repeat("v", 40-i)
+	}
+	return append(docs, &noResponse, &many)
+}
+
+func encodeDoc(t testing.TB, d *webhook.CallbackDoc, record bool) ([]byte, int) {
+	t.Helper()
+	e := new(callbackEncoder)
+	n, err := e.encode(d, record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.buf, n
+}
+
+// TestCallbackDocumentIsEncodingJSON: the hand-written document is byte
+// for byte what encoding/json writes (for compact instance and payload).
+func TestCallbackDocumentIsEncodingJSON(t *testing.T) {
+	for _, d := range trickyDocs(t) {
+		want, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, n := encodeDoc(t, d, true)
+		if !bytes.Equal(got[:n], want) {
+			t.Errorf("document differs from encoding/json:\n got %q\nwant %q", got[:n], want)
+		}
+	}
+}
+
+func TestCallbackDocumentEdges(t *testing.T) {
+	d := *callbackDoc(t, 0)
+	d.Response.DurationMS = math.NaN()
+	d.Instance = json.RawMessage("{\n  \"spaced\": [1, 2]\n}")
+	got, n := encodeDoc(t, &d, false)
+	if n != len(got) {
+		t.Fatalf("no record asked, but %d bytes follow the document", len(got)-n)
+	}
+	var back webhook.CallbackDoc
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatalf("invalid JSON %q: %v", got, err)
+	}
+	if back.Response.DurationMS != 0 || !strings.Contains(string(back.Instance), `"spaced"`) {
+		t.Fatalf("NaN duration or spaced instance mangled: %+v", back)
+	}
+	d.Payload = json.RawMessage(`{"cut":`)
+	if _, err := new(callbackEncoder).encode(&d, true); err == nil {
+		t.Fatal("invalid payload JSON encoded without an error")
+	}
+}
+
+// echoed is the callback's log line (testdata/echo's Echo).
+type echoed struct {
+	D        sdk.Delivery
+	Instance string
+	Payload  string
+	Raw      string
+	NilHdrs  bool
+}
+
+// echoAll calls testdata/echo with every doc and returns its log lines.
+func echoAll(t *testing.T, docs []*webhook.CallbackDoc, jsonOnly bool) []string {
+	dir := t.TempDir()
+	copyFile(t, goWasm(t, "./core/plugin/testdata/echo"), dir, "echo.wasm")
+	cfg := testConfig(dir)
+	cfg.jsonOnly = jsonOnly
+	var lb logBuffer
+	sink := newSink()
+	h, err := New(cfg, sink, slog.New(slog.NewJSONHandler(&lb, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	if v := h.entries["echo.wasm"].cur; v == nil || v.record == jsonOnly {
+		t.Fatalf("echo.wasm: record path = %v, want %v", v != nil && v.record, !jsonOnly)
+	}
+	cb := sink.callback(t, "echo")
+	var lines []string
+	for i, d := range docs {
+		lb.mu.Lock()
+		lb.buf.Reset()
+		lb.mu.Unlock()
+		if err := cb(context.Background(), d); err != nil {
+			t.Fatalf("doc %d: %v", i, err)
+		}
+		var rec struct{ Msg string }
+		if err := json.Unmarshal([]byte(lb.String()), &rec); err != nil {
+			t.Fatalf("doc %d: log %q: %v", i, lb.String(), err)
+		}
+		lines = append(lines, rec.Msg)
+	}
+	return lines
+}
+
+// TestCallbackRecordReadsAsTheDocument runs real Go guests over tricky
+// documents: what the SDK reads from the record is what it reads from the
+// JSON, and that is the document's content.
+func TestCallbackRecordReadsAsTheDocument(t *testing.T) {
+	docs := trickyDocs(t)
+	viaRecord := echoAll(t, docs, false)
+	viaJSON := echoAll(t, docs, true)
+	for i, d := range docs {
+		if viaRecord[i] != viaJSON[i] {
+			t.Errorf("doc %d: record and JSON disagree:\nrecord %s\n  json %s", i, viaRecord[i], viaJSON[i])
+			continue
+		}
+		var e echoed
+		if err := json.Unmarshal([]byte(viaRecord[i]), &e); err != nil {
+			t.Fatalf("doc %d: echo %q: %v", i, viaRecord[i], err)
+		}
+		// Invalid bytes as U+FFFD, like a JSON decoder; long ones digested
+		// like the guest does.
+		valid := func(s string) string {
+			s = string([]rune(s))
+			if len(s) <= 256 {
+				return s
+			}
+			sum := sha256.Sum256([]byte(s))
+			return "sha256:" + hex.EncodeToString(sum[:])
+		}
+		if e.D.EventType != valid(d.EventType) || e.D.Webhook.ID != d.Webhook.ID || e.D.RetryCount != d.RetryCount ||
+			e.D.Response.Status != d.Response.Status || e.D.Response.Error != valid(d.Response.Error) ||
+			len(e.D.Response.Headers) != len(d.Response.Headers) || e.NilHdrs != (d.Response.Headers == nil) ||
+			e.D.Delivered != d.Delivered || e.D.Response.DurationMS != d.Response.DurationMS {
+			t.Errorf("doc %d: guest read %+v\nfrom %+v", i, e, d)
+		}
+		want := string(d.Instance)
+		if want == "" {
+			want = "null"
+		}
+		if e.Instance != want {
+			t.Errorf("doc %d: instance %q, want %q", i, e.Instance, want)
+		}
+	}
+}
