@@ -16,8 +16,9 @@
 //
 // The SDK implements ABI v1 (sdk/ABI.md): it owns the exports, the memory
 // the host writes inputs into, a recover in every export so a panic becomes
-// an error rather than a dead instance, and the runtime.Gosched after each
-// export that lets the guest's garbage collector run.
+// an error rather than a dead instance, and the runtime.Gosched after
+// exports that lets the guest's other goroutines run (the garbage
+// collector's, and any the plugin starts).
 //
 // Outside wasm the same package compiles natively, so plugin functions can be
 // unit-tested with go test, directly or through RunCountdown, RunValidate and
