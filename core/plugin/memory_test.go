@@ -8,8 +8,8 @@ import (
 )
 
 // TestGoGuestMemoryStaysBounded: a Go guest's garbage is collected although
-// the SDK yields to the runtime's goroutines only every 16th call. 20,000
-// callbacks with a 4 KiB document allocate ~160 MiB in the guest, well past
+// the SDK yields to the runtime's goroutines only every 16th call. 5,000
+// callbacks with a 16 KiB document allocate ~160 MiB in the guest, well past
 // its 64 MiB limit, so without collection the instance would die.
 func TestGoGuestMemoryStaysBounded(t *testing.T) {
 	dir := t.TempDir()
@@ -24,8 +24,8 @@ func TestGoGuestMemoryStaysBounded(t *testing.T) {
 	}
 	defer h.Close(context.Background())
 	cb := sink.callback(t, "foo.bar.app.callback")
-	doc := callbackDoc(t, 4096)
-	for i := range 20000 {
+	doc := callbackDoc(t, 16<<10)
+	for i := range 5000 {
 		if err := cb(context.Background(), doc); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
@@ -37,6 +37,6 @@ func TestGoGuestMemoryStaysBounded(t *testing.T) {
 		t.Fatalf("%d idle instances, want the one that served every call", len(v.idle))
 	}
 	if size := v.idle[0].mod.Memory().Size(); size > 24<<20 {
-		t.Fatalf("guest memory grew to %d MiB over 20,000 calls", size>>20)
+		t.Fatalf("guest memory grew to %d MiB over 5,000 calls", size>>20)
 	}
 }
