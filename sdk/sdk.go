@@ -181,8 +181,8 @@ func resultDoc(key string, v any) ([]byte, int64) {
 	return b, 0
 }
 
-// callbackAt serves whisperer_callback.
-// callbackAt runs callback idx with the document doc, which it keeps.
+// callbackAt serves whisperer_callback: it runs callback idx with the
+// document doc, which it keeps.
 func callbackAt(idx int, doc []byte) int32 {
 	return runCallback(idx, func(d *Delivery) error {
 		if err := d.decode(doc); err != nil {
@@ -209,6 +209,8 @@ func callbackRecordAt(idx int, in []byte, docLen int) int32 {
 	})
 }
 
+// runCallback decodes a Delivery with decode and runs callback idx on it,
+// turning a panic or an error into a failure status.
 func runCallback(idx int, decode func(d *Delivery) error) (code int32) {
 	if idx < 0 || idx >= len(callbacks) {
 		Logf(LevelError, "no callback at index %d", idx)

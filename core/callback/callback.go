@@ -12,8 +12,7 @@ import (
 
 // Func runs after a delivery attempt with the callback document (see
 // sdk/ABI.md). Its error is logged; it never changes the delivery outcome.
-// It must not keep doc: the dispatcher reuses nothing of it, but a plugin
-// host encodes it for the guest and a built-in may run concurrently.
+// It must not modify doc; the plugin host encodes it for the guest.
 type Func func(ctx context.Context, doc *webhook.CallbackDoc) error
 
 // Registry maps callback names to functions. The zero value is empty and

@@ -399,7 +399,7 @@ func (v *version) callback(ctx context.Context, idx int, doc *webhook.CallbackDo
 	defer enc.release()
 	docLen, err := enc.encode(doc, v.record)
 	if err != nil {
-		return fmt.Errorf("plugin %s: callback %s: encode the document: %w", v.file, quote(v.manifest.Callbacks[idx]), err)
+		return fmt.Errorf("plugin %s: %s: encode the document: %w", v.file, v.cbWhat[idx], err)
 	}
 	return v.call(ctx, v.cbWhat[idx], v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, enc.buf, v.cfg.maxInput())
