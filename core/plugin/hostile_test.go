@@ -49,7 +49,8 @@ func TestHostile(t *testing.T) {
 			t.Errorf("%s: loaded=%v error %q, want it to contain %q and the file name", file, i.Loaded, i.Error, want)
 		}
 	}
-	if strings.Contains(infoOf(t, h, "badsig.wasm").Error, "whisperer_alloc has signature (i64)") == false {
+	if e := infoOf(t, h, "badsig.wasm").Error; !strings.Contains(e, "whisperer_alloc has signature (i64)") ||
+		!strings.Contains(e, "whisperer_callback_record has signature (i32, i32, i32) -> (i32), want (i32, i32, i32, i32) -> (i32)") {
 		t.Errorf("badsig: every problem should be listed: %s", infoOf(t, h, "badsig.wasm").Error)
 	}
 
