@@ -24,20 +24,19 @@ func hostLog(level Level, msg string) {
 	wasmLog(int32(level), unsafe.Pointer(unsafe.StringData(msg)), int32(len(msg)))
 }
 
-// baseGoroutines is how many goroutines exist when no plugin code runs.
-var baseGoroutines = runtime.NumGoroutine()
-
 var calls uint32
 
 // yield lets other goroutines run: an export returns to the host without
 // ever blocking, so without it they never would. runtime.Gosched costs
 // several microseconds under the host's deadline checks (ABI.md §8), so
-// while the plugin has started no goroutine of its own it runs every 16th
-// call only; the garbage collector keeps up meanwhile through the
-// allocations' assists (core/plugin's TestGoGuestMemoryStaysBounded).
+// while no goroutine but the one running the export exists (NumGoroutine
+// leaves out the runtime's own) it runs every 16th call only: the garbage
+// collector keeps up meanwhile through the allocations' assists
+// (core/plugin's TestGoGuestMemoryStaysBounded). Any other goroutine, the
+// plugin's or a library's, gets a yield after every call.
 func yield() {
 	calls++
-	if calls%16 == 0 || runtime.NumGoroutine() > baseGoroutines {
+	if calls%16 == 0 || runtime.NumGoroutine() > 1 {
 		runtime.Gosched()
 	}
 }

@@ -27,14 +27,15 @@ func le32(b []byte, i int) uint32 {
 
 func le64(b []byte, i int) uint64 { return uint64(le32(b, i)) | uint64(le32(b, i+4))<<32 }
 
-// span returns the bounds of the span at rec[at], within limit.
+// span returns the bounds of the span at rec[at], within limit. The
+// arithmetic is in uint64: where int has 32 bits a u32 may not fit.
 func (r *recReader) span(at, limit int) (int, int) {
-	off, n := int(le32(r.rec, at)), int(le32(r.rec, at+4))
-	if off > limit || n > limit-off {
+	off, n := uint64(le32(r.rec, at)), uint64(le32(r.rec, at+4))
+	if off > uint64(limit) || n > uint64(limit)-off {
 		r.bad = true
 		return 0, 0
 	}
-	return off, off + n
+	return int(off), int(off + n)
 }
 
 func (r *recReader) str(field int) string {
@@ -63,8 +64,8 @@ func (d *Delivery) decodeRecord(in []byte, docLen int) bool {
 	if le32(rec, abi.RecVersion) != abi.RecordVersion {
 		return false
 	}
-	nh := int(le32(rec, abi.RecHeaderCount))
-	if nh > (len(rec)-abi.RecHeaders)/(2*abi.SpanBytes) {
+	nh := uint64(le32(rec, abi.RecHeaderCount))
+	if nh > uint64((len(rec)-abi.RecHeaders)/(2*abi.SpanBytes)) {
 		return false
 	}
 	// Two copies: the strings must not change if the callback modifies Raw.
@@ -94,7 +95,7 @@ func (d *Delivery) decodeRecord(in []byte, docLen int) bool {
 	}
 	if flags&abi.RecHeadersSet != 0 {
 		d.Response.Headers = make(map[string]string, nh)
-		for k := range nh {
+		for k := range int(nh) {
 			at := abi.RecHeaders + 2*k*abi.SpanBytes
 			i, j := r.span(at, len(r.s))
 			vi, vj := r.span(at+abi.SpanBytes, len(r.s))

@@ -67,6 +67,13 @@ func TestDecodeRecord(t *testing.T) {
 		},
 		"header count": func(rec []byte) { binary.LittleEndian.PutUint32(rec[abi.RecHeaderCount:], 1000) },
 		"header span":  func(rec []byte) { binary.LittleEndian.PutUint32(rec[abi.RecHeaders+12:], 1<<20) },
+		// Where int has 32 bits these turn negative unless read as uint64
+		// (GOARCH=386 go test ./sdk, in .ci/run).
+		"offset 0xffffffff": func(rec []byte) {
+			binary.LittleEndian.PutUint32(rec[abi.RecSpans:], math.MaxUint32)
+			binary.LittleEndian.PutUint32(rec[abi.RecSpans+4:], 0)
+		},
+		"header count 1<<31": func(rec []byte) { binary.LittleEndian.PutUint32(rec[abi.RecHeaderCount:], 1<<31) },
 	} {
 		in, docLen := testRecord()
 		corrupt(in[docLen:])

@@ -40,3 +40,30 @@ func TestGoGuestMemoryStaysBounded(t *testing.T) {
 		t.Fatalf("guest memory grew to %d MiB over 5,000 calls", size>>20)
 	}
 }
+
+// TestCallbackRecordAtTheInputLimit: a document that fits the input limit
+// (a quarter of memory_limit_mb) alone, but not with its record, goes to
+// whisperer_callback instead of failing.
+func TestCallbackRecordAtTheInputLimit(t *testing.T) {
+	for _, jsonOnly := range []bool{true, false} {
+		dir := t.TempDir()
+		copyFile(t, goWasm(t, "./examples/callback"), dir, "callback.wasm")
+		cfg := testConfig(dir)
+		cfg.MemoryLimitMB = 64
+		cfg.jsonOnly = jsonOnly
+		sink := newSink()
+		h, err := New(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		cb := sink.callback(t, "foo.bar.app.callback")
+		doc := callbackDoc(t, cfg.WithDefaults().maxInput()-16)
+		if err := cb(context.Background(), doc); err != nil {
+			t.Errorf("jsonOnly=%v: %v", jsonOnly, err)
+		}
+		h.Close(context.Background())
+	}
+}

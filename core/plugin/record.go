@@ -1,12 +1,14 @@
 package plugin
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -30,11 +32,16 @@ type span struct {
 
 // callbackEncoder holds the buffers of one encoding; encoders are pooled.
 type callbackEncoder struct {
-	buf   []byte
-	spans [abi.SpanCount]span
-	hdrs  []span // name, value, name, value...
-	keys  []string
+	buf     []byte
+	spans   [abi.SpanCount]span
+	hdrs    []header
+	keys    []string
+	compact bytes.Buffer // instance or payload, compacted
+	escaped bytes.Buffer // the same, HTML-escaped
 }
+
+// header is one entry of the record's header table.
+type header struct{ name, value span }
 
 var encoders = sync.Pool{New: func() any { return new(callbackEncoder) }}
 
@@ -50,17 +57,15 @@ func (e *callbackEncoder) release() {
 		e.spans[i].tail = ""
 	}
 	clear(e.hdrs)
+	if e.compact.Cap() > maxPooledBuffer || e.escaped.Cap() > maxPooledBuffer {
+		e.compact, e.escaped = bytes.Buffer{}, bytes.Buffer{}
+	}
 	encoders.Put(e)
 }
-
-var errRawJSON = errors.New("instance or payload is not valid JSON")
 
 // encode writes d's document into e.buf and, when record is set, the record
 // after it. It returns the document's length.
 func (e *callbackEncoder) encode(d *webhook.CallbackDoc, record bool) (int, error) {
-	if !validRaw(d.Instance) || !validRaw(d.Payload) {
-		return 0, errRawJSON
-	}
 	b := append(e.buf[:0], `{"event_type":`...)
 	b = e.str(b, abi.SpanEventType, d.EventType)
 	b = append(b, `,"event_uuid":`...)
@@ -94,11 +99,11 @@ func (e *callbackEncoder) encode(d *webhook.CallbackDoc, record bool) (int, erro
 			if i > 0 {
 				b = append(b, ',')
 			}
-			var name, value span
-			b, name = appendString(b, k)
+			var h header
+			b, h.name = appendString(b, k)
 			b = append(b, ':')
-			b, value = appendString(b, d.Response.Headers[k])
-			e.hdrs = append(e.hdrs, name, value)
+			b, h.value = appendString(b, d.Response.Headers[k])
+			e.hdrs = append(e.hdrs, h)
 		}
 		b = append(b, '}')
 	}
@@ -109,9 +114,14 @@ func (e *callbackEncoder) encode(d *webhook.CallbackDoc, record bool) (int, erro
 	b = append(b, `,"duration_ms":`...)
 	b = appendFloat(b, d.Response.DurationMS)
 	b = append(b, `},"instance":`...)
-	b = e.raw(b, abi.SpanInstance, d.Instance)
+	b, err := e.raw(b, abi.SpanInstance, d.Instance)
+	if err != nil {
+		return 0, fmt.Errorf("instance: %w", err)
+	}
 	b = append(b, `,"payload":`...)
-	b = e.raw(b, abi.SpanPayload, d.Payload)
+	if b, err = e.raw(b, abi.SpanPayload, d.Payload); err != nil {
+		return 0, fmt.Errorf("payload: %w", err)
+	}
 	b = append(b, '}')
 	docLen := len(b)
 	if record {
@@ -124,9 +134,14 @@ func (e *callbackEncoder) encode(d *webhook.CallbackDoc, record bool) (int, erro
 // record appends the callback record of the document in b.
 func (e *callbackEncoder) record(b []byte, d *webhook.CallbackDoc) []byte {
 	le := binary.LittleEndian
+	// The document holds the headers in the order of the raw names; the
+	// table promises the order of the names it holds, which differ where a
+	// raw name is not valid UTF-8.
+	slices.SortStableFunc(e.hdrs, func(x, y header) int { return strings.Compare(x.name.text(b), y.name.text(b)) })
 	base := len(b)
-	b = slices.Grow(b, abi.RecHeaders+len(e.hdrs)*abi.SpanBytes)
-	b = b[:base+abi.RecHeaders+len(e.hdrs)*abi.SpanBytes]
+	size := abi.RecHeaders + len(e.hdrs)*2*abi.SpanBytes
+	b = slices.Grow(b, size)
+	b = b[:base+size]
 	rec := b[base:]
 	clear(rec)
 	le.PutUint32(rec[abi.RecVersion:], abi.RecordVersion)
@@ -142,7 +157,7 @@ func (e *callbackEncoder) record(b []byte, d *webhook.CallbackDoc) []byte {
 	le.PutUint64(rec[abi.RecWebhookID:], uint64(d.Webhook.ID))
 	le.PutUint64(rec[abi.RecStatus:], uint64(d.Response.Status))
 	le.PutUint64(rec[abi.RecDuration:], math.Float64bits(finite(d.Response.DurationMS)))
-	le.PutUint32(rec[abi.RecHeaderCount:], uint32(len(e.hdrs)/2))
+	le.PutUint32(rec[abi.RecHeaderCount:], uint32(len(e.hdrs)))
 	// Strings the document holds escaped follow the header table, in the
 	// order of their spans.
 	tail := uint32(len(b))
@@ -158,15 +173,25 @@ func (e *callbackEncoder) record(b []byte, d *webhook.CallbackDoc) []byte {
 		put(abi.RecSpans+i*abi.SpanBytes, &e.spans[i])
 	}
 	for i := range e.hdrs {
-		put(abi.RecHeaders+i*abi.SpanBytes, &e.hdrs[i])
+		put(abi.RecHeaders+2*i*abi.SpanBytes, &e.hdrs[i].name)
+		put(abi.RecHeaders+(2*i+1)*abi.SpanBytes, &e.hdrs[i].value)
 	}
 	for _, s := range e.spans {
 		b = append(b, s.tail...)
 	}
-	for _, s := range e.hdrs {
-		b = append(b, s.tail...)
+	for _, h := range e.hdrs {
+		b = append(b, h.name.tail...)
+		b = append(b, h.value.tail...)
 	}
 	return b
+}
+
+// text is the string s stands for, in the document doc or in its tail.
+func (s span) text(doc []byte) string {
+	if s.inTail {
+		return s.tail
+	}
+	return string(doc[s.off : s.off+s.n])
 }
 
 // str appends s as a JSON string and notes its span.
@@ -175,16 +200,25 @@ func (e *callbackEncoder) str(b []byte, field int, s string) []byte {
 	return b
 }
 
-// raw appends the JSON value v (null when empty) and notes its span.
-func (e *callbackEncoder) raw(b []byte, field int, v json.RawMessage) []byte {
+// raw appends the JSON value v (null when empty) as encoding/json does,
+// compacted and HTML-escaped, and notes its span.
+func (e *callbackEncoder) raw(b []byte, field int, v json.RawMessage) ([]byte, error) {
 	if len(v) == 0 {
 		v = json.RawMessage("null")
 	}
+	e.compact.Reset()
+	if err := json.Compact(&e.compact, v); err != nil {
+		return b, fmt.Errorf("not valid JSON: %w", err)
+	}
+	v = e.compact.Bytes()
+	if bytes.ContainsAny(v, "<>&\u2028\u2029") {
+		e.escaped.Reset()
+		json.HTMLEscape(&e.escaped, v)
+		v = e.escaped.Bytes()
+	}
 	e.spans[field] = span{off: uint32(len(b)), n: uint32(len(v))}
-	return append(b, v...)
+	return append(b, v...), nil
 }
-
-func validRaw(v json.RawMessage) bool { return len(v) == 0 || json.Valid(v) }
 
 // appendString appends s as a JSON string the way encoding/json writes it
 // (HTML-safe, invalid UTF-8 as U+FFFD) and returns the span of its content

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/whisperer/whisperer/core/webhook"
 	"github.com/whisperer/whisperer/sdk"
+	"github.com/whisperer/whisperer/sdk/abi"
 )
 
 // tricky is every string the encoders must get right: escapes, HTML
@@ -43,7 +45,13 @@ func trickyDocs(t testing.TB) []*webhook.CallbackDoc {
 	for i := range 40 {
 		many.Response.Headers[strings.Repeat("h", i+1)] = strings.Repeat("v", 40-i)
 	}
-	return append(docs, &noResponse, &many)
+	// encoding/json compacts and HTML-escapes raw values; names that are not
+	// valid UTF-8 sort differently raw and decoded, and two decode alike.
+	raw := *callbackDoc(t, 0)
+	raw.Instance = json.RawMessage("{\"html\": \"<p>a & b</p>\", \"sep\": \"x\u2028y\"}")
+	raw.Payload = json.RawMessage(" [1, 2] ")
+	raw.Response.Headers = map[string]string{"a\x80": "1", "a\xc3\xa9": "2", "\x85": "3", "\x96": "4"}
+	return append(docs, &noResponse, &many, &raw)
 }
 
 func encodeDoc(t testing.TB, d *webhook.CallbackDoc, record bool) ([]byte, int) {
@@ -57,7 +65,7 @@ func encodeDoc(t testing.TB, d *webhook.CallbackDoc, record bool) ([]byte, int) 
 }
 
 // TestCallbackDocumentIsEncodingJSON: the hand-written document is byte
-// for byte what encoding/json writes (for compact instance and payload).
+// for byte what encoding/json writes, and the record reads as the document.
 func TestCallbackDocumentIsEncodingJSON(t *testing.T) {
 	for _, d := range trickyDocs(t) {
 		want, err := json.Marshal(d)
@@ -68,7 +76,98 @@ func TestCallbackDocumentIsEncodingJSON(t *testing.T) {
 		if !bytes.Equal(got[:n], want) {
 			t.Errorf("document differs from encoding/json:\n got %q\nwant %q", got[:n], want)
 		}
+		checkRecord(t, got, n)
 	}
+}
+
+// checkRecord reads the record after the document in[:docLen] strictly by
+// sdk/ABI.md §7 and compares it with json.Unmarshal's reading of the
+// document.
+func checkRecord(t *testing.T, in []byte, docLen int) {
+	t.Helper()
+	le := binary.LittleEndian
+	rec := in[docLen:]
+	if len(rec) < abi.RecHeaders || le.Uint32(rec[abi.RecVersion:]) != abi.RecordVersion {
+		t.Fatalf("bad record header")
+	}
+	str := func(at, limit int) string {
+		off, n := int(le.Uint32(rec[at:])), int(le.Uint32(rec[at+4:]))
+		if off+n > limit {
+			t.Fatalf("span at %d out of bounds: %d+%d > %d", at, off, n, limit)
+		}
+		return string(in[off : off+n])
+	}
+	f := func(i int) int { return abi.RecSpans + i*abi.SpanBytes }
+	flags := le.Uint32(rec[abi.RecFlags:])
+	got := webhook.CallbackDoc{
+		EventType:  str(f(abi.SpanEventType), len(in)),
+		EventUUID:  str(f(abi.SpanEventUUID), len(in)),
+		RetryCount: int(int64(le.Uint64(rec[abi.RecRetryCount:]))),
+		Delivered:  flags&abi.RecDelivered != 0,
+		Webhook: webhook.CallbackWebhook{
+			ID:        int64(le.Uint64(rec[abi.RecWebhookID:])),
+			TargetURL: str(f(abi.SpanTargetURL), len(in)),
+			EventType: str(f(abi.SpanWebhookEventType), len(in)),
+			Callback:  str(f(abi.SpanCallback), len(in)),
+		},
+		Response: webhook.CallbackResp{
+			Status:     int(int64(le.Uint64(rec[abi.RecStatus:]))),
+			Body:       str(f(abi.SpanBody), len(in)),
+			Error:      str(f(abi.SpanError), len(in)),
+			DurationMS: math.Float64frombits(le.Uint64(rec[abi.RecDuration:])),
+		},
+		Instance: json.RawMessage(str(f(abi.SpanInstance), docLen)),
+		Payload:  json.RawMessage(str(f(abi.SpanPayload), docLen)),
+	}
+	if flags&abi.RecHeadersSet != 0 {
+		got.Response.Headers = map[string]string{}
+		prev := ""
+		for k := range int(le.Uint32(rec[abi.RecHeaderCount:])) {
+			at := abi.RecHeaders + 2*k*abi.SpanBytes
+			name := str(at, len(in))
+			if k > 0 && name < prev {
+				t.Errorf("header names not in ascending byte order: %q after %q", name, prev)
+			}
+			prev = name
+			got.Response.Headers[name] = str(at+abi.SpanBytes, len(in))
+		}
+	}
+	var want webhook.CallbackDoc
+	if err := json.Unmarshal(in[:docLen], &want); err != nil {
+		t.Fatal(err)
+	}
+	gj, _ := json.Marshal(got)
+	wj, _ := json.Marshal(want)
+	if !bytes.Equal(gj, wj) || got.Response.DurationMS != want.Response.DurationMS ||
+		string(got.Instance) != string(want.Instance) || string(got.Payload) != string(want.Payload) {
+		t.Fatalf("record reads\n%s\ndocument reads\n%s", gj, wj)
+	}
+}
+
+// FuzzCallbackRecord: for any strings, numbers and instance, the document
+// is encoding/json's and the record reads as the document.
+func FuzzCallbackRecord(f *testing.F) {
+	for _, s := range tricky {
+		f.Add(s, s, "k", s, 1.5, `{"a":1}`)
+	}
+	f.Fuzz(func(t *testing.T, a, b, hk, hv string, dur float64, inst string) {
+		if !json.Valid([]byte(inst)) || math.IsNaN(dur) || math.IsInf(dur, 0) {
+			return
+		}
+		d := webhook.CallbackDoc{EventType: a, EventUUID: b, RetryCount: -3,
+			Webhook:  webhook.CallbackWebhook{ID: -1, TargetURL: a + b, EventType: b, Callback: a},
+			Response: webhook.CallbackResp{Status: 200, Headers: map[string]string{hk: hv, hv: hk, "z": a}, Body: b + a, Error: hv, DurationMS: dur},
+			Instance: json.RawMessage(inst), Payload: json.RawMessage(`[1]`)}
+		want, err := json.Marshal(&d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, n := encodeDoc(t, &d, true)
+		if !bytes.Equal(got[:n], want) {
+			t.Fatalf("document differs from encoding/json:\n got %q\nwant %q", got[:n], want)
+		}
+		checkRecord(t, got, n)
+	})
 }
 
 func TestCallbackDocumentEdges(t *testing.T) {
@@ -166,16 +265,22 @@ func TestCallbackRecordReadsAsTheDocument(t *testing.T) {
 		}
 		if e.D.EventType != valid(d.EventType) || e.D.Webhook.ID != d.Webhook.ID || e.D.RetryCount != d.RetryCount ||
 			e.D.Response.Status != d.Response.Status || e.D.Response.Error != valid(d.Response.Error) ||
-			len(e.D.Response.Headers) != len(d.Response.Headers) || e.NilHdrs != (d.Response.Headers == nil) ||
+			len(e.D.Response.Headers) != len(decodedNames(d.Response.Headers)) || e.NilHdrs != (d.Response.Headers == nil) ||
 			e.D.Delivered != d.Delivered || e.D.Response.DurationMS != d.Response.DurationMS {
 			t.Errorf("doc %d: guest read %+v\nfrom %+v", i, e, d)
 		}
-		want := string(d.Instance)
-		if want == "" {
-			want = "null"
-		}
-		if e.Instance != want {
+		want, _ := json.Marshal(d.Instance) // compacted and HTML-escaped; null when empty
+		if e.Instance != string(want) {
 			t.Errorf("doc %d: instance %q, want %q", i, e.Instance, want)
 		}
 	}
+}
+
+// decodedNames is the set of header names as a JSON decoder reads them.
+func decodedNames(h map[string]string) map[string]bool {
+	names := map[string]bool{}
+	for k := range h {
+		names[string([]rune(k))] = true
+	}
+	return names
 }

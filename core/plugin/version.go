@@ -401,16 +401,25 @@ func (v *version) callback(ctx context.Context, idx int, doc *webhook.CallbackDo
 	if err != nil {
 		return fmt.Errorf("plugin %s: %s: encode the document: %w", v.file, v.cbWhat[idx], err)
 	}
+	in, record := enc.buf, v.record
+	if limit := v.cfg.maxInput(); record && len(in) > limit && docLen <= limit {
+		// The record would push a document that fits over the input limit:
+		// whisperer_callback, which every module must export, takes it.
+		record = false
+	}
+	if !record {
+		in = in[:docLen]
+	}
 	return v.call(ctx, v.cbWhat[idx], v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
-		ptr, err := inst.input(ctx, enc.buf, v.cfg.maxInput())
+		ptr, err := inst.input(ctx, in, v.cfg.maxInput())
 		if err != nil {
 			return err
 		}
 		s := inst.stack[:]
-		s[0], s[1], s[2], s[3] = uint64(idx), uint64(ptr), uint64(docLen), uint64(len(enc.buf)-docLen)
-		fn := inst.cbRecord
-		if fn == nil {
-			fn = inst.cb
+		s[0], s[1], s[2], s[3] = uint64(idx), uint64(ptr), uint64(docLen), uint64(len(in)-docLen)
+		fn := inst.cb
+		if record {
+			fn = inst.cbRecord
 		}
 		if err := fn.CallWithStack(ctx, s); err != nil {
 			return err
