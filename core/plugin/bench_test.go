@@ -125,3 +125,19 @@ func BenchmarkHostStart(b *testing.B) {
 		start()
 	}
 }
+
+// BenchmarkCallbackEncode is the host's side of a callback: the 1 KiB
+// document and its record, written natively.
+func BenchmarkCallbackEncode(b *testing.B) {
+	doc := callbackDoc(b, 1024)
+	doc.Response.Headers = map[string]string{"content-type": "application/json", "date": "Fri, 27 Nov 2026 12:00:00 GMT",
+		"content-length": "812", "server": "nginx", "x-request-id": "4f1c2a0e9b8d"}
+	b.ReportAllocs()
+	for b.Loop() {
+		e := encoders.Get().(*callbackEncoder)
+		if _, err := e.encode(doc, true); err != nil {
+			b.Fatal(err)
+		}
+		e.release()
+	}
+}

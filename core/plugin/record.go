@@ -35,6 +35,7 @@ type callbackEncoder struct {
 	buf     []byte
 	spans   [abi.SpanCount]span
 	hdrs    []header
+	resort  bool // a header name is not valid UTF-8: decoded, it may sort elsewhere
 	keys    []string
 	compact bytes.Buffer // instance or payload, compacted
 	escaped bytes.Buffer // the same, HTML-escaped
@@ -85,7 +86,7 @@ func (e *callbackEncoder) encode(d *webhook.CallbackDoc, record bool) (int, erro
 	b = append(b, `},"response":{"status":`...)
 	b = strconv.AppendInt(b, int64(d.Response.Status), 10)
 	b = append(b, `,"headers":`...)
-	e.hdrs = e.hdrs[:0]
+	e.hdrs, e.resort = e.hdrs[:0], false
 	if d.Response.Headers == nil {
 		b = append(b, "null"...)
 	} else {
@@ -104,6 +105,7 @@ func (e *callbackEncoder) encode(d *webhook.CallbackDoc, record bool) (int, erro
 			b = append(b, ':')
 			b, h.value = appendString(b, d.Response.Headers[k])
 			e.hdrs = append(e.hdrs, h)
+			e.resort = e.resort || h.name.inTail && h.name.tail != k
 		}
 		b = append(b, '}')
 	}
@@ -137,7 +139,9 @@ func (e *callbackEncoder) record(b []byte, d *webhook.CallbackDoc) []byte {
 	// The document holds the headers in the order of the raw names; the
 	// table promises the order of the names it holds, which differ where a
 	// raw name is not valid UTF-8.
-	slices.SortStableFunc(e.hdrs, func(x, y header) int { return strings.Compare(x.name.text(b), y.name.text(b)) })
+	if e.resort {
+		slices.SortStableFunc(e.hdrs, func(x, y header) int { return strings.Compare(x.name.text(b), y.name.text(b)) })
+	}
 	base := len(b)
 	size := abi.RecHeaders + len(e.hdrs)*2*abi.SpanBytes
 	b = slices.Grow(b, size)
