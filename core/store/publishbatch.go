@@ -127,9 +127,14 @@ func (s *Store) publishBatchPostgres(ctx context.Context, reqs []webhook.Publish
 }
 
 func (s *Store) publishBatchSQLite(ctx context.Context, reqs []webhook.PublishRequest, payloads []string, idx []int, out []webhook.Published, errs []error) error {
+	stmts, err := s.sqlitePublishStmts(ctx)
+	if err != nil {
+		return err
+	}
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		stmts := stmts.in(ctx, tx)
 		for _, i := range idx {
-			p, err := s.publishSQLiteTx(ctx, tx, reqs[i], payloads[i])
+			p, err := s.publishSQLiteTx(ctx, stmts, reqs[i], payloads[i])
 			if err != nil {
 				if !isValidation(err) {
 					return err

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,6 +63,9 @@ type Store struct {
 	auth    authCache
 	// disableAfter is Options.DisableAfter.
 	disableAfter time.Duration
+
+	stmtMu   sync.Mutex
+	pubStmts sqlitePublish // prepared on first use
 }
 
 // Open connects to url ("sqlite://path", "sqlite://:memory:" or
@@ -142,7 +146,17 @@ func (s *Store) DB() *bun.DB { return s.db }
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmtMu.Lock()
+	for _, st := range []*sql.Stmt{s.pubStmts.msg, s.pubStmts.events} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	s.pubStmts = sqlitePublish{}
+	s.stmtMu.Unlock()
+	return s.db.Close()
+}
 
 // Ping reports whether the database answers; a failure wraps
 // webhook.ErrUnavailable.
