@@ -60,3 +60,34 @@ func TestPublishBatch(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLitePublishBeforeMigrate: the publish statements are prepared on
+// first use; a publish before the tables exist is an error, not a cached
+// failure, and publishing works once migrated.
+func TestSQLitePublishBeforeMigrate(t *testing.T) {
+	s, err := store.Open(ctx, storetest.URL(t, store.SQLite), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	req := webhook.PublishRequest{EventType: "e", Payload: json.RawMessage(`1`)}
+	if _, err := s.Publish(ctx, req); !errors.Is(err, webhook.ErrUnavailable) {
+		t.Fatalf("publish before migrating: %v, want ErrUnavailable", err)
+	}
+	if _, errs := s.PublishBatch(ctx, []webhook.PublishRequest{req}); !errors.Is(errs[0], webhook.ErrUnavailable) {
+		t.Fatalf("batch before migrating: %v, want ErrUnavailable", errs[0])
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := storetest.User(t, s, "a", webhook.RolePublisher)
+	storetest.Hook(t, s, a.ID, "e", "https://one.example/")
+	for range 3 { // the batch path, then the single path, reusing the statements
+		if res, errs := s.PublishBatch(ctx, []webhook.PublishRequest{req}); errs[0] != nil || len(res[0].Events) != 1 {
+			t.Fatalf("batch after migrating: %+v, %v", res, errs[0])
+		}
+		if res, err := s.Publish(ctx, req); err != nil || len(res.Events) != 1 {
+			t.Fatalf("publish after migrating: %+v, %v", res, err)
+		}
+	}
+}
