@@ -147,10 +147,10 @@ func (s *Store) ListWebhooks(ctx context.Context, sc webhook.Scope, f webhook.Ho
 	var rows []webhookRow
 	q := applyScope(sc, s.db.NewSelect().Model(&rows), "user_id")
 	if f.TargetURL != "" {
-		q = q.Where("lower(target_url) = lower(?)", f.TargetURL)
+		q = q.Where(s.lower()+"(target_url) = "+s.lower()+"(?)", f.TargetURL)
 	}
 	if f.EventType != "" {
-		q = q.Where("lower(event_type) = lower(?)", f.EventType)
+		q = q.Where(s.lower()+"(event_type) = "+s.lower()+"(?)", f.EventType)
 	}
 	if f.IsActive != nil {
 		q = q.Where("is_active = ?", *f.IsActive)

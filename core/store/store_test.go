@@ -135,7 +135,7 @@ func TestListWebhooksFiltersAndPages(t *testing.T) {
 		for i := range 5 {
 			storetest.Hook(t, s, a.ID, "order-created", fmt.Sprintf("https://Example.com/%d", i))
 		}
-		storetest.Hook(t, s, a.ID, "package-created", "https://example.com/p")
+		storetest.Hook(t, s, a.ID, "package-created", "https://exämple.com/Ä")
 		storetest.Hook(t, s, b.ID, "order-created", "https://example.com/0")
 		sa := webhook.Scope{UserID: a.ID}
 
@@ -155,6 +155,10 @@ func TestListWebhooksFiltersAndPages(t *testing.T) {
 		}
 		if hs, _ := list(webhook.HookFilter{EventType: "PACKAGE-created"}, webhook.Page{}); len(hs) != 1 {
 			t.Fatalf("iexact event_type: %d", len(hs))
+		}
+		// Beyond ASCII too, on SQLite as on PostgreSQL.
+		if hs, _ := list(webhook.HookFilter{TargetURL: "HTTPS://EXÄMPLE.COM/ä"}, webhook.Page{}); len(hs) != 1 {
+			t.Fatalf("iexact non-ASCII target_url: %d", len(hs))
 		}
 		inactive := false
 		if hs, _ := list(webhook.HookFilter{IsActive: &inactive}, webhook.Page{}); len(hs) != 0 {
