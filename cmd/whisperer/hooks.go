@@ -243,7 +243,7 @@ func setActive(ctx context.Context, e env, fs *pflag.FlagSet, args []string, act
 			return nil
 		}
 		h.IsActive = active
-		if _, err := s.UpdateWebhook(ctx, webhook.Scope{All: true}, h); err != nil {
+		if _, err := s.UpdateWebhook(ctx, webhook.Scope{All: true}, h, true); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "hook %d (%s → %s) %s\n", id, h.EventType, h.TargetURL, word)

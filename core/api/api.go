@@ -74,7 +74,7 @@ type Store interface {
 
 	CreateWebhook(ctx context.Context, w webhook.Webhook) (webhook.Webhook, error)
 	Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhook.Webhook, error)
-	UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook) (webhook.Webhook, error)
+	UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook, setActive bool) (webhook.Webhook, error)
 	DeactivateWebhook(ctx context.Context, sc webhook.Scope, id int64) error
 	ListWebhooks(ctx context.Context, sc webhook.Scope, f webhook.HookFilter, p webhook.Page) ([]webhook.Webhook, webhook.PageInfo, error)
 

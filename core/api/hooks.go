@@ -552,7 +552,7 @@ func (s *Server) updateHook(w http.ResponseWriter, r *http.Request, m mode) erro
 		return err
 	}
 	in.apply(&h)
-	h, err = s.deps.Store.UpdateWebhook(r.Context(), sc, h)
+	h, err = s.deps.Store.UpdateWebhook(r.Context(), sc, h, in.has["is_active"])
 	if errors.Is(err, webhook.ErrAlreadyExists) {
 		return webhook.NewValidationError("non_field_errors", msgAlreadyRegistered)
 	}

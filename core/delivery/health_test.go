@@ -95,7 +95,7 @@ func TestInactiveHookNotSent(t *testing.T) {
 		}
 		// Re-enabled and redelivered: it arrives.
 		h.IsActive = true
-		if _, err := s.UpdateWebhook(ctx, webhook.Scope{All: true}, h); err != nil {
+		if _, err := s.UpdateWebhook(ctx, webhook.Scope{All: true}, h, true); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Redeliver(ctx, webhook.Scope{All: true}, ev.UUID, false); err != nil {

@@ -85,7 +85,7 @@ func TestHealthFailureWindow(t *testing.T) {
 		// No new events fan out to it; the owner re-enables it: a clean
 		// slate and a full window again.
 		d.IsActive = true
-		d, err := s.UpdateWebhook(ctx, webhook.Scope{All: true}, d)
+		d, err := s.UpdateWebhook(ctx, webhook.Scope{All: true}, d, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,11 +151,11 @@ func TestHealthGoneAndOwner(t *testing.T) {
 		}
 		// PATCH is_active=false on an active hook, too.
 		g.IsActive = true
-		if g, _ = s.UpdateWebhook(ctx, webhook.Scope{All: true}, g); !g.IsActive || g.DisabledReason != "" {
+		if g, _ = s.UpdateWebhook(ctx, webhook.Scope{All: true}, g, true); !g.IsActive || g.DisabledReason != "" {
 			t.Fatalf("re-enabled: %+v", g)
 		}
 		g.IsActive = false
-		if g, _ = s.UpdateWebhook(ctx, webhook.Scope{All: true}, g); g.IsActive || g.DisabledReason != store.ReasonOwner {
+		if g, _ = s.UpdateWebhook(ctx, webhook.Scope{All: true}, g, true); g.IsActive || g.DisabledReason != store.ReasonOwner {
 			t.Fatalf("disabled by update: %+v", g)
 		}
 	})
@@ -178,6 +178,32 @@ func TestHealthIgnoresStaleResults(t *testing.T) {
 		}
 		if got := hookNow(t, s, h.ID); !got.IsActive || got.FailingSince != nil {
 			t.Fatalf("stale result changed the hook: %+v", got)
+		}
+	})
+}
+
+// TestUpdateAfterDeactivationKeepsItInactive: an update that read the hook
+// while it was active and does not set is_active (a PATCH of other fields)
+// does not undo a deactivation that came in between — the lost update
+// that re-enabled hooks the health check had just disabled.
+func TestUpdateAfterDeactivationKeepsItInactive(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		u, _ := storetest.User(t, s, "u", webhook.RoleUser)
+		read := storetest.Hook(t, s, u.ID, "e", "https://gone.example/")
+		if err := s.DeactivateWebhook(ctx, webhook.Scope{All: true}, read.ID); err != nil {
+			t.Fatal(err)
+		}
+		read.Callback = "cb" // the PATCH, applied to what was read before
+		got, err := s.UpdateWebhook(ctx, webhook.Scope{All: true}, read, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.IsActive || got.DisabledReason != store.ReasonOwner || got.DisabledAt == nil || got.Callback != "cb" {
+			t.Fatalf("after an update without is_active: %+v", got)
+		}
+		// Setting is_active is what re-enables it.
+		if got, err = s.UpdateWebhook(ctx, webhook.Scope{All: true}, read, true); err != nil || !got.IsActive || got.DisabledReason != "" {
+			t.Fatalf("after is_active true: %+v, %v", got, err)
 		}
 	})
 }

@@ -84,11 +84,13 @@ func (s *Store) Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhoo
 }
 
 // UpdateWebhook stores every field of w (a PUT; PATCH merges before
-// calling) but the read-only health fields. The uniqueness rule applies as
-// on create. Activating an inactive hook clears its disabled reason and
-// failure record, so it gets a full disable_after window again;
-// deactivating an active one records that its owner did.
-func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook) (webhook.Webhook, error) {
+// calling) but the read-only health fields, and is_active only when
+// setActive: a request that does not mention is_active must not undo an
+// automatic deactivation that happened after the caller read the hook. The
+// uniqueness rule applies as on create. Activating an inactive hook clears
+// its disabled reason and failure record, so it gets a full disable_after
+// window again; deactivating an active one records that its owner did.
+func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook, setActive bool) (webhook.Webhook, error) {
 	now := s.now().UTC()
 	w.ModifiedAt = now
 	row, err := webhookToRow(&w)
@@ -96,14 +98,16 @@ func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.W
 		return webhook.Webhook{}, fmt.Errorf("update webhook: %w", err)
 	}
 	// The right-hand sides see the row as it was, is_active included.
+	same := "NOT ? OR ? = is_active" // is_active does not change
 	q := s.db.NewUpdate().Model(row).
-		Column("target_url", "event_type", "secret_key", "is_active", "callback",
+		Column("target_url", "event_type", "secret_key", "callback",
 			"retry_countdown_config", "additional_headers", "config", "modified_at").
-		Set("disabled_reason = CASE WHEN ? = is_active THEN disabled_reason WHEN ? THEN '' ELSE ? END",
-			w.IsActive, w.IsActive, ReasonOwner).
-		Set("disabled_at = CASE WHEN ? = is_active THEN disabled_at WHEN ? THEN NULL ELSE ? END",
-			w.IsActive, w.IsActive, now).
-		Set("failing_since = CASE WHEN ? AND NOT is_active THEN NULL ELSE failing_since END", w.IsActive).
+		Set("is_active = CASE WHEN ? THEN ? ELSE is_active END", setActive, w.IsActive).
+		Set("disabled_reason = CASE WHEN "+same+" THEN disabled_reason WHEN ? THEN '' ELSE ? END",
+			setActive, w.IsActive, w.IsActive, ReasonOwner).
+		Set("disabled_at = CASE WHEN "+same+" THEN disabled_at WHEN ? THEN NULL ELSE ? END",
+			setActive, w.IsActive, w.IsActive, now).
+		Set("failing_since = CASE WHEN ? AND ? AND NOT is_active THEN NULL ELSE failing_since END", setActive, w.IsActive).
 		WherePK()
 	if !sc.All {
 		q = q.Where("user_id = ?", sc.UserID)

@@ -109,10 +109,10 @@ func TestWebhookCRUDAndIsolation(t *testing.T) {
 			t.Fatalf("b registering the same url: %v", err)
 		}
 		h.Callback = "cb"
-		if _, err := s.UpdateWebhook(ctx, sb, h); !errors.Is(err, webhook.ErrNotFound) {
+		if _, err := s.UpdateWebhook(ctx, sb, h, false); !errors.Is(err, webhook.ErrNotFound) {
 			t.Fatalf("b updates a's hook: %v", err)
 		}
-		upd, err := s.UpdateWebhook(ctx, sa, h)
+		upd, err := s.UpdateWebhook(ctx, sa, h, false)
 		if err != nil || upd.Callback != "cb" || !upd.ModifiedAt.After(h.CreatedAt.Add(-time.Second)) {
 			t.Fatalf("UpdateWebhook = %+v, %v", upd, err)
 		}
