@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"encoding/binary"
 	"math"
 
 	"github.com/whisperer/whisperer/sdk/abi"
@@ -20,17 +21,12 @@ type recReader struct {
 	bad    bool
 }
 
-func le32(b []byte, i int) uint32 {
-	_ = b[i+3]
-	return uint32(b[i]) | uint32(b[i+1])<<8 | uint32(b[i+2])<<16 | uint32(b[i+3])<<24
-}
-
-func le64(b []byte, i int) uint64 { return uint64(le32(b, i)) | uint64(le32(b, i+4))<<32 }
+var le = binary.LittleEndian
 
 // span returns the bounds of the span at rec[at], within limit. The
 // arithmetic is in uint64: where int has 32 bits a u32 may not fit.
 func (r *recReader) span(at, limit int) (int, int) {
-	off, n := uint64(le32(r.rec, at)), uint64(le32(r.rec, at+4))
+	off, n := uint64(le.Uint32(r.rec[at:])), uint64(le.Uint32(r.rec[at+4:]))
 	if off > uint64(limit) || n > uint64(limit)-off {
 		r.bad = true
 		return 0, 0
@@ -61,33 +57,33 @@ func (d *Delivery) decodeRecord(in []byte, docLen int) bool {
 		return false
 	}
 	rec := in[docLen:]
-	if le32(rec, abi.RecVersion) != abi.RecordVersion {
+	if le.Uint32(rec[abi.RecVersion:]) != abi.RecordVersion {
 		return false
 	}
-	nh := uint64(le32(rec, abi.RecHeaderCount))
+	nh := uint64(le.Uint32(rec[abi.RecHeaderCount:]))
 	if nh > uint64((len(rec)-abi.RecHeaders)/(2*abi.SpanBytes)) {
 		return false
 	}
 	// Two copies: the strings must not change if the callback modifies Raw.
 	raw := append([]byte(nil), in[:docLen]...)
 	r := recReader{rec: rec, s: string(in), docLen: docLen}
-	flags := le32(rec, abi.RecFlags)
+	flags := le.Uint32(rec[abi.RecFlags:])
 	*d = Delivery{
 		EventType:  r.str(abi.SpanEventType),
 		EventUUID:  r.str(abi.SpanEventUUID),
-		RetryCount: int(int64(le64(rec, abi.RecRetryCount))),
+		RetryCount: int(int64(le.Uint64(rec[abi.RecRetryCount:]))),
 		Delivered:  flags&abi.RecDelivered != 0,
 		Webhook: Webhook{
-			ID:        int64(le64(rec, abi.RecWebhookID)),
+			ID:        int64(le.Uint64(rec[abi.RecWebhookID:])),
 			TargetURL: r.str(abi.SpanTargetURL),
 			EventType: r.str(abi.SpanWebhookEventType),
 			Callback:  r.str(abi.SpanCallback),
 		},
 		Response: Response{
-			Status:     int(int64(le64(rec, abi.RecStatus))),
+			Status:     int(int64(le.Uint64(rec[abi.RecStatus:]))),
 			Body:       r.str(abi.SpanBody),
 			Error:      r.str(abi.SpanError),
-			DurationMS: math.Float64frombits(le64(rec, abi.RecDuration)),
+			DurationMS: math.Float64frombits(le.Uint64(rec[abi.RecDuration:])),
 		},
 		Instance: r.raw(raw, abi.SpanInstance),
 		Payload:  r.raw(raw, abi.SpanPayload),
