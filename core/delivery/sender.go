@@ -14,10 +14,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -126,11 +128,20 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 		return out
 	}
 	s.setHeaders(req.Header, hook, ev, body, time.Now())
+	// A failed handshake is known from the trace: the transport turns some
+	// TLS errors into plain text ("server gave HTTP response to HTTPS
+	// client").
+	var tlsFailed atomic.Bool
+	if req.URL.Scheme == "https" {
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			TLSHandshakeDone: func(_ tls.ConnectionState, err error) { tlsFailed.Store(err != nil) },
+		}))
+	}
 
 	resp, err := s.client.Do(req)
 	if err != nil {
 		out.Attempt.Error = s.describe(err, time.Since(start))
-		out.Attempt.Class = classify(err)
+		out.Attempt.Class = classify(err, tlsFailed.Load())
 		return out
 	}
 	defer resp.Body.Close()
@@ -140,7 +151,7 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 	out.Attempt.Body = respBody
 	if err != nil {
 		out.Attempt.Error = "read response body: " + s.describe(err, time.Since(start))
-		out.Attempt.Class = classify(err)
+		out.Attempt.Class = classify(err, false)
 		return out
 	}
 	switch {
@@ -285,9 +296,10 @@ func (s *Sender) describe(err error, elapsed time.Duration) string {
 	return err.Error()
 }
 
-// classify is the kind of a transport error, from its types: the text is
-// the receiver's and the platform's, never parsed.
-func classify(err error) webhook.ErrorClass {
+// classify is the kind of a transport error, from its types (and whether
+// the TLS handshake failed): the text is the receiver's and the
+// platform's, never parsed.
+func classify(err error, tlsFailed bool) webhook.ErrorClass {
 	var (
 		blocked *BlockedError
 		ne      net.Error
@@ -303,7 +315,7 @@ func classify(err error) webhook.ErrorClass {
 		return webhook.ClassRefused
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return webhook.ClassTimeout
-	case errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &header),
+	case tlsFailed, errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &header),
 		errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &name):
 		return webhook.ClassTLS
 	}
