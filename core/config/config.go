@@ -77,9 +77,9 @@ type Server struct {
 	// built from the request's Host header. Defaults to empty.
 	PublicURL string
 	// AuthCacheTTL is how long a verified API token is remembered, sparing
-	// a database query per request; a token revoked by another process
-	// keeps working on this node for up to this long. 0 disables the
-	// cache. Defaults to 10s.
+	// a database query per request. Revocations by other processes are
+	// honoured at once on SQLite and on notification on PostgreSQL (see
+	// store.Options). 0 disables the cache. Defaults to 10s.
 	AuthCacheTTL time.Duration
 }
 
