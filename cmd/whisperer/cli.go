@@ -45,7 +45,7 @@ func verbs() []verb {
 				fs.Bool("publisher", false, "the user may publish events")
 			}, run: usersCreate},
 		{name: "tokens create", args: "USERNAME", summary: "issue a new API token for a user (printed once)", run: tokensCreate},
-		{name: "tokens revoke", args: "TOKEN|PREFIX", summary: "revoke a token, given whole or by its first 8 characters", run: tokensRevoke},
+		{name: "tokens revoke", args: "TOKEN|PREFIX", summary: "revoke a token, given whole or by its first 8 characters (refused when other live tokens share them)", run: tokensRevoke},
 		{name: "event-types list", summary: "list the event types hooks may subscribe to", run: eventTypesList},
 		{name: "event-types add", args: "NAME...", summary: "register event types", run: eventTypesAdd},
 		{name: "hooks list", summary: "list hooks (every user's)", flags: hooksListFlags, run: hooksList},
@@ -232,7 +232,7 @@ func tokensRevoke(ctx context.Context, e env, fs *pflag.FlagSet, args []string) 
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "revoked %d token(s)\n", n)
+		fmt.Fprintf(e.stdout, "revoked %d token\n", n)
 		return nil
 	})
 }

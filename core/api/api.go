@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -34,6 +35,10 @@ type Config struct {
 	PageSize int
 	// MaxPageSize caps the page_size query parameter. Defaults to 1000.
 	MaxPageSize int
+	// PublicURL is the scheme://host[:port][/prefix] clients reach the
+	// API at; the next and previous links of list pages start with it.
+	// Empty, the default, makes them relative: a path and a query.
+	PublicURL string
 	// InlineHold is how long the events of a publish with "async": false
 	// stay out of the dispatchers' reach while the request makes their
 	// first attempt itself (the node's delivery lease). Defaults to 60s.
@@ -50,6 +55,7 @@ func (c Config) WithDefaults() Config {
 	c.MaxPageSize = cmp.Or(c.MaxPageSize, 1000)
 	c.InlineHold = cmp.Or(c.InlineHold, time.Minute)
 	c.PageSize = min(cmp.Or(c.PageSize, 100), c.MaxPageSize)
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	return c
 }
 
@@ -57,6 +63,13 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	if !strings.HasPrefix(c.BasePath, "/") || !strings.HasSuffix(c.BasePath, "/") {
 		return fmt.Errorf("api: base path must start and end with \"/\", got %q", c.BasePath)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || strings.ContainsAny(c.PublicURL, " \t\r\n\\") {
+			return fmt.Errorf("api: public URL must be http(s)://host[:port][/path] without user, query or fragment, got %q", c.PublicURL)
+		}
 	}
 	if c.MaxBodyBytes < 1 || c.PageSize < 1 || c.MaxPageSize < 1 {
 		return errors.New("api: MaxBodyBytes, PageSize and MaxPageSize must be positive")

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,16 +98,24 @@ type outcomeJSON struct {
 	ResponseHTTPStatus *int          `json:"response_http_status"`
 	Delivered          bool          `json:"delivered"`
 	Error              string        `json:"error"`
+	ErrorClass         string        `json:"error_class"`
 	RetryCount         int           `json:"retry_count"`
 	State              webhook.State `json:"state"`
 	NextAttemptAt      *string       `json:"next_attempt_at"`
 }
 
-func renderOutcomes(os []Outcome) []outcomeJSON {
+// renderOutcomes renders os for a requester who may read the full error
+// text of the outcomes for which full is true (their own hooks); of the
+// others' outcomes, the error is only its class: another user's error text
+// tells where their hook points (an address, a certificate name).
+func renderOutcomes(os []Outcome, full func(Outcome) bool) []outcomeJSON {
 	out := make([]outcomeJSON, len(os))
 	for i, o := range os {
 		oj := outcomeJSON{ID: o.EventID, UUID: o.UUID, WebhookID: o.WebhookID, Delivered: o.Delivered,
-			Error: o.Error, RetryCount: o.RetryCount, State: o.State}
+			Error: o.Error, ErrorClass: string(o.ErrorClass), RetryCount: o.RetryCount, State: o.State}
+		if !full(o) && o.Error != "" {
+			oj.Error = cmp.Or(oj.ErrorClass, "failed") // unclassified: never its text
+		}
 		if o.Status != 0 {
 			st := o.Status
 			oj.ResponseHTTPStatus = &st
@@ -426,9 +435,13 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 // republish re-delivers an existing event: deliver_event's event_uuid.
 // The stored payload is sent again; event_type, when given, must be the
 // event's.
+//
+// Only the hook's owner, an admin or the publisher of the event's message
+// may: anyone else gets 404, as for an event they cannot see.
 func (s *Server) republish(w http.ResponseWriter, r *http.Request, uuid, eventType string, force, async bool) error {
-	all := webhook.Scope{All: true}
-	j, err := s.deps.Store.Event(r.Context(), all, uuid)
+	sc := scope(r)
+	sc.Published = true
+	j, err := s.deps.Store.Event(r.Context(), sc, uuid)
 	if err != nil {
 		return err
 	}
@@ -436,7 +449,7 @@ func (s *Server) republish(w http.ResponseWriter, r *http.Request, uuid, eventTy
 		return webhook.NewValidationError("event_type",
 			fmt.Sprintf("Event %s is of type %q, not %q.", j.Event.UUID, j.Event.EventType, eventType))
 	}
-	j, err = s.deps.Store.Redeliver(r.Context(), all, uuid, force)
+	j, err = s.deps.Store.Redeliver(r.Context(), sc, uuid, force)
 	if err != nil {
 		return err
 	}
@@ -484,5 +497,12 @@ func (s *Server) answerPublished(w http.ResponseWriter, r *http.Request, evs []w
 				RetryCount: e.RetryCount, State: webhook.StatePending})
 		}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"events": renderOutcomes(outcomes)})
+	// The full error text is the hook owner's (and an admin's) to read.
+	u := user(r)
+	owner := make(map[int64]int64, len(evs))
+	for _, e := range evs {
+		owner[e.ID] = e.UserID
+	}
+	full := func(o Outcome) bool { return u.Role == webhook.RoleAdmin || owner[o.EventID] == u.ID }
+	return writeJSON(w, http.StatusOK, map[string]any{"events": renderOutcomes(outcomes, full)})
 }

@@ -345,3 +345,65 @@ func TestPublish(t *testing.T) {
 		var _ = json.Marshal
 	})
 }
+
+// Redelivery by uuid through publish is for the hook's owner, an admin or
+// the publisher of the event's message: any other publisher gets 404, the
+// event untouched (it used to be redelivered, whoever asked).
+func TestRepublishIsolation(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		e := newEnv(t, s)
+		_, other := storetest.User(t, s, "other-pub", webhook.RolePublisher)
+		owner, ownerTok := storetest.User(t, s, "owner-pub", webhook.RolePublisher)
+		e.createHook(e.alice, hookBody("https://example.com/a"))
+		e.createHook(ownerTok, hookBody("https://example.com/o"))
+		r := e.do("POST", "/whisperer/events/", e.pub, `{"event_type":"package-created","payload":{}}`)
+		want(t, r, http.StatusAccepted, "")
+		var aliceEv, ownerEv string
+		for _, ev := range r.obj(t)["events"].([]any) {
+			m := ev.(map[string]any)
+			if j, _ := s.Event(t.Context(), scopeAll, m["uuid"].(string)); j.Event.UserID == owner.ID {
+				ownerEv = m["uuid"].(string)
+			} else {
+				aliceEv = m["uuid"].(string)
+			}
+		}
+		attempt(t, s, 500, true)
+		republish := func(token, uuid string) resp {
+			return e.do("POST", "/whisperer/events/", token, `{"event_uuid":"`+uuid+`"}`)
+		}
+		state := func(uuid string) webhook.State {
+			j, err := s.Event(t.Context(), scopeAll, uuid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return j.Event.State
+		}
+
+		// Another publisher: 404 for alice's event, whatever the spelling
+		// and even with the event's own type; nothing changes.
+		notFound := `{"detail":"Not found."}`
+		dashed := aliceEv[:8] + "-" + aliceEv[8:12] + "-" + aliceEv[12:16] + "-" + aliceEv[16:20] + "-" + aliceEv[20:]
+		want(t, republish(other, aliceEv), http.StatusNotFound, notFound)
+		want(t, republish(other, strings.ToUpper(dashed)), http.StatusNotFound, notFound)
+		want(t, e.do("POST", "/whisperer/events/", other, `{"event_uuid":"`+aliceEv+`","event_type":"package-created","force":true}`), http.StatusNotFound, notFound)
+		// A wrong type is not a hint either.
+		want(t, e.do("POST", "/whisperer/events/", other, `{"event_uuid":"`+aliceEv+`","event_type":"order-created"}`), http.StatusNotFound, notFound)
+		if st := state(aliceEv); st != webhook.StateGivenUp {
+			t.Fatalf("another publisher redelivered alice's event: %s", st)
+		}
+		// The owner of one hook cannot reach the other hook's event of
+		// the same message.
+		want(t, republish(ownerTok, aliceEv), http.StatusNotFound, notFound)
+
+		// The hook's owner, the message's publisher and an admin may.
+		want(t, republish(ownerTok, ownerEv), http.StatusAccepted, "")
+		want(t, republish(e.pub, aliceEv), http.StatusAccepted, "")
+		if st := state(aliceEv); st != webhook.StatePending {
+			t.Fatalf("the publisher's redelivery left %s", st)
+		}
+		attempt(t, s, 500, true)
+		want(t, republish(e.root, aliceEv), http.StatusAccepted, "")
+		// hook_events stays the owner's: the publisher reads no attempt log.
+		want(t, e.do("GET", "/whisperer/hook_events/"+aliceEv+"/", e.pub, nil), http.StatusNotFound, notFound)
+	})
+}

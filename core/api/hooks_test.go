@@ -348,8 +348,8 @@ func TestPagination(t *testing.T) {
 			if len(got) > 3 {
 				t.Fatalf("page of %d", len(got))
 			}
-			if next != "" && !strings.HasPrefix(next, e.srv.URL+"/whisperer/hooks/?") || next != "" && !strings.Contains(next, "is_active=true") {
-				t.Fatalf("next %q is not an absolute URL keeping the filters", next)
+			if next != "" && !strings.HasPrefix(next, "/whisperer/hooks/?") || next != "" && !strings.Contains(next, "is_active=true") {
+				t.Fatalf("next %q is not a relative URL keeping the filters", next)
 			}
 			walked = append(walked, got...)
 			url = next

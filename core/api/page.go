@@ -5,12 +5,13 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
 // Lists page like DRF's CursorPagination: {"next", "previous", "results"},
-// with next and previous absolute URLs carrying an opaque cursor. The
+// with next and previous URLs carrying an opaque cursor. The
 // cursor is base64 of "p=<id>&r=<0|1>": the position and whether it pages
 // backward, which is what DRF's cursor holds too.
 
@@ -78,7 +79,7 @@ func (s *Server) pageOf(r *http.Request, results any, info webhook.PageInfo, fir
 		if pos == 0 { // an empty page reached backward: continue past it
 			pos = cur.After + 1
 		}
-		u := pageURL(r, encodeCursor(pos, false))
+		u := s.pageURL(r, encodeCursor(pos, false))
 		out.Next = &u
 	}
 	if info.HasPrev {
@@ -87,25 +88,21 @@ func (s *Server) pageOf(r *http.Request, results any, info webhook.PageInfo, fir
 			pos = cur.Before - 1
 		}
 		if pos > 0 {
-			u := pageURL(r, encodeCursor(pos, true))
+			u := s.pageURL(r, encodeCursor(pos, true))
 			out.Previous = &u
 		}
 	}
 	return out
 }
 
-// pageURL is the request's absolute URL with cursor replaced. Behind a
-// TLS-terminating proxy X-Forwarded-Proto says the scheme.
-func pageURL(r *http.Request, cursor string) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
-	}
+// pageURL is the request's path and query with cursor replaced, under
+// Config.PublicURL when set. Never from the request's Host or forwarding
+// headers: a client could point the links of a shared (or cached) answer
+// anywhere.
+func (s *Server) pageURL(r *http.Request, cursor string) string {
 	q := r.URL.Query()
 	q.Set("cursor", cursor)
-	u := url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}
-	return u.String()
+	// One leading slash: "//host/…" would be a link to another host.
+	u := url.URL{Path: "/" + strings.TrimLeft(r.URL.Path, "/"), RawQuery: q.Encode()}
+	return s.cfg.PublicURL + u.String()
 }

@@ -189,6 +189,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	g.Go(func() error { return a.Store.Listen(gctx, a.Dispatcher.Notify) })
+	g.Go(func() error { return a.Store.WatchRevocations(gctx) })
 	_ = purger.Start(gctx) // a fresh purger cannot fail to start
 	g.Go(func() error {
 		<-gctx.Done()

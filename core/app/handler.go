@@ -13,6 +13,7 @@ func (a *App) newHandler() (http.Handler, error) {
 	return api.New(api.Config{
 		BasePath:              a.cfg.Server.BasePath,
 		MaxBodyBytes:          a.cfg.Server.MaxBodyBytes,
+		PublicURL:             a.cfg.Server.PublicURL,
 		DefaultRetryCountdown: a.cfg.Delivery.DefaultRetryCountdown,
 		InlineHold:            a.cfg.Delivery.Lease,
 	}, api.Deps{

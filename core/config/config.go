@@ -71,10 +71,15 @@ type Server struct {
 	// ShutdownTimeout bounds the graceful shutdown, draining in-flight
 	// deliveries included. Defaults to 30s.
 	ShutdownTimeout time.Duration
+	// PublicURL is the scheme://host[:port][/prefix] clients reach the API
+	// at (behind a proxy, the proxy's); list pages' next and previous links
+	// start with it. Empty makes them relative (path and query): never
+	// built from the request's Host header. Defaults to empty.
+	PublicURL string
 	// AuthCacheTTL is how long a verified API token is remembered, sparing
-	// a database query per request; a token revoked by another process
-	// keeps working on this node for up to this long. 0 disables the
-	// cache. Defaults to 10s.
+	// a database query per request. Revocations by other processes are
+	// honoured at once on SQLite and on notification on PostgreSQL (see
+	// store.Options). 0 disables the cache. Defaults to 10s.
 	AuthCacheTTL time.Duration
 }
 
@@ -338,6 +343,13 @@ func (c *Config) Validate() error {
 		add(errorf("server.base_path", "must start and end with \"/\", got %q", c.Server.BasePath))
 	}
 	add(atLeast("server.max_body_bytes", c.Server.MaxBodyBytes, 1))
+	if c.Server.PublicURL != "" {
+		u, err := url.Parse(c.Server.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(c.Server.PublicURL, " \\") {
+			add(errorf("server.public_url", "expected http(s)://host[:port][/path] without user, query or fragment, got %q", c.Server.PublicURL))
+		}
+	}
 	if c.Server.AuthCacheTTL < 0 {
 		add(errorf("server.auth_cache_ttl", "must not be negative, got %v", c.Server.AuthCacheTTL))
 	}

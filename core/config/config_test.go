@@ -442,3 +442,25 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		t.Fatalf("error = %v, want both problems", err)
 	}
 }
+
+// server.public_url is an http(s) origin with an optional path: anything a
+// link could not safely start with is refused.
+func TestPublicURL(t *testing.T) {
+	for _, bad := range []string{
+		"evil.example", "//evil.example", "javascript:alert(1)", "ftp://files.example", "http://",
+		"https://user:pw@api.example", "https://api.example/?a=b", "https://api.example/?",
+		"https://api.example/#top", "https://api.example/a b", `https://api.example\@evil.example`,
+		"https://api.example/\n", "http://[::1", "/relative/path",
+	} {
+		_, err := Load(LoadOptions{File: writeFile(t, ""), Getenv: env(map[string]string{"WHISPERER_SERVER_PUBLIC_URL": bad})})
+		if err == nil || !strings.Contains(err.Error(), "server.public_url: expected http(s)://host[:port][/path]") {
+			t.Errorf("%q: error = %v, want it refused", bad, err)
+		}
+	}
+	for _, good := range []string{"", "https://api.example", "https://api.example:8443/whisperer-proxy/", "http://[2001:db8::1]:8000"} {
+		c, err := Load(LoadOptions{File: writeFile(t, ""), Overrides: map[string]any{"server.public_url": good}})
+		if err != nil || c.Server.PublicURL != good {
+			t.Errorf("%q: %v, %q", good, err, c.Server.PublicURL)
+		}
+	}
+}

@@ -330,6 +330,7 @@ func (c *Config) fields() []field {
 		{"server.write_timeout", setDuration(&c.Server.WriteTimeout)},
 		{"server.shutdown_timeout", setDuration(&c.Server.ShutdownTimeout)},
 		{"server.auth_cache_ttl", setDuration(&c.Server.AuthCacheTTL)},
+		{"server.public_url", setString(&c.Server.PublicURL)},
 		{"database.url", setString(&c.Database.URL)},
 		{"database.max_open_conns", setInt(&c.Database.MaxOpenConns)},
 		{"request_timeout", c.RequestTimeout.set},

@@ -416,7 +416,7 @@ func (d *Dispatcher) inactive(job *webhook.Job) webhook.Result {
 	return webhook.Result{
 		EventID: job.Event.ID, RetryCount: job.Event.RetryCount + 1,
 		State: webhook.StateGivenUp, NextAttemptAt: now,
-		Attempt: webhook.Attempt{AttemptedAt: now, Error: msg},
+		Attempt: webhook.Attempt{AttemptedAt: now, Error: msg, Class: webhook.ClassInactive},
 	}
 }
 
@@ -560,7 +560,7 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 			out = append(out, Outcome{
 				EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
 				Error: "rate limited (config.rate_limit_per_second): sent at next_attempt_at", RetryCount: job.Event.RetryCount,
-				State: webhook.StatePending, NextAttemptAt: postponed[i],
+				State: webhook.StatePending, NextAttemptAt: postponed[i], ErrorClass: webhook.ClassRateLimited,
 			})
 			continue
 		}
@@ -573,7 +573,7 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 		out = append(out, Outcome{
 			EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
 			Status: r.Attempt.Status, Delivered: r.State == webhook.StateDelivered, Error: r.Attempt.Error,
-			RetryCount: r.RetryCount, State: r.State, NextAttemptAt: r.NextAttemptAt,
+			ErrorClass: r.Attempt.Class, RetryCount: r.RetryCount, State: r.State, NextAttemptAt: r.NextAttemptAt,
 		})
 	}
 	wctx := context.WithoutCancel(ctx)

@@ -1,35 +1,78 @@
 package delivery
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"syscall"
 )
 
 // blockedNetworks are the address ranges a target may not reach unless
-// allowed: everything that is not the public internet. IPv4-mapped IPv6
-// addresses are unmapped before the check, so ::ffff:127.0.0.1 is loopback.
+// allowed: the whole IANA IPv4 and IPv6 Special-Purpose Address Registries
+// — IPv4 as last updated 2020-09-04, IPv6 as last updated 2024-10-22 plus
+// 100:0:0:1::/64 (RFC 9780, 2025) — globally reachable entries included
+// (anycast and AS112 services are not webhook receivers), and the
+// multicast ranges. An IPv4-mapped address is checked as itself (it is in
+// ::ffff:0:0/96) and as the IPv4 address it maps.
 var blockedNetworks = mustPrefixes(
-	"0.0.0.0/8",       // "this network", includes the unspecified 0.0.0.0
-	"10.0.0.0/8",      // private
-	"100.64.0.0/10",   // carrier-grade NAT
-	"127.0.0.0/8",     // loopback
-	"169.254.0.0/16",  // link-local, includes cloud metadata 169.254.169.254
-	"172.16.0.0/12",   // private
-	"192.0.0.0/24",    // IETF protocol assignments
-	"192.168.0.0/16",  // private
-	"198.18.0.0/15",   // benchmarking
-	"224.0.0.0/4",     // multicast
-	"240.0.0.0/4",     // reserved, includes broadcast
-	"::/96",           // unspecified, loopback and deprecated IPv4-compatible
-	"64:ff9b:1::/48",  // local-use IPv4/IPv6 translation
-	"fc00::/7",        // unique local (private)
-	"fe80::/10",       // link-local
-	"fec0::/10",       // deprecated site-local
-	"ff00::/8",        // multicast
-	"2001:db8::/32",   // documentation
-	"100::/64",        // discard-only
-	"::ffff:0:0:0/96", // IPv4-translated
+	// IPv4 Special-Purpose Address Registry.
+	"0.0.0.0/8",          // "this network"; 0.0.0.0/32 "this host"
+	"10.0.0.0/8",         // private-use
+	"100.64.0.0/10",      // shared address space (carrier-grade NAT)
+	"127.0.0.0/8",        // loopback
+	"169.254.0.0/16",     // link local, includes cloud metadata 169.254.169.254
+	"172.16.0.0/12",      // private-use
+	"192.0.0.0/24",       // IETF protocol assignments
+	"192.0.0.0/29",       //   IPv4 service continuity prefix (DS-Lite)
+	"192.0.0.8/32",       //   IPv4 dummy address
+	"192.0.0.9/32",       //   Port Control Protocol anycast
+	"192.0.0.10/32",      //   TURN anycast
+	"192.0.0.170/32",     //   NAT64/DNS64 discovery
+	"192.0.0.171/32",     //   NAT64/DNS64 discovery
+	"192.0.2.0/24",       // documentation (TEST-NET-1)
+	"192.31.196.0/24",    // AS112-v4
+	"192.52.193.0/24",    // AMT
+	"192.88.99.0/24",     // deprecated 6to4 relay anycast
+	"192.168.0.0/16",     // private-use
+	"192.175.48.0/24",    // direct delegation AS112 service
+	"198.18.0.0/15",      // benchmarking
+	"198.51.100.0/24",    // documentation (TEST-NET-2)
+	"203.0.113.0/24",     // documentation (TEST-NET-3)
+	"240.0.0.0/4",        // reserved
+	"255.255.255.255/32", // limited broadcast
+	// IPv4 multicast (its own registry).
+	"224.0.0.0/4",
+	// IPv6 Special-Purpose Address Registry.
+	"::1/128",           // loopback
+	"::/128",            // unspecified
+	"::ffff:0:0/96",     // IPv4-mapped
+	"64:ff9b::/96",      // IPv4-IPv6 translation (NAT64 well-known prefix)
+	"64:ff9b:1::/48",    // IPv4-IPv6 translation, local use
+	"100::/64",          // discard-only
+	"100:0:0:1::/64",    // dummy IPv6 prefix
+	"2001::/23",         // IETF protocol assignments
+	"2001::/32",         //   TEREDO
+	"2001:1::1/128",     //   Port Control Protocol anycast
+	"2001:1::2/128",     //   TURN anycast
+	"2001:1::3/128",     //   DNS-SD service registration protocol anycast
+	"2001:2::/48",       //   benchmarking
+	"2001:3::/32",       //   AMT
+	"2001:4:112::/48",   //   AS112-v6
+	"2001:10::/28",      //   deprecated ORCHID
+	"2001:20::/28",      //   ORCHIDv2
+	"2001:30::/28",      //   drone remote ID entity tags
+	"2001:db8::/32",     // documentation
+	"2002::/16",         // 6to4
+	"2620:4f:8000::/48", // direct delegation AS112 service
+	"3fff::/20",         // documentation
+	"5f00::/16",         // segment routing (SRv6) SIDs
+	"fc00::/7",          // unique-local
+	"fe80::/10",         // link-local unicast
+	// Not in the registry, never a receiver: deprecated IPv4-compatible
+	// addresses and site-local, and IPv6 multicast.
+	"::/96",
+	"fec0::/10",
+	"ff00::/8",
 )
 
 func mustPrefixes(ss ...string) []netip.Prefix {
@@ -71,10 +114,19 @@ func (g *guard) control(_, address string, _ syscall.RawConn) error {
 }
 
 func (g *guard) check(a netip.Addr) error {
-	a = a.Unmap().WithZone("")
+	raw := a.WithZone("")
+	a = raw.Unmap()
 	for _, p := range g.deny {
 		if p.Contains(a) {
 			return &BlockedError{Addr: a, Denied: true}
+		}
+	}
+	// NAT64 and 6to4 addresses carry an IPv4 address a gateway will reach:
+	// it must pass too, even when the prefix itself is allowed.
+	if v4, ok := embeddedIPv4(a); ok {
+		var blocked *BlockedError
+		if errors.As(g.check(v4), &blocked) {
+			return &BlockedError{Addr: a, Denied: blocked.Denied}
 		}
 	}
 	for _, p := range g.allow {
@@ -82,18 +134,8 @@ func (g *guard) check(a netip.Addr) error {
 			return nil
 		}
 	}
-	if a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {
-		return &BlockedError{Addr: a}
-	}
 	for _, p := range blockedNetworks {
-		if p.Contains(a) {
-			return &BlockedError{Addr: a}
-		}
-	}
-	// NAT64 and 6to4 addresses carry an IPv4 address a gateway will reach.
-	if v4, ok := embeddedIPv4(a); ok {
-		if err := g.check(v4); err != nil {
+		if p.Contains(raw) || p.Contains(a) {
 			return &BlockedError{Addr: a}
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -12,10 +14,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -114,17 +119,29 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.TargetURL, bytes.NewReader(body))
 	if err != nil {
 		out.Attempt.Error = "invalid target_url: " + unwrapURLError(err).Error()
+		out.Attempt.Class = webhook.ClassInvalidTarget
 		return out
 	}
 	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
 		out.Attempt.Error = fmt.Sprintf("invalid target_url: scheme %q is not http or https", req.URL.Scheme)
+		out.Attempt.Class = webhook.ClassInvalidTarget
 		return out
 	}
 	s.setHeaders(req.Header, hook, ev, body, time.Now())
+	// A failed handshake is known from the trace: the transport turns some
+	// TLS errors into plain text ("server gave HTTP response to HTTPS
+	// client").
+	var tlsFailed atomic.Bool
+	if req.URL.Scheme == "https" {
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			TLSHandshakeDone: func(_ tls.ConnectionState, err error) { tlsFailed.Store(err != nil) },
+		}))
+	}
 
 	resp, err := s.client.Do(req)
 	if err != nil {
 		out.Attempt.Error = s.describe(err, time.Since(start))
+		out.Attempt.Class = classify(err, tlsFailed.Load())
 		return out
 	}
 	defer resp.Body.Close()
@@ -134,6 +151,7 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 	out.Attempt.Body = respBody
 	if err != nil {
 		out.Attempt.Error = "read response body: " + s.describe(err, time.Since(start))
+		out.Attempt.Class = classify(err, false)
 		return out
 	}
 	switch {
@@ -141,6 +159,9 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 		out.Delivered = true
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		out.Attempt.Error = fmt.Sprintf("redirect %d to %q not followed", resp.StatusCode, resp.Header.Get("Location"))
+		out.Attempt.Class = webhook.ClassHTTP
+	default:
+		out.Attempt.Class = webhook.ClassHTTP
 	}
 	return out
 }
@@ -273,6 +294,32 @@ func (s *Sender) describe(err error, elapsed time.Duration) string {
 			elapsed.Round(time.Millisecond), s.connect, s.read, err)
 	}
 	return err.Error()
+}
+
+// classify is the kind of a transport error, from its types (and whether
+// the TLS handshake failed): the text is the receiver's and the
+// platform's, never parsed.
+func classify(err error, tlsFailed bool) webhook.ErrorClass {
+	var (
+		blocked *BlockedError
+		ne      net.Error
+		certErr *tls.CertificateVerificationError
+		alert   tls.AlertError
+		header  tls.RecordHeaderError
+		unknown x509.UnknownAuthorityError
+		invalid x509.CertificateInvalidError
+		name    x509.HostnameError
+	)
+	switch {
+	case errors.As(err, &blocked), errors.Is(err, syscall.ECONNREFUSED):
+		return webhook.ClassRefused
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return webhook.ClassTimeout
+	case tlsFailed, errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &header),
+		errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &name):
+		return webhook.ClassTLS
+	}
+	return webhook.ClassConnection
 }
 
 func unwrapURLError(err error) error {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
@@ -59,25 +61,58 @@ func (s *Store) CreateToken(ctx context.Context, userID int64) (string, error) {
 	return key, nil
 }
 
-// RevokeToken revokes the token whose key or 8-character prefix is given.
-// It returns how many tokens it revoked; zero is webhook.ErrNotFound.
+// RevokeToken revokes the token whose key or 8-character prefix is given
+// and returns how many it revoked (one). A prefix that more than one live
+// token shares is refused (a *webhook.ConflictError naming their users):
+// prefixes are 32 bits, so two users' tokens can share one, and guessing
+// would revoke someone else's. Nothing matching is webhook.ErrNotFound.
+// The revocation is honoured at once by this process and, through the
+// authentication cache's checks, by the other processes on the database
+// (see authCache).
 func (s *Store) RevokeToken(ctx context.Context, keyOrPrefix string) (int64, error) {
-	q := s.db.NewUpdate().Model((*tokenRow)(nil)).Set("revoked_at = ?", s.now().UTC()).Where("revoked_at IS NULL")
-	if len(keyOrPrefix) == 8 {
-		q = q.Where("prefix = ?", keyOrPrefix)
-	} else {
-		q = q.Where("key_hash = ?", hashKey(keyOrPrefix))
-	}
-	res, err := q.Exec(ctx)
-	s.auth.clear()
+	byPrefix := len(keyOrPrefix) == 8
+	var n int64
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		q := tx.NewUpdate().Model((*tokenRow)(nil)).Set("revoked_at = ?", s.now().UTC()).Where("revoked_at IS NULL")
+		if byPrefix {
+			// Only when the prefix is unique, decided in the same statement.
+			q = q.Where("prefix = ?", keyOrPrefix).
+				Where("(SELECT count(*) FROM api_tokens AS other WHERE other.prefix = ? AND other.revoked_at IS NULL) = 1", keyOrPrefix)
+		} else {
+			q = q.Where("key_hash = ?", hashKey(keyOrPrefix))
+		}
+		res, err := q.Exec(ctx)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		if n > 0 && s.dialect == Postgres {
+			// Delivered to every node's WatchRevocations at commit.
+			_, err = tx.ExecContext(ctx, "SELECT pg_notify(?, '')", revokeChannel)
+		}
+		return err
+	})
+	s.auth.invalidate()
 	if err != nil {
 		return 0, fmt.Errorf("revoke token: %w", err)
 	}
-	n, _ := res.RowsAffected()
-	if n == 0 {
-		return 0, fmt.Errorf("token %q: %w", keyOrPrefix[:min(8, len(keyOrPrefix))], webhook.ErrNotFound)
+	if n > 0 {
+		return n, nil
 	}
-	return n, nil
+	shown := keyOrPrefix[:min(8, len(keyOrPrefix))]
+	if byPrefix {
+		var users []string
+		if err := s.db.NewSelect().Table("api_tokens").Join("JOIN users AS u ON u.id = api_tokens.user_id").
+			ColumnExpr("u.username").Where("api_tokens.prefix = ?", keyOrPrefix).Where("api_tokens.revoked_at IS NULL").
+			OrderExpr("u.username").Scan(ctx, &users); err != nil {
+			return 0, fmt.Errorf("revoke token: %w", err)
+		}
+		if len(users) > 1 {
+			return 0, &webhook.ConflictError{Detail: fmt.Sprintf(
+				"%d live tokens start with %q (users %s); give the whole token to revoke one", len(users), shown, strings.Join(users, ", "))}
+		}
+	}
+	return 0, fmt.Errorf("token %q: %w", shown, webhook.ErrNotFound)
 }
 
 // Authenticate returns the owner of an unrevoked key, or
@@ -85,8 +120,12 @@ func (s *Store) RevokeToken(ctx context.Context, keyOrPrefix string) (int64, err
 func (s *Store) Authenticate(ctx context.Context, key string) (webhook.User, error) {
 	hash := hashKey(key)
 	now := time.Now() // not s.now: cache expiry is real time, whatever the test clock
-	if u, ok := s.auth.get(hash, now); ok {
-		return u, nil
+	cache := s.authCacheUsable(ctx)
+	gen := s.auth.generation()
+	if cache {
+		if u, ok := s.auth.get(hash, now); ok {
+			return u, nil
+		}
 	}
 	var u userRow
 	err := s.db.NewSelect().Model(&u).
@@ -99,7 +138,9 @@ func (s *Store) Authenticate(ctx context.Context, key string) (webhook.User, err
 		}
 		return webhook.User{}, fmt.Errorf("%w: authenticate: %v", webhook.ErrUnavailable, err)
 	}
-	s.auth.put(hash, u.domain(), now)
+	if cache {
+		s.auth.put(hash, u.domain(), now, gen)
+	}
 	return u.domain(), nil
 }
 

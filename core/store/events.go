@@ -384,7 +384,17 @@ func (s *Store) ListEvents(ctx context.Context, sc webhook.Scope, f webhook.Even
 // and attempts, if sc may see it.
 func (s *Store) Event(ctx context.Context, sc webhook.Scope, idOrUUID string) (webhook.Job, error) {
 	var rows []eventRow
-	q := applyScope(sc, s.db.NewSelect().Model(&rows), "e.user_id")
+	q := s.db.NewSelect().Model(&rows)
+	switch {
+	case sc.All:
+	case sc.Published:
+		// The hook's owner or the message's publisher; the event is found
+		// by a unique key, so the subquery runs once, on the primary key.
+		q = q.Where("(e.user_id = ? OR EXISTS (SELECT 1 FROM messages AS m WHERE m.id = e.message_id AND m.publisher_id = ?))",
+			sc.UserID, sc.UserID)
+	default:
+		q = applyScope(sc, q, "e.user_id")
+	}
 	if id, ok := parseID(idOrUUID); ok {
 		q = q.Where("e.id = ?", id)
 	} else {

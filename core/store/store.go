@@ -43,9 +43,11 @@ type Options struct {
 	// always uses one connection: it has a single writer, and one
 	// connection makes that explicit instead of a busy-retry loop.
 	MaxOpenConns int
-	// AuthCacheTTL is how long Authenticate remembers a verified token; a
-	// token revoked by another process keeps working here for up to this
-	// long. Zero disables the cache.
+	// AuthCacheTTL is how long Authenticate remembers a verified token.
+	// A revocation by another process is still honoured at once on SQLite
+	// and when its notification arrives on PostgreSQL, where the cache is
+	// used only while WatchRevocations listens (see authCache). Zero
+	// disables the cache.
 	AuthCacheTTL time.Duration
 	// DisableAfter deactivates a hook whose attempts have all failed for
 	// this long (measured between its attempts' times). If zero, failing

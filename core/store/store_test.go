@@ -463,14 +463,24 @@ func TestAuthCache(t *testing.T) {
 				if err := s.Migrate(ctx); err != nil {
 					t.Fatal(err)
 				}
+				if backend == store.Postgres && ttl > 0 {
+					// The cache is used only while revocations are watched.
+					wctx, cancel := context.WithCancel(ctx)
+					done := make(chan error, 1)
+					go func() { done <- s.WatchRevocations(wctx) }()
+					t.Cleanup(func() { cancel(); <-done })
+					waitFor(t, s.RevocationsWatched)
+				}
 				return s
 			}
+			// An UPDATE on the store's own connection, without a
+			// notification: nothing the cache can see.
 			revokeBehindItsBack := func(s *store.Store) {
 				if _, err := s.DB().NewRaw("UPDATE api_tokens SET revoked_at = created_at").Exec(ctx); err != nil {
 					t.Fatal(err)
 				}
 			}
-			// Cached: a revocation by another process is seen only after the TTL.
+			// Cached: a revocation the cache cannot see is seen only after the TTL.
 			s := open(time.Hour)
 			_, tok := storetest.User(t, s, "a", webhook.RoleUser)
 			if _, err := s.Authenticate(ctx, tok); err != nil {

@@ -75,6 +75,9 @@ type Outcome struct {
 	// Error is the attempt's error text; empty when a response arrived with
 	// a 2xx status.
 	Error string
+	// ErrorClass is the kind of failure, all a publisher that does not own
+	// the hook is told; empty when delivered.
+	ErrorClass ErrorClass
 	// RetryCount counts attempts, this one included.
 	RetryCount int
 	// State is StateDelivered, StatePending (retrying in the background at

@@ -9,6 +9,10 @@ import (
 type Scope struct {
 	UserID int64
 	All    bool
+	// Published also lets UserID see the events of the messages it
+	// published (redelivery by uuid through publish). Only Event and
+	// Redeliver honour it; lists stay the hook owner's.
+	Published bool
 }
 
 // Page asks for one page of a list ordered newest first by id. Before

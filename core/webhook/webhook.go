@@ -159,7 +159,37 @@ type Attempt struct {
 	// Body holds the first bytes of the response body.
 	Body  string
 	Error string
+	// Class is what kind of failure Error describes, set by the sender
+	// when it makes the attempt; empty on success. It is not stored.
+	Class ErrorClass
 }
+
+// ErrorClass is the kind of a failed attempt: what a publisher may learn
+// about another user's hook, whose error text (addresses, certificate
+// names, response bodies) is for the hook's owner.
+type ErrorClass string
+
+const (
+	// ClassTimeout: no answer within the connect and read timeouts.
+	ClassTimeout ErrorClass = "timeout"
+	// ClassRefused: the connection was refused, by the target or by the
+	// delivery guard (delivery.allow_networks/deny_networks).
+	ClassRefused ErrorClass = "refused"
+	// ClassConnection: any other failure to reach or talk to the target
+	// (name resolution, reset, closed connection).
+	ClassConnection ErrorClass = "connection"
+	// ClassTLS: the TLS handshake or the certificate failed.
+	ClassTLS ErrorClass = "tls"
+	// ClassHTTP: an answer arrived that is not a delivery (not 2xx, or a
+	// redirect, which is never followed).
+	ClassHTTP ErrorClass = "http"
+	// ClassInvalidTarget: the hook's target_url cannot be requested.
+	ClassInvalidTarget ErrorClass = "invalid_target"
+	// ClassRateLimited: the hook's rate limit postponed the attempt.
+	ClassRateLimited ErrorClass = "rate_limited"
+	// ClassInactive: nothing was sent, the hook is inactive.
+	ClassInactive ErrorClass = "inactive"
+)
 
 // Fixed errors callers match with errors.Is.
 var (

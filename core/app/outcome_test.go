@@ -1,0 +1,138 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/whisperer/whisperer/core/store"
+	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// An inline answer ("async": false, publish or redelivery) tells a
+// publisher the status and the error class of another user's hook, never
+// its error text, which names the hook's target address. The owner (and an
+// admin) read the text. The targets are in 10.0.0.0/8, which the node does
+// not allow: the guard refuses them before any packet is sent.
+func TestInlineOutcomeHidesOthersErrors(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			n := startNode(t, backend, nil, nil)
+			_, alice := storetest.User(t, n.Store, "alice", webhook.RoleUser)
+			_, pub := storetest.User(t, n.Store, "pub", webhook.RolePublisher)
+			_, root := storetest.User(t, n.Store, "root", webhook.RoleAdmin)
+			var aliceHook, pubHook struct {
+				ID int64 `json:"id"`
+			}
+			n.do(t, "POST", "/whisperer/hooks/", alice, map[string]any{"event_type": "package-created", "target_url": "http://10.0.0.1:9/secret-path"}, http.StatusCreated, &aliceHook)
+			n.do(t, "POST", "/whisperer/hooks/", pub, map[string]any{"event_type": "package-created", "target_url": "http://10.0.0.2:9/"}, http.StatusCreated, &pubHook)
+
+			type outcome struct {
+				UUID       string `json:"uuid"`
+				Webhook    int64  `json:"webhook"`
+				Error      string `json:"error"`
+				ErrorClass string `json:"error_class"`
+			}
+			publish := func(token string, body map[string]any) map[int64]outcome {
+				t.Helper()
+				var out struct {
+					Events []outcome `json:"events"`
+				}
+				n.do(t, "POST", "/whisperer/events/", token, body, http.StatusOK, &out)
+				raw, _ := json.Marshal(out)
+				byHook := map[int64]outcome{}
+				for _, o := range out.Events {
+					byHook[o.Webhook] = o
+				}
+				if len(byHook) == 0 {
+					t.Fatalf("no outcomes: %s", raw)
+				}
+				return byHook
+			}
+			hidden := func(what string, o outcome) {
+				t.Helper()
+				if strings.Contains(o.Error, "10.0.0.1") || o.Error != "refused" || o.ErrorClass != "refused" {
+					t.Errorf("%s: a publisher read alice's error %q (class %q), want only the class", what, o.Error, o.ErrorClass)
+				}
+			}
+
+			got := publish(pub, map[string]any{"event_type": "package-created", "payload": 1, "async": false})
+			hidden("publish", got[aliceHook.ID])
+			// The publisher's own hook: the whole text.
+			if o := got[pubHook.ID]; !strings.Contains(o.Error, "10.0.0.2") || o.ErrorClass != "refused" {
+				t.Errorf("own hook's outcome %+v, want the full error", o)
+			}
+			uuid := got[aliceHook.ID].UUID
+			// The owner reads the full text in hook_events.
+			var ev struct {
+				Attempts []struct {
+					Error string `json:"error"`
+				} `json:"attempts"`
+			}
+			n.do(t, "GET", "/whisperer/hook_events/"+uuid+"/", alice, nil, http.StatusOK, &ev)
+			if len(ev.Attempts) == 0 || !strings.Contains(ev.Attempts[0].Error, "10.0.0.1") {
+				t.Errorf("owner's attempt log %+v, want the full error", ev.Attempts)
+			}
+			if backend == store.Postgres {
+				// A redelivery's NOTIFY wakes the dispatcher, which makes
+				// the attempt before DeliverNow can: the inline answer is a
+				// pending outcome without an error, nothing to test.
+				return
+			}
+			// Redelivery of alice's event by its publisher. The dispatcher's
+			// poll may make the attempt first, which answers a pending
+			// outcome without one, or 409 while it is at it: ask until the
+			// answer is an attempt's.
+			redeliver := func(token string) outcome {
+				t.Helper()
+				for range 100 {
+					var out struct {
+						Events []outcome `json:"events"`
+					}
+					if n.try(t, "POST", "/whisperer/events/", token, map[string]any{"event_uuid": uuid, "async": false}, &out) == http.StatusOK &&
+						len(out.Events) == 1 && out.Events[0].ErrorClass != "" {
+						return out.Events[0]
+					}
+				}
+				t.Fatal("no redelivery was attempted inline in 100 tries")
+				return outcome{}
+			}
+			hidden("redelivery", redeliver(pub))
+			// An admin reads it all.
+			if o := redeliver(root); !strings.Contains(o.Error, "10.0.0.1") {
+				t.Errorf("admin's outcome %+v, want the full error", o)
+			}
+		})
+	}
+}
+
+// try sends a JSON request and decodes a 200 answer into out; it returns
+// the status.
+func (n *node) try(t *testing.T, method, path, token string, body any, out any) int {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, n.url+path, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Token "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return res.StatusCode
+}
