@@ -51,6 +51,10 @@ type Options struct {
 	// this long (measured between its attempts' times). If zero, failing
 	// hooks are never deactivated for it (a 410 Gone still deactivates).
 	DisableAfter time.Duration
+	// Sealer encrypts the hooks' secrets at rest (see secrets.go). Nil
+	// writes them in clear and cannot read sealed ones: for tools and
+	// tests only; the server always sets it.
+	Sealer Sealer
 }
 
 // Store is the database. It is safe for concurrent use. After Close every
@@ -63,6 +67,7 @@ type Store struct {
 	auth    authCache
 	// disableAfter is Options.DisableAfter.
 	disableAfter time.Duration
+	sealer       Sealer
 
 	stmtMu   sync.Mutex
 	pubStmts sqlitePublish // prepared on first use
@@ -71,12 +76,20 @@ type Store struct {
 // Open connects to url ("sqlite://path", "sqlite://:memory:" or
 // "postgres://…") and checks that the database answers. It does not migrate.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
-	s := &Store{now: time.Now, auth: authCache{ttl: opts.AuthCacheTTL}, disableAfter: max(opts.DisableAfter, 0)}
+	s := &Store{now: time.Now, auth: authCache{ttl: opts.AuthCacheTTL}, disableAfter: max(opts.DisableAfter, 0),
+		sealer: opts.Sealer}
+	var sqliteFile string
 	switch {
 	case strings.HasPrefix(rawURL, "sqlite://"):
 		file := strings.TrimPrefix(rawURL, "sqlite://")
 		if file == "" {
 			return nil, fmt.Errorf("open database: sqlite:// needs a file path, e.g. sqlite://whisperer.db")
+		}
+		if path, _, _ := strings.Cut(file, "?"); path != ":memory:" {
+			sqliteFile = path
+			if err := createPrivate(path); err != nil {
+				return nil, err
+			}
 		}
 		sqldb, err := sql.Open("sqlite", sqliteDSN(file))
 		if err != nil {
@@ -104,6 +117,13 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err := s.Ping(ctx); err != nil {
 		s.db.Close()
 		return nil, err
+	}
+	if sqliteFile != "" {
+		// Ping opened the connection, which created -wal and -shm.
+		if err := restrictFiles(sqliteFile); err != nil {
+			s.db.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
