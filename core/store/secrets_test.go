@@ -111,12 +111,12 @@ func legacyDB(t *testing.T, backend string) string {
 		attempted  bool
 		respStatus int
 	}{
-		{state: "pending", next: us(-time.Second), hook: 1},                                               // due
-		{state: "pending", next: us(-time.Second), lease: "old-node", hook: 1},                            // leased, lease expired
-		{state: "pending", retries: 2, next: us(time.Hour), status: 500, hook: 1, attempted: true},        // failed, waiting for a retry
-		{state: "given_up", retries: 18, next: us(-time.Hour), status: 500, hook: 1, attempted: true},     // given up
-		{state: "delivered", retries: 1, next: us(-time.Hour), status: 200, delivered: true, hook: 2},     // delivered
-		{state: "pending", next: us(time.Minute), lease: "live-node", hook: 2},                            // leased, lease live
+		{state: "pending", next: us(-time.Second), hook: 1},                                           // due
+		{state: "pending", next: us(-time.Second), lease: "old-node", hook: 1},                        // leased, lease expired
+		{state: "pending", retries: 2, next: us(time.Hour), status: 500, hook: 1, attempted: true},    // failed, waiting for a retry
+		{state: "given_up", retries: 18, next: us(-time.Hour), status: 500, hook: 1, attempted: true}, // given up
+		{state: "delivered", retries: 1, next: us(-time.Hour), status: 200, delivered: true, hook: 2}, // delivered
+		{state: "pending", next: us(time.Minute), lease: "live-node", hook: 2},                        // leased, lease live
 	} {
 		id := i + 1
 		exec(`INSERT INTO webhook_events (id, uuid, message_id, webhook_id, user_id, event_type, state, delivered,
