@@ -68,6 +68,9 @@ func startNode(t *testing.T, backend string, plugins []string, mutate func(*conf
 	cfg.Plugins.Dir = dir
 	cfg.Plugins.CacheDir = filepath.Join(dir, ".cache")
 	cfg.Server.ShutdownTimeout = 5 * time.Second
+	if backend == "postgres" {
+		cfg.Security.EncryptionKeys = []string{storetest.Key} // required there
+	}
 	if mutate != nil {
 		mutate(cfg)
 	}

@@ -179,6 +179,32 @@ func additional(id, ad string) []byte {
 	return []byte(Prefix + id + ":" + ad)
 }
 
+// ErrNoKeyFile is LoadKeyFile's error when the file does not exist.
+var ErrNoKeyFile = errors.New("secret: no key file")
+
+// LoadKeyFile reads the key in path, which only its owner may read.
+func LoadKeyFile(path string) (Key, error) {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Key{}, ErrNoKeyFile
+	}
+	if err != nil {
+		return Key{}, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return Key{}, fmt.Errorf("key file %s is readable by others (mode %04o): run chmod 600 on it", path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Key{}, err
+	}
+	k, err := ParseKey(string(b))
+	if err != nil {
+		return Key{}, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return k, nil
+}
+
 // LoadOrCreateKeyFile reads the key in path, or creates the file with a
 // new key, readable by its owner only (0600). created reports that it was
 // made now. A key file readable by others is refused.
@@ -197,20 +223,6 @@ func LoadOrCreateKeyFile(path string) (k Key, created bool, err error) {
 	case !errors.Is(err, fs.ErrExist):
 		return Key{}, false, fmt.Errorf("create key file %s: %w", path, err)
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return Key{}, false, err
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return Key{}, false, fmt.Errorf("key file %s is readable by others (mode %04o): run chmod 600 on it", path, st.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Key{}, false, err
-	}
-	k, err = ParseKey(string(b))
-	if err != nil {
-		return Key{}, false, fmt.Errorf("key file %s: %w", path, err)
-	}
-	return k, false, nil
+	k, err = LoadKeyFile(path)
+	return k, false, err
 }
