@@ -15,6 +15,7 @@ func (a *App) newHandler() (http.Handler, error) {
 		MaxBodyBytes:          a.cfg.Server.MaxBodyBytes,
 		DefaultRetryCountdown: a.cfg.Delivery.DefaultRetryCountdown,
 		InlineHold:            a.cfg.Delivery.Lease,
+		SecretRotationOverlap: a.cfg.Security.SecretRotationOverlap,
 	}, api.Deps{
 		Store:      countingStore{batchingStore{a.Store, a.Publisher}, a.Metrics},
 		Countdowns: a.Countdowns,
