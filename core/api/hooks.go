@@ -625,9 +625,9 @@ func (s *Server) listHooks(w http.ResponseWriter, r *http.Request) error {
 // hookJSON is a hook as dj-whisperer's WebhookSerializer writes it, in its
 // field order.
 type hookJSON struct {
-	ID                   int64                   `json:"id"`
-	TargetURL            string                  `json:"target_url"`
-	EventType            string                  `json:"event_type"`
+	ID        int64  `json:"id"`
+	TargetURL string `json:"target_url"`
+	EventType string `json:"event_type"`
 	// SecretKey is shown to the hook's owner only (dj-whisperer returns
 	// it to its owner); for anyone else (an admin) it is left out, so a
 	// GET → PUT round trip keeps it.
