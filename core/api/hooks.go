@@ -625,13 +625,10 @@ func (s *Server) listHooks(w http.ResponseWriter, r *http.Request) error {
 // hookJSON is a hook as dj-whisperer's WebhookSerializer writes it, in its
 // field order.
 type hookJSON struct {
-	ID        int64  `json:"id"`
-	TargetURL string `json:"target_url"`
-	EventType string `json:"event_type"`
-	// SecretKey is shown to the hook's owner only (dj-whisperer returns
-	// it to its owner); for anyone else (an admin) it is left out, so a
-	// GET → PUT round trip keeps it.
-	SecretKey            *string                 `json:"secret_key,omitempty"`
+	ID                   int64                   `json:"id"`
+	TargetURL            string                  `json:"target_url"`
+	EventType            string                  `json:"event_type"`
+	SecretKey            *string                 `json:"secret_key,omitempty"` // see renderHook
 	IsActive             bool                    `json:"is_active"`
 	Callback             string                  `json:"callback"`
 	RetryCountdownConfig webhook.CountdownConfig `json:"retry_countdown_config"`
@@ -646,7 +643,9 @@ type hookJSON struct {
 }
 
 // renderHook writes h for viewer (a user id). config.auth.password is
-// write-only and left out; secret_key only its owner sees.
+// write-only and left out. secret_key is shown to the hook's owner only
+// (dj-whisperer returns it to its owner); for anyone else (an admin) the
+// field is left out, so an admin's GET → PUT round trip keeps it.
 func renderHook(h webhook.Webhook, viewer int64) hookJSON {
 	cfg := make(map[string]any, len(h.Config))
 	for k, v := range h.Config {
