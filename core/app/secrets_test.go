@@ -1,15 +1,29 @@
 package app_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/whisperer/whisperer/core/app"
 	"github.com/whisperer/whisperer/core/config"
+	"github.com/whisperer/whisperer/core/secret"
+	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/webhook"
 )
 
 // PostgreSQL nodes share the rows, so a node without a key refuses to
@@ -93,5 +107,76 @@ func TestConfiguredKeyAfterKeyFile(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(".", ":memory:.key")); err == nil {
 		t.Fatal("a key file was made for an in-memory database")
+	}
+}
+
+// A database of the previous release (migrations 001-003, secrets in
+// clear, events in every state) starts with this release: the secrets are
+// sealed at rest at start, and the due events are delivered signed with
+// the old secret, with its basic auth and headers.
+func TestUpgradeDeliversLegacyHooks(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			url := storetest.Legacy(t, backend)
+			var verified, bad atomic.Int64
+			recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				mac := hmac.New(sha256.New, []byte(storetest.LegacySecret))
+				mac.Write(body)
+				wh, _ := standardwebhooks.NewWebhookRaw([]byte(storetest.LegacySecret))
+				u, p, _ := r.BasicAuth()
+				if r.Header.Get("X-Whisperer-Signature") == "sha256="+hex.EncodeToString(mac.Sum(nil)) &&
+					wh.Verify(body, r.Header) == nil && u == "bob" && p == storetest.LegacyPassword &&
+					r.Header.Get("X-Api-Key") == storetest.LegacyHeader {
+					verified.Add(1)
+				} else {
+					bad.Add(1)
+				}
+			}))
+			t.Cleanup(recv.Close)
+			plain, err := store.Open(t.Context(), url, store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := plain.DB().ExecContext(t.Context(), "UPDATE webhooks SET target_url = ? WHERE id = 1", recv.URL+"/"); err != nil {
+				t.Fatal(err)
+			}
+			plain.Close()
+
+			n := startNode(t, backend, nil, func(c *config.Config) { c.Database.URL = url })
+			eventually(t, 15*time.Second, func() error {
+				c, err := n.Store.Counts(t.Context())
+				if err != nil {
+					return err
+				}
+				if c[webhook.StateDelivered] != 3 || c[webhook.StateGivenUp] != 1 || c[webhook.StatePending] != 2 {
+					return notYet(fmt.Sprint("counts ", c))
+				}
+				return nil
+			})
+			if verified.Load() != 2 || bad.Load() != 0 {
+				t.Fatalf("receiver verified %d deliveries and refused %d; want the 2 due ones verified", verified.Load(), bad.Load())
+			}
+			var raw []struct {
+				Secret  string `bun:"secret_key"`
+				Headers string `bun:"additional_headers"`
+				Config  string `bun:"config"`
+			}
+			if err := n.Store.DB().NewSelect().Table("webhooks").Column("secret_key", "additional_headers", "config").
+				Scan(t.Context(), &raw); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range raw {
+				all := r.Secret + r.Headers + r.Config
+				for _, clear := range []string{storetest.LegacySecret, storetest.LegacyPassword, storetest.LegacyHeader} {
+					if strings.Contains(all, clear) {
+						t.Errorf("a raw column still holds %q", clear)
+					}
+				}
+				if !strings.HasPrefix(r.Headers, secret.Prefix) {
+					t.Errorf("additional_headers not sealed: %q", r.Headers)
+				}
+			}
+		})
 	}
 }

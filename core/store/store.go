@@ -190,11 +190,11 @@ func (s *Store) Ping(ctx context.Context) error {
 // Migrate applies the embedded migrations not yet applied, each in its own
 // transaction. On PostgreSQL an advisory lock lets several nodes start at
 // once.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 1<<30) }
+func (s *Store) Migrate(ctx context.Context) error { return s.MigrateTo(ctx, 1<<30) }
 
-// migrate applies the migrations numbered up to last (tests use it to
-// build a database as an earlier release left it).
-func (s *Store) migrate(ctx context.Context, last int) error {
+// MigrateTo applies the migrations numbered up to last: the schema the
+// release that shipped last left, for upgrade tests.
+func (s *Store) MigrateTo(ctx context.Context, last int) error {
 	dir := path.Join("migrations", s.dialect)
 	entries, err := fs.ReadDir(migrations, dir)
 	if err != nil {
