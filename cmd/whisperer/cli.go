@@ -38,7 +38,7 @@ type verb struct {
 func verbs() []verb {
 	return []verb{
 		{name: "serve", summary: "run the server (migrates the database first)", flags: serveFlags, run: serve},
-		{name: "migrate", summary: "apply database migrations and exit", run: migrate},
+		{name: "migrate", summary: "apply database migrations, encrypt secrets still in clear, and exit", run: migrate},
 		{name: "users create", args: "NAME", summary: "create a user and print its first token (last line of stdout)",
 			flags: func(fs *pflag.FlagSet) {
 				fs.Bool("admin", false, "the user may do everything, for every user")
@@ -171,6 +171,11 @@ func migrate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error
 		return err
 	}
 	return withDB(ctx, e, fs, func(s *store.Store) error {
+		// Hooks an earlier release wrote in clear are sealed now rather
+		// than at the next start.
+		if err := app.SealLegacySecrets(ctx, s, app.NewLogger(config.Log{Level: "info"}, e.stderr)); err != nil {
+			return err
+		}
 		fmt.Fprintf(e.stdout, "%s database is up to date\n", s.Dialect())
 		return nil
 	})

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/whisperer/whisperer/core/secret"
+	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/webhook"
 )
 
 // keys generate makes a usable key; keys rotate moves every hook to the
@@ -52,6 +56,44 @@ func TestKeysVerbs(t *testing.T) {
 			}
 			d.env["WHISPERER_SECURITY_ENCRYPTION_KEYS"] = storetest.Key
 			d.fails(1, ring.KeyID(), "keys", "rotate")
+		})
+	}
+}
+
+// `whisperer migrate` on a previous release's database applies 004 and
+// seals the secrets written in clear, with progress on stderr.
+func TestMigrateSealsLegacyHooks(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			url := storetest.Legacy(t, backend)
+			env := map[string]string{"WHISPERER_CONFIG": os.DevNull, "WHISPERER_DATABASE_URL": url,
+				"WHISPERER_SECURITY_ENCRYPTION_KEYS": storetest.Key}
+			var out, errb bytes.Buffer
+			if err := run(t.Context(), []string{"migrate"}, func(k string) string { return env[k] }, &out, &errb); err != nil {
+				t.Fatalf("migrate: %v\n%s", err, errb.String())
+			}
+			if !strings.Contains(out.String(), "database is up to date") || !strings.Contains(errb.String(), "hook secrets encrypted at rest") {
+				t.Fatalf("migrate output:\n%s%s", out.String(), errb.String())
+			}
+			s, err := store.Open(t.Context(), url, store.Options{Sealer: storetest.Keyring()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var secrets []string
+			if err := s.DB().NewSelect().Table("webhooks").ColumnExpr("secret_key || additional_headers || config").
+				Scan(t.Context(), &secrets); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range secrets {
+				if strings.Contains(v, storetest.LegacySecret) || strings.Contains(v, storetest.LegacyPassword) ||
+					strings.Contains(v, storetest.LegacyHeader) {
+					t.Errorf("a hook is still in clear after migrate: %s", v)
+				}
+			}
+			if h, err := s.Webhook(t.Context(), webhook.Scope{All: true}, 1); err != nil || h.SecretKey != storetest.LegacySecret {
+				t.Fatalf("hook 1 after migrate: %q, %v", h.SecretKey, err)
+			}
 		})
 	}
 }

@@ -83,7 +83,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	if err != nil {
 		return nil, err
 	}
-	if err := sealLegacySecrets(ctx, s, logger); err != nil {
+	if err := SealLegacySecrets(ctx, s, logger); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -91,9 +91,11 @@ func hasKey(keys []secret.Key, k secret.Key) bool {
 	return false
 }
 
-// sealLegacySecrets seals the secrets of hooks written in clear (before
-// encryption) or under a key no longer first, in batches, logging progress.
-func sealLegacySecrets(ctx context.Context, s *store.Store, logger *slog.Logger) error {
+// SealLegacySecrets seals the secrets of hooks written in clear (before
+// encryption) or under a key no longer first, in batches, logging
+// progress. The server runs it at start, `whisperer migrate` after
+// migrating.
+func SealLegacySecrets(ctx context.Context, s *store.Store, logger *slog.Logger) error {
 	p, err := s.SealSecrets(ctx, sealBatch, func(p store.SealProgress) {
 		logger.Info("encrypting hook secrets at rest", "done", p.Done, "total", p.Total)
 	})
