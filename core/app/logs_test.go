@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whisperer/whisperer/core/app"
 	"github.com/whisperer/whisperer/core/config"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
@@ -94,6 +96,12 @@ func TestLogsKeepSecrets(t *testing.T) {
 	var events struct{ Results []map[string]any }
 	n.do(t, "GET", "/whisperer/hook_events/", root, nil, http.StatusOK, &events)
 
+	res, err := http.Get(n.url + app.MetricsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
 	logs := n.logs.String()
 	// The encryption key of secrets at rest (SQLite's key file).
 	key, err := os.ReadFile(strings.TrimPrefix(n.dbURL, "sqlite://") + ".key")
@@ -106,8 +114,8 @@ func TestLogsKeepSecrets(t *testing.T) {
 		"basic auth header":       base64.StdEncoding.EncodeToString([]byte("bob:" + password)),
 		"additional header value": headerVal,
 	} {
-		if strings.Contains(logs, secret) {
-			t.Errorf("the %s appears in the logs", name)
+		if strings.Contains(logs, secret) || strings.Contains(string(metrics), secret) {
+			t.Errorf("the %s appears in the logs or metrics", name)
 		}
 	}
 	var apiLines, attemptLines int
