@@ -116,6 +116,10 @@ func (s *Store) Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhoo
 func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook, setActive bool) (webhook.Webhook, error) {
 	now := s.now().UTC()
 	w.ModifiedAt = now
+	if _, ok := w.PreviousSecret(now); !ok {
+		// A rotation's overlap is over: the old secret goes.
+		w.PreviousSecretKey, w.PreviousSecretUntil = "", nil
+	}
 	row, err := webhookToRow(&w)
 	if err == nil {
 		err = row.sealSecrets(s.sealer)

@@ -333,3 +333,30 @@ func TestSQLiteFilesArePrivate(t *testing.T) {
 	}
 	check(legacy)
 }
+
+// A rotated-out secret is stored sealed during the overlap and dropped by
+// the first update after it.
+func TestPreviousSecretStoredSealedAndDropped(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		u, _ := storetest.User(t, s, "alice", webhook.RoleUser)
+		h := storetest.Hook(t, s, u.ID, "order-created", "https://a.example/", func(w *webhook.Webhook) { w.SecretKey = "old" })
+		until := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+		h.SecretKey, h.PreviousSecretKey, h.PreviousSecretUntil = "new", "old", &until
+		h, err := s.UpdateWebhook(ctx, webhook.Scope{All: true}, h, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.PreviousSecretKey != "old" || h.PreviousSecretUntil == nil || !h.PreviousSecretUntil.Equal(until) {
+			t.Fatalf("previous %q until %v, want old until %v", h.PreviousSecretKey, h.PreviousSecretUntil, until)
+		}
+		if raw := rawHooks(t, s)[0]; !strings.HasPrefix(raw.Previous, secret.Prefix) {
+			t.Fatalf("previous_secret_key not sealed: %q", raw.Previous)
+		}
+		s.SetClock(func() time.Time { return until.Add(time.Second) })
+		defer s.SetClock(time.Now)
+		h.Callback = ""
+		if h, err = s.UpdateWebhook(ctx, webhook.Scope{All: true}, h, false); err != nil || h.PreviousSecretKey != "" || h.PreviousSecretUntil != nil {
+			t.Fatalf("after the overlap: %q %v, %v", h.PreviousSecretKey, h.PreviousSecretUntil, err)
+		}
+	})
+}
