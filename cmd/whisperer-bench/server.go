@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/whisperer/whisperer/core/secret"
 )
 
 // node is one `whisperer serve` subprocess.
@@ -67,9 +69,14 @@ func serverEnv(dbURL, dir string, extra []string) []string {
 		"WHISPERER_DELIVERY_LEASE=10s",
 		"WHISPERER_DELIVERY_POLL_INTERVAL=200ms",
 		"WHISPERER_LOG_LEVEL=warn",
+		// PostgreSQL nodes need a key; one per run, shared by its nodes.
+		"WHISPERER_SECURITY_ENCRYPTION_KEYS="+benchKey,
 	)
 	return append(env, extra...)
 }
+
+// benchKey encrypts the hooks' secrets of this run's servers.
+var benchKey = secret.Generate()
 
 func startNode(bin, dir string, env []string, i int) (*node, error) {
 	addr, err := freeAddr()

@@ -35,7 +35,7 @@ type cliDB struct {
 func newCLIDB(t *testing.T, backend string) *cliDB {
 	t.Helper()
 	url := storetest.URL(t, backend)
-	s, err := store.Open(context.Background(), url, store.Options{})
+	s, err := store.Open(context.Background(), url, store.Options{Sealer: storetest.Keyring()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,9 @@ func newCLIDB(t *testing.T, backend string) *cliDB {
 	d := &cliDB{t: t, s: s, env: map[string]string{
 		"WHISPERER_CONFIG":       os.DevNull,
 		"WHISPERER_DATABASE_URL": url,
-		"WHISPERER_PLUGINS_DIR":  filepath.Join(t.TempDir(), "plugins"),
+		// The verbs read what s wrote: the same key.
+		"WHISPERER_SECURITY_ENCRYPTION_KEYS": storetest.Key,
+		"WHISPERER_PLUGINS_DIR":              filepath.Join(t.TempDir(), "plugins"),
 	}}
 	alice, _ := storetest.User(t, s, "alice", webhook.RoleUser)
 	bob, _ := storetest.User(t, s, "bob", webhook.RoleUser)

@@ -38,7 +38,7 @@ type verb struct {
 func verbs() []verb {
 	return []verb{
 		{name: "serve", summary: "run the server (migrates the database first)", flags: serveFlags, run: serve},
-		{name: "migrate", summary: "apply database migrations and exit", run: migrate},
+		{name: "migrate", summary: "apply database migrations, encrypt secrets still in clear, and exit", run: migrate},
 		{name: "users create", args: "NAME", summary: "create a user and print its first token (last line of stdout)",
 			flags: func(fs *pflag.FlagSet) {
 				fs.Bool("admin", false, "the user may do everything, for every user")
@@ -60,6 +60,9 @@ func verbs() []verb {
 		{name: "retention purge", summary: "delete old delivered events now, as the server does in the background", flags: retentionPurgeFlags, run: retentionPurge},
 		{name: "plugins list", summary: "load the plugin directory and list what each plugin registers", run: pluginsList},
 		{name: "plugins check", args: "FILE.wasm", summary: "load one plugin and print what it registers, or what is wrong", run: pluginsCheck},
+		{name: "keys generate", summary: "print a new encryption key for security.encryption_keys", run: keysGenerate},
+		{name: "keys rotate", summary: "re-encrypt every hook's secrets under the first of security.encryption_keys (online, resumable)",
+			flags: keysRotateFlags, run: keysRotate},
 		{name: "listen", summary: "a local receiver that prints each delivery and checks its signatures, to try hooks out",
 			flags: listenFlags, run: listenVerb},
 		{name: "version", summary: "print the version", run: version},
@@ -168,6 +171,11 @@ func migrate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error
 		return err
 	}
 	return withDB(ctx, e, fs, func(s *store.Store) error {
+		// Hooks an earlier release wrote in clear are sealed now rather
+		// than at the next start.
+		if err := app.SealLegacySecrets(ctx, s, app.NewLogger(config.Log{Level: "info"}, e.stderr)); err != nil {
+			return err
+		}
 		fmt.Fprintf(e.stdout, "%s database is up to date\n", s.Dialect())
 		return nil
 	})

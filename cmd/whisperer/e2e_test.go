@@ -108,10 +108,15 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// baseEnv configures a node: its database, loopback deliveries allowed, no
-// plugins, short retries.
+// baseEnv configures a node: its database (with the test encryption key on
+// PostgreSQL, which requires one; SQLite makes its own key file), loopback
+// deliveries allowed, no plugins, short retries.
 func baseEnv(dbURL string) []string {
-	return append(os.Environ(),
+	env := os.Environ()
+	if strings.HasPrefix(dbURL, "postgres") {
+		env = append(env, "WHISPERER_SECURITY_ENCRYPTION_KEYS="+storetest.Key)
+	}
+	return append(env,
 		"WHISPERER_CONFIG=/dev/null",
 		"WHISPERER_DATABASE_URL="+dbURL,
 		"WHISPERER_DELIVERY_ALLOW_NETWORKS=127.0.0.0/8",

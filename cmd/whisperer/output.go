@@ -65,7 +65,7 @@ func withDB(ctx context.Context, e env, fs *pflag.FlagSet, fn func(*store.Store)
 	if err != nil {
 		return err
 	}
-	s, err := app.OpenStore(ctx, cfg)
+	s, err := app.OpenStore(ctx, cfg, app.NewLogger(cfg.Log, e.stderr))
 	if err != nil {
 		return err
 	}

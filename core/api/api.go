@@ -43,6 +43,9 @@ type Config struct {
 	// stay out of the dispatchers' reach while the request makes their
 	// first attempt itself (the node's delivery lease). Defaults to 60s.
 	InlineHold time.Duration
+	// SecretRotationOverlap is how long a hook's replaced secret_key keeps
+	// signing after an update with "rotate": true. Defaults to 24h.
+	SecretRotationOverlap time.Duration
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -54,6 +57,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.MaxPageSize = cmp.Or(c.MaxPageSize, 1000)
 	c.InlineHold = cmp.Or(c.InlineHold, time.Minute)
+	c.SecretRotationOverlap = cmp.Or(c.SecretRotationOverlap, 24*time.Hour)
 	c.PageSize = min(cmp.Or(c.PageSize, 100), c.MaxPageSize)
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	return c

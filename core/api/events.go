@@ -44,10 +44,11 @@ type attemptJSON struct {
 	Error        string  `json:"error"`
 }
 
-func renderEvent(j webhook.Job) eventJSON {
+// renderEvent writes j for viewer (a user id): see renderHook.
+func renderEvent(j webhook.Job, viewer int64) eventJSON {
 	ev := j.Event
 	out := eventJSON{
-		ID: ev.ID, UUID: ev.UUID, Webhook: renderHook(j.Webhook), EventType: ev.EventType,
+		ID: ev.ID, UUID: ev.UUID, Webhook: renderHook(j.Webhook, viewer), EventType: ev.EventType,
 		RequestPayload:  webhook.RequestBody(ev.EventType, ev.UUID, ev.Payload),
 		ResponseContent: ev.ResponseContent, ResponseHTTPStatus: ev.ResponseHTTPStatus,
 		Delivered: ev.Delivered, RetryCount: ev.RetryCount,
@@ -151,7 +152,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, renderEvent(j))
+	return writeJSON(w, http.StatusOK, renderEvent(j, user(r).ID))
 }
 
 var validStates = []webhook.State{webhook.StatePending, webhook.StateDelivered, webhook.StateGivenUp}
@@ -226,7 +227,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]eventJSON, len(jobs))
 	for i := range jobs {
-		out[i] = renderEvent(jobs[i])
+		out[i] = renderEvent(jobs[i], user(r).ID)
 	}
 	first, last := int64(0), int64(0)
 	if len(jobs) > 0 {
@@ -289,7 +290,7 @@ func (s *Server) redeliverEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.notify()
-	return writeJSON(w, http.StatusAccepted, renderEvent(j))
+	return writeJSON(w, http.StatusAccepted, renderEvent(j, user(r).ID))
 }
 
 const msgDatetime = "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z], or YYYY-MM-DD."

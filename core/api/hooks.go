@@ -58,6 +58,8 @@ type hookInput struct {
 	// update keeps the stored one (the password is write-only, so a
 	// client that read the hook cannot send it back).
 	needPassword bool
+	// rotate keeps the replaced secret_key signing for a while (rotate.go).
+	rotate bool
 }
 
 // readOnlyFields are ignored when sent: clients round-trip GET → PUT.
@@ -76,7 +78,7 @@ func decodeHook(obj map[string]json.RawMessage, m mode) (hookInput, *webhook.Val
 		}
 		switch k {
 		case "target_url", "event_type", "secret_key", "is_active", "callback",
-			"retry_countdown_config", "additional_headers", "config":
+			"retry_countdown_config", "additional_headers", "config", "rotate":
 			in.has[k] = true
 		default:
 			errs.Add(k, msgUnknownField)
@@ -111,6 +113,9 @@ func decodeHook(obj map[string]json.RawMessage, m mode) (hookInput, *webhook.Val
 		if in.secretKey, msg = decodeString(obj["secret_key"], true, true, maxNameLen); msg != "" {
 			errs.Add("secret_key", msg)
 		}
+	}
+	if in.has["rotate"] {
+		decodeRotate(obj["rotate"], &in, m, errs)
 	}
 	if in.has["callback"] {
 		if in.callback, msg = decodeString(obj["callback"], true, true, maxNameLen); msg != "" {
@@ -487,7 +492,7 @@ func (s *Server) createHook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, renderHook(h))
+	return writeJSON(w, http.StatusCreated, renderHook(h, user(r).ID))
 }
 
 // hookID reads the {id} path variable; anything but a positive integer is
@@ -509,7 +514,7 @@ func (s *Server) getHook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, renderHook(h))
+	return writeJSON(w, http.StatusOK, renderHook(h, user(r).ID))
 }
 
 func (s *Server) putHook(w http.ResponseWriter, r *http.Request) error {
@@ -551,7 +556,9 @@ func (s *Server) updateHook(w http.ResponseWriter, r *http.Request, m mode) erro
 	if err := errs.Err(); err != nil {
 		return err
 	}
+	oldSecret := h.SecretKey
 	in.apply(&h)
+	rotateSecret(&h, oldSecret, &in, time.Now().Add(s.cfg.SecretRotationOverlap))
 	h, err = s.deps.Store.UpdateWebhook(r.Context(), sc, h, in.has["is_active"])
 	if errors.Is(err, webhook.ErrAlreadyExists) {
 		return webhook.NewValidationError("non_field_errors", msgAlreadyRegistered)
@@ -559,7 +566,7 @@ func (s *Server) updateHook(w http.ResponseWriter, r *http.Request, m mode) erro
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, renderHook(h))
+	return writeJSON(w, http.StatusOK, renderHook(h, user(r).ID))
 }
 
 func (s *Server) deleteHook(w http.ResponseWriter, r *http.Request) error {
@@ -606,7 +613,7 @@ func (s *Server) listHooks(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]hookJSON, len(hooks))
 	for i := range hooks {
-		out[i] = renderHook(hooks[i])
+		out[i] = renderHook(hooks[i], user(r).ID)
 	}
 	first, last := int64(0), int64(0)
 	if len(hooks) > 0 {
@@ -621,7 +628,7 @@ type hookJSON struct {
 	ID                   int64                   `json:"id"`
 	TargetURL            string                  `json:"target_url"`
 	EventType            string                  `json:"event_type"`
-	SecretKey            string                  `json:"secret_key"`
+	SecretKey            *string                 `json:"secret_key,omitempty"` // see renderHook
 	IsActive             bool                    `json:"is_active"`
 	Callback             string                  `json:"callback"`
 	RetryCountdownConfig webhook.CountdownConfig `json:"retry_countdown_config"`
@@ -635,9 +642,11 @@ type hookJSON struct {
 	DisabledAt     *string `json:"disabled_at"`
 }
 
-// renderHook writes h for a client. config.auth.password is write-only and
-// left out.
-func renderHook(h webhook.Webhook) hookJSON {
+// renderHook writes h for viewer (a user id). config.auth.password is
+// write-only and left out. secret_key is shown to the hook's owner only
+// (dj-whisperer returns it to its owner); for anyone else (an admin) the
+// field is left out, so an admin's GET → PUT round trip keeps it.
+func renderHook(h webhook.Webhook, viewer int64) hookJSON {
 	cfg := make(map[string]any, len(h.Config))
 	for k, v := range h.Config {
 		cfg[k] = v
@@ -664,8 +673,12 @@ func renderHook(h webhook.Webhook) hookJSON {
 	if len(cd.Kwargs) == 0 {
 		cd.Kwargs = json.RawMessage(`{}`)
 	}
+	var secret *string
+	if h.UserID == viewer {
+		secret = &h.SecretKey
+	}
 	return hookJSON{
-		ID: h.ID, TargetURL: h.TargetURL, EventType: h.EventType, SecretKey: h.SecretKey,
+		ID: h.ID, TargetURL: h.TargetURL, EventType: h.EventType, SecretKey: secret,
 		IsActive: h.IsActive, Callback: h.Callback, RetryCountdownConfig: cd,
 		AdditionalHeaders: headers, Config: cfg,
 		CreatedDate: formatTime(h.CreatedAt), ModifiedDate: formatTime(h.ModifiedAt),

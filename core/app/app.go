@@ -50,12 +50,17 @@ func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// OpenStore opens and migrates the configured database and registers the
-// configured event types.
-func OpenStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
+// OpenStore opens and migrates the configured database, with the keyring
+// that seals secrets at rest (see Keyring), and registers the configured
+// event types.
+func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*store.Store, error) {
+	keys, err := Keyring(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	s, err := store.Open(ctx, cfg.Database.URL, store.Options{
 		MaxOpenConns: cfg.Database.MaxOpenConns, AuthCacheTTL: cfg.Server.AuthCacheTTL,
-		DisableAfter: cfg.Delivery.DisableAfter,
+		DisableAfter: cfg.Delivery.DisableAfter, Sealer: keys,
 	})
 	if err != nil {
 		return nil, err
@@ -74,8 +79,12 @@ func OpenStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
 // New builds a node from cfg: opens and migrates the database, prepares the
 // plugin host (loaded by Run), the dispatcher and the API handler.
 func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
-	s, err := OpenStore(ctx, cfg)
+	s, err := OpenStore(ctx, cfg, logger)
 	if err != nil {
+		return nil, err
+	}
+	if err := SealLegacySecrets(ctx, s, logger); err != nil {
+		s.Close()
 		return nil, err
 	}
 	a := &App{cfg: cfg, logger: logger, Store: s, Countdowns: countdown.NewRegistry(), Callbacks: &callback.Registry{},

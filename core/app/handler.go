@@ -16,6 +16,7 @@ func (a *App) newHandler() (http.Handler, error) {
 		PublicURL:             a.cfg.Server.PublicURL,
 		DefaultRetryCountdown: a.cfg.Delivery.DefaultRetryCountdown,
 		InlineHold:            a.cfg.Delivery.Lease,
+		SecretRotationOverlap: a.cfg.Security.SecretRotationOverlap,
 	}, api.Deps{
 		Store:      countingStore{batchingStore{a.Store, a.Publisher}, a.Metrics},
 		Countdowns: a.Countdowns,

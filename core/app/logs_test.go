@@ -4,13 +4,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/whisperer/whisperer/core/app"
 	"github.com/whisperer/whisperer/core/config"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
@@ -27,6 +30,8 @@ func TestLogsKeepSecrets(t *testing.T) {
 		password  = "PASSWORD-9c2e"
 		headerVal = "HEADER-VALUE-77aa"
 		badToken  = "BADTOKEN0123456789abcdef0123456789abcdef"
+		// rotatedKey replaces secretKey with "rotate": true.
+		rotatedKey = "ROTATED-KEY-4d8f"
 	)
 	n := startNode(t, "sqlite", nil, func(c *config.Config) {
 		c.Log = config.Log{Level: "debug", Format: "json"}
@@ -63,6 +68,10 @@ func TestLogsKeepSecrets(t *testing.T) {
 	n.do(t, "PATCH", fmt.Sprintf("/whisperer/hooks/%v/", hook["id"]), root, map[string]any{
 		"config": map[string]any{"auth": map[string]any{"auth_type": "basic", "username": "bob", "password": password}},
 	}, http.StatusOK, nil)
+	// A rotation: the old secret keeps signing, the new one too.
+	n.do(t, "PATCH", fmt.Sprintf("/whisperer/hooks/%v/", hook["id"]), root, map[string]any{
+		"secret_key": rotatedKey, "rotate": true,
+	}, http.StatusOK, nil)
 	n.do(t, "GET", "/whisperer/hooks/", badToken, nil, http.StatusUnauthorized, nil)
 	n.do(t, "POST", "/whisperer/events/", root, map[string]any{
 		"event_type": "package-created", "payload": map[string]any{"id": 1},
@@ -87,14 +96,26 @@ func TestLogsKeepSecrets(t *testing.T) {
 	var events struct{ Results []map[string]any }
 	n.do(t, "GET", "/whisperer/hook_events/", root, nil, http.StatusOK, &events)
 
+	res, err := http.Get(n.url + app.MetricsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
 	logs := n.logs.String()
+	// The encryption key of secrets at rest (SQLite's key file).
+	key, err := os.ReadFile(strings.TrimPrefix(n.dbURL, "sqlite://") + ".key")
+	if err != nil || len(strings.TrimSpace(string(key))) != 44 {
+		t.Fatalf("read the key file: %v", err)
+	}
 	for name, secret := range map[string]string{
+		"rotated secret_key": rotatedKey, "encryption key": strings.TrimSpace(string(key)),
 		"token": root, "bad token": badToken, "secret_key": secretKey, "password": password,
 		"basic auth header":       base64.StdEncoding.EncodeToString([]byte("bob:" + password)),
 		"additional header value": headerVal,
 	} {
-		if strings.Contains(logs, secret) {
-			t.Errorf("the %s appears in the logs", name)
+		if strings.Contains(logs, secret) || strings.Contains(string(metrics), secret) {
+			t.Errorf("the %s appears in the logs or metrics", name)
 		}
 	}
 	var apiLines, attemptLines int

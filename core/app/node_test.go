@@ -24,8 +24,9 @@ import (
 // database, a real listener.
 type node struct {
 	*app.App
-	url  string
-	logs *syncBuffer
+	url   string
+	logs  *syncBuffer
+	dbURL string
 }
 
 // syncBuffer collects the node's log while its goroutines write to it.
@@ -68,10 +69,13 @@ func startNode(t *testing.T, backend string, plugins []string, mutate func(*conf
 	cfg.Plugins.Dir = dir
 	cfg.Plugins.CacheDir = filepath.Join(dir, ".cache")
 	cfg.Server.ShutdownTimeout = 5 * time.Second
+	if backend == "postgres" {
+		cfg.Security.EncryptionKeys = []string{storetest.Key} // required there
+	}
 	if mutate != nil {
 		mutate(cfg)
 	}
-	n := &node{logs: &syncBuffer{}}
+	n := &node{logs: &syncBuffer{}, dbURL: cfg.Database.URL}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, app.NewLogger(cfg.Log, n.logs))
 	if err != nil {

@@ -11,6 +11,7 @@ package config
 
 import (
 	"cmp"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,7 @@ type Config struct {
 	EventTypes []string
 	Log        Log
 	Retention  Retention
+	Security   Security
 
 	// Source is the configuration file Load read, empty when none. It is
 	// not a configuration key.
@@ -185,6 +187,22 @@ type Retention struct {
 	BatchSize int
 }
 
+// Security is the encryption of secrets at rest and secret rotation.
+type Security struct {
+	// EncryptionKeys are AES-256 keys, each standard base64 of 32 bytes
+	// (`whisperer keys generate` makes one). The first encrypts hooks'
+	// secrets; every one decrypts, so a new key goes first and the old
+	// one stays until `whisperer keys rotate` has re-encrypted every row.
+	// Empty on SQLite means a key file beside the database (created 0600
+	// on first start); PostgreSQL nodes refuse to start without a key.
+	// Defaults to none. Never logged.
+	EncryptionKeys []string
+	// SecretRotationOverlap is how long a hook's old secret keeps signing
+	// deliveries (next to the new one) after a PATCH with "rotate": true.
+	// Defaults to 24h.
+	SecretRotationOverlap time.Duration
+}
+
 // Log is the server's structured log.
 type Log struct {
 	// Level is debug, info, warn or error. Defaults to "info".
@@ -239,6 +257,7 @@ func defaults() *Config {
 		EventTypes: []string{"package-created", "order-created"},
 		Log:        Log{Level: "info", Format: "text"},
 		Retention:  Retention{Days: 30, Interval: time.Hour, BatchSize: 1000},
+		Security:   Security{EncryptionKeys: []string{}, SecretRotationOverlap: 24 * time.Hour},
 	}
 }
 
@@ -291,6 +310,10 @@ func (c *Config) WithDefaults() *Config {
 	c.Retention.Days = cmp.Or(c.Retention.Days, d.Retention.Days)
 	c.Retention.Interval = cmp.Or(c.Retention.Interval, d.Retention.Interval)
 	c.Retention.BatchSize = cmp.Or(c.Retention.BatchSize, d.Retention.BatchSize)
+	if c.Security.EncryptionKeys == nil {
+		c.Security.EncryptionKeys = d.Security.EncryptionKeys
+	}
+	c.Security.SecretRotationOverlap = cmp.Or(c.Security.SecretRotationOverlap, d.Security.SecretRotationOverlap)
 	c.derive()
 	return c
 }
@@ -421,6 +444,26 @@ func (c *Config) Validate() error {
 	add(atLeast("retention.days", c.Retention.Days, 0))
 	add(positive("retention.interval", c.Retention.Interval))
 	add(atLeast("retention.batch_size", c.Retention.BatchSize, 1))
+
+	// Checked here so a bad key is a config error; core/secret parses them.
+	// The messages never quote a key.
+	keys := map[string]int{}
+	for i, k := range c.Security.EncryptionKeys {
+		key := fmt.Sprintf("security.encryption_keys[%d]", i)
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+		switch {
+		case err != nil:
+			add(errorf(key, "expected standard base64 of 32 bytes (make a key with `whisperer keys generate`), got text that is not base64"))
+		case len(raw) != 32:
+			add(errorf(key, "expected standard base64 of 32 bytes (make a key with `whisperer keys generate`), got %d bytes", len(raw)))
+		default:
+			if j, dup := keys[string(raw)]; dup {
+				add(errorf(key, "is the same key as security.encryption_keys[%d]", j))
+			}
+			keys[string(raw)] = i
+		}
+	}
+	add(positive("security.secret_rotation_overlap", c.Security.SecretRotationOverlap))
 	return errors.Join(errs...)
 }
 

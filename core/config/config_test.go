@@ -362,6 +362,10 @@ func TestValidationErrors(t *testing.T) {
 		{"event types scalar map", `event_types: {a: 1}`, nil, `event_types: expected a list of strings, got a mapping with keys a`},
 		{"log level", "log: {level: verbose}", nil, `log.level: expected debug, info, warn or error, got "verbose"`},
 		{"log format", "log: {format: xml}", nil, `log.format: expected text or json, got "xml"`},
+		{"encryption key short", `security: {encryption_keys: ["c2hvcnQ="]}`, nil, `security.encryption_keys[0]: expected standard base64 of 32 bytes (make a key with ` + "`whisperer keys generate`" + `), got 5 bytes`},
+		{"encryption key env", "", map[string]string{"WHISPERER_SECURITY_ENCRYPTION_KEYS": testKey + ",not-a-key!"}, `security.encryption_keys[1]: expected standard base64 of 32 bytes (make a key with ` + "`whisperer keys generate`" + `), got text that is not base64`},
+		{"encryption key twice", "", map[string]string{"WHISPERER_SECURITY_ENCRYPTION_KEYS": testKey + "," + testKey}, `security.encryption_keys[1]: is the same key as security.encryption_keys[0]`},
+		{"rotation overlap", "security: {secret_rotation_overlap: 0}", nil, `security.secret_rotation_overlap: must be a positive duration, got 0s`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -369,10 +373,28 @@ func TestValidationErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("error = %v\nwant it to contain %q", err, tc.err)
 			}
-			if strings.Contains(err.Error(), "secret") {
+			if strings.Contains(err.Error(), "secret@") {
 				t.Errorf("error leaks the database password: %v", err)
 			}
+			if strings.Contains(err.Error(), testKey) || strings.Contains(err.Error(), "c2hvcnQ") || strings.Contains(err.Error(), "not-a-key") {
+				t.Errorf("error quotes an encryption key: %v", err)
+			}
 		})
+	}
+}
+
+// testKey is an encryption key for tests: base64 of 32 bytes.
+const testKey = "d2hpc3BlcmVyIHRlc3Qga2V5LCBub3Qgc2VjcmV0ISE="
+
+func TestEncryptionKeysFromEnv(t *testing.T) {
+	other := "b3RoZXIga2V5LCB0aGlydHktdHdvIGJ5dGVzIGxvbmc="
+	c, err := Load(LoadOptions{File: writeFile(t, ""), Getenv: env(map[string]string{
+		"WHISPERER_SECURITY_ENCRYPTION_KEYS": testKey + ", " + other})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Security.EncryptionKeys) != 2 || c.Security.EncryptionKeys[0] != testKey || c.Security.EncryptionKeys[1] != other {
+		t.Fatalf("keys = %d, want both in order", len(c.Security.EncryptionKeys))
 	}
 }
 

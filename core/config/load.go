@@ -358,6 +358,8 @@ func (c *Config) fields() []field {
 		{"retention.days", setInt(&c.Retention.Days)},
 		{"retention.interval", setDuration(&c.Retention.Interval)},
 		{"retention.batch_size", setInt(&c.Retention.BatchSize)},
+		{"security.encryption_keys", setList(&c.Security.EncryptionKeys)},
+		{"security.secret_rotation_overlap", setDuration(&c.Security.SecretRotationOverlap)},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -179,13 +180,14 @@ func (s *Sender) setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Ev
 		var sum [sha256.Size]byte
 		h["X-Whisperer-Signature"] = []string{"sha256=" + hex.EncodeToString(mac.Sum(sum[:0]))}
 		// Standard Webhooks: HMAC over "id.timestamp.body" with the same key.
-		mac.Reset()
-		io.WriteString(mac, ev.UUID)
-		io.WriteString(mac, ".")
-		io.WriteString(mac, ts)
-		io.WriteString(mac, ".")
-		mac.Write(body)
-		h["Webhook-Signature"] = []string{"v1," + base64.StdEncoding.EncodeToString(mac.Sum(sum[:0]))}
+		sig := "v1," + standardSignature(mac, ev.UUID, ts, body)
+		// During a rotation's overlap the old secret signs too: Standard
+		// Webhooks lists several signatures separated by spaces, and a
+		// receiver still on the old secret accepts the request.
+		if old, ok := hook.PreviousSecret(now); ok {
+			sig += " v1," + standardSignature(hmac.New(sha256.New, []byte(old)), ev.UUID, ts, body)
+		}
+		h["Webhook-Signature"] = []string{sig}
 	}
 	for name, value := range hook.AdditionalHeaders {
 		key := http.CanonicalHeaderKey(name)
@@ -197,6 +199,20 @@ func (s *Sender) setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Ev
 	if auth, ok := hook.BasicAuth(); ok {
 		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(auth.Username+":"+auth.Password))}
 	}
+}
+
+// standardSignature is the Standard Webhooks signature: base64 of mac
+// (an HMAC-SHA256 keyed with the secret, reset here) over
+// "id.timestamp.body".
+func standardSignature(mac hash.Hash, id, ts string, body []byte) string {
+	mac.Reset()
+	io.WriteString(mac, id)
+	io.WriteString(mac, ".")
+	io.WriteString(mac, ts)
+	io.WriteString(mac, ".")
+	mac.Write(body)
+	var sum [sha256.Size]byte
+	return base64.StdEncoding.EncodeToString(mac.Sum(sum[:0]))
 }
 
 // protectedHeaders are set by Whisperer or by the transport; a hook's

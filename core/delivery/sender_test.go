@@ -386,3 +386,51 @@ func BenchmarkSend(b *testing.B) {
 		}
 	})
 }
+
+// During a secret rotation's overlap, webhook-signature carries both
+// signatures and the Standard Webhooks library accepts the request with
+// either secret; X-Whisperer-Signature uses the new one. After the overlap
+// only the new secret verifies.
+func TestSendSignsWithBothSecretsDuringRotation(t *testing.T) {
+	const oldSecret, newSecret = "old-secret-1", "new-secret-2"
+	rc := newReceiver(t, nil)
+	s := newSender(t, delivery.Config{AllowNetworks: loopback})
+	verify := func(secret string, hdr http.Header, body []byte) error {
+		wh, err := standardwebhooks.NewWebhookRaw([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wh.Verify(body, hdr)
+	}
+	send := func(until time.Time) (http.Header, []byte) {
+		job := testJob(rc.URL)
+		job.Webhook.SecretKey, job.Webhook.PreviousSecretKey, job.Webhook.PreviousSecretUntil = newSecret, oldSecret, &until
+		if sent := s.Send(context.Background(), job); !sent.Delivered {
+			t.Fatalf("not delivered: %+v", sent.Attempt)
+		}
+		return *rc.header.Load(), *rc.body.Load()
+	}
+
+	hdr, body := send(time.Now().Add(time.Hour))
+	if sigs := strings.Fields(hdr.Get("Webhook-Signature")); len(sigs) != 2 || !strings.HasPrefix(sigs[1], "v1,") {
+		t.Fatalf("webhook-signature = %q, want two v1 signatures", hdr.Get("Webhook-Signature"))
+	}
+	for _, secret := range []string{oldSecret, newSecret} {
+		if err := verify(secret, hdr, body); err != nil {
+			t.Errorf("during the overlap, %s does not verify: %v", secret, err)
+		}
+	}
+	mac := hmac.New(sha256.New, []byte(newSecret))
+	mac.Write(body)
+	if got, want := hdr.Get("X-Whisperer-Signature"), "sha256="+hex.EncodeToString(mac.Sum(nil)); got != want {
+		t.Errorf("X-Whisperer-Signature = %q, want the new secret's %q", got, want)
+	}
+
+	hdr, body = send(time.Now().Add(-time.Second))
+	if err := verify(newSecret, hdr, body); err != nil {
+		t.Errorf("after the overlap, the new secret does not verify: %v", err)
+	}
+	if err := verify(oldSecret, hdr, body); err == nil {
+		t.Error("after the overlap, the old secret still verifies")
+	}
+}

@@ -62,13 +62,36 @@ func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (webhook.W
 	if !w.IsActive {
 		row.DisabledReason, row.DisabledAt = ReasonOwner, &now
 	}
-	if _, err := s.db.NewInsert().Model(row).Returning("id").Exec(ctx); err != nil {
+	// Sealed values are bound to the row id, known only after the insert:
+	// the insert carries no secret (never in clear, not even in the WAL)
+	// and an update in the same transaction adds them sealed.
+	secrets := row.secrets()
+	if s.sealer != nil {
+		row.setSecrets(secretCols{headers: "{}", config: "{}"})
+	}
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(row).Returning("id").Exec(ctx); err != nil {
+			return err
+		}
+		if s.sealer == nil {
+			return nil
+		}
+		row.setSecrets(secrets)
+		if err := row.sealSecrets(s.sealer); err != nil {
+			return err
+		}
+		_, err := tx.NewUpdate().Model(row).
+			Column("secret_key", "previous_secret_key", "additional_headers", "config", "secrets_key_id").
+			WherePK().Exec(ctx)
+		return err
+	})
+	if err != nil {
 		if isUniqueViolation(err) {
 			return webhook.Webhook{}, webhook.ErrAlreadyExists
 		}
 		return webhook.Webhook{}, fmt.Errorf("create webhook: %w", err)
 	}
-	return row.domain(), nil
+	return row.domain(s.sealer)
 }
 
 // Webhook returns the hook id if sc may see it; otherwise
@@ -80,7 +103,7 @@ func (s *Store) Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhoo
 	if err := q.Scan(ctx); err != nil {
 		return webhook.Webhook{}, fmt.Errorf("webhook %d: %w", id, notFound(err))
 	}
-	return row.domain(), nil
+	return row.domain(s.sealer)
 }
 
 // UpdateWebhook stores every field of w (a PUT; PATCH merges before
@@ -93,7 +116,14 @@ func (s *Store) Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhoo
 func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook, setActive bool) (webhook.Webhook, error) {
 	now := s.now().UTC()
 	w.ModifiedAt = now
+	if _, ok := w.PreviousSecret(now); !ok {
+		// A rotation's overlap is over: the old secret goes.
+		w.PreviousSecretKey, w.PreviousSecretUntil = "", nil
+	}
 	row, err := webhookToRow(&w)
+	if err == nil {
+		err = row.sealSecrets(s.sealer)
+	}
 	if err != nil {
 		return webhook.Webhook{}, fmt.Errorf("update webhook: %w", err)
 	}
@@ -101,7 +131,8 @@ func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.W
 	same := "NOT ? OR ? = is_active" // is_active does not change
 	q := s.db.NewUpdate().Model(row).
 		Column("target_url", "event_type", "secret_key", "callback",
-			"retry_countdown_config", "additional_headers", "config", "modified_at").
+			"retry_countdown_config", "additional_headers", "config", "modified_at",
+			"previous_secret_key", "previous_secret_until", "secrets_key_id").
 		Set("is_active = CASE WHEN ? THEN ? ELSE is_active END", setActive, w.IsActive).
 		Set("disabled_reason = CASE WHEN "+same+" THEN disabled_reason WHEN ? THEN '' ELSE ? END",
 			setActive, w.IsActive, w.IsActive, ReasonOwner).
@@ -166,7 +197,10 @@ func (s *Store) ListWebhooks(ctx context.Context, sc webhook.Scope, f webhook.Ho
 	rows, info := pageInfo(rows, p, limit)
 	out := make([]webhook.Webhook, len(rows))
 	for i := range rows {
-		out[i] = rows[i].domain()
+		var err error
+		if out[i], err = rows[i].domain(s.sealer); err != nil {
+			return nil, webhook.PageInfo{}, fmt.Errorf("list webhooks: %w", err)
+		}
 	}
 	return out, info, nil
 }

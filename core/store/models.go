@@ -59,6 +59,12 @@ type webhookRow struct {
 	FailingSince   *time.Time `bun:"failing_since"`
 	DisabledReason string     `bun:"disabled_reason"`
 	DisabledAt     *time.Time `bun:"disabled_at"`
+	// SecretsKeyID is the key the secret columns are sealed under; ""
+	// while they are in clear (written before encryption, or by a store
+	// without a Sealer). See secrets.go.
+	SecretsKeyID        string     `bun:"secrets_key_id"`
+	PreviousSecretKey   string     `bun:"previous_secret_key"`
+	PreviousSecretUntil *time.Time `bun:"previous_secret_until"`
 }
 
 func webhookToRow(w *webhook.Webhook) (*webhookRow, error) {
@@ -87,24 +93,34 @@ func webhookToRow(w *webhook.Webhook) (*webhookRow, error) {
 		SecretKey: w.SecretKey, IsActive: w.IsActive, Callback: w.Callback,
 		RetryCountdown: string(rc), AdditionalHeaders: string(ah), Config: string(cfg),
 		CreatedAt: w.CreatedAt, ModifiedAt: w.ModifiedAt,
+		PreviousSecretKey: w.PreviousSecretKey, PreviousSecretUntil: utcPtr(w.PreviousSecretUntil),
 	}, nil
 }
 
-func (r *webhookRow) domain() webhook.Webhook {
+// domain converts r, opening its sealed secret columns with sl. It is the
+// one place every read of a hook goes through, the claim's included. A
+// sealed row with no Sealer, or one that does not open, is an error: never
+// sign with a ciphertext.
+func (r *webhookRow) domain(sl Sealer) (webhook.Webhook, error) {
+	c, err := r.openSecrets(sl)
+	if err != nil {
+		return webhook.Webhook{}, err
+	}
 	w := webhook.Webhook{
 		ID: r.ID, UserID: r.UserID, TargetURL: r.TargetURL, EventType: r.EventType,
-		SecretKey: r.SecretKey, IsActive: r.IsActive, Callback: r.Callback,
+		SecretKey: c.secret, IsActive: r.IsActive, Callback: r.Callback,
 		CreatedAt: r.CreatedAt.UTC(), ModifiedAt: r.ModifiedAt.UTC(),
 		DisabledReason: r.DisabledReason, DisabledAt: utcPtr(r.DisabledAt), FailingSince: utcPtr(r.FailingSince),
+		PreviousSecretKey: c.previous, PreviousSecretUntil: utcPtr(r.PreviousSecretUntil),
 	}
 	// The columns are written only by webhookToRow, so they decode.
 	_ = json.Unmarshal([]byte(r.RetryCountdown), &w.RetryCountdown)
-	_ = json.Unmarshal([]byte(r.AdditionalHeaders), &w.AdditionalHeaders)
+	_ = json.Unmarshal([]byte(c.headers), &w.AdditionalHeaders)
 	// UseNumber keeps integers above 2^53 in config exact.
-	dec := json.NewDecoder(strings.NewReader(r.Config))
+	dec := json.NewDecoder(strings.NewReader(c.config))
 	dec.UseNumber()
 	_ = dec.Decode(&w.Config)
-	return w
+	return w, nil
 }
 
 type messageRow struct {

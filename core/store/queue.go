@@ -338,7 +338,8 @@ SELECT upd.id, upd.uuid, upd.message_id, upd.webhook_id, upd.user_id, upd.event_
 	upd.response_content, upd.created_at, upd.modified_at,
 	w.id, w.user_id, w.target_url, w.event_type, w.secret_key, w.is_active, w.callback,
 	w.retry_countdown_config, w.additional_headers, w.config, w.created_at, w.modified_at,
-	w.failing_since, w.disabled_reason, w.disabled_at, m.payload
+	w.failing_since, w.disabled_reason, w.disabled_at, w.secrets_key_id, w.previous_secret_key,
+	w.previous_secret_until, m.payload
 FROM upd JOIN webhooks w ON w.id = upd.webhook_id JOIN messages m ON m.id = upd.message_id, async
 ORDER BY upd.due_at, upd.id`
 
@@ -369,12 +370,15 @@ func (s *Store) claimPostgres(ctx context.Context, owner string, lease time.Dura
 			&e.ResponseContent, &e.CreatedAt, &e.ModifiedAt,
 			&w.ID, &w.UserID, &w.TargetURL, &w.EventType, &w.SecretKey, &w.IsActive, &w.Callback,
 			&w.RetryCountdown, &w.AdditionalHeaders, &w.Config, &w.CreatedAt, &w.ModifiedAt,
-			&w.FailingSince, &w.DisabledReason, &w.DisabledAt, &payload); err != nil {
+			&w.FailingSince, &w.DisabledReason, &w.DisabledAt, &w.SecretsKeyID, &w.PreviousSecretKey,
+			&w.PreviousSecretUntil, &payload); err != nil {
 			return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
 		}
 		h, ok := hooks[w.ID]
 		if !ok {
-			h = w.domain()
+			if h, err = w.domain(s.sealer); err != nil {
+				return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
+			}
 			hooks[w.ID] = h
 		}
 		jobs = append(jobs, webhook.Job{Event: e.domain(payload), Webhook: h})

@@ -53,6 +53,10 @@ type Options struct {
 	// this long (measured between its attempts' times). If zero, failing
 	// hooks are never deactivated for it (a 410 Gone still deactivates).
 	DisableAfter time.Duration
+	// Sealer encrypts the hooks' secrets at rest (see secrets.go). Nil
+	// writes them in clear and cannot read sealed ones: for tools and
+	// tests only; the server always sets it.
+	Sealer Sealer
 }
 
 // Store is the database. It is safe for concurrent use. After Close every
@@ -65,6 +69,7 @@ type Store struct {
 	auth    authCache
 	// disableAfter is Options.DisableAfter.
 	disableAfter time.Duration
+	sealer       Sealer
 
 	stmtMu   sync.Mutex
 	pubStmts sqlitePublish // prepared on first use
@@ -73,12 +78,20 @@ type Store struct {
 // Open connects to url ("sqlite://path", "sqlite://:memory:" or
 // "postgres://…") and checks that the database answers. It does not migrate.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
-	s := &Store{now: time.Now, auth: authCache{ttl: opts.AuthCacheTTL}, disableAfter: max(opts.DisableAfter, 0)}
+	s := &Store{now: time.Now, auth: authCache{ttl: opts.AuthCacheTTL}, disableAfter: max(opts.DisableAfter, 0),
+		sealer: opts.Sealer}
+	var sqliteFile string
 	switch {
 	case strings.HasPrefix(rawURL, "sqlite://"):
 		file := strings.TrimPrefix(rawURL, "sqlite://")
 		if file == "" {
 			return nil, fmt.Errorf("open database: sqlite:// needs a file path, e.g. sqlite://whisperer.db")
+		}
+		if path, _, _ := strings.Cut(file, "?"); path != ":memory:" {
+			sqliteFile = path
+			if err := createPrivate(path); err != nil {
+				return nil, err
+			}
 		}
 		sqldb, err := sql.Open("sqlite", sqliteDSN(file))
 		if err != nil {
@@ -106,6 +119,13 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err := s.Ping(ctx); err != nil {
 		s.db.Close()
 		return nil, err
+	}
+	if sqliteFile != "" {
+		// Ping opened the connection, which created -wal and -shm.
+		if err := restrictFiles(sqliteFile); err != nil {
+			s.db.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -172,7 +192,11 @@ func (s *Store) Ping(ctx context.Context) error {
 // Migrate applies the embedded migrations not yet applied, each in its own
 // transaction. On PostgreSQL an advisory lock lets several nodes start at
 // once.
-func (s *Store) Migrate(ctx context.Context) error {
+func (s *Store) Migrate(ctx context.Context) error { return s.MigrateTo(ctx, 1<<30) }
+
+// MigrateTo applies the migrations numbered up to last: the schema the
+// release that shipped last left, for upgrade tests.
+func (s *Store) MigrateTo(ctx context.Context, last int) error {
 	dir := path.Join("migrations", s.dialect)
 	entries, err := fs.ReadDir(migrations, dir)
 	if err != nil {
@@ -187,6 +211,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		version, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("migration %s: name must start with a number", name)
+		}
+		if version > last {
+			break
 		}
 		body, err := migrations.ReadFile(path.Join(dir, name))
 		if err != nil {

@@ -72,6 +72,21 @@ type Webhook struct {
 	// FailingSince is the time of the first failed attempt since the
 	// hook's last successful one; nil while healthy. Read-only.
 	FailingSince *time.Time
+	// PreviousSecretKey is the secret_key a rotation replaced ("rotate":
+	// true): deliveries are signed with it too until PreviousSecretUntil,
+	// so receivers can switch secrets without downtime. Never shown to
+	// clients.
+	PreviousSecretKey   string
+	PreviousSecretUntil *time.Time
+}
+
+// PreviousSecret returns the rotated-out secret while it still signs at
+// now.
+func (w *Webhook) PreviousSecret(now time.Time) (string, bool) {
+	if w.PreviousSecretKey == "" || w.PreviousSecretUntil == nil || !now.Before(*w.PreviousSecretUntil) {
+		return "", false
+	}
+	return w.PreviousSecretKey, true
 }
 
 // RateLimit returns config.rate_limit_per_second, the most requests per

@@ -21,9 +21,24 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/whisperer/whisperer/core/secret"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/webhook"
 )
+
+// Key is the encryption key (security.encryption_keys) of test stores
+// and test servers: PostgreSQL nodes refuse to start without one, and a
+// test that opens a store beside a server must open its secrets too.
+const Key = "d2hpc3BlcmVyIHRlc3Qga2V5LCBub3Qgc2VjcmV0ISE="
+
+// Keyring is the keyring of Key.
+func Keyring() *secret.Keyring {
+	r, err := secret.ParseKeyring(Key)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
 
 // DefaultPostgresDSN is the development machines' PostgreSQL.
 const DefaultPostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -142,12 +157,16 @@ func New(t testing.TB, backend string) *store.Store {
 	return NewWith(t, backend, store.Options{})
 }
 
-// NewWith is New with opts; MaxOpenConns defaults to 8.
+// NewWith is New with opts; MaxOpenConns defaults to 8 and Sealer to
+// Keyring().
 func NewWith(t testing.TB, backend string, opts store.Options) *store.Store {
 	t.Helper()
 	ctx := context.Background()
 	if opts.MaxOpenConns == 0 {
 		opts.MaxOpenConns = 8
+	}
+	if opts.Sealer == nil {
+		opts.Sealer = Keyring()
 	}
 	s, err := store.Open(ctx, URL(t, backend), opts)
 	if err != nil {

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/whisperer/whisperer/core/secret"
+	"github.com/whisperer/whisperer/core/store"
+	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// keys generate makes a usable key; keys rotate moves every hook to the
+// new first key in batches with progress on stderr, and a rerun has
+// nothing left to do. Then the old key can go; a keyring without the key
+// in use is refused with the key id named.
+func TestKeysVerbs(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			d := newCLIDB(t, backend)
+			newKey := strings.TrimSpace(d.ok("keys", "generate"))
+			ring, err := secret.ParseKeyring(newKey)
+			if err != nil {
+				t.Fatalf("keys generate printed no key: %v", err)
+			}
+			d.fails(2, "unexpected arguments", "keys", "generate", "extra")
+			d.fails(2, "--batch-size must be at least 1", "keys", "rotate", "--batch-size", "0")
+
+			d.env["WHISPERER_SECURITY_ENCRYPTION_KEYS"] = newKey + "," + storetest.Key
+			out, errs, code := d.run("keys", "rotate", "--batch-size", "1")
+			if code != 0 || !strings.Contains(out, "re-encrypted 2 hook(s)") ||
+				!strings.Contains(errs, "re-encrypted 1 of 2 hook(s)") || !strings.Contains(errs, "re-encrypted 2 of 2 hook(s)") {
+				t.Fatalf("keys rotate: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+			}
+			if strings.Contains(out+errs, newKey) || strings.Contains(out+errs, storetest.Key) {
+				t.Fatal("keys rotate printed a key")
+			}
+			var ids []string
+			if err := d.s.DB().NewSelect().Table("webhooks").Column("secrets_key_id").Scan(t.Context(), &ids); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range ids {
+				if id != ring.KeyID() {
+					t.Errorf("a hook is under key %s after rotating to %s", id, ring.KeyID())
+				}
+			}
+			if out := d.ok("keys", "rotate"); !strings.Contains(out, "re-encrypted 0 hook(s)") {
+				t.Errorf("second rotate: %s", out)
+			}
+			d.env["WHISPERER_SECURITY_ENCRYPTION_KEYS"] = newKey
+			if out := d.ok("hooks", "show", fmt.Sprint(d.hooks[0].ID)); !strings.Contains(out, "alice.example") {
+				t.Errorf("hooks show with the new key only: %s", out)
+			}
+			d.env["WHISPERER_SECURITY_ENCRYPTION_KEYS"] = storetest.Key
+			d.fails(1, ring.KeyID(), "keys", "rotate")
+		})
+	}
+}
+
+// `whisperer migrate` on a previous release's database applies 004 and
+// seals the secrets written in clear, with progress on stderr.
+func TestMigrateSealsLegacyHooks(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			url := storetest.Legacy(t, backend)
+			env := map[string]string{"WHISPERER_CONFIG": os.DevNull, "WHISPERER_DATABASE_URL": url,
+				"WHISPERER_SECURITY_ENCRYPTION_KEYS": storetest.Key}
+			var out, errb bytes.Buffer
+			if err := run(t.Context(), []string{"migrate"}, func(k string) string { return env[k] }, &out, &errb); err != nil {
+				t.Fatalf("migrate: %v\n%s", err, errb.String())
+			}
+			if !strings.Contains(out.String(), "database is up to date") || !strings.Contains(errb.String(), "hook secrets encrypted at rest") {
+				t.Fatalf("migrate output:\n%s%s", out.String(), errb.String())
+			}
+			s, err := store.Open(t.Context(), url, store.Options{Sealer: storetest.Keyring()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var secrets []string
+			if err := s.DB().NewSelect().Table("webhooks").ColumnExpr("secret_key || additional_headers || config").
+				Scan(t.Context(), &secrets); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range secrets {
+				if strings.Contains(v, storetest.LegacySecret) || strings.Contains(v, storetest.LegacyPassword) ||
+					strings.Contains(v, storetest.LegacyHeader) {
+					t.Errorf("a hook is still in clear after migrate: %s", v)
+				}
+			}
+			if h, err := s.Webhook(t.Context(), webhook.Scope{All: true}, 1); err != nil || h.SecretKey != storetest.LegacySecret {
+				t.Fatalf("hook 1 after migrate: %q, %v", h.SecretKey, err)
+			}
+		})
+	}
+}

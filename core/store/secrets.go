@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/uptrace/bun"
+)
+
+// Sealer encrypts the hooks' secret columns at rest; *secret.Keyring
+// implements it. Seal binds a value to ad (table, column and row id), so a
+// sealed value copied to another row or column does not Open.
+type Sealer interface {
+	// KeyID names the key Seal uses; Has reports whether Open has key id.
+	KeyID() string
+	Has(id string) bool
+	Seal(plaintext, ad string) string
+	Open(sealed, ad string) (string, error)
+}
+
+// secretCols are a hook row's columns that hold secrets: secret_key,
+// previous_secret_key, additional_headers (whole) and config (only its
+// auth.password is sealed; the rest stays readable).
+type secretCols struct{ secret, previous, headers, config string }
+
+func (r *webhookRow) secrets() secretCols {
+	return secretCols{r.SecretKey, r.PreviousSecretKey, r.AdditionalHeaders, r.Config}
+}
+
+func (r *webhookRow) setSecrets(c secretCols) {
+	r.SecretKey, r.PreviousSecretKey, r.AdditionalHeaders, r.Config = c.secret, c.previous, c.headers, c.config
+}
+
+// openSecrets returns r's secret columns in clear.
+func (r *webhookRow) openSecrets(sl Sealer) (secretCols, error) {
+	c := r.secrets()
+	if r.SecretsKeyID == "" {
+		return c, nil // written in clear, before encryption
+	}
+	if sl == nil {
+		return c, fmt.Errorf("hook %d: its secrets are encrypted (key %s) and no key is configured (security.encryption_keys)", r.ID, r.SecretsKeyID)
+	}
+	return mapSecrets(r.ID, c, sl.Open)
+}
+
+// sealSecrets seals r's clear secret columns for its id (which must be
+// set) and records the key; without a Sealer they stay in clear.
+func (r *webhookRow) sealSecrets(sl Sealer) error {
+	if sl == nil {
+		r.SecretsKeyID = ""
+		return nil
+	}
+	c, err := mapSecrets(r.ID, r.secrets(), func(v, ad string) (string, error) { return sl.Seal(v, ad), nil })
+	if err != nil {
+		return err
+	}
+	r.setSecrets(c)
+	r.SecretsKeyID = sl.KeyID()
+	return nil
+}
+
+// mapSecrets applies f to each non-empty secret of c, with the additional
+// data that binds it to hook id and its column.
+func mapSecrets(id int64, c secretCols, f func(value, ad string) (string, error)) (secretCols, error) {
+	var errs []error
+	one := func(column, v string) string {
+		if v == "" {
+			return v
+		}
+		out, err := f(v, "webhooks."+column+":"+strconv.FormatInt(id, 10))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("hook %d %s: %w", id, column, err))
+		}
+		return out
+	}
+	out := secretCols{
+		secret:   one("secret_key", c.secret),
+		previous: one("previous_secret_key", c.previous),
+		headers:  one("additional_headers", c.headers),
+		config:   c.config,
+	}
+	if strings.Contains(c.config, `"password"`) {
+		dec := json.NewDecoder(strings.NewReader(c.config))
+		dec.UseNumber()
+		var cfg map[string]any
+		if err := dec.Decode(&cfg); err != nil {
+			return out, fmt.Errorf("hook %d config: %w", id, err)
+		}
+		if auth, ok := cfg["auth"].(map[string]any); ok {
+			if p, ok := auth["password"].(string); ok {
+				auth["password"] = one("config.auth.password", p)
+				b, err := json.Marshal(cfg)
+				if err != nil {
+					return out, err
+				}
+				out.config = string(b)
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// checkKeys fails when hooks are sealed under a key the Sealer lacks: a
+// node with such a keyring could not deliver them, so it must not start.
+func (s *Store) checkKeys(ctx context.Context) error {
+	var ids []string
+	if err := s.db.NewSelect().Model((*webhookRow)(nil)).Distinct().Column("secrets_key_id").
+		Where("secrets_key_id <> ''").Scan(ctx, &ids); err != nil {
+		return fmt.Errorf("check encryption keys: %w", err)
+	}
+	var missing []string
+	for _, id := range ids {
+		if s.sealer == nil || !s.sealer.Has(id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("hooks are encrypted under key(s) %s, which security.encryption_keys does not hold: add the key(s) back (any position but first), then run `whisperer keys rotate`", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// SealProgress is how far SealSecrets has got: Done of Total hooks.
+type SealProgress struct{ Done, Skipped, Total int64 }
+
+// SealSecrets seals every hook whose secrets are in clear or under another
+// key than the Sealer's first, batch hooks per transaction, calling
+// progress after each batch. It is what the server runs at start (rows
+// written before encryption) and what `whisperer keys rotate` runs.
+//
+// It is online and safe to interrupt or run twice: a row is rewritten only
+// if its secret columns are still what was read (compare-and-set), and a
+// rerun picks up whatever is left. Skipped counts the rows someone changed
+// meanwhile; a node with the same first key wrote them sealed already.
+func (s *Store) SealSecrets(ctx context.Context, batch int, progress func(SealProgress)) (SealProgress, error) {
+	var p SealProgress
+	if s.sealer == nil {
+		return p, errors.New("seal secrets: no encryption key configured")
+	}
+	if err := s.checkKeys(ctx); err != nil {
+		return p, err
+	}
+	batch = cmpOr(batch, 500)
+	cur := s.sealer.KeyID()
+	n, err := s.db.NewSelect().Model((*webhookRow)(nil)).Where("secrets_key_id <> ?", cur).Count(ctx)
+	if err != nil {
+		return p, fmt.Errorf("seal secrets: %w", err)
+	}
+	p.Total = int64(n)
+	if n > 0 && s.dialect == SQLite {
+		// The clear values must not survive in free space or in the WAL:
+		// zero what the updates free, then fold the WAL in and empty it.
+		// (SQLite has one connection, so the pragma applies to the updates.)
+		if _, err := s.db.ExecContext(ctx, "PRAGMA secure_delete = ON"); err != nil {
+			return p, fmt.Errorf("seal secrets: %w", err)
+		}
+		defer func() {
+			ctx := context.WithoutCancel(ctx)
+			_, _ = s.db.ExecContext(ctx, "PRAGMA secure_delete = OFF")
+			_, _ = s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+		}()
+	}
+	for after := int64(0); ; {
+		var rows []webhookRow
+		if err := s.db.NewSelect().Model(&rows).
+			Column("id", "secret_key", "previous_secret_key", "additional_headers", "config", "secrets_key_id").
+			Where("secrets_key_id <> ?", cur).Where("id > ?", after).OrderExpr("id").Limit(int64(batch)).
+			Scan(ctx); err != nil {
+			return p, fmt.Errorf("seal secrets: %w", err)
+		}
+		if len(rows) == 0 {
+			return p, nil
+		}
+		after = rows[len(rows)-1].ID
+		var done int64
+		err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			done = 0
+			for i := range rows {
+				r := &rows[i]
+				old := *r
+				clear, err := r.openSecrets(s.sealer)
+				if err != nil {
+					return err
+				}
+				r.setSecrets(clear)
+				if err := r.sealSecrets(s.sealer); err != nil {
+					return err
+				}
+				res, err := tx.NewUpdate().Model(r).
+					Column("secret_key", "previous_secret_key", "additional_headers", "config", "secrets_key_id").
+					WherePK().Where("secrets_key_id = ?", old.SecretsKeyID).
+					Where("secret_key = ?", old.SecretKey).Where("previous_secret_key = ?", old.PreviousSecretKey).
+					Where("additional_headers = ?", old.AdditionalHeaders).Where("config = ?", old.Config).
+					Exec(ctx)
+				if err != nil {
+					return err
+				}
+				if n, _ := res.RowsAffected(); n == 1 {
+					done++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return p, fmt.Errorf("seal secrets (hooks after %d): %w", rows[0].ID-1, err)
+		}
+		p.Done += done
+		p.Skipped += int64(len(rows)) - done
+		if progress != nil {
+			progress(p)
+		}
+	}
+}
+
+// restrictFiles makes the SQLite database and its -wal and -shm files
+// readable by their owner only, whatever the umask, and tightens files an
+// earlier release created 0644.
+func restrictFiles(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, st.Mode().Perm()&0o700); err != nil {
+				return fmt.Errorf("restrict %s to its owner: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
+// createPrivate creates the database file 0600 before SQLite opens it,
+// which would create it with the umask's mode (usually 0644).
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return f.Close()
+}
