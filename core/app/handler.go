@@ -15,6 +15,8 @@ func (a *App) newHandler() (http.Handler, error) {
 		MaxBodyBytes:          a.cfg.Server.MaxBodyBytes,
 		DefaultRetryCountdown: a.cfg.Delivery.DefaultRetryCountdown,
 		InlineHold:            a.cfg.Delivery.Lease,
+		MaxPageSize:           a.cfg.Limits.MaxPageSize,
+		HooksPerUser:          a.cfg.Limits.HooksPerUser,
 	}, api.Deps{
 		Store:      countingStore{batchingStore{a.Store, a.Publisher}, a.Metrics},
 		Countdowns: a.Countdowns,

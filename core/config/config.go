@@ -45,6 +45,7 @@ type Config struct {
 	EventTypes []string
 	Log        Log
 	Retention  Retention
+	Limits     Limits
 
 	// Source is the configuration file Load read, empty when none. It is
 	// not a configuration key.
@@ -180,6 +181,17 @@ type Retention struct {
 	BatchSize int
 }
 
+// Limits bound what one API client can make the server store and serve.
+// The sizes of hook fields are fixed; docs/API.md lists them.
+type Limits struct {
+	// HooksPerUser is how many hooks, active or deactivated, one user may
+	// register; creating another is a 400. Defaults to 1000.
+	HooksPerUser int
+	// MaxPageSize caps a list's page_size query parameter, from 1 to
+	// 1000. Defaults to 1000.
+	MaxPageSize int
+}
+
 // Log is the server's structured log.
 type Log struct {
 	// Level is debug, info, warn or error. Defaults to "info".
@@ -234,6 +246,7 @@ func defaults() *Config {
 		EventTypes: []string{"package-created", "order-created"},
 		Log:        Log{Level: "info", Format: "text"},
 		Retention:  Retention{Days: 30, Interval: time.Hour, BatchSize: 1000},
+		Limits:     Limits{HooksPerUser: 1000, MaxPageSize: 1000},
 	}
 }
 
@@ -286,6 +299,8 @@ func (c *Config) WithDefaults() *Config {
 	c.Retention.Days = cmp.Or(c.Retention.Days, d.Retention.Days)
 	c.Retention.Interval = cmp.Or(c.Retention.Interval, d.Retention.Interval)
 	c.Retention.BatchSize = cmp.Or(c.Retention.BatchSize, d.Retention.BatchSize)
+	c.Limits.HooksPerUser = cmp.Or(c.Limits.HooksPerUser, d.Limits.HooksPerUser)
+	c.Limits.MaxPageSize = cmp.Or(c.Limits.MaxPageSize, d.Limits.MaxPageSize)
 	c.derive()
 	return c
 }
@@ -409,6 +424,10 @@ func (c *Config) Validate() error {
 	add(atLeast("retention.days", c.Retention.Days, 0))
 	add(positive("retention.interval", c.Retention.Interval))
 	add(atLeast("retention.batch_size", c.Retention.BatchSize, 1))
+	add(atLeast("limits.hooks_per_user", c.Limits.HooksPerUser, 1))
+	if n := c.Limits.MaxPageSize; n < 1 || n > 1000 {
+		add(errorf("limits.max_page_size", "must be between 1 and 1000, got %d", n))
+	}
 	return errors.Join(errs...)
 }
 

@@ -357,6 +357,8 @@ func (c *Config) fields() []field {
 		{"retention.days", setInt(&c.Retention.Days)},
 		{"retention.interval", setDuration(&c.Retention.Interval)},
 		{"retention.batch_size", setInt(&c.Retention.BatchSize)},
+		{"limits.hooks_per_user", setInt(&c.Limits.HooksPerUser)},
+		{"limits.max_page_size", setInt(&c.Limits.MaxPageSize)},
 	}
 }
 
