@@ -4,7 +4,8 @@
 # their own payload, response_content and attempt bodies at their caps, then
 # GET hooks/ and hook_events/ with page_size=N. For each request it prints
 # the server's resident set before (VmRSS) and its peak during the request
-# (VmHWM, reset first through /proc/PID/clear_refs), and the growth.
+# (VmHWM, reset first through /proc/PID/clear_refs), and the growth; each
+# request runs on a freshly started server.
 #
 #   sh scripts/memory.sh                  # builds ./cmd/whisperer
 #   BIN=/tmp/whisperer-main sh scripts/memory.sh   # another build
@@ -72,7 +73,7 @@ stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 # The largest config (a string, the cheapest JSON to send) the API takes,
 # with additional_headers filled as far as they go too.
 start
-for size in $CONFIG 65536 16384 15000 8192 4096 1024; do
+for size in $CONFIG 65536 16300 16000 15000 8192 4096 1024; do
 	python3 - "$size" >"$dir/hook.json" <<'PY'
 import json, sys
 size = int(sys.argv[1])
@@ -117,7 +118,8 @@ echo "database: $(du -h "$dir/w.db" | cut -f1)"
 
 kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$pid/status"; }
 
-measure() { # name path
+measure() { # name path: on a fresh server, so that each starts from idle
+	start
 	curl -fs -o /dev/null -H "Authorization: Token $token" "$base/$2?page_size=1" # warm up
 	sleep 1
 	idle=$(kib VmRSS)
@@ -128,8 +130,8 @@ measure() { # name path
 	set -- "$1" $out
 	printf '%-12s status %s, %s bytes in %ss: RSS idle %d MiB, peak %d MiB, growth %d MiB\n' \
 		"$1" "$2" "$3" "$4" $((idle / 1024)) $((peak / 1024)) $(((peak - idle) / 1024))
+	stop
 }
 
-start
 measure hooks hooks/
 measure hook_events hook_events/
