@@ -362,6 +362,10 @@ func TestValidationErrors(t *testing.T) {
 		{"event types scalar map", `event_types: {a: 1}`, nil, `event_types: expected a list of strings, got a mapping with keys a`},
 		{"log level", "log: {level: verbose}", nil, `log.level: expected debug, info, warn or error, got "verbose"`},
 		{"log format", "log: {format: xml}", nil, `log.format: expected text or json, got "xml"`},
+		{"hooks per user", "limits: {hooks_per_user: 0}", nil, `limits.hooks_per_user: must be at least 1, got 0`},
+		{"hooks per user env", "", map[string]string{"WHISPERER_LIMITS_HOOKS_PER_USER": "lots"}, `limits.hooks_per_user: expected an integer, got "lots"`},
+		{"max page size", "limits: {max_page_size: 5000}", nil, `limits.max_page_size: must be between 1 and 1000, got 5000`},
+		{"max page size zero", "limits: {max_page_size: 0}", nil, `limits.max_page_size: must be between 1 and 1000, got 0`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
