@@ -70,10 +70,11 @@ start() {
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
-# The largest config (a string, the cheapest JSON to send) the API takes,
-# with additional_headers filled as far as they go too.
+# The largest config the API takes, as a list of zeros (two bytes each as
+# JSON, a few dozen decoded: the costliest shape to hold), with
+# additional_headers filled as far as they go too.
 start
-for size in $CONFIG 65536 16300 16000 15000 8192 4096 1024; do
+for size in $CONFIG 65536 16384 16000 15000 8192 4096 1024; do
 	python3 - "$size" >"$dir/hook.json" <<'PY'
 import json, sys
 size = int(sys.argv[1])
@@ -81,7 +82,8 @@ headers = {}
 for i in range(50):
     headers["X-Fill-%02d" % i] = "v" * (16000 // 50 - 12)
 print(json.dumps({"target_url": "http://127.0.0.1:9/", "event_type": "package-created",
-                  "additional_headers": headers, "config": {"fill": "c" * size}}))
+                  "additional_headers": headers, "config": {"fill": [0] * ((size - 11) // 2)}},
+                 separators=(",", ":")))
 PY
 	code=$(curl -s -o "$dir/answer.json" -w '%{http_code}' -H "Authorization: Token $token" \
 		-H 'Content-Type: application/json' --data-binary "@$dir/hook.json" "$base/hooks/")

@@ -13,10 +13,12 @@ import (
 // chunk's, whatever its page_size: an event may carry a payload of up to
 // server.max_body_bytes, delivery.max_response_bytes for its
 // response_content and each of its attempts, and its hook (about 33 KiB of
-// bounded fields as JSON, several times that decoded); a hook only the
-// latter. scripts/memory.sh measures the worst case.
+// bounded fields as JSON, up to ~20 times that decoded when config is a
+// long list); a hook only the latter. Each event is copied several times on
+// its way out (driver, domain, request body, encoder), so two at a time keep
+// a worst-case page near 40 MiB; scripts/memory.sh measures it.
 const (
-	hookChunk  = 50
+	hookChunk  = 20
 	eventChunk = 2
 )
 
