@@ -58,6 +58,9 @@ func writePage[T any](s *Server, w http.ResponseWriter, r *http.Request, ids []i
 			if !started {
 				return err // nothing sent yet: an error answer is still possible
 			}
+			if r.Context().Err() != nil {
+				return nil // the client went away
+			}
 			s.log.WarnContext(r.Context(), "list aborted", "error", err, "request_id", requestID(r.Context()))
 			panic(http.ErrAbortHandler)
 		}
