@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -33,12 +34,16 @@ type Config struct {
 	DefaultRetryCountdown webhook.CountdownConfig
 	// PageSize is the default page size of lists. Defaults to 100.
 	PageSize int
-	// MaxPageSize caps the page_size query parameter. Defaults to 1000.
+	// MaxPageSize caps the page_size query parameter. Defaults to 1000,
+	// the most the store pages.
 	MaxPageSize int
 	// PublicURL is the scheme://host[:port][/prefix] clients reach the
 	// API at; the next and previous links of list pages start with it.
 	// Empty, the default, makes them relative: a path and a query.
 	PublicURL string
+	// HooksPerUser caps how many hooks (active or not) one user may
+	// register. Defaults to 1000.
+	HooksPerUser int
 	// InlineHold is how long the events of a publish with "async": false
 	// stay out of the dispatchers' reach while the request makes their
 	// first attempt itself (the node's delivery lease). Defaults to 60s.
@@ -56,6 +61,7 @@ func (c Config) WithDefaults() Config {
 		c.DefaultRetryCountdown = webhook.CountdownConfig{Choice: "exponential", Kwargs: json.RawMessage(`{"base":2}`)}
 	}
 	c.MaxPageSize = cmp.Or(c.MaxPageSize, 1000)
+	c.HooksPerUser = cmp.Or(c.HooksPerUser, 1000)
 	c.InlineHold = cmp.Or(c.InlineHold, time.Minute)
 	c.SecretRotationOverlap = cmp.Or(c.SecretRotationOverlap, 24*time.Hour)
 	c.PageSize = min(cmp.Or(c.PageSize, 100), c.MaxPageSize)
@@ -75,8 +81,11 @@ func (c Config) Validate() error {
 			return fmt.Errorf("api: public URL must be http(s)://host[:port][/path] without user, query or fragment, got %q", c.PublicURL)
 		}
 	}
-	if c.MaxBodyBytes < 1 || c.PageSize < 1 || c.MaxPageSize < 1 {
-		return errors.New("api: MaxBodyBytes, PageSize and MaxPageSize must be positive")
+	if c.MaxBodyBytes < 1 || c.PageSize < 1 || c.MaxPageSize < 1 || c.HooksPerUser < 1 {
+		return errors.New("api: MaxBodyBytes, PageSize, MaxPageSize and HooksPerUser must be positive")
+	}
+	if c.MaxPageSize > 1000 {
+		return fmt.Errorf("api: MaxPageSize must be at most 1000, got %d", c.MaxPageSize)
 	}
 	return nil
 }
@@ -90,12 +99,17 @@ type Store interface {
 	EventTypeExists(ctx context.Context, name string) (bool, error)
 
 	CreateWebhook(ctx context.Context, w webhook.Webhook) (webhook.Webhook, error)
+	CountWebhooks(ctx context.Context, userID int64) (int, error)
 	Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhook.Webhook, error)
 	UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook, setActive bool) (webhook.Webhook, error)
 	DeactivateWebhook(ctx context.Context, sc webhook.Scope, id int64) error
-	ListWebhooks(ctx context.Context, sc webhook.Scope, f webhook.HookFilter, p webhook.Page) ([]webhook.Webhook, webhook.PageInfo, error)
+	// WebhookIDs and EventIDs page the lists; WebhooksByID and EventsByID
+	// load their rows, newest first, a chunk at a time.
+	WebhookIDs(ctx context.Context, sc webhook.Scope, f webhook.HookFilter, p webhook.Page) ([]int64, webhook.PageInfo, error)
+	WebhooksByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Webhook, error)
 
-	ListEvents(ctx context.Context, sc webhook.Scope, f webhook.EventFilter, p webhook.Page) ([]webhook.Job, webhook.PageInfo, error)
+	EventIDs(ctx context.Context, sc webhook.Scope, f webhook.EventFilter, p webhook.Page) ([]int64, webhook.PageInfo, error)
+	EventsByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Job, error)
 	Event(ctx context.Context, sc webhook.Scope, idOrUUID string) (webhook.Job, error)
 	Redeliver(ctx context.Context, sc webhook.Scope, idOrUUID string, force bool) (webhook.Job, error)
 	RedeliverFailed(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter) (int64, error)
@@ -144,6 +158,10 @@ type Server struct {
 	router *mux.Router
 	// openAPI is the document served at BasePath + "openapi.json".
 	openAPI []byte
+	// hookLocks serialise a user's hook creations (striped by user id), so
+	// that counting against HooksPerUser and inserting are one step on this
+	// node.
+	hookLocks [64]sync.Mutex
 }
 
 // New returns the API's handler. logger may be nil.

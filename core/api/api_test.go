@@ -35,6 +35,12 @@ const eventType = "package-created"
 
 func newEnv(t *testing.T, s *store.Store) *env {
 	t.Helper()
+	return newEnvWith(t, s, api.Config{}, s)
+}
+
+// newEnvWith is newEnv with cfg, serving st (s, or s wrapped).
+func newEnvWith(t *testing.T, s *store.Store, cfg api.Config, st api.Store) *env {
+	t.Helper()
 	ctx := context.Background()
 	if err := s.AddEventTypes(ctx, eventType, "order-created", "Ünïcode-type"); err != nil {
 		t.Fatal(err)
@@ -62,8 +68,8 @@ func newEnv(t *testing.T, s *store.Store) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, s: s}
-	h, err := api.New(api.Config{}, api.Deps{
-		Store: s, Countdowns: cds, Callbacks: cbs,
+	h, err := api.New(cfg, api.Deps{
+		Store: st, Countdowns: cds, Callbacks: cbs,
 		Notify:  func() { e.notified.Add(1) },
 		Plugins: func() any { return []map[string]string{{"file": "x.wasm"}} },
 	}, nil)

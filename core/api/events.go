@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -221,19 +222,17 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	jobs, info, err := s.deps.Store.ListEvents(r.Context(), scope(r), f, p)
+	sc := scope(r)
+	ids, info, err := s.deps.Store.EventIDs(r.Context(), sc, f, p)
 	if err != nil {
 		return err
 	}
-	out := make([]eventJSON, len(jobs))
-	for i := range jobs {
-		out[i] = renderEvent(jobs[i], user(r).ID)
-	}
-	first, last := int64(0), int64(0)
-	if len(jobs) > 0 {
-		first, last = jobs[0].Event.ID, jobs[len(jobs)-1].Event.ID
-	}
-	return writeJSON(w, http.StatusOK, s.pageOf(r, out, info, first, last))
+	viewer := user(r).ID
+	return writePage(s, w, r, ids, info, eventChunk,
+		func(ctx context.Context, ids []int64) ([]webhook.Job, error) {
+			return s.deps.Store.EventsByID(ctx, sc, ids)
+		},
+		func(j webhook.Job) any { return renderEvent(j, viewer) })
 }
 
 // checkFields adds an "Unknown field." error for each key of obj not in

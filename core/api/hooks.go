@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,13 +20,27 @@ import (
 )
 
 // Field limits. target_url's is Django URLField's; the others bound what
-// the database and a delivery request have to carry.
+// the database, a delivery request and a page of a list have to carry
+// (docs/API.md lists them).
 const (
 	maxURLLen       = 200
 	maxNameLen      = 255 // event_type, callback, secret_key
 	maxHeaders      = 50
 	maxHeaderValLen = 8192
+	// maxHeadersBytes bounds additional_headers' names and values together:
+	// many servers refuse a request whose headers pass 8 to 16 KiB.
+	maxHeadersBytes = 16 << 10
+	// maxConfigBytes and maxKwargsBytes bound config and
+	// retry_countdown_config.kwargs as compact JSON, and maxJSONDepth their
+	// nesting (the object itself is level 1).
+	maxConfigBytes = 16 << 10
+	maxKwargsBytes = 4 << 10
+	maxJSONDepth   = 8
 )
+
+// msgURLCredentials refuses a target_url with userinfo: it would be stored
+// and shown in clear, while config.auth's password is write-only.
+const msgURLCredentials = "Enter a URL without credentials: set them in config.auth, whose password is write-only."
 
 // msgAlreadyRegistered answers a second hook with the same user,
 // target_url and event_type.
@@ -101,6 +116,8 @@ func decodeHook(obj map[string]json.RawMessage, m mode) (hookInput, *webhook.Val
 			}
 			if !validURL(in.targetURL) {
 				errs.Add("target_url", msgInvalidURL)
+			} else if u, _ := url.Parse(in.targetURL); u.User != nil {
+				errs.Add("target_url", msgURLCredentials)
 			}
 		}
 	}
@@ -196,6 +213,9 @@ func decodeCountdown(raw json.RawMessage) (webhook.CountdownConfig, map[string]a
 			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", pyType(raw))}}, ""
 	}
 	cfg := webhook.CountdownConfig{Kwargs: obj["kwargs"]}
+	if msg := checkJSONBounds(cfg.Kwargs, maxKwargsBytes); msg != "" {
+		return cfg, map[string]any{"kwargs": []string{msg}}, ""
+	}
 	if c, ok := obj["choice"]; ok {
 		choice, msg := decodeString(c, true, false, 0)
 		switch {
@@ -213,21 +233,11 @@ func decodeCountdown(raw json.RawMessage) (webhook.CountdownConfig, map[string]a
 	return cfg, nil, ""
 }
 
-// Headers Whisperer sets on every delivery (or the transport owns); a
-// hook may not replace them. User-Agent may be.
-var reservedHeaders = map[string]bool{
-	"content-type": true, "content-length": true, "host": true, "authorization": true,
-	"connection": true, "keep-alive": true, "proxy-authorization": true, "proxy-authenticate": true,
-	"proxy-connection": true, "te": true, "trailer": true, "transfer-encoding": true, "upgrade": true,
-}
-
-func reservedHeader(name string) bool {
-	l := strings.ToLower(name)
-	return reservedHeaders[l] || strings.HasPrefix(l, "x-whisperer-") || strings.HasPrefix(l, "webhook-")
-}
-
 // decodeHeaders reads additional_headers: an object of header names to
-// string values that a delivery can send as they are.
+// string values that a delivery can send as they are. Names the sender
+// would drop (webhook.ProtectedHeader) are refused, and so are two names
+// that are one header to a receiver (webhook.HeaderKey): the sender would
+// keep either.
 func decodeHeaders(raw json.RawMessage) (map[string]string, map[string]any, string) {
 	if isNull(raw) {
 		return map[string]string{}, nil, ""
@@ -241,15 +251,29 @@ func decodeHeaders(raw json.RawMessage) (map[string]string, map[string]any, stri
 	}
 	out := make(map[string]string, len(obj))
 	nested := map[string]any{}
-	for name, v := range obj {
+	names := slices.Sorted(maps.Keys(obj)) // the first spelling of a name wins, always the same
+	seen := make(map[string]string, len(obj))
+	size := 0
+	for _, name := range names {
+		v := obj[name]
+		key := webhook.HeaderKey(name)
 		switch {
 		case !validHeaderName(name):
 			nested[name] = []string{fmt.Sprintf("%q is not a valid HTTP header name.", name)}
 			continue
-		case reservedHeader(name):
+		case webhook.ProtectedHeader(name) && strings.Contains(name, "_"):
+			nested[name] = []string{fmt.Sprintf("%q is read as %q by many servers, which is set by Whisperer "+
+				"and cannot be replaced.", name, http.CanonicalHeaderKey(key))}
+			continue
+		case webhook.ProtectedHeader(name):
 			nested[name] = []string{fmt.Sprintf("%q is set by Whisperer and cannot be replaced.", name)}
 			continue
+		case seen[key] != "":
+			nested[name] = []string{fmt.Sprintf("%q is the same header as %q to a receiver "+
+				"(names are compared ignoring case, with \"_\" as \"-\").", name, seen[key])}
+			continue
 		}
+		seen[key] = name
 		val, msg := decodeString(v, true, false, maxHeaderValLen)
 		if msg == "" && strings.ContainsAny(val, "\r\n") {
 			msg = "Header values may not contain line breaks."
@@ -262,9 +286,13 @@ func decodeHeaders(raw json.RawMessage) (map[string]string, map[string]any, stri
 			continue
 		}
 		out[name] = val
+		size += len(name) + len(val)
 	}
 	if len(nested) > 0 {
 		return nil, nested, ""
+	}
+	if size > maxHeadersBytes {
+		return nil, nil, fmt.Sprintf("Ensure the header names and values total no more than %d bytes.", maxHeadersBytes)
 	}
 	return out, nil, ""
 }
@@ -294,6 +322,9 @@ func decodeConfig(raw json.RawMessage) (cfg map[string]any, nested map[string]an
 	if isNull(raw) {
 		return map[string]any{}, nil, false, ""
 	}
+	if msg := checkJSONBounds(raw, maxConfigBytes); msg != "" {
+		return nil, nil, false, msg
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber() // keep numbers exactly as sent
 	if err := dec.Decode(&cfg); err != nil || cfg == nil {
@@ -311,6 +342,43 @@ func decodeConfig(raw json.RawMessage) (cfg map[string]any, nested map[string]an
 		return nil, nested, false, ""
 	}
 	return cfg, nil, needPassword, ""
+}
+
+// checkJSONBounds says why the JSON value raw (valid: the body was) is too
+// big to store: more than limit bytes compact, or nested deeper than
+// maxJSONDepth. It reads raw's bytes only, allocating nothing per value.
+func checkJSONBounds(raw json.RawMessage, limit int) string {
+	size, depth, maxDepth, inString, escaped := 0, 0, 0, false, false
+	for _, c := range raw {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			continue // not part of the compact form
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			maxDepth = max(maxDepth, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+		size++
+	}
+	switch {
+	case size > limit:
+		return fmt.Sprintf("Ensure this value has no more than %d bytes as compact JSON (it has %d).", limit, size)
+	case maxDepth > maxJSONDepth:
+		return fmt.Sprintf("Ensure this value is nested no more than %d levels deep.", maxJSONDepth)
+	}
+	return ""
 }
 
 // checkRateLimit validates config.rate_limit_per_second: a positive number
@@ -485,7 +553,7 @@ func (s *Server) createHook(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := webhook.Webhook{UserID: user(r).ID, IsActive: true, RetryCountdown: s.cfg.DefaultRetryCountdown}
 	in.apply(&h)
-	h, err = s.deps.Store.CreateWebhook(r.Context(), h)
+	h, err = s.insertHook(r.Context(), h)
 	if errors.Is(err, webhook.ErrAlreadyExists) {
 		return webhook.NewValidationError("non_field_errors", msgAlreadyRegistered)
 	}
@@ -493,6 +561,26 @@ func (s *Server) createHook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, renderHook(h, user(r).ID))
+}
+
+// insertHook stores h unless its user has HooksPerUser hooks already. The
+// count and the insert hold the user's lock, so a burst of creations on
+// one node cannot pass the limit; nodes sharing a PostgreSQL database each
+// check on their own, so a burst spread over n nodes can pass it by n-1.
+func (s *Server) insertHook(ctx context.Context, h webhook.Webhook) (webhook.Webhook, error) {
+	mu := &s.hookLocks[uint64(h.UserID)%uint64(len(s.hookLocks))]
+	mu.Lock()
+	defer mu.Unlock()
+	n, err := s.deps.Store.CountWebhooks(ctx, h.UserID)
+	if err != nil {
+		return webhook.Webhook{}, err
+	}
+	if n >= s.cfg.HooksPerUser {
+		return webhook.Webhook{}, webhook.NewValidationError("non_field_errors", fmt.Sprintf(
+			"You have %d webhooks, the most a user may have (limits.hooks_per_user). Deleted (inactive) "+
+				"webhooks count too: change one with PUT or PATCH instead of registering another.", n))
+	}
+	return s.deps.Store.CreateWebhook(ctx, h)
 }
 
 // hookID reads the {id} path variable; anything but a positive integer is
@@ -607,19 +695,17 @@ func (s *Server) listHooks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	hooks, info, err := s.deps.Store.ListWebhooks(r.Context(), scope(r), f, p)
+	sc := scope(r)
+	ids, info, err := s.deps.Store.WebhookIDs(r.Context(), sc, f, p)
 	if err != nil {
 		return err
 	}
-	out := make([]hookJSON, len(hooks))
-	for i := range hooks {
-		out[i] = renderHook(hooks[i], user(r).ID)
-	}
-	first, last := int64(0), int64(0)
-	if len(hooks) > 0 {
-		first, last = hooks[0].ID, hooks[len(hooks)-1].ID
-	}
-	return writeJSON(w, http.StatusOK, s.pageOf(r, out, info, first, last))
+	viewer := user(r).ID
+	return writePage(s, w, r, ids, info, hookChunk,
+		func(ctx context.Context, ids []int64) ([]webhook.Webhook, error) {
+			return s.deps.Store.WebhooksByID(ctx, sc, ids)
+		},
+		func(h webhook.Webhook) any { return renderHook(h, viewer) })
 }
 
 // hookJSON is a hook as dj-whisperer's WebhookSerializer writes it, in its

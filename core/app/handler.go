@@ -17,6 +17,8 @@ func (a *App) newHandler() (http.Handler, error) {
 		DefaultRetryCountdown: a.cfg.Delivery.DefaultRetryCountdown,
 		InlineHold:            a.cfg.Delivery.Lease,
 		SecretRotationOverlap: a.cfg.Security.SecretRotationOverlap,
+		MaxPageSize:           a.cfg.Limits.MaxPageSize,
+		HooksPerUser:          a.cfg.Limits.HooksPerUser,
 	}, api.Deps{
 		Store:      countingStore{batchingStore{a.Store, a.Publisher}, a.Metrics},
 		Countdowns: a.Countdowns,

@@ -47,6 +47,7 @@ type Config struct {
 	Log        Log
 	Retention  Retention
 	Security   Security
+	Limits     Limits
 
 	// Source is the configuration file Load read, empty when none. It is
 	// not a configuration key.
@@ -203,6 +204,17 @@ type Security struct {
 	SecretRotationOverlap time.Duration
 }
 
+// Limits bound what one API client can make the server store and serve.
+// The sizes of hook fields are fixed; docs/API.md lists them.
+type Limits struct {
+	// HooksPerUser is how many hooks, active or deactivated, one user may
+	// register; creating another is a 400. Defaults to 1000.
+	HooksPerUser int
+	// MaxPageSize caps a list's page_size query parameter, from 1 to
+	// 1000. Defaults to 1000.
+	MaxPageSize int
+}
+
 // Log is the server's structured log.
 type Log struct {
 	// Level is debug, info, warn or error. Defaults to "info".
@@ -258,6 +270,7 @@ func defaults() *Config {
 		Log:        Log{Level: "info", Format: "text"},
 		Retention:  Retention{Days: 30, Interval: time.Hour, BatchSize: 1000},
 		Security:   Security{EncryptionKeys: []string{}, SecretRotationOverlap: 24 * time.Hour},
+		Limits:     Limits{HooksPerUser: 1000, MaxPageSize: 1000},
 	}
 }
 
@@ -314,6 +327,8 @@ func (c *Config) WithDefaults() *Config {
 		c.Security.EncryptionKeys = d.Security.EncryptionKeys
 	}
 	c.Security.SecretRotationOverlap = cmp.Or(c.Security.SecretRotationOverlap, d.Security.SecretRotationOverlap)
+	c.Limits.HooksPerUser = cmp.Or(c.Limits.HooksPerUser, d.Limits.HooksPerUser)
+	c.Limits.MaxPageSize = cmp.Or(c.Limits.MaxPageSize, d.Limits.MaxPageSize)
 	c.derive()
 	return c
 }
@@ -464,6 +479,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	add(positive("security.secret_rotation_overlap", c.Security.SecretRotationOverlap))
+	add(atLeast("limits.hooks_per_user", c.Limits.HooksPerUser, 1))
+	if n := c.Limits.MaxPageSize; n < 1 || n > 1000 {
+		add(errorf("limits.max_page_size", "must be between 1 and 1000, got %d", n))
+	}
 	return errors.Join(errs...)
 }
 

@@ -366,6 +366,10 @@ func TestValidationErrors(t *testing.T) {
 		{"encryption key env", "", map[string]string{"WHISPERER_SECURITY_ENCRYPTION_KEYS": testKey + ",not-a-key!"}, `security.encryption_keys[1]: expected standard base64 of 32 bytes (make a key with ` + "`whisperer keys generate`" + `), got text that is not base64`},
 		{"encryption key twice", "", map[string]string{"WHISPERER_SECURITY_ENCRYPTION_KEYS": testKey + "," + testKey}, `security.encryption_keys[1]: is the same key as security.encryption_keys[0]`},
 		{"rotation overlap", "security: {secret_rotation_overlap: 0}", nil, `security.secret_rotation_overlap: must be a positive duration, got 0s`},
+		{"hooks per user", "limits: {hooks_per_user: 0}", nil, `limits.hooks_per_user: must be at least 1, got 0`},
+		{"hooks per user env", "", map[string]string{"WHISPERER_LIMITS_HOOKS_PER_USER": "lots"}, `limits.hooks_per_user: expected an integer, got "lots"`},
+		{"max page size", "limits: {max_page_size: 5000}", nil, `limits.max_page_size: must be between 1 and 1000, got 5000`},
+		{"max page size zero", "limits: {max_page_size: 0}", nil, `limits.max_page_size: must be between 1 and 1000, got 0`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -360,6 +360,8 @@ func (c *Config) fields() []field {
 		{"retention.batch_size", setInt(&c.Retention.BatchSize)},
 		{"security.encryption_keys", setList(&c.Security.EncryptionKeys)},
 		{"security.secret_rotation_overlap", setDuration(&c.Security.SecretRotationOverlap)},
+		{"limits.hooks_per_user", setInt(&c.Limits.HooksPerUser)},
+		{"limits.max_page_size", setInt(&c.Limits.MaxPageSize)},
 	}
 }
 

@@ -191,7 +191,7 @@ func (s *Sender) setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Ev
 	}
 	for name, value := range hook.AdditionalHeaders {
 		key := http.CanonicalHeaderKey(name)
-		if protectedHeader(key) || !validHeaderName(name) || !validHeaderValue(value) {
+		if webhook.ProtectedHeader(name) || !validHeaderName(name) || !validHeaderValue(value) {
 			continue
 		}
 		h[key] = []string{value}
@@ -213,22 +213,6 @@ func standardSignature(mac hash.Hash, id, ts string, body []byte) string {
 	mac.Write(body)
 	var sum [sha256.Size]byte
 	return base64.StdEncoding.EncodeToString(mac.Sum(sum[:0]))
-}
-
-// protectedHeaders are set by Whisperer or by the transport; a hook's
-// additional_headers may not replace them.
-var protectedHeaders = map[string]bool{
-	"Content-Type": true, "Content-Length": true, "Content-Encoding": true,
-	"Transfer-Encoding": true, "Host": true, "Authorization": true,
-	"Connection": true, "Keep-Alive": true, "Te": true, "Trailer": true,
-	"Upgrade": true, "Expect": true,
-}
-
-func protectedHeader(canonical string) bool {
-	return protectedHeaders[canonical] ||
-		strings.HasPrefix(canonical, "X-Whisperer-") ||
-		strings.HasPrefix(canonical, "Webhook-") ||
-		strings.HasPrefix(canonical, "Proxy-")
 }
 
 // validHeaderName reports whether name is an RFC 9110 token. Registration

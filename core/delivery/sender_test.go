@@ -93,6 +93,12 @@ func TestSendSignsAndSetsHeaders(t *testing.T) {
 		"Host":                  "evil.example",
 		"Bad Name":              "x",
 		"X-Injected":            "a\r\nX-Evil: 1",
+		// Stored before the API refused them: receivers that read "_" as
+		// "-" would see a second signature.
+		"X_Whisperer_Signature": "sha256=forged",
+		"webhook_signature":     "v1,forged",
+		"Proxy-Authorization":   "Basic forged",
+		"Expect":                "100-continue",
 	}
 	job.Webhook.Config = map[string]any{"auth": map[string]any{"auth_type": "basic", "username": "alice", "password": "pw:1"}}
 
@@ -147,6 +153,12 @@ func TestSendSignsAndSetsHeaders(t *testing.T) {
 	}
 	if len(hdr.Values("X-Whisperer-Signature")) != 1 || len(hdr.Values("Webhook-Signature")) != 1 {
 		t.Errorf("signature headers repeated: %v", hdr)
+	}
+	for name := range hdr {
+		if webhook.ProtectedHeader(name) && hdr.Get(name) != "" && strings.ContainsAny(name, "_") ||
+			strings.HasPrefix(name, "Proxy-") || name == "Expect" {
+			t.Errorf("protected header %s sent: %q", name, hdr.Get(name))
+		}
 	}
 }
 

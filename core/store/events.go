@@ -344,8 +344,20 @@ func newUUID() string {
 // ListEvents returns one page of the webhook events sc may see, newest
 // first, each with its hook and attempts.
 func (s *Store) ListEvents(ctx context.Context, sc webhook.Scope, f webhook.EventFilter, p webhook.Page) ([]webhook.Job, webhook.PageInfo, error) {
-	var rows []eventRow
-	q := applyScope(sc, s.db.NewSelect().Model(&rows), "e.user_id")
+	ids, info, err := s.EventIDs(ctx, sc, f, p)
+	if err != nil {
+		return nil, webhook.PageInfo{}, err
+	}
+	jobs, err := s.EventsByID(ctx, sc, ids)
+	return jobs, info, err
+}
+
+// EventIDs returns the ids of ListEvents' page, newest first: a list can
+// then load its events a few at a time (EventsByID), so that its memory
+// does not grow with the size of the events of a whole page.
+func (s *Store) EventIDs(ctx context.Context, sc webhook.Scope, f webhook.EventFilter, p webhook.Page) ([]int64, webhook.PageInfo, error) {
+	var ids []int64
+	q := applyScope(sc, s.db.NewSelect().Model((*eventRow)(nil)).Column("e.id"), "e.user_id")
 	if f.UUID != "" {
 		q = q.Where("e.uuid = ?", f.UUID)
 	}
@@ -372,12 +384,25 @@ func (s *Store) ListEvents(ctx context.Context, sc webhook.Scope, f webhook.Even
 		q = q.Where("e.state = ?", f.State)
 	}
 	q, limit := paginate(q, p, "e.id")
-	if err := q.Scan(ctx); err != nil {
+	if err := q.Scan(ctx, &ids); err != nil {
 		return nil, webhook.PageInfo{}, fmt.Errorf("list events: %w", err)
 	}
-	rows, info := pageInfo(rows, p, limit)
-	jobs, err := s.assemble(ctx, s.db, rows, true)
-	return jobs, info, err
+	ids, info := pageInfo(ids, p, limit)
+	return ids, info, nil
+}
+
+// EventsByID returns the events of ids that sc may see, with their hooks
+// and attempts, newest first. An id not found (purged since) is left out.
+func (s *Store) EventsByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Job, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var rows []eventRow
+	q := applyScope(sc, s.db.NewSelect().Model(&rows).Where("e.id IN (?)", bun.List(ids)), "e.user_id")
+	if err := q.OrderExpr("e.id DESC").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load events: %w", err)
+	}
+	return s.assemble(ctx, s.db, rows, true)
 }
 
 // Event returns the webhook event with the given id or uuid, with its hook

@@ -94,6 +94,16 @@ func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (webhook.W
 	return row.domain(s.sealer)
 }
 
+// CountWebhooks returns how many hooks, active or not, userID has: what
+// limits.hooks_per_user bounds.
+func (s *Store) CountWebhooks(ctx context.Context, userID int64) (int, error) {
+	n, err := s.db.NewSelect().Model((*webhookRow)(nil)).Where("user_id = ?", userID).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count webhooks of user %d: %w", userID, err)
+	}
+	return int(n), nil
+}
+
 // Webhook returns the hook id if sc may see it; otherwise
 // webhook.ErrNotFound, so a caller cannot learn that another user's hook
 // exists.
@@ -179,8 +189,19 @@ func (s *Store) DeactivateWebhook(ctx context.Context, sc webhook.Scope, id int6
 
 // ListWebhooks returns one page of the hooks sc may see, newest first.
 func (s *Store) ListWebhooks(ctx context.Context, sc webhook.Scope, f webhook.HookFilter, p webhook.Page) ([]webhook.Webhook, webhook.PageInfo, error) {
-	var rows []webhookRow
-	q := applyScope(sc, s.db.NewSelect().Model(&rows), "user_id")
+	ids, info, err := s.WebhookIDs(ctx, sc, f, p)
+	if err != nil {
+		return nil, webhook.PageInfo{}, err
+	}
+	hooks, err := s.WebhooksByID(ctx, sc, ids)
+	return hooks, info, err
+}
+
+// WebhookIDs returns the ids of ListWebhooks' page, newest first, for a
+// list that loads its hooks a few at a time (WebhooksByID).
+func (s *Store) WebhookIDs(ctx context.Context, sc webhook.Scope, f webhook.HookFilter, p webhook.Page) ([]int64, webhook.PageInfo, error) {
+	var ids []int64
+	q := applyScope(sc, s.db.NewSelect().Model((*webhookRow)(nil)).Column("id"), "user_id")
 	if f.TargetURL != "" {
 		q = q.Where(s.lower()+"(target_url) = "+s.lower()+"(?)", f.TargetURL)
 	}
@@ -191,16 +212,29 @@ func (s *Store) ListWebhooks(ctx context.Context, sc webhook.Scope, f webhook.Ho
 		q = q.Where("is_active = ?", *f.IsActive)
 	}
 	q, limit := paginate(q, p, "id")
-	if err := q.Scan(ctx); err != nil {
+	if err := q.Scan(ctx, &ids); err != nil {
 		return nil, webhook.PageInfo{}, fmt.Errorf("list webhooks: %w", err)
 	}
-	rows, info := pageInfo(rows, p, limit)
+	ids, info := pageInfo(ids, p, limit)
+	return ids, info, nil
+}
+
+// WebhooksByID returns the hooks of ids that sc may see, newest first.
+func (s *Store) WebhooksByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Webhook, error) {
+	if len(ids) == 0 {
+		return []webhook.Webhook{}, nil
+	}
+	var rows []webhookRow
+	q := applyScope(sc, s.db.NewSelect().Model(&rows).Where("id IN (?)", bun.List(ids)), "user_id")
+	if err := q.OrderExpr("id DESC").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load webhooks: %w", err)
+	}
 	out := make([]webhook.Webhook, len(rows))
 	for i := range rows {
 		var err error
 		if out[i], err = rows[i].domain(s.sealer); err != nil {
-			return nil, webhook.PageInfo{}, fmt.Errorf("list webhooks: %w", err)
+			return nil, fmt.Errorf("load webhooks: %w", err)
 		}
 	}
-	return out, info, nil
+	return out, nil
 }
