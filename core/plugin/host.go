@@ -80,6 +80,7 @@ type Host struct {
 	sink   Sink
 	logger *slog.Logger
 	rt     wazero.Runtime
+	gate   *gate
 
 	scanMu sync.Mutex // one scan at a time
 
@@ -119,7 +120,7 @@ func New(cfg Config, sink Sink, logger *slog.Logger) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Host{cfg: cfg, sink: sink, logger: logger, rt: rt, entries: map[string]*entry{}}, nil
+	return &Host{cfg: cfg, sink: sink, logger: logger, rt: rt, gate: newGate(cfg.PoolSize), entries: map[string]*entry{}}, nil
 }
 
 func newRuntime(ctx context.Context, cfg Config, logger *slog.Logger) (wazero.Runtime, error) {
@@ -300,7 +301,7 @@ func (h *Host) sync(ctx context.Context, f fileStat, hashAll bool) error {
 	if same {
 		return h.retryPending(e)
 	}
-	v, err := load(ctx, h.rt, h.cfg, h.logger, f.name, digest, bin)
+	v, err := load(ctx, h.rt, h.gate, h.cfg, h.logger, f.name, digest, bin)
 	if err != nil {
 		return h.fail(e, err)
 	}
@@ -400,8 +401,12 @@ func retire(vs ...*version) {
 
 // load compiles bin, checks its ABI, instantiates it once and reads and
 // checks its manifest.
-func load(ctx context.Context, rt wazero.Runtime, cfg Config, logger *slog.Logger, file, sum string, bin []byte) (*version, error) {
-	compiled, err := rt.CompileModule(ctx, bin)
+func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *slog.Logger, file, sum string, bin []byte) (*version, error) {
+	limited, err := limitDepth(bin)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: not a valid WebAssembly module: %w", file, err)
+	}
+	compiled, err := rt.CompileModule(ctx, limited)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: not a valid WebAssembly module: %w", file, err)
 	}
@@ -413,7 +418,7 @@ func load(ctx context.Context, rt wazero.Runtime, cfg Config, logger *slog.Logge
 	_, record := compiled.ExportedFunctions()[abi.ExportCallbackRecord]
 	record = record && !cfg.jsonOnly
 	v := &version{
-		file: file, sum: sum, compiled: compiled, rt: rt, cfg: cfg, initFn: initFn, record: record,
+		file: file, sum: sum, compiled: compiled, rt: rt, gate: g, cfg: cfg, initFn: initFn, record: record,
 		logger: logger.With("plugin", file),
 		slots:  make(chan struct{}, cfg.PoolSize),
 	}
@@ -548,7 +553,7 @@ func Check(ctx context.Context, cfg Config, file string, logger *slog.Logger) (I
 	defer rt.Close(context.WithoutCancel(ctx))
 	sum := sha256.Sum256(bin)
 	info.SHA256 = hex.EncodeToString(sum[:])
-	v, err := load(ctx, rt, cfg, logger, info.File, info.SHA256, bin)
+	v, err := load(ctx, rt, newGate(cfg.PoolSize), cfg, logger, info.File, info.SHA256, bin)
 	if err != nil {
 		info.Error = err.Error()
 		return info, err
