@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -132,7 +133,56 @@ func TestHostilePeakRSS(t *testing.T) {
 		}
 		return hwm, rss
 	}
+	if raceEnabled {
+		t.Skip("the race detector's shadow memory would be measured too")
+	}
 	base, _ := measure("0")
 	hwm, rss := measure("80")
 	t.Logf("base %d MiB, peak %d MiB, kept %d MiB", base>>10, hwm>>10, rss>>10)
+	// Instances in flight × (linear memory + call stack: the budget, and
+	// wazero's copy of it while the stack doubles) + slack for the Go heap.
+	cfg := testConfig("").WithDefaults()
+	bound := int64(cfg.PoolSize)*(int64(cfg.MemoryLimitMB)+3*stackBudget>>20)<<10 + 32<<10
+	if hwm-base > bound {
+		t.Errorf("80 hostile calls took the peak RSS %d MiB over the base, more than %d MiB", (hwm-base)>>10, bound>>10)
+	}
+}
+
+// TestCallsInFlightBoundedAcrossFiles: however many calls arrive for
+// however many plugin files, at most pool_size countdown and validator
+// calls run at once (each holds an instance: memory and a stack).
+func TestCallsInFlightBoundedAcrossFiles(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.PoolSize = 2
+	h, failed := hostileLoad(t, cfg.Dir, cfg)
+	if failed != 80 {
+		t.Errorf("%d of 80 hostile calls failed", failed)
+	}
+	if p := h.gate.peak.Load(); p > int64(cfg.PoolSize) {
+		t.Fatalf("%d calls ran at once, pool_size is %d", p, cfg.PoolSize)
+	}
+}
+
+// TestDeepRecursionStopsAtTheStackBudget: a recursing guest traps at the
+// host's depth check, with an error that says so, long before wazero's
+// own ~100 MB stack ceiling.
+func TestDeepRecursionStopsAtTheStackBudget(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, filepath.Join("testdata", "deeprec.wasm"), dir, "deeprec.wasm")
+	sink := newSink()
+	cfg := testConfig(dir)
+	cfg.CallTimeout = 5 * time.Second // the budget, not the deadline, must stop it
+	startHost(t, cfg, sink)
+	cd := sink.countdown(t, "deeprec")
+	want := fmt.Sprintf("call stack over the %d MiB limit", stackBudget>>20)
+	for range 2 {
+		_, err := cd.Value(context.Background(), 1, json.RawMessage(`{}`))
+		if !errors.Is(err, ErrCrashed) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("countdown: %v, want %v containing %q", err, ErrCrashed, want)
+		}
+		_, _, err = cd.Validate(context.Background(), json.RawMessage(`{"n":1}`))
+		if !errors.Is(err, ErrCrashed) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("validator: %v, want %v containing %q", err, ErrCrashed, want)
+		}
+	}
 }
