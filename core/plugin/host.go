@@ -419,8 +419,9 @@ func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *s
 	record = record && !cfg.jsonOnly
 	v := &version{
 		file: file, sum: sum, compiled: compiled, rt: rt, gate: g, cfg: cfg, initFn: initFn, record: record,
-		logger: logger.With("plugin", file),
-		slots:  make(chan struct{}, cfg.PoolSize),
+		logger:  logger.With("plugin", file),
+		slots:   make(chan struct{}, cfg.PoolSize),
+		cbSlots: make(chan struct{}, max(1, cfg.PoolSize-1)),
 	}
 	m, err := v.readManifest(ctx)
 	if err == nil {

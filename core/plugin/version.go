@@ -53,6 +53,9 @@ type version struct {
 
 	slots chan struct{} // one token per busy instance of this version
 	gate  *gate         // the host's bound on calls in flight
+	// cbSlots keeps one place of the gate's callback lane for the other
+	// files: a slow plugin's callbacks never take all of it.
+	cbSlots chan struct{}
 
 	mu      sync.Mutex
 	idle    []*instance
@@ -260,6 +263,14 @@ func (v *version) isClosed() bool {
 // fn returns ErrFailed (wrapped) for guest-reported failures, which keep
 // the instance.
 func (v *version) call(ctx context.Context, lane chan struct{}, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) error {
+	if lane == v.gate.callbacks {
+		select {
+		case v.cbSlots <- struct{}{}:
+			defer func() { <-v.cbSlots }()
+		case <-ctx.Done():
+			return fmt.Errorf("plugin %s: %s: wait for a free plugin instance: %w", v.file, what, ctx.Err())
+		}
+	}
 	if err := v.gate.enter(ctx, lane); err != nil {
 		return fmt.Errorf("plugin %s: %s: %w", v.file, what, err)
 	}
