@@ -186,3 +186,36 @@ func TestDeepRecursionStopsAtTheStackBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowCallbacksLeaveALaneForOthers: callbacks of a plugin that never
+// returns take at most pool_size-1 of the host's callback places, so
+// another plugin's callback still runs.
+func TestSlowCallbacksLeaveALaneForOthers(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, filepath.Join("testdata", "loop.wasm"), dir, "loop.wasm")
+	copyFile(t, filepath.Join("testdata", "fastcb.wasm"), dir, "fast.wasm")
+	sink := newSink()
+	cfg := testConfig(dir)
+	cfg.PoolSize, cfg.CallbackTimeout = 2, time.Minute
+	h, _ := startHost(t, cfg, sink)
+	slow, fast := sink.callback(t, "loop"), sink.callback(t, "fast")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = slow(ctx, callbackDoc(t, 100))
+		}()
+	}
+	defer wg.Wait()
+	defer cancel()
+	waitFor(t, "the slow callbacks to run", func() bool { return h.gate.inFlight.Load() >= int64(cfg.PoolSize-1) })
+	// A deadline only so that the failure is reported, not hung.
+	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer fcancel()
+	if err := fast(fctx, callbackDoc(t, 100)); err != nil {
+		t.Fatalf("fast callback while the slow ones run: %v", err)
+	}
+}
