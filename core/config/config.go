@@ -162,8 +162,9 @@ type Plugins struct {
 	// MemoryLimitMB caps each plugin instance's memory, at most 2048.
 	// Defaults to 64.
 	MemoryLimitMB int
-	// PoolSize is how many instances of each plugin are kept. Defaults
-	// to 4.
+	// PoolSize is how many instances of each plugin are kept, and how
+	// many countdown/validator calls and, separately, callbacks run at
+	// once across all plugins. Defaults to 4.
 	PoolSize int
 }
 

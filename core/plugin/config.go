@@ -28,8 +28,10 @@ type Config struct {
 	// MemoryLimitMB caps each instance's linear memory, at most
 	// MaxMemoryLimitMB. Defaults to 64.
 	MemoryLimitMB int `koanf:"memory_limit_mb"`
-	// PoolSize is the most instances of one plugin, hence its most
-	// concurrent calls; further calls wait for a free instance. Defaults to 4.
+	// PoolSize is the most instances of one plugin, and the most
+	// countdown/validator calls and, separately, callbacks in flight across
+	// all plugins (one plugin's callbacks: PoolSize-1, when above 1), which
+	// bounds the host's memory; further calls wait. Defaults to 4.
 	PoolSize int `koanf:"pool_size"`
 	// PollInterval is how often Dir is checked for added, changed and
 	// removed files; negative disables watching (Reload still works).

@@ -236,6 +236,14 @@ func limitDepth(bin []byte) ([]byte, error) {
 				if s.err != nil || b.err != nil {
 					return nil, errors.Join(s.err, b.err)
 				}
+				if !mayCall(b.b) {
+					// A leaf adds one frame above counted ones: it stays
+					// in place, and index n+j gets a body never called.
+					bodies = binary.AppendUvarint(bodies, uint64(size))
+					bodies = append(bodies, body...)
+					originals = append(originals, 3, 0x00, 0x00, 0x0b) // no locals; unreachable
+					continue
+				}
 				np := params[funcTypes[j]]
 				w := wrapper(global, frameCost(uint64(np)+locals), np, importFuncs+n+j)
 				bodies = binary.AppendUvarint(bodies, uint64(len(w)))
@@ -254,6 +262,12 @@ func limitDepth(bin []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// mayCall reports whether code (a function's instructions) may contain a
+// call: it looks for the opcodes of call, call_indirect, the tail calls and
+// call_ref (0x10-0x15) anywhere, immediates included, so it errs towards
+// yes.
+func mayCall(code []byte) bool { return bytes.ContainsAny(code, "\x10\x11\x12\x13\x14\x15") }
 
 // wrapper is the body of a function that checks and counts cost against
 // the global, then calls target with its np params.
