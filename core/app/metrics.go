@@ -28,7 +28,8 @@ func (a *App) registerMetrics() error {
 		}, queueScrapeTimeout),
 		metrics.Callbacks(func() metrics.CallbackStats {
 			s := a.Dispatcher.Stats()
-			return metrics.CallbackStats{Dropped: s.CallbacksDropped, Errors: s.CallbackErrors}
+			return metrics.CallbackStats{Dropped: s.CallbacksDropped, Errors: s.CallbackErrors,
+				DroppedBy: a.Dispatcher.CallbacksDroppedBySource()}
 		}),
 		metrics.DBStats(a.Store.DB().DB),
 	)

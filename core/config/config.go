@@ -167,10 +167,12 @@ type Plugins struct {
 	CallTimeout time.Duration
 	// CallbackTimeout bounds one post-delivery callback. Defaults to 5s.
 	CallbackTimeout time.Duration
-	// MemoryLimitMB caps each plugin instance's memory. Defaults to 64.
+	// MemoryLimitMB caps each plugin instance's memory, at most 2048.
+	// Defaults to 64.
 	MemoryLimitMB int
-	// PoolSize is how many instances of each plugin are kept. Defaults
-	// to 4.
+	// PoolSize is how many instances of each plugin are kept, and how
+	// many countdown/validator calls and, separately, callbacks run at
+	// once across all plugins. Defaults to 4.
 	PoolSize int
 }
 
@@ -433,9 +435,10 @@ func (c *Config) Validate() error {
 	}
 	add(positive("plugins.call_timeout", c.Plugins.CallTimeout))
 	add(positive("plugins.callback_timeout", c.Plugins.CallbackTimeout))
-	// wasm32 memory cannot exceed 4 GiB.
-	if m := c.Plugins.MemoryLimitMB; m < 1 || m > 4096 {
-		add(errorf("plugins.memory_limit_mb", "must be between 1 and 4096, got %d", m))
+	// The plugin host packs ptr<<32|len into a positive i64 (sdk/ABI.md), so
+	// guest memory stays within 2 GiB.
+	if m := c.Plugins.MemoryLimitMB; m < 1 || m > 2048 {
+		add(errorf("plugins.memory_limit_mb", "must be between 1 and 2048, got %d", m))
 	}
 	add(atLeast("plugins.pool_size", c.Plugins.PoolSize, 1))
 

@@ -352,7 +352,7 @@ func TestValidationErrors(t *testing.T) {
 		{"plugins dir", `plugins: {dir: ""}`, nil, `plugins.dir: must not be empty`},
 		{"call timeout", "plugins: {call_timeout: 0}", nil, `plugins.call_timeout: must be a positive duration, got 0s`},
 		{"callback timeout", "plugins: {callback_timeout: -5}", nil, `plugins.callback_timeout: must be a positive duration, got -5s`},
-		{"memory limit", "plugins: {memory_limit_mb: 5000}", nil, `plugins.memory_limit_mb: must be between 1 and 4096, got 5000`},
+		{"memory limit", "plugins: {memory_limit_mb: 4096}", nil, `plugins.memory_limit_mb: must be between 1 and 2048, got 4096`},
 		{"pool size", "plugins: {pool_size: 0}", nil, `plugins.pool_size: must be at least 1, got 0`},
 		{"event type empty", `event_types: [a, ""]`, nil, `event_types[1]: event type must not be empty`},
 		{"event type space", `event_types: ["order created"]`, nil, `event_types[0]: event type "order created" must not contain whitespace or control characters`},

@@ -54,8 +54,9 @@ type Config struct {
 	// CallbackWorkers is the number of goroutines running callbacks.
 	// Defaults to 4.
 	CallbackWorkers int
-	// CallbackQueue bounds the callbacks waiting to run; when it is full,
-	// new ones are dropped and logged. Defaults to 1024.
+	// CallbackQueue bounds the callbacks waiting to run, per source (plugin
+	// file); when a source's queue is full, its new ones are dropped, logged
+	// and counted. Defaults to 1024.
 	CallbackQueue int
 	// CallbackTimeout bounds one callback. Defaults to 10s.
 	CallbackTimeout time.Duration

@@ -46,6 +46,9 @@ type Countdowns interface {
 // it.
 type Callbacks interface {
 	Call(ctx context.Context, name string, doc *webhook.CallbackDoc) error
+	// Source names who registered name (a plugin file): each source has
+	// its own callback queue.
+	Source(name string) string
 }
 
 // ErrStopped is returned by DeliverNow once Stop has begun.
@@ -80,7 +83,7 @@ type Dispatcher struct {
 	freed     chan struct{} // a worker finished; cap 1
 	jobs      chan webhook.Job
 	results   chan webhook.Result
-	callbacks chan callbackTask
+	callbacks *callbackQueues
 	inflight  atomic.Int64 // claimed and not yet finished
 
 	// runCtx bounds deliveries, countdowns and callbacks; cancelled when a
@@ -130,7 +133,7 @@ func New(cfg Config, q Queue, cd Countdowns, cb Callbacks, logger *slog.Logger) 
 		freed:         make(chan struct{}, 1),
 		jobs:          make(chan webhook.Job, cfg.Workers+min(cfg.BatchSize, cfg.Workers)),
 		results:       make(chan webhook.Result, cfg.Workers+cfg.BatchSize),
-		callbacks:     make(chan callbackTask, cfg.CallbackQueue),
+		callbacks:     newCallbackQueues(cfg.CallbackQueue, cfg.CallbackWorkers),
 		abandon:       make(chan struct{}),
 		stopped:       make(chan struct{}),
 		collectorDone: make(chan struct{}),
@@ -658,7 +661,7 @@ func (d *Dispatcher) shutdown(ctx context.Context) {
 	close(d.results)
 	<-d.collectorDone // bounded: flush gives up when ctx ends
 
-	close(d.callbacks)
+	d.callbacks.close()
 	d.cbWorkers.Wait() // bounded: ctx's end cancels runCtx, which callbacks get
 	d.cancelRun()
 	d.sender.Close()

@@ -209,13 +209,21 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // CallbackStats are the dispatcher's callback counters since it started.
-type CallbackStats struct{ Dropped, Errors int64 }
+type CallbackStats struct {
+	Dropped, Errors int64
+	// DroppedBy splits Dropped by source: the plugin file that registered
+	// the callback (each has its own queue).
+	DroppedBy map[string]int64
+}
 
 var (
 	callbacksDroppedDesc = prometheus.NewDesc(namespace+"_callbacks_dropped_total",
 		"Post-delivery callbacks skipped because the callback queue was full.", nil, nil)
 	callbackErrorsDesc = prometheus.NewDesc(namespace+"_callback_errors_total",
 		"Post-delivery callbacks that failed or panicked.", nil, nil)
+	pluginCallbacksDroppedDesc = prometheus.NewDesc(namespace+"_plugin_callbacks_dropped_total",
+		"Post-delivery callbacks skipped because their plugin file's callback queue was full, by plugin file.",
+		[]string{"plugin"}, nil)
 )
 
 // Callbacks returns a collector reading stats at each scrape.
@@ -228,10 +236,14 @@ type callbackCollector func() CallbackStats
 func (c callbackCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- callbacksDroppedDesc
 	ch <- callbackErrorsDesc
+	ch <- pluginCallbacksDroppedDesc
 }
 
 func (c callbackCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c()
 	ch <- prometheus.MustNewConstMetric(callbacksDroppedDesc, prometheus.CounterValue, float64(s.Dropped))
 	ch <- prometheus.MustNewConstMetric(callbackErrorsDesc, prometheus.CounterValue, float64(s.Errors))
+	for plugin, n := range s.DroppedBy {
+		ch <- prometheus.MustNewConstMetric(pluginCallbacksDroppedDesc, prometheus.CounterValue, float64(n), plugin)
+	}
 }

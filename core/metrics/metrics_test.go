@@ -63,3 +63,23 @@ func TestQueueFailureKeepsOtherMetrics(t *testing.T) {
 		t.Errorf("publish counter lost when the queue query failed:\n%s", out)
 	}
 }
+
+// Dropped callbacks are counted in total and by plugin file.
+func TestCallbacksDroppedByPlugin(t *testing.T) {
+	m := metrics.New()
+	if err := m.Register(metrics.Callbacks(func() metrics.CallbackStats {
+		return metrics.CallbackStats{Dropped: 5, Errors: 1, DroppedBy: map[string]int64{"slow.wasm": 5}}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	out := scrape(t, m)
+	for _, want := range []string{
+		"whisperer_callbacks_dropped_total 5",
+		`whisperer_plugin_callbacks_dropped_total{plugin="slow.wasm"} 5`,
+		"whisperer_callback_errors_total 1",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %s in\n%s", want, out)
+		}
+	}
+}

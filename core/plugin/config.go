@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// MaxMemoryLimitMB is the largest memory_limit_mb: packed ptr<<32|len
+// results stay positive as i64 only below 2 GiB (sdk/ABI.md).
+const MaxMemoryLimitMB = 2048
+
 // Config is the plugin host's configuration (koanf keys plugins.*).
 type Config struct {
 	// Dir is the drop-in directory: every *.wasm file in it is a plugin. A
@@ -21,11 +25,13 @@ type Config struct {
 	// CallbackTimeout bounds one callback call, and instantiating a module
 	// (its _initialize). Defaults to 5s.
 	CallbackTimeout time.Duration `koanf:"callback_timeout"`
-	// MemoryLimitMB caps each instance's linear memory, at most 2048.
-	// Defaults to 64.
+	// MemoryLimitMB caps each instance's linear memory, at most
+	// MaxMemoryLimitMB. Defaults to 64.
 	MemoryLimitMB int `koanf:"memory_limit_mb"`
-	// PoolSize is the most instances of one plugin, hence its most
-	// concurrent calls; further calls wait for a free instance. Defaults to 4.
+	// PoolSize is the most instances of one plugin, and the most
+	// countdown/validator calls and, separately, callbacks in flight across
+	// all plugins (one plugin's callbacks: PoolSize-1, when above 1), which
+	// bounds the host's memory; further calls wait. Defaults to 4.
 	PoolSize int `koanf:"pool_size"`
 	// PollInterval is how often Dir is checked for added, changed and
 	// removed files; negative disables watching (Reload still works).
@@ -61,8 +67,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("plugins.callback_timeout must be positive, got %s", c.CallbackTimeout))
 	}
 	// Packed ptr<<32|len results stay positive as i64 only below 2 GiB.
-	if c.MemoryLimitMB < 1 || c.MemoryLimitMB > 2048 {
-		errs = append(errs, fmt.Errorf("plugins.memory_limit_mb must be between 1 and 2048, got %d", c.MemoryLimitMB))
+	if c.MemoryLimitMB < 1 || c.MemoryLimitMB > MaxMemoryLimitMB {
+		errs = append(errs, fmt.Errorf("plugins.memory_limit_mb must be between 1 and %d, got %d", MaxMemoryLimitMB, c.MemoryLimitMB))
 	}
 	if c.PoolSize < 1 || c.PoolSize > 1024 {
 		errs = append(errs, fmt.Errorf("plugins.pool_size must be between 1 and 1024, got %d", c.PoolSize))

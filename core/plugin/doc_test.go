@@ -2,6 +2,8 @@ package plugin
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -46,5 +48,28 @@ func TestDeliveryMatchesCallbackDoc(t *testing.T) {
 	_ = json.Unmarshal(b, &back)
 	if !reflect.DeepEqual(full, back) {
 		t.Fatalf("sdk.Delivery loses fields of webhook.CallbackDoc:\n%v\n%v", full, back)
+	}
+}
+
+// TestMemoryLimitDocumented keeps the documented bound of
+// plugins.memory_limit_mb in step with Config.Validate.
+func TestMemoryLimitDocumented(t *testing.T) {
+	for file, want := range map[string]string{
+		"../../sdk/ABI.md":        fmt.Sprintf("`plugins.memory_limit_mb` (≤ %d)", MaxMemoryLimitMB),
+		"../../config.koanf.yaml": fmt.Sprintf("in MiB (at most %d)", MaxMemoryLimitMB),
+		"../../docs/PLUGINS.md":   fmt.Sprintf("`memory_limit_mb` ≤ %d", MaxMemoryLimitMB),
+	} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s does not say %q", file, want)
+		}
+	}
+	for mb, ok := range map[int]bool{MaxMemoryLimitMB: true, MaxMemoryLimitMB + 1: false} {
+		if err := (Config{MemoryLimitMB: mb}).WithDefaults().Validate(); (err == nil) != ok {
+			t.Errorf("memory_limit_mb %d: %v", mb, err)
+		}
 	}
 }

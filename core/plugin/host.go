@@ -80,6 +80,7 @@ type Host struct {
 	sink   Sink
 	logger *slog.Logger
 	rt     wazero.Runtime
+	gate   *gate
 
 	scanMu sync.Mutex // one scan at a time
 
@@ -119,7 +120,7 @@ func New(cfg Config, sink Sink, logger *slog.Logger) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Host{cfg: cfg, sink: sink, logger: logger, rt: rt, entries: map[string]*entry{}}, nil
+	return &Host{cfg: cfg, sink: sink, logger: logger, rt: rt, gate: newGate(cfg.PoolSize), entries: map[string]*entry{}}, nil
 }
 
 func newRuntime(ctx context.Context, cfg Config, logger *slog.Logger) (wazero.Runtime, error) {
@@ -169,7 +170,7 @@ func (h *Host) Start(ctx context.Context) error {
 	loopCtx, cancel := context.WithCancel(ctx)
 	h.cancel, h.done = cancel, make(chan struct{})
 	h.mu.Unlock()
-	if err := h.Reload(ctx); err != nil {
+	if err := h.scan(ctx, false); err != nil {
 		h.logger.Error("plugin load", "error", err)
 	}
 	go h.watch(loopCtx)
@@ -189,7 +190,7 @@ func (h *Host) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := h.Reload(ctx); err != nil && ctx.Err() == nil {
+			if err := h.scan(ctx, false); err != nil && ctx.Err() == nil {
 				h.logger.Error("plugin reload", "error", err)
 			}
 		}
@@ -197,9 +198,15 @@ func (h *Host) watch(ctx context.Context) {
 }
 
 // Reload rescans the directory now (for SIGHUP): new and changed files are
-// loaded, removed ones unregistered. The error joins what went wrong, file
-// by file; the plugins that are fine are served regardless.
-func (h *Host) Reload(ctx context.Context) error {
+// loaded, removed ones unregistered. Unlike the poll, it reads and hashes
+// every file, so content rewritten with the same size and modification time
+// (cp -p, rsync -t, tar) is loaded too. The error joins what went wrong,
+// file by file; the plugins that are fine are served regardless.
+func (h *Host) Reload(ctx context.Context) error { return h.scan(ctx, true) }
+
+// scan brings the entries up to date with the directory. The poll passes
+// hashAll false and skips files whose size and mtime are unchanged.
+func (h *Host) scan(ctx context.Context, hashAll bool) error {
 	h.scanMu.Lock()
 	defer h.scanMu.Unlock()
 	h.mu.Lock()
@@ -231,7 +238,7 @@ func (h *Host) Reload(ctx context.Context) error {
 	}
 	// Removals first, so a key a removed file held is free for the others.
 	for _, f := range files {
-		if err := h.sync(ctx, f); err != nil {
+		if err := h.sync(ctx, f, hashAll); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -266,8 +273,9 @@ func listDir(dir string) ([]fileStat, error) {
 	return out, nil // os.ReadDir sorts by name: first file wins a key
 }
 
-// sync brings one file's entry up to date.
-func (h *Host) sync(ctx context.Context, f fileStat) error {
+// sync brings one file's entry up to date; unless hashAll, a file whose
+// size and mtime are unchanged is not read.
+func (h *Host) sync(ctx context.Context, f fileStat, hashAll bool) error {
 	h.mu.Lock()
 	e := h.entries[f.name]
 	if e == nil {
@@ -276,11 +284,8 @@ func (h *Host) sync(ctx context.Context, f fileStat) error {
 	}
 	h.mu.Unlock()
 
-	if e.size == f.size && e.modTime.Equal(f.modTime) && e.sum != "" {
-		if e.pending != nil { // a key may have been freed since
-			return h.register(e, e.pending)
-		}
-		return nil
+	if !hashAll && e.size == f.size && e.modTime.Equal(f.modTime) && e.sum != "" {
+		return h.retryPending(e)
 	}
 	bin, err := readFile(filepath.Join(h.cfg.Dir, f.name))
 	if err != nil {
@@ -294,13 +299,22 @@ func (h *Host) sync(ctx context.Context, f fileStat) error {
 	e.sum = digest
 	h.mu.Unlock()
 	if same {
-		return nil
+		return h.retryPending(e)
 	}
-	v, err := load(ctx, h.rt, h.cfg, h.logger, f.name, digest, bin)
+	v, err := load(ctx, h.rt, h.gate, h.cfg, h.logger, f.name, digest, bin)
 	if err != nil {
 		return h.fail(e, err)
 	}
 	return h.register(e, v)
+}
+
+// retryPending registers an unchanged file refused for a duplicate key
+// again: the key may have been freed since.
+func (h *Host) retryPending(e *entry) error {
+	if e.pending != nil {
+		return h.register(e, e.pending)
+	}
+	return nil
 }
 
 func readFile(path string) ([]byte, error) {
@@ -387,8 +401,12 @@ func retire(vs ...*version) {
 
 // load compiles bin, checks its ABI, instantiates it once and reads and
 // checks its manifest.
-func load(ctx context.Context, rt wazero.Runtime, cfg Config, logger *slog.Logger, file, sum string, bin []byte) (*version, error) {
-	compiled, err := rt.CompileModule(ctx, bin)
+func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *slog.Logger, file, sum string, bin []byte) (*version, error) {
+	limited, err := limitDepth(bin)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: not a valid WebAssembly module: %w", file, err)
+	}
+	compiled, err := rt.CompileModule(ctx, limited)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: not a valid WebAssembly module: %w", file, err)
 	}
@@ -400,9 +418,10 @@ func load(ctx context.Context, rt wazero.Runtime, cfg Config, logger *slog.Logge
 	_, record := compiled.ExportedFunctions()[abi.ExportCallbackRecord]
 	record = record && !cfg.jsonOnly
 	v := &version{
-		file: file, sum: sum, compiled: compiled, rt: rt, cfg: cfg, initFn: initFn, record: record,
-		logger: logger.With("plugin", file),
-		slots:  make(chan struct{}, cfg.PoolSize),
+		file: file, sum: sum, compiled: compiled, rt: rt, gate: g, cfg: cfg, initFn: initFn, record: record,
+		logger:  logger.With("plugin", file),
+		slots:   make(chan struct{}, cfg.PoolSize),
+		cbSlots: make(chan struct{}, max(1, cfg.PoolSize-1)),
 	}
 	m, err := v.readManifest(ctx)
 	if err == nil {
@@ -535,7 +554,7 @@ func Check(ctx context.Context, cfg Config, file string, logger *slog.Logger) (I
 	defer rt.Close(context.WithoutCancel(ctx))
 	sum := sha256.Sum256(bin)
 	info.SHA256 = hex.EncodeToString(sum[:])
-	v, err := load(ctx, rt, cfg, logger, info.File, info.SHA256, bin)
+	v, err := load(ctx, rt, newGate(cfg.PoolSize), cfg, logger, info.File, info.SHA256, bin)
 	if err != nil {
 		info.Error = err.Error()
 		return info, err

@@ -19,7 +19,7 @@ import (
 func TestHostile(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"loop", "membomb", "bigmemory", "trap", "badsig", "nomanifest", "liar",
-		"liar2", "badmanifest", "noisy", "absurd", "command", "badimport", "v2", "dup"} {
+		"liar2", "badmanifest", "noisy", "absurd", "command", "badimport", "v2", "dup", "hugemax"} {
 		copyFile(t, filepath.Join("testdata", name+".wasm"), dir, name+".wasm")
 	}
 	copyFile(t, filepath.Join("..", "..", "examples", "custom-countdown", "wat", "custom.wasm"), dir, "custom.wasm")
@@ -84,6 +84,10 @@ func TestHostile(t *testing.T) {
 			}
 			return err
 		}, ErrCrashed, "unreachable"},
+		{"declared 4 GiB maximum is lowered to the limit", func() error {
+			_, err := sink.countdown(t, "hugemax").Value(ctx, 1, json.RawMessage(`{}`))
+			return err
+		}, ErrFailed, "returned -1"},
 		{"unreachable", func() error {
 			_, err := sink.countdown(t, "trap").Value(ctx, 1, json.RawMessage(`{}`))
 			return err

@@ -139,3 +139,38 @@ func TestReloadInFlightFinishesOnOldVersion(t *testing.T) {
 		t.Fatalf("stale call: %v", err)
 	}
 }
+
+// TestReloadHashesUnchangedStat: SIGHUP (Reload) loads a file rewritten with
+// the same size and modification time (cp -p, rsync -t, tar), which the
+// poll's size+mtime check cannot see.
+func TestReloadHashesUnchangedStat(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "slow.wasm")
+	copyFile(t, filepath.Join("testdata", "slow1.wasm"), dir, "slow.wasm")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := startHost(t, testConfig(dir), newSink())
+	first := infoOf(t, h, "slow.wasm")
+
+	copyFile(t, filepath.Join("testdata", "slow2.wasm"), dir, "slow.wasm") // same size
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if now, err := os.Stat(path); err != nil || now.Size() != fi.Size() || !now.ModTime().Equal(fi.ModTime()) {
+		t.Fatalf("the rewrite changed the file's stat: %v %v", now, err)
+	}
+	if err := h.scan(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if i := infoOf(t, h, "slow.wasm"); i.SHA256 != first.SHA256 {
+		t.Fatalf("the poll read a file whose size and mtime did not change: %+v", i)
+	}
+	if err := h.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if i := infoOf(t, h, "slow.wasm"); i.SHA256 == first.SHA256 || !i.Loaded || i.Error != "" {
+		t.Fatalf("after SIGHUP still serving %.12s: %+v", first.SHA256, i)
+	}
+}

@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/whisperer/whisperer/core/webhook"
@@ -49,13 +51,49 @@ type version struct {
 	record bool
 	cbWhat []string // "callback \"name\"" by index, for call errors
 
-	slots chan struct{} // one token per instance that may exist
+	slots chan struct{} // one token per busy instance of this version
+	gate  *gate         // the host's bound on calls in flight
+	// cbSlots keeps one place of the gate's callback lane for the other
+	// files: a slow plugin's callbacks never take all of it.
+	cbSlots chan struct{}
 
 	mu      sync.Mutex
 	idle    []*instance
 	busy    int
 	retired bool
 	closed  bool
+}
+
+// gate bounds the instances in flight across every plugin file of a host,
+// and so the host's memory: each holds up to memory_limit_mb of linear
+// memory and its call stack while it runs. Countdowns and validators (short,
+// on the delivery and API paths) and callbacks (up to callback_timeout each)
+// have a pool_size each, so that slow callbacks never hold up a countdown.
+type gate struct {
+	calls, callbacks chan struct{}
+	inFlight, peak   atomic.Int64 // peak is read by tests
+}
+
+func newGate(poolSize int) *gate {
+	return &gate{calls: make(chan struct{}, poolSize), callbacks: make(chan struct{}, poolSize)}
+}
+
+// enter takes a place in lane, waiting until one is free or ctx ends.
+func (g *gate) enter(ctx context.Context, lane chan struct{}) error {
+	select {
+	case lane <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("wait for a free plugin instance: %w", ctx.Err())
+	}
+	n := g.inFlight.Add(1)
+	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
+	}
+	return nil
+}
+
+func (g *gate) leave(lane chan struct{}) {
+	g.inFlight.Add(-1)
+	<-lane
 }
 
 // instance is one instantiated module; it serves one call at a time.
@@ -88,6 +126,7 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, v.cfg.CallbackTimeout, errLimit)
 	defer cancel()
 	ctx = context.WithValue(ctx, stateKey{}, st)
+	ctx = experimental.WithMemoryAllocator(ctx, memoryAllocator)
 	mod, err := v.rt.InstantiateModule(ctx, v.compiled, cfg)
 	inst.stdout.flush()
 	inst.stderr.flush()
@@ -220,9 +259,22 @@ func (v *version) isClosed() bool {
 	return v.closed
 }
 
-// call runs fn on a pooled instance under limit. fn returns ErrFailed
-// (wrapped) for guest-reported failures, which keep the instance.
-func (v *version) call(ctx context.Context, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) error {
+// call runs fn on a pooled instance under limit, within lane of the gate.
+// fn returns ErrFailed (wrapped) for guest-reported failures, which keep
+// the instance.
+func (v *version) call(ctx context.Context, lane chan struct{}, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) error {
+	if lane == v.gate.callbacks {
+		select {
+		case v.cbSlots <- struct{}{}:
+			defer func() { <-v.cbSlots }()
+		case <-ctx.Done():
+			return fmt.Errorf("plugin %s: %s: wait for a free plugin instance: %w", v.file, what, ctx.Err())
+		}
+	}
+	if err := v.gate.enter(ctx, lane); err != nil {
+		return fmt.Errorf("plugin %s: %s: %w", v.file, what, err)
+	}
+	defer v.gate.leave(lane)
 	inst, err := v.acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("plugin %s: %s: %w", v.file, what, err)
@@ -235,12 +287,21 @@ func (v *version) call(ctx context.Context, what string, limit time.Duration, fn
 	inst.stderr.flush()
 	st.finish(cctx)
 	inst.stdout.st, inst.stderr.st = nil, nil
+	if err != nil && inst.tooDeep() {
+		err = fmt.Errorf("%w: call stack over the %d MiB limit (runaway recursion?)", ErrCrashed, stackBudget>>20)
+	}
 	if err != nil {
 		err = fmt.Errorf("plugin %s: %w", v.file, v.describe(what, st, cctx, err, limit))
 	}
 	cancel()
 	v.release(inst, err == nil || errors.Is(err, ErrFailed))
 	return err
+}
+
+// tooDeep reports whether the depth check (limitDepth) trapped.
+func (inst *instance) tooDeep() bool {
+	g := inst.mod.ExportedGlobal(depthExport)
+	return g != nil && uint32(g.Get()) == depthExceeded
 }
 
 // input writes data into the instance's input buffer, asking the guest for
@@ -289,7 +350,7 @@ func (inst *instance) output(packed uint64, limit int) ([]byte, error) {
 
 func (v *version) readManifest(ctx context.Context) (abi.Manifest, error) {
 	var doc []byte
-	err := v.call(ctx, "manifest", v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
+	err := v.call(ctx, v.gate.callbacks, "manifest", v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
 		fn := inst.mod.ExportedFunction(abi.ExportManifest)
 		res, err := fn.Call(ctx)
 		if err != nil {
@@ -315,7 +376,7 @@ func (v *version) readManifest(ctx context.Context) (abi.Manifest, error) {
 func (v *version) countdown(ctx context.Context, idx, retryCount int, kwargs json.RawMessage) (int64, error) {
 	var secs int64
 	key := v.manifest.Countdowns[idx]
-	err := v.call(ctx, "countdown "+quote(key), v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
+	err := v.call(ctx, v.gate.calls, "countdown "+quote(key), v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, kwargs, v.cfg.maxInput())
 		if err != nil {
 			return err
@@ -341,7 +402,7 @@ func (v *version) validate(ctx context.Context, idx int, kwargs json.RawMessage)
 		fieldErrs map[string]any
 	)
 	key := v.manifest.Countdowns[idx]
-	err := v.call(ctx, "validator of "+quote(key), v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
+	err := v.call(ctx, v.gate.calls, "validator of "+quote(key), v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, kwargs, v.cfg.maxInput())
 		if err != nil {
 			return err
@@ -410,7 +471,7 @@ func (v *version) callback(ctx context.Context, idx int, doc *webhook.CallbackDo
 	if !record {
 		in = in[:docLen]
 	}
-	return v.call(ctx, v.cbWhat[idx], v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
+	return v.call(ctx, v.gate.callbacks, v.cbWhat[idx], v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, in, v.cfg.maxInput())
 		if err != nil {
 			return err

@@ -1,0 +1,342 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// wazero grows a call's native stack by doubling it up to ~100 MB before it
+// traps a runaway recursion, without checking the deadline on the way: one
+// call of a recursing plugin held ~150 MB for up to 0.8 s. It has no
+// option to lower that ceiling, so the host counts depth in the guest:
+// limitDepth gives every function a wrapper that adds an estimate of the
+// function's frame to a counter on entry, traps when the counter would pass
+// stackBudget, and subtracts it on return.
+
+// stackBudget bounds the estimated frames of one call's wasm stack.
+const stackBudget = 8 << 20
+
+// depthExport names the counter, so that the host can tell a trap of the
+// depth check (which sets it to depthExceeded) from the guest's own.
+const (
+	depthExport   = "whisperer:depth"
+	depthExceeded = 1<<32 - 1
+)
+
+// frameCost estimates the native frame of a function with n params and
+// locals (the wrapper's own frame included): wazero keeps each in a slot of
+// at most 16 bytes (v128), plus spills and the return address.
+func frameCost(n uint64) uint32 {
+	return uint32(min(128+16*n, stackBudget))
+}
+
+var errMalformed = errors.New("malformed module")
+
+// reader decodes the WebAssembly binary format; its first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s", errMalformed, what)
+	}
+	r.b = nil
+}
+
+func (r *reader) byte() byte {
+	if len(r.b) == 0 {
+		r.fail("unexpected end")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) u32() uint32 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || n > 5 || v > 1<<32-1 {
+		r.fail("bad LEB128 integer")
+		return 0
+	}
+	r.b = r.b[n:]
+	return uint32(v)
+}
+
+func (r *reader) bytes(n uint32) []byte {
+	if uint64(n) > uint64(len(r.b)) {
+		r.fail("unexpected end")
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) name() string { return string(r.bytes(r.u32())) }
+
+// limits skips a table's or memory's limits.
+func (r *reader) limits() {
+	if flags := r.byte(); flags&1 != 0 {
+		r.u32()
+	}
+	r.u32()
+}
+
+type section struct {
+	id   byte
+	body []byte
+}
+
+// sectionRank is the order the binary format requires of known sections.
+var sectionRank = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, 8: 8, 9: 9, 12: 10, 10: 11, 11: 12}
+
+// limitDepth returns bin with every defined function wrapped in a depth
+// check (see stackBudget). It understands the features wazero enables by
+// default (WebAssembly 2.0); anything else is reported as malformed.
+func limitDepth(bin []byte) ([]byte, error) {
+	if len(bin) < 8 || !bytes.Equal(bin[:8], []byte("\x00asm\x01\x00\x00\x00")) {
+		return nil, fmt.Errorf("%w: not a WebAssembly 1.0 binary", errMalformed)
+	}
+	var (
+		secs                      []section
+		params                    []uint32 // by type index
+		importFuncs, importGlobal uint32
+		funcTypes                 []uint32
+		hasCode                   bool
+	)
+	r := &reader{b: bin[8:]}
+	for len(r.b) > 0 && r.err == nil {
+		id := r.byte()
+		body := r.bytes(r.u32())
+		s := &reader{b: body}
+		switch id {
+		case 1: // types
+			for n := s.u32(); n > 0 && s.err == nil; n-- {
+				if s.byte() != 0x60 {
+					s.fail("a type other than a function type")
+				}
+				np := s.u32()
+				s.bytes(np)
+				s.bytes(s.u32())
+				params = append(params, np)
+			}
+		case 2: // imports
+			for n := s.u32(); n > 0 && s.err == nil; n-- {
+				s.name()
+				s.name()
+				switch s.byte() {
+				case 0:
+					s.u32()
+					importFuncs++
+				case 1:
+					s.byte()
+					s.limits()
+				case 2:
+					s.limits()
+				case 3:
+					s.bytes(2)
+					importGlobal++
+				default:
+					s.fail("unknown import kind")
+				}
+			}
+		case 3: // functions
+			for n := s.u32(); n > 0 && s.err == nil; n-- {
+				funcTypes = append(funcTypes, s.u32())
+			}
+		case 7: // exports
+			for n := s.u32(); n > 0 && s.err == nil; n-- {
+				if s.name() == depthExport {
+					s.fail("exports " + depthExport + ", a name the host reserves")
+				}
+				s.byte()
+				s.u32()
+			}
+		case 10:
+			hasCode = true
+		case 0:
+			if strings.HasPrefix(s.name(), ".debug_") {
+				continue // its code offsets would be wrong; wazero only uses it for traces
+			}
+		}
+		if s.err != nil {
+			return nil, s.err
+		}
+		secs = append(secs, section{id, body})
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	for _, t := range funcTypes {
+		if int(t) >= len(params) {
+			return nil, fmt.Errorf("%w: function type %d out of range", errMalformed, t)
+		}
+	}
+	if len(funcTypes) == 0 || !hasCode {
+		return bin, nil // nothing runs
+	}
+
+	// The new mutable i32 global and its export.
+	global := importGlobal
+	if i := find(secs, 6); i >= 0 {
+		s := &reader{b: secs[i].body}
+		global += s.u32()
+		secs[i].body = appendVec(s.b, global-importGlobal+1, 0x7f, 0x01, 0x41, 0x00, 0x0b)
+	} else {
+		secs = insertSection(secs, 6, appendVec(nil, 1, 0x7f, 0x01, 0x41, 0x00, 0x0b))
+	}
+	exp := binary.AppendUvarint(nil, uint64(len(depthExport)))
+	exp = append(append(exp, depthExport...), 0x03)
+	exp = binary.AppendUvarint(exp, uint64(global))
+	if i := find(secs, 7); i >= 0 {
+		s := &reader{b: secs[i].body}
+		n := s.u32()
+		secs[i].body = appendVec(s.b, n+1, exp...)
+	} else {
+		secs = insertSection(secs, 7, appendVec(nil, 1, exp...))
+	}
+
+	// Function i keeps its index (so calls, exports and tables reach the
+	// wrapper) and its body moves to index n+i.
+	n := uint32(len(funcTypes))
+	var fs []byte
+	fs = binary.AppendUvarint(fs, uint64(2*n))
+	for range 2 {
+		for _, t := range funcTypes {
+			fs = binary.AppendUvarint(fs, uint64(t))
+		}
+	}
+	var bodies []byte
+	bodies = binary.AppendUvarint(bodies, uint64(2*n))
+	var originals []byte
+	for i := range secs {
+		switch secs[i].id {
+		case 3:
+			secs[i].body = fs
+		case 10:
+			s := &reader{b: secs[i].body}
+			if s.u32() != n {
+				return nil, fmt.Errorf("%w: function and code sections differ in length", errMalformed)
+			}
+			for j := range n {
+				size := s.u32()
+				body := s.bytes(size)
+				b := &reader{b: body}
+				var locals uint64
+				for k := b.u32(); k > 0 && b.err == nil; k-- {
+					locals += uint64(b.u32())
+					b.byte()
+				}
+				if s.err != nil || b.err != nil {
+					return nil, errors.Join(s.err, b.err)
+				}
+				if !mayCall(b.b) {
+					// A leaf adds one frame above counted ones: it stays
+					// in place, and index n+j gets a body never called.
+					bodies = binary.AppendUvarint(bodies, uint64(size))
+					bodies = append(bodies, body...)
+					originals = append(originals, 3, 0x00, 0x00, 0x0b) // no locals; unreachable
+					continue
+				}
+				np := params[funcTypes[j]]
+				w := wrapper(global, frameCost(uint64(np)+locals), np, importFuncs+n+j)
+				bodies = binary.AppendUvarint(bodies, uint64(len(w)))
+				bodies = append(bodies, w...)
+				originals = binary.AppendUvarint(originals, uint64(size))
+				originals = append(originals, body...)
+			}
+			secs[i].body = append(bodies, originals...)
+		}
+	}
+	out := append([]byte(nil), bin[:8]...)
+	for _, s := range secs {
+		out = append(out, s.id)
+		out = binary.AppendUvarint(out, uint64(len(s.body)))
+		out = append(out, s.body...)
+	}
+	return out, nil
+}
+
+// mayCall reports whether code (a function's instructions) may contain a
+// call: it looks for the opcodes of call, call_indirect, the tail calls and
+// call_ref (0x10-0x15) anywhere, immediates included, so it errs towards
+// yes.
+func mayCall(code []byte) bool { return bytes.ContainsAny(code, "\x10\x11\x12\x13\x14\x15") }
+
+// wrapper is the body of a function that checks and counts cost against
+// the global, then calls target with its np params.
+func wrapper(global, cost, np, target uint32) []byte {
+	g := binary.AppendUvarint(nil, uint64(global))
+	c := appendSLEB(nil, int64(cost))
+	w := []byte{0x00} // no locals
+	// if global > stackBudget-cost { global = depthExceeded; unreachable }
+	w = append(append(w, 0x23), g...)
+	w = append(appendSLEB(append(w, 0x41), int64(stackBudget-cost)), 0x4b, 0x04, 0x40)
+	w = append(appendSLEB(append(w, 0x41), -1), 0x24)
+	w = append(append(w, g...), 0x00, 0x0b)
+	// global += cost
+	w = append(append(w, 0x23), g...)
+	w = append(append(append(w, 0x41), c...), 0x6a, 0x24)
+	w = append(w, g...)
+	for k := range np {
+		w = binary.AppendUvarint(append(w, 0x20), uint64(k))
+	}
+	w = binary.AppendUvarint(append(w, 0x10), uint64(target))
+	// global -= cost; the results stay on the operand stack below.
+	w = append(append(w, 0x23), g...)
+	w = append(append(append(w, 0x41), c...), 0x6b, 0x24)
+	w = append(w, g...)
+	return append(w, 0x0b)
+}
+
+// appendSLEB appends v in signed LEB128 (i32.const's immediate; Go's
+// varint is zigzag-encoded instead).
+func appendSLEB(b []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+// appendVec returns a vector of count elements: rest (the existing ones,
+// after their count) and then extra.
+func appendVec(rest []byte, count uint32, extra ...byte) []byte {
+	out := binary.AppendUvarint(nil, uint64(count))
+	out = append(out, rest...)
+	return append(out, extra...)
+}
+
+// find returns the index of the section of id, or -1.
+func find(secs []section, id byte) int {
+	for i, s := range secs {
+		if s.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// insertSection adds a section of id where the binary format's order
+// puts it.
+func insertSection(secs []section, id byte, body []byte) []section {
+	at := len(secs)
+	for i, s := range secs {
+		if s.id != 0 && sectionRank[s.id] > sectionRank[id] {
+			at = i
+			break
+		}
+	}
+	out := append([]section(nil), secs[:at]...)
+	out = append(out, section{id, body})
+	return append(out, secs[at:]...)
+}
