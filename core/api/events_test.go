@@ -26,7 +26,7 @@ func attempt(t *testing.T, s *store.Store, status int, gaveUp bool) {
 	}
 	results := make([]webhook.Result, len(jobs))
 	for i, j := range jobs {
-		res := webhook.Result{EventID: j.Event.ID, RetryCount: j.Event.RetryCount + 1,
+		res := webhook.Result{EventID: j.Event.ID, Lease: j.Lease, RetryCount: j.Event.RetryCount + 1,
 			Attempt: webhook.Attempt{AttemptedAt: time.Now(), Duration: 1500 * time.Microsecond, Status: status, Body: "body"}}
 		switch {
 		case status >= 200 && status < 300:
@@ -43,7 +43,7 @@ func attempt(t *testing.T, s *store.Store, status int, gaveUp bool) {
 		}
 		results[i] = res
 	}
-	if err := s.Complete(ctx, "test", results); err != nil {
+	if err := s.Complete(ctx, results); err != nil {
 		t.Fatal(err)
 	}
 }

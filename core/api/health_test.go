@@ -26,10 +26,11 @@ func TestHookDisabledReason(t *testing.T) {
 		// The receiver answers 410 Gone to an attempt.
 		ev := storetest.Publish(t, s, eventType, `{}`)[0]
 		ctx := t.Context()
-		if _, err := s.ClaimEvents(ctx, "n1", []int64{ev.ID}, time.Minute); err != nil {
-			t.Fatal(err)
+		jobs, err := s.ClaimEvents(ctx, "n1", []int64{ev.ID}, time.Minute)
+		if err != nil || len(jobs) != 1 {
+			t.Fatal(len(jobs), err)
 		}
-		if err := s.Complete(ctx, "n1", []webhook.Result{{EventID: ev.ID, WebhookID: id, RetryCount: 1,
+		if err := s.Complete(ctx, []webhook.Result{{EventID: ev.ID, Lease: jobs[0].Lease, WebhookID: id, RetryCount: 1,
 			State: webhook.StateGivenUp, Attempt: webhook.Attempt{AttemptedAt: time.Now(), Status: 410}}}); err != nil {
 			t.Fatal(err)
 		}

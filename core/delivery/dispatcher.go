@@ -17,24 +17,31 @@ import (
 )
 
 // Queue is the durable queue of webhook events: the store implements it.
+//
+// Every claim gets a lease token of its own (Job.Lease, named after
+// owner); a result, release or postponement names the lease it was made
+// under and is applied only while the event still holds that lease, so a
+// late answer of an earlier claim never overwrites a later one's, even in
+// the same process.
 type Queue interface {
 	// Claim leases up to limit due events (state pending, next_attempt_at <=
-	// now, lease free or expired) to owner for lease, oldest due first.
+	// now, lease free or expired) for lease, oldest due first, under a new
+	// lease token of owner set on every job.
 	Claim(ctx context.Context, owner string, limit int, lease time.Duration) ([]webhook.Job, error)
-	// ClaimEvents leases the given pending events (for inline "async": false
-	// publishing); events already leased by someone else are skipped.
+	// ClaimEvents leases the given pending events as Claim does (for
+	// inline "async": false publishing); events already leased are skipped.
 	ClaimEvents(ctx context.Context, owner string, ids []int64, lease time.Duration) ([]webhook.Job, error)
 	// Complete writes results in one transaction: inserts each Attempt, sets
 	// retry_count, state, next_attempt_at, response_http_status/content
-	// (from the attempt), clears the lease. Rows whose lease owner is no
-	// longer owner are skipped (stale), not an error.
-	Complete(ctx context.Context, owner string, results []webhook.Result) error
-	// Release clears owner's leases on ids without recording an attempt
-	// (graceful shutdown of unstarted jobs).
-	Release(ctx context.Context, owner string, ids []int64) error
-	// Postpone clears owner's leases on ids and makes them due at until,
-	// recording no attempt (a hook over its rate limit).
-	Postpone(ctx context.Context, owner string, ids []int64, until time.Time) error
+	// (from the attempt), clears the lease. A result whose Lease the event
+	// no longer holds is skipped (stale), not an error.
+	Complete(ctx context.Context, results []webhook.Result) error
+	// Release clears leases without recording an attempt, making the
+	// events due at once (graceful shutdown of unstarted jobs).
+	Release(ctx context.Context, leases []webhook.LeaseRef) error
+	// Postpone clears leases and makes the events due at until, recording
+	// no attempt (a hook over its rate limit).
+	Postpone(ctx context.Context, leases []webhook.LeaseRef, until time.Time) error
 }
 
 // Countdowns computes retry waits: the countdown registry implements it.
@@ -97,8 +104,8 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	started  bool
 	stopping bool
-	inline   sync.WaitGroup // DeliverNow calls in flight
-	release  []int64        // claimed but never attempted
+	inline   sync.WaitGroup     // DeliverNow calls in flight
+	release  []webhook.LeaseRef // claimed but never attempted
 	stopOnce sync.Once
 	stopped  chan struct{}
 
@@ -296,7 +303,7 @@ func (d *Dispatcher) worker() {
 	for job := range d.jobs {
 		if d.claimCtx.Err() != nil {
 			// Stop began before this job started: give it back.
-			d.addRelease(job.Event.ID)
+			d.addRelease(job.LeaseRef())
 		} else if until, ok := d.admit(&job); !ok {
 			d.postpone(&job, until)
 		} else if res, ok := d.attempt(&job); ok {
@@ -307,7 +314,7 @@ func (d *Dispatcher) worker() {
 					"event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID, "attempt", res.RetryCount)
 			}
 		} else {
-			d.addRelease(job.Event.ID)
+			d.addRelease(job.LeaseRef())
 		}
 		d.inflight.Add(-1)
 		select {
@@ -317,16 +324,16 @@ func (d *Dispatcher) worker() {
 	}
 }
 
-func (d *Dispatcher) addRelease(id int64) {
+func (d *Dispatcher) addRelease(l webhook.LeaseRef) {
 	d.mu.Lock()
-	d.release = append(d.release, id)
+	d.release = append(d.release, l)
 	d.mu.Unlock()
 }
 
 // admit applies the hook's rate limit: ok, or the time to postpone job to.
-// Jobs of inactive hooks are admitted: they are not sent anyway.
+// Jobs that are not sent (see sendable) are admitted.
 func (d *Dispatcher) admit(job *webhook.Job) (until time.Time, ok bool) {
-	if !job.Webhook.IsActive {
+	if !sendable(job) {
 		return time.Time{}, true
 	}
 	return d.limits.admit(job, d.cfg.Now())
@@ -338,7 +345,7 @@ func (d *Dispatcher) postpone(job *webhook.Job, until time.Time) {
 	d.stats.postponed.Add(1)
 	ctx, cancel := context.WithTimeout(d.runCtx, 10*time.Second)
 	defer cancel()
-	if err := d.q.Postpone(ctx, d.cfg.Owner, []int64{job.Event.ID}, until); err != nil {
+	if err := d.q.Postpone(ctx, []webhook.LeaseRef{job.LeaseRef()}, until); err != nil {
 		d.log.Error("postpone a rate-limited event failed; it is retried when its lease expires",
 			"event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID, "error", err)
 		return
@@ -353,14 +360,14 @@ func (d *Dispatcher) postpone(job *webhook.Job, until time.Time) {
 func (d *Dispatcher) attempt(job *webhook.Job) (webhook.Result, bool) {
 	ctx := d.runCtx
 	ev, hook := &job.Event, &job.Webhook
-	if !hook.IsActive {
+	if !sendable(job) {
 		return d.inactive(job), true
 	}
 	sent := d.sender.Send(ctx, job)
 	if !sent.Delivered && ctx.Err() != nil {
 		return webhook.Result{}, false
 	}
-	res := webhook.Result{EventID: ev.ID, WebhookID: hook.ID, Attempt: sent.Attempt, RetryCount: ev.RetryCount + 1}
+	res := webhook.Result{EventID: ev.ID, Lease: job.Lease, WebhookID: hook.ID, Attempt: sent.Attempt, RetryCount: ev.RetryCount + 1}
 	series := res.RetryCount - ev.RetryBase
 	d.stats.attempts.Add(1)
 	switch {
@@ -400,24 +407,35 @@ func (d *Dispatcher) attempt(job *webhook.Job) (webhook.Result, bool) {
 	return res, true
 }
 
-// inactive is the result of a job whose hook was deactivated after the
-// event was queued: nothing is sent (a dead or unwanted endpoint is not
-// hammered), the event is given up with the reason in its attempt log, and
-// its owner can redeliver it after activating the hook again. WebhookID
-// stays zero: the result says nothing about the endpoint's health.
+// sendable reports whether job's hook, as the claim read it, still wants
+// the event: it is active and still subscribes to the event's type (its
+// owner may have changed event_type after the event was queued).
+func sendable(job *webhook.Job) bool {
+	return job.Webhook.IsActive && job.Webhook.EventType == job.Event.EventType
+}
+
+// inactive is the result of a job that is not sendable: its hook was
+// deactivated, or moved to another event type, after the event was queued.
+// Nothing is sent (a dead or unwanted endpoint is not hammered), the event
+// is given up with the reason in its attempt log, and its owner can
+// redeliver it after activating the hook again. WebhookID stays zero: the
+// result says nothing about the endpoint's health.
 func (d *Dispatcher) inactive(job *webhook.Job) webhook.Result {
-	msg := "webhook is inactive"
-	if job.Webhook.DisabledReason != "" {
-		msg += ": " + job.Webhook.DisabledReason
+	msg, reason := "webhook is inactive", job.Webhook.DisabledReason
+	if job.Webhook.IsActive {
+		reason = fmt.Sprintf("it subscribes to %q now, not %q", job.Webhook.EventType, job.Event.EventType)
+		msg = "webhook no longer subscribes to this event type"
+	}
+	if reason != "" {
+		msg += ": " + reason
 	}
 	now := d.cfg.Now()
 	d.stats.givenUp.Add(1)
 	if d.log.Enabled(d.runCtx, slog.LevelInfo) {
-		d.log.Info("not sent: the hook is inactive; given up", "event_uuid", job.Event.UUID,
-			"webhook_id", job.Webhook.ID, "reason", job.Webhook.DisabledReason)
+		d.log.Info("not sent: "+msg+"; given up", "event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID)
 	}
 	return webhook.Result{
-		EventID: job.Event.ID, RetryCount: job.Event.RetryCount + 1,
+		EventID: job.Event.ID, Lease: job.Lease, RetryCount: job.Event.RetryCount + 1,
 		State: webhook.StateGivenUp, NextAttemptAt: now,
 		Attempt: webhook.Attempt{AttemptedAt: now, Error: msg, Class: webhook.ClassInactive},
 	}
@@ -488,7 +506,7 @@ func (d *Dispatcher) flush(results []webhook.Result) {
 	var backoff time.Duration
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Lease)
-		err := d.q.Complete(ctx, d.cfg.Owner, results)
+		err := d.q.Complete(ctx, results)
 		cancel()
 		if err == nil {
 			if backoff > 0 {
@@ -515,11 +533,19 @@ func (d *Dispatcher) flush(results []webhook.Result) {
 }
 
 // DeliverNow makes the first attempt of the given pending events inline
-// (publish with "async": false) and returns their outcomes, in the order the
-// queue returned them. Events another dispatcher holds are skipped. A failed
-// attempt is retried in the background on the hook's schedule. The attempts
-// do not end when ctx does (a client hanging up must not turn into a failed
+// (publish with "async": false) and returns their outcomes, in the order of
+// ids. Events another dispatcher holds are skipped. A failed attempt is
+// retried in the background on the hook's schedule. The attempts do not
+// end when ctx does (a client hanging up must not turn into a failed
 // attempt); they are bounded by the request timeout.
+//
+// At most Workers attempts run at once, and an event is claimed only when
+// a worker is free to send it at once: a wide fan-out never holds claimed
+// events that wait behind others past their lease (for the claim loop to
+// take back and send again). Each result is written as soon as it is
+// known, within its attempt's lease. Events not claimed yet stay out of the
+// claim loop's reach for the publish's hold (delivery.lease); a fan-out
+// that outlasts it leaves the rest to the claim loop, each still sent once.
 func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, error) {
 	d.mu.Lock()
 	if d.stopping {
@@ -530,81 +556,107 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 	d.mu.Unlock()
 	defer d.inline.Done()
 
-	jobs, err := d.q.ClaimEvents(ctx, d.cfg.Owner, ids, d.cfg.Lease)
-	if err != nil {
-		return nil, fmt.Errorf("claim events for inline delivery: %w", err)
-	}
-	results := make([]webhook.Result, len(jobs))
-	recorded := make([]bool, len(jobs))
-	postponed := make([]time.Time, len(jobs))
+	wctx := context.WithoutCancel(ctx)
+	outs := make([]Outcome, len(ids))
+	done := make([]bool, len(ids))
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, d.cfg.Workers)
-	for i := range jobs {
-		if until, ok := d.admit(&jobs[i]); !ok {
-			d.postpone(&jobs[i], until)
-			postponed[i] = until
-			continue
+	slots := make(chan struct{}, d.cfg.Workers)
+	var claimErr error
+	claimed := 0
+	for next := 0; next < len(ids) && d.claimCtx.Err() == nil; {
+		// Claim as many events as there are free workers, at least one.
+		slots <- struct{}{}
+		n := 1
+	grab:
+		for next+n < len(ids) {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break grab
+			}
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			results[i], recorded[i] = d.attempt(&jobs[i])
-		}()
+		idx := make(map[int64]int, n)
+		for i := next; i < next+n; i++ {
+			idx[ids[i]] = i
+		}
+		jobs, err := d.q.ClaimEvents(wctx, d.cfg.Owner, ids[next:next+n], d.cfg.Lease)
+		next += n
+		for range n - len(jobs) {
+			<-slots
+		}
+		if err != nil {
+			claimErr = err
+			break // the rest are delivered in the background
+		}
+		claimed += len(jobs)
+		for k := range jobs {
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				i := idx[jobs[k].Event.ID]
+				outs[i], done[i] = d.deliverInline(wctx, &jobs[k])
+			}()
+		}
 	}
 	wg.Wait()
-
-	out := make([]Outcome, 0, len(jobs))
-	write := make([]webhook.Result, 0, len(jobs))
-	var unrecorded []int64
-	for i, job := range jobs {
-		if !postponed[i].IsZero() {
-			// Over the hook's rate limit: delivered in the background.
-			out = append(out, Outcome{
-				EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
-				Error: "rate limited (config.rate_limit_per_second): sent at next_attempt_at", RetryCount: job.Event.RetryCount,
-				State: webhook.StatePending, NextAttemptAt: postponed[i], ErrorClass: webhook.ClassRateLimited,
-			})
-			continue
+	if claimErr != nil {
+		if claimed == 0 {
+			return nil, fmt.Errorf("claim events for inline delivery: %w", claimErr)
 		}
-		if !recorded[i] {
-			unrecorded = append(unrecorded, job.Event.ID)
-			continue
-		}
-		r := results[i]
-		write = append(write, r)
-		out = append(out, Outcome{
-			EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
-			Status: r.Attempt.Status, Delivered: r.State == webhook.StateDelivered, Error: r.Attempt.Error,
-			ErrorClass: r.Attempt.Class, RetryCount: r.RetryCount, State: r.State, NextAttemptAt: r.NextAttemptAt,
-		})
+		d.log.Error("claim events for inline delivery failed; the rest are delivered in the background", "error", claimErr)
 	}
-	wctx := context.WithoutCancel(ctx)
-	if len(unrecorded) > 0 {
-		if err := d.q.Release(wctx, d.cfg.Owner, unrecorded); err != nil {
-			d.log.Error("release aborted inline deliveries", "events", len(unrecorded), "error", err)
+	out := make([]Outcome, 0, claimed)
+	for i := range outs {
+		if done[i] {
+			out = append(out, outs[i])
 		}
+	}
+	return out, nil
+}
+
+// deliverInline makes job's attempt for DeliverNow and writes its result at
+// once. ok is false when a shutdown aborted the attempt (its lease is
+// given back).
+func (d *Dispatcher) deliverInline(ctx context.Context, job *webhook.Job) (Outcome, bool) {
+	if until, ok := d.admit(job); !ok {
+		// Over the hook's rate limit: delivered in the background.
+		d.postpone(job, until)
+		return Outcome{
+			EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
+			Error: "rate limited (config.rate_limit_per_second): sent at next_attempt_at", RetryCount: job.Event.RetryCount,
+			State: webhook.StatePending, NextAttemptAt: until, ErrorClass: webhook.ClassRateLimited,
+		}, true
+	}
+	r, ok := d.attempt(job)
+	if !ok {
+		if err := d.q.Release(ctx, []webhook.LeaseRef{job.LeaseRef()}); err != nil {
+			d.log.Error("release an aborted inline delivery", "event_uuid", job.Event.UUID, "error", err)
+		}
+		return Outcome{}, false
 	}
 	// Written at once so the caller's next read sees the outcome; if the
 	// database fails, the collector keeps retrying.
-	if err := d.q.Complete(wctx, d.cfg.Owner, write); err != nil {
+	if err := d.q.Complete(ctx, []webhook.Result{r}); err != nil {
 		d.mu.Lock()
 		started := d.started
 		d.mu.Unlock()
 		if !started {
-			d.log.Error("write inline results failed; their leases will expire and the events will be retried",
-				"results", len(write), "error", err)
-			return out, nil
-		}
-		d.log.Error("write inline results failed; retrying in the background", "results", len(write), "error", err)
-		for _, r := range write {
+			d.log.Error("write an inline result failed; its lease will expire and the event will be retried",
+				"event_uuid", job.Event.UUID, "error", err)
+		} else {
+			d.log.Error("write an inline result failed; retrying in the background", "event_uuid", job.Event.UUID, "error", err)
 			select {
 			case d.results <- r:
 			case <-d.runCtx.Done():
 			}
 		}
 	}
-	return out, nil
+	return Outcome{
+		EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
+		Status: r.Attempt.Status, Delivered: r.State == webhook.StateDelivered, Error: r.Attempt.Error,
+		ErrorClass: r.Attempt.Class, RetryCount: r.RetryCount, State: r.State, NextAttemptAt: r.NextAttemptAt,
+	}, true
 }
 
 // Stop stops claiming, lets in-flight deliveries finish until ctx ends
@@ -653,7 +705,7 @@ func (d *Dispatcher) shutdown(ctx context.Context) {
 	d.mu.Unlock()
 	if len(ids) > 0 {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if err := d.q.Release(rctx, d.cfg.Owner, ids); err != nil {
+		if err := d.q.Release(rctx, ids); err != nil {
 			d.log.Error("release unstarted events failed; their leases will expire", "events", len(ids), "error", err)
 		}
 		cancel()

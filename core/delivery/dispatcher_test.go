@@ -47,11 +47,11 @@ func (q *recordingQueue) Claim(ctx context.Context, owner string, limit int, lea
 	return q.Store.Claim(ctx, owner, limit, lease)
 }
 
-func (q *recordingQueue) Complete(ctx context.Context, owner string, results []webhook.Result) error {
+func (q *recordingQueue) Complete(ctx context.Context, results []webhook.Result) error {
 	if q.failCompletes.Add(-1) >= 0 {
 		return errInjected
 	}
-	if err := q.Store.Complete(ctx, owner, results); err != nil {
+	if err := q.Store.Complete(ctx, results); err != nil {
 		return err
 	}
 	q.mu.Lock()

@@ -60,5 +60,7 @@
 // Config.Workers goroutines and writes results back in batches. Delivery is
 // at-least-once: if the process dies, the leases expire and another
 // dispatcher claims the events again; the event uuid (webhook-id) lets
-// receivers drop duplicates.
+// receivers drop duplicates. Each claim has its own lease token, and a
+// result is written only while its event still holds the token, so a late
+// result never overwrites a newer claim's (docs/RELIABILITY.md).
 package delivery

@@ -15,8 +15,8 @@ import (
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
-func (q *recordingQueue) Postpone(ctx context.Context, owner string, ids []int64, until time.Time) error {
-	if err := q.Store.Postpone(ctx, owner, ids, until); err != nil {
+func (q *recordingQueue) Postpone(ctx context.Context, leases []webhook.LeaseRef, until time.Time) error {
+	if err := q.Store.Postpone(ctx, leases, until); err != nil {
 		return err
 	}
 	q.mu.Lock()
@@ -24,8 +24,8 @@ func (q *recordingQueue) Postpone(ctx context.Context, owner string, ids []int64
 	if q.postponed == nil {
 		q.postponed = map[int64][]time.Time{}
 	}
-	for _, id := range ids {
-		q.postponed[id] = append(q.postponed[id], until)
+	for _, l := range leases {
+		q.postponed[l.EventID] = append(q.postponed[l.EventID], until)
 	}
 	return nil
 }

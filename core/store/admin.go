@@ -107,9 +107,10 @@ func (s *Store) RedeliverFailedBatch(ctx context.Context, sc webhook.Scope, f we
 		}
 		// The condition again: a row may have changed since the select
 		// (SQLite; PostgreSQL holds the rows).
+		clock, clockArgs := s.clockSQL()
 		res, err := tx.NewUpdate().Model((*eventRow)(nil)).
 			Set("state = 'pending'").Set("lease_owner = NULL").Set("retry_base = retry_count").
-			Set("next_attempt_at = ?", micros(now)).Set("modified_at = ?", now.UTC()).
+			Set("next_attempt_at = "+clock, clockArgs...).Set("modified_at = ?", now.UTC()).
 			Where("id IN (?)", bun.List(ids)).Where(failedEvent).Exec(ctx)
 		if err != nil {
 			return err

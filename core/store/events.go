@@ -74,12 +74,20 @@ func (s *Store) Publish(ctx context.Context, req webhook.PublishRequest) (webhoo
 			Scan(ctx, &hooks); err != nil {
 			return err
 		}
+		due := micros(now.Add(req.Hold))
+		if s.dialect == Postgres && len(hooks) > 0 {
+			// Due by the database's clock, as every queue time there.
+			if err := tx.QueryRowContext(ctx, "SELECT "+pgNow).Scan(&due); err != nil {
+				return err
+			}
+			due += req.Hold.Microseconds()
+		}
 		rows := make([]eventRow, len(hooks))
 		for i, h := range hooks {
 			rows[i] = eventRow{
 				UUID: newUUID(), MessageID: msg.ID, WebhookID: h.ID, UserID: h.UserID,
 				EventType: req.EventType, State: string(webhook.StatePending),
-				NextAttemptAt: micros(now.Add(req.Hold)), CreatedAt: now, ModifiedAt: now,
+				NextAttemptAt: due, CreatedAt: now, ModifiedAt: now,
 			}
 		}
 		// Chunks keep SQLite under its bound-variable limit on wide fan-outs.
@@ -104,13 +112,18 @@ func (s *Store) Publish(ctx context.Context, req webhook.PublishRequest) (webhoo
 		if isUniqueViolation(err) && req.IdempotencyKey != "" {
 			// A concurrent publish with the same key won: answer with its events.
 			evs, _, err2 := s.eventsOfIdempotentMessage(ctx, s.db, req)
-			return webhook.Published{Events: evs, Replayed: true}, err2
+			if err2 != nil {
+				return webhook.Published{}, unavailableErr(req.EventType, err2)
+			}
+			return webhook.Published{Events: evs, Replayed: true}, nil
 		}
 		var verr *webhook.ValidationError
 		if errors.As(err, &verr) {
 			return webhook.Published{}, verr
 		}
-		return webhook.Published{}, fmt.Errorf("publish %q: %w", req.EventType, err)
+		// As without a key: the values were checked, so what failed is the
+		// database or the connection (the transaction wrote nothing).
+		return webhook.Published{}, unavailableErr(req.EventType, err)
 	}
 	return out, nil
 }
@@ -129,19 +142,20 @@ func unavailableErr(eventType string, err error) error {
 // type is registered, one row per active hook, and other nodes are
 // notified once (an uncorrelated subquery runs once; PostgreSQL also folds
 // identical notifications of one transaction). No row back means the
-// event type is unknown; one row with a NULL event id means no hook.
+// event type is unknown; one row with a NULL event id means no hook. The
+// rows are due $5 µs (the hold) after the database's clock's now.
 const pgPublish = `WITH msg AS (
 	INSERT INTO messages (event_type, payload, publisher_id, created_at)
 	SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM event_types WHERE name = $1)
 	RETURNING id
 ), ev AS (
 	INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
-	SELECT replace(gen_random_uuid()::text, '-', ''), msg.id, w.id, w.user_id, $1, 'pending', $5, $4, $4
+	SELECT replace(gen_random_uuid()::text, '-', ''), msg.id, w.id, w.user_id, $1, 'pending', ` + pgNow + ` + $5, $4, $4
 	FROM msg, webhooks w WHERE w.event_type = $1 AND w.is_active
 	ORDER BY w.id
-	RETURNING id, uuid, webhook_id, user_id
+	RETURNING id, uuid, webhook_id, user_id, next_attempt_at
 )
-SELECT msg.id, ev.id, ev.uuid, ev.webhook_id, ev.user_id,
+SELECT msg.id, ev.id, ev.uuid, ev.webhook_id, ev.user_id, ev.next_attempt_at,
 	CASE WHEN ev.id IS NOT NULL AND $6 THEN (SELECT pg_notify('` + notifyChannel + `', '')) END
 FROM msg LEFT JOIN ev ON true
 ORDER BY ev.id`
@@ -152,7 +166,7 @@ func (s *Store) publishPostgres(ctx context.Context, req webhook.PublishRequest,
 	if req.PublisherID != 0 {
 		publisher = &req.PublisherID
 	}
-	rows, err := s.db.DB.QueryContext(ctx, pgPublish, req.EventType, payload, publisher, now, micros(now.Add(req.Hold)), req.Hold == 0)
+	rows, err := s.db.DB.QueryContext(ctx, pgPublish, req.EventType, payload, publisher, now, req.Hold.Microseconds(), req.Hold == 0)
 	if err != nil {
 		return webhook.Published{}, unavailableErr(req.EventType, err)
 	}
@@ -162,16 +176,16 @@ func (s *Store) publishPostgres(ctx context.Context, req webhook.PublishRequest,
 	for rows.Next() {
 		found = true
 		var msgID int64
-		var id, hookID, userID *int64
+		var id, hookID, userID, next *int64
 		var uuid, notified *string
-		if err := rows.Scan(&msgID, &id, &uuid, &hookID, &userID, &notified); err != nil {
+		if err := rows.Scan(&msgID, &id, &uuid, &hookID, &userID, &next, &notified); err != nil {
 			return webhook.Published{}, unavailableErr(req.EventType, err)
 		}
 		if id == nil {
 			continue
 		}
 		r := eventRow{ID: *id, UUID: *uuid, MessageID: msgID, WebhookID: *hookID, UserID: *userID,
-			EventType: req.EventType, State: string(webhook.StatePending), NextAttemptAt: micros(now.Add(req.Hold)),
+			EventType: req.EventType, State: string(webhook.StatePending), NextAttemptAt: *next,
 			CreatedAt: now, ModifiedAt: now}
 		out.Events = append(out.Events, r.domain(payload))
 	}

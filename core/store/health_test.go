@@ -22,10 +22,10 @@ func attemptAll(t *testing.T, s *store.Store, mk func(j webhook.Job) webhook.Res
 	results := make([]webhook.Result, len(jobs))
 	for i, j := range jobs {
 		r := mk(j)
-		r.EventID, r.WebhookID, r.RetryCount = j.Event.ID, j.Webhook.ID, j.Event.RetryCount+1
+		r.EventID, r.Lease, r.WebhookID, r.RetryCount = j.Event.ID, j.Lease, j.Webhook.ID, j.Event.RetryCount+1
 		results[i] = r
 	}
-	if err := s.Complete(ctx, "n1", results); err != nil {
+	if err := s.Complete(ctx, results); err != nil {
 		t.Fatal(err)
 	}
 	return jobs
@@ -133,7 +133,7 @@ func TestHealthGoneAndOwner(t *testing.T) {
 		if len(jobs) != 1 {
 			t.Fatalf("claimed %d", len(jobs))
 		}
-		if err := s.Complete(ctx, "n1", []webhook.Result{{EventID: ev.ID, RetryCount: 1, State: webhook.StateGivenUp,
+		if err := s.Complete(ctx, []webhook.Result{{EventID: ev.ID, Lease: jobs[0].Lease, RetryCount: 1, State: webhook.StateGivenUp,
 			Attempt: webhook.Attempt{AttemptedAt: at, Status: 410}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +171,7 @@ func TestHealthIgnoresStaleResults(t *testing.T) {
 		if _, err := s.Claim(ctx, "n1", 10, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		err := s.Complete(ctx, "someone-else", []webhook.Result{{EventID: ev.ID, WebhookID: h.ID, RetryCount: 1,
+		err := s.Complete(ctx, []webhook.Result{{EventID: ev.ID, Lease: "someone-else/0", WebhookID: h.ID, RetryCount: 1,
 			State: webhook.StateGivenUp, Attempt: webhook.Attempt{AttemptedAt: time.Now(), Status: 410}}})
 		if err != nil {
 			t.Fatal(err)

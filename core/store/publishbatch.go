@@ -12,7 +12,8 @@ import (
 // pgPublishBatch is pgPublish for many requests in one statement, one
 // commit and one notification: the message ids are drawn first so that
 // each row of the result can be matched to its request (ord). A request
-// whose event type is unknown has no row.
+// whose event type is unknown has no row. The rows are due at the
+// database's clock's now.
 const pgPublishBatch = `WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS i(event_type, payload, publisher_id, ord)
 ), valid AS (
@@ -23,12 +24,12 @@ const pgPublishBatch = `WITH input AS (
 	SELECT mid, event_type, payload, publisher_id, $4 FROM valid
 ), ev AS (
 	INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
-	SELECT replace(gen_random_uuid()::text, '-', ''), v.mid, w.id, w.user_id, v.event_type, 'pending', $5, $4, $4
+	SELECT replace(gen_random_uuid()::text, '-', ''), v.mid, w.id, w.user_id, v.event_type, 'pending', ` + pgNow + `, $4, $4
 	FROM valid v JOIN webhooks w ON w.event_type = v.event_type AND w.is_active
 	ORDER BY v.ord, w.id
-	RETURNING id, uuid, message_id, webhook_id, user_id
+	RETURNING id, uuid, message_id, webhook_id, user_id, next_attempt_at
 )
-SELECT v.ord, v.mid, ev.id, ev.uuid, ev.webhook_id, ev.user_id,
+SELECT v.ord, v.mid, ev.id, ev.uuid, ev.webhook_id, ev.user_id, ev.next_attempt_at,
 	CASE WHEN ev.id IS NOT NULL THEN (SELECT pg_notify('` + notifyChannel + `', '')) END
 FROM valid v LEFT JOIN ev ON ev.message_id = v.mid
 ORDER BY v.ord, ev.id`
@@ -87,7 +88,7 @@ func (s *Store) publishBatchPostgres(ctx context.Context, reqs []webhook.Publish
 			publishers[j] = &reqs[i].PublisherID
 		}
 	}
-	rows, err := s.db.DB.QueryContext(ctx, pgPublishBatch, types, bodies, publishers, now, micros(now))
+	rows, err := s.db.DB.QueryContext(ctx, pgPublishBatch, types, bodies, publishers, now)
 	if err != nil {
 		return err
 	}
@@ -95,9 +96,9 @@ func (s *Store) publishBatchPostgres(ctx context.Context, reqs []webhook.Publish
 	seen := make([]bool, len(idx))
 	for rows.Next() {
 		var ord, msgID int64
-		var id, hookID, userID *int64
+		var id, hookID, userID, next *int64
 		var uuid, notified *string
-		if err := rows.Scan(&ord, &msgID, &id, &uuid, &hookID, &userID, &notified); err != nil {
+		if err := rows.Scan(&ord, &msgID, &id, &uuid, &hookID, &userID, &next, &notified); err != nil {
 			return err
 		}
 		j := int(ord - 1)
@@ -110,7 +111,7 @@ func (s *Store) publishBatchPostgres(ctx context.Context, reqs []webhook.Publish
 			continue // no active hook for this type
 		}
 		r := eventRow{ID: *id, UUID: *uuid, MessageID: msgID, WebhookID: *hookID, UserID: *userID,
-			EventType: reqs[i].EventType, State: string(webhook.StatePending), NextAttemptAt: micros(now),
+			EventType: reqs[i].EventType, State: string(webhook.StatePending), NextAttemptAt: *next,
 			CreatedAt: now, ModifiedAt: now}
 		out[i].Events = append(out[i].Events, r.domain(payloads[i]))
 	}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -20,39 +22,53 @@ import (
 
 const eventColumns = "id, uuid, message_id, webhook_id, user_id, event_type, state, delivered, retry_count, retry_base, next_attempt_at, lease_owner, response_http_status, response_content, created_at, modified_at"
 
-// Claim leases up to limit due events to owner for lease, oldest due first.
+// Claim leases up to limit due events for lease, oldest due first. Every
+// call draws a new lease token ("owner/random", stored in lease_owner and
+// set as Job.Lease on each job): Complete, Postpone and Release act only
+// while the row still holds it. On PostgreSQL "now" and the lease's end
+// are the database's clock, so a node whose clock runs ahead neither takes
+// live leases nor makes its own outlast their time.
 func (s *Store) Claim(ctx context.Context, owner string, limit int, lease time.Duration) ([]webhook.Job, error) {
+	token := newLeaseToken(owner)
+	if s.dialect == Postgres {
+		return s.claimPostgres(ctx, token, lease, pgClaimDueSQL, limit)
+	}
 	now := s.now()
-	if s.dialect == Postgres {
-		return s.claimPostgres(ctx, owner, lease, now, pgClaimDue, micros(now), limit)
-	}
 	due := `SELECT id FROM webhook_events WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`
-	if s.dialect == Postgres {
-		due += ` FOR UPDATE SKIP LOCKED`
-	}
-	return s.claim(ctx, owner, lease, now, "id IN ("+due+")", micros(now), limit)
+	return s.claim(ctx, token, micros(now.Add(lease)), "id IN ("+due+")", micros(now), limit)
 }
 
 // ClaimEvents leases the given pending events that nobody holds, for an
-// inline ("async": false) first attempt.
+// inline ("async": false) first attempt, as Claim does.
 func (s *Store) ClaimEvents(ctx context.Context, owner string, ids []int64, lease time.Duration) ([]webhook.Job, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	now := s.now()
+	token := newLeaseToken(owner)
 	if s.dialect == Postgres {
-		return s.claimPostgres(ctx, owner, lease, now, pgClaimEvents, micros(now), ids)
+		return s.claimPostgres(ctx, token, lease, pgClaimEventsSQL, ids)
 	}
+	now := s.now()
 	where := "id IN (?) AND state = 'pending' AND (lease_owner IS NULL OR next_attempt_at <= ?)"
-	return s.claim(ctx, owner, lease, now, where, bun.List(ids), micros(now))
+	return s.claim(ctx, token, micros(now.Add(lease)), where, bun.List(ids), micros(now))
 }
 
-func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, now time.Time, where string, args ...any) ([]webhook.Job, error) {
+// newLeaseToken returns a lease token of owner that no other claim has:
+// the owner's name keeps the column readable ("which node holds it").
+func newLeaseToken(owner string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return owner + "/" + hex.EncodeToString(b[:])
+}
+
+// claim is Claim and ClaimEvents on SQLite, a single process whose clock
+// is the database's.
+func (s *Store) claim(ctx context.Context, token string, until int64, where string, args ...any) ([]webhook.Job, error) {
 	var jobs []webhook.Job
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var rows []eventRow
 		q := "UPDATE webhook_events SET lease_owner = ?, next_attempt_at = ? WHERE " + where + " RETURNING " + eventColumns
-		all := append([]any{owner, micros(now.Add(lease))}, args...)
+		all := append([]any{token, until}, args...)
 		if err := tx.NewRaw(q, all...).Scan(ctx, &rows); err != nil {
 			return err
 		}
@@ -63,31 +79,48 @@ func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, no
 	if err != nil {
 		return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
 	}
+	for i := range jobs {
+		jobs[i].Lease = token
+	}
 	return jobs, nil
 }
 
-// Complete records attempts and their outcomes in one transaction. Rows
-// whose lease owner is no longer owner (the lease expired and another node
-// took them) are skipped: that node's result wins.
-func (s *Store) Complete(ctx context.Context, owner string, results []webhook.Result) error {
+// Complete records attempts and their outcomes in one transaction. A
+// result is written only while its event still holds the result's lease
+// (Result.Lease): a result of an earlier claim — the lease expired and
+// another node, or this one, claimed the event again — is skipped, and the
+// current claim's result wins. Of several results for one event in one
+// call, the first that carries the event's lease is written and the rest
+// are stale, on both backends. A pending result's retry is due
+// NextAttemptAt minus the store's clock after the write, by the database's
+// clock.
+func (s *Store) Complete(ctx context.Context, results []webhook.Result) error {
+	results = firstPerLease(results)
 	if len(results) == 0 {
 		return nil
 	}
 	now := s.now().UTC()
 	if s.dialect == Postgres {
-		if err := s.completePostgres(ctx, owner, results, now); err != nil {
+		if err := s.completePostgres(ctx, results, now); err != nil {
 			return fmt.Errorf("%w: complete %d results: %v", webhook.ErrUnavailable, len(results), err)
 		}
 		return nil
 	}
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		written := make(map[int64]bool, len(results))
-		for start := 0; start < len(results); start += 200 {
-			if err := s.completeChunk(ctx, tx, owner, results[start:min(start+200, len(results))], now, written); err != nil {
-				return err
+		var written []webhook.Result
+		// UPDATE … FROM applies one arbitrary row of several with the same
+		// id, so each round holds an event at most once; a later round
+		// finds the lease cleared if an earlier one wrote the event.
+		for _, round := range roundsByEvent(results) {
+			for start := 0; start < len(round); start += 200 {
+				w, err := s.completeChunk(ctx, tx, round[start:min(start+200, len(round))], now)
+				if err != nil {
+					return err
+				}
+				written = append(written, w...)
 			}
 		}
-		hooks := groupHealth(results, func(id int64) bool { return written[id] }, s.disableAfter)
+		hooks := groupHealth(written, func(int64) bool { return true }, s.disableAfter)
 		return s.updateHealth(ctx, tx, hooks, now)
 	})
 	if err != nil {
@@ -96,53 +129,86 @@ func (s *Store) Complete(ctx context.Context, owner string, results []webhook.Re
 	return nil
 }
 
-// completeChunk writes results and adds the ids of the rows it updated to
-// written.
-func (s *Store) completeChunk(ctx context.Context, tx bun.Tx, owner string, results []webhook.Result, now time.Time, written map[int64]bool) error {
-	cast := func(typ string) string {
-		if s.dialect == Postgres {
-			return "CAST(? AS " + typ + ")"
-		}
-		return "?"
+// firstPerLease drops every result but the first of each (event, lease):
+// the same claim's result sent twice is one result.
+func firstPerLease(results []webhook.Result) []webhook.Result {
+	type key struct {
+		id    int64
+		lease string
 	}
-	row := "(" + strings.Join([]string{cast("BIGINT"), cast("TEXT"), cast("BOOLEAN"), cast("INTEGER"),
-		cast("BIGINT"), cast("INTEGER"), cast("TEXT")}, ", ") + ")"
+	seen := make(map[key]bool, len(results))
+	out := results[:0:0]
+	for _, r := range results {
+		k := key{r.EventID, r.Lease}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, r)
+		}
+	}
+	if len(out) == len(results) {
+		return results
+	}
+	return out
+}
+
+// roundsByEvent splits results into rounds in which each event appears at
+// most once, keeping their order: round k holds each event's k-th result.
+func roundsByEvent(results []webhook.Result) [][]webhook.Result {
+	count := make(map[int64]int, len(results))
+	var rounds [][]webhook.Result
+	for _, r := range results {
+		k := count[r.EventID]
+		count[r.EventID] = k + 1
+		if k == len(rounds) {
+			rounds = append(rounds, nil)
+		}
+		rounds[k] = append(rounds[k], r)
+	}
+	return rounds
+}
+
+// completeChunk writes results (each event at most once) and returns those
+// it wrote.
+func (s *Store) completeChunk(ctx context.Context, tx bun.Tx, results []webhook.Result, now time.Time) ([]webhook.Result, error) {
 	var b strings.Builder
-	b.WriteString("WITH v(id, state, delivered, retry_count, next_attempt_at, status, content) AS (VALUES ")
-	args := make([]any, 0, len(results)*7+2)
+	b.WriteString("WITH v(id, lease, state, delivered, retry_count, next_attempt_at, status, content) AS (VALUES ")
+	args := make([]any, 0, len(results)*8+1)
 	for i, r := range results {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(row)
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
 		var status *int
 		if r.Attempt.Status != 0 {
 			status = &r.Attempt.Status
 		}
-		args = append(args, r.EventID, string(r.State), r.State == webhook.StateDelivered, r.RetryCount,
+		args = append(args, r.EventID, r.Lease, string(r.State), r.State == webhook.StateDelivered, r.RetryCount,
 			micros(r.NextAttemptAt), status, r.Attempt.Body)
 	}
 	b.WriteString(`) UPDATE webhook_events SET state = v.state, delivered = v.delivered,
 		retry_count = v.retry_count, next_attempt_at = v.next_attempt_at, lease_owner = NULL,
 		response_http_status = v.status, response_content = v.content, modified_at = ?
-		FROM v WHERE webhook_events.id = v.id AND webhook_events.lease_owner = ?
+		FROM v WHERE webhook_events.id = v.id AND webhook_events.lease_owner = v.lease
 		RETURNING webhook_events.id`)
-	args = append(args, now, owner)
+	args = append(args, now)
 	var updated []int64
 	if err := tx.NewRaw(b.String(), args...).Scan(ctx, &updated); err != nil {
-		return err
+		return nil, err
 	}
 	if len(updated) == 0 {
-		return nil
+		return nil, nil
 	}
+	hit := make(map[int64]bool, len(updated))
 	for _, id := range updated {
-		written[id] = true
+		hit[id] = true
 	}
+	written := make([]webhook.Result, 0, len(updated))
 	attempts := make([]attemptRow, 0, len(updated))
 	for _, r := range results {
-		if !written[r.EventID] {
+		if !hit[r.EventID] {
 			continue
 		}
+		written = append(written, r)
 		a := r.Attempt
 		attempts = append(attempts, attemptRow{
 			EventID: r.EventID, AttemptedAt: a.AttemptedAt.UTC(), DurationUS: a.Duration.Microseconds(),
@@ -150,23 +216,72 @@ func (s *Store) completeChunk(ctx context.Context, tx bun.Tx, owner string, resu
 		})
 	}
 	_, err := tx.NewInsert().Model(&attempts).Exec(ctx)
+	return written, err
+}
+
+// Release gives back leases without recording an attempt, making the
+// events due at once (graceful shutdown of jobs never started). A lease the
+// event no longer holds is left alone.
+func (s *Store) Release(ctx context.Context, leases []webhook.LeaseRef) error {
+	if err := s.giveBack(ctx, leases, s.now()); err != nil {
+		return fmt.Errorf("%w: release %d leases: %v", webhook.ErrUnavailable, len(leases), err)
+	}
+	return nil
+}
+
+// giveBack clears the given leases of pending events and makes the events
+// due at until (by the store's clock; on PostgreSQL the wait until then is
+// added to the database's clock).
+func (s *Store) giveBack(ctx context.Context, leases []webhook.LeaseRef, until time.Time) error {
+	if len(leases) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(leases))
+	tokens := make([]string, len(leases))
+	for i, l := range leases {
+		ids[i], tokens[i] = l.EventID, l.Lease
+	}
+	if s.dialect == Postgres {
+		// One prepared statement, as the other hot queue statements.
+		_, err := s.db.DB.ExecContext(ctx, pgGiveBack, ids, tokens, micros(until)-micros(s.now()))
+		return err
+	}
+	var b strings.Builder
+	args := make([]any, 0, 2*len(leases)+1)
+	args = append(args, micros(until))
+	b.WriteString("UPDATE webhook_events SET lease_owner = NULL, next_attempt_at = ? WHERE state = 'pending' AND (id, lease_owner) IN (VALUES ")
+	for i := range leases {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?)")
+		args = append(args, ids[i], tokens[i])
+	}
+	b.WriteString(")")
+	_, err := s.db.ExecContext(ctx, b.String(), args...)
 	return err
 }
 
-// Release gives back owner's leases on ids without recording an attempt,
-// making them due at once (graceful shutdown of jobs never started).
-func (s *Store) Release(ctx context.Context, owner string, ids []int64) error {
-	if len(ids) == 0 {
-		return nil
+// pgGiveBack is giveBack on PostgreSQL ($1 ids, $2 their leases, $3 the
+// wait in µs).
+const pgGiveBack = `UPDATE webhook_events e SET lease_owner = NULL, next_attempt_at = ` + pgNow + ` + $3
+	FROM unnest($1::bigint[], $2::text[]) AS v(id, lease)
+	WHERE e.id = v.id AND e.lease_owner = v.lease AND e.state = 'pending'`
+
+// pgNow is the database's clock in µs (the unit of next_attempt_at): on
+// PostgreSQL, which several nodes share, every queue time is measured
+// from it, never from a node's clock. statement_timestamp() is stable
+// within a statement, so an index range scan can use it.
+const pgNow = `(extract(epoch FROM statement_timestamp()) * 1000000)::bigint`
+
+// clockSQL returns the SQL of "now" in µs for a queue time, and its
+// arguments: the database's clock on PostgreSQL, the store's (the only
+// process's) on SQLite.
+func (s *Store) clockSQL() (string, []any) {
+	if s.dialect == Postgres {
+		return pgNow, nil
 	}
-	_, err := s.db.NewUpdate().Model((*eventRow)(nil)).
-		Set("lease_owner = NULL").Set("next_attempt_at = ?", micros(s.now())).
-		Where("id IN (?)", bun.List(ids)).Where("lease_owner = ?", owner).Where("state = 'pending'").
-		Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("%w: release %d leases: %v", webhook.ErrUnavailable, len(ids), err)
-	}
-	return nil
+	return "?", []any{micros(s.now())}
 }
 
 // Redeliver makes the event due now and starts a new series of attempts.
@@ -180,13 +295,17 @@ func (s *Store) Redeliver(ctx context.Context, sc webhook.Scope, idOrUUID string
 	if ev.State == webhook.StateDelivered && !force {
 		return webhook.Job{}, &webhook.ConflictError{Detail: "Event " + ev.UUID + " is already delivered; send \"force\": true to deliver it again."}
 	}
+	if s.afterRedeliverRead != nil {
+		s.afterRedeliverRead()
+	}
 	now := s.now()
+	clock, clockArgs := s.clockSQL()
 	q := s.db.NewUpdate().Model((*eventRow)(nil)).
 		Set("state = 'pending'").Set("lease_owner = NULL").Set("retry_base = retry_count").
-		Set("next_attempt_at = ?", micros(now)).Set("modified_at = ?", now.UTC()).
+		Set("next_attempt_at = "+clock, clockArgs...).Set("modified_at = ?", now.UTC()).
 		Where("id = ?", ev.ID).
 		// A row leased right now is being delivered; leave it to finish.
-		Where("(state <> 'pending' OR lease_owner IS NULL OR next_attempt_at <= ?)", micros(now))
+		Where("(state <> 'pending' OR lease_owner IS NULL OR next_attempt_at <= "+clock+")", clockArgs...)
 	if !force {
 		// Checked again here: it may have been delivered since it was read.
 		q = q.Where("state <> 'delivered'")
@@ -196,6 +315,11 @@ func (s *Store) Redeliver(ctx context.Context, sc webhook.Scope, idOrUUID string
 		return webhook.Job{}, fmt.Errorf("redeliver %s: %w", ev.UUID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		// Retention may have deleted it since it was read: that is a 404,
+		// not a delivery in progress.
+		if _, err := s.Event(ctx, sc, ev.UUID); err != nil {
+			return webhook.Job{}, err
+		}
 		return webhook.Job{}, &webhook.ConflictError{Detail: "Event " + ev.UUID + " is being delivered right now, or was just delivered."}
 	}
 	s.notify(ctx)
@@ -210,9 +334,10 @@ func (s *Store) RedeliverFailed(ctx context.Context, sc webhook.Scope, f webhook
 	if until.IsZero() {
 		until = now
 	}
+	clock, clockArgs := s.clockSQL()
 	q := s.db.NewUpdate().Model((*eventRow)(nil)).
 		Set("state = 'pending'").Set("lease_owner = NULL").Set("retry_base = retry_count").
-		Set("next_attempt_at = ?", micros(now)).Set("modified_at = ?", now.UTC()).
+		Set("next_attempt_at = "+clock, clockArgs...).Set("modified_at = ?", now.UTC()).
 		Where("created_at >= ?", f.Since.UTC()).Where("created_at < ?", until.UTC()).
 		Where("(state = 'given_up' OR (state = 'pending' AND retry_count > retry_base AND lease_owner IS NULL))")
 	if f.WebhookID != 0 {
@@ -306,19 +431,19 @@ func (s *Store) Counts(ctx context.Context) (map[webhook.State]int64, error) {
 // new statement to parse and plan, and the claim took five round trips
 // (begin, update, hooks, messages, commit): about 13 ms for 64 rows.
 
-// pgClaimDue picks due rows ($1 = now in µs, $2 = limit) oldest first,
-// skipping rows another node is claiming right now.
+// pgClaimDue picks due rows ($1 = limit) oldest first, skipping rows
+// another node is claiming right now.
 const pgClaimDue = `SELECT id, next_attempt_at FROM webhook_events
-	WHERE state = 'pending' AND next_attempt_at <= $1
-	ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED`
+	WHERE state = 'pending' AND next_attempt_at <= ` + pgNow + `
+	ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`
 
-// pgClaimEvents picks the given pending rows nobody holds ($1 = now in µs,
-// $2 = ids).
+// pgClaimEvents picks the given pending rows nobody holds ($1 = ids).
 const pgClaimEvents = `SELECT id, next_attempt_at FROM webhook_events
-	WHERE id = ANY($2) AND state = 'pending' AND (lease_owner IS NULL OR next_attempt_at <= $1)
+	WHERE id = ANY($1) AND state = 'pending' AND (lease_owner IS NULL OR next_attempt_at <= ` + pgNow + `)
 	FOR UPDATE SKIP LOCKED`
 
-// pgClaim leases the rows of the "due" query ($3 = owner, $4 = lease end)
+// pgClaim leases the rows of the "due" query ($2 = lease token, $3 = the
+// lease in µs, added to the database's clock)
 // and returns them with their hook and payload, in the order they were due.
 // Its commit does not wait for the WAL flush (synchronous_commit off for
 // this transaction only): a lease lost in a database crash only makes the
@@ -327,7 +452,7 @@ const pgClaimEvents = `SELECT id, next_attempt_at FROM webhook_events
 const pgClaim = `WITH due AS (%s),
 async AS (SELECT set_config('synchronous_commit', 'off', true)),
 upd AS (
-	UPDATE webhook_events e SET lease_owner = $3, next_attempt_at = $4
+	UPDATE webhook_events e SET lease_owner = $2, next_attempt_at = ` + pgNow + ` + $3
 	FROM due WHERE e.id = due.id
 	RETURNING e.id, e.uuid, e.message_id, e.webhook_id, e.user_id, e.event_type, e.state, e.delivered,
 		e.retry_count, e.retry_base, e.next_attempt_at, e.lease_owner, e.response_http_status,
@@ -348,12 +473,8 @@ var (
 	pgClaimEventsSQL = fmt.Sprintf(pgClaim, pgClaimEvents)
 )
 
-func (s *Store) claimPostgres(ctx context.Context, owner string, lease time.Duration, now time.Time, due string, arg1, arg2 any) ([]webhook.Job, error) {
-	q := pgClaimDueSQL
-	if due == pgClaimEvents {
-		q = pgClaimEventsSQL
-	}
-	rows, err := s.db.DB.QueryContext(ctx, q, arg1, arg2, owner, micros(now.Add(lease)))
+func (s *Store) claimPostgres(ctx context.Context, token string, lease time.Duration, q string, which any) ([]webhook.Job, error) {
+	rows, err := s.db.DB.QueryContext(ctx, q, which, token, lease.Microseconds())
 	if err != nil {
 		return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
 	}
@@ -381,7 +502,7 @@ func (s *Store) claimPostgres(ctx context.Context, owner string, lease time.Dura
 			}
 			hooks[w.ID] = h
 		}
-		jobs = append(jobs, webhook.Job{Event: e.domain(payload), Webhook: h})
+		jobs = append(jobs, webhook.Job{Event: e.domain(payload), Webhook: h, Lease: token})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
@@ -390,25 +511,28 @@ func (s *Store) claimPostgres(ctx context.Context, owner string, lease time.Dura
 }
 
 // pgComplete writes a batch of results and their attempts in one
-// statement: the values travel as arrays ($1…$9, $12), so the text never
-// changes and stays prepared; only rows still leased to owner ($11) are
-// updated, and only those get an attempt row and count for their hook's
-// health (see health.go: r and hk are groupHealth in SQL; $13 is
-// DisableAfter in microseconds, NULL for never; $14 and $15 the reasons).
+// statement: the values travel as arrays ($1…$9, $11, $12), so the text
+// never changes and stays prepared; a row is updated only by the result
+// carrying its lease ($11; results come one per (event, lease), so at most
+// one matches), and only those results (upd.n) get an attempt row and
+// count for their hook's health (see health.go: r and hk are groupHealth
+// in SQL; $13 is DisableAfter in microseconds, NULL for never; $14 and $15
+// the reasons). $4 is each retry's wait in µs, added to the database's
+// clock.
 var pgComplete = `WITH v AS (
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[],
-		$7::timestamptz[], $8::bigint[], $9::text[], $12::bigint[])
-		AS v(id, state, retry_count, next_attempt_at, status, body, attempted_at, duration_us, error, webhook_id)
+		$7::timestamptz[], $8::bigint[], $9::text[], $12::bigint[], $11::text[]) WITH ORDINALITY
+		AS v(id, state, retry_count, wait, status, body, attempted_at, duration_us, error, webhook_id, lease, n)
 ), upd AS (
 	UPDATE webhook_events e SET state = v.state, delivered = (v.state = 'delivered'),
-		retry_count = v.retry_count, next_attempt_at = v.next_attempt_at, lease_owner = NULL,
+		retry_count = v.retry_count, next_attempt_at = ` + pgNow + ` + v.wait, lease_owner = NULL,
 		response_http_status = NULLIF(v.status, 0), response_content = v.body, modified_at = $10
-	FROM v WHERE e.id = v.id AND e.lease_owner = $11
-	RETURNING e.id
+	FROM v WHERE e.id = v.id AND e.lease_owner = v.lease
+	RETURNING v.n
 ), r AS (
 	SELECT v.webhook_id, v.attempted_at, v.state = 'delivered' AS ok, v.status = 410 AS gone,
 		max(v.attempted_at) FILTER (WHERE v.state = 'delivered') OVER (PARTITION BY v.webhook_id) AS ok_at
-	FROM v JOIN upd ON upd.id = v.id WHERE v.webhook_id <> 0
+	FROM v JOIN upd ON upd.n = v.n WHERE v.webhook_id <> 0
 ), hk AS (
 	SELECT webhook_id AS id, bool_or(ok) AS ok, bool_or(gone) AS gone,
 		min(attempted_at) FILTER (WHERE NOT ok AND (ok_at IS NULL OR attempted_at > ok_at)) AS failed_at,
@@ -418,29 +542,30 @@ var pgComplete = `WITH v AS (
 	UPDATE webhooks w ` + fmt.Sprintf(healthSet("w", "hk", "hk", "IS DISTINCT FROM"), "$14", "$15", "$10") + `
 )
 INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error)
-SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOIN upd ON upd.id = v.id`
+SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOIN upd ON upd.n = v.n`
 
-func (s *Store) completePostgres(ctx context.Context, owner string, results []webhook.Result, now time.Time) error {
+func (s *Store) completePostgres(ctx context.Context, results []webhook.Result, now time.Time) error {
 	n := len(results)
 	var (
-		ids, next, durs      = make([]int64, n), make([]int64, n), make([]int64, n)
-		states, bodies, errs = make([]string, n), make([]string, n), make([]string, n)
-		retries, statuses    = make([]int32, n), make([]int32, n)
-		at                   = make([]time.Time, n)
+		ids, waits, durs             = make([]int64, n), make([]int64, n), make([]int64, n)
+		states, bodies, errs, leases = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		retries, statuses            = make([]int32, n), make([]int32, n)
+		at                           = make([]time.Time, n)
 	)
 	hooks := make([]int64, n)
+	nowUS := micros(now)
 	for i, r := range results {
 		a := &r.Attempt
-		ids[i], states[i], retries[i], next[i] = r.EventID, string(r.State), int32(r.RetryCount), micros(r.NextAttemptAt)
+		ids[i], states[i], retries[i], waits[i] = r.EventID, string(r.State), int32(r.RetryCount), micros(r.NextAttemptAt)-nowUS
 		statuses[i], bodies[i], at[i], durs[i], errs[i] = int32(a.Status), a.Body, a.AttemptedAt.UTC(), a.Duration.Microseconds(), a.Error
-		hooks[i] = r.WebhookID
+		hooks[i], leases[i] = r.WebhookID, r.Lease
 	}
 	var window *int64
 	if s.disableAfter > 0 {
 		us := s.disableAfter.Microseconds()
 		window = &us
 	}
-	_, err := s.db.DB.ExecContext(ctx, pgComplete, ids, states, retries, next, statuses, bodies, at, durs, errs, now, owner,
+	_, err := s.db.DB.ExecContext(ctx, pgComplete, ids, states, retries, waits, statuses, bodies, at, durs, errs, now, leases,
 		hooks, window, ReasonGone, reasonFailing(s.disableAfter))
 	return err
 }

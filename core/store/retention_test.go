@@ -143,7 +143,7 @@ func TestPurgeKeepsRecentlyRedelivered(t *testing.T) {
 		if err != nil || len(jobs) != 1 {
 			t.Fatalf("claim: %v", err)
 		}
-		if err := s.Complete(ctx, "t", []webhook.Result{{EventID: evs[0].ID, RetryCount: 2, State: webhook.StateDelivered,
+		if err := s.Complete(ctx, []webhook.Result{{EventID: evs[0].ID, Lease: jobs[0].Lease, RetryCount: 2, State: webhook.StateDelivered,
 			NextAttemptAt: now, Attempt: webhook.Attempt{AttemptedAt: now, Status: 200}}}); err != nil {
 			t.Fatal(err)
 		}

@@ -140,10 +140,10 @@ func TestUpgradeSealsLegacySecrets(t *testing.T) {
 			}
 			results := make([]webhook.Result, len(jobs))
 			for i, j := range jobs {
-				results[i] = webhook.Result{EventID: j.Event.ID, WebhookID: 1, RetryCount: 1, State: webhook.StateDelivered,
+				results[i] = webhook.Result{EventID: j.Event.ID, Lease: j.Lease, WebhookID: 1, RetryCount: 1, State: webhook.StateDelivered,
 					Attempt: webhook.Attempt{AttemptedAt: time.Now(), Status: 200}}
 			}
-			if err := s.Complete(ctx, "new-node", results); err != nil {
+			if err := s.Complete(ctx, results); err != nil {
 				t.Fatal(err)
 			}
 			c, err := s.Counts(ctx)

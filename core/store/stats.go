@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -21,7 +22,8 @@ type QueueDepth struct {
 // delivered history, so it stays cheap however large the table grows; its
 // cost is the backlog's size.
 func (s *Store) QueueDepth(ctx context.Context) (QueueDepth, error) {
-	now := micros(s.now())
+	// The queue's clock: the database's on PostgreSQL, as in Claim.
+	now, args := s.clockSQL()
 	var (
 		row    struct{ Due, Scheduled, Leased int64 }
 		oldest sql.NullInt64
@@ -29,12 +31,12 @@ func (s *Store) QueueDepth(ctx context.Context) (QueueDepth, error) {
 	// A claimed row keeps state 'pending' with next_attempt_at moved to
 	// the lease's end, so next_attempt_at <= now is "due" whether or not
 	// a lease expired, and a future one is leased or scheduled by owner.
-	err := s.db.QueryRowContext(ctx, `SELECT
-		COALESCE(SUM(CASE WHEN next_attempt_at <= ? THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN next_attempt_at > ? AND lease_owner IS NULL THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN next_attempt_at > ? AND lease_owner IS NOT NULL THEN 1 ELSE 0 END), 0),
-		MIN(CASE WHEN next_attempt_at <= ? THEN next_attempt_at END)
-		FROM webhook_events WHERE state = 'pending'`, now, now, now, now).
+	err := s.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT
+		COALESCE(SUM(CASE WHEN next_attempt_at <= %[1]s THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN next_attempt_at > %[1]s AND lease_owner IS NULL THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN next_attempt_at > %[1]s AND lease_owner IS NOT NULL THEN 1 ELSE 0 END), 0),
+		MIN(CASE WHEN next_attempt_at <= %[1]s THEN next_attempt_at END)
+		FROM webhook_events WHERE state = 'pending'`, now), slices.Concat(args, args, args, args)...).
 		Scan(&row.Due, &row.Scheduled, &row.Leased, &oldest)
 	if err != nil {
 		return QueueDepth{}, fmt.Errorf("queue depth: %w", err)

@@ -33,35 +33,37 @@ func TestQueueDepth(t *testing.T) {
 
 		u, _ := storetest.User(t, s, "alice", webhook.RoleUser)
 		storetest.Hook(t, s, u.ID, "package-created", "https://example.com/")
+		// Due from the queue's clock's now (the database's on PostgreSQL).
+		var due []time.Time
 		for range 3 {
-			storetest.Publish(t, s, "package-created", `{}`)
+			due = append(due, storetest.Publish(t, s, "package-created", `{}`)[0].NextAttemptAt)
 		}
-		check(store.QueueDepth{Due: 3, OldestDue: now})
+		check(store.QueueDepth{Due: 3, OldestDue: due[0]})
 
 		jobs, err := s.Claim(ctx, "n1", 2, time.Minute)
 		if err != nil || len(jobs) != 2 {
 			t.Fatalf("claim: %d jobs, %v", len(jobs), err)
 		}
-		check(store.QueueDepth{Due: 1, Leased: 2, OldestDue: now})
+		check(store.QueueDepth{Due: 1, Leased: 2, OldestDue: due[2]})
 
 		// One attempt fails and is retried in an hour; one is delivered.
 		res := []webhook.Result{
-			{EventID: jobs[0].Event.ID, RetryCount: 1, State: webhook.StatePending, NextAttemptAt: now.Add(time.Hour),
+			{EventID: jobs[0].Event.ID, Lease: jobs[0].Lease, RetryCount: 1, State: webhook.StatePending, NextAttemptAt: now.Add(time.Hour),
 				Attempt: webhook.Attempt{AttemptedAt: now, Status: 500}},
-			{EventID: jobs[1].Event.ID, RetryCount: 1, State: webhook.StateDelivered,
+			{EventID: jobs[1].Event.ID, Lease: jobs[1].Lease, RetryCount: 1, State: webhook.StateDelivered,
 				Attempt: webhook.Attempt{AttemptedAt: now, Status: 200}},
 		}
-		if err := s.Complete(ctx, "n1", res); err != nil {
+		if err := s.Complete(ctx, res); err != nil {
 			t.Fatal(err)
 		}
-		check(store.QueueDepth{Due: 1, Scheduled: 1, OldestDue: now})
+		check(store.QueueDepth{Due: 1, Scheduled: 1, OldestDue: due[2]})
 
 		// A lease that expired is due again, since its end.
-		if _, err := s.Claim(ctx, "n1", 1, time.Minute); err != nil {
-			t.Fatal(err)
+		leased, err := s.Claim(ctx, "n1", 1, time.Minute)
+		if err != nil || len(leased) != 1 {
+			t.Fatal(len(leased), err)
 		}
-		later := now.Add(2 * time.Minute)
-		s.SetClock(func() time.Time { return later })
-		check(store.QueueDepth{Due: 1, Scheduled: 1, OldestDue: now.Add(time.Minute)})
+		elapse(t, s, 2*time.Minute)
+		check(store.QueueDepth{Due: 1, Scheduled: 1, OldestDue: leased[0].Event.NextAttemptAt.Add(-2 * time.Minute)})
 	})
 }

@@ -73,6 +73,10 @@ type Store struct {
 
 	stmtMu   sync.Mutex
 	pubStmts sqlitePublish // prepared on first use
+
+	// afterRedeliverRead, when set (tests), runs between Redeliver's read
+	// and its update: where retention can delete the event.
+	afterRedeliverRead func()
 }
 
 // Open connects to url ("sqlite://path", "sqlite://:memory:" or

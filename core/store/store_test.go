@@ -270,6 +270,16 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// elapse moves every queue time d into the past: on PostgreSQL queue times
+// follow the database's clock, which a test cannot set, so time passes for
+// the queue this way on both backends.
+func elapse(t *testing.T, s *store.Store, d time.Duration) {
+	t.Helper()
+	if _, err := s.DB().ExecContext(ctx, "UPDATE webhook_events SET next_attempt_at = next_attempt_at - ?", d.Microseconds()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestClaimCompleteRetryGiveUp(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -286,22 +296,23 @@ func TestClaimCompleteRetryGiveUp(t *testing.T) {
 			t.Fatal("leased event claimed twice")
 		}
 		// A failed attempt, retry in 5s.
-		fail := webhook.Result{EventID: ev.ID, RetryCount: 1, State: webhook.StatePending, NextAttemptAt: clk.now().Add(5 * time.Second),
+		fail := webhook.Result{EventID: ev.ID, Lease: jobs[0].Lease, RetryCount: 1, State: webhook.StatePending, NextAttemptAt: clk.now().Add(5 * time.Second),
 			Attempt: webhook.Attempt{AttemptedAt: clk.now(), Duration: 3 * time.Millisecond, Status: 500, Body: "oops"}}
-		if err := s.Complete(ctx, "n1", []webhook.Result{fail}); err != nil {
+		if err := s.Complete(ctx, []webhook.Result{fail}); err != nil {
 			t.Fatal(err)
 		}
 		if due, _ := s.Claim(ctx, "n1", 10, time.Minute); len(due) != 0 {
 			t.Fatal("claimed before its retry time")
 		}
-		clk.add(5 * time.Second)
+		clk.add(5 * time.Second) // for created_at and modified_at
+		elapse(t, s, 5*time.Second)
 		jobs, _ = s.Claim(ctx, "n1", 10, time.Minute)
 		if len(jobs) != 1 || jobs[0].Event.RetryCount != 1 {
 			t.Fatalf("retry claim: %+v", jobs)
 		}
-		ok := webhook.Result{EventID: ev.ID, RetryCount: 2, State: webhook.StateDelivered,
+		ok := webhook.Result{EventID: ev.ID, Lease: jobs[0].Lease, RetryCount: 2, State: webhook.StateDelivered,
 			Attempt: webhook.Attempt{AttemptedAt: clk.now(), Status: 200, Body: "fine"}}
-		if err := s.Complete(ctx, "n1", []webhook.Result{ok}); err != nil {
+		if err := s.Complete(ctx, []webhook.Result{ok}); err != nil {
 			t.Fatal(err)
 		}
 		j, err := s.Event(ctx, webhook.Scope{All: true}, ev.UUID)
@@ -328,8 +339,8 @@ func TestClaimCompleteRetryGiveUp(t *testing.T) {
 		if len(jobs) != 1 {
 			t.Fatal("redelivered event not due")
 		}
-		gu := webhook.Result{EventID: ev.ID, RetryCount: 3, State: webhook.StateGivenUp, Attempt: webhook.Attempt{AttemptedAt: clk.now(), Error: "refused"}}
-		if err := s.Complete(ctx, "n1", []webhook.Result{gu}); err != nil {
+		gu := webhook.Result{EventID: ev.ID, Lease: jobs[0].Lease, RetryCount: 3, State: webhook.StateGivenUp, Attempt: webhook.Attempt{AttemptedAt: clk.now(), Error: "refused"}}
+		if err := s.Complete(ctx, []webhook.Result{gu}); err != nil {
 			t.Fatal(err)
 		}
 		j, _ = s.Event(ctx, webhook.Scope{All: true}, ev.UUID)
@@ -350,17 +361,18 @@ func TestLeaseExpiryAndStaleComplete(t *testing.T) {
 		a, _ := storetest.User(t, s, "a", webhook.RoleUser)
 		storetest.Hook(t, s, a.ID, "e", "https://a.example/")
 		ev := storetest.Publish(t, s, "e", `1`)[0]
-		if jobs, _ := s.Claim(ctx, "dead", 10, time.Minute); len(jobs) != 1 {
+		dead, _ := s.Claim(ctx, "dead", 10, time.Minute)
+		if len(dead) != 1 {
 			t.Fatal("claim")
 		}
-		clk.add(61 * time.Second) // the node died; its lease ran out
+		elapse(t, s, 61*time.Second) // the node died; its lease ran out
 		jobs, _ := s.Claim(ctx, "alive", 10, time.Minute)
 		if len(jobs) != 1 {
 			t.Fatal("expired lease not reclaimed")
 		}
 		// The dead node's late result is ignored; the live one's counts.
-		late := webhook.Result{EventID: ev.ID, RetryCount: 1, State: webhook.StateGivenUp, Attempt: webhook.Attempt{AttemptedAt: clk.now()}}
-		if err := s.Complete(ctx, "dead", []webhook.Result{late}); err != nil {
+		late := webhook.Result{EventID: ev.ID, Lease: dead[0].Lease, RetryCount: 1, State: webhook.StateGivenUp, Attempt: webhook.Attempt{AttemptedAt: clk.now()}}
+		if err := s.Complete(ctx, []webhook.Result{late}); err != nil {
 			t.Fatal(err)
 		}
 		j, _ := s.Event(ctx, webhook.Scope{All: true}, ev.UUID)
@@ -368,7 +380,13 @@ func TestLeaseExpiryAndStaleComplete(t *testing.T) {
 			t.Fatalf("stale result applied: %+v", j.Event)
 		}
 		// Release makes it due at once for anyone.
-		if err := s.Release(ctx, "alive", []int64{ev.ID}); err != nil {
+		if err := s.Release(ctx, []webhook.LeaseRef{dead[0].LeaseRef()}); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := s.ClaimEvents(ctx, "inline", []int64{ev.ID}, time.Minute); len(again) != 0 {
+			t.Fatal("a stale lease released the live one")
+		}
+		if err := s.Release(ctx, []webhook.LeaseRef{jobs[0].LeaseRef()}); err != nil {
 			t.Fatal(err)
 		}
 		if jobs, _ := s.ClaimEvents(ctx, "inline", []int64{ev.ID}, time.Minute); len(jobs) != 1 {

@@ -10,11 +10,29 @@ import (
 type Job struct {
 	Event   Event
 	Webhook Webhook
+	// Lease is the claim's lease token: the queue sets it on every claim
+	// (unique per claim, never reused), and writes a Result, Release or
+	// Postpone only while the event still holds it. A late result of an
+	// earlier claim of the same event, even from the same process, no
+	// longer matches and is dropped.
+	Lease string
 }
+
+// LeaseRef names one claim of one event: what Release and Postpone give
+// back.
+type LeaseRef struct {
+	EventID int64
+	Lease   string
+}
+
+// LeaseRef returns the claim j holds.
+func (j *Job) LeaseRef() LeaseRef { return LeaseRef{EventID: j.Event.ID, Lease: j.Lease} }
 
 // Result is the outcome of one attempt, written back by the queue.
 type Result struct {
 	EventID int64
+	// Lease is the Job.Lease of the claim the attempt was made under.
+	Lease string
 	// WebhookID is the hook the attempt went to: the queue keeps the hook's
 	// health (failing_since, automatic deactivation) from its results.
 	// Zero when no request was sent (the hook was already inactive), so
@@ -25,7 +43,12 @@ type Result struct {
 	RetryCount int
 	// State is StateDelivered, StatePending (retry at NextAttemptAt) or
 	// StateGivenUp.
-	State         State
+	State State
+	// NextAttemptAt is when a pending event is due again, by the clock of
+	// the dispatcher that made the attempt. The queue keeps only the wait
+	// (NextAttemptAt minus its own clock's now) and adds it to the
+	// database's clock, so a node whose clock is off never fires a retry
+	// early or late.
 	NextAttemptAt time.Time
 }
 

@@ -36,11 +36,11 @@ func Attempted(t testing.TB, s *store.Store, eventType, payload string, at time.
 	results := make([]webhook.Result, len(jobs))
 	for i, j := range jobs {
 		results[i] = webhook.Result{
-			EventID: j.Event.ID, RetryCount: j.Event.RetryCount + 1, State: state, NextAttemptAt: at.Add(time.Hour),
+			EventID: j.Event.ID, Lease: j.Lease, RetryCount: j.Event.RetryCount + 1, State: state, NextAttemptAt: at.Add(time.Hour),
 			Attempt: webhook.Attempt{AttemptedAt: at, Duration: 12 * time.Millisecond, Status: status, Body: body, Error: errText},
 		}
 	}
-	if err := s.Complete(ctx, owner, results); err != nil {
+	if err := s.Complete(ctx, results); err != nil {
 		t.Fatal(err)
 	}
 	return evs

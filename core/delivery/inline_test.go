@@ -1,0 +1,117 @@
+package delivery_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/whisperer/whisperer/core/delivery"
+	"github.com/whisperer/whisperer/core/store"
+	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/webhook"
+)
+
+// An inline fan-out wider than the workers never holds claimed events that
+// wait behind others (which the claim loop takes back once their lease
+// ends, and sends again), and writes each result as soon as it is known:
+// whenever a request arrives, at most Workers events are leased, and all
+// but the Workers latest are already written. Then the fan-out's length
+// does not matter against the lease, and each event gets exactly one
+// request.
+func TestDeliverNowFanOutStaysInItsLeases(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		const hooks, workers = 12, 2
+		count := func(where string) int {
+			var n int
+			if err := s.DB().QueryRowContext(context.Background(), "SELECT count(*) FROM webhook_events WHERE "+where).Scan(&n); err != nil {
+				t.Error(err)
+			}
+			return n
+		}
+		var requests atomic.Int64
+		var mu sync.Mutex
+		var violations []string
+		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+			n := int(requests.Add(1))
+			leased := count("state = 'pending' AND lease_owner IS NOT NULL")
+			written := count("state = 'delivered'")
+			if leased > workers || written < n-workers {
+				mu.Lock()
+				violations = append(violations, fmt.Sprintf("request %d: %d events leased, %d written", n, leased, written))
+				mu.Unlock()
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
+		for i := range hooks {
+			f.hook(t, fmt.Sprintf("%s/%d", rc.URL, i))
+		}
+		d := f.start(t, delivery.Config{Workers: workers})
+		// As the API publishes with "async": false: out of the claim loop's
+		// reach until DeliverNow claims them.
+		pub, err := s.Publish(context.Background(), webhook.PublishRequest{EventType: "package-created",
+			Payload: json.RawMessage(`{}`), Hold: time.Hour})
+		if err != nil || len(pub.Events) != hooks {
+			t.Fatalf("publish: %d events, %v", len(pub.Events), err)
+		}
+		ids := make([]int64, len(pub.Events))
+		for i, ev := range pub.Events {
+			ids[i] = ev.ID
+		}
+		out, err := d.DeliverNow(context.Background(), ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != hooks {
+			t.Fatalf("%d outcomes, want %d", len(out), hooks)
+		}
+		for i, o := range out {
+			if o.EventID != ids[i] || !o.Delivered || o.Status != http.StatusNoContent {
+				t.Errorf("outcome %d: %+v", i, o)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, v := range violations {
+			t.Error(v)
+		}
+		if n := requests.Load(); n != hooks {
+			t.Errorf("%d requests for %d events", n, hooks)
+		}
+		if n := count("state = 'delivered' AND retry_count = 1"); n != hooks {
+			t.Errorf("%d events delivered with one attempt, want %d", n, hooks)
+		}
+	})
+}
+
+// An event whose hook moved to another event type after it was queued is
+// not sent: the claim reads the hook as it is now, and the event is given
+// up with the reason, as for an inactive hook.
+func TestDispatcherSkipsHookOfAnotherType(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		var hits atomic.Int64
+		rc := newReceiver(t, func(http.ResponseWriter, *http.Request) { hits.Add(1) })
+		h := f.hook(t, rc.URL)
+		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
+		if err := s.AddEventTypes(context.Background(), "package-deleted"); err != nil {
+			t.Fatal(err)
+		}
+		h.EventType = "package-deleted"
+		if _, err := s.UpdateWebhook(context.Background(), webhook.Scope{All: true}, h, false); err != nil {
+			t.Fatal(err)
+		}
+		f.start(t, delivery.Config{})
+		eventually(t, "given up", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateGivenUp })
+		j := f.event(t, ev.ID)
+		if hits.Load() != 0 || len(j.Event.Attempts) != 1 || !strings.Contains(j.Event.Attempts[0].Error, "no longer subscribes") {
+			t.Errorf("%d requests; attempts %+v", hits.Load(), j.Event.Attempts)
+		}
+	})
+}
