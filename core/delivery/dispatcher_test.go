@@ -96,6 +96,9 @@ type fixture struct {
 	user webhook.User
 	cb   *callback.Registry
 	logs *syncBuffer
+	// cd and queue, when set, replace the countdown registry and q.
+	cd    delivery.Countdowns
+	queue delivery.Queue
 }
 
 func newFixture(t *testing.T, s *store.Store) *fixture {
@@ -118,7 +121,15 @@ func (f *fixture) start(t *testing.T, cfg delivery.Config) *delivery.Dispatcher 
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return epoch }
 	}
-	d, err := delivery.New(cfg, f.q, countdown.NewRegistry(), f.cb,
+	var q delivery.Queue = f.q
+	if f.queue != nil {
+		q = f.queue
+	}
+	var cd delivery.Countdowns = countdown.NewRegistry()
+	if f.cd != nil {
+		cd = f.cd
+	}
+	d, err := delivery.New(cfg, q, cd, f.cb,
 		slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
