@@ -136,7 +136,11 @@ func (b *Batcher) loop() {
 		res, errs, ok := b.write(reqs)
 		if !ok && len(reqs) > 1 {
 			// One request's data may be to blame: each is written alone,
-			// and only that one's publisher gets the error.
+			// and only that one's publisher gets the error. SQLite rolled
+			// the batch back; PostgreSQL's one statement did too unless
+			// the panic came while reading its answer, after the commit:
+			// then the batch is published twice, the duplicate a client
+			// retrying a 500 would also have made.
 			for i := range reqs {
 				r, e, _ := b.write(reqs[i : i+1])
 				res[i], errs[i] = r[0], e[0]
