@@ -1,6 +1,7 @@
 package countdown_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,6 +151,26 @@ func TestStoredOutOfRangeKwargs(t *testing.T) {
 		got, err := r.Wait(ctx, cfg(tc.choice, tc.kwargs), tc.retry)
 		if err != nil || (tc.want >= 0 && got != tc.want) || got < 0 || got > countdown.MaxWait {
 			t.Errorf("%s %s retry %d: %s, %v; want %s", tc.choice, tc.kwargs, tc.retry, got, err, tc.want)
+		}
+	}
+}
+
+// A plugin's countdown result is bounded too: above MaxWait it is clamped,
+// negative it is an error (the dispatcher then uses the default countdown).
+func TestPluginResultsAreBounded(t *testing.T) {
+	r := countdown.NewRegistry()
+	for _, secs := range []int64{math.MaxInt64, countdown.MaxKwarg + 1, countdown.MaxKwarg, 0, -1, math.MinInt64} {
+		key := fmt.Sprintf("p%d", secs)
+		_ = r.Register("p.wasm", key, countdown.Entry{
+			Value: func(context.Context, int, json.RawMessage) (int64, error) { return secs, nil },
+			Validate: func(_ context.Context, kw json.RawMessage) (json.RawMessage, map[string]any, error) {
+				return kw, nil, nil
+			},
+		})
+		w, err := r.Wait(ctx, cfg(key, `{}`), 0)
+		want := time.Duration(min(secs, countdown.MaxKwarg)) * time.Second
+		if (secs < 0) != (err != nil) || (err == nil && w != want) {
+			t.Errorf("plugin returned %d seconds: Wait = %s, %v; want %s or, if negative, an error", secs, w, err, want)
 		}
 	}
 }

@@ -330,6 +330,9 @@ func TestDispatcherCountdownFallsBackToDefault(t *testing.T) {
 		if len(res) != 2 || res[0].NextAttemptAt.Sub(res[0].Attempt.AttemptedAt) != 7*time.Second {
 			t.Fatalf("results %+v, want a 7s default wait", res)
 		}
+		if want := `retry countdown "unloaded-plugin" failed (countdown "unloaded-plugin" is not registered); retried on the server's default countdown`; res[0].Attempt.Error != want {
+			t.Errorf("attempt error %q, want %q: the hook's owner sees why", res[0].Attempt.Error, want)
+		}
 		if logs := f.logs.String(); !strings.Contains(logs, "countdown failed; using delivery.default_countdown") ||
 			!strings.Contains(logs, "event_uuid="+ev.UUID) {
 			t.Errorf("fallback not logged:\n%s", logs)
