@@ -288,6 +288,25 @@ func TestCountdownPreview(t *testing.T) {
 	}
 
 	d.fails(1, "factor", "countdown", "preview", "--choice", "custom", "--kwargs", `{}`)
+	// The crash report's kwargs are refused, not a panic; the largest
+	// accepted ones preview a bounded schedule.
+	d.fails(1, "max_value:[Ensure this value is less than or equal to 2592000.]", "countdown", "preview",
+		"--choice", "random", "--kwargs", `{"min_value": 0, "max_value": 9223372036854775807}`)
+	p = decode[preview](t, d.ok("countdown", "preview", "--choice", "random", "--kwargs",
+		`{"min_value": 2591999, "max_value": 2592000}`, "--retries", "1000", "--json"))
+	if last := p.Schedule[len(p.Schedule)-1]; len(p.Schedule) != 1000 || last.WaitSeconds < 2591999 || last.AtSeconds < 999*2591999 {
+		t.Errorf("1000 attempts at the largest random kwargs: %d rows, last %+v", len(p.Schedule), last)
+	}
+	// delivery.max_retries far beyond the flag's bound: the total
+	// saturates instead of wrapping around to a negative time.
+	d.env["WHISPERER_DELIVERY_MAX_RETRIES"] = "5000"
+	total := decode[struct {
+		Total float64 `json:"given_up_after_seconds"`
+	}](t, d.ok("countdown", "preview", "--choice", "fixed", "--kwargs", `{"seconds": 2592000}`, "--json"))
+	delete(d.env, "WHISPERER_DELIVERY_MAX_RETRIES")
+	if total.Total < 1e9 {
+		t.Errorf("5000 attempts 30 days apart given up after %v s", total.Total)
+	}
 	d.fails(1, "not a valid choice", "countdown", "preview", "--choice", "nope")
 	d.fails(2, "--kwargs must be a JSON object", "countdown", "preview", "--choice", "fixed", "--kwargs", "seconds=1")
 	d.fails(2, "--choice is required", "countdown", "preview")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -89,7 +90,7 @@ func countdownPreview(ctx context.Context, e env, fs *pflag.FlagSet, args []stri
 		if err != nil {
 			return fmt.Errorf("after %d retries: %w", n, err)
 		}
-		at += w
+		at = satAdd(at, w) // a huge delivery.max_retries must not wrap around
 		rows = append(rows, scheduleRow{Attempt: n + 2, WaitSeconds: w.Seconds(), AtSeconds: at.Seconds()})
 	}
 	if wantJSON(fs) {
@@ -106,6 +107,13 @@ func countdownPreview(ctx context.Context, e env, fs *pflag.FlagSet, args []stri
 	}
 	fmt.Fprintf(e.stdout, "given up after attempt %d fails, %s after the first\n", retries, human(at))
 	return nil
+}
+
+func satAdd(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/whisperer/whisperer/core/webhook"
@@ -209,7 +210,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 					panic(p)
 				}
 				s.log.ErrorContext(r.Context(), "panic serving request", "panic", fmt.Sprint(p),
-					"method", r.Method, "path", r.URL.Path, "request_id", id)
+					"method", r.Method, "path", r.URL.Path, "request_id", id, "stack", string(debug.Stack()))
 				if sw.status == 0 {
 					_ = writeJSON(sw, http.StatusInternalServerError, detail(msgInternal))
 				}

@@ -107,6 +107,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	dc := DeliveryConfig(cfg)
 	dc.Observer = a.Metrics
 	a.Publisher = publish.New(s, publishBatchLimit)
+	a.Publisher.Log = logger.With("component", "publish")
 	a.Dispatcher, err = delivery.New(dc, s, a.Countdowns, a.Callbacks, logger.With("component", "delivery"))
 	if err != nil {
 		a.close(ctx)

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Builtin is the Source of the built-in countdowns.
@@ -24,7 +24,7 @@ func builtins() map[string]Entry {
 		"linear": {Validate: schema(field{name: "base"}, field{name: "limit", optional: true}).validate,
 			Value: func(_ context.Context, n int, kw json.RawMessage) (int64, error) {
 				v, err := decodeInts(kw)
-				return limited(satMul(v["base"].n, int64(n)), v["limit"]), err
+				return limited(satMul(v["base"].n, int64(max(n, 0))), v["limit"]), err
 			}},
 		"exponential": {Validate: schema(field{name: "base"}, field{name: "limit", optional: true}).validate,
 			Value: func(_ context.Context, n int, kw json.RawMessage) (int64, error) {
@@ -38,10 +38,18 @@ func builtins() map[string]Entry {
 				if err != nil || hi < lo {
 					return 0, fmt.Errorf("random countdown needs min_value <= max_value: %w", err)
 				}
+				// Both are within [0, MaxKwarg] (decodeInts), so the span
+				// cannot overflow.
 				return lo + rand.Int64N(hi-lo+1), nil // randint is inclusive
 			}},
 	}
 }
+
+// MaxKwarg is the largest value a built-in countdown's kwarg may take:
+// 30 days in seconds, the longest any countdown waits (MaxWait). The
+// validator refuses larger values; kwargs stored before the bound existed
+// are clamped to it when the countdown runs.
+const MaxKwarg = int64(MaxWait / time.Second)
 
 // optInt is a kwarg that may be absent or null.
 type optInt struct {
@@ -56,25 +64,36 @@ func limited(v int64, limit optInt) int64 {
 	return v
 }
 
+// satMul is a*b for a, b >= 0, saturating at MaxKwarg.
 func satMul(a, b int64) int64 {
-	if a != 0 && b > math.MaxInt64/a {
-		return math.MaxInt64
+	if a != 0 && b > MaxKwarg/a {
+		return MaxKwarg
 	}
 	return a * b
 }
 
+// satPow is base**n for base >= 0, saturating at MaxKwarg; it takes at
+// most ~22 steps whatever n is.
 func satPow(base int64, n int) int64 {
+	switch {
+	case n <= 0:
+		return 1 // Python's 0**0 is 1 too
+	case base <= 1:
+		return base
+	}
 	r := int64(1)
 	for range n {
 		r = satMul(r, base)
-		if r == math.MaxInt64 {
+		if r == MaxKwarg {
 			break
 		}
 	}
 	return r
 }
 
-// decodeInts reads stored (already validated) integer kwargs.
+// decodeInts reads stored integer kwargs, clamped to [0, MaxKwarg]: rows
+// validated by an older release may hold any integer, and the arithmetic
+// on them must neither overflow nor go negative.
 func decodeInts(kw json.RawMessage) (map[string]optInt, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(kw, &raw); err != nil {
@@ -83,7 +102,7 @@ func decodeInts(kw json.RawMessage) (map[string]optInt, error) {
 	out := make(map[string]optInt, len(raw))
 	for k, v := range raw {
 		if n, ok, msg := parseDRFInt(v); msg == "" && ok {
-			out[k] = optInt{n: n, set: true}
+			out[k] = optInt{n: min(max(n, 0), MaxKwarg), set: true}
 		}
 	}
 	return out, nil
@@ -98,8 +117,9 @@ type schemaSpec []field
 
 func schema(fields ...field) schemaSpec { return fields }
 
-// validate mirrors a DRF Serializer of IntegerField(min_value=0) fields:
-// unknown keys are dropped, values are coerced to integers.
+// validate mirrors a DRF Serializer of IntegerField(min_value=0,
+// max_value=MaxKwarg) fields: unknown keys are dropped, values are coerced
+// to integers.
 func (s schemaSpec) validate(_ context.Context, kw json.RawMessage) (json.RawMessage, map[string]any, error) {
 	clean, errs := s.check(kw)
 	if len(errs) > 0 {
@@ -136,6 +156,8 @@ func (s schemaSpec) check(kw json.RawMessage) (map[string]any, map[string]any) {
 			errs[f.name] = []string{"This field may not be null."}
 		case n < 0:
 			errs[f.name] = []string{"Ensure this value is greater than or equal to 0."}
+		case n > MaxKwarg:
+			errs[f.name] = []string{fmt.Sprintf("Ensure this value is less than or equal to %d.", MaxKwarg)}
 		default:
 			clean[f.name] = n
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -239,7 +240,9 @@ func (d *Dispatcher) claimLoop() {
 			}
 			continue
 		}
-		jobs, err := d.q.Claim(d.claimCtx, d.cfg.Owner, n, d.cfg.Lease)
+		jobs, err := safely(d, "claim", func() ([]webhook.Job, error) {
+			return d.q.Claim(d.claimCtx, d.cfg.Owner, n, d.cfg.Lease)
+		})
 		d.inflight.Add(int64(len(jobs) - n)) // give back what the claim did not fill
 		if err != nil {
 			if d.claimCtx.Err() != nil {
@@ -300,6 +303,7 @@ func nextBackoff(b time.Duration) time.Duration {
 
 func (d *Dispatcher) worker() {
 	defer d.workers.Done()
+	defer d.respawn()
 	for job := range d.jobs {
 		if d.claimCtx.Err() != nil {
 			// Stop began before this job started: give it back.
@@ -355,9 +359,10 @@ func (d *Dispatcher) postpone(job *webhook.Job, until time.Time) {
 	}
 }
 
-// attempt delivers job once and returns the result to record. ok is false
-// when a shutdown aborted the attempt: it is released, not recorded.
-func (d *Dispatcher) attempt(job *webhook.Job) (webhook.Result, bool) {
+// attemptOnce delivers job once and returns the result to record. ok is
+// false when a shutdown aborted the attempt: it is released, not recorded.
+// Callers use attempt, which recovers a panic.
+func (d *Dispatcher) attemptOnce(job *webhook.Job) (webhook.Result, bool) {
 	ctx := d.runCtx
 	ev, hook := &job.Event, &job.Webhook
 	if !sendable(job) {
@@ -390,7 +395,10 @@ func (d *Dispatcher) attempt(job *webhook.Job) (webhook.Result, bool) {
 		d.log.Warn("given up after max_retries attempts", "event_uuid", ev.UUID, "webhook_id", hook.ID,
 			"attempt", res.RetryCount, "status", sent.Attempt.Status, "error", sent.Attempt.Error)
 	default:
-		wait := d.wait(ctx, job, series-1)
+		wait, cdErr := d.wait(ctx, job, series-1)
+		if cdErr != nil { // the tenant sees why the schedule changed in the attempt log
+			res.Attempt.Error = storable(strings.TrimPrefix(res.Attempt.Error+"; ", "; ") + cdErr.Error())
+		}
 		res.State, res.NextAttemptAt = webhook.StatePending, d.cfg.Now().Add(wait)
 		d.stats.failed.Add(1)
 		if d.log.Enabled(ctx, slog.LevelInfo) {
@@ -442,21 +450,22 @@ func (d *Dispatcher) inactive(job *webhook.Job) webhook.Result {
 }
 
 // wait is the hook's countdown after retries failed retries, falling back
-// to the configured default when the hook's countdown fails.
-func (d *Dispatcher) wait(ctx context.Context, job *webhook.Job, retries int) time.Duration {
-	w, err := d.cd.Wait(ctx, job.Webhook.RetryCountdown, retries)
+// to the configured default when the hook's countdown fails (or panics);
+// cdErr then says so, for the attempt log.
+func (d *Dispatcher) wait(ctx context.Context, job *webhook.Job, retries int) (w time.Duration, cdErr error) {
+	w, err := d.countdown(ctx, job.Webhook.RetryCountdown, retries)
 	if err == nil {
-		return w
+		return w, nil
 	}
 	d.log.Warn("countdown failed; using delivery.default_countdown", "event_uuid", job.Event.UUID,
 		"webhook_id", job.Webhook.ID, "attempt", job.Event.RetryCount+1, "countdown", job.Webhook.RetryCountdown.Choice, "error", err)
-	w, err = d.cd.Wait(ctx, d.cfg.DefaultCountdown, retries)
+	cdErr = fmt.Errorf("retry countdown %q failed (%w); retried on the server's default countdown", job.Webhook.RetryCountdown.Choice, err)
+	w, err = d.countdown(ctx, d.cfg.DefaultCountdown, retries)
 	if err == nil {
-		return w
+		return w, cdErr
 	}
-	// Even the default failed: 2^retries seconds, capped near an hour.
 	d.log.Error("default countdown failed", "event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID, "error", err)
-	return time.Second << min(retries, 12)
+	return fallbackWait(retries), cdErr
 }
 
 // resultLinger is how long the collector waits to fill a batch of results
@@ -506,7 +515,7 @@ func (d *Dispatcher) flush(results []webhook.Result) {
 	var backoff time.Duration
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Lease)
-		err := d.q.Complete(ctx, results)
+		err := d.complete(ctx, results)
 		cancel()
 		if err == nil {
 			if backoff > 0 {

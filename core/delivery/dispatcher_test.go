@@ -96,6 +96,9 @@ type fixture struct {
 	user webhook.User
 	cb   *callback.Registry
 	logs *syncBuffer
+	// cd and queue, when set, replace the countdown registry and q.
+	cd    delivery.Countdowns
+	queue delivery.Queue
 }
 
 func newFixture(t *testing.T, s *store.Store) *fixture {
@@ -118,7 +121,15 @@ func (f *fixture) start(t *testing.T, cfg delivery.Config) *delivery.Dispatcher 
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return epoch }
 	}
-	d, err := delivery.New(cfg, f.q, countdown.NewRegistry(), f.cb,
+	var q delivery.Queue = f.q
+	if f.queue != nil {
+		q = f.queue
+	}
+	var cd delivery.Countdowns = countdown.NewRegistry()
+	if f.cd != nil {
+		cd = f.cd
+	}
+	d, err := delivery.New(cfg, q, cd, f.cb,
 		slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -318,6 +329,9 @@ func TestDispatcherCountdownFallsBackToDefault(t *testing.T) {
 		res := f.q.resultsFor(ev.ID)
 		if len(res) != 2 || res[0].NextAttemptAt.Sub(res[0].Attempt.AttemptedAt) != 7*time.Second {
 			t.Fatalf("results %+v, want a 7s default wait", res)
+		}
+		if want := `retry countdown "unloaded-plugin" failed (countdown "unloaded-plugin" is not registered); retried on the server's default countdown`; res[0].Attempt.Error != want {
+			t.Errorf("attempt error %q, want %q: the hook's owner sees why", res[0].Attempt.Error, want)
 		}
 		if logs := f.logs.String(); !strings.Contains(logs, "countdown failed; using delivery.default_countdown") ||
 			!strings.Contains(logs, "event_uuid="+ev.UUID) {

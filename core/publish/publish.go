@@ -8,6 +8,9 @@ package publish
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -31,6 +34,10 @@ const batchTimeout = 30 * time.Second
 // Batcher publishes through a Store, batching concurrent requests. Its
 // methods are safe for concurrent use.
 type Batcher struct {
+	// Log receives the panics the loop recovers; set it before Start.
+	// Nil discards them.
+	Log *slog.Logger
+
 	store Store
 	limit int
 	in    chan *call
@@ -126,12 +133,55 @@ func (b *Batcher) loop() {
 		for _, c := range batch {
 			reqs = append(reqs, c.req)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
-		res, errs := b.store.PublishBatch(ctx, reqs)
-		cancel()
+		res, errs, ok := b.write(reqs)
+		if !ok && len(reqs) > 1 {
+			// One request's data may be to blame: each is written alone,
+			// and only that one's publisher gets the error. SQLite rolled
+			// the batch back; PostgreSQL's one statement did too unless
+			// the panic came while reading its answer, after the commit:
+			// then the batch is published twice, the duplicate a client
+			// retrying a 500 would also have made.
+			for i := range reqs {
+				r, e, _ := b.write(reqs[i : i+1])
+				res[i], errs[i] = r[0], e[0]
+			}
+		}
 		for i, c := range batch {
 			c.res, c.err = res[i], errs[i]
 			close(c.done)
 		}
 	}
+}
+
+// errInternal is what the publishers of a batch whose write panicked get:
+// the API answers 500, and the loop goes on serving the others.
+var errInternal = errors.New("publish: internal error")
+
+// write publishes reqs in one transaction (rolled back on a panic). A panic
+// in the store, or an answer of the wrong length, must not end the loop and
+// with it the process, which would lose every queued publish: ok is false
+// then, and every request has errInternal.
+func (b *Batcher) write(reqs []webhook.PublishRequest) (res []webhook.Published, errs []error, ok bool) {
+	defer func() {
+		p := recover()
+		if p == nil && len(res) == len(reqs) && len(errs) == len(reqs) {
+			ok = true
+			return
+		}
+		err := fmt.Errorf("%w: store answered %d results and %d errors for %d requests", errInternal, len(res), len(errs), len(reqs))
+		if p != nil {
+			err = fmt.Errorf("%w: panic: %v", errInternal, p)
+			if b.Log != nil {
+				b.Log.Error("publish batch panicked", "requests", len(reqs), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+		}
+		res, errs, ok = make([]webhook.Published, len(reqs)), make([]error, len(reqs)), false
+		for i := range errs {
+			errs[i] = err
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	res, errs = b.store.PublishBatch(ctx, reqs)
+	return res, errs, false // the deferred check sets ok
 }

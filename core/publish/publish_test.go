@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
@@ -76,5 +78,81 @@ func TestConcurrentPublishes(t *testing.T) {
 		if c[webhook.StatePending] != 2*n+2 {
 			t.Fatalf("rows: %v, want %d", c, 2*n+2)
 		}
+	})
+}
+
+// hostileStore is the real store, except that a batch holding the payload
+// "poison" panics and one holding "short" is answered with too few results:
+// bugs on one request's data.
+type hostileStore struct {
+	*store.Store
+	mu      sync.Mutex
+	batches [][]string // the payloads of each batch, for the log
+}
+
+func (h *hostileStore) PublishBatch(ctx context.Context, reqs []webhook.PublishRequest) ([]webhook.Published, []error) {
+	var payloads []string
+	for _, r := range reqs {
+		payloads = append(payloads, string(r.Payload))
+	}
+	h.mu.Lock()
+	h.batches = append(h.batches, payloads)
+	h.mu.Unlock()
+	for _, p := range payloads {
+		switch p {
+		case `"poison"`:
+			panic("publish bug")
+		case `"short"`:
+			return nil, nil
+		}
+	}
+	return h.Store.PublishBatch(ctx, reqs)
+}
+
+// A panic (or a wrong answer) in a batch's write fails only the publish
+// whose data caused it, never the batcher or the process; the publishers
+// batched with it get their events, and later publishes work.
+func TestBatchPanicFailsOnlyItsPublish(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		u, _ := storetest.User(t, s, "p", webhook.RolePublisher)
+		storetest.Hook(t, s, u.ID, "e", "https://a.example/")
+		h := &hostileStore{Store: s}
+		var logs strings.Builder
+		b := publish.New(h, 16)
+		b.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		b.Start()
+		defer b.Stop(ctx)
+		payloads := []string{`1`, `"poison"`, `2`, `"short"`, `3`, `4`}
+		errs := make([]error, len(payloads))
+		var wg sync.WaitGroup
+		for i, p := range payloads {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var res webhook.Published
+				res, errs[i] = b.Publish(ctx, webhook.PublishRequest{EventType: "e", Payload: json.RawMessage(p)})
+				if errs[i] == nil && (len(res.Events) != 1 || string(res.Events[0].Payload) != p) {
+					t.Errorf("publish %s: %+v", p, res)
+				}
+			}()
+		}
+		wg.Wait()
+		for i, p := range payloads {
+			bad := strings.Contains(p, `"`)
+			if bad != (errs[i] != nil) {
+				t.Errorf("publish %s: error %v", p, errs[i])
+			}
+		}
+		if _, err := b.Publish(ctx, webhook.PublishRequest{EventType: "e", Payload: json.RawMessage(`5`)}); err != nil {
+			t.Fatalf("publish after the panics: %v", err)
+		}
+		if c, _ := s.Counts(ctx); c[webhook.StatePending] != 5 {
+			t.Errorf("rows %v, want 5 events", c)
+		}
+		if n := strings.Count(logs.String(), "publish batch panicked"); n < 1 || !strings.Contains(logs.String(), "stack=") {
+			t.Errorf("panic not logged with its stack:\n%s", logs.String())
+		}
+		t.Logf("batches: %q", h.batches)
 	})
 }

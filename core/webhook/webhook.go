@@ -204,6 +204,9 @@ const (
 	ClassRateLimited ErrorClass = "rate_limited"
 	// ClassInactive: nothing was sent, the hook is inactive.
 	ClassInactive ErrorClass = "inactive"
+	// ClassInternal: the attempt failed inside Whisperer (a recovered
+	// panic); the text is in the owner's attempt log and the server's log.
+	ClassInternal ErrorClass = "internal"
 )
 
 // Fixed errors callers match with errors.Is.
