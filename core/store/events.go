@@ -523,10 +523,7 @@ func (s *Store) assemble(ctx context.Context, db bun.IDB, rows []eventRow, withA
 		if h == nil {
 			continue // deleted concurrently; cascades remove the event too
 		}
-		hook, err := h.domain(s.sealer)
-		if err != nil {
-			return nil, err
-		}
+		hook := h.domain(s.sealer)
 		ev := rows[i].domain(payloads[rows[i].MessageID])
 		ev.Attempts = attempts[ev.ID]
 		jobs = append(jobs, webhook.Job{Event: ev, Webhook: hook})

@@ -497,9 +497,7 @@ func (s *Store) claimPostgres(ctx context.Context, token string, lease time.Dura
 		}
 		h, ok := hooks[w.ID]
 		if !ok {
-			if h, err = w.domain(s.sealer); err != nil {
-				return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
-			}
+			h = w.domain(s.sealer)
 			hooks[w.ID] = h
 		}
 		jobs = append(jobs, webhook.Job{Event: e.domain(payload), Webhook: h, Lease: token})

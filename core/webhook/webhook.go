@@ -78,6 +78,12 @@ type Webhook struct {
 	// clients.
 	PreviousSecretKey   string
 	PreviousSecretUntil *time.Time
+	// SecretsError is set by the store when the hook's sealed secrets do
+	// not open (altered ciphertext, or a key no longer configured): the
+	// secret fields are then empty, never the ciphertext, and the hook must
+	// not be delivered to (neither unsigned nor signed with anything else).
+	// It names the column and the key id, never a value.
+	SecretsError string
 }
 
 // PreviousSecret returns the rotated-out secret while it still signs at
