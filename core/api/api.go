@@ -112,6 +112,9 @@ type Store interface {
 	EventsByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Job, error)
 	Event(ctx context.Context, sc webhook.Scope, idOrUUID string) (webhook.Job, error)
 	Redeliver(ctx context.Context, sc webhook.Scope, idOrUUID string, force bool) (webhook.Job, error)
+	// RedeliverHeld is Redeliver due only after hold, without waking
+	// other nodes: an inline redelivery's ClaimEvents gets the event first.
+	RedeliverHeld(ctx context.Context, sc webhook.Scope, idOrUUID string, force bool, hold time.Duration) (webhook.Job, error)
 	RedeliverFailed(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter) (int64, error)
 	Publish(ctx context.Context, req webhook.PublishRequest) (webhook.Published, error)
 }

@@ -449,7 +449,11 @@ func (s *Server) republish(w http.ResponseWriter, r *http.Request, uuid, eventTy
 		return webhook.NewValidationError("event_type",
 			fmt.Sprintf("Event %s is of type %q, not %q.", j.Event.UUID, j.Event.EventType, eventType))
 	}
-	j, err = s.deps.Store.Redeliver(r.Context(), sc, uuid, force)
+	var hold time.Duration
+	if !async && s.deps.DeliverNow != nil {
+		hold = s.cfg.InlineHold // as a publish's: the dispatchers leave it to DeliverNow
+	}
+	j, err = s.deps.Store.RedeliverHeld(r.Context(), sc, uuid, force, hold)
 	if err != nil {
 		return err
 	}

@@ -631,6 +631,13 @@ func (s *Server) updateHook(w http.ResponseWriter, r *http.Request, m mode) erro
 		return err
 	}
 	in, errs := decodeHook(obj, m)
+	if h.SecretsError != "" && !in.has["secret_key"] {
+		// Its secrets read as empty: writing them back would make the hook
+		// deliver unsigned. Replacing secret_key (and with it the rest)
+		// is the way to repair it.
+		return &webhook.ConflictError{Detail: "This hook's stored secrets cannot be decrypted; send a new secret_key " +
+			"(and additional_headers and config.auth, if it had them) to replace them."}
+	}
 	if in.needPassword {
 		if old, ok := h.BasicAuth(); ok {
 			in.config["auth"].(map[string]any)["password"] = old.Password
@@ -760,7 +767,7 @@ func renderHook(h webhook.Webhook, viewer int64) hookJSON {
 		cd.Kwargs = json.RawMessage(`{}`)
 	}
 	var secret *string
-	if h.UserID == viewer {
+	if h.UserID == viewer && h.SecretsError == "" { // unreadable: not shown as ""
 		secret = &h.SecretKey
 	}
 	return hookJSON{

@@ -12,7 +12,8 @@ import (
 // Rows a list loads, renders and writes at a time. A page's memory is one
 // chunk's, whatever its page_size: an event may carry a payload of up to
 // server.max_body_bytes, delivery.max_response_bytes for its
-// response_content and each of its attempts, and its hook (about 33 KiB of
+// response_content and each of its attempts (at most
+// webhook.MaxAttemptsShown), and its hook (about 33 KiB of
 // bounded fields as JSON, up to ~20 times that decoded when config is a
 // long list); a hook only the latter. Each event is copied several times on
 // its way out (driver, domain, request body, encoder), so two at a time keep

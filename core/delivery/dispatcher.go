@@ -368,6 +368,13 @@ func (d *Dispatcher) attemptOnce(job *webhook.Job) (webhook.Result, bool) {
 	if !sendable(job) {
 		return d.inactive(job), true
 	}
+	if hook.SecretsError != "" {
+		// Never sent unsigned or signed with anything but its secret: a
+		// failed attempt, retried in case the row or the keyring is fixed.
+		d.log.Error("not sent: the hook's secrets cannot be decrypted", "event_uuid", ev.UUID, "webhook_id", hook.ID,
+			"error", hook.SecretsError)
+		return d.unsent(job, "not sent: "+hook.SecretsError), true
+	}
 	sent := d.sender.Send(ctx, job)
 	if !sent.Delivered && ctx.Err() != nil {
 		return webhook.Result{}, false

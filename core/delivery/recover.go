@@ -58,11 +58,21 @@ func (d *Dispatcher) attempt(job *webhook.Job) (res webhook.Result, ok bool) {
 // count the attempt twice when it panicked after counting itself: a panic
 // is a bug, logged, and its counts are not worth a second code path.
 func (d *Dispatcher) panicked(job *webhook.Job, err error) webhook.Result {
+	return d.unsent(job, "internal error: "+err.Error())
+}
+
+// unsent is the result of an attempt that sent nothing because of a fault
+// on the server's side (a panic, a hook whose secrets do not open): a
+// failed attempt with msg in its log, retried on delivery.default_countdown
+// (the hook's own countdown is tenant data that may be the fault) and given
+// up after max_retries. WebhookID stays zero: it says nothing about the
+// endpoint's health.
+func (d *Dispatcher) unsent(job *webhook.Job, msg string) webhook.Result {
 	ev := &job.Event
 	now := d.cfg.Now()
 	res := webhook.Result{
 		EventID: ev.ID, Lease: job.Lease, RetryCount: ev.RetryCount + 1, State: webhook.StateGivenUp, NextAttemptAt: now,
-		Attempt: webhook.Attempt{AttemptedAt: now, Error: storable("internal error: " + err.Error()), Class: webhook.ClassInternal},
+		Attempt: webhook.Attempt{AttemptedAt: now, Error: storable(msg), Class: webhook.ClassInternal},
 	}
 	d.stats.attempts.Add(1)
 	if series := res.RetryCount - ev.RetryBase; series >= d.cfg.MaxRetries {

@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"slices"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
@@ -57,6 +59,62 @@ func TestCountAndLoadByID(t *testing.T) {
 		}
 		if jobs, err := s.EventsByID(ctx, sa, nil); err != nil || len(jobs) != 0 {
 			t.Errorf("EventsByID(none) = %+v, %v", jobs, err)
+		}
+	})
+}
+
+// A read of events carries the newest webhook.MaxAttemptsShown attempts of
+// each, newest first, however many a redelivered event has piled up.
+func TestAttemptsShownAreBounded(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		a, _ := storetest.User(t, s, "a", webhook.RoleUser)
+		storetest.Hook(t, s, a.ID, "order-created", "https://example.com/1")
+		many := storetest.Publish(t, s, "order-created", `{}`)[0]
+		few := storetest.Publish(t, s, "order-created", `{}`)[0]
+		total := webhook.MaxAttemptsShown + 7
+		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		add := func(ev webhook.Event, i int) {
+			if _, err := s.DB().ExecContext(ctx, "INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error) VALUES (?, ?, 0, 500, ?, '')",
+				ev.ID, at.Add(time.Duration(i)*time.Second), strconv.Itoa(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range total {
+			add(many, i)
+			if i < 3 {
+				add(few, i)
+			}
+		}
+		check := func(what string, ev webhook.Event, want int) {
+			t.Helper()
+			if len(ev.Attempts) != want {
+				t.Fatalf("%s: %d attempts, want %d", what, len(ev.Attempts), want)
+			}
+			top := total - 1
+			if ev.ID == few.ID {
+				top = 2
+			}
+			for i, a := range ev.Attempts {
+				if a.Body != strconv.Itoa(top-i) {
+					t.Fatalf("%s: attempt %d is #%s; want the newest first", what, i, a.Body)
+				}
+			}
+		}
+		j, err := s.Event(ctx, webhook.Scope{All: true}, many.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("Event", j.Event, webhook.MaxAttemptsShown)
+		jobs, err := s.EventsByID(ctx, webhook.Scope{All: true}, []int64{many.ID, few.ID})
+		if err != nil || len(jobs) != 2 {
+			t.Fatalf("EventsByID: %d, %v", len(jobs), err)
+		}
+		for _, j := range jobs {
+			if j.Event.ID == many.ID {
+				check("EventsByID", j.Event, webhook.MaxAttemptsShown)
+			} else {
+				check("EventsByID", j.Event, 3)
+			}
 		}
 	})
 }

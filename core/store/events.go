@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -507,14 +509,15 @@ func (s *Store) assemble(ctx context.Context, db bun.IDB, rows []eventRow, withA
 	}
 	var attempts map[int64][]webhook.Attempt
 	if withAttempts {
-		var arows []attemptRow
-		if err := db.NewSelect().Model(&arows).Where("event_id IN (?)", bun.List(eventIDs)).
-			OrderExpr("id DESC").Scan(ctx); err != nil {
-			return nil, fmt.Errorf("load attempts: %w", err)
-		}
 		attempts = make(map[int64][]webhook.Attempt, len(rows))
-		for i := range arows {
-			attempts[arows[i].EventID] = append(attempts[arows[i].EventID], arows[i].domain())
+		for from := 0; from < len(eventIDs); from += attemptsBatch {
+			arows, err := newestAttempts(ctx, db, eventIDs[from:min(from+attemptsBatch, len(eventIDs))])
+			if err != nil {
+				return nil, fmt.Errorf("load attempts: %w", err)
+			}
+			for i := range arows {
+				attempts[arows[i].EventID] = append(attempts[arows[i].EventID], arows[i].domain())
+			}
 		}
 	}
 	jobs := make([]webhook.Job, 0, len(rows))
@@ -523,15 +526,33 @@ func (s *Store) assemble(ctx context.Context, db bun.IDB, rows []eventRow, withA
 		if h == nil {
 			continue // deleted concurrently; cascades remove the event too
 		}
-		hook, err := h.domain(s.sealer)
-		if err != nil {
-			return nil, err
-		}
+		hook := h.domain(s.sealer)
 		ev := rows[i].domain(payloads[rows[i].MessageID])
 		ev.Attempts = attempts[ev.ID]
 		jobs = append(jobs, webhook.Job{Event: ev, Webhook: hook})
 	}
 	return jobs, nil
+}
+
+// attemptsBatch is how many events' attempts one query loads: a compound
+// SELECT of one arm per event (SQLite allows 500 arms).
+const attemptsBatch = 100
+
+// newestAttempts loads the newest webhook.MaxAttemptsShown attempts of
+// each event of ids, newest first: one LIMITed arm per event, each a
+// backward range scan of the (event_id, id) index, so the database reads
+// no more rows than it returns, however many attempts an event has.
+func newestAttempts(ctx context.Context, db bun.IDB, ids []int64) ([]attemptRow, error) {
+	arm := "SELECT * FROM (SELECT id, event_id, attempted_at, duration_us, status, body, error FROM delivery_attempts" +
+		" WHERE event_id = ? ORDER BY id DESC LIMIT " + strconv.Itoa(webhook.MaxAttemptsShown) + ") AS a"
+	arms := make([]string, len(ids))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		arms[i], args[i] = arm+strconv.Itoa(i), id
+	}
+	var rows []attemptRow
+	err := db.NewRaw(strings.Join(arms, " UNION ALL ")+" ORDER BY id DESC", args...).Scan(ctx, &rows)
+	return rows, err
 }
 
 func dedupe(ids []int64) []int64 {

@@ -91,7 +91,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (webhook.W
 		}
 		return webhook.Webhook{}, fmt.Errorf("create webhook: %w", err)
 	}
-	return row.domain(s.sealer)
+	return row.domain(s.sealer), nil
 }
 
 // CountWebhooks returns how many hooks, active or not, userID has: what
@@ -113,7 +113,7 @@ func (s *Store) Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhoo
 	if err := q.Scan(ctx); err != nil {
 		return webhook.Webhook{}, fmt.Errorf("webhook %d: %w", id, notFound(err))
 	}
-	return row.domain(s.sealer)
+	return row.domain(s.sealer), nil
 }
 
 // UpdateWebhook stores every field of w (a PUT; PATCH merges before
@@ -231,10 +231,7 @@ func (s *Store) WebhooksByID(ctx context.Context, sc webhook.Scope, ids []int64)
 	}
 	out := make([]webhook.Webhook, len(rows))
 	for i := range rows {
-		var err error
-		if out[i], err = rows[i].domain(s.sealer); err != nil {
-			return nil, fmt.Errorf("load webhooks: %w", err)
-		}
+		out[i] = rows[i].domain(s.sealer)
 	}
 	return out, nil
 }

@@ -99,12 +99,14 @@ func webhookToRow(w *webhook.Webhook) (*webhookRow, error) {
 
 // domain converts r, opening its sealed secret columns with sl. It is the
 // one place every read of a hook goes through, the claim's included. A
-// sealed row with no Sealer, or one that does not open, is an error: never
-// sign with a ciphertext.
-func (r *webhookRow) domain(sl Sealer) (webhook.Webhook, error) {
+// sealed row with no Sealer, or one that does not open, comes back with
+// its secrets empty and SecretsError set, never with a ciphertext: one
+// corrupt row must not fail a claim batch or a list that holds others,
+// and the dispatcher records a failed attempt for it instead of sending.
+func (r *webhookRow) domain(sl Sealer) webhook.Webhook {
 	c, err := r.openSecrets(sl)
 	if err != nil {
-		return webhook.Webhook{}, err
+		c = secretCols{headers: "{}", config: withoutPassword(r.Config)}
 	}
 	w := webhook.Webhook{
 		ID: r.ID, UserID: r.UserID, TargetURL: r.TargetURL, EventType: r.EventType,
@@ -120,7 +122,29 @@ func (r *webhookRow) domain(sl Sealer) (webhook.Webhook, error) {
 	dec := json.NewDecoder(strings.NewReader(c.config))
 	dec.UseNumber()
 	_ = dec.Decode(&w.Config)
-	return w, nil
+	if err != nil {
+		w.SecretsError = "the hook's stored secrets cannot be decrypted (" + err.Error() + ")"
+	}
+	return w
+}
+
+// withoutPassword is config with auth.password (sealed, unreadable) left
+// out, for a hook whose secrets do not open.
+func withoutPassword(config string) string {
+	dec := json.NewDecoder(strings.NewReader(config))
+	dec.UseNumber()
+	var cfg map[string]any
+	if dec.Decode(&cfg) != nil {
+		return "{}"
+	}
+	if auth, ok := cfg["auth"].(map[string]any); ok {
+		delete(auth, "password")
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return "{}"
+	}
+	return string(b)
 }
 
 type messageRow struct {

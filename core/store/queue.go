@@ -287,6 +287,15 @@ func (s *Store) clockSQL() (string, []any) {
 // Redeliver makes the event due now and starts a new series of attempts.
 // An event already delivered is a *webhook.ConflictError unless force.
 func (s *Store) Redeliver(ctx context.Context, sc webhook.Scope, idOrUUID string, force bool) (webhook.Job, error) {
+	return s.RedeliverHeld(ctx, sc, idOrUUID, force, 0)
+}
+
+// RedeliverHeld is Redeliver for an inline ("async": false) redelivery:
+// as a publish with a Hold, the event is due only after hold and no
+// NOTIFY is sent, so no dispatcher claims it before the request's
+// ClaimEvents does (which takes it: it is pending and nobody holds it).
+// If the request never gets to it, the claim loop delivers it after hold.
+func (s *Store) RedeliverHeld(ctx context.Context, sc webhook.Scope, idOrUUID string, force bool, hold time.Duration) (webhook.Job, error) {
 	job, err := s.Event(ctx, sc, idOrUUID)
 	if err != nil {
 		return webhook.Job{}, err
@@ -302,7 +311,7 @@ func (s *Store) Redeliver(ctx context.Context, sc webhook.Scope, idOrUUID string
 	clock, clockArgs := s.clockSQL()
 	q := s.db.NewUpdate().Model((*eventRow)(nil)).
 		Set("state = 'pending'").Set("lease_owner = NULL").Set("retry_base = retry_count").
-		Set("next_attempt_at = "+clock, clockArgs...).Set("modified_at = ?", now.UTC()).
+		Set("next_attempt_at = "+clock+" + ?", append(clockArgs, hold.Microseconds())...).Set("modified_at = ?", now.UTC()).
 		Where("id = ?", ev.ID).
 		// A row leased right now is being delivered; leave it to finish.
 		Where("(state <> 'pending' OR lease_owner IS NULL OR next_attempt_at <= "+clock+")", clockArgs...)
@@ -322,7 +331,9 @@ func (s *Store) Redeliver(ctx context.Context, sc webhook.Scope, idOrUUID string
 		}
 		return webhook.Job{}, &webhook.ConflictError{Detail: "Event " + ev.UUID + " is being delivered right now, or was just delivered."}
 	}
-	s.notify(ctx)
+	if hold == 0 {
+		s.notify(ctx)
+	}
 	return s.Event(ctx, sc, ev.UUID)
 }
 
@@ -497,9 +508,7 @@ func (s *Store) claimPostgres(ctx context.Context, token string, lease time.Dura
 		}
 		h, ok := hooks[w.ID]
 		if !ok {
-			if h, err = w.domain(s.sealer); err != nil {
-				return nil, fmt.Errorf("%w: claim due events: %v", webhook.ErrUnavailable, err)
-			}
+			h = w.domain(s.sealer)
 			hooks[w.ID] = h
 		}
 		jobs = append(jobs, webhook.Job{Event: e.domain(payload), Webhook: h, Lease: token})

@@ -268,3 +268,41 @@ func TestRedeliverPurgedEvent(t *testing.T) {
 		}
 	})
 }
+
+// An inline redelivery (RedeliverHeld) is out of the claim loop's reach
+// for its hold, and ClaimEvents takes it at once; after the hold, the
+// claim loop does, should the request never have.
+func TestRedeliverHeld(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		u, _ := storetest.User(t, s, "alice", webhook.RoleUser)
+		storetest.Hook(t, s, u.ID, "e", "https://a.example/")
+		ev := storetest.Publish(t, s, "e", `{}`)[0]
+		jobs, err := s.Claim(ctx, "n1", 10, time.Minute)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("claim: %d, %v", len(jobs), err)
+		}
+		if err := s.Complete(ctx, []webhook.Result{result(jobs[0], 500)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RedeliverHeld(ctx, webhook.Scope{All: true}, ev.UUID, false, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if jobs, err := s.Claim(ctx, "n1", 10, time.Minute); err != nil || len(jobs) != 0 {
+			t.Fatalf("the claim loop took a held redelivery: %d, %v", len(jobs), err)
+		}
+		jobs, err = s.ClaimEvents(ctx, "n2", []int64{ev.ID}, time.Minute)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("ClaimEvents of a held redelivery: %d, %v", len(jobs), err)
+		}
+		if err := s.Release(ctx, []webhook.LeaseRef{jobs[0].LeaseRef()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RedeliverHeld(ctx, webhook.Scope{All: true}, ev.UUID, true, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		elapse(t, s, 61*time.Second)
+		if jobs, err := s.Claim(ctx, "n1", 10, time.Minute); err != nil || len(jobs) != 1 {
+			t.Fatalf("after the hold: %d, %v", len(jobs), err)
+		}
+	})
+}

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/uptrace/bun"
 
 	"github.com/whisperer/whisperer/core/secret"
 	"github.com/whisperer/whisperer/core/store"
@@ -183,11 +186,18 @@ func TestSealedSecretsAreBoundToTheirRow(t *testing.T) {
 			Where("id = ?", b.ID).Exec(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if h, err := s.Webhook(ctx, webhook.Scope{All: true}, b.ID); err == nil {
-			t.Fatalf("hook b read with hook a's sealed secret: %q", h.SecretKey)
+		if h, err := s.Webhook(ctx, webhook.Scope{All: true}, b.ID); err != nil || h.SecretKey != "" || h.SecretsError == "" {
+			t.Fatalf("hook b read with hook a's sealed secret: %q, %q, %v", h.SecretKey, h.SecretsError, err)
 		}
-		if _, _, err := s.ListWebhooks(ctx, webhook.Scope{All: true}, webhook.HookFilter{}, webhook.Page{}); err == nil {
-			t.Fatal("list read a swapped secret")
+		// The list still reads the other hooks; b comes without secrets.
+		hooks, _, err := s.ListWebhooks(ctx, webhook.Scope{All: true}, webhook.HookFilter{}, webhook.Page{})
+		if err != nil || len(hooks) != 2 {
+			t.Fatalf("list: %v, %v", hooks, err)
+		}
+		for _, h := range hooks {
+			if h.ID == b.ID && (h.SecretKey != "" || h.SecretsError == "") {
+				t.Fatalf("list read a swapped secret: %q", h.SecretKey)
+			}
 		}
 		if h, err := s.Webhook(ctx, webhook.Scope{All: true}, a.ID); err != nil || h.SecretKey != "secret-a" {
 			t.Fatalf("hook a: %q, %v", h.SecretKey, err)
@@ -268,8 +278,9 @@ func TestSealSecretsRotatesKeys(t *testing.T) {
 			if _, err := s.SealSecrets(ctx, 10, nil); err == nil || !strings.Contains(err.Error(), newID) {
 				t.Fatalf("seal with a keyring lacking the rows' key: %v", err)
 			}
-			if _, err := s.Webhook(ctx, webhook.Scope{All: true}, hooks[0].ID); err == nil {
-				t.Fatal("read a hook sealed under a key not configured")
+			if h, err := s.Webhook(ctx, webhook.Scope{All: true}, hooks[0].ID); err != nil || h.SecretKey != "" ||
+				!strings.Contains(h.SecretsError, newID) {
+				t.Fatalf("read a hook sealed under a key not configured: %q, %q, %v", h.SecretKey, h.SecretsError, err)
 			}
 		})
 	}
@@ -293,8 +304,9 @@ func TestSealedSecretsNeedAKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
-	if _, err := plain.Webhook(ctx, webhook.Scope{All: true}, h.ID); err == nil || !strings.Contains(err.Error(), "security.encryption_keys") {
-		t.Fatalf("read without a key: %v", err)
+	if got, err := plain.Webhook(ctx, webhook.Scope{All: true}, h.ID); err != nil || got.SecretKey != "" ||
+		!strings.Contains(got.SecretsError, "security.encryption_keys") {
+		t.Fatalf("read without a key: %q, %q, %v", got.SecretKey, got.SecretsError, err)
 	}
 }
 
@@ -359,4 +371,73 @@ func TestPreviousSecretStoredSealedAndDropped(t *testing.T) {
 			t.Fatalf("after the overlap: %q %v, %v", h.PreviousSecretKey, h.PreviousSecretUntil, err)
 		}
 	})
+}
+
+// Hostile sealed values: whatever one hook's columns hold, a claim and a
+// list still return every hook, that one without its secrets (never a
+// ciphertext) and with the cause, the others intact.
+func TestUnreadableSecretsSpoilOnlyTheirHook(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		u, _ := storetest.User(t, s, "alice", webhook.RoleUser)
+		kid := storetest.Keyring().KeyID()
+		bad := map[string][2]string{ // what → column, raw value
+			"malformed":   {"secret_key", "enc:v1:" + kid + ":%%%"},
+			"unknown key": {"secret_key", "enc:v1:000000000000:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+			"truncated":   {"secret_key", "enc:v1:" + kid + ":AAAA"},
+			"headers":     {"additional_headers", "enc:v1:" + kid + ":AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+			"password":    {"config", `{"auth": {"username": "bob", "password": "enc:v1:` + kid + `:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}`},
+			"previous":    {"previous_secret_key", "enc:v1:" + kid + ":AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+			"config json": {"config", `{"password": `},
+		}
+		good := storetest.Hook(t, s, u.ID, "e", "https://good.example/", func(w *webhook.Webhook) {
+			w.SecretKey, w.AdditionalHeaders = "good-secret", map[string]string{"X-Key": "good-header"}
+		})
+		what := map[int64]string{}
+		for name, b := range bad {
+			h := storetest.Hook(t, s, u.ID, "e", "https://bad.example/"+strings.ReplaceAll(name, " ", "-"), func(w *webhook.Webhook) {
+				w.SecretKey, w.AdditionalHeaders = "s", map[string]string{"X-Key": "h"}
+				w.Config = map[string]any{"auth": map[string]any{"username": "bob", "password": "p"}}
+			})
+			if _, err := s.DB().NewUpdate().Table("webhooks").Set("? = ?", bun.Ident(b[0]), b[1]).
+				Where("id = ?", h.ID).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			what[h.ID] = name
+		}
+		check := func(where string, h webhook.Webhook) {
+			t.Helper()
+			if h.ID == good.ID {
+				if h.SecretsError != "" || h.SecretKey != "good-secret" || h.AdditionalHeaders["X-Key"] != "good-header" {
+					t.Errorf("%s: the good hook read %+v", where, h)
+				}
+				return
+			}
+			all := fmt.Sprint(h.SecretKey, h.PreviousSecretKey, h.AdditionalHeaders, h.Config)
+			if h.SecretsError == "" || h.SecretKey != "" || len(h.AdditionalHeaders) != 0 || strings.Contains(all, "enc:v1") ||
+				strings.Contains(h.SecretsError, "AAAA") || hasPassword(h) {
+				t.Errorf("%s: hook %q read %q, error %q", where, what[h.ID], all, h.SecretsError)
+			}
+		}
+		storetest.Publish(t, s, "e", `{}`)
+		jobs, err := s.Claim(ctx, "n", 100, time.Minute)
+		if err != nil || len(jobs) != len(bad)+1 {
+			t.Fatalf("claim: %d jobs, %v; want %d", len(jobs), err, len(bad)+1)
+		}
+		for _, j := range jobs {
+			check("claim", j.Webhook)
+		}
+		hooks, _, err := s.ListWebhooks(ctx, webhook.Scope{UserID: u.ID}, webhook.HookFilter{}, webhook.Page{})
+		if err != nil || len(hooks) != len(bad)+1 {
+			t.Fatalf("list: %d hooks, %v", len(hooks), err)
+		}
+		for _, h := range hooks {
+			check("list", h)
+		}
+	})
+}
+
+func hasPassword(h webhook.Webhook) bool {
+	auth, _ := h.Config["auth"].(map[string]any)
+	_, ok := auth["password"]
+	return ok
 }

@@ -78,6 +78,12 @@ type Webhook struct {
 	// clients.
 	PreviousSecretKey   string
 	PreviousSecretUntil *time.Time
+	// SecretsError is set by the store when the hook's sealed secrets do
+	// not open (altered ciphertext, or a key no longer configured): the
+	// secret fields are then empty, never the ciphertext, and the hook must
+	// not be delivered to (neither unsigned nor signed with anything else).
+	// It names the column and the key id, never a value.
+	SecretsError string
 }
 
 // PreviousSecret returns the rotated-out secret while it still signs at
@@ -135,6 +141,13 @@ const (
 	StateGivenUp State = "given_up"
 )
 
+// MaxAttemptsShown is how many of an event's attempts, the newest, a read
+// of the event carries (the API's attempts and request_datetimes): every
+// redelivery adds up to max_retries more, so all of them would let one
+// event's JSON, and the memory of a request that lists it, grow without
+// bound. Older attempts stay in the database; retry_count counts them all.
+const MaxAttemptsShown = 50
+
 // Event is one webhook event: one published event for one webhook. Its row
 // is also the delivery job.
 type Event struct {
@@ -159,7 +172,8 @@ type Event struct {
 	LeaseUntil    *time.Time
 	CreatedAt     time.Time
 	ModifiedAt    time.Time
-	// Attempts is filled only where asked for, newest first.
+	// Attempts is filled only where asked for, newest first, at most
+	// MaxAttemptsShown of them.
 	Attempts []Attempt
 }
 
