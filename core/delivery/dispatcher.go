@@ -30,7 +30,8 @@ type Queue interface {
 	// lease token of owner set on every job.
 	Claim(ctx context.Context, owner string, limit int, lease time.Duration) ([]webhook.Job, error)
 	// ClaimEvents leases the given pending events as Claim does (for
-	// inline "async": false publishing); events already leased are skipped.
+	// inline "async": false publishing); events already leased, or already
+	// attempted in their current series (waiting for a retry), are skipped.
 	ClaimEvents(ctx context.Context, owner string, ids []int64, lease time.Duration) ([]webhook.Job, error)
 	// Complete writes results in one transaction: inserts each Attempt, sets
 	// retry_count, state, next_attempt_at, response_http_status/content

@@ -115,3 +115,45 @@ func TestDispatcherSkipsHookOfAnotherType(t *testing.T) {
 		}
 	})
 }
+
+// A fan-out that outlasts its hold leaves the rest to the claim loop; an
+// event the claim loop attempted and that failed waits for its retry's
+// countdown, and DeliverNow, reaching it later, does not send it again at
+// once: each event is sent once per due time.
+func TestDeliverNowSkipsEventTheClaimLoopAttempted(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		var requests atomic.Int64
+		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			w.WriteHeader(http.StatusInternalServerError)
+		})
+		f.hook(t, rc.URL, func(w *webhook.Webhook) {
+			w.RetryCountdown = webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":3600}`)}
+		})
+		d := f.start(t, delivery.Config{Now: time.Now})
+		pub, err := s.Publish(context.Background(), webhook.PublishRequest{EventType: "package-created",
+			Payload: json.RawMessage(`{}`), Hold: time.Hour})
+		if err != nil || len(pub.Events) != 1 {
+			t.Fatalf("publish: %d events, %v", len(pub.Events), err)
+		}
+		id := pub.Events[0].ID
+		// The hold runs out before DeliverNow reaches the event.
+		if _, err := s.DB().ExecContext(context.Background(), "UPDATE webhook_events SET next_attempt_at = next_attempt_at - ?",
+			(2 * time.Hour).Microseconds()); err != nil {
+			t.Fatal(err)
+		}
+		d.Notify()
+		eventually(t, "the claim loop's attempt written", func() bool { return len(f.q.resultsFor(id)) == 1 })
+		out, err := d.DeliverNow(context.Background(), []int64{id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := requests.Load(); n != 1 || len(out) != 0 {
+			t.Fatalf("%d requests, outcomes %+v: want 1 request and the event left to its retry", n, out)
+		}
+		if ev := f.event(t, id).Event; ev.State != webhook.StatePending || ev.RetryCount != 1 || !ev.NextAttemptAt.After(time.Now().Add(50*time.Minute)) {
+			t.Fatalf("event %+v: want its retry due in an hour", ev)
+		}
+	})
+}

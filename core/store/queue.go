@@ -38,8 +38,11 @@ func (s *Store) Claim(ctx context.Context, owner string, limit int, lease time.D
 	return s.claim(ctx, token, micros(now.Add(lease)), "id IN ("+due+")", micros(now), limit)
 }
 
-// ClaimEvents leases the given pending events that nobody holds, for an
-// inline ("async": false) first attempt, as Claim does.
+// ClaimEvents leases the given pending events that nobody holds and that
+// have no attempt in their current series (retry_count = retry_base), for
+// an inline ("async": false) first attempt, as Claim does. An event the
+// claim loop already attempted waits for its retry's countdown: sending it
+// again inline would be a second request, early.
 func (s *Store) ClaimEvents(ctx context.Context, owner string, ids []int64, lease time.Duration) ([]webhook.Job, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -49,7 +52,7 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, ids []int64, leas
 		return s.claimPostgres(ctx, token, lease, pgClaimEventsSQL, ids)
 	}
 	now := s.now()
-	where := "id IN (?) AND state = 'pending' AND (lease_owner IS NULL OR next_attempt_at <= ?)"
+	where := "id IN (?) AND state = 'pending' AND retry_count = retry_base AND (lease_owner IS NULL OR next_attempt_at <= ?)"
 	return s.claim(ctx, token, micros(now.Add(lease)), where, bun.List(ids), micros(now))
 }
 
@@ -437,9 +440,10 @@ const pgClaimDue = `SELECT id, next_attempt_at FROM webhook_events
 	WHERE state = 'pending' AND next_attempt_at <= ` + pgNow + `
 	ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`
 
-// pgClaimEvents picks the given pending rows nobody holds ($1 = ids).
+// pgClaimEvents picks the given pending rows nobody holds and nobody
+// attempted in their current series ($1 = ids).
 const pgClaimEvents = `SELECT id, next_attempt_at FROM webhook_events
-	WHERE id = ANY($1) AND state = 'pending' AND (lease_owner IS NULL OR next_attempt_at <= ` + pgNow + `)
+	WHERE id = ANY($1) AND state = 'pending' AND retry_count = retry_base AND (lease_owner IS NULL OR next_attempt_at <= ` + pgNow + `)
 	FOR UPDATE SKIP LOCKED`
 
 // pgClaim leases the rows of the "due" query ($2 = lease token, $3 = the
