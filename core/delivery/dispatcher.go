@@ -106,7 +106,7 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	started  bool
 	stopping bool
-	inline   sync.WaitGroup     // DeliverNow calls in flight
+	inline   sync.WaitGroup // DeliverNow calls in flight
 	waiters  map[webhook.LeaseRef]*inlineWaiter
 	release  []webhook.LeaseRef // claimed but never attempted
 	stopOnce sync.Once
