@@ -106,11 +106,14 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	started  bool
 	stopping bool
-	inline   sync.WaitGroup // DeliverNow calls in flight
-	waiters  map[webhook.LeaseRef]*inlineWaiter
+	inline   sync.WaitGroup     // DeliverNow calls in flight
 	release  []webhook.LeaseRef // claimed but never attempted
 	stopOnce sync.Once
 	stopped  chan struct{}
+
+	// waiters are inline results sent to the collector and not yet
+	// written (guarded by mu).
+	waiters map[webhook.LeaseRef]*inlineWaiter
 
 	collectorDone                chan struct{}
 	claimers, workers, cbWorkers sync.WaitGroup
