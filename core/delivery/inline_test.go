@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whisperer/whisperer/core/countdown"
 	"github.com/whisperer/whisperer/core/delivery"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
@@ -154,6 +155,62 @@ func TestDeliverNowSkipsEventTheClaimLoopAttempted(t *testing.T) {
 		}
 		if ev := f.event(t, id).Event; ev.State != webhook.StatePending || ev.RetryCount != 1 || !ev.NextAttemptAt.After(time.Now().Add(50*time.Minute)) {
 			t.Fatalf("event %+v: want its retry due in an hour", ev)
+		}
+	})
+}
+
+// deadlineQueue is the real store, recording every inline call made
+// without a deadline, or with one further than a lease away.
+type deadlineQueue struct {
+	*recordingQueue
+	lease  time.Duration
+	mu     sync.Mutex
+	missed []string
+}
+
+func (q *deadlineQueue) check(ctx context.Context, call string) {
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > q.lease {
+		q.mu.Lock()
+		q.missed = append(q.missed, call)
+		q.mu.Unlock()
+	}
+}
+
+func (q *deadlineQueue) ClaimEvents(ctx context.Context, owner string, ids []int64, lease time.Duration) ([]webhook.Job, error) {
+	q.check(ctx, "ClaimEvents")
+	return q.recordingQueue.ClaimEvents(ctx, owner, ids, lease)
+}
+
+func (q *deadlineQueue) Complete(ctx context.Context, results []webhook.Result) error {
+	q.check(ctx, "Complete")
+	return q.recordingQueue.Complete(ctx, results)
+}
+
+// Every database call of an inline delivery has a deadline of one lease:
+// a hung connection must not block the request, or Stop, forever. The
+// request's own context has none.
+func TestDeliverNowDatabaseCallsHaveADeadline(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		const lease = time.Minute
+		q := &deadlineQueue{recordingQueue: f.q, lease: lease}
+		rc := newReceiver(t, nil)
+		f.hook(t, rc.URL)
+		// Not started: DeliverNow writes its results itself.
+		d, err := delivery.New(delivery.Config{AllowNetworks: loopback, Lease: lease}, q, countdown.NewRegistry(), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Stop(context.Background())
+		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
+		out, err := d.DeliverNow(context.Background(), []int64{ev.ID})
+		if err != nil || len(out) != 1 || !out[0].Delivered {
+			t.Fatalf("DeliverNow = %+v, %v", out, err)
+		}
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if len(q.missed) > 0 {
+			t.Fatalf("calls without a deadline of a lease: %v", q.missed)
 		}
 	})
 }
