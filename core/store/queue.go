@@ -522,7 +522,9 @@ func (s *Store) claimPostgres(ctx context.Context, token string, lease time.Dura
 // count for their hook's health (see health.go: r and hk are groupHealth
 // in SQL; $13 is DisableAfter in microseconds, NULL for never; $14 and $15
 // the reasons). $4 is each retry's wait in µs, added to the database's
-// clock.
+// clock. The health columns are on the database's clock too
+// (pgAttemptClock), so attempts written by nodes with skewed clocks are
+// compared fairly.
 var pgComplete = `WITH v AS (
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[],
 		$7::timestamptz[], $8::bigint[], $9::text[], $12::bigint[], $11::text[]) WITH ORDINALITY
@@ -534,7 +536,7 @@ var pgComplete = `WITH v AS (
 	FROM v WHERE e.id = v.id AND e.lease_owner = v.lease
 	RETURNING v.n
 ), r AS (
-	SELECT v.webhook_id, v.attempted_at, v.state = 'delivered' AS ok, v.status = 410 AS gone,
+	SELECT v.webhook_id, ` + pgAttemptClock + ` AS attempted_at, v.state = 'delivered' AS ok, v.status = 410 AS gone,
 		max(v.attempted_at) FILTER (WHERE v.state = 'delivered') OVER (PARTITION BY v.webhook_id) AS ok_at
 	FROM v JOIN upd ON upd.n = v.n WHERE v.webhook_id <> 0
 ), hk AS (
@@ -543,10 +545,18 @@ var pgComplete = `WITH v AS (
 		max(attempted_at) FILTER (WHERE NOT ok) - $13::bigint * interval '1 microsecond' AS cutoff
 	FROM r GROUP BY webhook_id
 ), health AS (
-	UPDATE webhooks w ` + fmt.Sprintf(healthSet("w", "hk", "hk", "IS DISTINCT FROM"), "$14", "$15", "$10") + `
+	UPDATE webhooks w ` + fmt.Sprintf(healthSet("w", "hk", "hk", "IS DISTINCT FROM"), "$14", "$15", "statement_timestamp()") + `
 )
 INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error)
 SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOIN upd ON upd.n = v.n`
+
+// pgAttemptClock is an attempt's time (v.attempted_at, by its node's
+// clock) on the database's clock: the node's offset from the database
+// ($10 is the node's now) is added to it. The offset is rounded to whole
+// seconds: it is measured across a round trip, and a skew under half a
+// second is noise next to a health window, so a node in step with the
+// database keeps its attempt times exactly.
+const pgAttemptClock = `(v.attempted_at + round(extract(epoch FROM statement_timestamp() - $10::timestamptz)) * interval '1 second')`
 
 func (s *Store) completePostgres(ctx context.Context, results []webhook.Result, now time.Time) error {
 	n := len(results)
