@@ -28,7 +28,7 @@ func (s *Store) QueueDepth(ctx context.Context) (QueueDepth, error) {
 	// The queue's clock: the database's on PostgreSQL, as in Claim.
 	now, args := s.clockSQL()
 	var (
-		row    struct{ Due, Scheduled, Leased int64 }
+		row         struct{ Due, Scheduled, Leased int64 }
 		oldest, age sql.NullInt64
 	)
 	// A claimed row keeps state 'pending' with next_attempt_at moved to
