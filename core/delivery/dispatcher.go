@@ -30,7 +30,8 @@ type Queue interface {
 	// lease token of owner set on every job.
 	Claim(ctx context.Context, owner string, limit int, lease time.Duration) ([]webhook.Job, error)
 	// ClaimEvents leases the given pending events as Claim does (for
-	// inline "async": false publishing); events already leased are skipped.
+	// inline "async": false publishing); events already leased, or already
+	// attempted in their current series (waiting for a retry), are skipped.
 	ClaimEvents(ctx context.Context, owner string, ids []int64, lease time.Duration) ([]webhook.Job, error)
 	// Complete writes results in one transaction: inserts each Attempt, sets
 	// retry_count, state, next_attempt_at, response_http_status/content
@@ -110,6 +111,10 @@ type Dispatcher struct {
 	stopOnce sync.Once
 	stopped  chan struct{}
 
+	// waiters are inline results sent to the collector and not yet
+	// written (guarded by mu).
+	waiters map[webhook.LeaseRef]*inlineWaiter
+
 	collectorDone                chan struct{}
 	claimers, workers, cbWorkers sync.WaitGroup
 
@@ -145,6 +150,7 @@ func New(cfg Config, q Queue, cd Countdowns, cb Callbacks, logger *slog.Logger) 
 		abandon:       make(chan struct{}),
 		stopped:       make(chan struct{}),
 		collectorDone: make(chan struct{}),
+		waiters:       map[webhook.LeaseRef]*inlineWaiter{},
 	}
 	d.runCtx, d.cancelRun = context.WithCancel(context.Background())
 	d.claimCtx, d.cancelClaim = context.WithCancel(d.runCtx)
@@ -500,6 +506,7 @@ func (d *Dispatcher) collect() {
 		case r, ok := <-d.results:
 			if !ok {
 				d.flush(batch)
+				d.written(batch)
 				return
 			}
 			batch = append(batch, r)
@@ -510,6 +517,7 @@ func (d *Dispatcher) collect() {
 		case <-linger.C:
 		}
 		d.flush(batch)
+		d.written(batch)
 		clear(batch) // drop references to bodies
 		batch = batch[:0]
 	}
@@ -550,18 +558,21 @@ func (d *Dispatcher) flush(results []webhook.Result) {
 
 // DeliverNow makes the first attempt of the given pending events inline
 // (publish with "async": false) and returns their outcomes, in the order of
-// ids. Events another dispatcher holds are skipped. A failed attempt is
-// retried in the background on the hook's schedule. The attempts do not
-// end when ctx does (a client hanging up must not turn into a failed
-// attempt); they are bounded by the request timeout.
+// ids. Events another dispatcher holds, or already attempted (a fan-out
+// that outlasted its hold left them to the claim loop), are skipped. A
+// failed attempt is retried in the background on the hook's schedule. The
+// attempts do not end when ctx does (a client hanging up must not turn
+// into a failed attempt); they are bounded by the request timeout, and each
+// database call by a lease.
 //
-// At most Workers attempts run at once, and an event is claimed only when
-// a worker is free to send it at once: a wide fan-out never holds claimed
-// events that wait behind others past their lease (for the claim loop to
-// take back and send again). Each result is written as soon as it is
-// known, within its attempt's lease. Events not claimed yet stay out of the
-// claim loop's reach for the publish's hold (delivery.lease); a fan-out
-// that outlasts it leaves the rest to the claim loop, each still sent once.
+// At most Workers attempts run at once, and events are claimed only when
+// workers are free to send them at once (all the free ones in one claim):
+// a wide fan-out never holds claimed events that wait behind others past
+// their lease (for the claim loop to take back and send again). Each result
+// is written in the result writer's next batch, and its worker is free only
+// once it is written. Events not claimed yet stay out of the claim loop's
+// reach for the publish's hold (delivery.lease); a fan-out that outlasts it
+// leaves the rest to the claim loop, each still sent once.
 func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, error) {
 	d.mu.Lock()
 	if d.stopping {
@@ -572,35 +583,21 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 	d.mu.Unlock()
 	defer d.inline.Done()
 
-	wctx := context.WithoutCancel(ctx)
 	outs := make([]Outcome, len(ids))
 	done := make([]bool, len(ids))
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, d.cfg.Workers)
+	slots := newInlineSlots(d.cfg.Workers)
 	var claimErr error
 	claimed := 0
 	for next := 0; next < len(ids) && d.claimCtx.Err() == nil; {
-		// Claim as many events as there are free workers, at least one.
-		slots <- struct{}{}
-		n := 1
-	grab:
-		for next+n < len(ids) {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break grab
-			}
-		}
+		n := slots.take(len(ids) - next)
 		idx := make(map[int64]int, n)
 		for i := next; i < next+n; i++ {
 			idx[ids[i]] = i
 		}
-		jobs, err := d.q.ClaimEvents(wctx, d.cfg.Owner, ids[next:next+n], d.cfg.Lease)
+		jobs, err := d.claimInline(ctx, ids[next:next+n])
 		next += n
-		for range n - len(jobs) {
-			<-slots
-		}
+		slots.put(n - len(jobs))
 		if err != nil {
 			claimErr = err
 			break // the rest are delivered in the background
@@ -609,9 +606,9 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 		for k := range jobs {
 			wg.Add(1)
 			go func() {
-				defer func() { <-slots; wg.Done() }()
+				defer wg.Done()
 				i := idx[jobs[k].Event.ID]
-				outs[i], done[i] = d.deliverInline(wctx, &jobs[k])
+				outs[i], done[i] = d.deliverInline(ctx, &jobs[k], slots)
 			}()
 		}
 	}
@@ -631,13 +628,30 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 	return out, nil
 }
 
-// deliverInline makes job's attempt for DeliverNow and writes its result at
-// once. ok is false when a shutdown aborted the attempt (its lease is
-// given back).
-func (d *Dispatcher) deliverInline(ctx context.Context, job *webhook.Job) (Outcome, bool) {
+// deliverInline makes job's attempt for DeliverNow, has its result written
+// and frees its slot. ok is false when a shutdown aborted the attempt (its
+// lease is given back). A panic (a bug in the rate limiter, the queue or
+// here) is that event's outcome, an internal error; its lease expires.
+func (d *Dispatcher) deliverInline(ctx context.Context, job *webhook.Job, slots *inlineSlots) (out Outcome, ok bool) {
+	freed := false // the slot is put back, or writeInline will
+	defer func() {
+		if p := recover(); p != nil {
+			err := d.recovered("inline delivery", p, "event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID)
+			if !freed {
+				slots.put(1)
+			}
+			out, ok = Outcome{
+				EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
+				Error: storable("internal error: " + err.Error()), ErrorClass: webhook.ClassInternal,
+				RetryCount: job.Event.RetryCount, State: webhook.StatePending,
+			}, true
+		}
+	}()
 	if until, ok := d.admit(job); !ok {
 		// Over the hook's rate limit: delivered in the background.
 		d.postpone(job, until)
+		freed = true
+		slots.put(1)
 		return Outcome{
 			EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
 			Error: "rate limited (config.rate_limit_per_second): sent at next_attempt_at", RetryCount: job.Event.RetryCount,
@@ -646,28 +660,17 @@ func (d *Dispatcher) deliverInline(ctx context.Context, job *webhook.Job) (Outco
 	}
 	r, ok := d.attempt(job)
 	if !ok {
-		if err := d.q.Release(ctx, []webhook.LeaseRef{job.LeaseRef()}); err != nil {
+		rctx, cancel := d.inlineCtx(ctx)
+		defer cancel()
+		if err := d.q.Release(rctx, []webhook.LeaseRef{job.LeaseRef()}); err != nil {
 			d.log.Error("release an aborted inline delivery", "event_uuid", job.Event.UUID, "error", err)
 		}
+		freed = true
+		slots.put(1)
 		return Outcome{}, false
 	}
-	// Written at once so the caller's next read sees the outcome; if the
-	// database fails, the collector keeps retrying.
-	if err := d.q.Complete(ctx, []webhook.Result{r}); err != nil {
-		d.mu.Lock()
-		started := d.started
-		d.mu.Unlock()
-		if !started {
-			d.log.Error("write an inline result failed; its lease will expire and the event will be retried",
-				"event_uuid", job.Event.UUID, "error", err)
-		} else {
-			d.log.Error("write an inline result failed; retrying in the background", "event_uuid", job.Event.UUID, "error", err)
-			select {
-			case d.results <- r:
-			case <-d.runCtx.Done():
-			}
-		}
-	}
+	freed = true
+	d.writeInline(ctx, r, slots)
 	return Outcome{
 		EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
 		Status: r.Attempt.Status, Delivered: r.State == webhook.StateDelivered, Error: r.Attempt.Error,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whisperer/whisperer/core/countdown"
 	"github.com/whisperer/whisperer/core/delivery"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
@@ -112,6 +113,104 @@ func TestDispatcherSkipsHookOfAnotherType(t *testing.T) {
 		j := f.event(t, ev.ID)
 		if hits.Load() != 0 || len(j.Event.Attempts) != 1 || !strings.Contains(j.Event.Attempts[0].Error, "no longer subscribes") {
 			t.Errorf("%d requests; attempts %+v", hits.Load(), j.Event.Attempts)
+		}
+	})
+}
+
+// A fan-out that outlasts its hold leaves the rest to the claim loop; an
+// event the claim loop attempted and that failed waits for its retry's
+// countdown, and DeliverNow, reaching it later, does not send it again at
+// once: each event is sent once per due time.
+func TestDeliverNowSkipsEventTheClaimLoopAttempted(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		var requests atomic.Int64
+		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			w.WriteHeader(http.StatusInternalServerError)
+		})
+		f.hook(t, rc.URL, func(w *webhook.Webhook) {
+			w.RetryCountdown = webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":3600}`)}
+		})
+		d := f.start(t, delivery.Config{Now: time.Now})
+		pub, err := s.Publish(context.Background(), webhook.PublishRequest{EventType: "package-created",
+			Payload: json.RawMessage(`{}`), Hold: time.Hour})
+		if err != nil || len(pub.Events) != 1 {
+			t.Fatalf("publish: %d events, %v", len(pub.Events), err)
+		}
+		id := pub.Events[0].ID
+		// The hold runs out before DeliverNow reaches the event.
+		if _, err := s.DB().ExecContext(context.Background(), "UPDATE webhook_events SET next_attempt_at = next_attempt_at - ?",
+			(2 * time.Hour).Microseconds()); err != nil {
+			t.Fatal(err)
+		}
+		d.Notify()
+		eventually(t, "the claim loop's attempt written", func() bool { return len(f.q.resultsFor(id)) == 1 })
+		out, err := d.DeliverNow(context.Background(), []int64{id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := requests.Load(); n != 1 || len(out) != 0 {
+			t.Fatalf("%d requests, outcomes %+v: want 1 request and the event left to its retry", n, out)
+		}
+		if ev := f.event(t, id).Event; ev.State != webhook.StatePending || ev.RetryCount != 1 || !ev.NextAttemptAt.After(time.Now().Add(50*time.Minute)) {
+			t.Fatalf("event %+v: want its retry due in an hour", ev)
+		}
+	})
+}
+
+// deadlineQueue is the real store, recording every inline call made
+// without a deadline, or with one further than a lease away.
+type deadlineQueue struct {
+	*recordingQueue
+	lease  time.Duration
+	mu     sync.Mutex
+	missed []string
+}
+
+func (q *deadlineQueue) check(ctx context.Context, call string) {
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > q.lease {
+		q.mu.Lock()
+		q.missed = append(q.missed, call)
+		q.mu.Unlock()
+	}
+}
+
+func (q *deadlineQueue) ClaimEvents(ctx context.Context, owner string, ids []int64, lease time.Duration) ([]webhook.Job, error) {
+	q.check(ctx, "ClaimEvents")
+	return q.recordingQueue.ClaimEvents(ctx, owner, ids, lease)
+}
+
+func (q *deadlineQueue) Complete(ctx context.Context, results []webhook.Result) error {
+	q.check(ctx, "Complete")
+	return q.recordingQueue.Complete(ctx, results)
+}
+
+// Every database call of an inline delivery has a deadline of one lease:
+// a hung connection must not block the request, or Stop, forever. The
+// request's own context has none.
+func TestDeliverNowDatabaseCallsHaveADeadline(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		const lease = time.Minute
+		q := &deadlineQueue{recordingQueue: f.q, lease: lease}
+		rc := newReceiver(t, nil)
+		f.hook(t, rc.URL)
+		// Not started: DeliverNow writes its results itself.
+		d, err := delivery.New(delivery.Config{AllowNetworks: loopback, Lease: lease}, q, countdown.NewRegistry(), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Stop(context.Background())
+		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
+		out, err := d.DeliverNow(context.Background(), []int64{ev.ID})
+		if err != nil || len(out) != 1 || !out[0].Delivered {
+			t.Fatalf("DeliverNow = %+v, %v", out, err)
+		}
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if len(q.missed) > 0 {
+			t.Fatalf("calls without a deadline of a lease: %v", q.missed)
 		}
 	})
 }

@@ -214,3 +214,56 @@ func TestQueuePanicsDoNotCrash(t *testing.T) {
 		}
 	})
 }
+
+// A panic in an inline ("async": false) delivery, in the queue's Complete
+// or Postpone (a rate-limited event), does not take the process down: the
+// event's outcome is the attempt's answer or an internal error, and
+// DeliverNow returns. Before Start (no result writer) the write is guarded
+// too.
+func TestInlinePanicsDoNotCrash(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		rc := newReceiver(t, nil)
+		f.hook(t, rc.URL, func(w *webhook.Webhook) { w.Config = map[string]any{"rate_limit_per_second": 1} })
+		for _, started := range []bool{true, false} {
+			q := &panickyQueue{recordingQueue: f.q}
+			q.postpones.Store(1)
+			q.completes.Store(1 << 30)
+			f.queue = q
+			var ids []int64
+			for range 2 {
+				pub, err := s.Publish(context.Background(), webhook.PublishRequest{EventType: "package-created",
+					Payload: json.RawMessage(`{}`), Hold: time.Hour})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, pub.Events[0].ID)
+			}
+			q.poison.Store(ids[0])
+			var d *delivery.Dispatcher
+			if started {
+				d = f.start(t, delivery.Config{Workers: 1})
+			} else {
+				var err error
+				d, err = delivery.New(delivery.Config{AllowNetworks: loopback, Workers: 1, Now: func() time.Time { return epoch }},
+					q, countdown.NewRegistry(), nil, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, err := d.DeliverNow(context.Background(), ids)
+			if err != nil || len(out) != 2 {
+				t.Fatalf("started %v: DeliverNow = %+v, %v", started, out, err)
+			}
+			if !out[0].Delivered || out[1].ErrorClass != webhook.ClassInternal || !strings.Contains(out[1].Error, "postpone bug") {
+				t.Fatalf("started %v: outcomes %+v: want the first delivered, the second an internal error", started, out)
+			}
+			if !started {
+				d.Stop(context.Background())
+			}
+			if _, err := s.DB().ExecContext(context.Background(), "DELETE FROM webhook_events"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

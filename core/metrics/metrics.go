@@ -158,14 +158,16 @@ type QueueDepth struct {
 	// being delivered.
 	Due, Scheduled, Leased int64
 	// OldestDue is when the longest-waiting due event became due; zero when
-	// none is due.
-	OldestDue time.Time
+	// none is due. OldestDueAge is how long ago, by the queue's clock (the
+	// database's, so a node's skewed clock does not distort the gauge).
+	OldestDue    time.Time
+	OldestDueAge time.Duration
 }
 
 // Queue returns a collector that asks depth for the queue's state at each
 // scrape, within timeout.
 func Queue(depth func(ctx context.Context) (QueueDepth, error), timeout time.Duration) prometheus.Collector {
-	return &queueCollector{depth: depth, timeout: timeout, now: time.Now}
+	return &queueCollector{depth: depth, timeout: timeout}
 }
 
 var (
@@ -179,7 +181,6 @@ var (
 type queueCollector struct {
 	depth   func(ctx context.Context) (QueueDepth, error)
 	timeout time.Duration
-	now     func() time.Time
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -201,11 +202,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}{{"due", q.Due}, {"scheduled", q.Scheduled}, {"leased", q.Leased}} {
 		ch <- prometheus.MustNewConstMetric(queueEventsDesc, prometheus.GaugeValue, float64(p.n), p.phase)
 	}
-	age := 0.0
-	if !q.OldestDue.IsZero() {
-		age = max(0, c.now().Sub(q.OldestDue).Seconds())
-	}
-	ch <- prometheus.MustNewConstMetric(oldestDueDesc, prometheus.GaugeValue, age)
+	ch <- prometheus.MustNewConstMetric(oldestDueDesc, prometheus.GaugeValue, max(0, q.OldestDueAge.Seconds()))
 }
 
 // CallbackStats are the dispatcher's callback counters since it started.

@@ -83,3 +83,17 @@ func TestCallbacksDroppedByPlugin(t *testing.T) {
 		}
 	}
 }
+
+// The oldest due age is the queue's own (measured by the database), not
+// this node's clock minus the database's time.
+func TestQueueOldestDueAgeIsTheQueues(t *testing.T) {
+	m := metrics.New()
+	if err := m.Register(metrics.Queue(func(context.Context) (metrics.QueueDepth, error) {
+		return metrics.QueueDepth{Due: 1, OldestDue: time.Now().Add(-time.Hour), OldestDueAge: 5 * time.Second}, nil
+	}, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if out := scrape(t, m); !strings.Contains(out, "whisperer_queue_oldest_due_age_seconds 5\n") {
+		t.Errorf("want an oldest due age of 5s in\n%s", out)
+	}
+}

@@ -16,8 +16,10 @@ import (
 // one (NULL while healthy). In the same transaction it deactivates a hook
 // that answered 410 Gone, or whose attempts have all failed for
 // Options.DisableAfter, storing the reason. The window is measured between
-// attempt times (the dispatcher's clock), never against the database's
-// clock, so nodes with skewed clocks and tests with a fake clock agree.
+// attempt times, never against "now". On PostgreSQL, which several nodes
+// share, each attempt's time is first moved onto the database's clock
+// (pgAttemptClock), so a node whose clock runs behind cannot make a hook
+// look failing for longer than it has; SQLite is one process, one clock.
 //
 // The hook row is written only when something changes (a first failure, a
 // first success after failures, a deactivation): a healthy hook's

@@ -40,20 +40,54 @@ func hookNow(t *testing.T, s *store.Store, id int64) webhook.Webhook {
 	return h
 }
 
+// On SQLite time passes on the store's fake clock. On PostgreSQL health
+// times are the database's clock, which a test cannot set: the node's
+// clock stays real and time passes by moving the stored health times into
+// the past (start moves with them).
 func TestHealthFailureWindow(t *testing.T) {
 	storetest.EachWith(t, store.Options{DisableAfter: 48 * time.Hour}, func(t *testing.T, s *store.Store) {
 		clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 		s.SetClock(clk.now)
+		pg := s.Dialect() == store.Postgres
+		if pg {
+			s.SetClock(func() time.Time { return time.Now().Truncate(time.Microsecond) })
+		}
+		now := func() time.Time {
+			if pg {
+				return time.Now().Truncate(time.Microsecond)
+			}
+			return clk.now()
+		}
 		u, _ := storetest.User(t, s, "a", webhook.RoleUser)
 		dead := storetest.Hook(t, s, u.ID, "e", "https://dead.example/")
 		flaky := storetest.Hook(t, s, u.ID, "e", "https://flaky.example/")
-		start := clk.now()
+		start := now()
+		pass := func(d time.Duration) {
+			if !pg {
+				clk.add(d)
+				return
+			}
+			if _, err := s.DB().ExecContext(ctx, "UPDATE webhooks SET failing_since = failing_since - ? * interval '1 microsecond', "+
+				"disabled_at = disabled_at - ? * interval '1 microsecond'", d.Microseconds(), d.Microseconds()); err != nil {
+				t.Fatal(err)
+			}
+			start = start.Add(-d)
+		}
+		near := func(a *time.Time, b time.Time) bool {
+			if a == nil {
+				return false
+			}
+			if pg { // disabled_at is the database's clock at the write
+				return a.Sub(b).Abs() < time.Second
+			}
+			return a.Equal(b)
+		}
 
 		// Every 12 hours for 3 days: dead always fails; flaky fails but for
 		// one success after a day.
 		for step := range 7 {
 			storetest.Publish(t, s, "e", fmt.Sprintf(`{"step":%d}`, step))
-			at := clk.now()
+			at := now()
 			attemptAll(t, s, func(j webhook.Job) webhook.Result {
 				if j.Webhook.ID == flaky.ID && step == 2 && j.Event.RetryCount == 0 {
 					return webhook.Result{State: webhook.StateDelivered, Attempt: webhook.Attempt{AttemptedAt: at, Status: 200}}
@@ -62,7 +96,7 @@ func TestHealthFailureWindow(t *testing.T) {
 					Attempt: webhook.Attempt{AttemptedAt: at, Status: 500}}
 			})
 			d, f := hookNow(t, s, dead.ID), hookNow(t, s, flaky.ID)
-			elapsed := clk.now().Sub(start)
+			elapsed := time.Duration(step) * 12 * time.Hour
 			// dead has failed since start: inactive once 48h have passed.
 			if wantActive := elapsed < 48*time.Hour; d.IsActive != wantActive {
 				t.Fatalf("after %v: dead hook active = %v, want %v (%+v)", elapsed, d.IsActive, wantActive, d)
@@ -73,13 +107,13 @@ func TestHealthFailureWindow(t *testing.T) {
 			if step == 2 && f.FailingSince != nil && !f.FailingSince.After(start.Add(24*time.Hour)) {
 				t.Fatalf("success at 24h did not reset failing_since: %v", f.FailingSince)
 			}
-			if d.FailingSince == nil || !d.FailingSince.Equal(start) {
+			if !near(d.FailingSince, start) {
 				t.Fatalf("dead hook failing_since = %v, want %v", d.FailingSince, start)
 			}
-			clk.add(12 * time.Hour)
+			pass(12 * time.Hour)
 		}
 		d := hookNow(t, s, dead.ID)
-		if d.DisabledReason != "every delivery failed for 2 days" || d.DisabledAt == nil || !d.DisabledAt.Equal(start.Add(48*time.Hour)) {
+		if d.DisabledReason != "every delivery failed for 2 days" || !near(d.DisabledAt, start.Add(48*time.Hour)) {
 			t.Fatalf("dead hook: reason %q at %v", d.DisabledReason, d.DisabledAt)
 		}
 		// No new events fan out to it; the owner re-enables it: a clean
@@ -91,6 +125,35 @@ func TestHealthFailureWindow(t *testing.T) {
 		}
 		if !d.IsActive || d.DisabledReason != "" || d.DisabledAt != nil || d.FailingSince != nil {
 			t.Fatalf("re-enabled hook: %+v", d)
+		}
+	})
+}
+
+// Nodes sharing a PostgreSQL database with skewed clocks: a node 2 hours
+// behind writes a hook's first failure, a node on time a second one; with
+// delivery.disable_after 1h the hook has failed for seconds, not 2 hours,
+// and stays active: health times are the database's clock.
+func TestHealthWindowAcrossSkewedNodes(t *testing.T) {
+	storetest.EachWith(t, store.Options{DisableAfter: time.Hour}, func(t *testing.T, s *store.Store) {
+		if s.Dialect() != store.Postgres {
+			t.Skip("SQLite is a single process: one clock")
+		}
+		u, _ := storetest.User(t, s, "a", webhook.RoleUser)
+		h := storetest.Hook(t, s, u.ID, "e", "https://a.example/")
+		for _, skew := range []time.Duration{-2 * time.Hour, 0} {
+			node := func() time.Time { return time.Now().Add(skew) }
+			s.SetClock(node)
+			storetest.Publish(t, s, "e", `{}`)
+			at := node()
+			attemptAll(t, s, func(j webhook.Job) webhook.Result {
+				return webhook.Result{State: webhook.StatePending, NextAttemptAt: at.Add(time.Hour),
+					Attempt: webhook.Attempt{AttemptedAt: at, Status: 500}}
+			})
+		}
+		s.SetClock(time.Now)
+		got := hookNow(t, s, h.ID)
+		if !got.IsActive || got.FailingSince == nil || time.Since(*got.FailingSince).Abs() > time.Minute {
+			t.Fatalf("hook %+v: want active, failing since about now", got)
 		}
 	})
 }

@@ -38,8 +38,11 @@ func (s *Store) Claim(ctx context.Context, owner string, limit int, lease time.D
 	return s.claim(ctx, token, micros(now.Add(lease)), "id IN ("+due+")", micros(now), limit)
 }
 
-// ClaimEvents leases the given pending events that nobody holds, for an
-// inline ("async": false) first attempt, as Claim does.
+// ClaimEvents leases the given pending events that nobody holds and that
+// have no attempt in their current series (retry_count = retry_base), for
+// an inline ("async": false) first attempt, as Claim does. An event the
+// claim loop already attempted waits for its retry's countdown: sending it
+// again inline would be a second request, early.
 func (s *Store) ClaimEvents(ctx context.Context, owner string, ids []int64, lease time.Duration) ([]webhook.Job, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -49,7 +52,7 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, ids []int64, leas
 		return s.claimPostgres(ctx, token, lease, pgClaimEventsSQL, ids)
 	}
 	now := s.now()
-	where := "id IN (?) AND state = 'pending' AND (lease_owner IS NULL OR next_attempt_at <= ?)"
+	where := "id IN (?) AND state = 'pending' AND retry_count = retry_base AND (lease_owner IS NULL OR next_attempt_at <= ?)"
 	return s.claim(ctx, token, micros(now.Add(lease)), where, bun.List(ids), micros(now))
 }
 
@@ -448,9 +451,10 @@ const pgClaimDue = `SELECT id, next_attempt_at FROM webhook_events
 	WHERE state = 'pending' AND next_attempt_at <= ` + pgNow + `
 	ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`
 
-// pgClaimEvents picks the given pending rows nobody holds ($1 = ids).
+// pgClaimEvents picks the given pending rows nobody holds and nobody
+// attempted in their current series ($1 = ids).
 const pgClaimEvents = `SELECT id, next_attempt_at FROM webhook_events
-	WHERE id = ANY($1) AND state = 'pending' AND (lease_owner IS NULL OR next_attempt_at <= ` + pgNow + `)
+	WHERE id = ANY($1) AND state = 'pending' AND retry_count = retry_base AND (lease_owner IS NULL OR next_attempt_at <= ` + pgNow + `)
 	FOR UPDATE SKIP LOCKED`
 
 // pgClaim leases the rows of the "due" query ($2 = lease token, $3 = the
@@ -527,7 +531,9 @@ func (s *Store) claimPostgres(ctx context.Context, token string, lease time.Dura
 // count for their hook's health (see health.go: r and hk are groupHealth
 // in SQL; $13 is DisableAfter in microseconds, NULL for never; $14 and $15
 // the reasons). $4 is each retry's wait in µs, added to the database's
-// clock.
+// clock. The health columns are on the database's clock too
+// (pgAttemptClock), so attempts written by nodes with skewed clocks are
+// compared fairly.
 var pgComplete = `WITH v AS (
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[],
 		$7::timestamptz[], $8::bigint[], $9::text[], $12::bigint[], $11::text[]) WITH ORDINALITY
@@ -539,7 +545,7 @@ var pgComplete = `WITH v AS (
 	FROM v WHERE e.id = v.id AND e.lease_owner = v.lease
 	RETURNING v.n
 ), r AS (
-	SELECT v.webhook_id, v.attempted_at, v.state = 'delivered' AS ok, v.status = 410 AS gone,
+	SELECT v.webhook_id, ` + pgAttemptClock + ` AS attempted_at, v.state = 'delivered' AS ok, v.status = 410 AS gone,
 		max(v.attempted_at) FILTER (WHERE v.state = 'delivered') OVER (PARTITION BY v.webhook_id) AS ok_at
 	FROM v JOIN upd ON upd.n = v.n WHERE v.webhook_id <> 0
 ), hk AS (
@@ -548,10 +554,18 @@ var pgComplete = `WITH v AS (
 		max(attempted_at) FILTER (WHERE NOT ok) - $13::bigint * interval '1 microsecond' AS cutoff
 	FROM r GROUP BY webhook_id
 ), health AS (
-	UPDATE webhooks w ` + fmt.Sprintf(healthSet("w", "hk", "hk", "IS DISTINCT FROM"), "$14", "$15", "$10") + `
+	UPDATE webhooks w ` + fmt.Sprintf(healthSet("w", "hk", "hk", "IS DISTINCT FROM"), "$14", "$15", "statement_timestamp()") + `
 )
 INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error)
 SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOIN upd ON upd.n = v.n`
+
+// pgAttemptClock is an attempt's time (v.attempted_at, by its node's
+// clock) on the database's clock: the node's offset from the database
+// ($10 is the node's now) is added to it. The offset is rounded to whole
+// seconds: it is measured across a round trip, and a skew under half a
+// second is noise next to a health window, so a node in step with the
+// database keeps its attempt times exactly.
+const pgAttemptClock = `(v.attempted_at + round(extract(epoch FROM statement_timestamp() - $10::timestamptz)) * interval '1 second')`
 
 func (s *Store) completePostgres(ctx context.Context, results []webhook.Result, now time.Time) error {
 	n := len(results)

@@ -12,9 +12,12 @@ import (
 // worker: never claimed, or whose lease expired), Scheduled (waiting for a
 // retry time), Leased (claimed and not expired). OldestDue is when the
 // longest-waiting due event became due; zero when none is due.
+// OldestDueAge is how long ago that was, measured by the queue's clock
+// (the database's on PostgreSQL, never a node's).
 type QueueDepth struct {
 	Due, Scheduled, Leased int64
 	OldestDue              time.Time
+	OldestDueAge           time.Duration
 }
 
 // QueueDepth counts the pending events. It reads only pending rows (the
@@ -25,8 +28,8 @@ func (s *Store) QueueDepth(ctx context.Context) (QueueDepth, error) {
 	// The queue's clock: the database's on PostgreSQL, as in Claim.
 	now, args := s.clockSQL()
 	var (
-		row    struct{ Due, Scheduled, Leased int64 }
-		oldest sql.NullInt64
+		row         struct{ Due, Scheduled, Leased int64 }
+		oldest, age sql.NullInt64
 	)
 	// A claimed row keeps state 'pending' with next_attempt_at moved to
 	// the lease's end, so next_attempt_at <= now is "due" whether or not
@@ -35,15 +38,17 @@ func (s *Store) QueueDepth(ctx context.Context) (QueueDepth, error) {
 		COALESCE(SUM(CASE WHEN next_attempt_at <= %[1]s THEN 1 ELSE 0 END), 0),
 		COALESCE(SUM(CASE WHEN next_attempt_at > %[1]s AND lease_owner IS NULL THEN 1 ELSE 0 END), 0),
 		COALESCE(SUM(CASE WHEN next_attempt_at > %[1]s AND lease_owner IS NOT NULL THEN 1 ELSE 0 END), 0),
-		MIN(CASE WHEN next_attempt_at <= %[1]s THEN next_attempt_at END)
-		FROM webhook_events WHERE state = 'pending'`, now), slices.Concat(args, args, args, args)...).
-		Scan(&row.Due, &row.Scheduled, &row.Leased, &oldest)
+		MIN(CASE WHEN next_attempt_at <= %[1]s THEN next_attempt_at END),
+		%[1]s - MIN(CASE WHEN next_attempt_at <= %[1]s THEN next_attempt_at END)
+		FROM webhook_events WHERE state = 'pending'`, now), slices.Concat(args, args, args, args, args, args)...).
+		Scan(&row.Due, &row.Scheduled, &row.Leased, &oldest, &age)
 	if err != nil {
 		return QueueDepth{}, fmt.Errorf("queue depth: %w", err)
 	}
 	q := QueueDepth{Due: row.Due, Scheduled: row.Scheduled, Leased: row.Leased}
 	if oldest.Valid {
 		q.OldestDue = fromMicros(oldest.Int64)
+		q.OldestDueAge = time.Duration(max(age.Int64, 0)) * time.Microsecond
 	}
 	return q, nil
 }

@@ -25,6 +25,7 @@ func TestQueueDepth(t *testing.T) {
 				t.Errorf("oldest due %v, want %v", got.OldestDue, want.OldestDue)
 			}
 			got.OldestDue, want.OldestDue = time.Time{}, time.Time{}
+			got.OldestDueAge = 0 // TestQueueDepthAgeIsTheQueueClock
 			if got != want {
 				t.Errorf("depth %+v, want %+v", got, want)
 			}
@@ -65,5 +66,28 @@ func TestQueueDepth(t *testing.T) {
 		}
 		elapse(t, s, 2*time.Minute)
 		check(store.QueueDepth{Due: 1, Scheduled: 1, OldestDue: leased[0].Event.NextAttemptAt.Add(-2 * time.Minute)})
+	})
+}
+
+// The oldest due event's age is the queue's clock's (the database's on
+// PostgreSQL): a node whose clock runs ahead reads the same age.
+func TestQueueDepthAgeIsTheQueueClock(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		s.SetClock(func() time.Time { return now })
+		u, _ := storetest.User(t, s, "alice", webhook.RoleUser)
+		storetest.Hook(t, s, u.ID, "package-created", "https://example.com/")
+		storetest.Publish(t, s, "package-created", `{}`)
+		elapse(t, s, 90*time.Second)
+		if s.Dialect() == store.Postgres {
+			s.SetClock(func() time.Time { return now.Add(2 * time.Hour) }) // this node's clock runs ahead
+		}
+		got, err := s.QueueDepth(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Due != 1 || got.OldestDueAge < 90*time.Second || got.OldestDueAge > 2*time.Minute {
+			t.Fatalf("depth %+v: want one due event, due for 90s", got)
+		}
 	})
 }

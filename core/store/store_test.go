@@ -532,3 +532,33 @@ func TestAuthCache(t *testing.T) {
 		})
 	}
 }
+
+// ClaimEvents (the inline "async": false path) takes only events with no
+// attempt in their current series: one the claim loop attempted and that
+// waits for its retry is left to its countdown, not sent again at once. A
+// redelivered event starts a new series and is claimable again.
+func TestClaimEventsSkipsAttemptedEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		a, _ := storetest.User(t, s, "a", webhook.RoleUser)
+		storetest.Hook(t, s, a.ID, "e", "https://a.example/")
+		ev := storetest.Publish(t, s, "e", `1`)[0]
+		jobs, _ := s.Claim(ctx, "loop", 10, time.Minute)
+		if len(jobs) != 1 {
+			t.Fatal("claim")
+		}
+		fail := webhook.Result{EventID: ev.ID, Lease: jobs[0].Lease, RetryCount: 1, State: webhook.StatePending,
+			NextAttemptAt: time.Now().Add(time.Hour), Attempt: webhook.Attempt{AttemptedAt: time.Now(), Status: 500}}
+		if err := s.Complete(ctx, []webhook.Result{fail}); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := s.ClaimEvents(ctx, "inline", []int64{ev.ID}, time.Minute); len(again) != 0 {
+			t.Fatal("ClaimEvents took an event waiting for its retry")
+		}
+		if _, err := s.Redeliver(ctx, webhook.Scope{All: true}, ev.UUID, false); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := s.ClaimEvents(ctx, "inline", []int64{ev.ID}, time.Minute); len(again) != 1 {
+			t.Fatal("ClaimEvents skipped a redelivered event")
+		}
+	})
+}
