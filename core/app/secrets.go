@@ -105,6 +105,13 @@ func SealLegacySecrets(ctx context.Context, s *store.Store, logger *slog.Logger)
 	if p.Total > 0 {
 		logger.Info("hook secrets encrypted at rest", "hooks", p.Done, "changed_meanwhile", p.Skipped)
 	}
+	if p.URLs > 0 {
+		logger.Info("moved target_url credentials into config.auth", "hooks", p.URLs)
+	}
+	if len(p.URLsKept) > 0 {
+		logger.Warn("hooks keep credentials in target_url: without them it is another hook's; delete one of the two "+
+			"or set config.auth and a target_url without credentials", "hook_ids", p.URLsKept)
+	}
 	return nil
 }
 
