@@ -342,3 +342,26 @@ func TestRetentionPurgeVerb(t *testing.T) {
 		})
 	}
 }
+
+// A target_url with credentials, as an older release stored it, is shown
+// by hooks list/show and events show without them.
+func TestHooksVerbsRedactURLCredentials(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			d := newCLIDB(t, backend)
+			a := d.hooks[0]
+			if _, err := d.s.DB().NewUpdate().Table("webhooks").Set("target_url = ?", "https://carol:url-pw-secret@alice.example/hook").
+				Where("id = ?", a.ID).Exec(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for _, args := range [][]string{{"hooks", "list"}, {"hooks", "list", "--json"}, {"hooks", "show", fmt.Sprint(a.ID)},
+				{"hooks", "show", fmt.Sprint(a.ID), "--json"}, {"hooks", "disable", fmt.Sprint(a.ID)},
+				{"events", "show", d.failed[0].UUID}} {
+				out := d.ok(args...)
+				if strings.Contains(out, "carol") || strings.Contains(out, "url-pw-secret") || !strings.Contains(out, "***@alice.example") {
+					t.Errorf("%v shows:\n%s", args, out)
+				}
+			}
+		})
+	}
+}
