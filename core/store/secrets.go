@@ -126,6 +126,15 @@ func (s *Store) checkKeys(ctx context.Context) error {
 	return nil
 }
 
+// CountSealedUnder counts the hooks whose secrets are sealed under key id.
+func (s *Store) CountSealedUnder(ctx context.Context, id string) (int, error) {
+	n, err := s.db.NewSelect().Model((*webhookRow)(nil)).Where("secrets_key_id = ?", id).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count hooks sealed under key %s: %w", id, err)
+	}
+	return int(n), nil
+}
+
 // SealProgress is how far SealSecrets has got: Done of Total hooks.
 // URLs counts the hooks whose target_url credentials were moved into
 // config.auth; URLsKept lists the hooks whose target_url still has them
