@@ -290,7 +290,7 @@ func TestCountdownPreview(t *testing.T) {
 	d.fails(1, "factor", "countdown", "preview", "--choice", "custom", "--kwargs", `{}`)
 	// The crash report's kwargs are refused, not a panic; the largest
 	// accepted ones preview a bounded schedule.
-	d.fails(1, "max_value:[Ensure this value is less than or equal to 2592000.]", "countdown", "preview",
+	d.fails(1, "\n  kwargs.max_value: Ensure this value is less than or equal to 2592000.\n", "countdown", "preview",
 		"--choice", "random", "--kwargs", `{"min_value": 0, "max_value": 9223372036854775807}`)
 	p = decode[preview](t, d.ok("countdown", "preview", "--choice", "random", "--kwargs",
 		`{"min_value": 2591999, "max_value": 2592000}`, "--retries", "1000", "--json"))

@@ -23,3 +23,14 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+func TestValidationErrorMessages(t *testing.T) {
+	e := &ValidationError{}
+	e.Add("target_url", "Enter a valid URL.")
+	e.Set("retry_countdown_config", map[string]any{"kwargs": map[string]any{"max_value": []string{"Too big.", "Odd."}}})
+	want := "invalid input: retry_countdown_config.kwargs.max_value: Too big.; retry_countdown_config.kwargs.max_value: Odd.; " +
+		"target_url: Enter a valid URL."
+	if got := e.Error(); got != want || strings.Contains(got, "map[") {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
