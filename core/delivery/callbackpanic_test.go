@@ -32,3 +32,27 @@ func TestCallbackPanicLogsStack(t *testing.T) {
 		}
 	})
 }
+
+// A callback never sees the credentials of a target_url an earlier release
+// stored with them (the sealing pass moves them at start; until then, or
+// for a hook it could not rewrite, they stay out of the document).
+func TestCallbackDocRedactsURLCredentials(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		docs := make(chan webhook.CallbackDoc, 1)
+		f.cb.Register("test", "ok", func(_ context.Context, doc *webhook.CallbackDoc) error {
+			docs <- *doc
+			return nil
+		})
+		rc := newReceiver(t, nil)
+		target := strings.Replace(rc.URL, "//", "//carol:url-pw@", 1)
+		f.hook(t, target, func(w *webhook.Webhook) { w.Callback = "ok" })
+		f.start(t, delivery.Config{})
+		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
+		eventually(t, "delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+		doc := <-docs
+		if want := strings.Replace(rc.URL, "//", "//***@", 1); doc.Webhook.TargetURL != want {
+			t.Errorf("callback doc target_url %q, want %q", doc.Webhook.TargetURL, want)
+		}
+	})
+}

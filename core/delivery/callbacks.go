@@ -215,7 +215,7 @@ func callbackDoc(t *callbackTask) webhook.CallbackDoc {
 		RetryCount: t.res.RetryCount,
 		Delivered:  t.res.State == webhook.StateDelivered,
 		Webhook: webhook.CallbackWebhook{
-			ID: hook.ID, TargetURL: hook.TargetURL, EventType: hook.EventType, Callback: hook.Callback,
+			ID: hook.ID, TargetURL: webhook.RedactURL(hook.TargetURL), EventType: hook.EventType, Callback: hook.Callback,
 		},
 		Response: webhook.CallbackResp{
 			Status: a.Status, Headers: headers, Body: a.Body, Error: a.Error,
