@@ -44,6 +44,12 @@ func TestHeaderValuesOnlyToTheirOwner(t *testing.T) {
 		}
 		want(t, e.do("PATCH", path, e.root, `{"additional_headers": {"X-Other": "********"}}`), http.StatusBadRequest,
 			`{"additional_headers":{"X-Other":["This hook has no such header, so there is no hidden value to keep: send the value."]}}`)
+		// The kept values count towards the 16 KiB bound.
+		want(t, e.do("PATCH", path, e.alice, fmt.Sprintf(`{"additional_headers": {"X-Api-Key": %q}}`, strings.Repeat("k", 8000))),
+			http.StatusOK, "")
+		want(t, e.do("PATCH", path, e.root, fmt.Sprintf(`{"additional_headers": {"X-Api-Key": "********", "X-Big": %q, "X-Big2": %q}}`,
+			strings.Repeat("b", 8192), strings.Repeat("c", 300))), http.StatusBadRequest,
+			`{"additional_headers":["Ensure the header names and values total no more than 16384 bytes."]}`)
 		// The owner's placeholder is a value like any other.
 		want(t, e.do("PATCH", path, e.alice, `{"additional_headers": {"X-Api-Key": "********"}}`), http.StatusOK, "")
 		if h := storedHook(t, s, id); h.AdditionalHeaders["X-Api-Key"] != "********" {

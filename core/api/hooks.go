@@ -48,6 +48,9 @@ const msgURLCredentials = "Enter a URL without credentials: set them in config.a
 // header the hook has keeps the stored value (keepHiddenHeaders).
 const hiddenHeaderValue = "********"
 
+// msgHeadersBytes refuses additional_headers past maxHeadersBytes.
+var msgHeadersBytes = fmt.Sprintf("Ensure the header names and values total no more than %d bytes.", maxHeadersBytes)
+
 // msgHiddenHeader refuses hiddenHeaderValue for a header the hook lacks.
 const msgHiddenHeader = "This hook has no such header, so there is no hidden value to keep: send the value."
 
@@ -301,7 +304,7 @@ func decodeHeaders(raw json.RawMessage) (map[string]string, map[string]any, stri
 		return nil, nested, ""
 	}
 	if size > maxHeadersBytes {
-		return nil, nil, fmt.Sprintf("Ensure the header names and values total no more than %d bytes.", maxHeadersBytes)
+		return nil, nil, msgHeadersBytes
 	}
 	return out, nil, ""
 }
@@ -687,6 +690,14 @@ func keepHiddenHeaders(sent, stored map[string]string, errs *webhook.ValidationE
 	}
 	if len(nested) > 0 {
 		errs.Set("additional_headers", nested)
+		return
+	}
+	size := 0 // decodeHeaders counted the placeholders
+	for name, v := range sent {
+		size += len(name) + len(v)
+	}
+	if size > maxHeadersBytes {
+		errs.Add("additional_headers", msgHeadersBytes)
 	}
 }
 
