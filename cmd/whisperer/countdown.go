@@ -75,11 +75,11 @@ func countdownPreview(ctx context.Context, e env, fs *pflag.FlagSet, args []stri
 	cd, err := reg.Validate(ctx, webhook.CountdownConfig{Choice: choice, Kwargs: json.RawMessage(kwargs)})
 	var verr *webhook.ValidationError
 	if errors.As(err, &verr) {
-		msg := verr.Error()
+		msg := "\n  " + strings.Join(verr.Messages(), "\n  ")
 		if _, ok := verr.Fields["choice"]; ok {
-			msg += fmt.Sprintf(" (registered: %s; plugins from %s)", strings.Join(reg.Keys(), ", "), cfg.Plugins.Dir)
+			msg += fmt.Sprintf("\n  (registered: %s; plugins from %s)", strings.Join(reg.Keys(), ", "), cfg.Plugins.Dir)
 		}
-		return fmt.Errorf("retry_countdown_config: %s", msg)
+		return fmt.Errorf("invalid retry_countdown_config:%s", msg)
 	} else if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ type attemptJSON struct {
 func toEventJSON(j webhook.Job, full bool) eventJSON {
 	ev := j.Event
 	out := eventJSON{
-		UUID: ev.UUID, WebhookID: ev.WebhookID, TargetURL: j.Webhook.TargetURL, EventType: ev.EventType,
+		UUID: ev.UUID, WebhookID: ev.WebhookID, TargetURL: webhook.RedactURL(j.Webhook.TargetURL), EventType: ev.EventType,
 		State: ev.State, Attempts: ev.RetryCount, LastStatus: ev.ResponseHTTPStatus, CreatedAt: ev.CreatedAt,
 		Failed: ev.State == webhook.StateGivenUp || (ev.State == webhook.StatePending && ev.RetryCount > ev.RetryBase),
 	}

@@ -43,7 +43,7 @@ func toHookJSON(w webhook.Webhook, users map[int64]string) hookJSON {
 	sort.Strings(names)
 	_, basic := w.BasicAuth()
 	return hookJSON{
-		ID: w.ID, UserID: w.UserID, User: users[w.UserID], EventType: w.EventType, TargetURL: w.TargetURL,
+		ID: w.ID, UserID: w.UserID, User: users[w.UserID], EventType: w.EventType, TargetURL: webhook.RedactURL(w.TargetURL),
 		IsActive: w.IsActive, RetryCountdown: w.RetryCountdown, Callback: w.Callback,
 		HasSecret: w.SecretKey != "", BasicAuth: basic, HeaderNames: names,
 		CreatedAt: w.CreatedAt, ModifiedAt: w.ModifiedAt,
@@ -239,14 +239,14 @@ func setActive(ctx context.Context, e env, fs *pflag.FlagSet, args []string, act
 			return err
 		}
 		if h.IsActive == active {
-			fmt.Fprintf(e.stdout, "hook %d (%s → %s) is already %s\n", id, h.EventType, h.TargetURL, word)
+			fmt.Fprintf(e.stdout, "hook %d (%s → %s) is already %s\n", id, h.EventType, webhook.RedactURL(h.TargetURL), word)
 			return nil
 		}
 		h.IsActive = active
 		if _, err := s.UpdateWebhook(ctx, webhook.Scope{All: true}, h, true); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "hook %d (%s → %s) %s\n", id, h.EventType, h.TargetURL, word)
+		fmt.Fprintf(e.stdout, "hook %d (%s → %s) %s\n", id, h.EventType, webhook.RedactURL(h.TargetURL), word)
 		if active {
 			// Publishing fans out to active hooks only.
 			fmt.Fprintln(e.stdout, "events published from now on are delivered to it; those published while it was disabled were never queued for it")

@@ -75,3 +75,20 @@ func TestTokensRevokeSharedPrefix(t *testing.T) {
 		})
 	}
 }
+
+// An unknown token is a clear error that shows no more than the first 8
+// characters of what was given.
+func TestTokensRevokeUnknown(t *testing.T) {
+	d := newCLIDB(t, store.SQLite)
+	secretTail := strings.Repeat("z", 32)
+	for arg, want := range map[string]string{
+		"deadbeef":              `no live token matches the prefix "deadbeef": give a live token whole or its first 8 characters`,
+		"deadbeef" + secretTail: `no live token matches the token starting "deadbeef": give a live token whole or its first 8 characters`,
+	} {
+		out, stderr, code := d.run("tokens", "revoke", arg)
+		if code != 1 || out != "" || !strings.Contains(stderr, want) || strings.Contains(stderr, "zzz") ||
+			strings.Contains(stderr, "webhook:") {
+			t.Errorf("revoke %.8s…: code %d, stdout %q, stderr %q", arg, code, out, stderr)
+		}
+	}
+}

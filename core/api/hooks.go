@@ -42,6 +42,18 @@ const (
 // and shown in clear, while config.auth's password is write-only.
 const msgURLCredentials = "Enter a URL without credentials: set them in config.auth, whose password is write-only."
 
+// hiddenHeaderValue stands for each additional_headers value in a hook
+// shown to anyone but its owner (an admin): the values are secrets (API
+// keys, tokens). A PUT or PATCH by such a viewer that sends it back for a
+// header the hook has keeps the stored value (keepHiddenHeaders).
+const hiddenHeaderValue = "********"
+
+// msgHeadersBytes refuses additional_headers past maxHeadersBytes.
+var msgHeadersBytes = fmt.Sprintf("Ensure the header names and values total no more than %d bytes.", maxHeadersBytes)
+
+// msgHiddenHeader refuses hiddenHeaderValue for a header the hook lacks.
+const msgHiddenHeader = "This hook has no such header, so there is no hidden value to keep: send the value."
+
 // msgAlreadyRegistered answers a second hook with the same user,
 // target_url and event_type.
 const msgAlreadyRegistered = "This webhook is already registered: the fields user, target_url, event_type must make a unique set."
@@ -292,7 +304,7 @@ func decodeHeaders(raw json.RawMessage) (map[string]string, map[string]any, stri
 		return nil, nested, ""
 	}
 	if size > maxHeadersBytes {
-		return nil, nil, fmt.Sprintf("Ensure the header names and values total no more than %d bytes.", maxHeadersBytes)
+		return nil, nil, msgHeadersBytes
 	}
 	return out, nil, ""
 }
@@ -645,6 +657,9 @@ func (s *Server) updateHook(w http.ResponseWriter, r *http.Request, m mode) erro
 			errs.Set("config", map[string]any{"auth": map[string]any{"password": []string{msgRequired}}})
 		}
 	}
+	if h.UserID != user(r).ID && in.has["additional_headers"] && errs.Fields["additional_headers"] == nil {
+		keepHiddenHeaders(in.headers, h.AdditionalHeaders, errs)
+	}
 	if err := s.check(r.Context(), &in, errs); err != nil {
 		return err
 	}
@@ -662,6 +677,35 @@ func (s *Server) updateHook(w http.ResponseWriter, r *http.Request, m mode) erro
 		return err
 	}
 	return writeJSON(w, http.StatusOK, renderHook(h, user(r).ID))
+}
+
+// keepHiddenHeaders puts back the stored value of each header sent as
+// hiddenHeaderValue by a viewer who was shown it, so a GET → PUT round
+// trip cannot overwrite a secret with the placeholder; the placeholder
+// for a header the hook lacks is refused.
+func keepHiddenHeaders(sent, stored map[string]string, errs *webhook.ValidationError) {
+	nested := map[string]any{}
+	for name, v := range sent {
+		if v != hiddenHeaderValue {
+			continue
+		}
+		if old, ok := stored[name]; ok {
+			sent[name] = old
+		} else {
+			nested[name] = []string{msgHiddenHeader}
+		}
+	}
+	if len(nested) > 0 {
+		errs.Set("additional_headers", nested)
+		return
+	}
+	size := 0 // decodeHeaders counted the placeholders
+	for name, v := range sent {
+		size += len(name) + len(v)
+	}
+	if size > maxHeadersBytes {
+		errs.Add("additional_headers", msgHeadersBytes)
+	}
 }
 
 func (s *Server) deleteHook(w http.ResponseWriter, r *http.Request) error {
@@ -738,7 +782,9 @@ type hookJSON struct {
 // renderHook writes h for viewer (a user id). config.auth.password is
 // write-only and left out. secret_key is shown to the hook's owner only
 // (dj-whisperer returns it to its owner); for anyone else (an admin) the
-// field is left out, so an admin's GET → PUT round trip keeps it.
+// field is left out, so an admin's GET → PUT round trip keeps it, and the
+// additional_headers values are hiddenHeaderValue. A target_url with
+// credentials (from an older release) is shown without them.
 func renderHook(h webhook.Webhook, viewer int64) hookJSON {
 	cfg := make(map[string]any, len(h.Config))
 	for k, v := range h.Config {
@@ -754,6 +800,12 @@ func renderHook(h webhook.Webhook, viewer int64) hookJSON {
 		cfg["auth"] = clean
 	}
 	headers := h.AdditionalHeaders
+	if h.UserID != viewer {
+		headers = make(map[string]string, len(h.AdditionalHeaders))
+		for k := range h.AdditionalHeaders {
+			headers[k] = hiddenHeaderValue
+		}
+	}
 	if headers == nil {
 		headers = map[string]string{}
 	}
@@ -771,7 +823,7 @@ func renderHook(h webhook.Webhook, viewer int64) hookJSON {
 		secret = &h.SecretKey
 	}
 	return hookJSON{
-		ID: h.ID, TargetURL: h.TargetURL, EventType: h.EventType, SecretKey: secret,
+		ID: h.ID, TargetURL: webhook.RedactURL(h.TargetURL), EventType: h.EventType, SecretKey: secret,
 		IsActive: h.IsActive, Callback: h.Callback, RetryCountdownConfig: cd,
 		AdditionalHeaders: headers, Config: cfg,
 		CreatedDate: formatTime(h.CreatedAt), ModifiedDate: formatTime(h.ModifiedAt),

@@ -69,6 +69,10 @@ func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 		s.Close()
 		return nil, err
 	}
+	if err := logKeyFileInUse(ctx, cfg, keys, s, logger); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.AddEventTypes(ctx, cfg.EventTypes...); err != nil {
 		s.Close()
 		return nil, err

@@ -72,14 +72,30 @@ func Keyring(cfg *config.Config, logger *slog.Logger) (*secret.Keyring, error) {
 		keys = append(keys, k)
 	default:
 		if k, err := secret.LoadKeyFile(path); err == nil && !hasKey(keys, k) {
-			keys = append(keys, k)
-			logger.Info("the key file still decrypts: run `whisperer keys rotate`, then delete it",
-				"key_file", path, "key_id", k.ID())
+			keys = append(keys, k) // logged by logKeyFileInUse if rows use it
 		} else if err != nil && !errors.Is(err, secret.ErrNoKeyFile) {
 			return nil, err
 		}
 	}
 	return secret.NewKeyring(keys...)
+}
+
+// logKeyFileInUse says when hooks are still sealed under the key file's
+// key, which Keyring adds after the configured keys: they need it until
+// they are re-sealed. A key file no row uses is not worth a word.
+func logKeyFileInUse(ctx context.Context, cfg *config.Config, ring *secret.Keyring, s *store.Store, logger *slog.Logger) error {
+	ids := ring.IDs()
+	if cfg.Database.Dialect() != "sqlite" || len(cfg.Security.EncryptionKeys) == 0 || len(ids) <= len(cfg.Security.EncryptionKeys) {
+		return nil
+	}
+	id := ids[len(ids)-1]
+	n, err := s.CountSealedUnder(ctx, id)
+	if err != nil || n == 0 {
+		return err
+	}
+	logger.Info("hooks are sealed under the key file's key, which still decrypts them: `whisperer keys rotate` "+
+		"(or the next start) re-seals them; delete the file after", "key_file", KeyFile(cfg), "key_id", id, "hooks", n)
+	return nil
 }
 
 func hasKey(keys []secret.Key, k secret.Key) bool {
@@ -104,6 +120,13 @@ func SealLegacySecrets(ctx context.Context, s *store.Store, logger *slog.Logger)
 	}
 	if p.Total > 0 {
 		logger.Info("hook secrets encrypted at rest", "hooks", p.Done, "changed_meanwhile", p.Skipped)
+	}
+	if p.URLs > 0 {
+		logger.Info("moved target_url credentials into config.auth", "hooks", p.URLs)
+	}
+	if len(p.URLsKept) > 0 {
+		logger.Warn("hooks keep credentials in target_url: without them it is another hook's; delete one of the two "+
+			"or set config.auth and a target_url without credentials", "hook_ids", p.URLsKept)
 	}
 	return nil
 }

@@ -180,3 +180,42 @@ func TestUpgradeDeliversLegacyHooks(t *testing.T) {
 		})
 	}
 }
+
+// With keys configured after a key file, the file's key is mentioned only
+// while hooks are still sealed under it.
+func TestKeyFileMentionedOnlyWhileInUse(t *testing.T) {
+	url := storetest.URL(t, "sqlite")
+	cfg := config.Default()
+	cfg.Database.URL = url
+	open := func() string {
+		t.Helper()
+		var logs syncBuffer
+		s, err := app.OpenStore(t.Context(), cfg, app.NewLogger(cfg.Log, &logs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cfg.Security.EncryptionKeys) == 0 {
+			u, _ := storetest.User(t, s, "alice", webhook.RoleUser)
+			storetest.Hook(t, s, u.ID, "order-created", "https://a.example/", func(w *webhook.Webhook) { w.SecretKey = "s" })
+		}
+		s.Close()
+		return logs.String()
+	}
+	open() // the key file seals a hook
+	cfg.Security.EncryptionKeys = []string{storetest.Key}
+	if logs := open(); !strings.Contains(logs, "sealed under the key file's key") || !strings.Contains(logs, "hooks=1") {
+		t.Fatalf("a key file in use is not mentioned:\n%s", logs)
+	}
+	var logs syncBuffer
+	s, err := app.OpenStore(t.Context(), cfg, app.NewLogger(cfg.Log, &logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SealSecrets(t.Context(), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if logs := open(); strings.Contains(logs, "key file") || strings.Contains(logs, "keys rotate") {
+		t.Fatalf("a key file no hook uses is mentioned:\n%s", logs)
+	}
+}

@@ -10,6 +10,7 @@
 package config
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/base64"
 	"encoding/json"
@@ -193,7 +194,8 @@ type Retention struct {
 // Security is the encryption of secrets at rest and secret rotation.
 type Security struct {
 	// EncryptionKeys are AES-256 keys, each standard base64 of 32 bytes
-	// (`whisperer keys generate` makes one). The first encrypts hooks'
+	// (`whisperer keys generate` makes one; one byte repeated, e.g. all
+	// zero, is refused). The first encrypts hooks'
 	// secrets; every one decrypts, so a new key goes first and the old
 	// one stays until `whisperer keys rotate` has re-encrypted every row.
 	// Empty on SQLite means a key file beside the database (created 0600
@@ -474,6 +476,9 @@ func (c *Config) Validate() error {
 			add(errorf(key, "expected standard base64 of 32 bytes (make a key with `whisperer keys generate`), got text that is not base64"))
 		case len(raw) != 32:
 			add(errorf(key, "expected standard base64 of 32 bytes (make a key with `whisperer keys generate`), got %d bytes", len(raw)))
+		case bytes.Count(raw, raw[:1]) == len(raw):
+			// All zero (or one byte repeated) is a placeholder, not a key.
+			add(errorf(key, "is not a random key: its 32 bytes are all the same (make a key with `whisperer keys generate`)"))
 		default:
 			if j, dup := keys[string(raw)]; dup {
 				add(errorf(key, "is the same key as security.encryption_keys[%d]", j))

@@ -364,6 +364,8 @@ func TestValidationErrors(t *testing.T) {
 		{"log format", "log: {format: xml}", nil, `log.format: expected text or json, got "xml"`},
 		{"encryption key short", `security: {encryption_keys: ["c2hvcnQ="]}`, nil, `security.encryption_keys[0]: expected standard base64 of 32 bytes (make a key with ` + "`whisperer keys generate`" + `), got 5 bytes`},
 		{"encryption key env", "", map[string]string{"WHISPERER_SECURITY_ENCRYPTION_KEYS": testKey + ",not-a-key!"}, `security.encryption_keys[1]: expected standard base64 of 32 bytes (make a key with ` + "`whisperer keys generate`" + `), got text that is not base64`},
+		{"encryption key all zero", `security: {encryption_keys: ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]}`, nil, `security.encryption_keys[0]: is not a random key: its 32 bytes are all the same (make a key with ` + "`whisperer keys generate`" + `)`},
+		{"encryption key one byte repeated", "", map[string]string{"WHISPERER_SECURITY_ENCRYPTION_KEYS": testKey + ",//////////////////////////////////////////8="}, `security.encryption_keys[1]: is not a random key: its 32 bytes are all the same`},
 		{"encryption key twice", "", map[string]string{"WHISPERER_SECURITY_ENCRYPTION_KEYS": testKey + "," + testKey}, `security.encryption_keys[1]: is the same key as security.encryption_keys[0]`},
 		{"rotation overlap", "security: {secret_rotation_overlap: 0}", nil, `security.secret_rotation_overlap: must be a positive duration, got 0s`},
 		{"hooks per user", "limits: {hooks_per_user: 0}", nil, `limits.hooks_per_user: must be at least 1, got 0`},

@@ -3,7 +3,6 @@ package delivery
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"sync"
 
@@ -189,7 +188,7 @@ func (d *Dispatcher) callbackWorker() {
 func (d *Dispatcher) runCallback(t *callbackTask) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("callback panicked: %v", p)
+			err = d.recovered("callback", p, "callback", t.job.Webhook.Callback, "event_uuid", t.job.Event.UUID)
 		}
 	}()
 	doc := callbackDoc(t)
@@ -216,7 +215,7 @@ func callbackDoc(t *callbackTask) webhook.CallbackDoc {
 		RetryCount: t.res.RetryCount,
 		Delivered:  t.res.State == webhook.StateDelivered,
 		Webhook: webhook.CallbackWebhook{
-			ID: hook.ID, TargetURL: hook.TargetURL, EventType: hook.EventType, Callback: hook.Callback,
+			ID: hook.ID, TargetURL: webhook.RedactURL(hook.TargetURL), EventType: hook.EventType, Callback: hook.Callback,
 		},
 		Response: webhook.CallbackResp{
 			Status: a.Status, Headers: headers, Body: a.Body, Error: a.Error,

@@ -106,11 +106,20 @@ func fallbackWait(retries int) time.Duration {
 }
 
 // complete writes results. If the write panics (a bug on some result), the
-// results are written one by one and one whose write panics alone is
-// dropped: its lease expires and the event is attempted again. Neither
-// the collector nor the results behind it are stopped by it.
-func (d *Dispatcher) complete(ctx context.Context, results []webhook.Result) error {
-	err := d.completeGuarded(ctx, results)
+// results are written one by one, and for one whose write panics alone a
+// minimal failed result is written instead (failedWrite), so the event's
+// retry count advances and max_retries ends it. If that panics too, the
+// result is dropped: its lease expires and the event is attempted again.
+// Neither the collector nor the results behind it are stopped by it: a
+// panic anywhere here is logged and the batch counts as written.
+func (d *Dispatcher) complete(ctx context.Context, results []webhook.Result) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			_ = d.recovered("result writer", p, "results", len(results))
+			err = nil // a retry would panic again; the leases expire
+		}
+	}()
+	err = d.completeGuarded(ctx, results)
 	var pe *panicError
 	if !errors.As(err, &pe) {
 		return err
@@ -119,13 +128,44 @@ func (d *Dispatcher) complete(ctx context.Context, results []webhook.Result) err
 		err := d.completeGuarded(ctx, results[i:i+1])
 		switch {
 		case errors.As(err, &pe):
+			fallback := d.failedWrite(ctx, results[i], pe)
+			werr := d.completeGuarded(ctx, []webhook.Result{fallback})
+			if werr == nil {
+				d.log.Error("result replaced: writing it panicked; a failed attempt was written instead",
+					"event_id", results[i].EventID, "attempt", results[i].RetryCount, "state", fallback.State)
+				continue
+			}
 			d.log.Error("result dropped: writing it panicked; its lease will expire and the event will be attempted again",
-				"event_id", results[i].EventID, "attempt", results[i].RetryCount)
+				"event_id", results[i].EventID, "attempt", results[i].RetryCount, "error", werr)
 		case err != nil:
 			return err // the caller retries the batch; the rows written are skipped as stale
 		}
 	}
 	return nil
+}
+
+// failedWrite is the minimal result written for res when writing res
+// panicked: the same lease and attempt count, the error text only, class
+// internal, no hook (the endpoint's health is not in question). It is
+// retried on delivery.default_countdown, or given up if res was, or if
+// res.RetryCount reached max_retries (the Result has no redelivery base,
+// so after a redelivery it may give up earlier than a failure would).
+func (d *Dispatcher) failedWrite(ctx context.Context, res webhook.Result, pe *panicError) webhook.Result {
+	now := d.cfg.Now()
+	out := webhook.Result{
+		EventID: res.EventID, Lease: res.Lease, RetryCount: res.RetryCount, State: webhook.StateGivenUp, NextAttemptAt: now,
+		Attempt: webhook.Attempt{AttemptedAt: now, Class: webhook.ClassInternal,
+			Error: storable("internal error: writing the result failed: " + pe.Error())},
+	}
+	if res.State == webhook.StateGivenUp || res.RetryCount >= d.cfg.MaxRetries {
+		return out
+	}
+	wait, err := d.countdown(ctx, d.cfg.DefaultCountdown, res.RetryCount-1)
+	if err != nil {
+		wait = fallbackWait(res.RetryCount - 1)
+	}
+	out.State, out.NextAttemptAt = webhook.StatePending, now.Add(wait)
+	return out
 }
 
 func (d *Dispatcher) completeGuarded(ctx context.Context, results []webhook.Result) error {

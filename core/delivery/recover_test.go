@@ -182,12 +182,14 @@ var shortLease = delivery.Config{ConnectTimeout: 200 * time.Millisecond, ReadTim
 // writer, nor a worker: the claim is retried, a poison result is dropped
 // (its lease expires and it is attempted again) and the writer goes on
 // with the others, and a worker is replaced.
+//
+// (TestResultWritePanicBecomesFailedAttempt has the stand-in written.)
 func TestQueuePanicsDoNotCrash(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
 		q := &panickyQueue{recordingQueue: f.q}
 		q.claims.Store(2)
-		q.completes.Store(2) // the batch, then the poison result alone
+		q.completes.Store(3) // the batch, the poison result alone, then its failed stand-in
 		q.postpones.Store(1)
 		f.queue = q
 		rc := newReceiver(t, nil)
@@ -266,4 +268,55 @@ func TestInlinePanicsDoNotCrash(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A result whose write keeps panicking is replaced by a minimal failed
+// attempt (class internal, the panic in its error text, same lease), so
+// the event's retry count advances: retried on the default countdown, or
+// given up at max_retries, instead of coming back every lease period.
+func TestResultWritePanicBecomesFailedAttempt(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		maxRetries int
+		want       []webhook.State
+	}{
+		{"retried", 3, []webhook.State{webhook.StatePending, webhook.StateDelivered}},
+		{"given up", 1, []webhook.State{webhook.StateGivenUp}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, s *store.Store) {
+				f := newFixture(t, s)
+				q := &panickyQueue{recordingQueue: f.q}
+				q.completes.Store(2) // the batch, then the result alone
+				f.queue = q
+				rc := newReceiver(t, nil)
+				f.hook(t, rc.URL)
+				ev := storetest.Publish(t, s, "package-created", `{}`)[0]
+				q.poison.Store(ev.ID)
+				cfg := shortLease
+				cfg.MaxRetries = tc.maxRetries
+				cfg.DefaultCountdown = webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":0}`)}
+				f.start(t, cfg)
+				final := tc.want[len(tc.want)-1]
+				eventually(t, string(final), func() bool { return f.event(t, ev.ID).Event.State == final })
+				res := f.q.resultsFor(ev.ID)
+				if len(res) != len(tc.want) {
+					t.Fatalf("results %+v, want %v", res, tc.want)
+				}
+				first := res[0]
+				if first.State != tc.want[0] || first.RetryCount != 1 || first.WebhookID != 0 ||
+					first.Attempt.Class != webhook.ClassInternal || first.Attempt.Status != 0 ||
+					first.Attempt.Error != "internal error: writing the result failed: panic: complete bug" {
+					t.Errorf("the stand-in result: %+v", first)
+				}
+				j := f.event(t, ev.ID)
+				if j.Event.RetryCount != len(tc.want) {
+					t.Errorf("retry count %d, want %d", j.Event.RetryCount, len(tc.want))
+				}
+				if logs := f.logs.String(); !strings.Contains(logs, "result replaced") || strings.Contains(logs, "result dropped") {
+					t.Errorf("logs:\n%s", logs)
+				}
+			})
+		})
+	}
 }

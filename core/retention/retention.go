@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -179,7 +180,17 @@ func (p *Purger) loop(ctx context.Context, done chan struct{}) {
 	}
 }
 
+// runOnce runs one purge. A panic in it (a bug on some row) is logged
+// with its stack and the purge is tried again next Interval: the first
+// purge runs at start, so a panic that escaped would crash the node on
+// every restart.
 func (p *Purger) runOnce(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.logger.Error("retention purge panicked; retrying next interval", "panic", fmt.Sprint(r),
+				"stack", string(debug.Stack()), "retry_in", p.cfg.Interval)
+		}
+	}()
 	before := Cutoff(p.cfg.Now(), p.cfg.Days)
 	start := time.Now()
 	got, err := p.Purge(ctx, before, nil)

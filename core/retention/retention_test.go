@@ -1,8 +1,12 @@
 package retention_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,4 +140,65 @@ func TestDisabled(t *testing.T) {
 	if _, err := retention.New(retention.Config{Days: -1}, s, nil); err == nil {
 		t.Error("negative days accepted")
 	}
+}
+
+// panicky is the real store whose PurgeDelivered panics while panics is
+// positive: a bug on some row.
+type panicky struct {
+	*store.Store
+	panics atomic.Int64
+}
+
+func (p *panicky) PurgeDelivered(ctx context.Context, req webhook.PurgeRequest) (webhook.Purged, error) {
+	if p.panics.Add(-1) >= 0 {
+		panic("purge bug")
+	}
+	return p.Store.PurgeDelivered(ctx, req)
+}
+
+// A panic in the background purge (which runs at start) does not crash
+// the node: it is logged once with its stack and the next run purges.
+func TestBackgroundPurgeSurvivesPanic(t *testing.T) {
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	s := seed(t, store.SQLite, 2, old)
+	ps := &panicky{Store: s}
+	ps.panics.Store(1)
+	var logs syncBuffer
+	p, err := retention.New(retention.Config{Days: 30, Interval: 20 * time.Millisecond, Pause: time.Millisecond}, ps,
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for counts(t, s)[webhook.StateDelivered] != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the purge after the panic did not run: %v", counts(t, s))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if l := logs.String(); strings.Count(l, "retention purge panicked") != 1 || strings.Count(l, "stack=") != 1 ||
+		!strings.Contains(l, "purge bug") {
+		t.Errorf("logs:\n%s", l)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

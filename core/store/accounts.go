@@ -112,8 +112,20 @@ func (s *Store) RevokeToken(ctx context.Context, keyOrPrefix string) (int64, err
 				"%d live tokens start with %q (users %s); give the whole token to revoke one", len(users), shown, strings.Join(users, ", "))}
 		}
 	}
-	return 0, fmt.Errorf("token %q: %w", shown, webhook.ErrNotFound)
+	// Never more than the 8-character prefix: the rest is the secret.
+	what := fmt.Sprintf("the prefix %q", shown)
+	if !byPrefix {
+		what = fmt.Sprintf("the token starting %q", shown)
+	}
+	return 0, &tokenNotFound{"no live token matches " + what + ": give a live token whole or its first 8 characters"}
 }
+
+// tokenNotFound is RevokeToken's webhook.ErrNotFound, with a message for
+// the operator instead of "webhook: not found".
+type tokenNotFound struct{ msg string }
+
+func (e *tokenNotFound) Error() string { return e.msg }
+func (e *tokenNotFound) Unwrap() error { return webhook.ErrNotFound }
 
 // Authenticate returns the owner of an unrevoked key, or
 // webhook.ErrUnauthenticated.

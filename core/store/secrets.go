@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -125,13 +126,34 @@ func (s *Store) checkKeys(ctx context.Context) error {
 	return nil
 }
 
+// CountSealedUnder counts the hooks whose secrets are sealed under key id.
+func (s *Store) CountSealedUnder(ctx context.Context, id string) (int, error) {
+	n, err := s.db.NewSelect().Model((*webhookRow)(nil)).Where("secrets_key_id = ?", id).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count hooks sealed under key %s: %w", id, err)
+	}
+	return int(n), nil
+}
+
 // SealProgress is how far SealSecrets has got: Done of Total hooks.
-type SealProgress struct{ Done, Skipped, Total int64 }
+// URLs counts the hooks whose target_url credentials were moved into
+// config.auth; URLsKept lists the hooks whose target_url still has them
+// because without them it would be another hook's (user, target_url,
+// event_type).
+type SealProgress struct {
+	Done, Skipped, Total int64
+	URLs                 int64
+	URLsKept             []int64
+}
 
 // SealSecrets seals every hook whose secrets are in clear or under another
 // key than the Sealer's first, batch hooks per transaction, calling
 // progress after each batch. It is what the server runs at start (rows
 // written before encryption) and what `whisperer keys rotate` runs.
+//
+// It also moves the credentials of a target_url written by a release that
+// accepted them (http://user:pw@host/) into config.auth, the password
+// sealed, and strips them from the URL (see moveURLCredentials).
 //
 // It is online and safe to interrupt or run twice: a row is rewritten only
 // if its secret columns are still what was read (compare-and-set), and a
@@ -152,7 +174,11 @@ func (s *Store) SealSecrets(ctx context.Context, batch int, progress func(SealPr
 		return p, fmt.Errorf("seal secrets: %w", err)
 	}
 	p.Total = int64(n)
-	if n > 0 && s.dialect == SQLite {
+	nURL, err := s.db.NewSelect().Model((*webhookRow)(nil)).Where("target_url LIKE '%@%'").Count(ctx)
+	if err != nil {
+		return p, fmt.Errorf("seal secrets: %w", err)
+	}
+	if n+nURL > 0 && s.dialect == SQLite {
 		// The clear values must not survive in free space or in the WAL:
 		// zero what the updates free, then fold the WAL in and empty it.
 		// (SQLite has one connection, so the pragma applies to the updates.)
@@ -174,7 +200,7 @@ func (s *Store) SealSecrets(ctx context.Context, batch int, progress func(SealPr
 			return p, fmt.Errorf("seal secrets: %w", err)
 		}
 		if len(rows) == 0 {
-			return p, nil
+			break
 		}
 		after = rows[len(rows)-1].ID
 		var done int64
@@ -215,6 +241,109 @@ func (s *Store) SealSecrets(ctx context.Context, batch int, progress func(SealPr
 			progress(p)
 		}
 	}
+	if nURL == 0 {
+		return p, nil
+	}
+	return p, s.moveURLCredentials(ctx, batch, &p)
+}
+
+// moveURLCredentials rewrites the hooks whose target_url has userinfo: a
+// release that accepted it stored it in clear and showed it to every
+// reader. The credentials go to config.auth (basic, as the HTTP client
+// sent them from the URL), the password sealed; a hook that has a
+// config.auth already keeps it, as it is what deliveries sent (an explicit
+// Authorization replaces the URL's), and only loses the URL's userinfo.
+// A hook whose stripped URL is another hook's is left as it is and listed
+// in p.URLsKept. Rows are rewritten compare-and-set, as in SealSecrets.
+func (s *Store) moveURLCredentials(ctx context.Context, batch int, p *SealProgress) error {
+	for after := int64(0); ; {
+		var rows []webhookRow
+		if err := s.db.NewSelect().Model(&rows).
+			Column("id", "user_id", "target_url", "event_type", "secret_key", "previous_secret_key",
+				"additional_headers", "config", "secrets_key_id").
+			Where("target_url LIKE '%@%'").Where("id > ?", after).OrderExpr("id").Limit(int64(batch)).
+			Scan(ctx); err != nil {
+			return fmt.Errorf("move target_url credentials: %w", err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		after = rows[len(rows)-1].ID
+		err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			for i := range rows {
+				r := &rows[i]
+				old := *r
+				moved, err := r.moveURLCredentials(s.sealer)
+				if err != nil || !moved {
+					return err
+				}
+				taken, err := tx.NewSelect().Model((*webhookRow)(nil)).Where("user_id = ?", r.UserID).
+					Where("target_url = ?", r.TargetURL).Where("event_type = ?", r.EventType).
+					Where("id <> ?", r.ID).Exists(ctx)
+				if err != nil {
+					return err
+				}
+				if taken {
+					p.URLsKept = append(p.URLsKept, r.ID)
+					continue
+				}
+				res, err := tx.NewUpdate().Model(r).
+					Column("target_url", "secret_key", "previous_secret_key", "additional_headers", "config", "secrets_key_id").
+					WherePK().Where("target_url = ?", old.TargetURL).Where("secrets_key_id = ?", old.SecretsKeyID).
+					Where("secret_key = ?", old.SecretKey).Where("previous_secret_key = ?", old.PreviousSecretKey).
+					Where("additional_headers = ?", old.AdditionalHeaders).Where("config = ?", old.Config).
+					Exec(ctx)
+				if err != nil {
+					return err
+				}
+				if n, _ := res.RowsAffected(); n == 1 {
+					p.URLs++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("move target_url credentials (hooks after %d): %w", rows[0].ID-1, err)
+		}
+	}
+}
+
+// moveURLCredentials strips r.TargetURL's userinfo, moving it to
+// config.auth unless that is set, and seals r's secrets; moved is false
+// (and r unchanged) when the URL has no userinfo.
+func (r *webhookRow) moveURLCredentials(sl Sealer) (moved bool, err error) {
+	u, err := url.Parse(r.TargetURL)
+	if err != nil || u.User == nil {
+		return false, nil // "@" elsewhere in the URL
+	}
+	clear, err := r.openSecrets(sl)
+	if err != nil {
+		return false, err
+	}
+	cfg := map[string]any{}
+	if c := strings.TrimSpace(clear.config); c != "" && c != "null" {
+		dec := json.NewDecoder(strings.NewReader(c))
+		dec.UseNumber()
+		if err := dec.Decode(&cfg); err != nil {
+			return false, fmt.Errorf("hook %d config: %w", r.ID, err)
+		}
+		if cfg == nil {
+			cfg = map[string]any{}
+		}
+	}
+	if _, ok := cfg["auth"].(map[string]any); !ok {
+		pw, _ := u.User.Password()
+		cfg["auth"] = map[string]any{"auth_type": "basic", "username": u.User.Username(), "password": pw}
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			return false, err
+		}
+		clear.config = string(b)
+	}
+	u.User = nil
+	r.TargetURL = u.String()
+	r.setSecrets(clear)
+	return true, r.sealSecrets(sl)
 }
 
 // restrictFiles makes the SQLite database and its -wal and -shm files

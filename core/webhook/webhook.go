@@ -272,16 +272,39 @@ func (e *ValidationError) Err() error {
 }
 
 func (e *ValidationError) Error() string {
-	keys := make([]string, 0, len(e.Fields))
-	for k := range e.Fields {
-		keys = append(keys, k)
+	return "invalid input: " + strings.Join(e.Messages(), "; ")
+}
+
+// Messages returns e as "field: message" lines, nested fields joined with
+// dots (kwargs.max_value), sorted by field.
+func (e *ValidationError) Messages() []string {
+	var out []string
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case []string:
+			for _, m := range v {
+				out = append(out, path+": "+m)
+			}
+		case []any:
+			for _, m := range v {
+				walk(path, m)
+			}
+		case map[string]any:
+			keys := make([]string, 0, len(v))
+			for k := range v {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				walk(strings.TrimPrefix(path+"."+k, "."), v[k])
+			}
+		default:
+			out = append(out, fmt.Sprintf("%s: %v", path, v))
+		}
 	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s: %v", k, e.Fields[k]))
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
+	walk("", e.Fields)
+	return out
 }
 
 // ConflictError is a request that the current state refuses (HTTP 409).

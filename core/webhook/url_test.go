@@ -1,0 +1,36 @@
+package webhook
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://user:pw@host/x":          "http://***@host/x",
+		"https://user@host:8443/x?q=1":   "https://***@host:8443/x?q=1",
+		"http://:secret@host/":           "http://***@host/",
+		"http://host/x?email=a@b.c":      "http://host/x?email=a@b.c",
+		"http://host/x":                  "http://host/x",
+		"http://us%3Aer:p%40ss@host/x#f": "http://***@host/x#f",
+		"":                               "",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+		if got := RedactURL(in); strings.Contains(got, "pw") || strings.Contains(got, "secret") || strings.Contains(got, "ss@") {
+			t.Errorf("RedactURL(%q) = %q still shows a credential", in, got)
+		}
+	}
+}
+
+func TestValidationErrorMessages(t *testing.T) {
+	e := &ValidationError{}
+	e.Add("target_url", "Enter a valid URL.")
+	e.Set("retry_countdown_config", map[string]any{"kwargs": map[string]any{"max_value": []string{"Too big.", "Odd."}}})
+	want := "invalid input: retry_countdown_config.kwargs.max_value: Too big.; retry_countdown_config.kwargs.max_value: Odd.; " +
+		"target_url: Enter a valid URL."
+	if got := e.Error(); got != want || strings.Contains(got, "map[") {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
