@@ -31,8 +31,8 @@ func TestGoGuestMemoryStaysBounded(t *testing.T) {
 		}
 	}
 	v := h.entries["callback.wasm"].cur
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.gate.idle.mu.Lock()
+	defer v.gate.idle.mu.Unlock()
 	if len(v.idle) != 1 {
 		t.Fatalf("%d idle instances, want the one that served every call", len(v.idle))
 	}
