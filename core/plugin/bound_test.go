@@ -161,10 +161,12 @@ func childRSS(t *testing.T, test, calls string) (hwm, rss int64) {
 }
 
 // TestIdleMemoryBoundedAcrossFiles: 16 plugin files whose countdown grows
-// memory to ~15 MiB and returns normally. WebAssembly memory never shrinks,
-// so every healthy instance kept its 15 MiB while idle: pool_size of them
-// per file, 443 MiB for this load. Idle instances now keep at most
-// idleBudget between all files, and the peak is the documented bound.
+// memory to ~15 MiB and whose validator recurses ~4 MiB deep, both
+// returning normally. WebAssembly memory never shrinks and wazero keeps a
+// grown call stack, so every healthy instance kept both while idle:
+// pool_size of them per file. Idle instances now keep at most idleBudget
+// between all files, and none that ran past keepDepth; the peak is the
+// documented bound.
 func TestIdleMemoryBoundedAcrossFiles(t *testing.T) {
 	const files = 16
 	cfg := testConfig(t.TempDir())
@@ -191,6 +193,13 @@ func TestIdleMemoryBoundedAcrossFiles(t *testing.T) {
 						defer wg.Done()
 						if v, err := cd.Value(context.Background(), 0, json.RawMessage(`{}`)); v != 1 || err != nil {
 							t.Errorf("grow = %d, %v", v, err)
+						}
+					}()
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if _, _, err := cd.Validate(context.Background(), json.RawMessage(`{"deep": 1}`)); err != nil {
+							t.Errorf("deep validator: %v", err)
 						}
 					}()
 				}

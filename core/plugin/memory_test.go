@@ -174,3 +174,33 @@ func TestIdleInstancesLeastRecentlyUsed(t *testing.T) {
 		t.Fatalf("grow0 called again: idle instances per file %v, want the least recently used (grow3) closed", n)
 	}
 }
+
+// TestDeepStackInstanceNotPooled: an instance whose call went past
+// keepDepth (grow.wasm's validator recurses ~4 MiB deep and returns 0) is
+// closed after the call, since wazero keeps the stack it grew; a shallow
+// call's instance is pooled.
+func TestDeepStackInstanceNotPooled(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	copyFile(t, filepath.Join("testdata", "grow.wasm"), cfg.Dir, "grow.wasm")
+	sink := newSink()
+	h, _ := startHost(t, cfg, sink)
+	v := h.entries["grow.wasm"].cur
+	cd := sink.countdown(t, v.manifest.Countdowns[0])
+	idle := func() int {
+		v.gate.idle.mu.Lock()
+		defer v.gate.idle.mu.Unlock()
+		return len(v.idle)
+	}
+	if _, _, err := cd.Validate(context.Background(), json.RawMessage(`{"deep": 1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := idle(); n != 0 {
+		t.Fatalf("%d idle instances after a call %d KiB deep, want 0", n, 30000*frameCost(1)>>10)
+	}
+	if _, _, err := cd.Validate(context.Background(), json.RawMessage(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := idle(); n != 1 {
+		t.Fatalf("%d idle instances after a shallow call, want 1", n)
+	}
+}

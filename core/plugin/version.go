@@ -110,6 +110,8 @@ type instance struct {
 	buf, bufCap                    uint32 // current input buffer
 	stack                          [4]uint64
 
+	peak                           api.Global // the depth counter's peak (depth.go)
+
 	// While idle (see idlePool):
 	owner *version
 	cost  int64
@@ -150,6 +152,7 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	inst.countdown = mod.ExportedFunction(abi.ExportCountdown)
 	inst.validate = mod.ExportedFunction(abi.ExportValidate)
 	inst.cb = mod.ExportedFunction(abi.ExportCallback)
+	inst.peak = mod.ExportedGlobal(peakExport)
 	if v.record {
 		inst.cbRecord = mod.ExportedFunction(abi.ExportCallbackRecord)
 	}
@@ -297,8 +300,19 @@ func (v *version) call(ctx context.Context, lane chan struct{}, what string, lim
 		err = fmt.Errorf("plugin %s: %w", v.file, v.describe(what, st, cctx, err, limit))
 	}
 	cancel()
-	v.release(inst, err == nil || errors.Is(err, ErrFailed))
+	v.release(inst, (err == nil || errors.Is(err, ErrFailed)) && !inst.deepStack())
 	return err
+}
+
+// keepDepth is the deepest estimated stack an instance may have run and
+// still be pooled: wazero keeps each function's grown native stack (up to
+// about twice the deepest call) on the Go heap for its next calls, which
+// the idle budget does not count.
+const keepDepth = 256 << 10
+
+// deepStack reports whether a call of inst has gone past keepDepth.
+func (inst *instance) deepStack() bool {
+	return inst.peak != nil && uint32(inst.peak.Get()) > keepDepth
 }
 
 // tooDeep reports whether the depth check (limitDepth) trapped.

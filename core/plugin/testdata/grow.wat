@@ -1,6 +1,8 @@
 ;; grow.wat: a well-behaved but memory-hungry plugin. Its countdown grows
 ;; memory to 241 pages (~15 MiB), writes every new byte and returns 1, so
 ;; its instance stays healthy and is pooled holding that memory. Its
+;; validator, given kwargs longer than "{}", recurses 30,000 deep (~4 MiB of
+;; estimated stack, under the host's 8 MiB budget) and returns 0. Its
 ;; countdown key is "grow-" and 8 random letters, so that many copies load
 ;; side by side.
 ;; Build: wat2wasm grow.wat -o grow.wasm
@@ -28,4 +30,10 @@
         ;; Touch every new byte, so that it is resident.
         (memory.fill (i32.const 0x10000) (i32.const 0xff) (i32.const 0xf00000))))
     (i64.const 1))
-  (func (export "whisperer_validate") (param i32 i32 i32) (result i64) (i64.const 0)))
+  (func $rec (param $n i64) (result i64)
+    (if (result i64) (i64.eqz (local.get $n))
+      (then (i64.const 0))
+      (else (call $rec (i64.sub (local.get $n) (i64.const 1))))))
+  (func (export "whisperer_validate") (param i32) (param i32) (param $len i32) (result i64)
+    (if (i32.le_u (local.get $len) (i32.const 2)) (then (return (i64.const 0))))
+    (call $rec (i64.const 30000))))
