@@ -110,7 +110,7 @@ type instance struct {
 	buf, bufCap                    uint32 // current input buffer
 	stack                          [4]uint64
 
-	peak                           api.Global // the depth counter's peak (depth.go)
+	peak api.Global // the depth counter's peak (depth.go)
 
 	// While idle (see idlePool):
 	owner *version
