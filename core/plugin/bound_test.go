@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,37 +109,11 @@ func TestHostilePeakRSS(t *testing.T) {
 			_, failed := hostileLoad(t, cfg.Dir, cfg)
 			fmt.Printf("calls failed=%d in %v\n", failed, time.Since(start).Round(time.Millisecond))
 		}
-		runtime.GC()
-		fmt.Printf("VmHWM=%d VmRSS=%d\n", procStatus(t, "VmHWM"), procStatus(t, "VmRSS"))
+		printRSS(t)
 		return
 	}
-	if testing.Short() {
-		t.Skip("spawns two children")
-	}
-	measure := func(calls string) (hwm, rss int64) {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHostilePeakRSS$", "-test.v")
-		cmd.Env = append(os.Environ(), "WHISPERER_RSS_CHILD=1", "WHISPERER_RSS_CALLS="+calls)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("child: %v\n%s", err, out)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if _, err := fmt.Sscanf(line, "VmHWM=%d VmRSS=%d", &hwm, &rss); err == nil {
-				t.Logf("calls=%s: %s", calls, line)
-			} else if strings.HasPrefix(line, "calls failed") {
-				t.Log(line)
-			}
-		}
-		if hwm == 0 {
-			t.Fatalf("child printed no VmHWM:\n%s", out)
-		}
-		return hwm, rss
-	}
-	if raceEnabled {
-		t.Skip("the race detector's shadow memory would be measured too")
-	}
-	base, _ := measure("0")
-	hwm, rss := measure("80")
+	base, _ := childRSS(t, "TestHostilePeakRSS", "0")
+	hwm, rss := childRSS(t, "TestHostilePeakRSS", "80")
 	t.Logf("base %d MiB, peak %d MiB, kept %d MiB", base>>10, hwm>>10, rss>>10)
 	// Instances in flight × (linear memory + call stack: the budget, and
 	// wazero's copy of it while the stack doubles) + slack for the Go heap.
@@ -145,6 +121,108 @@ func TestHostilePeakRSS(t *testing.T) {
 	bound := int64(cfg.PoolSize)*(int64(cfg.MemoryLimitMB)+3*stackBudget>>20)<<10 + 32<<10
 	if hwm-base > bound {
 		t.Errorf("80 hostile calls took the peak RSS %d MiB over the base, more than %d MiB", (hwm-base)>>10, bound>>10)
+	}
+}
+
+// printRSS is the child's side of childRSS.
+func printRSS(t *testing.T) {
+	runtime.GC()
+	fmt.Printf("VmHWM=%d VmRSS=%d\n", procStatus(t, "VmHWM"), procStatus(t, "VmRSS"))
+}
+
+// childRSS runs test in a child process (a fresh VmHWM) with
+// WHISPERER_RSS_CALLS=calls and returns the VmHWM and VmRSS (KiB) it
+// printed with printRSS.
+func childRSS(t *testing.T, test, calls string) (hwm, rss int64) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("spawns children")
+	}
+	if raceEnabled {
+		t.Skip("the race detector's shadow memory would be measured too")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = append(os.Environ(), "WHISPERER_RSS_CHILD=1", "WHISPERER_RSS_CALLS="+calls)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, err := fmt.Sscanf(line, "VmHWM=%d VmRSS=%d", &hwm, &rss); err == nil {
+			t.Logf("calls=%s: %s", calls, line)
+		} else if strings.HasPrefix(line, "calls failed") {
+			t.Log(line)
+		}
+	}
+	if hwm == 0 {
+		t.Fatalf("child printed no VmHWM:\n%s", out)
+	}
+	return hwm, rss
+}
+
+// TestIdleMemoryBoundedAcrossFiles: 16 plugin files whose countdown grows
+// memory to ~15 MiB and whose validator recurses ~4 MiB deep, both
+// returning normally. WebAssembly memory never shrinks and wazero keeps a
+// grown call stack, so every healthy instance kept both while idle:
+// pool_size of them per file. Idle instances now keep at most idleBudget
+// between all files, and none that ran past keepDepth; the peak is the
+// documented bound.
+func TestIdleMemoryBoundedAcrossFiles(t *testing.T) {
+	const files = 16
+	cfg := testConfig(t.TempDir())
+	cfg.MemoryLimitMB, cfg.PoolSize = 16, 2
+	cfg.CallTimeout = 10 * time.Second // page faults on a busy machine; not what is tested
+	if os.Getenv("WHISPERER_RSS_CHILD") == "1" {
+		for i := range files {
+			copyFile(t, filepath.Join("testdata", "grow.wasm"), cfg.Dir, fmt.Sprintf("grow%d.wasm", i))
+		}
+		sink := newSink()
+		startHost(t, cfg, sink)
+		if os.Getenv("WHISPERER_RSS_CALLS") != "0" {
+			sink.mu.Lock()
+			cds := slices.Collect(maps.Values(sink.countdowns))
+			sink.mu.Unlock()
+			if len(cds) != files {
+				t.Fatalf("%d countdowns registered, want %d", len(cds), files)
+			}
+			var wg sync.WaitGroup
+			for _, cd := range cds {
+				for range cfg.PoolSize {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if v, err := cd.Value(context.Background(), 0, json.RawMessage(`{}`)); v != 1 || err != nil {
+							t.Errorf("grow = %d, %v", v, err)
+						}
+					}()
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if _, _, err := cd.Validate(context.Background(), json.RawMessage(`{"deep": 1}`)); err != nil {
+							t.Errorf("deep validator: %v", err)
+						}
+					}()
+				}
+			}
+			wg.Wait()
+		}
+		printRSS(t)
+		return
+	}
+	base, _ := childRSS(t, "TestIdleMemoryBoundedAcrossFiles", "0")
+	hwm, rss := childRSS(t, "TestIdleMemoryBoundedAcrossFiles", "2")
+	t.Logf("base %d MiB, peak %d MiB, kept %d MiB", base>>10, hwm>>10, rss>>10)
+	// The documented bound: idle instances' budget, and 2 lanes × pool_size
+	// calls in flight × (memory_limit_mb + 24 MiB of stack); 32 MiB of slack
+	// for the Go heap.
+	c := cfg.WithDefaults()
+	idle := c.idleBudget() >> 10
+	inFlight := int64(2*c.PoolSize) * (int64(c.MemoryLimitMB) + 3*stackBudget>>20) << 10
+	if rss-base > idle+32<<10 {
+		t.Errorf("idle instances kept %d MiB over the base, more than the %d MiB budget (+32)", (rss-base)>>10, idle>>10)
+	}
+	if hwm-base > idle+inFlight+32<<10 {
+		t.Errorf("peak RSS %d MiB over the base, more than %d MiB", (hwm-base)>>10, (idle+inFlight+32<<10)>>10)
 	}
 }
 

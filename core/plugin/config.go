@@ -31,7 +31,9 @@ type Config struct {
 	// PoolSize is the most instances of one plugin, and the most
 	// countdown/validator calls and, separately, callbacks in flight across
 	// all plugins (one plugin's callbacks: PoolSize-1, when above 1), which
-	// bounds the host's memory; further calls wait. Defaults to 4.
+	// bounds the host's memory; further calls wait. Idle instances of all
+	// plugins keep at most PoolSize × (MemoryLimitMB + 64 KiB) between them
+	// (idleBudget). Defaults to 4.
 	PoolSize int `koanf:"pool_size"`
 	// PollInterval is how often Dir is checked for added, changed and
 	// removed files; negative disables watching (Reload still works).

@@ -21,8 +21,12 @@ const stackBudget = 8 << 20
 
 // depthExport names the counter, so that the host can tell a trap of the
 // depth check (which sets it to depthExceeded) from the guest's own.
+// peakExport names the deepest the counter has been in the instance's
+// life: wazero keeps a call's grown native stack for the next calls, so
+// the host does not pool an instance past keepDepth (version.release).
 const (
 	depthExport   = "whisperer:depth"
+	peakExport    = "whisperer:depthpeak"
 	depthExceeded = 1<<32 - 1
 )
 
@@ -152,8 +156,8 @@ func limitDepth(bin []byte) ([]byte, error) {
 			}
 		case 7: // exports
 			for n := s.u32(); n > 0 && s.err == nil; n-- {
-				if s.name() == depthExport {
-					s.fail("exports " + depthExport + ", a name the host reserves")
+				if name := s.name(); name == depthExport || name == peakExport {
+					s.fail("exports " + name + ", a name the host reserves")
 				}
 				s.byte()
 				s.u32()
@@ -182,24 +186,29 @@ func limitDepth(bin []byte) ([]byte, error) {
 		return bin, nil // nothing runs
 	}
 
-	// The new mutable i32 global and its export.
+	// The new mutable i32 globals, the counter and its peak, and their
+	// exports.
 	global := importGlobal
+	newGlobals := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b}
 	if i := find(secs, 6); i >= 0 {
 		s := &reader{b: secs[i].body}
 		global += s.u32()
-		secs[i].body = appendVec(s.b, global-importGlobal+1, 0x7f, 0x01, 0x41, 0x00, 0x0b)
+		secs[i].body = appendVec(s.b, global-importGlobal+2, newGlobals...)
 	} else {
-		secs = insertSection(secs, 6, appendVec(nil, 1, 0x7f, 0x01, 0x41, 0x00, 0x0b))
+		secs = insertSection(secs, 6, appendVec(nil, 2, newGlobals...))
 	}
-	exp := binary.AppendUvarint(nil, uint64(len(depthExport)))
-	exp = append(append(exp, depthExport...), 0x03)
-	exp = binary.AppendUvarint(exp, uint64(global))
+	var exp []byte
+	for k, name := range []string{depthExport, peakExport} {
+		exp = binary.AppendUvarint(exp, uint64(len(name)))
+		exp = append(append(exp, name...), 0x03)
+		exp = binary.AppendUvarint(exp, uint64(global+uint32(k)))
+	}
 	if i := find(secs, 7); i >= 0 {
 		s := &reader{b: secs[i].body}
 		n := s.u32()
-		secs[i].body = appendVec(s.b, n+1, exp...)
+		secs[i].body = appendVec(s.b, n+2, exp...)
 	} else {
-		secs = insertSection(secs, 7, appendVec(nil, 1, exp...))
+		secs = insertSection(secs, 7, appendVec(nil, 2, exp...))
 	}
 
 	// Function i keeps its index (so calls, exports and tables reach the
@@ -270,9 +279,11 @@ func limitDepth(bin []byte) ([]byte, error) {
 func mayCall(code []byte) bool { return bytes.ContainsAny(code, "\x10\x11\x12\x13\x14\x15") }
 
 // wrapper is the body of a function that checks and counts cost against
-// the global, then calls target with its np params.
+// the global (and its peak, the next global), then calls target with its
+// np params.
 func wrapper(global, cost, np, target uint32) []byte {
 	g := binary.AppendUvarint(nil, uint64(global))
+	p := binary.AppendUvarint(nil, uint64(global+1))
 	c := appendSLEB(nil, int64(cost))
 	w := []byte{0x00} // no locals
 	// if global > stackBudget-cost { global = depthExceeded; unreachable }
@@ -284,6 +295,10 @@ func wrapper(global, cost, np, target uint32) []byte {
 	w = append(append(w, 0x23), g...)
 	w = append(append(append(w, 0x41), c...), 0x6a, 0x24)
 	w = append(w, g...)
+	// if global > peak { peak = global }
+	w = append(append(append(append(w, 0x23), g...), 0x23), p...)
+	w = append(append(append(w, 0x4b, 0x04, 0x40, 0x23), g...), 0x24)
+	w = append(append(w, p...), 0x0b)
 	for k := range np {
 		w = binary.AppendUvarint(append(w, 0x20), uint64(k))
 	}

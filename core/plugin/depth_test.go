@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -24,6 +25,7 @@ func FuzzLimitDepth(f *testing.F) {
 		f.Add(b[:len(b)/2])
 	}
 	f.Add([]byte("\x00asm\x01\x00\x00\x00\x07\x05\x01\x0fwhisperer:depth"))
+	f.Add(reservedExport(peakExport))
 	ctx := context.Background()
 	rt := wazero.NewRuntime(ctx)
 	defer rt.Close(ctx)
@@ -43,4 +45,26 @@ func FuzzLimitDepth(f *testing.F) {
 		}
 		m.Close(ctx)
 	})
+}
+
+// reservedExport is a module whose one function, which calls itself (so
+// it is wrapped), is exported as name.
+func reservedExport(name string) []byte {
+	b := []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00")
+	b = append(b, 0x07, byte(len(name)+4), 0x01, byte(len(name)))
+	b = append(append(b, name...), 0x00, 0x00)
+	return append(b, 0x0a, 0x06, 0x01, 0x04, 0x00, 0x10, 0x00, 0x0b)
+}
+
+// TestLimitDepthReservedNames: a module exporting a name of the depth
+// check's globals is refused, not compiled with two exports of one name.
+func TestLimitDepthReservedNames(t *testing.T) {
+	if _, err := limitDepth(reservedExport("ok")); err != nil {
+		t.Fatalf("limitDepth(export ok) = %v", err)
+	}
+	for _, name := range []string{depthExport, peakExport} {
+		if _, err := limitDepth(reservedExport(name)); err == nil || !strings.Contains(err.Error(), name+", a name the host reserves") {
+			t.Errorf("limitDepth(export %s) = %v, want it refused", name, err)
+		}
+	}
 }

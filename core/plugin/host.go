@@ -120,7 +120,7 @@ func New(cfg Config, sink Sink, logger *slog.Logger) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Host{cfg: cfg, sink: sink, logger: logger, rt: rt, gate: newGate(cfg.PoolSize), entries: map[string]*entry{}}, nil
+	return &Host{cfg: cfg, sink: sink, logger: logger, rt: rt, gate: newGate(cfg), entries: map[string]*entry{}}, nil
 }
 
 func newRuntime(ctx context.Context, cfg Config, logger *slog.Logger) (wazero.Runtime, error) {
@@ -554,7 +554,7 @@ func Check(ctx context.Context, cfg Config, file string, logger *slog.Logger) (I
 	defer rt.Close(context.WithoutCancel(ctx))
 	sum := sha256.Sum256(bin)
 	info.SHA256 = hex.EncodeToString(sum[:])
-	v, err := load(ctx, rt, newGate(cfg.PoolSize), cfg, logger, info.File, info.SHA256, bin)
+	v, err := load(ctx, rt, newGate(cfg), cfg, logger, info.File, info.SHA256, bin)
 	if err != nil {
 		info.Error = err.Error()
 		return info, err

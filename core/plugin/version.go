@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -58,7 +59,7 @@ type version struct {
 	cbSlots chan struct{}
 
 	mu      sync.Mutex
-	idle    []*instance
+	idle    []*instance // guarded by gate.idle.mu
 	busy    int
 	retired bool
 	closed  bool
@@ -69,13 +70,17 @@ type version struct {
 // memory and its call stack while it runs. Countdowns and validators (short,
 // on the delivery and API paths) and callbacks (up to callback_timeout each)
 // have a pool_size each, so that slow callbacks never hold up a countdown.
+// Instances between calls are kept in idle, within its own budget.
 type gate struct {
 	calls, callbacks chan struct{}
 	inFlight, peak   atomic.Int64 // peak is read by tests
+	idle             idlePool
 }
 
-func newGate(poolSize int) *gate {
-	return &gate{calls: make(chan struct{}, poolSize), callbacks: make(chan struct{}, poolSize)}
+func newGate(cfg Config) *gate {
+	g := &gate{calls: make(chan struct{}, cfg.PoolSize), callbacks: make(chan struct{}, cfg.PoolSize)}
+	g.idle.budget = cfg.idleBudget()
+	return g
 }
 
 // enter takes a place in lane, waiting until one is free or ctx ends.
@@ -104,6 +109,13 @@ type instance struct {
 	stdout, stderr                 *stream
 	buf, bufCap                    uint32 // current input buffer
 	stack                          [4]uint64
+
+	peak api.Global // the depth counter's peak (depth.go)
+
+	// While idle (see idlePool):
+	owner *version
+	cost  int64
+	elem  *list.Element
 }
 
 func (v *version) instantiate(ctx context.Context) (*instance, error) {
@@ -140,6 +152,7 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	inst.countdown = mod.ExportedFunction(abi.ExportCountdown)
 	inst.validate = mod.ExportedFunction(abi.ExportValidate)
 	inst.cb = mod.ExportedFunction(abi.ExportCallback)
+	inst.peak = mod.ExportedGlobal(peakExport)
 	if v.record {
 		inst.cbRecord = mod.ExportedFunction(abi.ExportCallbackRecord)
 	}
@@ -188,13 +201,11 @@ func (v *version) acquire(ctx context.Context) (*instance, error) {
 		return nil, ErrUnloaded
 	}
 	v.busy++
-	if n := len(v.idle); n > 0 {
-		inst := v.idle[n-1]
-		v.idle = v.idle[:n-1]
-		v.mu.Unlock()
+	inst := v.gate.idle.take(v)
+	v.mu.Unlock()
+	if inst != nil {
 		return inst, nil
 	}
-	v.mu.Unlock()
 	inst, err := v.instantiate(context.WithoutCancel(ctx))
 	if err != nil {
 		v.release(nil, false)
@@ -209,8 +220,12 @@ func (v *version) release(inst *instance, healthy bool) {
 	v.mu.Lock()
 	v.busy--
 	keep := inst != nil && healthy && !v.retired
+	var drop []*instance
 	if keep {
-		v.idle = append(v.idle, inst)
+		// Under v.mu, so that a retire cannot close v before inst is pooled.
+		drop = v.gate.idle.put(v, inst)
+	} else if inst != nil {
+		drop = []*instance{inst}
 	}
 	closeNow := v.retired && v.busy == 0 && !v.closed
 	if closeNow {
@@ -218,9 +233,7 @@ func (v *version) release(inst *instance, healthy bool) {
 	}
 	v.mu.Unlock()
 	<-v.slots
-	if inst != nil && !keep {
-		_ = inst.mod.Close(context.Background())
-	}
+	closeInstances(drop)
 	if closeNow {
 		v.closeAll()
 	}
@@ -242,15 +255,8 @@ func (v *version) retire() {
 }
 
 func (v *version) closeAll() {
-	v.mu.Lock()
-	idle := v.idle
-	v.idle = nil
-	v.mu.Unlock()
-	ctx := context.Background()
-	for _, inst := range idle {
-		_ = inst.mod.Close(ctx)
-	}
-	_ = v.compiled.Close(ctx)
+	closeInstances(v.gate.idle.drain(v))
+	_ = v.compiled.Close(context.Background())
 }
 
 func (v *version) isClosed() bool {
@@ -294,8 +300,19 @@ func (v *version) call(ctx context.Context, lane chan struct{}, what string, lim
 		err = fmt.Errorf("plugin %s: %w", v.file, v.describe(what, st, cctx, err, limit))
 	}
 	cancel()
-	v.release(inst, err == nil || errors.Is(err, ErrFailed))
+	v.release(inst, (err == nil || errors.Is(err, ErrFailed)) && !inst.deepStack())
 	return err
+}
+
+// keepDepth is the deepest estimated stack an instance may have run and
+// still be pooled: wazero keeps each function's grown native stack (up to
+// about twice the deepest call) on the Go heap for its next calls, which
+// the idle budget does not count.
+const keepDepth = 256 << 10
+
+// deepStack reports whether a call of inst has gone past keepDepth.
+func (inst *instance) deepStack() bool {
+	return inst.peak != nil && uint32(inst.peak.Get()) > keepDepth
 }
 
 // tooDeep reports whether the depth check (limitDepth) trapped.

@@ -1,0 +1,95 @@
+package plugin
+
+import (
+	"container/list"
+	"context"
+	"slices"
+	"sync"
+)
+
+// idleOverhead is what an idle instance is charged on top of its linear
+// memory: wazero's module state and the initial stacks of its functions.
+const idleOverhead = 64 << 10
+
+// idlePool holds the idle instances of every plugin version of a host.
+// WebAssembly memory never shrinks, so a healthy instance keeps all the
+// memory its calls grew: pooled per file, pool_size instances of every
+// file could each keep memory_limit_mb, however many files there are. The
+// pool keeps at most budget bytes (each instance's linear memory plus
+// idleOverhead) across all files and closes the least recently used
+// instances beyond it. Plugins that do not grow per call keep reusing
+// their instances as long as they all fit.
+type idlePool struct {
+	mu     sync.Mutex // also guards every version's idle slice
+	budget int64
+	used   int64
+	lru    list.List // of *instance, the most recently released in front
+}
+
+// idleBudget is pool_size × (memory_limit_mb + idleOverhead): one full
+// pool's worth of instances at their largest.
+func (c Config) idleBudget() int64 {
+	return int64(c.PoolSize) * (int64(c.MemoryLimitMB)<<20 + idleOverhead)
+}
+
+// put pools inst as one of v's idle instances and returns those to close:
+// the least recently used beyond the budget.
+func (p *idlePool) put(v *version, inst *instance) []*instance {
+	inst.owner, inst.cost = v, idleOverhead
+	if m := inst.mod.Memory(); m != nil {
+		inst.cost += int64(m.Size())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	inst.elem = p.lru.PushFront(inst)
+	v.idle = append(v.idle, inst)
+	p.used += inst.cost
+	var drop []*instance
+	for p.used > p.budget {
+		old := p.lru.Back().Value.(*instance)
+		p.remove(old)
+		drop = append(drop, old)
+	}
+	return drop
+}
+
+// take returns v's most recently released idle instance, or nil.
+func (p *idlePool) take(v *version) *instance {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(v.idle)
+	if n == 0 {
+		return nil
+	}
+	inst := v.idle[n-1]
+	p.remove(inst)
+	return inst
+}
+
+// drain removes and returns every idle instance of v.
+func (p *idlePool) drain(v *version) []*instance {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	idle := slices.Clone(v.idle)
+	for _, inst := range idle {
+		p.remove(inst)
+	}
+	return idle
+}
+
+// remove unlinks inst from the pool and from its version's idle slice.
+func (p *idlePool) remove(inst *instance) {
+	p.lru.Remove(inst.elem)
+	p.used -= inst.cost
+	v := inst.owner
+	i := slices.Index(v.idle, inst)
+	v.idle = slices.Delete(v.idle, i, i+1)
+	inst.elem = nil
+}
+
+// closeInstances closes instances dropped from the pool.
+func closeInstances(insts []*instance) {
+	for _, inst := range insts {
+		_ = inst.mod.Close(context.Background())
+	}
+}
