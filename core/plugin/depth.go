@@ -118,6 +118,9 @@ func limitDepth(bin []byte) ([]byte, error) {
 	for len(r.b) > 0 && r.err == nil {
 		id := r.byte()
 		body := r.bytes(r.u32())
+		if err := checkCount(id, body, len(bin)); err != nil {
+			return nil, err
+		}
 		s := &reader{b: body}
 		switch id {
 		case 1: // types
@@ -149,6 +152,11 @@ func limitDepth(bin []byte) ([]byte, error) {
 				default:
 					s.fail("unknown import kind")
 				}
+			}
+		case 4: // tables
+			var err error
+			if body, err = boundTables(body); err != nil {
+				return nil, err
 			}
 		case 3: // functions
 			for n := s.u32(); n > 0 && s.err == nil; n-- {
@@ -270,6 +278,66 @@ func limitDepth(bin []byte) ([]byte, error) {
 		out = append(out, s.body...)
 	}
 	return out, nil
+}
+
+// checkCount refuses a section whose declared element count cannot fit in
+// it. wazero sizes its slices from the count before reading the elements:
+// a 14-byte module declaring 10^8 data segments made it allocate 6 GiB.
+// Every element takes at least one byte, so a vector's count is at most
+// its section's remaining length; the data count section (12) declares the
+// data segments, which take at least a byte each of the module.
+func checkCount(id byte, body []byte, moduleLen int) error {
+	if id == 0 || id == 8 || id > 12 {
+		return nil // custom, start (an index, not a vector), unknown
+	}
+	c := &reader{b: body}
+	n := c.u32()
+	if c.err != nil {
+		return c.err
+	}
+	limit := len(c.b)
+	if id == 12 {
+		limit = moduleLen
+	}
+	if uint64(n) > uint64(limit) {
+		return fmt.Errorf("%w: section %d declares %d elements in %d bytes", errMalformed, id, n, limit)
+	}
+	return nil
+}
+
+// maxTableEntries bounds each table of a plugin instance. wazero keeps a
+// table on the Go heap, 8 bytes an entry, outside memory_limit_mb, and
+// lets one grow to 2^27 entries: a plugin declaring (or growing to) 10^7
+// entries took 76 MiB per instance. Compilers size a module's table to
+// its functions (a Go guest's: about 6,300), far below this (2 MiB).
+const maxTableEntries = 1 << 18
+
+// boundTables rewrites the table section so that every table has a
+// maximum of at most maxTableEntries (as memory_limit_mb lowers a memory's
+// maximum), and refuses a table whose minimum is larger.
+func boundTables(body []byte) ([]byte, error) {
+	s := &reader{b: body}
+	n := s.u32()
+	out := binary.AppendUvarint(nil, uint64(n))
+	for ; n > 0 && s.err == nil; n-- {
+		ref := s.byte()
+		flags := s.byte()
+		lo, hi := s.u32(), uint32(maxTableEntries)
+		if flags&1 != 0 {
+			hi = min(s.u32(), maxTableEntries)
+		} else if flags != 0 {
+			s.fail("unknown table limits")
+		}
+		if lo > maxTableEntries {
+			return nil, fmt.Errorf("a table of %d entries is over the host's limit of %d", lo, maxTableEntries)
+		}
+		out = append(out, ref, 0x01)
+		out = binary.AppendUvarint(binary.AppendUvarint(out, uint64(lo)), uint64(max(hi, lo)))
+	}
+	if s.err == nil && len(s.b) > 0 {
+		s.fail("bytes after the tables")
+	}
+	return out, s.err
 }
 
 // mayCall reports whether code (a function's instructions) may contain a
