@@ -40,7 +40,7 @@ func testCompileCache() string {
 		return filepath.Join(scratch, "cache")
 	}
 	for line := range strings.Lines(string(mod)) {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "github.com/tetratelabs/wazero" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/tetratelabs/wazero" {
 			return filepath.Join(base, "whisperer-test", "wazero-"+f[1])
 		}
 	}
