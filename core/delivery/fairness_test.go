@@ -19,13 +19,20 @@ import (
 )
 
 // callbackSink registers plugin callbacks into a callback.Registry, as
-// core/app does.
-type callbackSink struct{ r *callback.Registry }
+// core/app does, and counts the calls started by source, so that a test
+// can wait for a callback to be running rather than for a while.
+type callbackSink struct {
+	r       *callback.Registry
+	started *callCounter
+}
 
 func (s callbackSink) Apply(source string, _ map[string]plugin.Countdown, cbs map[string]plugin.Callback) error {
 	funcs := make(map[string]callback.Func, len(cbs))
 	for k, f := range cbs {
-		funcs[k] = callback.Func(f)
+		funcs[k] = func(ctx context.Context, doc *webhook.CallbackDoc) error {
+			s.started.add(source)
+			return f(ctx, doc)
+		}
 	}
 	return s.r.Replace(source, funcs)
 }
@@ -37,11 +44,15 @@ type callCounter struct {
 }
 
 func (c *callCounter) ObservePluginCall(file, _ string, _ time.Duration, err error) {
+	if err == nil {
+		c.add(file)
+	}
+}
+
+func (c *callCounter) add(file string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err == nil {
-		c.ok[file]++
-	}
+	c.ok[file]++
 }
 
 func (c *callCounter) count(file string) int {
@@ -52,7 +63,9 @@ func (c *callCounter) count(file string) int {
 
 // TestCallbackQueuesArePerPlugin: a plugin whose callbacks never return
 // (loop.wasm) fills its own queue and has its overflow dropped and counted,
-// while every callback of a fast plugin (fastcb.wasm) runs.
+// while every callback of a fast plugin (fastcb.wasm) runs. The first slow
+// callback is running before the others arrive, so that the counts do not
+// depend on how soon a runner takes it.
 func TestCallbackQueuesArePerPlugin(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
@@ -66,9 +79,9 @@ func TestCallbackQueuesArePerPlugin(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		calls := &callCounter{ok: map[string]int{}}
+		calls, started := &callCounter{ok: map[string]int{}}, &callCounter{ok: map[string]int{}}
 		host, err := plugin.New(plugin.Config{Dir: dir, CacheDir: t.TempDir(), PollInterval: -1,
-			CallbackTimeout: time.Minute, Observer: calls}, callbackSink{f.cb}, nil)
+			CallbackTimeout: time.Minute, Observer: calls}, callbackSink{f.cb, started}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,24 +95,31 @@ func TestCallbackQueuesArePerPlugin(t *testing.T) {
 
 		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {})
 		const slow, fast, queue = 30, 10, 16
-		for i := range slow {
-			f.hook(t, fmt.Sprintf("%s/slow/%d", rc.URL, i), func(w *webhook.Webhook) { w.Callback = "loop" })
+		f.hook(t, rc.URL+"/slow/0", func(w *webhook.Webhook) { w.Callback = "loop" })
+		for i := 1; i < slow; i++ {
+			storetest.Hook(t, s, f.user.ID, "package-updated", fmt.Sprintf("%s/slow/%d", rc.URL, i), func(w *webhook.Webhook) { w.Callback = "loop" })
 		}
 		for i := range fast {
-			f.hook(t, fmt.Sprintf("%s/fast/%d", rc.URL, i), func(w *webhook.Webhook) { w.Callback = "fast" })
+			storetest.Hook(t, s, f.user.ID, "package-updated", fmt.Sprintf("%s/fast/%d", rc.URL, i), func(w *webhook.Webhook) { w.Callback = "fast" })
 		}
 		d := f.start(t, delivery.Config{CallbackWorkers: 2, CallbackQueue: queue, CallbackTimeout: time.Minute})
 		storetest.Publish(t, s, "package-created", `{"id":1}`)
 		d.Notify()
+		eventually(t, "the first slow callback to run", func() bool { return started.count("loop.wasm") == 1 })
+		storetest.Publish(t, s, "package-updated", `{"id":1}`)
+		d.Notify()
 
 		// The slow plugin has at most one runner (the other is kept for
 		// the fast one) and queue callbacks waiting; the rest is dropped.
+		eventually(t, "every fast callback to run", func() bool { return calls.count("fast.wasm") == fast })
 		eventually(t, "the slow plugin's overflow to be dropped", func() bool {
 			return d.CallbacksDroppedBySource()["loop.wasm"] == slow-1-queue
 		})
-		eventually(t, "every fast callback to run", func() bool { return calls.count("fast.wasm") == fast })
 		if n := d.CallbacksDroppedBySource()["fast.wasm"]; n != 0 {
 			t.Errorf("%d fast callbacks dropped", n)
+		}
+		if n := started.count("loop.wasm"); n != 1 {
+			t.Errorf("%d slow callbacks started, want 1 (one runner stays free)", n)
 		}
 		if n := calls.count("loop.wasm"); n != 0 {
 			t.Errorf("%d slow callbacks returned", n)

@@ -17,7 +17,7 @@ func benchCountdown(b *testing.B, src string) {
 	dir := b.TempDir()
 	copyFile(b, src, dir, "custom.wasm")
 	sink := newSink()
-	startHost(b, testConfig(dir), sink)
+	startHost(b, benchConfig(dir), sink)
 	cd := sink.countdown(b, "custom")
 	ctx := context.Background()
 	kwargs := json.RawMessage(`{"factor": 5}`)
@@ -70,7 +70,7 @@ func benchCallback(b *testing.B, level slog.Level) {
 	copyFile(b, goWasm(b, "./examples/callback"), dir, "callback.wasm")
 	sink := newSink()
 	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))
-	h, err := New(testConfig(dir), sink, logger)
+	h, err := New(benchConfig(dir), sink, logger)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func BenchmarkHostStart(b *testing.B) {
 	dir := b.TempDir()
 	copyFile(b, goWasm(b, "./examples/custom-countdown"), dir, "custom-countdown.wasm")
 	copyFile(b, goWasm(b, "./examples/callback"), dir, "callback.wasm")
-	cfg := testConfig(dir)
+	cfg := benchConfig(dir)
 	ctx := context.Background()
 	start := func() {
 		h, err := New(cfg, newSink(), nil)
@@ -140,4 +140,13 @@ func BenchmarkCallbackEncode(b *testing.B) {
 		}
 		e.release()
 	}
+}
+
+// benchConfig is testConfig with deadlines that no loaded machine reaches:
+// a benchmark measures calls, and one call descheduled past the 100 ms
+// default must not abort the run (hostile_test.go tests the deadlines).
+func benchConfig(dir string) Config {
+	cfg := testConfig(dir)
+	cfg.CallTimeout, cfg.CallbackTimeout = time.Minute, time.Minute
+	return cfg
 }

@@ -13,7 +13,7 @@ import (
 
 func TestCheck(t *testing.T) {
 	ctx := context.Background()
-	cfg := Config{CacheDir: filepath.Join(scratch, "cache")}
+	cfg := Config{CacheDir: compileCache}
 	info, err := Check(ctx, cfg, filepath.Join("..", "..", "examples", "custom-countdown", "c", "custom.wasm"), nil)
 	if err != nil || info.Name != "custom-countdown-c" || len(info.Countdowns) != 1 || info.Countdowns[0] != "custom" {
 		t.Fatalf("Check(c example) = %+v, %v", info, err)

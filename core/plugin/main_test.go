@@ -16,9 +16,36 @@ import (
 	"go.uber.org/goleak"
 )
 
-// scratch is a per-run directory: Go guests built once per `go test` run,
-// and a compilation cache shared by every host of the run.
+// scratch is a per-run directory: Go guests built once per `go test` run.
 var scratch string
+
+// compileCache is the wazero compilation cache of every host of a run, kept
+// across runs: the race detector's instrumented compiler takes a minute per
+// Go guest, where reading it back takes milliseconds, so .ci/run's plain
+// test run warms it for the -race one. Entries are keyed by the module's
+// hash and the CPU's features, and written atomically, so concurrent runs
+// and edited modules are safe; the directory is per wazero version (a test
+// binary has no build info, so wazero files every version as "dev").
+// WHISPERER_TEST_WASM_CACHE overrides the directory; "off" keeps it per run.
+var compileCache string
+
+func testCompileCache() string {
+	d := os.Getenv("WHISPERER_TEST_WASM_CACHE")
+	if d != "" && d != "off" {
+		return d
+	}
+	mod, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
+	base, cerr := os.UserCacheDir()
+	if d == "off" || err != nil || cerr != nil {
+		return filepath.Join(scratch, "cache")
+	}
+	for line := range strings.Lines(string(mod)) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/tetratelabs/wazero" {
+			return filepath.Join(base, "whisperer-test", "wazero-"+f[1])
+		}
+	}
+	return filepath.Join(scratch, "cache")
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "whisperer-plugin-test-")
@@ -27,6 +54,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	scratch = dir
+	compileCache = testCompileCache()
 	code := m.Run()
 	os.RemoveAll(dir)
 	if code == 0 {
@@ -88,7 +116,7 @@ func moduleRoot(t testing.TB) string {
 
 // testConfig is a config for dir with the run's shared compilation cache.
 func testConfig(dir string) Config {
-	return Config{Dir: dir, CacheDir: filepath.Join(scratch, "cache"), PollInterval: -1}
+	return Config{Dir: dir, CacheDir: compileCache, PollInterval: -1}
 }
 
 // memSink is the registries in miniature: what core/app does over

@@ -86,7 +86,9 @@ func main() {}
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "guest.wasm")
-	cmd := exec.Command(goTool(), "build", "-buildmode=c-shared", "-o", out, ".")
+	// -trimpath: the same bytes from every temporary directory, so that
+	// the compilation cache kept across runs serves them (see compileCache).
+	cmd := exec.Command(goTool(), "build", "-buildmode=c-shared", "-trimpath", "-o", out, ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
