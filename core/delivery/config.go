@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -62,6 +63,9 @@ type Config struct {
 	CallbackTimeout time.Duration
 	// Owner names this dispatcher's leases. Defaults to hostname-pid-random.
 	Owner string
+	// Resolver looks up target hosts. Defaults to the system's (nil): a
+	// test sets one that never leaves the machine.
+	Resolver *net.Resolver
 	// Now is the clock for attempt times and retry schedules. Defaults to
 	// time.Now.
 	Now func() time.Time

@@ -61,7 +61,7 @@ func NewSender(cfg Config) (*Sender, error) {
 	allow, _ := parseNetworks(cfg.AllowNetworks) // Validate checked them
 	deny, _ := parseNetworks(cfg.DenyNetworks)
 	g := &guard{allow: allow, deny: deny}
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second, Control: g.control}
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second, Control: g.control, Resolver: cfg.Resolver}
 	tr := &http.Transport{
 		// No proxy from the environment: the guard must see the target's
 		// address, not a proxy's.

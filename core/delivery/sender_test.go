@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -335,7 +336,12 @@ func TestSendRefusedPort(t *testing.T) {
 }
 
 func TestSendDNSFailure(t *testing.T) {
-	s := newSender(t, delivery.Config{ConnectTimeout: 2 * time.Second})
+	// A resolver with no server: the lookup fails on this machine, without
+	// a query to the system's name server (tests stay on loopback).
+	noDNS := &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("no name server in tests")
+	}}
+	s := newSender(t, delivery.Config{ConnectTimeout: 2 * time.Second, Resolver: noDNS})
 	sent := s.Send(context.Background(), testJob("http://whisperer-test.invalid/"))
 	if sent.Delivered || sent.Attempt.Error == "" || sent.Attempt.Status != 0 {
 		t.Fatalf("attempt = %+v, want a DNS error", sent.Attempt)
