@@ -1,7 +1,7 @@
 // Package api is Whisperer's REST API: dj-whisperer's hooks, hook_events
 // and event_types endpoints (the compatibility contract: a dj-whisperer
-// client works unchanged),
-// the publish endpoint, redelivery, and the health probes, on gorilla/mux.
+// client works unchanged), the publish endpoint, redelivery, and the
+// health probes, on gorilla/mux.
 //
 // Handlers return errors; one adapter (writeError) turns every error into a
 // status and a body in Django REST framework's shapes: 400
