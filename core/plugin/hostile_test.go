@@ -54,6 +54,13 @@ func TestHostile(t *testing.T) {
 		t.Errorf("badsig: every problem should be listed: %s", infoOf(t, h, "badsig.wasm").Error)
 	}
 
+	// The files the table below calls must have loaded; if one did not,
+	// say why here rather than as "not registered" inside a subtest.
+	for _, file := range []string{"loop.wasm", "membomb.wasm", "hugemax.wasm", "trap.wasm", "noisy.wasm", "gopanic.wasm", "custom.wasm"} {
+		if i := infoOf(t, h, file); !i.Loaded {
+			t.Fatalf("%s did not load: %s", file, i.Error)
+		}
+	}
 	good := sink.countdown(t, "custom")
 	checkGood := func(t *testing.T) {
 		t.Helper()
@@ -64,18 +71,18 @@ func TestHostile(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		call    func() error
+		call    func(t *testing.T) error
 		wantErr error
 		want    string
 	}{
-		{"infinite loop countdown", func() error {
+		{"infinite loop countdown", func(t *testing.T) error {
 			_, err := sink.countdown(t, "loop").Value(ctx, 1, json.RawMessage(`{}`))
 			return err
 		}, ErrTimeout, "50ms"},
-		{"infinite loop callback", func() error {
+		{"infinite loop callback", func(t *testing.T) error {
 			return sink.callback(t, "loop")(ctx, &webhook.CallbackDoc{})
 		}, ErrTimeout, "200ms"},
-		{"memory bomb", func() error {
+		{"memory bomb", func(t *testing.T) error {
 			// Growing 64 MiB may take longer than the call limit on a slow
 			// machine; a timeout contains it as well as the trap does.
 			_, err := sink.countdown(t, "membomb").Value(ctx, 1, json.RawMessage(`{}`))
@@ -84,42 +91,42 @@ func TestHostile(t *testing.T) {
 			}
 			return err
 		}, ErrCrashed, "unreachable"},
-		{"declared 4 GiB maximum is lowered to the limit", func() error {
+		{"declared 4 GiB maximum is lowered to the limit", func(t *testing.T) error {
 			_, err := sink.countdown(t, "hugemax").Value(ctx, 1, json.RawMessage(`{}`))
 			return err
 		}, ErrFailed, "returned -1"},
-		{"unreachable", func() error {
+		{"unreachable", func(t *testing.T) error {
 			_, err := sink.countdown(t, "trap").Value(ctx, 1, json.RawMessage(`{}`))
 			return err
 		}, ErrCrashed, "unreachable"},
-		{"out of bounds", func() error {
+		{"out of bounds", func(t *testing.T) error {
 			return sink.callback(t, "trap")(ctx, &webhook.CallbackDoc{})
 		}, ErrCrashed, "out of bounds"},
-		{"negative countdown", func() error {
+		{"negative countdown", func(t *testing.T) error {
 			_, err := sink.countdown(t, "negative").Value(ctx, 1, json.RawMessage(`{}`))
 			return err
 		}, ErrFailed, "returned -5"},
-		{"go panic recovered by the SDK", func() error {
+		{"go panic recovered by the SDK", func(t *testing.T) error {
 			_, err := sink.countdown(t, "panic").Value(ctx, 1, json.RawMessage(`{}`))
 			return err
 		}, ErrFailed, "boom in countdown"},
-		{"go panic on a goroutine", func() error {
+		{"go panic on a goroutine", func(t *testing.T) error {
 			return sink.callback(t, "crash")(ctx, callbackDoc(t, 100))
 		}, ErrCrashed, "boom on a goroutine"},
-		{"go callback error", func() error {
+		{"go callback error", func(t *testing.T) error {
 			return sink.callback(t, "fail")(ctx, callbackDoc(t, 100))
 		}, ErrFailed, "receiver said no"},
-		{"go sleep cannot outlast the deadline", func() error {
+		{"go sleep cannot outlast the deadline", func(t *testing.T) error {
 			return sink.callback(t, "sleep")(ctx, callbackDoc(t, 100))
 		}, ErrTimeout, "200ms"},
-		{"huge log output", func() error {
+		{"huge log output", func(t *testing.T) error {
 			return sink.callback(t, "noisy")(ctx, &webhook.CallbackDoc{})
 		}, nil, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 2 { // the second call runs on a fresh or reused instance
-				err := tc.call()
+				err := tc.call(t)
 				if tc.wantErr == nil && err != nil {
 					t.Fatal(err)
 				}
