@@ -46,6 +46,10 @@ func keysRotate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) er
 			return fmt.Errorf("rotate stopped after %d of %d hook(s) (run it again to go on): %w", p.Done, p.Total, err)
 		}
 		fmt.Fprintf(e.stdout, "re-encrypted %d hook(s) in %s\n", p.Done, time.Since(start).Round(time.Millisecond))
+		if len(p.Unreadable) > 0 {
+			fmt.Fprintf(e.stdout, "%d hook(s) could not be decrypted and were left as they are (ids %v): "+
+				"their owners must set a new secret_key; their old key must stay configured until then\n", len(p.Unreadable), p.Unreadable)
+		}
 		if p.Skipped > 0 {
 			fmt.Fprintf(e.stdout, "%d hook(s) changed meanwhile; run it again once every node has the new first key\n", p.Skipped)
 		}

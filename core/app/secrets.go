@@ -124,6 +124,10 @@ func SealLegacySecrets(ctx context.Context, s *store.Store, logger *slog.Logger)
 	if p.URLs > 0 {
 		logger.Info("moved target_url credentials into config.auth", "hooks", p.URLs)
 	}
+	if len(p.Unreadable) > 0 {
+		logger.Warn("hooks whose stored secrets cannot be decrypted were left as they are; their events are not sent "+
+			"until their owners set a new secret_key (see docs/SECRETS.md)", "hook_ids", p.Unreadable)
+	}
 	if len(p.URLsKept) > 0 {
 		logger.Warn("hooks keep credentials in target_url: without them it is another hook's; delete one of the two "+
 			"or set config.auth and a target_url without credentials", "hook_ids", p.URLsKept)

@@ -470,7 +470,7 @@ func (d *Dispatcher) wait(ctx context.Context, job *webhook.Job, retries int) (w
 	if err == nil {
 		return w, nil
 	}
-	d.log.Warn("countdown failed; using delivery.default_countdown", "event_uuid", job.Event.UUID,
+	d.log.Warn("countdown failed; using delivery.default_retry_countdown", "event_uuid", job.Event.UUID,
 		"webhook_id", job.Webhook.ID, "attempt", job.Event.RetryCount+1, "countdown", job.Webhook.RetryCountdown.Choice, "error", err)
 	cdErr = fmt.Errorf("retry countdown %q failed (%w); retried on the server's default countdown", job.Webhook.RetryCountdown.Choice, err)
 	w, err = d.countdown(ctx, d.cfg.DefaultCountdown, retries)

@@ -333,7 +333,7 @@ func TestDispatcherCountdownFallsBackToDefault(t *testing.T) {
 		if want := `retry countdown "unloaded-plugin" failed (countdown "unloaded-plugin" is not registered); retried on the server's default countdown`; res[0].Attempt.Error != want {
 			t.Errorf("attempt error %q, want %q: the hook's owner sees why", res[0].Attempt.Error, want)
 		}
-		if logs := f.logs.String(); !strings.Contains(logs, "countdown failed; using delivery.default_countdown") ||
+		if logs := f.logs.String(); !strings.Contains(logs, "countdown failed; using delivery.default_retry_countdown") ||
 			!strings.Contains(logs, "event_uuid="+ev.UUID) {
 			t.Errorf("fallback not logged:\n%s", logs)
 		}

@@ -41,7 +41,7 @@ func safely[T any](d *Dispatcher, what string, f func() (T, error)) (v T, err er
 
 // attempt is attemptOnce with a panic turned into a failed attempt: the
 // error is recorded in the attempt log, the event is retried on
-// delivery.default_countdown and given up after max_retries like any
+// delivery.default_retry_countdown and given up after max_retries like any
 // other failure, so a poison event cannot crash-loop a node.
 func (d *Dispatcher) attempt(job *webhook.Job) (res webhook.Result, ok bool) {
 	defer func() {
@@ -63,7 +63,7 @@ func (d *Dispatcher) panicked(job *webhook.Job, err error) webhook.Result {
 
 // unsent is the result of an attempt that sent nothing because of a fault
 // on the server's side (a panic, a hook whose secrets do not open): a
-// failed attempt with msg in its log, retried on delivery.default_countdown
+// failed attempt with msg in its log, retried on delivery.default_retry_countdown
 // (the hook's own countdown is tenant data that may be the fault) and given
 // up after max_retries. WebhookID stays zero: it says nothing about the
 // endpoint's health.
@@ -147,7 +147,7 @@ func (d *Dispatcher) complete(ctx context.Context, results []webhook.Result) (er
 // failedWrite is the minimal result written for res when writing res
 // panicked: the same lease and attempt count, the error text only, class
 // internal, no hook (the endpoint's health is not in question). It is
-// retried on delivery.default_countdown, or given up if res was, or if
+// retried on delivery.default_retry_countdown, or given up if res was, or if
 // res.RetryCount reached max_retries (the Result has no redelivery base,
 // so after a redelivery it may give up earlier than a failure would).
 func (d *Dispatcher) failedWrite(ctx context.Context, res webhook.Result, pe *panicError) webhook.Result {

@@ -323,9 +323,11 @@ func boundTables(body []byte) ([]byte, error) {
 		ref := s.byte()
 		flags := s.byte()
 		lo, hi := s.u32(), uint32(maxTableEntries)
-		if flags&1 != 0 {
+		switch flags {
+		case 0:
+		case 1:
 			hi = min(s.u32(), maxTableEntries)
-		} else if flags != 0 {
+		default: // shared or 64-bit tables: features wazero does not enable
 			s.fail("unknown table limits")
 		}
 		if lo > maxTableEntries {

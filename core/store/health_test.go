@@ -158,6 +158,44 @@ func TestHealthWindowAcrossSkewedNodes(t *testing.T) {
 	})
 }
 
+// Within one batch of a skewed node, a failure followed by a success
+// leaves the hook healthy: both times are moved onto the database's clock
+// before they are compared (the success's time was not, so a node 2 h
+// behind left failing_since set after its own success).
+func TestHealthBatchOfASkewedNode(t *testing.T) {
+	storetest.EachWith(t, store.Options{DisableAfter: time.Hour}, func(t *testing.T, s *store.Store) {
+		if s.Dialect() != store.Postgres {
+			t.Skip("SQLite is a single process: one clock")
+		}
+		for _, skew := range []time.Duration{-2 * time.Hour, 2 * time.Hour} {
+			u, _ := storetest.User(t, s, fmt.Sprint("u", skew), webhook.RoleUser)
+			h := storetest.Hook(t, s, u.ID, "e", "https://a.example/"+fmt.Sprint(skew.Hours()))
+			node := func() time.Time { return time.Now().Add(skew) }
+			s.SetClock(node)
+			storetest.Publish(t, s, "e", `{}`)
+			storetest.Publish(t, s, "e", `{}`)
+			at := node()
+			n := 0
+			attemptAll(t, s, func(j webhook.Job) webhook.Result {
+				n++
+				if n == 1 { // a failure a minute before the success
+					return webhook.Result{State: webhook.StatePending, NextAttemptAt: at.Add(time.Hour),
+						Attempt: webhook.Attempt{AttemptedAt: at.Add(-time.Minute), Status: 500}}
+				}
+				return webhook.Result{State: webhook.StateDelivered, NextAttemptAt: at,
+					Attempt: webhook.Attempt{AttemptedAt: at, Status: 204}}
+			})
+			s.SetClock(time.Now)
+			if got := hookNow(t, s, h.ID); !got.IsActive || got.FailingSince != nil {
+				t.Errorf("skew %s: hook %+v: want active and healthy after the later success", skew, got)
+			}
+			if _, err := s.DB().ExecContext(ctx, "DELETE FROM webhook_events"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
 func TestHealthGoneAndOwner(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) { // DisableAfter 0: only 410 deactivates
 		clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}

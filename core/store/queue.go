@@ -546,7 +546,7 @@ var pgComplete = `WITH v AS (
 	RETURNING v.n
 ), r AS (
 	SELECT v.webhook_id, ` + pgAttemptClock + ` AS attempted_at, v.state = 'delivered' AS ok, v.status = 410 AS gone,
-		max(v.attempted_at) FILTER (WHERE v.state = 'delivered') OVER (PARTITION BY v.webhook_id) AS ok_at
+		max(` + pgAttemptClock + `) FILTER (WHERE v.state = 'delivered') OVER (PARTITION BY v.webhook_id) AS ok_at
 	FROM v JOIN upd ON upd.n = v.n WHERE v.webhook_id <> 0
 ), hk AS (
 	SELECT webhook_id AS id, bool_or(ok) AS ok, bool_or(gone) AS gone,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -140,10 +141,16 @@ func (s *Store) CountSealedUnder(ctx context.Context, id string) (int, error) {
 // config.auth; URLsKept lists the hooks whose target_url still has them
 // because without them it would be another hook's (user, target_url,
 // event_type).
+//
+// Unreadable lists the hooks whose sealed values do not open (tampered or
+// corrupt rows): they are left as they are, so that one such row stops
+// neither the pass nor a node's start; their events fail alone until the
+// owner sets a new secret_key.
 type SealProgress struct {
 	Done, Skipped, Total int64
 	URLs                 int64
 	URLsKept             []int64
+	Unreadable           []int64
 }
 
 // SealSecrets seals every hook whose secrets are in clear or under another
@@ -203,15 +210,17 @@ func (s *Store) SealSecrets(ctx context.Context, batch int, progress func(SealPr
 			break
 		}
 		after = rows[len(rows)-1].ID
-		var done int64
+		var done, unreadable int64
 		err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			done = 0
+			done, unreadable = 0, 0
 			for i := range rows {
 				r := &rows[i]
 				old := *r
 				clear, err := r.openSecrets(s.sealer)
 				if err != nil {
-					return err
+					p.unreadable(r.ID)
+					unreadable++
+					continue
 				}
 				r.setSecrets(clear)
 				if err := r.sealSecrets(s.sealer); err != nil {
@@ -236,7 +245,7 @@ func (s *Store) SealSecrets(ctx context.Context, batch int, progress func(SealPr
 			return p, fmt.Errorf("seal secrets (hooks after %d): %w", rows[0].ID-1, err)
 		}
 		p.Done += done
-		p.Skipped += int64(len(rows)) - done
+		p.Skipped += int64(len(rows)) - done - unreadable
 		if progress != nil {
 			progress(p)
 		}
@@ -245,6 +254,13 @@ func (s *Store) SealSecrets(ctx context.Context, batch int, progress func(SealPr
 		return p, nil
 	}
 	return p, s.moveURLCredentials(ctx, batch, &p)
+}
+
+// unreadable records a hook whose sealed values do not open, once.
+func (p *SealProgress) unreadable(id int64) {
+	if !slices.Contains(p.Unreadable, id) {
+		p.Unreadable = append(p.Unreadable, id)
+	}
 }
 
 // moveURLCredentials rewrites the hooks whose target_url has userinfo: a
@@ -274,8 +290,12 @@ func (s *Store) moveURLCredentials(ctx context.Context, batch int, p *SealProgre
 				r := &rows[i]
 				old := *r
 				moved, err := r.moveURLCredentials(s.sealer)
-				if err != nil || !moved {
-					return err
+				if err != nil {
+					p.unreadable(r.ID)
+					continue
+				}
+				if !moved { // "@" elsewhere in the URL: the next row
+					continue
 				}
 				taken, err := tx.NewSelect().Model((*webhookRow)(nil)).Where("user_id = ?", r.UserID).
 					Where("target_url = ?", r.TargetURL).Where("event_type = ?", r.EventType).

@@ -88,3 +88,42 @@ func TestSealSecretsMovesURLCredentials(t *testing.T) {
 		}
 	})
 }
+
+// One row the URL pass cannot move stops neither the pass nor the rows
+// after it: an "@" outside the userinfo is the next row's turn, and a hook
+// whose sealed values do not open is left as it is and reported (before,
+// the first ended the batch early, and every rerun skipped the rows after
+// it; the second failed the pass, and with it the node's start).
+func TestSealSecretsSkipsWhatItCannotMove(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		u, _ := storetest.User(t, s, "alice", webhook.RoleUser)
+		bad := storetest.Hook(t, s, u.ID, "order-created", "https://a.example/c")
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if _, err := s.DB().ExecContext(ctx, q, args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		exec(`UPDATE webhooks SET target_url = ?, secret_key = ? WHERE id = ?`, "https://x:URLPW-bad@a.example/c",
+			"enc:v1:"+storetest.Keyring().KeyID()+":AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", bad.ID)
+		for i, target := range []string{"https://a.example/q?mail=a@b.example", "https://frank:URLPW-b@a.example/b"} {
+			exec(`INSERT INTO webhooks (id, user_id, target_url, event_type, retry_countdown_config, created_at, modified_at)
+				VALUES (?, ?, ?, 'order-created', '{"choice":"fixed","kwargs":{"seconds":1}}', ?, ?)`,
+				bad.ID+1+int64(i), u.ID, target, bad.CreatedAt, bad.CreatedAt)
+		}
+		p, err := s.SealSecrets(ctx, 100, nil)
+		if err != nil {
+			t.Fatalf("SealSecrets: %v", err)
+		}
+		if p.URLs != 1 || !slices.Equal(p.Unreadable, []int64{bad.ID}) {
+			t.Errorf("progress %+v; want 1 URL moved and hook %d unreadable", p, bad.ID)
+		}
+		h, err := s.Webhook(ctx, webhook.Scope{All: true}, bad.ID+2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth, _ := h.BasicAuth(); h.TargetURL != "https://a.example/b" || auth.Password != "URLPW-b" {
+			t.Errorf("the hook after the query's @: %q %+v", h.TargetURL, auth)
+		}
+	})
+}
