@@ -53,6 +53,11 @@ type Config struct {
 	// Source is the configuration file Load read, empty when none. It is
 	// not a configuration key.
 	Source string
+	// DatabaseURLFrom says where database.url came from, for messages:
+	// "database.url sqlite://w.db in /etc/whisperer/config.koanf.yaml",
+	// "WHISPERER_DATABASE_URL=…" or "--database-url …"; empty for the
+	// default. It is not a configuration key.
+	DatabaseURLFrom string
 }
 
 // Server is the HTTP API server.
