@@ -109,7 +109,10 @@ func withReadDB(ctx context.Context, e env, fs *pflag.FlagSet, fn func(*store.St
 	if err != nil {
 		return err
 	}
-	if len(pending) > 0 {
+	switch {
+	case len(pending) > 0 && strings.HasPrefix(pending[0], "001_"):
+		return fmt.Errorf("the database %s (from %s) has no schema: run whisperer migrate first", cfg.Database.Redacted(), from)
+	case len(pending) > 0:
 		return fmt.Errorf("the database %s (from %s) has an older schema, without migration(s) %s: run whisperer migrate first",
 			cfg.Database.Redacted(), from, strings.Join(pending, ", "))
 	}

@@ -120,13 +120,7 @@ func open(ctx context.Context, rawURL string, opts Options, create bool) (*Store
 				return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 			}
 		}
-		dsn := sqliteDSN(file)
-		if !create && sqliteFile != "" {
-			// Should the file vanish between the check and the open,
-			// SQLite fails instead of creating it.
-			dsn += "&mode=rw"
-		}
-		sqldb, err := sql.Open("sqlite", dsn)
+		sqldb, err := sql.Open("sqlite", sqliteDSN(file, create || sqliteFile == ""))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", file, err)
 		}
@@ -163,9 +157,18 @@ func open(ctx context.Context, rawURL string, opts Options, create bool) (*Store
 	return s, nil
 }
 
-func sqliteDSN(file string) string {
+// sqliteDSN is the driver's name for file. Without create, SQLite fails
+// rather than create a file that vanished since OpenExisting looked, and
+// journal_mode is left as migrating set it (WAL): setting it would write
+// to a file that has no schema yet.
+func sqliteDSN(file string, create bool) string {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"}
+	if !create {
+		pragmas = pragmas[1:]
+		q.Set("mode", "rw")
+	}
+	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
