@@ -96,7 +96,8 @@ type Server struct {
 type Database struct {
 	// URL is sqlite://PATH (a relative or, with three slashes, absolute
 	// file path) or postgres://… / postgresql://… (a libpq URL). Defaults
-	// to "sqlite://whisperer.db".
+	// to "sqlite://whisperer.db". Load makes a relative PATH from a config
+	// file absolute, against the file's directory.
 	URL string
 	// MaxOpenConns caps the PostgreSQL connection pool; SQLite is a single
 	// writer and the store sizes its own pool. Defaults to 20.
