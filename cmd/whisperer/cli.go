@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -249,12 +250,16 @@ func eventTypesList(ctx context.Context, e env, fs *pflag.FlagSet, args []string
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	return withStore(ctx, e, fs, func(s storeCLI) error {
+	return withReadDB(ctx, e, fs, func(s *store.Store, cfg *config.Config) error {
 		names, err := s.EventTypes(ctx)
 		if err != nil {
 			return err
 		}
-		for _, n := range names {
+		// event_types are added to the database at the next start or
+		// migrate; they are subscribable from then on, so listed now.
+		names = append(names, cfg.EventTypes...)
+		slices.Sort(names)
+		for _, n := range slices.Compact(names) {
 			fmt.Fprintln(e.stdout, n)
 		}
 		return nil

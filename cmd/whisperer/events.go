@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/whisperer/whisperer/core/config"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/webhook"
 )
@@ -119,7 +120,7 @@ func eventsList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) er
 		}
 		f.CreatedSince = t
 	}
-	return withDB(ctx, e, fs, func(s *store.Store) error {
+	return withReadDB(ctx, e, fs, func(s *store.Store, _ *config.Config) error {
 		var jobs []webhook.Job
 		var err error
 		if failed {
@@ -157,7 +158,7 @@ func eventsShow(ctx context.Context, e env, fs *pflag.FlagSet, args []string) er
 	if len(args) != 1 {
 		return usageErr(fs, "expected one event UUID")
 	}
-	return withDB(ctx, e, fs, func(s *store.Store) error {
+	return withReadDB(ctx, e, fs, func(s *store.Store, _ *config.Config) error {
 		j, err := findEvent(ctx, s, args[0])
 		if err != nil {
 			return err

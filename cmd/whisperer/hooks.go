@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/whisperer/whisperer/core/config"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/webhook"
 )
@@ -65,7 +66,7 @@ func hooksList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) err
 	userName, _ := fs.GetString("user")
 	eventType, _ := fs.GetString("event-type")
 	inactive, _ := fs.GetBool("inactive")
-	return withDB(ctx, e, fs, func(s *store.Store) error {
+	return withReadDB(ctx, e, fs, func(s *store.Store, _ *config.Config) error {
 		sc := webhook.Scope{All: true}
 		if userName != "" {
 			u, err := s.UserByName(ctx, userName)
@@ -136,7 +137,7 @@ func hooksShow(ctx context.Context, e env, fs *pflag.FlagSet, args []string) err
 	if err != nil {
 		return err
 	}
-	return withDB(ctx, e, fs, func(s *store.Store) error {
+	return withReadDB(ctx, e, fs, func(s *store.Store, _ *config.Config) error {
 		h, err := findHook(ctx, s, id)
 		if err != nil {
 			return err

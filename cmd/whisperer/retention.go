@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/whisperer/whisperer/core/app"
+	"github.com/whisperer/whisperer/core/config"
 	"github.com/whisperer/whisperer/core/retention"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/webhook"
@@ -40,8 +41,9 @@ func retentionPurge(ctx context.Context, e env, fs *pflag.FlagSet, args []string
 		}
 	}
 	before := retention.Cutoff(time.Now(), days)
-	return withDB(ctx, e, fs, func(s *store.Store) error {
-		if dryRun {
+	if dryRun {
+		// Counting only reads: no database is created or migrated for it.
+		return withReadDB(ctx, e, fs, func(s *store.Store, _ *config.Config) error {
 			n, err := s.CountPurgeable(ctx, before)
 			if err != nil {
 				return err
@@ -49,7 +51,9 @@ func retentionPurge(ctx context.Context, e env, fs *pflag.FlagSet, args []string
 			fmt.Fprintf(e.stdout, "would delete %d delivered event(s), %d attempt(s) and %d message(s) older than %d days (before %s)\n",
 				n.Events, n.Attempts, n.Messages, days, timeCell(before))
 			return nil
-		}
+		})
+	}
+	return withDB(ctx, e, fs, func(s *store.Store) error {
 		rc := app.RetentionConfig(cfg)
 		rc.Days = days
 		p, err := retention.New(rc, s, nil)

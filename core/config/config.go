@@ -53,6 +53,11 @@ type Config struct {
 	// Source is the configuration file Load read, empty when none. It is
 	// not a configuration key.
 	Source string
+	// DatabaseURLFrom says where database.url came from, for messages:
+	// "database.url sqlite://w.db in /etc/whisperer/config.koanf.yaml",
+	// "WHISPERER_DATABASE_URL=…" or "--database-url …"; empty for the
+	// default. It is not a configuration key.
+	DatabaseURLFrom string
 }
 
 // Server is the HTTP API server.
@@ -91,7 +96,8 @@ type Server struct {
 type Database struct {
 	// URL is sqlite://PATH (a relative or, with three slashes, absolute
 	// file path) or postgres://… / postgresql://… (a libpq URL). Defaults
-	// to "sqlite://whisperer.db".
+	// to "sqlite://whisperer.db". Load makes a relative PATH from a config
+	// file absolute, against the file's directory.
 	URL string
 	// MaxOpenConns caps the PostgreSQL connection pool; SQLite is a single
 	// writer and the store sizes its own pool. Defaults to 20.

@@ -60,6 +60,10 @@ func TestDocumentedFile(t *testing.T) {
 	got := mustLoad(t, LoadOptions{File: documented})
 	want := Default()
 	want.Source = documented
+	// Its relative sqlite:// path is the file's directory's.
+	dir, _ := filepath.Abs(filepath.Dir(documented))
+	want.Database.URL = "sqlite://" + filepath.Join(dir, "whisperer.db")
+	want.DatabaseURLFrom = "database.url sqlite://whisperer.db in " + filepath.Join(dir, "config.koanf.yaml")
 	want.Delivery.AllowNetworks = []string{"127.0.0.0/8", "::1/128"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config.koanf.yaml differs from the defaults:\n got %+v\nwant %+v", got, want)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -72,6 +73,7 @@ func Load(opts LoadOptions) (*Config, error) {
 		path, required = DefaultFile, false
 	}
 	source := ""
+	urlFrom := "" // the default
 	if _, err := os.Stat(path); err == nil || required {
 		fk := koanf.New(".")
 		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
@@ -82,6 +84,11 @@ func Load(opts LoadOptions) (*Config, error) {
 		}
 		if err := checkKeys(fk); err != nil {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+		if fk.Exists(dbKey) {
+			abs, _ := filepath.Abs(path)
+			urlFrom = fmt.Sprintf("%s %s in %s", dbKey, redacted(fk.Get(dbKey)), abs)
+			resolveSQLite(fk, filepath.Dir(abs))
 		}
 		if err := merge(ko, fk); err != nil {
 			return nil, err
@@ -95,6 +102,9 @@ func Load(opts LoadOptions) (*Config, error) {
 		if v := getenv(EnvName(key)); v != "" {
 			env[key] = v
 		}
+	}
+	if v, ok := env[dbKey]; ok {
+		urlFrom = fmt.Sprintf("%s=%s", EnvName(dbKey), redacted(v))
 	}
 	if err := mergeMap(ko, env); err != nil {
 		return nil, err
@@ -111,6 +121,9 @@ func Load(opts LoadOptions) (*Config, error) {
 			}
 			if !f.Changed || !known[key] {
 				return "", nil
+			}
+			if key == dbKey {
+				urlFrom = fmt.Sprintf("--%s %s", f.Name, redacted(f.Value.String()))
 			}
 			// Decoders read strings of every kind; only lists and
 			// durations need their typed form.
@@ -135,12 +148,16 @@ func Load(opts LoadOptions) (*Config, error) {
 			return nil, fmt.Errorf("override: unknown key %q", key)
 		}
 	}
+	if v, ok := opts.Overrides[dbKey]; ok {
+		urlFrom = fmt.Sprintf("the override %s %s", dbKey, redacted(v))
+	}
 	if err := mergeMap(ko, opts.Overrides); err != nil {
 		return nil, err
 	}
 
 	c := defaults()
 	c.Source = source
+	c.DatabaseURLFrom = urlFrom
 	// A value that failed to decode keeps its default, so validating the
 	// rest still reports only real problems: the user sees them all at once.
 	decodeErr := c.apply(ko)
@@ -149,6 +166,37 @@ func Load(opts LoadOptions) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+const dbKey = "database.url"
+
+// redacted is a database URL for a message, without its password.
+func redacted(v any) string { return Database{URL: fmt.Sprint(v)}.Redacted() }
+
+// resolveSQLite makes a relative sqlite:// path in a config file's layer
+// relative to the file's directory, dir: where the file is, not where the
+// process happens to start, decides which database it means. A relative
+// path from the environment or a flag stays relative to the working
+// directory, as a shell user expects.
+func resolveSQLite(fk *koanf.Koanf, dir string) {
+	raw, ok := fk.Get(dbKey).(string)
+	if !ok {
+		return // not a string: its decoder reports it
+	}
+	d := Database{URL: raw}
+	if d.Dialect() != "sqlite" {
+		return
+	}
+	_, rest, _ := strings.Cut(raw, "://")
+	p, query, hasQuery := strings.Cut(rest, "?")
+	if p == "" || p == ":memory:" || filepath.IsAbs(p) {
+		return
+	}
+	resolved := "sqlite://" + filepath.Join(dir, p)
+	if hasQuery {
+		resolved += "?" + query
+	}
+	_ = fk.Set(dbKey, resolved)
 }
 
 const (

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,8 +82,22 @@ type Store struct {
 }
 
 // Open connects to url ("sqlite://path", "sqlite://:memory:" or
-// "postgres://…") and checks that the database answers. It does not migrate.
+// "postgres://…") and checks that the database answers, creating a SQLite
+// file that does not exist. It does not migrate.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	return open(ctx, rawURL, opts, true)
+}
+
+// ErrNoDatabase is OpenExisting's error when the SQLite file is missing.
+var ErrNoDatabase = errors.New("no database")
+
+// OpenExisting is Open for tools that only read: a missing SQLite file is
+// ErrNoDatabase (wrapped with its path), not created.
+func OpenExisting(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	return open(ctx, rawURL, opts, false)
+}
+
+func open(ctx context.Context, rawURL string, opts Options, create bool) (*Store, error) {
 	s := &Store{now: time.Now, auth: authCache{ttl: opts.AuthCacheTTL}, disableAfter: max(opts.DisableAfter, 0),
 		sealer: opts.Sealer}
 	var sqliteFile string
@@ -93,11 +109,18 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 		if path, _, _ := strings.Cut(file, "?"); path != ":memory:" {
 			sqliteFile = path
-			if err := createPrivate(path); err != nil {
-				return nil, err
+			if create {
+				if err := createPrivate(path); err != nil {
+					return nil, err
+				}
+			} else if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				abs, _ := filepath.Abs(path)
+				return nil, fmt.Errorf("%w at %s", ErrNoDatabase, abs)
+			} else if err != nil {
+				return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 			}
 		}
-		sqldb, err := sql.Open("sqlite", sqliteDSN(file))
+		sqldb, err := sql.Open("sqlite", sqliteDSN(file, create || sqliteFile == ""))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", file, err)
 		}
@@ -134,9 +157,18 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func sqliteDSN(file string) string {
+// sqliteDSN is the driver's name for file. Without create, SQLite fails
+// rather than create a file that vanished since OpenExisting looked, and
+// journal_mode is left as migrating set it (WAL): setting it would write
+// to a file that has no schema yet.
+func sqliteDSN(file string, create bool) string {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"}
+	if !create {
+		pragmas = pragmas[1:]
+		q.Set("mode", "rw")
+	}
+	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -249,6 +281,43 @@ func (s *Store) MigrateTo(ctx context.Context, last int) error {
 		}
 	}
 	return nil
+}
+
+// PendingMigrations lists the embedded migrations the database has not
+// applied, reading only: every one of them when it has no schema at all.
+func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
+	dir := path.Join("migrations", s.dialect)
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	exists := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	if s.dialect == Postgres {
+		exists = `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'`
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, exists).Scan(&n); err != nil {
+		return nil, fmt.Errorf("read schema version: %w", err)
+	}
+	applied := map[int]bool{}
+	if n > 0 {
+		var versions []int
+		if err := s.db.NewSelect().Table("schema_migrations").Column("version").Scan(ctx, &versions); err != nil {
+			return nil, fmt.Errorf("read schema version: %w", err)
+		}
+		for _, v := range versions {
+			applied[v] = true
+		}
+	}
+	var pending []string
+	for _, e := range entries {
+		v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil || !applied[v] {
+			pending = append(pending, e.Name())
+		}
+	}
+	sort.Strings(pending)
+	return pending, nil
 }
 
 // splitSQL splits a migration on the semicolons that end statements. The
