@@ -20,13 +20,14 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/whisperer/whisperer/core/api"
+	"github.com/whisperer/whisperer/core/delivery"
+	"github.com/whisperer/whisperer/core/plugin"
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
@@ -231,13 +232,19 @@ type Log struct {
 func Default() *Config { return new(Config).WithDefaults() }
 
 // defaults are the built-in values before derivation: Lease and CacheDir
-// stay zero so that Load derives them from the final values.
+// stay zero so that Load derives them from the final values. A setting a
+// package consumes takes that package's default (its Config.WithDefaults),
+// so the server and a package used alone cannot disagree; only the
+// settings no package defaults are written here.
 func defaults() *Config {
+	a := api.Config{}.WithDefaults()
+	d := delivery.Config{}.WithDefaults()
+	p := plugin.Config{}.WithDefaults()
 	return &Config{
 		Server: Server{
 			Addr:            "127.0.0.1:8000",
-			BasePath:        "/whisperer/",
-			MaxBodyBytes:    1 << 20,
+			BasePath:        a.BasePath,
+			MaxBodyBytes:    a.MaxBodyBytes,
 			ReadTimeout:     30 * time.Second,
 			WriteTimeout:    60 * time.Second,
 			ShutdownTimeout: 30 * time.Second,
@@ -245,42 +252,35 @@ func defaults() *Config {
 		},
 		Database: Database{URL: "sqlite://whisperer.db", MaxOpenConns: 20},
 		RequestTimeout: RequestTimeout{
-			Connect: 10 * time.Second,
-			Read:    10 * time.Second,
+			Connect: d.ConnectTimeout,
+			Read:    d.ReadTimeout,
 		},
 		Delivery: Delivery{
-			Workers:    64,
-			BatchSize:  100,
-			MaxRetries: 18,
-			DefaultRetryCountdown: webhook.CountdownConfig{
-				Choice: "exponential",
-				Kwargs: json.RawMessage(`{"base":2}`),
-			},
-			MaxResponseBytes: 64 << 10,
-			AllowNetworks:    []string{},
-			DenyNetworks:     []string{},
-			PollInterval:     time.Second,
-			CallbackWorkers:  8,
-			DisableAfter:     120 * time.Hour,
+			Workers:               d.Workers,
+			BatchSize:             d.BatchSize,
+			MaxRetries:            d.MaxRetries,
+			DefaultRetryCountdown: d.DefaultCountdown,
+			MaxResponseBytes:      d.MaxResponseBytes,
+			AllowNetworks:         []string{},
+			DenyNetworks:          []string{},
+			PollInterval:          d.PollInterval,
+			CallbackWorkers:       d.CallbackWorkers,
+			DisableAfter:          120 * time.Hour,
 		},
 		Plugins: Plugins{
-			Dir:             "plugins",
-			CallTimeout:     100 * time.Millisecond,
-			CallbackTimeout: 5 * time.Second,
-			MemoryLimitMB:   64,
-			PoolSize:        4,
+			Dir:             p.Dir,
+			CallTimeout:     p.CallTimeout,
+			CallbackTimeout: p.CallbackTimeout,
+			MemoryLimitMB:   p.MemoryLimitMB,
+			PoolSize:        p.PoolSize,
 		},
 		EventTypes: []string{"package-created", "order-created"},
 		Log:        Log{Level: "info", Format: "text"},
 		Retention:  Retention{Days: 30, Interval: time.Hour, BatchSize: 1000},
-		Security:   Security{EncryptionKeys: []string{}, SecretRotationOverlap: 24 * time.Hour},
-		Limits:     Limits{HooksPerUser: 1000, MaxPageSize: 1000},
+		Security:   Security{EncryptionKeys: []string{}, SecretRotationOverlap: a.SecretRotationOverlap},
+		Limits:     Limits{HooksPerUser: a.HooksPerUser, MaxPageSize: a.MaxPageSize},
 	}
 }
-
-// leaseMargin is how much longer than a request a lease lasts: time to
-// record the attempt after the response.
-const leaseMargin = 30 * time.Second
 
 // WithDefaults fills every zero field with its default, derives Lease and
 // CacheDir, and returns c. It is for configs built in code: Load does not
@@ -339,18 +339,15 @@ func (c *Config) WithDefaults() *Config {
 
 // derive fills the values that depend on others or on the machine.
 func (c *Config) derive() {
-	c.Delivery.Lease = cmp.Or(c.Delivery.Lease, 2*c.RequestTimeout.Total()+leaseMargin)
-	c.Plugins.CacheDir = cmp.Or(c.Plugins.CacheDir, defaultCacheDir())
+	if c.Delivery.Lease == 0 {
+		c.Delivery.Lease = delivery.Config{ConnectTimeout: c.RequestTimeout.Connect, ReadTimeout: c.RequestTimeout.Read}.WithDefaults().Lease
+	}
+	if c.Plugins.CacheDir == "" {
+		c.Plugins.CacheDir = plugin.DefaultCacheDir()
+	}
 	if len(c.Delivery.DefaultRetryCountdown.Kwargs) == 0 {
 		c.Delivery.DefaultRetryCountdown.Kwargs = json.RawMessage(`{}`)
 	}
-}
-
-func defaultCacheDir() string {
-	if dir, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(dir, "whisperer", "plugins")
-	}
-	return ".whisperer-cache"
 }
 
 // Error is one bad configuration value.
