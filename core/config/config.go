@@ -28,6 +28,7 @@ import (
 	"github.com/whisperer/whisperer/core/api"
 	"github.com/whisperer/whisperer/core/delivery"
 	"github.com/whisperer/whisperer/core/plugin"
+	"github.com/whisperer/whisperer/core/retention"
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
@@ -240,6 +241,7 @@ func defaults() *Config {
 	a := api.Config{}.WithDefaults()
 	d := delivery.Config{}.WithDefaults()
 	p := plugin.Config{}.WithDefaults()
+	r := retention.Config{}.WithDefaults()
 	return &Config{
 		Server: Server{
 			Addr:            "127.0.0.1:8000",
@@ -276,7 +278,7 @@ func defaults() *Config {
 		},
 		EventTypes: []string{"package-created", "order-created"},
 		Log:        Log{Level: "info", Format: "text"},
-		Retention:  Retention{Days: 30, Interval: time.Hour, BatchSize: 1000},
+		Retention:  Retention{Days: 30, Interval: r.Interval, BatchSize: r.BatchSize},
 		Security:   Security{EncryptionKeys: []string{}, SecretRotationOverlap: a.SecretRotationOverlap},
 		Limits:     Limits{HooksPerUser: a.HooksPerUser, MaxPageSize: a.MaxPageSize},
 	}

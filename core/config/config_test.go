@@ -18,6 +18,7 @@ import (
 	"github.com/whisperer/whisperer/core/api"
 	"github.com/whisperer/whisperer/core/delivery"
 	"github.com/whisperer/whisperer/core/plugin"
+	"github.com/whisperer/whisperer/core/retention"
 )
 
 const documented = "../../config.koanf.yaml"
@@ -80,6 +81,7 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 	a := api.Config{}.WithDefaults()
 	d := delivery.Config{}.WithDefaults()
 	p := plugin.Config{}.WithDefaults()
+	r := retention.Config{}.WithDefaults()
 	owned := map[string][2]any{
 		"server.base_path":                 {doc.Server.BasePath, a.BasePath},
 		"server.max_body_bytes":            {doc.Server.MaxBodyBytes, a.MaxBodyBytes},
@@ -104,9 +106,17 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 		"security.secret_rotation_overlap": {doc.Security.SecretRotationOverlap, a.SecretRotationOverlap},
 		"limits.hooks_per_user":            {doc.Limits.HooksPerUser, a.HooksPerUser},
 		"limits.max_page_size":             {doc.Limits.MaxPageSize, a.MaxPageSize},
+		"retention.interval":               {doc.Retention.Interval, r.Interval},
+		"retention.batch_size":             {doc.Retention.BatchSize, r.BatchSize},
 	}
-	// The callback deadline is one key read by two packages.
-	owned["plugins.callback_timeout (delivery)"] = [2]any{doc.Plugins.CallbackTimeout, d.CallbackTimeout}
+	// Keys read by two packages: both must default alike.
+	shared := map[string][2]any{
+		"plugins.callback_timeout (delivery)": {doc.Plugins.CallbackTimeout, d.CallbackTimeout},
+		"delivery.default_retry_countdown (api)": {
+			string(doc.Delivery.DefaultRetryCountdown.Choice) + string(doc.Delivery.DefaultRetryCountdown.Kwargs),
+			string(a.DefaultRetryCountdown.Choice) + string(a.DefaultRetryCountdown.Kwargs),
+		},
+	}
 	// The file allows loopback for local development; the default is none.
 	owned["delivery.allow_networks"] = [2]any{len(Default().Delivery.AllowNetworks), len(d.AllowNetworks)}
 	// The server's own settings, and those whose package treats zero as
@@ -114,8 +124,7 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 	unowned := []string{
 		"server.addr", "server.read_timeout", "server.write_timeout", "server.shutdown_timeout",
 		"server.auth_cache_ttl", "database.url", "database.max_open_conns", "delivery.disable_after",
-		"event_types", "log.level", "log.format", "retention.days", "retention.interval",
-		"retention.batch_size", "security.encryption_keys",
+		"event_types", "log.level", "log.format", "retention.days", "security.encryption_keys",
 	}
 	for _, key := range Keys() {
 		v, ok := owned[key]
@@ -129,8 +138,10 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 			t.Errorf("%s: config.koanf.yaml documents %v, its package defaults to %v", key, v[0], v[1])
 		}
 	}
-	if v := owned["plugins.callback_timeout (delivery)"]; !reflect.DeepEqual(v[0], v[1]) {
-		t.Errorf("plugins.callback_timeout: config.koanf.yaml documents %v, delivery defaults to %v", v[0], v[1])
+	for key, v := range shared {
+		if !reflect.DeepEqual(v[0], v[1]) {
+			t.Errorf("%s: config.koanf.yaml documents %v, the package defaults to %v", key, v[0], v[1])
+		}
 	}
 }
 
