@@ -29,6 +29,7 @@ import (
 	"github.com/whisperer/whisperer/core/delivery"
 	"github.com/whisperer/whisperer/core/plugin"
 	"github.com/whisperer/whisperer/core/retention"
+	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
@@ -252,7 +253,7 @@ func defaults() *Config {
 			ShutdownTimeout: 30 * time.Second,
 			AuthCacheTTL:    10 * time.Second,
 		},
-		Database: Database{URL: "sqlite://whisperer.db", MaxOpenConns: 20},
+		Database: Database{URL: "sqlite://whisperer.db", MaxOpenConns: store.DefaultMaxOpenConns},
 		RequestTimeout: RequestTimeout{
 			Connect: d.ConnectTimeout,
 			Read:    d.ReadTimeout,

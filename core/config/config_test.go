@@ -19,6 +19,7 @@ import (
 	"github.com/whisperer/whisperer/core/delivery"
 	"github.com/whisperer/whisperer/core/plugin"
 	"github.com/whisperer/whisperer/core/retention"
+	"github.com/whisperer/whisperer/core/store"
 )
 
 const documented = "../../config.koanf.yaml"
@@ -108,6 +109,7 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 		"limits.max_page_size":             {doc.Limits.MaxPageSize, a.MaxPageSize},
 		"retention.interval":               {doc.Retention.Interval, r.Interval},
 		"retention.batch_size":             {doc.Retention.BatchSize, r.BatchSize},
+		"database.max_open_conns":          {doc.Database.MaxOpenConns, store.DefaultMaxOpenConns},
 	}
 	// Keys read by two packages: both must default alike.
 	shared := map[string][2]any{
@@ -123,7 +125,7 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 	// "off" (the store's auth cache and hook deactivation, retention).
 	unowned := []string{
 		"server.addr", "server.read_timeout", "server.write_timeout", "server.shutdown_timeout",
-		"server.auth_cache_ttl", "database.url", "database.max_open_conns", "delivery.disable_after",
+		"server.auth_cache_ttl", "database.url", "delivery.disable_after",
 		"event_types", "log.level", "log.format", "retention.days", "security.encryption_keys",
 	}
 	for _, key := range Keys() {
