@@ -7,6 +7,10 @@
 // as "key: what was expected, got what" and the same table drives the
 // environment variable names, the unknown-key check and the documentation
 // test that keeps config.koanf.yaml in step with the defaults.
+//
+// A setting a package consumes has its default in that package (its
+// Config.WithDefaults or a Default* constant); this package imports the
+// packages only to read those defaults, so the two cannot disagree.
 package config
 
 import (
