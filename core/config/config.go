@@ -8,9 +8,11 @@
 // environment variable names, the unknown-key check and the documentation
 // test that keeps config.koanf.yaml in step with the defaults.
 //
-// A setting a package consumes has its default in that package (its
-// Config.WithDefaults or a Default* constant); this package imports the
-// packages only to read those defaults, so the two cannot disagree.
+// A setting a package consumes is defaulted by that package too (its
+// Config.WithDefaults), for code that uses the package alone. This package
+// does not import its siblings (only core/app wires them), so it writes
+// the values again; TestDocumentedDefaultsAreThePackages fails when
+// config.koanf.yaml, these defaults and a package's disagree.
 package config
 
 import (
@@ -24,16 +26,13 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/whisperer/whisperer/core/api"
-	"github.com/whisperer/whisperer/core/delivery"
-	"github.com/whisperer/whisperer/core/plugin"
-	"github.com/whisperer/whisperer/core/retention"
-	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
@@ -60,6 +59,11 @@ type Config struct {
 	// Source is the configuration file Load read, empty when none. It is
 	// not a configuration key.
 	Source string
+	// DatabaseURLFrom says where database.url came from, for messages:
+	// "database.url sqlite://w.db in /etc/whisperer/config.koanf.yaml",
+	// "WHISPERER_DATABASE_URL=…" or "--database-url …"; empty for the
+	// default. It is not a configuration key.
+	DatabaseURLFrom string
 }
 
 // Server is the HTTP API server.
@@ -98,7 +102,8 @@ type Server struct {
 type Database struct {
 	// URL is sqlite://PATH (a relative or, with three slashes, absolute
 	// file path) or postgres://… / postgresql://… (a libpq URL). Defaults
-	// to "sqlite://whisperer.db".
+	// to "sqlite://whisperer.db". Load makes a relative PATH from a config
+	// file absolute, against the file's directory.
 	URL string
 	// MaxOpenConns caps the PostgreSQL connection pool; SQLite is a single
 	// writer and the store sizes its own pool. Defaults to 20.
@@ -238,56 +243,56 @@ type Log struct {
 func Default() *Config { return new(Config).WithDefaults() }
 
 // defaults are the built-in values before derivation: Lease and CacheDir
-// stay zero so that Load derives them from the final values. A setting a
-// package consumes takes that package's default (its Config.WithDefaults),
-// so the server and a package used alone cannot disagree; only the
-// settings no package defaults are written here.
+// stay zero so that Load derives them from the final values.
 func defaults() *Config {
-	a := api.Config{}.WithDefaults()
-	d := delivery.Config{}.WithDefaults()
-	p := plugin.Config{}.WithDefaults()
-	r := retention.Config{}.WithDefaults()
 	return &Config{
 		Server: Server{
 			Addr:            "127.0.0.1:8000",
-			BasePath:        a.BasePath,
-			MaxBodyBytes:    a.MaxBodyBytes,
+			BasePath:        "/whisperer/",
+			MaxBodyBytes:    1 << 20,
 			ReadTimeout:     30 * time.Second,
 			WriteTimeout:    60 * time.Second,
 			ShutdownTimeout: 30 * time.Second,
 			AuthCacheTTL:    10 * time.Second,
 		},
-		Database: Database{URL: "sqlite://whisperer.db", MaxOpenConns: store.DefaultMaxOpenConns},
+		Database: Database{URL: "sqlite://whisperer.db", MaxOpenConns: 20},
 		RequestTimeout: RequestTimeout{
-			Connect: d.ConnectTimeout,
-			Read:    d.ReadTimeout,
+			Connect: 10 * time.Second,
+			Read:    10 * time.Second,
 		},
 		Delivery: Delivery{
-			Workers:               d.Workers,
-			BatchSize:             d.BatchSize,
-			MaxRetries:            d.MaxRetries,
-			DefaultRetryCountdown: d.DefaultCountdown,
-			MaxResponseBytes:      d.MaxResponseBytes,
-			AllowNetworks:         []string{},
-			DenyNetworks:          []string{},
-			PollInterval:          d.PollInterval,
-			CallbackWorkers:       d.CallbackWorkers,
-			DisableAfter:          120 * time.Hour,
+			Workers:    64,
+			BatchSize:  100,
+			MaxRetries: 18,
+			DefaultRetryCountdown: webhook.CountdownConfig{
+				Choice: "exponential",
+				Kwargs: json.RawMessage(`{"base":2}`),
+			},
+			MaxResponseBytes: 64 << 10,
+			AllowNetworks:    []string{},
+			DenyNetworks:     []string{},
+			PollInterval:     time.Second,
+			CallbackWorkers:  8,
+			DisableAfter:     120 * time.Hour,
 		},
 		Plugins: Plugins{
-			Dir:             p.Dir,
-			CallTimeout:     p.CallTimeout,
-			CallbackTimeout: p.CallbackTimeout,
-			MemoryLimitMB:   p.MemoryLimitMB,
-			PoolSize:        p.PoolSize,
+			Dir:             "plugins",
+			CallTimeout:     100 * time.Millisecond,
+			CallbackTimeout: 5 * time.Second,
+			MemoryLimitMB:   64,
+			PoolSize:        4,
 		},
 		EventTypes: []string{"package-created", "order-created"},
 		Log:        Log{Level: "info", Format: "text"},
-		Retention:  Retention{Days: 30, Interval: r.Interval, BatchSize: r.BatchSize},
-		Security:   Security{EncryptionKeys: []string{}, SecretRotationOverlap: a.SecretRotationOverlap},
-		Limits:     Limits{HooksPerUser: a.HooksPerUser, MaxPageSize: a.MaxPageSize},
+		Retention:  Retention{Days: 30, Interval: time.Hour, BatchSize: 1000},
+		Security:   Security{EncryptionKeys: []string{}, SecretRotationOverlap: 24 * time.Hour},
+		Limits:     Limits{HooksPerUser: 1000, MaxPageSize: 1000},
 	}
 }
+
+// leaseMargin is how much longer than a request a lease lasts: time to
+// record the attempt after the response.
+const leaseMargin = 30 * time.Second
 
 // WithDefaults fills every zero field with its default, derives Lease and
 // CacheDir, and returns c. It is for configs built in code: Load does not
@@ -346,15 +351,18 @@ func (c *Config) WithDefaults() *Config {
 
 // derive fills the values that depend on others or on the machine.
 func (c *Config) derive() {
-	if c.Delivery.Lease == 0 {
-		c.Delivery.Lease = delivery.Config{ConnectTimeout: c.RequestTimeout.Connect, ReadTimeout: c.RequestTimeout.Read}.WithDefaults().Lease
-	}
-	if c.Plugins.CacheDir == "" {
-		c.Plugins.CacheDir = plugin.DefaultCacheDir()
-	}
+	c.Delivery.Lease = cmp.Or(c.Delivery.Lease, 2*c.RequestTimeout.Total()+leaseMargin)
+	c.Plugins.CacheDir = cmp.Or(c.Plugins.CacheDir, defaultCacheDir())
 	if len(c.Delivery.DefaultRetryCountdown.Kwargs) == 0 {
 		c.Delivery.DefaultRetryCountdown.Kwargs = json.RawMessage(`{}`)
 	}
+}
+
+func defaultCacheDir() string {
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "whisperer", "plugins")
+	}
+	return ".whisperer-cache"
 }
 
 // Error is one bad configuration value.

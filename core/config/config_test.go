@@ -381,7 +381,7 @@ func TestRequestTimeout(t *testing.T) {
 			if c.RequestTimeout.Connect != tc.connect || c.RequestTimeout.Read != tc.read {
 				t.Errorf("got %+v, want connect %v read %v", c.RequestTimeout, tc.connect, tc.read)
 			}
-			if want := 2*(tc.connect+tc.read) + delivery.LeaseMargin; c.Delivery.Lease != want {
+			if want := 2*(tc.connect+tc.read) + leaseMargin; c.Delivery.Lease != want {
 				t.Errorf("derived lease = %v, want %v", c.Delivery.Lease, want)
 			}
 		})
