@@ -7,6 +7,12 @@
 // as "key: what was expected, got what" and the same table drives the
 // environment variable names, the unknown-key check and the documentation
 // test that keeps config.koanf.yaml in step with the defaults.
+//
+// A setting a package consumes is defaulted by that package too (its
+// Config.WithDefaults), for code that uses the package alone. This package
+// does not import its siblings (only core/app wires them), so it writes
+// the values again; TestDocumentedDefaultsAreThePackages fails when
+// config.koanf.yaml, these defaults and a package's disagree.
 package config
 
 import (

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,12 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
+
+	"github.com/whisperer/whisperer/core/api"
+	"github.com/whisperer/whisperer/core/delivery"
+	"github.com/whisperer/whisperer/core/plugin"
+	"github.com/whisperer/whisperer/core/retention"
+	"github.com/whisperer/whisperer/core/store"
 )
 
 const documented = "../../config.koanf.yaml"
@@ -67,6 +74,80 @@ func TestDocumentedFile(t *testing.T) {
 	want.Delivery.AllowNetworks = []string{"127.0.0.0/8", "::1/128"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config.koanf.yaml differs from the defaults:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// Every key a package consumes defaults, in config.koanf.yaml, to that
+// package's own default, so the server and a package used alone (tests,
+// tools) behave alike. The keys no package defaults are listed, so that a
+// new key must be placed in one list or the other.
+func TestDocumentedDefaultsAreThePackages(t *testing.T) {
+	doc := mustLoad(t, LoadOptions{File: documented})
+	a := api.Config{}.WithDefaults()
+	d := delivery.Config{}.WithDefaults()
+	p := plugin.Config{}.WithDefaults()
+	r := retention.Config{}.WithDefaults()
+	owned := map[string][2]any{
+		"server.base_path":                 {doc.Server.BasePath, a.BasePath},
+		"server.max_body_bytes":            {doc.Server.MaxBodyBytes, a.MaxBodyBytes},
+		"server.public_url":                {doc.Server.PublicURL, a.PublicURL},
+		"request_timeout":                  {[2]time.Duration{doc.RequestTimeout.Connect, doc.RequestTimeout.Read}, [2]time.Duration{d.ConnectTimeout, d.ReadTimeout}},
+		"delivery.workers":                 {doc.Delivery.Workers, d.Workers},
+		"delivery.batch_size":              {doc.Delivery.BatchSize, d.BatchSize},
+		"delivery.max_retries":             {doc.Delivery.MaxRetries, d.MaxRetries},
+		choiceKey:                          {doc.Delivery.DefaultRetryCountdown.Choice, d.DefaultCountdown.Choice},
+		kwargsKey:                          {string(doc.Delivery.DefaultRetryCountdown.Kwargs), string(d.DefaultCountdown.Kwargs)},
+		"delivery.max_response_bytes":      {doc.Delivery.MaxResponseBytes, d.MaxResponseBytes},
+		"delivery.deny_networks":           {len(doc.Delivery.DenyNetworks), len(d.DenyNetworks)},
+		"delivery.lease":                   {doc.Delivery.Lease, d.Lease},
+		"delivery.poll_interval":           {doc.Delivery.PollInterval, d.PollInterval},
+		"delivery.callback_workers":        {doc.Delivery.CallbackWorkers, d.CallbackWorkers},
+		"plugins.dir":                      {doc.Plugins.Dir, p.Dir},
+		"plugins.cache_dir":                {doc.Plugins.CacheDir, p.CacheDir},
+		"plugins.call_timeout":             {doc.Plugins.CallTimeout, p.CallTimeout},
+		"plugins.callback_timeout":         {doc.Plugins.CallbackTimeout, p.CallbackTimeout},
+		"plugins.memory_limit_mb":          {doc.Plugins.MemoryLimitMB, p.MemoryLimitMB},
+		"plugins.pool_size":                {doc.Plugins.PoolSize, p.PoolSize},
+		"security.secret_rotation_overlap": {doc.Security.SecretRotationOverlap, a.SecretRotationOverlap},
+		"limits.hooks_per_user":            {doc.Limits.HooksPerUser, a.HooksPerUser},
+		"limits.max_page_size":             {doc.Limits.MaxPageSize, a.MaxPageSize},
+		"retention.interval":               {doc.Retention.Interval, r.Interval},
+		"retention.batch_size":             {doc.Retention.BatchSize, r.BatchSize},
+		"database.max_open_conns":          {doc.Database.MaxOpenConns, store.DefaultMaxOpenConns},
+	}
+	// Keys read by two packages: both must default alike.
+	shared := map[string][2]any{
+		"plugins.callback_timeout (delivery)": {doc.Plugins.CallbackTimeout, d.CallbackTimeout},
+		"delivery.default_retry_countdown (api)": {
+			string(doc.Delivery.DefaultRetryCountdown.Choice) + string(doc.Delivery.DefaultRetryCountdown.Kwargs),
+			string(a.DefaultRetryCountdown.Choice) + string(a.DefaultRetryCountdown.Kwargs),
+		},
+	}
+	// The file allows loopback for local development; the default is none.
+	owned["delivery.allow_networks"] = [2]any{len(Default().Delivery.AllowNetworks), len(d.AllowNetworks)}
+	// The server's own settings, and those whose package treats zero as
+	// "off" (the store's auth cache and hook deactivation, retention).
+	unowned := []string{
+		"server.addr", "server.read_timeout", "server.write_timeout", "server.shutdown_timeout",
+		"server.auth_cache_ttl", "database.url", "delivery.disable_after",
+		"event_types", "log.level", "log.format", "retention.days", "security.encryption_keys",
+	}
+	for _, key := range Keys() {
+		v, ok := owned[key]
+		if !ok {
+			if !slices.Contains(unowned, key) {
+				t.Errorf("%s is in neither list of this test: say which package owns its default", key)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(v[0], v[1]) {
+			t.Errorf("%s: config.koanf.yaml documents %v, its package defaults to %v", key, v[0], v[1])
+		}
+	}
+	for key, v := range shared {
+		if !reflect.DeepEqual(v[0], v[1]) {
+			t.Errorf("%s: config.koanf.yaml documents %v, the package defaults to %v", key, v[0], v[1])
+		}
 	}
 }
 

@@ -32,10 +32,10 @@ type Config struct {
 	// at least twice ConnectTimeout+ReadTimeout. Defaults to
 	// 2*(ConnectTimeout+ReadTimeout) + 30s.
 	Lease time.Duration
-	// ConnectTimeout bounds dialing and the TLS handshake. Defaults to 5s.
+	// ConnectTimeout bounds dialing and the TLS handshake. Defaults to 10s.
 	ConnectTimeout time.Duration
 	// ReadTimeout bounds waiting for the response headers; the whole attempt
-	// (body included) is bounded by ConnectTimeout+ReadTimeout. Defaults to 5s.
+	// (body included) is bounded by ConnectTimeout+ReadTimeout. Defaults to 10s.
 	ReadTimeout time.Duration
 	// MaxRetries is the number of attempts in a series after which an event
 	// is given up. Defaults to 18 (dj-whisperer's MAX_RETRY_COUNT).
@@ -53,13 +53,15 @@ type Config struct {
 	// allowed ones. Defaults to none.
 	DenyNetworks []string
 	// CallbackWorkers is the number of goroutines running callbacks.
-	// Defaults to 4.
+	// Defaults to 8.
 	CallbackWorkers int
 	// CallbackQueue bounds the callbacks waiting to run, per source (plugin
 	// file); when a source's queue is full, its new ones are dropped, logged
 	// and counted. Defaults to 1024.
 	CallbackQueue int
-	// CallbackTimeout bounds one callback. Defaults to 10s.
+	// CallbackTimeout bounds one callback. Defaults to 5s, the plugin
+	// host's (plugin.Config.CallbackTimeout): the server sets both from
+	// plugins.callback_timeout.
 	CallbackTimeout time.Duration
 	// Owner names this dispatcher's leases. Defaults to hostname-pid-random.
 	Owner string
@@ -81,15 +83,21 @@ type Observer interface {
 	ObserveAttempt(state webhook.State, status int, d time.Duration)
 }
 
-// Defaults of Config.
+// Defaults of Config. They are the server's defaults too: core/config
+// takes its delivery.* and request_timeout defaults from WithDefaults.
 const (
 	DefaultWorkers          = 64
 	DefaultBatchSize        = 100
 	DefaultPollInterval     = time.Second
-	DefaultConnectTimeout   = 5 * time.Second
-	DefaultReadTimeout      = 5 * time.Second
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultReadTimeout      = 10 * time.Second
 	DefaultMaxRetries       = 18
 	DefaultMaxResponseBytes = 64 << 10
+	DefaultCallbackWorkers  = 8
+	DefaultCallbackTimeout  = 5 * time.Second
+	// LeaseMargin is how much longer than two requests a derived lease
+	// lasts: time to record the attempt after the response.
+	LeaseMargin = 30 * time.Second
 )
 
 // WithDefaults returns c with every zero field set to its default.
@@ -100,15 +108,15 @@ func (c Config) WithDefaults() Config {
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
 	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, DefaultConnectTimeout)
 	c.ReadTimeout = cmp.Or(c.ReadTimeout, DefaultReadTimeout)
-	c.Lease = cmp.Or(c.Lease, 2*(c.ConnectTimeout+c.ReadTimeout)+30*time.Second)
+	c.Lease = cmp.Or(c.Lease, 2*(c.ConnectTimeout+c.ReadTimeout)+LeaseMargin)
 	c.MaxRetries = cmp.Or(c.MaxRetries, DefaultMaxRetries)
 	if c.DefaultCountdown.Choice == "" {
 		c.DefaultCountdown = webhook.CountdownConfig{Choice: "exponential", Kwargs: json.RawMessage(`{"base":2}`)}
 	}
 	c.MaxResponseBytes = cmp.Or(c.MaxResponseBytes, DefaultMaxResponseBytes)
-	c.CallbackWorkers = cmp.Or(c.CallbackWorkers, 4)
+	c.CallbackWorkers = cmp.Or(c.CallbackWorkers, DefaultCallbackWorkers)
 	c.CallbackQueue = cmp.Or(c.CallbackQueue, 1024)
-	c.CallbackTimeout = cmp.Or(c.CallbackTimeout, 10*time.Second)
+	c.CallbackTimeout = cmp.Or(c.CallbackTimeout, DefaultCallbackTimeout)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

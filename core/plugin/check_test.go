@@ -59,7 +59,7 @@ func TestABIExample(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	c := Config{}.WithDefaults()
-	if c.Dir != "plugins" || c.CacheDir != filepath.Join("plugins", ".cache") || c.CallTimeout != 100*time.Millisecond ||
+	if c.Dir != "plugins" || c.CacheDir != DefaultCacheDir() || c.CallTimeout != 100*time.Millisecond ||
 		c.CallbackTimeout != 5*time.Second || c.MemoryLimitMB != 64 || c.PoolSize != 4 || c.PollInterval != 2*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 )
@@ -12,35 +13,38 @@ import (
 // results stay positive as i64 only below 2 GiB (sdk/ABI.md).
 const MaxMemoryLimitMB = 2048
 
-// Config is the plugin host's configuration (koanf keys plugins.*).
+// Config is the plugin host's configuration. Its defaults are the
+// server's too: core/config takes the plugins.* defaults from WithDefaults.
 type Config struct {
 	// Dir is the drop-in directory: every *.wasm file in it is a plugin. A
 	// missing directory means no plugins. Defaults to "plugins".
-	Dir string `koanf:"dir"`
+	Dir string
 	// CacheDir holds wazero's compilation cache so that a restart does not
-	// recompile unchanged plugins. Defaults to Dir/.cache.
-	CacheDir string `koanf:"cache_dir"`
+	// recompile unchanged plugins. It is a pure cache (keyed by module hash
+	// and runtime version), so it lives in the user's cache directory, shared
+	// by every working directory. Defaults to DefaultCacheDir().
+	CacheDir string
 	// CallTimeout bounds one countdown or validator call. Defaults to 100ms.
-	CallTimeout time.Duration `koanf:"call_timeout"`
+	CallTimeout time.Duration
 	// CallbackTimeout bounds one callback call, and instantiating a module
 	// (its _initialize). Defaults to 5s.
-	CallbackTimeout time.Duration `koanf:"callback_timeout"`
+	CallbackTimeout time.Duration
 	// MemoryLimitMB caps each instance's linear memory, at most
 	// MaxMemoryLimitMB. Defaults to 64.
-	MemoryLimitMB int `koanf:"memory_limit_mb"`
+	MemoryLimitMB int
 	// PoolSize is the most instances of one plugin, and the most
 	// countdown/validator calls and, separately, callbacks in flight across
 	// all plugins (one plugin's callbacks: PoolSize-1, when above 1), which
 	// bounds the host's memory; further calls wait. Idle instances of all
 	// plugins keep at most PoolSize × (MemoryLimitMB + 64 KiB) between them
 	// (idleBudget). Defaults to 4.
-	PoolSize int `koanf:"pool_size"`
+	PoolSize int
 	// PollInterval is how often Dir is checked for added, changed and
 	// removed files; negative disables watching (Reload still works).
-	// Defaults to 2s.
-	PollInterval time.Duration `koanf:"poll_interval"`
+	// Defaults to 2s. It is not a configuration key.
+	PollInterval time.Duration
 	// Observer, when set, is told about every plugin call (metrics).
-	Observer Observer `koanf:"-"`
+	Observer Observer
 
 	// jsonOnly serves callbacks the JSON document only, even to modules
 	// exporting whisperer_callback_record: tests compare the two paths.
@@ -50,13 +54,22 @@ type Config struct {
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	c.Dir = cmp.Or(c.Dir, "plugins")
-	c.CacheDir = cmp.Or(c.CacheDir, filepath.Join(c.Dir, ".cache"))
+	c.CacheDir = cmp.Or(c.CacheDir, DefaultCacheDir())
 	c.CallTimeout = cmp.Or(c.CallTimeout, 100*time.Millisecond)
 	c.CallbackTimeout = cmp.Or(c.CallbackTimeout, 5*time.Second)
 	c.MemoryLimitMB = cmp.Or(c.MemoryLimitMB, 64)
 	c.PoolSize = cmp.Or(c.PoolSize, 4)
 	c.PollInterval = cmp.Or(c.PollInterval, 2*time.Second)
 	return c
+}
+
+// DefaultCacheDir is os.UserCacheDir()/whisperer/plugins, or
+// ".whisperer-cache" when the OS has no cache directory.
+func DefaultCacheDir() string {
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "whisperer", "plugins")
+	}
+	return ".whisperer-cache"
 }
 
 // Validate reports what is wrong with c, after WithDefaults.

@@ -46,6 +46,18 @@ type Config struct {
 	Now func() time.Time
 }
 
+// WithDefaults returns c with zero fields set to their defaults; Days
+// stays 0 (no background purge). The server's retention.interval and
+// retention.batch_size defaults are these.
+func (c Config) WithDefaults() Config {
+	c.Interval = cmp.Or(c.Interval, time.Hour)
+	c.BatchSize = cmp.Or(c.BatchSize, 1000)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
 // Purger runs purges. Its methods are safe for concurrent use.
 type Purger struct {
 	cfg    Config
@@ -65,11 +77,7 @@ func New(cfg Config, s Store, logger *slog.Logger) (*Purger, error) {
 	if s == nil {
 		return nil, errors.New("retention: nil store")
 	}
-	cfg.Interval = cmp.Or(cfg.Interval, time.Hour)
-	cfg.BatchSize = cmp.Or(cfg.BatchSize, 1000)
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg = cfg.WithDefaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

@@ -41,7 +41,8 @@ const (
 
 // Options tune Open. The zero value is usable.
 type Options struct {
-	// MaxOpenConns bounds PostgreSQL connections. Defaults to 20. SQLite
+	// MaxOpenConns bounds PostgreSQL connections. Defaults to
+	// DefaultMaxOpenConns, the server's database.max_open_conns. SQLite
 	// always uses one connection: it has a single writer, and one
 	// connection makes that explicit instead of a busy-retry loop.
 	MaxOpenConns int
@@ -60,6 +61,9 @@ type Options struct {
 	// tests only; the server always sets it.
 	Sealer Sealer
 }
+
+// DefaultMaxOpenConns is Options.MaxOpenConns's default.
+const DefaultMaxOpenConns = 20
 
 // Store is the database. It is safe for concurrent use. After Close every
 // method fails.
@@ -135,8 +139,8 @@ func open(ctx context.Context, rawURL string, opts Options, create bool) (*Store
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
 		sqldb := stdlib.OpenDB(*cfg)
-		sqldb.SetMaxOpenConns(cmpOr(opts.MaxOpenConns, 20))
-		sqldb.SetMaxIdleConns(cmpOr(opts.MaxOpenConns, 20))
+		sqldb.SetMaxOpenConns(cmpOr(opts.MaxOpenConns, DefaultMaxOpenConns))
+		sqldb.SetMaxIdleConns(cmpOr(opts.MaxOpenConns, DefaultMaxOpenConns))
 		s.db = bun.NewDB(sqldb, pgdialect.New())
 		s.dialect = Postgres
 		s.dsn = rawURL
