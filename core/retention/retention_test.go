@@ -1,7 +1,6 @@
 package retention_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -163,7 +163,7 @@ func TestBackgroundPurgeSurvivesPanic(t *testing.T) {
 	s := seed(t, store.SQLite, 2, old)
 	ps := &panicky{Store: s}
 	ps.panics.Store(1)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	p, err := retention.New(retention.Config{Days: 30, Interval: 20 * time.Millisecond, Pause: time.Millisecond}, ps,
 		slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
@@ -184,21 +184,4 @@ func TestBackgroundPurgeSurvivesPanic(t *testing.T) {
 		!strings.Contains(l, "purge bug") {
 		t.Errorf("logs:\n%s", l)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
