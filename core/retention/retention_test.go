@@ -2,6 +2,7 @@ package retention_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 	"github.com/whisperer/whisperer/internal/testlog"
 )
 
@@ -111,13 +113,12 @@ func TestStartStop(t *testing.T) {
 	if err := p.Start(ctx); err == nil {
 		t.Error("second Start succeeded")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for counts(t, s)[webhook.StateDelivered] != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("background purge did not run: %v", counts(t, s))
+	poll.UntilNil(t, 10*time.Second, func() error {
+		if c := counts(t, s); c[webhook.StateDelivered] != 2 {
+			return fmt.Errorf("background purge did not run: %v", c)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	p.Stop(ctx)
 	p.Stop(ctx)
 }
@@ -173,13 +174,12 @@ func TestBackgroundPurgeSurvivesPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop(ctx)
-	deadline := time.Now().Add(10 * time.Second)
-	for counts(t, s)[webhook.StateDelivered] != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the purge after the panic did not run: %v", counts(t, s))
+	poll.UntilNil(t, 10*time.Second, func() error {
+		if c := counts(t, s); c[webhook.StateDelivered] != 2 {
+			return fmt.Errorf("the purge after the panic did not run: %v", c)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if l := logs.String(); strings.Count(l, "retention purge panicked") != 1 || strings.Count(l, "stack=") != 1 ||
 		!strings.Contains(l, "purge bug") {
 		t.Errorf("logs:\n%s", l)
