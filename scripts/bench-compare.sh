@@ -1,12 +1,21 @@
 #!/bin/sh
-# Before/after: runs the main scenarios with the whisperer binary of a git
-# ref (default 9c58cc8, before the store's one-statement queries) and of the
-# working tree, back to back, so both see the same machine load.
+# Before/after: runs the main scenarios of scripts/bench.sh with the
+# whisperer binary built from a git ref ("before") and from the working tree
+# ("after"), back to back, so both see the same machine load, and prints
+# one table of both. The scenarios measure one-hook throughput (20,000
+# events from 64 publishers, deliveries/s and CPU), end-to-end latency at
+# a steady 1,000 events/s (p50/p99 from publish to the receiver) on each
+# backend, and PostgreSQL fan-out (1,000 events to 100 hooks each).
 #
-#   sh scripts/bench-compare.sh [REF]    # about 4 minutes
+#   sh scripts/bench-compare.sh REF    # REF: the commit to compare against; about 4 minutes
 set -eu
 cd "$(dirname "$0")/.."
-ref=${1:-9c58cc8}
+if [ $# -ne 1 ]; then
+	echo "usage: sh scripts/bench-compare.sh REF  (REF: the git commit or tag to measure as \"before\")" >&2
+	exit 2
+fi
+ref=$1
+git rev-parse --verify --quiet "$ref^{commit}" >/dev/null || { echo "bench-compare: $ref is not a commit" >&2; exit 2; }
 pg=${WHISPERER_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -5,9 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/whisperer/whisperer/core/secret"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // node is one `whisperer serve` subprocess.
@@ -101,22 +102,13 @@ func (n *node) start() error {
 	}
 	n.done = make(chan struct{})
 	go func() { _ = n.cmd.Wait(); logf.Close(); close(n.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + n.addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		select {
-		case <-n.done:
-			return fmt.Errorf("node exited at start; see %s", n.logPath)
-		case <-time.After(50 * time.Millisecond):
-		}
+	switch err := poll.Healthy("http://"+n.addr+"/healthz", 30*time.Second, n.done); {
+	case errors.Is(err, poll.ErrExited):
+		return fmt.Errorf("node exited at start; see %s", n.logPath)
+	case err != nil:
+		return fmt.Errorf("node %s never became healthy; see %s", n.addr, n.logPath)
 	}
-	return fmt.Errorf("node %s never became healthy; see %s", n.addr, n.logPath)
+	return nil
 }
 
 func (n *node) alive() bool {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // The daily verbs of the real binary alongside a real server: a delivery
@@ -43,16 +44,12 @@ func TestCLIWithServer(t *testing.T) {
 
 	// With max_retries 1 the single failed attempt gives the event up.
 	var failed []eventJSON
-	deadline := time.Now().Add(20 * time.Second)
-	for len(failed) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the failed delivery never showed up in events list --failed")
-		}
-		time.Sleep(50 * time.Millisecond)
+	poll.Until(t, 20*time.Second, "the failed delivery to show up in events list --failed", func() bool {
 		if err := json.Unmarshal([]byte(cliOut(t, env, "events", "list", "--failed", "--json")), &failed); err != nil {
 			t.Fatal(err)
 		}
-	}
+		return len(failed) > 0
+	})
 	uuid := failed[0].UUID
 	show := cliOut(t, env, "events", "show", uuid)
 	if !strings.Contains(show, "503") || !strings.Contains(show, "down for maintenance") || !strings.Contains(show, "given_up") {

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 var (
@@ -162,23 +164,13 @@ func startNode(t *testing.T, env []string) *node {
 			t.Logf("node %s logs:\n%s", n.addr, n.logs)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + n.addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return n
-			}
-		}
-		select {
-		case <-n.done:
-			t.Fatalf("node exited: %v\n%s", n.err, n.logs)
-		case <-time.After(50 * time.Millisecond):
-		}
+	switch err := poll.Healthy("http://"+n.addr+"/healthz", 30*time.Second, n.done); {
+	case errors.Is(err, poll.ErrExited):
+		t.Fatalf("node exited: %v\n%s", n.err, n.logs)
+	case err != nil:
+		t.Fatalf("node %s never became healthy: %v\n%s", n.addr, err, n.logs)
 	}
-	t.Fatalf("node %s never became healthy:\n%s", n.addr, n.logs)
-	return nil
+	return n
 }
 
 func do(t *testing.T, method, url, token string, body any) (int, []byte) {
@@ -252,17 +244,13 @@ func waitDelivered(t *testing.T, dbURL string, want int64) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	poll.UntilNil(t, 90*time.Second, func() error {
 		c, err := s.Counts(context.Background())
-		if err == nil && c["delivered"] == want {
-			return
+		if err == nil && c["delivered"] != want {
+			err = fmt.Errorf("not all delivered: %v (want %d delivered)", c, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not all delivered: %v (want %d delivered)", c, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 // A node killed with SIGKILL mid-flight loses nothing: after a restart

@@ -1,46 +1,30 @@
 package main
 
 import (
-	"bytes"
+	"fmt"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/internal/poll"
+	"github.com/whisperer/whisperer/internal/testlog"
 )
 
 // listener is one `whisperer listen` process.
 type listener struct {
 	cmd            *exec.Cmd
 	addr           string
-	stdout, stderr *lockedBuffer
+	stdout, stderr *testlog.Buffer
 	done           chan struct{}
 	err            error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func startListen(t *testing.T, args ...string) *listener {
 	t.Helper()
-	l := &listener{addr: freeAddr(t), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	l := &listener{addr: freeAddr(t), stdout: &testlog.Buffer{}, stderr: &testlog.Buffer{}, done: make(chan struct{})}
 	l.cmd = exec.Command(binary(t), append([]string{"listen", "--addr", l.addr}, args...)...)
 	l.cmd.Stdout, l.cmd.Stderr = l.stdout, l.stderr
 	if err := l.cmd.Start(); err != nil {
@@ -59,25 +43,17 @@ func startListen(t *testing.T, args ...string) *listener {
 }
 
 // waitFor polls b until it contains every one of want.
-func waitFor(t *testing.T, b *lockedBuffer, want ...string) {
+func waitFor(t *testing.T, b *testlog.Buffer, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		s, missing := b.String(), ""
+	poll.UntilNil(t, 15*time.Second, func() error {
+		s := b.String()
 		for _, w := range want {
 			if !strings.Contains(s, w) {
-				missing = w
-				break
+				return fmt.Errorf("output lacks %q:\n%s", w, s)
 			}
 		}
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("output lacks %q:\n%s", missing, s)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // stop sends SIGINT and expects a clean exit with a summary.

@@ -80,8 +80,10 @@ func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	return s, nil
 }
 
-// New builds a node from cfg: opens and migrates the database, prepares the
-// plugin host (loaded by Run), the dispatcher and the API handler.
+// New builds a node from cfg: opens and migrates the database, loads the
+// plugins (the API checks the default countdown, which may be a plugin's),
+// builds the dispatcher and the API handler. Run starts the work; a node
+// that fails in New has released what it acquired.
 func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
 	s, err := OpenStore(ctx, cfg, logger)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // A whole node: a hook whose receiver answers 410 is deactivated with the
@@ -61,7 +62,7 @@ func TestEndpointHealth(t *testing.T) {
 				n.do(t, "GET", fmt.Sprintf("/whisperer/hooks/%d/", id), token, nil, http.StatusOK, &h)
 				return h
 			}
-			eventually(t, 15*time.Second, func() error {
+			poll.UntilNil(t, 15*time.Second, func() error {
 				if h := get(g.ID); h.IsActive || h.DisabledReason != store.ReasonGone || h.DisabledAt == nil {
 					return notYet(fmt.Sprintf("410 hook %+v", h))
 				}
@@ -81,7 +82,7 @@ func TestEndpointHealth(t *testing.T) {
 				t.Fatalf("re-enabled hook: %+v", h)
 			}
 			n.do(t, "POST", "/whisperer/events/", token, map[string]any{"event_type": "package-created", "payload": 2}, http.StatusAccepted, nil)
-			eventually(t, 15*time.Second, func() error {
+			poll.UntilNil(t, 15*time.Second, func() error {
 				if delivered.Load() < 1 {
 					return notYet("a delivery to the re-enabled hook")
 				}

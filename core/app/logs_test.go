@@ -17,6 +17,7 @@ import (
 	"github.com/whisperer/whisperer/core/config"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // A whole run logged at debug in JSON — users, hooks with a secret_key,
@@ -80,7 +81,7 @@ func TestLogsKeepSecrets(t *testing.T) {
 		"event_type": "package-created", "payload": map[string]any{"id": 2}, "async": false,
 	}, http.StatusOK, nil)
 
-	eventually(t, 15*time.Second, func() error {
+	poll.UntilNil(t, 15*time.Second, func() error {
 		c, err := n.Store.Counts(t.Context())
 		if err != nil {
 			return err

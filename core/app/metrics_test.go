@@ -14,6 +14,7 @@ import (
 	"github.com/whisperer/whisperer/core/config"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // scrape fetches and parses the node's /metrics.
@@ -115,7 +116,7 @@ func TestMetricsFollowDeliveries(t *testing.T) {
 			}, http.StatusAccepted, nil)
 
 			var mfs map[string]*dto.MetricFamily
-			eventually(t, 15*time.Second, func() error {
+			poll.UntilNil(t, 15*time.Second, func() error {
 				mfs = n.scrape(t)
 				g, _ := value(mfs, "whisperer_delivery_attempts_total", "outcome", "given_up", "status_class", "5xx")
 				cb, _ := value(mfs, "whisperer_callback_errors_total")
@@ -168,7 +169,7 @@ func TestMetricsQueueDepth(t *testing.T) {
 	u, _ := storetest.User(t, n.Store, "alice", webhook.RoleUser)
 	storetest.Hook(t, n.Store, u.ID, "package-created", "http://127.0.0.1:1/")
 	storetest.Publish(t, n.Store, "package-created", `{}`)
-	eventually(t, 5*time.Second, func() error {
+	poll.UntilNil(t, 5*time.Second, func() error {
 		mfs := n.scrape(t)
 		due, _ := value(mfs, "whisperer_queue_events", "phase", "due")
 		age, _ := value(mfs, "whisperer_queue_oldest_due_age_seconds")

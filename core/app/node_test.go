@@ -11,13 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/whisperer/whisperer/core/app"
 	"github.com/whisperer/whisperer/core/config"
 	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/internal/testlog"
 )
 
 // node is a whole Whisperer node in this process: the real wiring, a real
@@ -25,26 +25,8 @@ import (
 type node struct {
 	*app.App
 	url   string
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 	dbURL string
-}
-
-// syncBuffer collects the node's log while its goroutines write to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startNode serves a node on backend with loopback deliveries allowed,
@@ -75,7 +57,7 @@ func startNode(t *testing.T, backend string, plugins []string, mutate func(*conf
 	if mutate != nil {
 		mutate(cfg)
 	}
-	n := &node{logs: &syncBuffer{}, dbURL: cfg.Database.URL}
+	n := &node{logs: &testlog.Buffer{}, dbURL: cfg.Database.URL}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, app.NewLogger(cfg.Log, n.logs))
 	if err != nil {
@@ -136,23 +118,6 @@ func (n *node) do(t *testing.T, method, path, token string, body any, want int, 
 		if err := json.Unmarshal(raw, out); err != nil {
 			t.Fatalf("%s %s: %v in %s", method, path, err, raw)
 		}
-	}
-}
-
-// eventually polls cond every 20ms until it returns nil, failing t with
-// its last error after timeout.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // A hook whose sealed secrets no longer open (a tampered or corrupt
@@ -64,7 +65,7 @@ func TestPoisonHookFailsAlone(t *testing.T) {
 				Attempts []attempt `json:"attempts"`
 			}
 			var failed []event
-			eventually(t, 15*time.Second, func() error {
+			poll.UntilNil(t, 15*time.Second, func() error {
 				var page struct {
 					Results []event `json:"results"`
 				}

@@ -24,6 +24,8 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
+	"github.com/whisperer/whisperer/internal/testlog"
 )
 
 // PostgreSQL nodes share the rows, so a node without a key refuses to
@@ -31,7 +33,7 @@ import (
 func TestPostgresRefusesToStartWithoutAKey(t *testing.T) {
 	cfg := config.Default()
 	cfg.Database.URL = storetest.URL(t, "postgres")
-	var logs syncBuffer
+	var logs testlog.Buffer
 	_, err := app.New(t.Context(), cfg, app.NewLogger(cfg.Log, &logs))
 	if !errors.Is(err, app.ErrNoKey) || !strings.Contains(err.Error(), "whisperer keys generate") {
 		t.Fatalf("start without a key: %v", err)
@@ -47,7 +49,7 @@ func TestSQLiteKeyFile(t *testing.T) {
 	start := func() string {
 		cfg := config.Default()
 		cfg.Database.URL = url
-		var logs syncBuffer
+		var logs testlog.Buffer
 		a, err := app.New(t.Context(), cfg, app.NewLogger(cfg.Log, &logs))
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +87,7 @@ func TestConfiguredKeyAfterKeyFile(t *testing.T) {
 	url := storetest.URL(t, "sqlite")
 	cfg := config.Default()
 	cfg.Database.URL = url
-	var logs syncBuffer
+	var logs testlog.Buffer
 	logger := app.NewLogger(cfg.Log, &logs)
 	fileRing, err := app.Keyring(cfg, logger)
 	if err != nil {
@@ -144,7 +146,7 @@ func TestUpgradeDeliversLegacyHooks(t *testing.T) {
 			plain.Close()
 
 			n := startNode(t, backend, nil, func(c *config.Config) { c.Database.URL = url })
-			eventually(t, 15*time.Second, func() error {
+			poll.UntilNil(t, 15*time.Second, func() error {
 				c, err := n.Store.Counts(t.Context())
 				if err != nil {
 					return err
@@ -189,7 +191,7 @@ func TestKeyFileMentionedOnlyWhileInUse(t *testing.T) {
 	cfg.Database.URL = url
 	open := func() string {
 		t.Helper()
-		var logs syncBuffer
+		var logs testlog.Buffer
 		s, err := app.OpenStore(t.Context(), cfg, app.NewLogger(cfg.Log, &logs))
 		if err != nil {
 			t.Fatal(err)
@@ -206,7 +208,7 @@ func TestKeyFileMentionedOnlyWhileInUse(t *testing.T) {
 	if logs := open(); !strings.Contains(logs, "sealed under the key file's key") || !strings.Contains(logs, "hooks=1") {
 		t.Fatalf("a key file in use is not mentioned:\n%s", logs)
 	}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	s, err := app.OpenStore(t.Context(), cfg, app.NewLogger(cfg.Log, &logs))
 	if err != nil {
 		t.Fatal(err)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/whisperer/whisperer/core/delivery"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // A callback that panics is logged once with its stack, which shows where
@@ -23,8 +25,8 @@ func TestCallbackPanicLogsStack(t *testing.T) {
 		f.hook(t, rc.URL, func(w *webhook.Webhook) { w.Callback = "panics" })
 		d := f.start(t, delivery.Config{})
 		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
-		eventually(t, "delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
-		eventually(t, "the callback error counted", func() bool { return d.Stats().CallbackErrors == 1 })
+		poll.Until(t, 15*time.Second, "delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+		poll.Until(t, 15*time.Second, "the callback error counted", func() bool { return d.Stats().CallbackErrors == 1 })
 		logs := f.logs.String()
 		if strings.Count(logs, "callback panicked") != 1 || strings.Count(logs, "stack=") != 1 ||
 			!strings.Contains(logs, "callbackpanic_test.go") {
@@ -49,7 +51,7 @@ func TestCallbackDocRedactsURLCredentials(t *testing.T) {
 		f.hook(t, target, func(w *webhook.Webhook) { w.Callback = "ok" })
 		f.start(t, delivery.Config{})
 		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
-		eventually(t, "delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+		poll.Until(t, 15*time.Second, "delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
 		doc := <-docs
 		if want := strings.Replace(rc.URL, "//", "//***@", 1); doc.Webhook.TargetURL != want {
 			t.Errorf("callback doc target_url %q, want %q", doc.Webhook.TargetURL, want)

@@ -1,7 +1,6 @@
 package delivery_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,8 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
+	"github.com/whisperer/whisperer/internal/testlog"
 )
 
 // recordingQueue is the real store, with every result it was asked to
@@ -72,30 +73,12 @@ func (q *recordingQueue) resultsFor(id int64) []webhook.Result {
 	return out
 }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 type fixture struct {
 	s    *store.Store
 	q    *recordingQueue
 	user webhook.User
 	cb   *callback.Registry
-	logs *syncBuffer
+	logs *testlog.Buffer
 	// cd and queue, when set, replace the countdown registry and q.
 	cd    delivery.Countdowns
 	queue delivery.Queue
@@ -104,7 +87,7 @@ type fixture struct {
 func newFixture(t *testing.T, s *store.Store) *fixture {
 	t.Helper()
 	u, _ := storetest.User(t, s, "alice", webhook.RoleAdmin)
-	return &fixture{s: s, q: &recordingQueue{Store: s}, user: u, cb: &callback.Registry{}, logs: &syncBuffer{}}
+	return &fixture{s: s, q: &recordingQueue{Store: s}, user: u, cb: &callback.Registry{}, logs: &testlog.Buffer{}}
 }
 
 // epoch is the dispatcher's fake clock: long past, so every retry it
@@ -162,18 +145,6 @@ func (f *fixture) event(t *testing.T, id int64) webhook.Job {
 	return j
 }
 
-// eventually polls cond every 10ms for up to 15s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func exponential2(w *webhook.Webhook) {
 	w.RetryCountdown = webhook.CountdownConfig{Choice: "exponential", Kwargs: json.RawMessage(`{"base":2}`)}
 }
@@ -196,9 +167,9 @@ func TestDispatcherDelivers(t *testing.T) {
 			events = append(events, storetest.Publish(t, s, "package-created", fmt.Sprintf(`{"n":%d}`, i))...)
 			d.Notify() // no polling: the wake-up alone must get them delivered
 		}
-		eventually(t, "60 deliveries", func() bool { return hits.Load() >= 60 })
+		poll.Until(t, 15*time.Second, "60 deliveries", func() bool { return hits.Load() >= 60 })
 		for _, ev := range events {
-			eventually(t, "event written back", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+			poll.Until(t, 15*time.Second, "event written back", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
 			j := f.event(t, ev.ID)
 			if _, ok := got.Load(ev.UUID); !ok || j.Event.RetryCount != 1 || len(j.Event.Attempts) != 1 ||
 				j.Event.ResponseContent != "thanks" || j.Event.ResponseHTTPStatus == nil || *j.Event.ResponseHTTPStatus != 200 {
@@ -228,7 +199,7 @@ func TestDispatcherRetrySchedule(t *testing.T) {
 		f.hook(t, rc.URL, exponential2)
 		f.start(t, delivery.Config{})
 		ev := storetest.Publish(t, s, "package-created", `{"id":1}`)[0]
-		eventually(t, "delivery after 4 failures", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+		poll.Until(t, 15*time.Second, "delivery after 4 failures", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
 
 		res := f.q.resultsFor(ev.ID)
 		if len(res) != 5 {
@@ -272,7 +243,7 @@ func TestDispatcherGivesUpAndRedelivers(t *testing.T) {
 		f.hook(t, rc.URL, exponential2)
 		d := f.start(t, delivery.Config{MaxRetries: 3})
 		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
-		eventually(t, "given up", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateGivenUp })
+		poll.Until(t, 15*time.Second, "given up", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateGivenUp })
 		if j := f.event(t, ev.ID); j.Event.RetryCount != 3 || len(j.Event.Attempts) != 3 || calls.Load() != 3 {
 			t.Fatalf("after give-up: retry_count %d, %d attempts, %d calls", j.Event.RetryCount, len(j.Event.Attempts), calls.Load())
 		}
@@ -283,7 +254,7 @@ func TestDispatcherGivesUpAndRedelivers(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.Notify()
-		eventually(t, "given up again", func() bool {
+		poll.Until(t, 15*time.Second, "given up again", func() bool {
 			j := f.event(t, ev.ID)
 			return j.Event.State == webhook.StateGivenUp && j.Event.RetryCount == 6
 		})
@@ -325,7 +296,7 @@ func TestDispatcherCountdownFallsBackToDefault(t *testing.T) {
 		})
 		f.start(t, delivery.Config{DefaultCountdown: webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":7}`)}})
 		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
-		eventually(t, "delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+		poll.Until(t, 15*time.Second, "delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
 		res := f.q.resultsFor(ev.ID)
 		if len(res) != 2 || res[0].NextAttemptAt.Sub(res[0].Attempt.AttemptedAt) != 7*time.Second {
 			t.Fatalf("results %+v, want a 7s default wait", res)
@@ -370,7 +341,7 @@ func TestDispatcherCallbacks(t *testing.T) {
 		evs := storetest.Publish(t, s, "package-created", `{"name":"pkg"}`)
 		d.Notify()
 		for _, ev := range evs {
-			eventually(t, "delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+			poll.Until(t, 15*time.Second, "delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
 		}
 		var doc webhook.CallbackDoc
 		select {
@@ -392,7 +363,7 @@ func TestDispatcherCallbacks(t *testing.T) {
 			string(doc.Instance) != `{"name":"pkg"}` || string(doc.Payload) != string(want) {
 			t.Errorf("callback doc = %+v", doc)
 		}
-		eventually(t, "failing callbacks", func() bool { return d.Stats().CallbackErrors == 2 })
+		poll.Until(t, 15*time.Second, "failing callbacks", func() bool { return d.Stats().CallbackErrors == 2 })
 		logs := f.logs.String()
 		for _, s := range []string{"callback exploded", "callback panicked hard", "callback=fails", "callback=panics"} {
 			if !strings.Contains(logs, s) {
@@ -417,7 +388,7 @@ func TestDispatcherDeliverNow(t *testing.T) {
 		f.hook(t, rc.URL+"/bad", exponential2)
 		// A long poll and no Notify: only DeliverNow delivers.
 		d := f.start(t, delivery.Config{PollInterval: time.Hour, Claimers: 1})
-		eventually(t, "the first claim", func() bool { return f.q.claims.Load() == 1 })
+		poll.Until(t, 15*time.Second, "the first claim", func() bool { return f.q.claims.Load() == 1 })
 		evs := storetest.Publish(t, s, "package-created", `{}`)
 		ids := []int64{evs[0].ID, evs[1].ID}
 		out, err := d.DeliverNow(context.Background(), ids)
@@ -545,7 +516,7 @@ func TestDispatcherSurvivesDatabaseErrors(t *testing.T) {
 		f.hook(t, rc.URL)
 		evs := storetest.Publish(t, s, "package-created", `{}`)
 		f.start(t, delivery.Config{})
-		eventually(t, "delivered despite failures", func() bool { return f.event(t, evs[0].ID).Event.State == webhook.StateDelivered })
+		poll.Until(t, 15*time.Second, "delivered despite failures", func() bool { return f.event(t, evs[0].ID).Event.State == webhook.StateDelivered })
 		if j := f.event(t, evs[0].ID); hits.Load() != 1 || len(j.Event.Attempts) != 1 {
 			t.Errorf("%d hits, %d attempts, want 1 and 1 (a failed write must be retried, not the delivery)", hits.Load(), len(j.Event.Attempts))
 		}
@@ -574,7 +545,7 @@ func TestDispatchersShareWork(t *testing.T) {
 		}
 		a := f.start(t, delivery.Config{Workers: 4, BatchSize: 8, Owner: "node-a"})
 		b := f.start(t, delivery.Config{Workers: 4, BatchSize: 8, Owner: "node-b"})
-		eventually(t, "all delivered", func() bool {
+		poll.Until(t, 15*time.Second, "all delivered", func() bool {
 			c, err := s.Counts(context.Background())
 			return err == nil && c[webhook.StateDelivered] == int64(len(evs))
 		})

@@ -16,6 +16,7 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // callbackSink registers plugin callbacks into a callback.Registry, as
@@ -105,14 +106,14 @@ func TestCallbackQueuesArePerPlugin(t *testing.T) {
 		d := f.start(t, delivery.Config{CallbackWorkers: 2, CallbackQueue: queue, CallbackTimeout: time.Minute})
 		storetest.Publish(t, s, "package-created", `{"id":1}`)
 		d.Notify()
-		eventually(t, "the first slow callback to run", func() bool { return started.count("loop.wasm") == 1 })
+		poll.Until(t, 15*time.Second, "the first slow callback to run", func() bool { return started.count("loop.wasm") == 1 })
 		storetest.Publish(t, s, "package-updated", `{"id":1}`)
 		d.Notify()
 
 		// The slow plugin has at most one runner (the other is kept for
 		// the fast one) and queue callbacks waiting; the rest is dropped.
-		eventually(t, "every fast callback to run", func() bool { return calls.count("fast.wasm") == fast })
-		eventually(t, "the slow plugin's overflow to be dropped", func() bool {
+		poll.Until(t, 15*time.Second, "every fast callback to run", func() bool { return calls.count("fast.wasm") == fast })
+		poll.Until(t, 15*time.Second, "the slow plugin's overflow to be dropped", func() bool {
 			return d.CallbacksDroppedBySource()["loop.wasm"] == slow-1-queue
 		})
 		if n := d.CallbacksDroppedBySource()["fast.wasm"]; n != 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // fakeClock is a dispatcher clock the test moves.
@@ -51,7 +52,7 @@ func TestGoneDeactivatesHook(t *testing.T) {
 		h := f.hook(t, rc.URL)
 		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
 		d := f.start(t, delivery.Config{Workers: 1, BatchSize: 1})
-		eventually(t, "the event given up", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateGivenUp })
+		poll.Until(t, 15*time.Second, "the event given up", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateGivenUp })
 		if j := f.event(t, ev.ID); j.Event.RetryCount != 1 || len(j.Event.Attempts) != 1 || j.Event.Attempts[0].Status != 410 {
 			t.Fatalf("event after a 410: %+v", j.Event)
 		}
@@ -82,7 +83,7 @@ func TestInactiveHookNotSent(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.start(t, delivery.Config{Workers: 1, BatchSize: 1})
-		eventually(t, "the event given up", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateGivenUp })
+		poll.Until(t, 15*time.Second, "the event given up", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateGivenUp })
 		j := f.event(t, ev.ID)
 		if len(j.Event.Attempts) != 1 || j.Event.Attempts[0].Error != "webhook is inactive: "+store.ReasonOwner || j.Event.Attempts[0].Status != 0 {
 			t.Fatalf("attempts: %+v", j.Event.Attempts)
@@ -101,7 +102,7 @@ func TestInactiveHookNotSent(t *testing.T) {
 		if _, err := s.Redeliver(ctx, webhook.Scope{All: true}, ev.UUID, false); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the redelivered event delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+		poll.Until(t, 15*time.Second, "the redelivered event delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
 		if n := rc.hits.Load(); n != 1 {
 			t.Fatalf("receiver hit %d times, want 1", n)
 		}
@@ -130,7 +131,7 @@ func TestFailureWindowDeactivatesHook(t *testing.T) {
 			evs := storetest.Publish(t, s, "package-created", fmt.Sprintf(`{"i":%d}`, i))
 			d.Notify()
 			for _, ev := range evs {
-				eventually(t, "the attempt recorded", func() bool { return f.event(t, ev.ID).Event.State != webhook.StatePending })
+				poll.Until(t, 15*time.Second, "the attempt recorded", func() bool { return f.event(t, ev.ID).Event.State != webhook.StatePending })
 			}
 			elapsed := clk.now().Sub(epoch)
 			if got := f.hookNow(t, deadHook.ID); got.IsActive != (elapsed < 48*time.Hour) {

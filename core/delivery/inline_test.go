@@ -16,6 +16,7 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // An inline fan-out wider than the workers never holds claimed events that
@@ -109,7 +110,7 @@ func TestDispatcherSkipsHookOfAnotherType(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.start(t, delivery.Config{})
-		eventually(t, "given up", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateGivenUp })
+		poll.Until(t, 15*time.Second, "given up", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateGivenUp })
 		j := f.event(t, ev.ID)
 		if hits.Load() != 0 || len(j.Event.Attempts) != 1 || !strings.Contains(j.Event.Attempts[0].Error, "no longer subscribes") {
 			t.Errorf("%d requests; attempts %+v", hits.Load(), j.Event.Attempts)
@@ -145,7 +146,7 @@ func TestDeliverNowSkipsEventTheClaimLoopAttempted(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.Notify()
-		eventually(t, "the claim loop's attempt written", func() bool { return len(f.q.resultsFor(id)) == 1 })
+		poll.Until(t, 15*time.Second, "the claim loop's attempt written", func() bool { return len(f.q.resultsFor(id)) == 1 })
 		out, err := d.DeliverNow(context.Background(), []int64{id})
 		if err != nil {
 			t.Fatal(err)

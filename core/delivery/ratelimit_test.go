@@ -13,6 +13,7 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 func (q *recordingQueue) Postpone(ctx context.Context, leases []webhook.LeaseRef, until time.Time) error {
@@ -69,7 +70,7 @@ func TestRateLimit(t *testing.T) {
 		}
 		d := f.start(t, delivery.Config{Workers: 4, BatchSize: 100, Now: time.Now})
 		for _, ev := range events {
-			eventually(t, "every event delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+			poll.Until(t, 15*time.Second, "every event delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
 		}
 		for _, ev := range events {
 			if j := f.event(t, ev.ID); j.Event.RetryCount != 1 || len(j.Event.Attempts) != 1 {
@@ -161,8 +162,8 @@ func TestRateLimitHoldsNoWorker(t *testing.T) {
 			storetest.Publish(t, s, "package-updated", fmt.Sprintf(`{"i":%d}`, i))
 		}
 		d := f.start(t, delivery.Config{Workers: 1, Now: time.Now})
-		eventually(t, "the unlimited hook's ten requests", func() bool { return len(fast.sorted()) == 10 })
-		eventually(t, "nine postponements", func() bool { return d.Stats().Postponed == 9 })
+		poll.Until(t, 15*time.Second, "the unlimited hook's ten requests", func() bool { return len(fast.sorted()) == 10 })
+		poll.Until(t, 15*time.Second, "nine postponements", func() bool { return d.Stats().Postponed == 9 })
 		if n := len(slow.sorted()); n != 1 {
 			t.Errorf("the limited hook got %d requests, want 1", n)
 		}

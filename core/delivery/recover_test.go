@@ -14,6 +14,7 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // The crash report: a hook stored with random kwargs up to 2^63-1 (the
@@ -32,7 +33,7 @@ func TestStoredOutOfRangeCountdownDoesNotCrash(t *testing.T) {
 		f.start(t, delivery.Config{})
 		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
 		// The fake clock makes every retry due at once: look at the first.
-		eventually(t, "the failed attempt recorded", func() bool { return len(f.q.resultsFor(ev.ID)) > 0 })
+		poll.Until(t, 15*time.Second, "the failed attempt recorded", func() bool { return len(f.q.resultsFor(ev.ID)) > 0 })
 		r := f.q.resultsFor(ev.ID)[0]
 		if wait := r.NextAttemptAt.Sub(r.Attempt.AttemptedAt); r.State != webhook.StatePending || r.Attempt.Status != 500 ||
 			wait < 0 || wait > countdown.MaxWait || r.Attempt.Error != "" || r.WebhookID != hook.ID {
@@ -73,7 +74,7 @@ func TestCountdownPanicBecomesFailedAttempt(t *testing.T) {
 		})
 		f.start(t, delivery.Config{DefaultCountdown: webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":7}`)}})
 		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
-		eventually(t, "delivered on the retry", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+		poll.Until(t, 15*time.Second, "delivered on the retry", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
 		res := f.q.resultsFor(ev.ID)
 		if len(res) != 2 {
 			t.Fatalf("results %+v, want 2", res)
@@ -116,7 +117,7 @@ func TestAttemptPanicBecomesFailedAttempt(t *testing.T) {
 		d := f.start(t, delivery.Config{MaxRetries: 3, Observer: obs,
 			DefaultCountdown: webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":7}`)}})
 		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
-		eventually(t, "given up", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateGivenUp })
+		poll.Until(t, 15*time.Second, "given up", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateGivenUp })
 		res := f.q.resultsFor(ev.ID)
 		if len(res) != 3 {
 			t.Fatalf("%d results, want 3: %+v", len(res), res)
@@ -203,7 +204,7 @@ func TestQueuePanicsDoNotCrash(t *testing.T) {
 		cfg.Workers, cfg.BatchSize = 1, 4
 		f.start(t, cfg)
 		for _, ev := range evs {
-			eventually(t, "every event delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+			poll.Until(t, 15*time.Second, "every event delivered", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
 		}
 		logs := f.logs.String()
 		for _, want := range []string{"claim panicked", "write results panicked", "result dropped", "delivery worker panicked"} {
@@ -298,7 +299,7 @@ func TestResultWritePanicBecomesFailedAttempt(t *testing.T) {
 				cfg.DefaultCountdown = webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":0}`)}
 				f.start(t, cfg)
 				final := tc.want[len(tc.want)-1]
-				eventually(t, string(final), func() bool { return f.event(t, ev.ID).Event.State == final })
+				poll.Until(t, 15*time.Second, string(final), func() bool { return f.event(t, ev.ID).Event.State == final })
 				res := f.q.resultsFor(ev.ID)
 				if len(res) != len(tc.want) {
 					t.Fatalf("results %+v, want %v", res, tc.want)

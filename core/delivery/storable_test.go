@@ -5,11 +5,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/whisperer/whisperer/core/delivery"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // Whatever bytes a receiver answers, the attempt is recorded and the other
@@ -33,7 +35,7 @@ func TestReceiverBytesAreRecorded(t *testing.T) {
 		f.start(t, delivery.Config{Workers: 4, BatchSize: 10, MaxResponseBytes: 63})
 		evs := storetest.Publish(t, s, "package-created", `{}`)
 		for _, ev := range evs {
-			eventually(t, "delivered and recorded", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
+			poll.Until(t, 15*time.Second, "delivered and recorded", func() bool { return f.event(t, ev.ID).Event.State == webhook.StateDelivered })
 			j := f.event(t, ev.ID)
 			got := j.Event.Attempts[0].Body
 			switch path := strings.TrimPrefix(j.Webhook.TargetURL, rc.URL); path {

@@ -1,7 +1,6 @@
 package listen_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -17,6 +16,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/whisperer/whisperer/core/listen"
+	"github.com/whisperer/whisperer/internal/testlog"
 )
 
 const body = `{"event":{"type":"package-created","uuid":"0f5c0c4f2f3e4a5b8c9d0e1f2a3b4c5d"},"payload":{"id":1,"name":"box"}}`
@@ -72,7 +72,7 @@ func TestVerify(t *testing.T) {
 // repeats of one uuid and shuts down when its context ends.
 func TestReceiver(t *testing.T) {
 	var (
-		out  syncBuffer
+		out  testlog.Buffer
 		mu   sync.Mutex
 		seen []listen.Delivery
 		n    int
@@ -135,21 +135,4 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := listen.New(listen.Config{FailRate: 1.5}, nil); err == nil {
 		t.Error("fail rate 1.5 accepted")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/whisperer/whisperer/internal/poll"
 	"maps"
 	"os"
 	"os/exec"
@@ -289,7 +290,7 @@ func TestSlowCallbacksLeaveALaneForOthers(t *testing.T) {
 	}
 	defer wg.Wait()
 	defer cancel()
-	waitFor(t, "the slow callbacks to run", func() bool { return h.gate.inFlight.Load() >= int64(cfg.PoolSize-1) })
+	poll.Until(t, 10*time.Second, "the slow callbacks to run", func() bool { return h.gate.inFlight.Load() >= int64(cfg.PoolSize-1) })
 	// A deadline only so that the failure is reported, not hung.
 	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer fcancel()

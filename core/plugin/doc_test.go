@@ -32,23 +32,73 @@ func callbackDoc(t testing.TB, size int) *webhook.CallbackDoc {
 }
 
 // TestDeliveryMatchesCallbackDoc keeps the Go SDK's Delivery field for field
-// in step with the document the server sends.
+// in step with the document the server sends, both ways: every field the
+// server sends reaches a plugin, and every field a plugin reads is sent
+// (an omitempty field only the SDK has would otherwise go unnoticed).
 func TestDeliveryMatchesCallbackDoc(t *testing.T) {
-	doc, _ := json.Marshal(callbackDoc(t, 0))
-	var full map[string]any
-	if err := json.Unmarshal(doc, &full); err != nil {
-		t.Fatal(err)
-	}
 	var d sdk.Delivery
-	if err := json.Unmarshal(doc, &d); err != nil {
+	sameJSON(t, "sdk.Delivery loses fields of webhook.CallbackDoc", callbackDoc(t, 0), &d)
+	var doc webhook.CallbackDoc
+	sameJSON(t, "webhook.CallbackDoc lacks fields of sdk.Delivery", filled(&sdk.Delivery{}), &doc)
+}
+
+// sameJSON fails t unless from, decoded into to, encodes to the same JSON.
+func sameJSON(t *testing.T, msg string, from, to any) {
+	t.Helper()
+	b, _ := json.Marshal(from)
+	var full map[string]any
+	if err := json.Unmarshal(b, &full); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(d)
+	if err := json.Unmarshal(b, to); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(to)
 	var back map[string]any
 	_ = json.Unmarshal(b, &back)
 	if !reflect.DeepEqual(full, back) {
-		t.Fatalf("sdk.Delivery loses fields of webhook.CallbackDoc:\n%v\n%v", full, back)
+		t.Fatalf("%s:\n%v\n%v", msg, full, back)
 	}
+}
+
+// filled sets every exported field of the struct p points to (recursively)
+// to a non-zero value, so no omitempty field is left out of its JSON.
+func filled(p any) any {
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		switch {
+		case v.Type() == reflect.TypeFor[json.RawMessage]():
+			v.SetBytes([]byte(`{"k":1}`))
+			return
+		case v.Kind() == reflect.Struct:
+			for i := range v.NumField() {
+				if v.Type().Field(i).IsExported() {
+					fill(v.Field(i))
+				}
+			}
+		case v.Kind() == reflect.String:
+			v.SetString("s")
+		case v.CanInt():
+			v.SetInt(7)
+		case v.Kind() == reflect.Bool:
+			v.SetBool(true)
+		case v.CanFloat():
+			v.SetFloat(1.5)
+		case v.Kind() == reflect.Map:
+			m := reflect.MakeMap(v.Type())
+			k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+			fill(k)
+			fill(e)
+			m.SetMapIndex(k, e)
+			v.Set(m)
+		case v.Kind() == reflect.Slice:
+			e := reflect.New(v.Type().Elem()).Elem()
+			fill(e)
+			v.Set(reflect.Append(reflect.MakeSlice(v.Type(), 0, 1), e))
+		}
+	}
+	fill(reflect.ValueOf(p).Elem())
+	return p
 }
 
 // TestMemoryLimitDocumented keeps the documented bound of

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"github.com/whisperer/whisperer/internal/testlog"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,7 @@ func TestLogEnabled(t *testing.T) {
 	copyFile(t, goWasm(t, "./examples/callback"), dir, "callback.wasm")
 	var level slog.LevelVar
 	level.Set(slog.LevelWarn)
-	lb := &logBuffer{}
+	lb := &testlog.Buffer{}
 	logger := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: &level}))
 	sink := newSink()
 	h, err := New(testConfig(dir), sink, logger)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whisperer/whisperer/internal/testlog"
 	"go.uber.org/goleak"
 )
 
@@ -202,31 +203,13 @@ func copyFile(t testing.TB, src, dir, name string) {
 	}
 }
 
-// logBuffer collects log records for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newLogger(t testing.TB) (*slog.Logger, *logBuffer) {
-	lb := &logBuffer{}
+func newLogger(t testing.TB) (*slog.Logger, *testlog.Buffer) {
+	lb := &testlog.Buffer{}
 	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
 }
 
 // startHost starts a host over dir and closes it at cleanup.
-func startHost(t testing.TB, cfg Config, sink Sink) (*Host, *logBuffer) {
+func startHost(t testing.TB, cfg Config, sink Sink) (*Host, *testlog.Buffer) {
 	t.Helper()
 	logger, lb := newLogger(t)
 	h, err := New(cfg, sink, logger)

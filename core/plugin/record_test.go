@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/testlog"
 	"github.com/whisperer/whisperer/sdk"
 	"github.com/whisperer/whisperer/sdk/abi"
 )
@@ -206,7 +207,7 @@ func echoAll(t *testing.T, docs []*webhook.CallbackDoc, jsonOnly bool) []string 
 	copyFile(t, goWasm(t, "./core/plugin/testdata/echo"), dir, "echo.wasm")
 	cfg := testConfig(dir)
 	cfg.jsonOnly = jsonOnly
-	var lb logBuffer
+	var lb testlog.Buffer
 	sink := newSink()
 	h, err := New(cfg, sink, slog.New(slog.NewJSONHandler(&lb, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
@@ -222,9 +223,7 @@ func echoAll(t *testing.T, docs []*webhook.CallbackDoc, jsonOnly bool) []string 
 	cb := sink.callback(t, "echo")
 	var lines []string
 	for i, d := range docs {
-		lb.mu.Lock()
-		lb.buf.Reset()
-		lb.mu.Unlock()
+		lb.Reset()
 		if err := cb(context.Background(), d); err != nil {
 			t.Fatalf("doc %d: %v", i, err)
 		}

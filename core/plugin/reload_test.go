@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"github.com/whisperer/whisperer/internal/poll"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,18 +11,6 @@ import (
 	"testing"
 	"time"
 )
-
-// waitFor polls cond every 10ms for up to 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func TestReloadWatchesTheDirectory(t *testing.T) {
 	dir := t.TempDir()
@@ -35,7 +24,7 @@ func TestReloadWatchesTheDirectory(t *testing.T) {
 
 	// Added.
 	copyFile(t, wat, dir, "custom.wasm")
-	waitFor(t, "custom to register", func() bool { return sink.has("cd", "custom") })
+	poll.Until(t, 10*time.Second, "custom to register", func() bool { return sink.has("cd", "custom") })
 	first := infoOf(t, h, "custom.wasm")
 	if first.Name != "custom-countdown-wat" || !first.Loaded {
 		t.Fatalf("info after add: %+v", first)
@@ -43,7 +32,7 @@ func TestReloadWatchesTheDirectory(t *testing.T) {
 
 	// Changed.
 	copyFile(t, c, dir, "custom.wasm")
-	waitFor(t, "the C version to replace the WAT one", func() bool {
+	poll.Until(t, 10*time.Second, "the C version to replace the WAT one", func() bool {
 		return infoOf(t, h, "custom.wasm").Name == "custom-countdown-c"
 	})
 	if v, err := sink.countdown(t, "custom").Value(ctx, 2, json.RawMessage(`{"factor":"5"}`)); v != 20 || err != nil {
@@ -54,7 +43,7 @@ func TestReloadWatchesTheDirectory(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "custom.wasm"), []byte("not wasm"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the broken change to be reported", func() bool {
+	poll.Until(t, 10*time.Second, "the broken change to be reported", func() bool {
 		return strings.Contains(infoOf(t, h, "custom.wasm").Error, "still serving the previous version")
 	})
 	if i := infoOf(t, h, "custom.wasm"); !i.Loaded || !strings.Contains(i.Error, "not a valid WebAssembly module") {
@@ -68,7 +57,7 @@ func TestReloadWatchesTheDirectory(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "custom.wasm")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "custom to unregister", func() bool { return !sink.has("cd", "custom") })
+	poll.Until(t, 10*time.Second, "custom to unregister", func() bool { return !sink.has("cd", "custom") })
 	if len(h.Plugins()) != 0 {
 		t.Fatalf("plugins after remove: %+v", h.Plugins())
 	}
@@ -122,7 +111,7 @@ func TestReloadInFlightFinishesOnOldVersion(t *testing.T) {
 		defer wg.Done()
 		got, err = old.Value(ctx, 0, json.RawMessage(`{}`))
 	}()
-	waitFor(t, "the call to start", func() bool { return strings.Contains(logs.String(), "msg=started") })
+	poll.Until(t, 10*time.Second, "the call to start", func() bool { return strings.Contains(logs.String(), "msg=started") })
 	copyFile(t, filepath.Join("testdata", "slow2.wasm"), dir, "slow.wasm")
 	if err := h.Reload(ctx); err != nil {
 		t.Fatal(err)

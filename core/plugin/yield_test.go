@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"github.com/whisperer/whisperer/internal/testlog"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -112,7 +113,7 @@ func TestGoGuestGoroutinesRunAfterEveryCall(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			copyFile(t, goroutineGuest(t, tc.path, tc.inMain), dir, "work.wasm")
-			var lb logBuffer
+			var lb testlog.Buffer
 			sink := newSink()
 			h, err := New(testConfig(dir), sink, slog.New(slog.NewTextHandler(&lb, &slog.HandlerOptions{Level: slog.LevelInfo})))
 			if err != nil {

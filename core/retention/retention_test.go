@@ -1,8 +1,8 @@
 package retention_test
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -16,6 +16,8 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
+	"github.com/whisperer/whisperer/internal/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -111,13 +113,12 @@ func TestStartStop(t *testing.T) {
 	if err := p.Start(ctx); err == nil {
 		t.Error("second Start succeeded")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for counts(t, s)[webhook.StateDelivered] != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("background purge did not run: %v", counts(t, s))
+	poll.UntilNil(t, 10*time.Second, func() error {
+		if c := counts(t, s); c[webhook.StateDelivered] != 2 {
+			return fmt.Errorf("background purge did not run: %v", c)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	p.Stop(ctx)
 	p.Stop(ctx)
 }
@@ -163,7 +164,7 @@ func TestBackgroundPurgeSurvivesPanic(t *testing.T) {
 	s := seed(t, store.SQLite, 2, old)
 	ps := &panicky{Store: s}
 	ps.panics.Store(1)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	p, err := retention.New(retention.Config{Days: 30, Interval: 20 * time.Millisecond, Pause: time.Millisecond}, ps,
 		slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
@@ -173,32 +174,14 @@ func TestBackgroundPurgeSurvivesPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop(ctx)
-	deadline := time.Now().Add(10 * time.Second)
-	for counts(t, s)[webhook.StateDelivered] != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the purge after the panic did not run: %v", counts(t, s))
+	poll.UntilNil(t, 10*time.Second, func() error {
+		if c := counts(t, s); c[webhook.StateDelivered] != 2 {
+			return fmt.Errorf("the purge after the panic did not run: %v", c)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if l := logs.String(); strings.Count(l, "retention purge panicked") != 1 || strings.Count(l, "stack=") != 1 ||
 		!strings.Contains(l, "purge bug") {
 		t.Errorf("logs:\n%s", l)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // addToken stores key for userID as CreateToken does, so that two tokens
@@ -95,7 +96,7 @@ func TestRevocationByAnotherProcess(t *testing.T) {
 				done := make(chan error, 1)
 				go func() { done <- server.WatchRevocations(wctx) }()
 				t.Cleanup(func() { cancel(); <-done })
-				waitFor(t, server.RevocationsWatched)
+				poll.Until(t, 10*time.Second, "revocations to be watched", server.RevocationsWatched)
 			}
 			_, tok := storetest.User(t, server, "alice", webhook.RoleUser)
 			_, other := storetest.User(t, server, "bob", webhook.RoleUser)
@@ -117,22 +118,12 @@ func TestRevocationByAnotherProcess(t *testing.T) {
 					t.Fatal("the server accepted a token the CLI had revoked")
 				}
 			} else {
-				waitFor(t, refused)
+				poll.Until(t, 10*time.Second, "the revoked token to be refused", refused)
 			}
 			if _, err := server.Authenticate(ctx, other); err != nil {
 				t.Fatalf("another token refused: %v", err)
 			}
 		})
-	}
-}
-
-// waitFor polls cond until it holds, failing t after 10s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
 	}
 }
 

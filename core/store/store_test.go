@@ -12,6 +12,7 @@ import (
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 // The behaviour suite: every test runs on SQLite and on PostgreSQL.
@@ -487,7 +488,7 @@ func TestAuthCache(t *testing.T) {
 					done := make(chan error, 1)
 					go func() { done <- s.WatchRevocations(wctx) }()
 					t.Cleanup(func() { cancel(); <-done })
-					waitFor(t, s.RevocationsWatched)
+					poll.Until(t, 10*time.Second, "revocations to be watched", s.RevocationsWatched)
 				}
 				return s
 			}

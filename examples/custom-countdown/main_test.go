@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/whisperer/whisperer/sdk"
@@ -31,8 +32,14 @@ func TestValidate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if clean != tc.clean || (tc.err != "" && (len(errs["factor"]) != 1 || errs["factor"][0] != tc.err)) {
-			t.Errorf("validate %s = %s %v, want %s %q", tc.kwargs, clean, errs, tc.clean, tc.err)
+		// Valid kwargs must come back without errors, invalid ones with
+		// exactly the one message on "factor".
+		want := map[string][]string{}
+		if tc.err != "" {
+			want["factor"] = []string{tc.err}
+		}
+		if clean != tc.clean || len(errs) != len(want) || (tc.err != "" && !slices.Equal(errs["factor"], want["factor"])) {
+			t.Errorf("validate %s = %s %v, want %s %v", tc.kwargs, clean, errs, tc.clean, want)
 		}
 	}
 	if v, err := sdk.RunCountdown("custom", 3, `{"factor": 5}`); v != 15 || err != nil {
