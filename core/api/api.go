@@ -132,9 +132,6 @@ type Callbacks interface {
 	Keys() []string
 }
 
-// Outcome is the result of an inline first attempt (webhook.Outcome).
-type Outcome = webhook.Outcome
-
 // Deps are the API's collaborators. Store and Countdowns are required.
 type Deps struct {
 	Store      Store
@@ -147,7 +144,7 @@ type Deps struct {
 	Notify func()
 	// DeliverNow makes the first attempt of the given events inline, for
 	// publish with "async": false. Nil makes such requests 503.
-	DeliverNow func(ctx context.Context, ids []int64) ([]Outcome, error)
+	DeliverNow func(ctx context.Context, ids []int64) ([]webhook.Outcome, error)
 	// Plugins describes the loaded plugins for GET plugins/; the value is
 	// encoded as JSON. Nil lists none.
 	Plugins func() any

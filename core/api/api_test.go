@@ -48,7 +48,7 @@ func newEnvWith(t *testing.T, s *store.Store, cfg api.Config, st api.Store) *env
 	cds := countdown.NewRegistry()
 	// dj-whisperer's documented custom countdown, registered the way a
 	// plugin registers it.
-	if err := cds.Register("test", "custom", countdown.Entry{
+	if err := cds.Register("test", "custom", webhook.Countdown{
 		Value: func(context.Context, int, json.RawMessage) (int64, error) { return 1, nil },
 		Validate: func(_ context.Context, kw json.RawMessage) (json.RawMessage, map[string]any, error) {
 			var v struct{ Factor *int }

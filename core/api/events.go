@@ -110,7 +110,7 @@ type outcomeJSON struct {
 // text of the outcomes for which full is true (their own hooks); of the
 // others' outcomes, the error is only its class: another user's error text
 // tells where their hook points (an address, a certificate name).
-func renderOutcomes(os []Outcome, full func(Outcome) bool) []outcomeJSON {
+func renderOutcomes(os []webhook.Outcome, full func(webhook.Outcome) bool) []outcomeJSON {
 	out := make([]outcomeJSON, len(os))
 	for i, o := range os {
 		oj := outcomeJSON{ID: o.EventID, UUID: o.UUID, WebhookID: o.WebhookID, Delivered: o.Delivered,
@@ -497,7 +497,7 @@ func (s *Server) answerPublished(w http.ResponseWriter, r *http.Request, evs []w
 	}
 	for _, e := range evs {
 		if !got[e.ID] {
-			outcomes = append(outcomes, Outcome{EventID: e.ID, UUID: e.UUID, WebhookID: e.WebhookID,
+			outcomes = append(outcomes, webhook.Outcome{EventID: e.ID, UUID: e.UUID, WebhookID: e.WebhookID,
 				RetryCount: e.RetryCount, State: webhook.StatePending})
 		}
 	}
@@ -507,6 +507,6 @@ func (s *Server) answerPublished(w http.ResponseWriter, r *http.Request, evs []w
 	for _, e := range evs {
 		owner[e.ID] = e.UserID
 	}
-	full := func(o Outcome) bool { return u.Role == webhook.RoleAdmin || owner[o.EventID] == u.ID }
+	full := func(o webhook.Outcome) bool { return u.Role == webhook.RoleAdmin || owner[o.EventID] == u.ID }
 	return writeJSON(w, http.StatusOK, map[string]any{"events": renderOutcomes(outcomes, full)})
 }

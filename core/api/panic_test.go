@@ -27,7 +27,7 @@ func TestHandlerPanicIs500(t *testing.T) {
 			t.Fatal(err)
 		}
 		cds := countdown.NewRegistry()
-		_ = cds.Register("test", "boom", countdown.Entry{
+		_ = cds.Register("test", "boom", webhook.Countdown{
 			Value: func(context.Context, int, json.RawMessage) (int64, error) { return 1, nil },
 			Validate: func(context.Context, json.RawMessage) (json.RawMessage, map[string]any, error) {
 				panic("validator bug")

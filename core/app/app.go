@@ -23,6 +23,7 @@ import (
 	"github.com/whisperer/whisperer/core/plugin"
 	"github.com/whisperer/whisperer/core/publish"
 	"github.com/whisperer/whisperer/core/store"
+	"github.com/whisperer/whisperer/core/webhook"
 )
 
 // App is one Whisperer node.
@@ -245,20 +246,12 @@ type registrySink struct {
 	callbacks  *callback.Registry
 }
 
-func (s registrySink) Apply(source string, cds map[string]plugin.Countdown, cbs map[string]plugin.Callback) error {
-	entries := make(map[string]countdown.Entry, len(cds))
-	for k, c := range cds {
-		entries[k] = countdown.Entry{Value: c.Value, Validate: c.Validate}
-	}
-	funcs := make(map[string]callback.Func, len(cbs))
-	for k, f := range cbs {
-		funcs[k] = callback.Func(f)
-	}
+func (s registrySink) Apply(source string, cds map[string]webhook.Countdown, cbs map[string]webhook.CallbackFunc) error {
 	old := s.countdowns.Of(source)
-	if err := s.countdowns.Replace(source, entries); err != nil {
+	if err := s.countdowns.Replace(source, cds); err != nil {
 		return err
 	}
-	if err := s.callbacks.Replace(source, funcs); err != nil {
+	if err := s.callbacks.Replace(source, cbs); err != nil {
 		_ = s.countdowns.Replace(source, old) // restores what was there
 		return err
 	}

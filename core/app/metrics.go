@@ -22,10 +22,7 @@ const queueScrapeTimeout = 5 * time.Second
 // time: queue depth, the dispatcher's callback counters, the database pool.
 func (a *App) registerMetrics() error {
 	return a.Metrics.Register(
-		metrics.Queue(func(ctx context.Context) (metrics.QueueDepth, error) {
-			q, err := a.Store.QueueDepth(ctx)
-			return metrics.QueueDepth(q), err
-		}, queueScrapeTimeout),
+		metrics.Queue(a.Store.QueueDepth, queueScrapeTimeout),
 		metrics.Callbacks(func() metrics.CallbackStats {
 			s := a.Dispatcher.Stats()
 			return metrics.CallbackStats{Dropped: s.CallbacksDropped, Errors: s.CallbackErrors,

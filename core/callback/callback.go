@@ -10,15 +10,10 @@ import (
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
-// Func runs after a delivery attempt with the callback document (see
-// sdk/ABI.md). Its error is logged; it never changes the delivery outcome.
-// It must not modify doc; the plugin host encodes it for the guest.
-type Func func(ctx context.Context, doc *webhook.CallbackDoc) error
-
 // Registry maps callback names to functions. The zero value is empty and
 // ready; it is safe for concurrent use.
 type Registry struct {
-	registry.Registry[Func]
+	registry.Registry[webhook.CallbackFunc]
 }
 
 // Call runs the callback registered under name with doc.

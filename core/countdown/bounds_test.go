@@ -161,7 +161,7 @@ func TestPluginResultsAreBounded(t *testing.T) {
 	r := countdown.NewRegistry()
 	for _, secs := range []int64{math.MaxInt64, countdown.MaxKwarg + 1, countdown.MaxKwarg, 0, -1, math.MinInt64} {
 		key := fmt.Sprintf("p%d", secs)
-		_ = r.Register("p.wasm", key, countdown.Entry{
+		_ = r.Register("p.wasm", key, webhook.Countdown{
 			Value: func(context.Context, int, json.RawMessage) (int64, error) { return secs, nil },
 			Validate: func(_ context.Context, kw json.RawMessage) (json.RawMessage, map[string]any, error) {
 				return kw, nil, nil

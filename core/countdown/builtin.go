@@ -9,13 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/whisperer/whisperer/core/webhook"
 )
 
 // Builtin is the Source of the built-in countdowns.
 const Builtin = "builtin"
 
-func builtins() map[string]Entry {
-	return map[string]Entry{
+func builtins() map[string]webhook.Countdown {
+	return map[string]webhook.Countdown{
 		"fixed": {Validate: schema(field{name: "seconds"}).validate,
 			Value: func(_ context.Context, _ int, kw json.RawMessage) (int64, error) {
 				v, err := decodeInts(kw)

@@ -5,7 +5,6 @@ package countdown
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -17,28 +16,10 @@ import (
 // cannot push a retry beyond any useful horizon. 30 days.
 const MaxWait = 30 * 24 * time.Hour
 
-// Func returns the number of seconds to wait before the next attempt, given
-// the number of retries already made (0 after the first failure). kwargs are
-// the validated kwargs.
-type Func func(ctx context.Context, retryCount int, kwargs json.RawMessage) (int64, error)
-
-// Validator checks kwargs the way a DRF serializer would. It returns the
-// cleaned kwargs to store and, when they are invalid, a DRF-shaped error
-// document ({"field": ["message"]}). A non-nil error means the validator
-// itself failed (a plugin trapped), not that the kwargs are bad.
-type Validator func(ctx context.Context, kwargs json.RawMessage) (clean json.RawMessage, fieldErrs map[string]any, err error)
-
-// Entry is one registered countdown: dj-whisperer's countdown class and
-// its kwargs serializer, always registered together.
-type Entry struct {
-	Value    Func
-	Validate Validator
-}
-
 // Registry maps choice keys to countdowns; plugins add theirs with Register
 // or Replace. It is safe for concurrent use.
 type Registry struct {
-	registry.Registry[Entry]
+	registry.Registry[webhook.Countdown]
 }
 
 // NewRegistry returns a registry holding the built-in countdowns.

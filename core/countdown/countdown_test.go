@@ -123,20 +123,20 @@ func TestValidateLikeDRF(t *testing.T) {
 
 func TestRegistryReplaceAndConflicts(t *testing.T) {
 	r := countdown.NewRegistry()
-	e := countdown.Entry{
+	e := webhook.Countdown{
 		Value: func(context.Context, int, json.RawMessage) (int64, error) { return 7, nil },
 		Validate: func(_ context.Context, kw json.RawMessage) (json.RawMessage, map[string]any, error) {
 			return kw, nil, nil
 		},
 	}
-	err := r.Replace("a.wasm", map[string]countdown.Entry{"fixed": e})
+	err := r.Replace("a.wasm", map[string]webhook.Countdown{"fixed": e})
 	if err == nil || !strings.Contains(err.Error(), `"fixed"`) || !strings.Contains(err.Error(), "builtin") {
 		t.Fatalf("taking a built-in key: %v", err)
 	}
-	if err := r.Replace("a.wasm", map[string]countdown.Entry{"custom": e}); err != nil {
+	if err := r.Replace("a.wasm", map[string]webhook.Countdown{"custom": e}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Replace("b.wasm", map[string]countdown.Entry{"custom": e}); err == nil || !strings.Contains(err.Error(), "a.wasm") {
+	if err := r.Replace("b.wasm", map[string]webhook.Countdown{"custom": e}); err == nil || !strings.Contains(err.Error(), "a.wasm") {
 		t.Fatalf("duplicate across plugins: %v", err)
 	}
 	if got, _ := r.Wait(ctx, cfg("custom", `{}`), 0); got != 7*time.Second {
@@ -155,7 +155,7 @@ func TestRegistryReplaceAndConflicts(t *testing.T) {
 
 func TestWaitErrors(t *testing.T) {
 	r := countdown.NewRegistry()
-	neg := countdown.Entry{
+	neg := webhook.Countdown{
 		Value: func(context.Context, int, json.RawMessage) (int64, error) { return -1, nil },
 		Validate: func(_ context.Context, kw json.RawMessage) (json.RawMessage, map[string]any, error) {
 			return kw, nil, nil

@@ -63,9 +63,6 @@ type Callbacks interface {
 // ErrStopped is returned by DeliverNow once Stop has begun.
 var ErrStopped = errors.New("delivery: dispatcher stopped")
 
-// Outcome is the result of an inline first attempt (webhook.Outcome).
-type Outcome = webhook.Outcome
-
 // Stats are counters since New. Read them with Dispatcher.Stats.
 type Stats struct {
 	Attempts, Delivered, Failed, GivenUp int64
@@ -573,7 +570,7 @@ func (d *Dispatcher) flush(results []webhook.Result) {
 // once it is written. Events not claimed yet stay out of the claim loop's
 // reach for the publish's hold (delivery.lease); a fan-out that outlasts it
 // leaves the rest to the claim loop, each still sent once.
-func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, error) {
+func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]webhook.Outcome, error) {
 	d.mu.Lock()
 	if d.stopping {
 		d.mu.Unlock()
@@ -583,7 +580,7 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 	d.mu.Unlock()
 	defer d.inline.Done()
 
-	outs := make([]Outcome, len(ids))
+	outs := make([]webhook.Outcome, len(ids))
 	done := make([]bool, len(ids))
 	var wg sync.WaitGroup
 	slots := newInlineSlots(d.cfg.Workers)
@@ -619,7 +616,7 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 		}
 		d.log.Error("claim events for inline delivery failed; the rest are delivered in the background", "error", claimErr)
 	}
-	out := make([]Outcome, 0, claimed)
+	out := make([]webhook.Outcome, 0, claimed)
 	for i := range outs {
 		if done[i] {
 			out = append(out, outs[i])
@@ -632,7 +629,7 @@ func (d *Dispatcher) DeliverNow(ctx context.Context, ids []int64) ([]Outcome, er
 // and frees its slot. ok is false when a shutdown aborted the attempt (its
 // lease is given back). A panic (a bug in the rate limiter, the queue or
 // here) is that event's outcome, an internal error; its lease expires.
-func (d *Dispatcher) deliverInline(ctx context.Context, job *webhook.Job, slots *inlineSlots) (out Outcome, ok bool) {
+func (d *Dispatcher) deliverInline(ctx context.Context, job *webhook.Job, slots *inlineSlots) (out webhook.Outcome, ok bool) {
 	freed := false // the slot is put back, or writeInline will
 	defer func() {
 		if p := recover(); p != nil {
@@ -640,7 +637,7 @@ func (d *Dispatcher) deliverInline(ctx context.Context, job *webhook.Job, slots 
 			if !freed {
 				slots.put(1)
 			}
-			out, ok = Outcome{
+			out, ok = webhook.Outcome{
 				EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
 				Error: storable("internal error: " + err.Error()), ErrorClass: webhook.ClassInternal,
 				RetryCount: job.Event.RetryCount, State: webhook.StatePending,
@@ -652,7 +649,7 @@ func (d *Dispatcher) deliverInline(ctx context.Context, job *webhook.Job, slots 
 		d.postpone(job, until)
 		freed = true
 		slots.put(1)
-		return Outcome{
+		return webhook.Outcome{
 			EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
 			Error: "rate limited (config.rate_limit_per_second): sent at next_attempt_at", RetryCount: job.Event.RetryCount,
 			State: webhook.StatePending, NextAttemptAt: until, ErrorClass: webhook.ClassRateLimited,
@@ -667,11 +664,11 @@ func (d *Dispatcher) deliverInline(ctx context.Context, job *webhook.Job, slots 
 		}
 		freed = true
 		slots.put(1)
-		return Outcome{}, false
+		return webhook.Outcome{}, false
 	}
 	freed = true
 	d.writeInline(ctx, r, slots)
-	return Outcome{
+	return webhook.Outcome{
 		EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
 		Status: r.Attempt.Status, Delivered: r.State == webhook.StateDelivered, Error: r.Attempt.Error,
 		ErrorClass: r.Attempt.Class, RetryCount: r.RetryCount, State: r.State, NextAttemptAt: r.NextAttemptAt,

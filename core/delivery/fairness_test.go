@@ -27,8 +27,8 @@ type callbackSink struct {
 	started *callCounter
 }
 
-func (s callbackSink) Apply(source string, _ map[string]plugin.Countdown, cbs map[string]plugin.Callback) error {
-	funcs := make(map[string]callback.Func, len(cbs))
+func (s callbackSink) Apply(source string, _ map[string]webhook.Countdown, cbs map[string]webhook.CallbackFunc) error {
+	funcs := make(map[string]webhook.CallbackFunc, len(cbs))
 	for k, f := range cbs {
 		funcs[k] = func(ctx context.Context, doc *webhook.CallbackDoc) error {
 			s.started.add(source)

@@ -151,22 +151,9 @@ func DBStats(db *sql.DB) prometheus.Collector {
 	return collectors.NewDBStatsCollector(db, namespace)
 }
 
-// QueueDepth is a snapshot of the pending part of the queue.
-type QueueDepth struct {
-	// Due events wait for a worker now: never claimed or whose lease
-	// expired. Scheduled events wait for a retry time. Leased events are
-	// being delivered.
-	Due, Scheduled, Leased int64
-	// OldestDue is when the longest-waiting due event became due; zero when
-	// none is due. OldestDueAge is how long ago, by the queue's clock (the
-	// database's, so a node's skewed clock does not distort the gauge).
-	OldestDue    time.Time
-	OldestDueAge time.Duration
-}
-
 // Queue returns a collector that asks depth for the queue's state at each
 // scrape, within timeout.
-func Queue(depth func(ctx context.Context) (QueueDepth, error), timeout time.Duration) prometheus.Collector {
+func Queue(depth func(ctx context.Context) (webhook.QueueDepth, error), timeout time.Duration) prometheus.Collector {
 	return &queueCollector{depth: depth, timeout: timeout}
 }
 
@@ -179,7 +166,7 @@ var (
 )
 
 type queueCollector struct {
-	depth   func(ctx context.Context) (QueueDepth, error)
+	depth   func(ctx context.Context) (webhook.QueueDepth, error)
 	timeout time.Duration
 }
 

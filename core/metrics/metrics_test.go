@@ -53,8 +53,8 @@ func TestAttemptLabels(t *testing.T) {
 func TestQueueFailureKeepsOtherMetrics(t *testing.T) {
 	m := metrics.New()
 	m.ObservePublish(3)
-	if err := m.Register(metrics.Queue(func(context.Context) (metrics.QueueDepth, error) {
-		return metrics.QueueDepth{}, errors.New("database is down")
+	if err := m.Register(metrics.Queue(func(context.Context) (webhook.QueueDepth, error) {
+		return webhook.QueueDepth{}, errors.New("database is down")
 	}, time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +88,8 @@ func TestCallbacksDroppedByPlugin(t *testing.T) {
 // this node's clock minus the database's time.
 func TestQueueOldestDueAgeIsTheQueues(t *testing.T) {
 	m := metrics.New()
-	if err := m.Register(metrics.Queue(func(context.Context) (metrics.QueueDepth, error) {
-		return metrics.QueueDepth{Due: 1, OldestDue: time.Now().Add(-time.Hour), OldestDueAge: 5 * time.Second}, nil
+	if err := m.Register(metrics.Queue(func(context.Context) (webhook.QueueDepth, error) {
+		return webhook.QueueDepth{Due: 1, OldestDue: time.Now().Add(-time.Hour), OldestDueAge: 5 * time.Second}, nil
 	}, time.Second)); err != nil {
 		t.Fatal(err)
 	}

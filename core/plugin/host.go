@@ -25,28 +25,13 @@ import (
 	"github.com/whisperer/whisperer/sdk/abi"
 )
 
-// Countdown is a plugin's countdown and its kwargs validator, with the
-// signatures of countdown.Func and countdown.Validator.
-type Countdown struct {
-	// Value returns the seconds to wait after retryCount retries.
-	Value func(ctx context.Context, retryCount int, kwargs json.RawMessage) (int64, error)
-	// Validate returns the cleaned kwargs, or DRF-shaped field errors; its
-	// error means the plugin failed, not that the kwargs are bad.
-	Validate func(ctx context.Context, kwargs json.RawMessage) (clean json.RawMessage, fieldErrs map[string]any, err error)
-}
-
-// Callback is a plugin's post-delivery callback, with the signature of
-// callback.Func. The plugin gets doc as JSON (and as the callback record when
-// it exports whisperer_callback_record).
-type Callback func(ctx context.Context, doc *webhook.CallbackDoc) error
-
 // Sink receives what each plugin file registers. Apply replaces everything
 // source (the file's base name) registered before with countdowns and
 // callbacks, atomically: on an error (a key taken by another source) nothing
 // changes. Nil maps unregister the source. The host calls Apply from one
 // goroutine at a time.
 type Sink interface {
-	Apply(source string, countdowns map[string]Countdown, callbacks map[string]Callback) error
+	Apply(source string, countdowns map[string]webhook.Countdown, callbacks map[string]webhook.CallbackFunc) error
 }
 
 // Info describes one plugin file, for listings and checks.
@@ -350,9 +335,9 @@ func (h *Host) fail(e *entry, err error) error {
 // register hands v's functions to the sink and, when it accepts them,
 // makes v the served version.
 func (h *Host) register(e *entry, v *version) error {
-	cds := make(map[string]Countdown, len(v.manifest.Countdowns))
+	cds := make(map[string]webhook.Countdown, len(v.manifest.Countdowns))
 	for i, key := range v.manifest.Countdowns {
-		cds[key] = Countdown{
+		cds[key] = webhook.Countdown{
 			Value: func(ctx context.Context, retryCount int, kwargs json.RawMessage) (int64, error) {
 				return v.countdown(ctx, i, retryCount, kwargs)
 			},
@@ -361,7 +346,7 @@ func (h *Host) register(e *entry, v *version) error {
 			},
 		}
 	}
-	cbs := make(map[string]Callback, len(v.manifest.Callbacks))
+	cbs := make(map[string]webhook.CallbackFunc, len(v.manifest.Callbacks))
 	for i, name := range v.manifest.Callbacks {
 		cbs[name] = func(ctx context.Context, doc *webhook.CallbackDoc) error { return v.callback(ctx, i, doc) }
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whisperer/whisperer/core/webhook"
 	"github.com/whisperer/whisperer/internal/testlog"
 	"go.uber.org/goleak"
 )
@@ -124,16 +125,16 @@ func testConfig(dir string) Config {
 // countdown.Registry and callback.Registry, with the same conflict rule.
 type memSink struct {
 	mu         sync.Mutex
-	countdowns map[string]Countdown
-	callbacks  map[string]Callback
+	countdowns map[string]webhook.Countdown
+	callbacks  map[string]webhook.CallbackFunc
 	sources    map[string]string // key → source, both kinds ("cd:"/"cb:" prefixed)
 }
 
 func newSink() *memSink {
-	return &memSink{countdowns: map[string]Countdown{}, callbacks: map[string]Callback{}, sources: map[string]string{}}
+	return &memSink{countdowns: map[string]webhook.Countdown{}, callbacks: map[string]webhook.CallbackFunc{}, sources: map[string]string{}}
 }
 
-func (s *memSink) Apply(source string, cds map[string]Countdown, cbs map[string]Callback) error {
+func (s *memSink) Apply(source string, cds map[string]webhook.Countdown, cbs map[string]webhook.CallbackFunc) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k := range cds {
@@ -162,7 +163,7 @@ func (s *memSink) Apply(source string, cds map[string]Countdown, cbs map[string]
 	return nil
 }
 
-func (s *memSink) countdown(t testing.TB, key string) Countdown {
+func (s *memSink) countdown(t testing.TB, key string) webhook.Countdown {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,7 +174,7 @@ func (s *memSink) countdown(t testing.TB, key string) Countdown {
 	return c
 }
 
-func (s *memSink) callback(t testing.TB, name string) Callback {
+func (s *memSink) callback(t testing.TB, name string) webhook.CallbackFunc {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()

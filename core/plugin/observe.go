@@ -20,14 +20,14 @@ type Observer interface {
 
 // observed wraps a file's registrations so that each call is reported to
 // the configured Observer; without one they are returned as they are.
-func (h *Host) observed(file string, cds map[string]Countdown, cbs map[string]Callback) (map[string]Countdown, map[string]Callback) {
+func (h *Host) observed(file string, cds map[string]webhook.Countdown, cbs map[string]webhook.CallbackFunc) (map[string]webhook.Countdown, map[string]webhook.CallbackFunc) {
 	obs := h.cfg.Observer
 	if obs == nil {
 		return cds, cbs
 	}
 	for k, c := range cds {
 		value, validate := c.Value, c.Validate
-		cds[k] = Countdown{
+		cds[k] = webhook.Countdown{
 			Value: func(ctx context.Context, retryCount int, kwargs json.RawMessage) (int64, error) {
 				start := time.Now()
 				n, err := value(ctx, retryCount, kwargs)

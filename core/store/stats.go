@@ -6,25 +6,15 @@ import (
 	"fmt"
 	"slices"
 	"time"
-)
 
-// QueueDepth is a snapshot of the pending events: Due (waiting for a
-// worker: never claimed, or whose lease expired), Scheduled (waiting for a
-// retry time), Leased (claimed and not expired). OldestDue is when the
-// longest-waiting due event became due; zero when none is due.
-// OldestDueAge is how long ago that was, measured by the queue's clock
-// (the database's on PostgreSQL, never a node's).
-type QueueDepth struct {
-	Due, Scheduled, Leased int64
-	OldestDue              time.Time
-	OldestDueAge           time.Duration
-}
+	"github.com/whisperer/whisperer/core/webhook"
+)
 
 // QueueDepth counts the pending events. It reads only pending rows (the
 // webhook_events_due partial index and their heap rows), never the
 // delivered history, so it stays cheap however large the table grows; its
 // cost is the backlog's size.
-func (s *Store) QueueDepth(ctx context.Context) (QueueDepth, error) {
+func (s *Store) QueueDepth(ctx context.Context) (webhook.QueueDepth, error) {
 	// The queue's clock: the database's on PostgreSQL, as in Claim.
 	now, args := s.clockSQL()
 	var (
@@ -43,9 +33,9 @@ func (s *Store) QueueDepth(ctx context.Context) (QueueDepth, error) {
 		FROM webhook_events WHERE state = 'pending'`, now), slices.Concat(args, args, args, args, args, args)...).
 		Scan(&row.Due, &row.Scheduled, &row.Leased, &oldest, &age)
 	if err != nil {
-		return QueueDepth{}, fmt.Errorf("queue depth: %w", err)
+		return webhook.QueueDepth{}, fmt.Errorf("queue depth: %w", err)
 	}
-	q := QueueDepth{Due: row.Due, Scheduled: row.Scheduled, Leased: row.Leased}
+	q := webhook.QueueDepth{Due: row.Due, Scheduled: row.Scheduled, Leased: row.Leased}
 	if oldest.Valid {
 		q.OldestDue = fromMicros(oldest.Int64)
 		q.OldestDueAge = time.Duration(max(age.Int64, 0)) * time.Microsecond

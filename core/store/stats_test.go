@@ -15,7 +15,7 @@ func TestQueueDepth(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		s.SetClock(func() time.Time { return now })
-		check := func(want store.QueueDepth) {
+		check := func(want webhook.QueueDepth) {
 			t.Helper()
 			got, err := s.QueueDepth(ctx)
 			if err != nil {
@@ -30,7 +30,7 @@ func TestQueueDepth(t *testing.T) {
 				t.Errorf("depth %+v, want %+v", got, want)
 			}
 		}
-		check(store.QueueDepth{})
+		check(webhook.QueueDepth{})
 
 		u, _ := storetest.User(t, s, "alice", webhook.RoleUser)
 		storetest.Hook(t, s, u.ID, "package-created", "https://example.com/")
@@ -39,13 +39,13 @@ func TestQueueDepth(t *testing.T) {
 		for range 3 {
 			due = append(due, storetest.Publish(t, s, "package-created", `{}`)[0].NextAttemptAt)
 		}
-		check(store.QueueDepth{Due: 3, OldestDue: due[0]})
+		check(webhook.QueueDepth{Due: 3, OldestDue: due[0]})
 
 		jobs, err := s.Claim(ctx, "n1", 2, time.Minute)
 		if err != nil || len(jobs) != 2 {
 			t.Fatalf("claim: %d jobs, %v", len(jobs), err)
 		}
-		check(store.QueueDepth{Due: 1, Leased: 2, OldestDue: due[2]})
+		check(webhook.QueueDepth{Due: 1, Leased: 2, OldestDue: due[2]})
 
 		// One attempt fails and is retried in an hour; one is delivered.
 		res := []webhook.Result{
@@ -57,7 +57,7 @@ func TestQueueDepth(t *testing.T) {
 		if err := s.Complete(ctx, res); err != nil {
 			t.Fatal(err)
 		}
-		check(store.QueueDepth{Due: 1, Scheduled: 1, OldestDue: due[2]})
+		check(webhook.QueueDepth{Due: 1, Scheduled: 1, OldestDue: due[2]})
 
 		// A lease that expired is due again, since its end.
 		leased, err := s.Claim(ctx, "n1", 1, time.Minute)
@@ -65,7 +65,7 @@ func TestQueueDepth(t *testing.T) {
 			t.Fatal(len(leased), err)
 		}
 		elapse(t, s, 2*time.Minute)
-		check(store.QueueDepth{Due: 1, Scheduled: 1, OldestDue: leased[0].Event.NextAttemptAt.Add(-2 * time.Minute)})
+		check(webhook.QueueDepth{Due: 1, Scheduled: 1, OldestDue: leased[0].Event.NextAttemptAt.Add(-2 * time.Minute)})
 	})
 }
 

@@ -108,3 +108,18 @@ type Outcome struct {
 	State         State
 	NextAttemptAt time.Time
 }
+
+// QueueDepth is a snapshot of the pending part of the queue, as the queue
+// counts it and the metrics report it.
+type QueueDepth struct {
+	// Due events wait for a worker now: never claimed or whose lease
+	// expired. Scheduled events wait for a retry time. Leased events are
+	// being delivered.
+	Due, Scheduled, Leased int64
+	// OldestDue is when the longest-waiting due event became due; zero when
+	// none is due. OldestDueAge is how long ago, by the queue's clock (the
+	// database's on PostgreSQL, never a node's, so a skewed node clock does
+	// not distort it).
+	OldestDue    time.Time
+	OldestDueAge time.Duration
+}
