@@ -52,12 +52,14 @@ func (q *recordingQueue) Complete(ctx context.Context, results []webhook.Result)
 	if q.failCompletes.Add(-1) >= 0 {
 		return errInjected
 	}
+	// Held across the write: a test that sees the committed state and
+	// then asks resultsFor waits for the append instead of racing it.
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	if err := q.Store.Complete(ctx, results); err != nil {
 		return err
 	}
-	q.mu.Lock()
 	q.results = append(q.results, results...)
-	q.mu.Unlock()
 	return nil
 }
 
