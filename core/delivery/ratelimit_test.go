@@ -185,6 +185,9 @@ func TestRateLimitHoldsNoWorker(t *testing.T) {
 				t.Errorf("slots %d and %d are %v apart, want 1h", i, i+1, gap)
 			}
 		}
+		// A receiver sees a request before the dispatcher counts its
+		// attempt: wait for the count, then check all of it.
+		poll.Until(t, 15*time.Second, "eleven deliveries counted", func() bool { return d.Stats().Delivered >= 11 })
 		if st := d.Stats(); st.Postponed != 9 || st.Delivered != 11 || st.Attempts != 11 {
 			t.Errorf("stats = %+v", st)
 		}
