@@ -160,9 +160,9 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 		out.Delivered = true
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		out.Attempt.Error = fmt.Sprintf("redirect %d to %q not followed", resp.StatusCode, resp.Header.Get("Location"))
-		out.Attempt.Class = webhook.ClassHTTP
-	default:
-		out.Attempt.Class = webhook.ClassHTTP
+	}
+	if !out.Delivered {
+		out.Attempt.Class = webhook.ClassHTTP // an answer, but not a delivery
 	}
 	return out
 }

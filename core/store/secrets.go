@@ -226,16 +226,11 @@ func (s *Store) SealSecrets(ctx context.Context, batch int, progress func(SealPr
 				if err := r.sealSecrets(s.sealer); err != nil {
 					return err
 				}
-				res, err := tx.NewUpdate().Model(r).
-					Column("secret_key", "previous_secret_key", "additional_headers", "config", "secrets_key_id").
-					WherePK().Where("secrets_key_id = ?", old.SecretsKeyID).
-					Where("secret_key = ?", old.SecretKey).Where("previous_secret_key = ?", old.PreviousSecretKey).
-					Where("additional_headers = ?", old.AdditionalHeaders).Where("config = ?", old.Config).
-					Exec(ctx)
+				ok, err := rewrite(ctx, tx, r, &old, false)
 				if err != nil {
 					return err
 				}
-				if n, _ := res.RowsAffected(); n == 1 {
+				if ok {
 					done++
 				}
 			}
@@ -254,6 +249,27 @@ func (s *Store) SealSecrets(ctx context.Context, batch int, progress func(SealPr
 		return p, nil
 	}
 	return p, s.moveURLCredentials(ctx, batch, &p)
+}
+
+// rewrite writes r's sealed columns (and its target_url, with url) over
+// old, compare-and-set: only while the row still holds what was read, so
+// a hook its owner changed meanwhile is left to that write. It reports
+// whether the row was written.
+func rewrite(ctx context.Context, tx bun.Tx, r, old *webhookRow, url bool) (bool, error) {
+	cols := []string{"secret_key", "previous_secret_key", "additional_headers", "config", "secrets_key_id"}
+	q := tx.NewUpdate().Model(r).WherePK().Where("secrets_key_id = ?", old.SecretsKeyID).
+		Where("secret_key = ?", old.SecretKey).Where("previous_secret_key = ?", old.PreviousSecretKey).
+		Where("additional_headers = ?", old.AdditionalHeaders).Where("config = ?", old.Config)
+	if url {
+		cols = append(cols, "target_url")
+		q = q.Where("target_url = ?", old.TargetURL)
+	}
+	res, err := q.Column(cols...).Exec(ctx)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }
 
 // unreadable records a hook whose sealed values do not open, once.
@@ -307,16 +323,11 @@ func (s *Store) moveURLCredentials(ctx context.Context, batch int, p *SealProgre
 					p.URLsKept = append(p.URLsKept, r.ID)
 					continue
 				}
-				res, err := tx.NewUpdate().Model(r).
-					Column("target_url", "secret_key", "previous_secret_key", "additional_headers", "config", "secrets_key_id").
-					WherePK().Where("target_url = ?", old.TargetURL).Where("secrets_key_id = ?", old.SecretsKeyID).
-					Where("secret_key = ?", old.SecretKey).Where("previous_secret_key = ?", old.PreviousSecretKey).
-					Where("additional_headers = ?", old.AdditionalHeaders).Where("config = ?", old.Config).
-					Exec(ctx)
+				ok, err := rewrite(ctx, tx, r, &old, true)
 				if err != nil {
 					return err
 				}
-				if n, _ := res.RowsAffected(); n == 1 {
+				if ok {
 					p.URLs++
 				}
 			}
