@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -18,6 +19,10 @@ func TestGoExamples(t *testing.T) {
 	for _, i := range h.Plugins() {
 		if !i.Loaded || i.Error != "" {
 			t.Fatalf("plugin not loaded: %+v", i)
+		}
+		// The API's time format: microseconds, UTC (docs/API.md).
+		if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`).MatchString(i.LoadedAt) {
+			t.Errorf("loaded_at %q is not RFC 3339 with microseconds in UTC", i.LoadedAt)
 		}
 	}
 	cd := sink.countdown(t, "custom")

@@ -47,8 +47,10 @@ type Info struct {
 	Callbacks  []string `json:"callbacks"`
 	// Loaded reports whether this file's registrations are live.
 	Loaded bool `json:"loaded"`
-	// LoadedAt is when the served version was registered.
-	LoadedAt time.Time `json:"loaded_at,omitzero"`
+	// LoadedAt is when the served version was registered, RFC 3339 in UTC
+	// with microseconds like every time the API answers; empty when not
+	// loaded.
+	LoadedAt string `json:"loaded_at,omitempty"`
 	// Error is why the file (or its latest change) is not served; empty
 	// when all is well.
 	Error string `json:"error,omitempty"`
@@ -458,7 +460,7 @@ func (e *entry) info() Info {
 		i.Callbacks = append(i.Callbacks, v.manifest.Callbacks...)
 	}
 	if e.cur != nil {
-		i.Loaded, i.LoadedAt = true, e.at
+		i.Loaded, i.LoadedAt = true, e.at.UTC().Format("2006-01-02T15:04:05.000000Z")
 	}
 	if e.err != nil {
 		i.Error = e.err.Error()
