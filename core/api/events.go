@@ -30,11 +30,16 @@ type eventJSON struct {
 	Delivered          bool            `json:"delivered"`
 	RetryCount         int             `json:"retry_count"`
 	RequestDatetimes   []string        `json:"request_datetimes"`
-	CreatedDate        string          `json:"created_date"`
-	ModifiedDate       string          `json:"modified_date"`
-	State              webhook.State   `json:"state"`
-	NextAttemptAt      *string         `json:"next_attempt_at"`
-	Attempts           []attemptJSON   `json:"attempts"`
+	// ObjectID and ContentType are dj-whisperer's generic relation to the
+	// Django object an event was made from: always null here (Whisperer
+	// has no Django models), kept so its clients find the fields.
+	ObjectID      *int64        `json:"object_id"`
+	ContentType   *string       `json:"content_type"`
+	CreatedDate   string        `json:"created_date"`
+	ModifiedDate  string        `json:"modified_date"`
+	State         webhook.State `json:"state"`
+	NextAttemptAt *string       `json:"next_attempt_at"`
+	Attempts      []attemptJSON `json:"attempts"`
 }
 
 type attemptJSON struct {

@@ -765,9 +765,9 @@ type hookJSON struct {
 	ID                   int64                   `json:"id"`
 	TargetURL            string                  `json:"target_url"`
 	EventType            string                  `json:"event_type"`
-	SecretKey            *string                 `json:"secret_key,omitempty"` // see renderHook
+	SecretKey            **string                `json:"secret_key,omitempty"` // see renderHook
 	IsActive             bool                    `json:"is_active"`
-	Callback             string                  `json:"callback"`
+	Callback             *string                 `json:"callback"` // null when unset, as dj-whisperer's nullable column
 	RetryCountdownConfig webhook.CountdownConfig `json:"retry_countdown_config"`
 	AdditionalHeaders    map[string]string       `json:"additional_headers"`
 	Config               map[string]any          `json:"config"`
@@ -818,13 +818,23 @@ func renderHook(h webhook.Webhook, viewer int64) hookJSON {
 	if len(cd.Kwargs) == 0 {
 		cd.Kwargs = json.RawMessage(`{}`)
 	}
-	var secret *string
-	if h.UserID == viewer && h.SecretsError == "" { // unreadable: not shown as ""
-		secret = &h.SecretKey
+	// secret_key: left out for anyone but the owner and when unreadable
+	// (never shown as null or ""); null when the hook has none, as
+	// dj-whisperer's nullable column answers.
+	var secret **string // nil: left out; *secret nil: null
+	if h.UserID == viewer && h.SecretsError == "" {
+		secret = new(*string)
+		if h.SecretKey != "" {
+			*secret = &h.SecretKey
+		}
+	}
+	var callback *string
+	if h.Callback != "" {
+		callback = &h.Callback
 	}
 	return hookJSON{
 		ID: h.ID, TargetURL: webhook.RedactURL(h.TargetURL), EventType: h.EventType, SecretKey: secret,
-		IsActive: h.IsActive, Callback: h.Callback, RetryCountdownConfig: cd,
+		IsActive: h.IsActive, Callback: callback, RetryCountdownConfig: cd,
 		AdditionalHeaders: headers, Config: cfg,
 		CreatedDate: formatTime(h.CreatedAt), ModifiedDate: formatTime(h.ModifiedAt),
 		DisabledReason: h.DisabledReason, DisabledAt: disabledAt,
