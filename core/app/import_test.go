@@ -156,10 +156,10 @@ func testImport(t *testing.T, backend string) {
 	}
 	probs := problemsOf(rep)
 	for key, want := range map[string]string{
-		"whisperer_webhook 3":     `imported inactive: callback "myapp.hooks.on_delivery" is not registered`,
-		"whisperer_webhook 5":     "imported inactive: retry_countdown_config is refused: retry_countdown_config.kwargs.max_value: Ensure this value is less than or equal to 2592000.",
-		"whisperer_webhook 6":     "imported inactive: retry_countdown_config is refused: retry_countdown_config.choice: This field is required.",
-		"whisperer_webhook 7":     "imported changed: the credentials in target_url moved into config.auth",
+		"whisperer_webhook 3":                             `imported inactive: callback "myapp.hooks.on_delivery" is not registered`,
+		"whisperer_webhook 5":                             "imported inactive: retry_countdown_config is refused: retry_countdown_config.kwargs.max_value: Ensure this value is less than or equal to 2592000.",
+		"whisperer_webhook 6":                             "imported inactive: retry_countdown_config is refused: retry_countdown_config.choice: This field is required.",
+		"whisperer_webhook 7":                             "imported changed: the credentials in target_url moved into config.auth",
 		"authtoken_token of user 4 starting \"da4e0000\"": "imported revoked",
 	} {
 		p, ok := probs[key]
