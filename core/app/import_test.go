@@ -351,3 +351,112 @@ func mapsEqual(a, b map[string]int) bool {
 	}
 	return true
 }
+
+// TestImportDJWhispererHostile feeds the importer a source holding absurd
+// values (a database edited by hand, or by a bug): each bad row is
+// skipped or flagged with a clear reason, the good ones are imported, and
+// nothing crashes.
+func TestImportDJWhispererHostile(t *testing.T) {
+	huge := `'{` + strings.Repeat(`"X-A": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", `, 3000) + `"X-B": "b"}'`
+	var many strings.Builder
+	for i := range 60 {
+		if i > 0 {
+			many.WriteString(", ")
+		}
+		many.WriteString(`"X-H` + string(rune('a'+i%26)) + string(rune('a'+i/26)) + `": "v"`)
+	}
+	fixed := `'{"choice": "fixed", "kwargs": {"seconds": 1}}'`
+	from, _ := djSource(t, true,
+		// Loosen the schema as a hand-edited database might be.
+		`ALTER TABLE whisperer_webhook ALTER COLUMN additional_headers TYPE text, ALTER COLUMN additional_headers DROP NOT NULL,
+			ALTER COLUMN config TYPE text, ALTER COLUMN config DROP NOT NULL, ALTER COLUMN retry_countdown_config DROP NOT NULL`,
+		`ALTER TABLE whisperer_webhookevent ALTER COLUMN request_payload TYPE text, ALTER COLUMN request_payload DROP NOT NULL,
+			ALTER COLUMN response_http_status DROP NOT NULL, ALTER COLUMN delivered DROP NOT NULL, DROP CONSTRAINT whisperer_webhookevent_retry_count_check`,
+		`INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined) VALUES
+			(1, '!', false, 'h', '', '', '', false, true, now()), (2, '!', false, '   ', '', '', '', false, true, now())`,
+		`INSERT INTO authtoken_token (key, created, user_id) VALUES ('has space in it', now(), 1)`,
+		`INSERT INTO whisperer_webhook (id, created_date, modified_date, target_url, is_active, secret_key, event_type, callback,
+			retry_countdown_config, additional_headers, config, user_id) VALUES
+			(1, now(), now(), 'https://x.example/1', true, 's', 'e', NULL, `+fixed+`, `+huge+`, '{}', 1),
+			(2, now(), now(), 'https://x.example/2', true, 's', 'e', NULL, `+fixed+`, '{`+many.String()+`}', '{}', 1),
+			(3, now(), now(), 'https://x.example/3', true, 's', 'e', NULL, `+fixed+`, '{}', '{not json', 1),
+			(4, now(), now(), 'https://x.example/4', true, NULL, 'e', NULL, `+fixed+`, NULL, NULL, 1),
+			(5, now(), now(), 'https://x.example/5', true, 's', 'e', NULL, '{"choice": "fibonacci", "kwargs": {"n": 3}}', '{}', '{}', 1),
+			(6, now(), now(), 'not a url', true, 's', 'e', NULL, `+fixed+`, '{}', '{}', 1),
+			(7, now(), now(), 'https://x.example/7', true, 's', 'e', NULL, `+fixed+`, '{"X-Evil": "a\r\nInjected: yes"}', '{}', 1),
+			(8, now(), now(), 'https://x.example/8', true, 's', 'e', NULL, NULL, '[1, 2]', '"config"', 1),
+			(9, now(), now(), 'https://x.example/9', true, 's', 'e', NULL, `+fixed+`, '{"Webhook-Id": "forged"}', '{"auth": {"auth_type": "token"}}', 1),
+			(10, now(), now(), 'https://x.example/10', true, 's', 'e', NULL, `+fixed+`, '{}', '{}', 2)`,
+		`INSERT INTO whisperer_webhookevent (id, created_date, modified_date, uuid, request_payload, response_content, response_http_status,
+			delivered, request_datetimes, retry_count, webhook_id) VALUES
+			(1, now(), now(), gen_random_uuid(), '{"payload": "`+strings.Repeat("x", 10<<20)+`"}', '', 200, true, '{}', 1, 4),
+			(2, now(), now(), gen_random_uuid(), '{"event": ', '', 200, true, '{}', 1, 4),
+			(3, now(), now(), 'aaaaaaaa-0000-4000-8000-000000000003', NULL, '', NULL, NULL, ARRAY[NULL, now()]::timestamptz[], -5, 4),
+			(4, now(), now(), 'aaaaaaaa-0000-4000-8000-000000000004', '{"event": {}, "payload": [1]}', repeat('r', 200000), 2147483647, false,
+				'{}', 2147483647, 4),
+			(5, now(), now(), gen_random_uuid(), '{}', '', 200, true, '{}', 1, 1)`)
+
+	var cfg *config.Config
+	n := startNode(t, store.SQLite, nil, func(c *config.Config) { cfg = c })
+	rep, err := app.ImportDJWhisperer(context.Background(), cfg, app.NewLogger(config.Log{Level: "error"}, io.Discard),
+		app.ImportOptions{From: from, Events: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Users != (djimport.Counts{Imported: 1, Skipped: 1}) || rep.Tokens != (djimport.Counts{Skipped: 1}) ||
+		rep.Hooks != (djimport.Counts{Imported: 2, Skipped: 8}) || rep.Events != (djimport.Counts{Imported: 2, Skipped: 3}) {
+		t.Errorf("report: %+v", rep)
+	}
+	probs := problemsOf(rep)
+	for key, want := range map[string]string{
+		"auth_user 2": "skipped: the username is empty",
+		`authtoken_token of user 1 starting "has spac"`: "skipped: the key is not 1 to 40 printable ASCII characters",
+		"whisperer_webhook 1":                           "skipped: additional_headers: 123012 bytes, more than the 65536",
+		"whisperer_webhook 2":                           "additional_headers: Ensure this field has no more than 50 headers.",
+		"whisperer_webhook 3":                           "skipped: config: not valid JSON",
+		"whisperer_webhook 5":                           `imported inactive: retry_countdown_config is refused: retry_countdown_config.choice: "fibonacci" is not a valid choice.`,
+		"whisperer_webhook 6":                           "target_url: Enter a valid URL.",
+		"whisperer_webhook 7":                           "Header values may not contain line breaks.",
+		"whisperer_webhook 8":                           "additional_headers: Expected a dictionary of items",
+		"whisperer_webhook 9":                           `"Webhook-Id" is set by Whisperer`,
+		"whisperer_webhook 10":                          "its user 2 was not imported",
+		"whisperer_webhookevent 1":                      "request_payload is 10485775 bytes, more than server.max_body_bytes",
+		"whisperer_webhookevent 2":                      "request_payload is not valid JSON",
+	} {
+		if p, ok := probs[key]; !ok || !strings.Contains(p.Action+": "+p.Reason, want) {
+			t.Errorf("%s: got %+v, want %q", key, p, want)
+		}
+	}
+	if p := probs["whisperer_webhook 9"]; !strings.Contains(p.Reason, "config.auth.auth_type") {
+		t.Errorf("hook 9: %+v, want config.auth.auth_type named too", p)
+	}
+	// Event 5 belongs to a skipped hook.
+	if p := probs["whisperer_webhookevent 5"]; p.Reason != "its webhook 1 was not imported" || len(p.UUID) != 32 {
+		t.Errorf("event of the skipped hook 1: %+v", p)
+	}
+	// The rows with nulls and out-of-range numbers came in usable.
+	ctx := context.Background()
+	h4, err := n.Store.Webhook(ctx, webhook.Scope{All: true}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h4.TargetURL != "https://x.example/4" || h4.SecretKey != "" || len(h4.AdditionalHeaders) != 0 || !h4.IsActive {
+		t.Errorf("hook 4: %+v", h4)
+	}
+	j3, err := n.Store.Event(ctx, webhook.Scope{All: true}, "aaaaaaaa000040008000000000000003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(j3.Event.Payload) != "null" || j3.Event.RetryCount != 2 || len(j3.Event.Attempts) != 1 || j3.Event.ResponseHTTPStatus != nil {
+		t.Errorf("event 3: %+v", j3.Event)
+	}
+	j4, err := n.Store.Event(ctx, webhook.Scope{All: true}, "aaaaaaaa000040008000000000000004")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j4.Event.RetryCount != 0 || j4.Event.ResponseHTTPStatus != nil || len(j4.Event.ResponseContent) != cfg.Delivery.MaxResponseBytes ||
+		string(j4.Event.Payload) != "[1]" {
+		t.Errorf("event 4: retry %d status %v response %d bytes payload %s", j4.Event.RetryCount, j4.Event.ResponseHTTPStatus,
+			len(j4.Event.ResponseContent), j4.Event.Payload)
+	}
+}

@@ -82,9 +82,10 @@ type Counts struct {
 
 // Problem is one row that was skipped or changed on the way in.
 type Problem struct {
-	// Table and ID name the source row (id, or uuid for events).
+	// Table and ID name the source row; UUID is an event's.
 	Table string `json:"table"`
 	ID    string `json:"id"`
+	UUID  string `json:"uuid,omitempty"`
 	// Action is "skipped", "imported inactive", "imported revoked",
 	// "imported changed" or "not requeued".
 	Action string `json:"action"`
@@ -109,11 +110,15 @@ type Report struct {
 }
 
 func (r *Report) problem(table, id, action, reason string) {
+	r.add(Problem{Table: table, ID: id, Action: action, Reason: reason})
+}
+
+func (r *Report) add(p Problem) {
 	if len(r.Problems) >= maxProblems {
 		r.MoreProblems++
 		return
 	}
-	r.Problems = append(r.Problems, Problem{Table: table, ID: id, Action: action, Reason: reason})
+	r.Problems = append(r.Problems, p)
 }
 
 // WriteText writes r for people.
@@ -141,7 +146,11 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n%d rows need attention:\n", len(r.Problems)+r.MoreProblems)
 	for _, p := range r.Problems {
-		fmt.Fprintf(w, "  %s %s: %s: %s\n", p.Table, p.ID, p.Action, p.Reason)
+		id := p.ID
+		if p.UUID != "" {
+			id += " (uuid " + p.UUID + ")"
+		}
+		fmt.Fprintf(w, "  %s %s: %s: %s\n", p.Table, id, p.Action, p.Reason)
 	}
 	if r.MoreProblems > 0 {
 		fmt.Fprintf(w, "  … and %d more (see --json)\n", r.MoreProblems)

@@ -90,17 +90,18 @@ func (im *importer) importEvents(ctx context.Context) error {
 // event converts one row, or lists why it cannot be.
 func (im *importer) event(e *eventRow) (webhook.Event, bool) {
 	c := &im.rep.Events
-	id := fmt.Sprint(e.id)
+	uuid, ok := hexUUID(e.uuid.String)
+	note := func(action, reason string) {
+		im.rep.add(Problem{Table: "whisperer_webhookevent", ID: fmt.Sprint(e.id), UUID: uuid, Action: action, Reason: reason})
+	}
 	skip := func(reason string) (webhook.Event, bool) {
 		c.Skipped++
-		im.rep.problem("whisperer_webhookevent", id, "skipped", reason)
+		note("skipped", reason)
 		return webhook.Event{}, false
 	}
-	uuid, ok := hexUUID(e.uuid.String)
 	if !ok {
 		return skip(fmt.Sprintf("uuid %q is not a UUID", e.uuid.String))
 	}
-	id = uuid
 	h, ok := im.hooks[e.hookID]
 	switch {
 	case !ok:
@@ -146,7 +147,7 @@ func (im *importer) event(e *eventRow) (webhook.Event, bool) {
 		ev.State = webhook.StateGivenUp
 	case !h.active:
 		ev.State = webhook.StateGivenUp
-		im.rep.problem("whisperer_webhookevent", id, "not requeued",
+		note("not requeued",
 			"its hook is inactive; imported as given up (whisperer events redeliver sends it once the hook is active)")
 	default:
 		// A new series of attempts: delivery.max_retries counts from here.
