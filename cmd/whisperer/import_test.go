@@ -49,7 +49,7 @@ func TestImportDJWhispererVerb(t *testing.T) {
 		Users  struct {
 			Imported, Existing int
 		} `json:"users"`
-		Hooks struct{ Imported int } `json:"hooks"`
+		Hooks    struct{ Imported int } `json:"hooks"`
 		Problems []struct {
 			Table, ID, Action, Reason string
 		} `json:"problems"`

@@ -97,8 +97,8 @@ func problemsOf(rep *djimport.Report) map[string]djimport.Problem {
 
 // delivery is one request the receiver got.
 type delivery struct {
-	path, uuid, auth, apiKey, callbackHdr string
-	body                                  map[string]any
+	path, uuid, auth, apiKey string
+	body                     map[string]any
 }
 
 func TestImportDJWhisperer(t *testing.T) {
