@@ -64,6 +64,8 @@ func verbs() []verb {
 		{name: "keys generate", summary: "print a new encryption key for security.encryption_keys", run: keysGenerate},
 		{name: "keys rotate", summary: "re-encrypt every hook's secrets under the first of security.encryption_keys (online, resumable)",
 			flags: keysRotateFlags, run: keysRotate},
+		{name: "import dj-whisperer", summary: "import users, tokens, hooks and (--events) events from a dj-whisperer 0.2 database",
+			flags: importDJFlags, run: importDJ},
 		{name: "listen", summary: "a local receiver that prints each delivery and checks its signatures, to try hooks out",
 			flags: listenFlags, run: listenVerb},
 		{name: "version", summary: "print the version", run: version},
