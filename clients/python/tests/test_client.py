@@ -114,7 +114,8 @@ class Proxy:
                     resp = urllib.request.urlopen(req, timeout=30)
                 except urllib.error.HTTPError as e:
                     resp = e
-                status, headers, answer = resp.status if hasattr(resp, "status") else resp.code, resp.headers, resp.read()
+                with resp:
+                    status, headers, answer = resp.status if hasattr(resp, "status") else resp.code, resp.headers, resp.read()
                 if step == "drop":
                     self.close_connection = True
                     return
