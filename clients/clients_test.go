@@ -72,6 +72,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// need skips the test when tool is missing, or fails it where
+// WHISPERER_TEST_CLIENTS=1 (as in .ci/run) says the clients must be tested.
+func need(t *testing.T, tool, what string) string {
+	t.Helper()
+	path, err := exec.LookPath(tool)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("WHISPERER_TEST_CLIENTS") == "1" {
+		t.Fatalf("%s is not installed, and WHISPERER_TEST_CLIENTS=1: %s", tool, what)
+	}
+	t.Skipf("%s is not installed: %s (WHISPERER_TEST_CLIENTS=1 makes this a failure)", tool, what)
+	return ""
+}
+
 func freePort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -161,10 +176,7 @@ func call(t *testing.T, method, url, token string, body any) (int, []byte) {
 // TestPythonClient runs clients/python's unittest suite against a real
 // server, as a publisher.
 func TestPythonClient(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed: the Python client's tests need it")
-	}
+	python := need(t, "python3", "the Python client's tests need it")
 	s := startServer(t)
 	token := s.user(t, "python-publisher", "--publisher")
 	cmd := exec.Command(python, "-m", "unittest", "discover", "-v", "-s", "tests")
@@ -268,25 +280,25 @@ func startReceiver(t *testing.T, lang, secret, previous string, argv ...string) 
 // receivers starts every snippet whose interpreter is installed.
 func receivers(t *testing.T, secret, previous string) []receiver {
 	t.Helper()
-	var rs []receiver
-	rs = append(rs, startReceiver(t, "go", secret, previous, build(t, "./receiving", "verify")))
-	for _, c := range []struct{ lang, tool string }{{"python", "python3"}, {"node", "node"}, {"php", "php"}, {"ruby", "rackup"}} {
-		if _, err := exec.LookPath(c.tool); err != nil {
-			t.Logf("%s is not installed: the %s snippet is not run", c.tool, c.lang)
+	// Python's and Node's are required (need); PHP's and Ruby's run where
+	// their interpreter happens to be installed.
+	need(t, "python3", "the Python receiver is tested with it")
+	need(t, "node", "the Node receiver is tested with it")
+	rs := []receiver{startReceiver(t, "go", secret, previous, build(t, "./receiving", "verify"))}
+	for _, c := range []struct {
+		lang string
+		argv []string
+	}{
+		{"python", []string{"python3", "verify.py"}},
+		{"node", []string{"node", "verify.js"}},
+		{"php", []string{"php", "-S", "127.0.0.1:$PORT", "verify.php"}},
+		{"ruby", []string{"rackup", "--host", "127.0.0.1", "--port", "$PORT", "verify.rb"}},
+	} {
+		if _, err := exec.LookPath(c.argv[0]); err != nil {
+			t.Logf("%s is not installed: the %s receiver is not run", c.argv[0], c.lang)
 			continue
 		}
-		var argv []string
-		switch c.lang {
-		case "python":
-			argv = []string{"python3", "verify.py"}
-		case "node":
-			argv = []string{"node", "verify.js"}
-		case "php":
-			argv = []string{"php", "-S", "127.0.0.1:$PORT", "verify.php"}
-		case "ruby":
-			argv = []string{"rackup", "--host", "127.0.0.1", "--port", "$PORT", "verify.rb"}
-		}
-		rs = append(rs, startReceiver(t, c.lang, secret, previous, argv...))
+		rs = append(rs, startReceiver(t, c.lang, secret, previous, c.argv...))
 	}
 	return rs
 }

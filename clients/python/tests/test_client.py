@@ -239,10 +239,20 @@ class Offline(unittest.TestCase):
             from django.conf import settings
         except ImportError:
             self.skipTest("Django is not installed")
+        from django.utils.functional import lazy
         if not settings.configured:
-            settings.configure(WHISPERER_URL="http://django.example:1", WHISPERER_TOKEN="a" * 40)
+            settings.configure()
+        for name, value in [("WHISPERER_URL", "http://django.example:1/prefix"), ("WHISPERER_TOKEN", "a" * 40),
+                            ("WHISPERER_CLIENT_ATTEMPTS", 2)]:
+            setattr(settings, name, value)
+            self.addCleanup(delattr, settings, name)
         wc.configure()
-        self.assertEqual(wc._options()["endpoint"], settings.WHISPERER_URL.rstrip("/") + "/whisperer/events/")
+        opts = wc._options()
+        self.assertEqual((opts["endpoint"], opts["token"], opts["attempts"]),
+                         ("http://django.example:1/prefix/whisperer/events/", "a" * 40, 2))
+        wc.configure(attempts=3)  # configure() wins over settings
+        self.assertEqual(wc._options()["attempts"], 3)
+        self.assertEqual(wc.serialize({"label": lazy(lambda: "box", str)()}), {"label": "box"})
 
     def test_connection_refused_is_retried_then_raises(self):
         with self.assertRaises(wc.UnavailableError) as cm:
