@@ -176,6 +176,7 @@ func call(t *testing.T, method, url, token string, body any) (int, []byte) {
 // TestPythonClient runs clients/python's unittest suite against a real
 // server, as a publisher.
 func TestPythonClient(t *testing.T) {
+	t.Parallel() // each starts its own server
 	python := need(t, "python3", "the Python client's tests need it")
 	s := startServer(t)
 	token := s.user(t, "python-publisher", "--publisher")
@@ -338,6 +339,7 @@ func resign(d recorded, secret string, ts time.Time) recorded {
 // target: it must accept Whisperer's genuine deliveries, by both
 // signatures, and refuse altered ones.
 func TestReceivers(t *testing.T) {
+	t.Parallel() // each starts its own server
 	const (
 		secret   = "s3cret-ü-with spaces" // not ASCII: the key is its UTF-8 bytes
 		previous = "the-previous-secret"

@@ -268,11 +268,20 @@ class Offline(unittest.TestCase):
             self.assertIsInstance(future.exception(timeout=WAIT), wc.UnavailableError)
 
     def test_queue_full(self):
-        wc.configure(max_pending=1, attempts=2, backoff=0.5, max_backoff=0.5)
+        # A server that takes connections and never answers holds the
+        # first publish until the socket is closed.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        wc.configure(url="http://127.0.0.1:%d" % silent.getsockname()[1], max_pending=1, attempts=1, timeout=WAIT)
         first = wc.deliver_event({}, EVENT_TYPE)
         with self.assertRaises(wc.QueueFull):
             wc.deliver_event({}, EVENT_TYPE)
-        self.assertIsInstance(first.exception(timeout=WAIT), wc.UnavailableError)
+        with self.assertLogs("whisperer_client", "ERROR"):
+            silent.close()  # resets the waiting connection
+            self.assertIsInstance(first.exception(timeout=WAIT), wc.UnavailableError)
+        # Its place is free again.
+        self.assertIsInstance(wc.deliver_event({}, EVENT_TYPE).exception(timeout=WAIT), wc.UnavailableError)
 
 
 @unittest.skipUnless(URL and TOKEN, "set WHISPERER_URL and WHISPERER_TOKEN (a publisher's) to run the tests "
