@@ -318,7 +318,7 @@ func pluginsList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) e
 		return err
 	}
 	infos := h.Plugins()
-	_ = h.Close(context.WithoutCancel(ctx))
+	_ = h.Stop(context.WithoutCancel(ctx))
 	sort.Slice(infos, func(i, j int) bool { return infos[i].File < infos[j].File })
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FILE\tCOUNTDOWNS\tCALLBACKS\tSTATUS")

@@ -70,7 +70,7 @@ func countdownPreview(ctx context.Context, e env, fs *pflag.FlagSet, args []stri
 		if err := h.Start(ctx); err != nil {
 			return err
 		}
-		defer h.Close(context.WithoutCancel(ctx))
+		defer h.Stop(context.WithoutCancel(ctx))
 	}
 	cd, err := reg.Validate(ctx, webhook.CountdownConfig{Choice: choice, Kwargs: json.RawMessage(kwargs)})
 	var verr *webhook.ValidationError
