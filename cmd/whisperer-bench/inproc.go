@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/config"
 )
 
 // startInProcess runs the server inside this process, so that --profile
@@ -25,7 +24,7 @@ func startInProcess(ctx context.Context, env []string, profile string) (*node, f
 			vars[k] = v
 		}
 	}
-	cfg, err := config.Load(config.LoadOptions{File: "/dev/null", Getenv: func(k string) string { return vars[k] }})
+	cfg, err := app.LoadConfig("/dev/null", func(k string) string { return vars[k] }, nil, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -33,7 +32,9 @@ func startInProcess(ctx context.Context, env []string, profile string) (*node, f
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := app.New(ctx, cfg, app.NewLogger(config.Log{Level: "warn"}, os.Stderr))
+	logCfg := cfg.Log
+	logCfg.Level, logCfg.Format = "warn", "text"
+	a, err := app.New(ctx, cfg, app.NewLogger(logCfg, os.Stderr))
 	if err != nil {
 		ln.Close()
 		return nil, nil, err

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-
-	"github.com/whisperer/whisperer/core/store"
 )
 
 // result is one run's report.
@@ -64,13 +62,13 @@ type result struct {
 
 func (b *bench) measure(ctx context.Context) (*result, error) {
 	o := b.o
-	if err := b.st.DB().NewRaw("SELECT COALESCE(MAX(id), 0) FROM webhook_events").Scan(ctx, &b.baseID); err != nil {
+	if err := b.db.NewRaw("SELECT COALESCE(MAX(id), 0) FROM webhook_events").Scan(ctx, &b.baseID); err != nil {
 		return nil, err
 	}
 	res := &result{Name: o.name, Target: o.target, Backend: o.backend, Nodes: len(b.nodes), Hooks: o.hooks,
 		Events: o.events, Rate: o.rate, Concurrency: o.concurrency, Preload: o.preload}
 	if o.serverURL != "" {
-		res.Backend = b.st.Dialect()
+		res.Backend = b.dialect
 	}
 	cpu0 := make([]float64, len(b.nodes))
 	for i, n := range b.nodes {
@@ -79,7 +77,7 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 		}
 	}
 	pg0 := 0.0
-	if res.Backend == store.Postgres {
+	if res.Backend == "postgres" {
 		pg0 = postgresCPU()
 	}
 	t0 := time.Now()
@@ -108,7 +106,7 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 			res.PeakRSSMiB = max(res.PeakRSSMiB, float64(n.peakKiB)/1024)
 		}
 	}
-	if res.Backend == store.Postgres {
+	if res.Backend == "postgres" {
 		res.DBCPUSec = postgresCPU() - pg0
 	}
 	b.rssTrend(res, time.Since(t0))
@@ -131,7 +129,7 @@ func (b *bench) waitDone(ctx context.Context) (time.Time, error) {
 		b.mu.Unlock()
 		if b.rcv.ok.Load() >= accepted {
 			var pending, total int64
-			err := b.st.DB().NewRaw(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN state <> 'delivered' THEN 1 ELSE 0 END), 0)
+			err := b.db.NewRaw(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN state <> 'delivered' THEN 1 ELSE 0 END), 0)
 				FROM webhook_events WHERE id > ? AND webhook_id IN (?)`, b.baseID, bun.List(b.hookIDs)).Scan(ctx, &total, &pending)
 			if err == nil && pending == 0 && total >= accepted {
 				return time.Now(), nil
@@ -152,7 +150,7 @@ func (b *bench) check(ctx context.Context, res *result, t0 time.Time) error {
 		UUID  string `bun:"uuid"`
 		State string `bun:"state"`
 	}
-	if err := b.st.DB().NewRaw("SELECT uuid, state FROM webhook_events WHERE id > ? AND webhook_id IN (?)", b.baseID, bun.List(b.hookIDs)).Scan(ctx, &rows); err != nil {
+	if err := b.db.NewRaw("SELECT uuid, state FROM webhook_events WHERE id > ? AND webhook_id IN (?)", b.baseID, bun.List(b.hookIDs)).Scan(ctx, &rows); err != nil {
 		return fmt.Errorf("read events: %w", err)
 	}
 	seen := b.rcv.snapshot()
@@ -326,7 +324,7 @@ func (b *bench) preload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	db := b.st.DB()
+	db := b.db
 	var userID int64
 	if err := db.NewRaw("SELECT user_id FROM webhooks WHERE id = ?", hook).Scan(ctx, &userID); err != nil {
 		return err
@@ -337,7 +335,7 @@ func (b *bench) preload(ctx context.Context) error {
 		return err
 	}
 	us, later := now.UnixMicro(), now.Add(24*time.Hour).UnixMicro()
-	if b.st.Dialect() == store.Postgres {
+	if b.dialect == "postgres" {
 		_, err = db.ExecContext(ctx, `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, delivered,
 			retry_count, next_attempt_at, response_http_status, created_at, modified_at)
 			SELECT md5('preload' || g), ?, ?, ?, 'package-created',

@@ -17,7 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/whisperer/whisperer/core/store"
+	"github.com/uptrace/bun"
+
+	"github.com/whisperer/whisperer/core/app"
 )
 
 // bench is one run against servers: its receiver, nodes and database.
@@ -40,7 +42,8 @@ type bench struct {
 	baseID         int64
 	publishRetries atomic.Int64
 	stopInProc     func()
-	st             *store.Store
+	db             *bun.DB // the node's database, for the checks
+	dialect        string
 
 	mu       sync.Mutex
 	pubAt    map[string]time.Time // publish start, by event uuid
@@ -83,10 +86,10 @@ func runServer(ctx context.Context, o options) (*result, error) {
 			}
 		}
 	}()
-	if b.st, err = store.Open(ctx, b.dbURL, store.Options{MaxOpenConns: 2}); err != nil {
+	if b.db, b.dialect, err = app.OpenDB(ctx, b.dbURL, 2); err != nil {
 		return nil, err
 	}
-	defer b.st.Close()
+	defer b.db.Close()
 	if err := b.setup(ctx); err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/whisperer/whisperer/core/secret"
+	"github.com/whisperer/whisperer/core/app"
 	"github.com/whisperer/whisperer/internal/poll"
 )
 
@@ -77,7 +77,7 @@ func serverEnv(dbURL, dir string, extra []string) []string {
 }
 
 // benchKey encrypts the hooks' secrets of this run's servers.
-var benchKey = secret.Generate()
+var benchKey = app.GenerateKey()
 
 func startNode(bin, dir string, env []string, i int) (*node, error) {
 	addr, err := freeAddr()

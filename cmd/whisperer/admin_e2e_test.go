@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whisperer/whisperer/core/app"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/internal/poll"
@@ -43,7 +44,7 @@ func TestCLIWithServer(t *testing.T) {
 	}
 
 	// With max_retries 1 the single failed attempt gives the event up.
-	var failed []eventJSON
+	var failed []app.EventInfo
 	poll.Until(t, 20*time.Second, "the failed delivery to show up in events list --failed", func() bool {
 		if err := json.Unmarshal([]byte(cliOut(t, env, "events", "list", "--failed", "--json")), &failed); err != nil {
 			t.Fatal(err)
@@ -61,7 +62,7 @@ func TestCLIWithServer(t *testing.T) {
 	waitDelivered(t, dbURL, 1)
 
 	hooks := cliOut(t, env, "hooks", "list", "--json")
-	var list []hookJSON
+	var list []app.HookInfo
 	if err := json.Unmarshal([]byte(hooks), &list); err != nil || len(list) != 1 {
 		t.Fatalf("hooks list --json: %v\n%s", err, hooks)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whisperer/whisperer/core/app"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
@@ -121,11 +122,11 @@ func TestHooksVerbs(t *testing.T) {
 					t.Errorf("hooks list lacks %q:\n%s", want, out)
 				}
 			}
-			list := decode[[]hookJSON](t, d.ok("hooks", "list", "--user", "alice", "--json"))
+			list := decode[[]app.HookInfo](t, d.ok("hooks", "list", "--user", "alice", "--json"))
 			if len(list) != 1 || list[0].ID != a.ID || list[0].User != "alice" || !list[0].HasSecret {
 				t.Errorf("hooks list --user alice --json = %+v", list)
 			}
-			if list := decode[[]hookJSON](t, d.ok("hooks", "list", "--event-type", "package-created", "--json")); len(list) != 1 || list[0].ID != b.ID {
+			if list := decode[[]app.HookInfo](t, d.ok("hooks", "list", "--event-type", "package-created", "--json")); len(list) != 1 || list[0].ID != b.ID {
 				t.Errorf("--event-type: %+v", list)
 			}
 
@@ -140,7 +141,7 @@ func TestHooksVerbs(t *testing.T) {
 					t.Errorf("hooks show prints the secret %q", secret)
 				}
 			}
-			shown := decode[hookJSON](t, d.ok("hooks", "show", fmt.Sprint(a.ID), "--json"))
+			shown := decode[app.HookInfo](t, d.ok("hooks", "show", fmt.Sprint(a.ID), "--json"))
 			if shown.ID != a.ID || len(shown.RecentEvents) != 2 {
 				t.Errorf("hooks show --json = %+v", shown)
 			}
@@ -148,7 +149,7 @@ func TestHooksVerbs(t *testing.T) {
 			if out := d.ok("hooks", "disable", fmt.Sprint(a.ID)); !strings.Contains(out, "disabled") {
 				t.Errorf("disable: %s", out)
 			}
-			if list := decode[[]hookJSON](t, d.ok("hooks", "list", "--inactive", "--json")); len(list) != 1 || list[0].ID != a.ID {
+			if list := decode[[]app.HookInfo](t, d.ok("hooks", "list", "--inactive", "--json")); len(list) != 1 || list[0].ID != a.ID {
 				t.Errorf("--inactive after disable: %+v", list)
 			}
 			if out := d.ok("hooks", "disable", fmt.Sprint(a.ID)); !strings.Contains(out, "already disabled") {
@@ -157,7 +158,7 @@ func TestHooksVerbs(t *testing.T) {
 			if out := d.ok("hooks", "show", fmt.Sprint(a.ID)); !strings.Contains(out, "no: deactivated by its owner (since ") {
 				t.Errorf("hooks show of a disabled hook lacks the reason:\n%s", out)
 			}
-			if shown := decode[hookJSON](t, d.ok("hooks", "show", fmt.Sprint(a.ID), "--json")); shown.DisabledReason != "deactivated by its owner" || shown.DisabledAt == nil {
+			if shown := decode[app.HookInfo](t, d.ok("hooks", "show", fmt.Sprint(a.ID), "--json")); shown.DisabledReason != "deactivated by its owner" || shown.DisabledAt == nil {
 				t.Errorf("hooks show --json of a disabled hook: %+v", shown)
 			}
 			d.ok("hooks", "enable", fmt.Sprint(a.ID))
@@ -179,22 +180,22 @@ func TestEventsVerbs(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			d := newCLIDB(t, backend)
 
-			all := decode[[]eventJSON](t, d.ok("events", "list", "--json"))
+			all := decode[[]app.EventInfo](t, d.ok("events", "list", "--json"))
 			if len(all) != 4 {
 				t.Fatalf("events list: %d events, want 4", len(all))
 			}
-			failed := decode[[]eventJSON](t, d.ok("events", "list", "--failed", "--json"))
+			failed := decode[[]app.EventInfo](t, d.ok("events", "list", "--failed", "--json"))
 			if len(failed) != 2 || !failed[0].Failed || failed[0].UUID != d.failed[1].UUID || failed[1].UUID != d.failed[0].UUID {
 				t.Errorf("events list --failed = %+v, want the retrying then the given-up event", failed)
 			}
-			if got := decode[[]eventJSON](t, d.ok("events", "list", "--since", "24h", "--json")); len(got) != 3 {
+			if got := decode[[]app.EventInfo](t, d.ok("events", "list", "--since", "24h", "--json")); len(got) != 3 {
 				t.Errorf("--since 24h: %d events, want 3", len(got))
 			}
 			since := time.Now().Add(-90 * time.Minute).UTC().Format(time.RFC3339)
-			if got := decode[[]eventJSON](t, d.ok("events", "list", "--failed", "--since", since, "--json")); len(got) != 1 {
+			if got := decode[[]app.EventInfo](t, d.ok("events", "list", "--failed", "--since", since, "--json")); len(got) != 1 {
 				t.Errorf("--failed --since %s: %d events, want 1", since, len(got))
 			}
-			if got := decode[[]eventJSON](t, d.ok("events", "list", "--webhook", fmt.Sprint(d.hooks[1].ID), "--limit", "1", "--json")); len(got) != 1 || got[0].UUID != d.fresh[0].UUID {
+			if got := decode[[]app.EventInfo](t, d.ok("events", "list", "--webhook", fmt.Sprint(d.hooks[1].ID), "--limit", "1", "--json")); len(got) != 1 || got[0].UUID != d.fresh[0].UUID {
 				t.Errorf("--webhook --limit 1: %+v", got)
 			}
 			out := d.ok("events", "list", "--failed")
@@ -208,7 +209,7 @@ func TestEventsVerbs(t *testing.T) {
 					t.Errorf("events show lacks %q:\n%s", want, out)
 				}
 			}
-			shown := decode[eventJSON](t, d.ok("events", "show", d.failed[0].UUID, "--json"))
+			shown := decode[app.EventInfo](t, d.ok("events", "show", d.failed[0].UUID, "--json"))
 			if len(shown.AttemptLog) != 1 || shown.AttemptLog[0].Status != 500 || shown.AttemptLog[0].Number != 1 || shown.AttemptLog[0].DurationMS != 12 {
 				t.Errorf("events show --json attempt log = %+v", shown.AttemptLog)
 			}
@@ -330,7 +331,7 @@ func TestRetentionPurgeVerb(t *testing.T) {
 			if _, err := d.s.Event(context.Background(), webhook.Scope{All: true}, d.old[0].UUID); !errors.Is(err, webhook.ErrNotFound) {
 				t.Errorf("old event survived: %v", err)
 			}
-			if got := decode[[]eventJSON](t, d.ok("events", "list", "--json")); len(got) != 3 {
+			if got := decode[[]app.EventInfo](t, d.ok("events", "list", "--json")); len(got) != 3 {
 				t.Errorf("%d events left, want 3", len(got))
 			}
 			d.fails(2, "--days must be at least 1", "retention", "purge", "--days", "0")

@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -19,12 +17,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/callback"
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/countdown"
-	"github.com/whisperer/whisperer/core/plugin"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/webhook"
 )
 
 // verb is one CLI command: its usage line, summary, flags and action.
@@ -79,7 +71,7 @@ func usage(e env) {
 		fmt.Fprintf(tw, "  %s %s\t%s\n", v.name, v.args, v.summary)
 	}
 	tw.Flush()
-	fmt.Fprintf(e.stderr, "\nEvery verb takes --config FILE (or $WHISPERER_CONFIG; default ./%s if present)\nand --help. Configuration keys are documented in config.koanf.yaml.\n", config.DefaultFile)
+	fmt.Fprintf(e.stderr, "\nEvery verb takes --config FILE (or $WHISPERER_CONFIG; default ./%s if present)\nand --help. Configuration keys are documented in config.koanf.yaml.\n", app.DefaultConfigFile)
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -107,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fs := pflag.NewFlagSet("whisperer "+v.name, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.String("config", "", "configuration file (default $WHISPERER_CONFIG or ./"+config.DefaultFile+")")
+	fs.String("config", "", "configuration file (default $WHISPERER_CONFIG or ./"+app.DefaultConfigFile+")")
 	if v.flags != nil {
 		v.flags(fs)
 	}
@@ -125,12 +117,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return v.run(ctx, e, fs, fs.Args())
 }
 
-func loadConfig(e env, fs *pflag.FlagSet) (*config.Config, error) {
-	return config.Load(config.LoadOptions{
-		Getenv: e.getenv, Flags: fs,
-		FlagKeys: map[string]string{"addr": "server.addr", "database-url": "database.url"},
-	})
-}
+// flagKeys are the configuration keys of the verbs' short flags.
+var flagKeys = map[string]string{"addr": "server.addr", "database-url": "database.url"}
 
 func serveFlags(fs *pflag.FlagSet) {
 	fs.String("addr", "", "listen address (server.addr)")
@@ -141,7 +129,7 @@ func serve(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(e, fs)
+	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
 	if err != nil {
 		return err
 	}
@@ -173,13 +161,13 @@ func migrate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	return withDB(ctx, e, fs, func(s *store.Store) error {
+	return withDB(ctx, e, fs, func(adm *app.Admin) error {
 		// Hooks an earlier release wrote in clear are sealed now rather
 		// than at the next start.
-		if err := app.SealLegacySecrets(ctx, s, app.NewLogger(config.Log{Level: "info"}, e.stderr)); err != nil {
+		if err := adm.SealLegacySecrets(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "%s database is up to date\n", s.Dialect())
+		fmt.Fprintf(e.stdout, "%s database is up to date\n", adm.Dialect())
 		return nil
 	})
 }
@@ -189,23 +177,13 @@ func usersCreate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) e
 		fs.Usage()
 		return errUsage
 	}
-	role := webhook.RoleUser
 	admin, _ := fs.GetBool("admin")
 	publisher, _ := fs.GetBool("publisher")
-	switch {
-	case admin && publisher:
+	if admin && publisher {
 		return fmt.Errorf("choose one of --admin and --publisher")
-	case admin:
-		role = webhook.RoleAdmin
-	case publisher:
-		role = webhook.RolePublisher
 	}
-	return withStore(ctx, e, fs, func(s storeCLI) error {
-		u, err := s.CreateUser(ctx, args[0], role)
-		if err != nil {
-			return err
-		}
-		tok, err := s.CreateToken(ctx, u.ID)
+	return withDB(ctx, e, fs, func(adm *app.Admin) error {
+		u, tok, err := adm.CreateUser(ctx, args[0], admin, publisher)
 		if err != nil {
 			return err
 		}
@@ -219,12 +197,8 @@ func tokensCreate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) 
 		fs.Usage()
 		return errUsage
 	}
-	return withStore(ctx, e, fs, func(s storeCLI) error {
-		u, err := s.UserByName(ctx, args[0])
-		if err != nil {
-			return err
-		}
-		tok, err := s.CreateToken(ctx, u.ID)
+	return withDB(ctx, e, fs, func(adm *app.Admin) error {
+		u, tok, err := adm.CreateToken(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -238,8 +212,8 @@ func tokensRevoke(ctx context.Context, e env, fs *pflag.FlagSet, args []string) 
 		fs.Usage()
 		return errUsage
 	}
-	return withStore(ctx, e, fs, func(s storeCLI) error {
-		n, err := s.RevokeToken(ctx, args[0])
+	return withDB(ctx, e, fs, func(adm *app.Admin) error {
+		n, err := adm.RevokeToken(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -252,16 +226,12 @@ func eventTypesList(ctx context.Context, e env, fs *pflag.FlagSet, args []string
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	return withReadDB(ctx, e, fs, func(s *store.Store, cfg *config.Config) error {
-		names, err := s.EventTypes(ctx)
+	return withReadDB(ctx, e, fs, func(adm *app.Admin) error {
+		names, err := adm.EventTypes(ctx)
 		if err != nil {
 			return err
 		}
-		// event_types are added to the database at the next start or
-		// migrate; they are subscribable from then on, so listed now.
-		names = append(names, cfg.EventTypes...)
-		slices.Sort(names)
-		for _, n := range slices.Compact(names) {
+		for _, n := range names {
 			fmt.Fprintln(e.stdout, n)
 		}
 		return nil
@@ -274,12 +244,12 @@ func eventTypesAdd(ctx context.Context, e env, fs *pflag.FlagSet, args []string)
 		return errUsage
 	}
 	for _, n := range args {
-		if err := config.ValidateEventType(n); err != nil {
+		if err := app.ValidateEventType(n); err != nil {
 			return err
 		}
 	}
-	return withStore(ctx, e, fs, func(s storeCLI) error {
-		if err := s.AddEventTypes(ctx, args...); err != nil {
+	return withDB(ctx, e, fs, func(adm *app.Admin) error {
+		if err := adm.AddEventTypes(ctx, args...); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "added %s\n", strings.Join(args, ", "))
@@ -306,22 +276,14 @@ func pluginsList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) e
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(e, fs)
+	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
 	if err != nil {
 		return err
 	}
-	logger := app.NewLogger(config.Log{Level: "error", Format: cfg.Log.Format}, e.stderr)
-	// Real registries, so a key two files declare is reported as serve would.
-	h, err := plugin.New(app.PluginConfig(cfg), app.RegistrySink(countdown.NewRegistry(), &callback.Registry{}), logger)
+	infos, err := app.ListPlugins(ctx, cfg, e.stderr)
 	if err != nil {
 		return err
 	}
-	if err := h.Start(ctx); err != nil {
-		return err
-	}
-	infos := h.Plugins()
-	_ = h.Close(context.WithoutCancel(ctx))
-	sort.Slice(infos, func(i, j int) bool { return infos[i].File < infos[j].File })
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FILE\tCOUNTDOWNS\tCALLBACKS\tSTATUS")
 	for _, in := range infos {
@@ -339,12 +301,11 @@ func pluginsCheck(ctx context.Context, e env, fs *pflag.FlagSet, args []string) 
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := loadConfig(e, fs)
+	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
 	if err != nil {
 		return err
 	}
-	logger := app.NewLogger(config.Log{Level: "warn", Format: cfg.Log.Format}, e.stderr)
-	info, err := plugin.Check(ctx, app.PluginConfig(cfg), args[0], logger)
+	info, err := app.CheckPlugin(ctx, cfg, args[0], e.stderr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", args[0], err)
 	}

@@ -3,20 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/callback"
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/countdown"
-	"github.com/whisperer/whisperer/core/plugin"
-	"github.com/whisperer/whisperer/core/webhook"
 )
 
 func countdownPreviewFlags(fs *pflag.FlagSet) {
@@ -52,51 +45,27 @@ func countdownPreview(ctx context.Context, e env, fs *pflag.FlagSet, args []stri
 	if retries < 0 || retries > 1000 {
 		return usageErr(fs, "--retries must be between 1 and 1000, got %d", retries)
 	}
-	cfg, err := loadConfig(e, fs)
+	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
 	if err != nil {
 		return err
 	}
 	if retries == 0 {
 		retries = cfg.Delivery.MaxRetries
 	}
-	reg := countdown.NewRegistry()
-	if _, builtin := reg.Lookup(choice); !builtin {
-		// Only plugin countdowns need the plugins loaded.
-		logger := app.NewLogger(config.Log{Level: "error", Format: cfg.Log.Format}, e.stderr)
-		h, err := plugin.New(app.PluginConfig(cfg), app.RegistrySink(reg, &callback.Registry{}), logger)
-		if err != nil {
-			return err
-		}
-		if err := h.Start(ctx); err != nil {
-			return err
-		}
-		defer h.Close(context.WithoutCancel(ctx))
-	}
-	cd, err := reg.Validate(ctx, webhook.CountdownConfig{Choice: choice, Kwargs: json.RawMessage(kwargs)})
-	var verr *webhook.ValidationError
-	if errors.As(err, &verr) {
-		msg := "\n  " + strings.Join(verr.Messages(), "\n  ")
-		if _, ok := verr.Fields["choice"]; ok {
-			msg += fmt.Sprintf("\n  (registered: %s; plugins from %s)", strings.Join(reg.Keys(), ", "), cfg.Plugins.Dir)
-		}
-		return fmt.Errorf("invalid retry_countdown_config:%s", msg)
-	} else if err != nil {
+	sched, err := app.PreviewCountdown(ctx, cfg, choice, json.RawMessage(kwargs), retries, e.stderr)
+	if err != nil {
 		return err
 	}
 	rows := []scheduleRow{{Attempt: 1}}
 	var at time.Duration
-	for n := 0; n < retries-1; n++ {
-		w, err := reg.Wait(ctx, cd, n)
-		if err != nil {
-			return fmt.Errorf("after %d retries: %w", n, err)
-		}
+	for n, w := range sched.Waits {
 		at = satAdd(at, w) // a huge delivery.max_retries must not wrap around
 		rows = append(rows, scheduleRow{Attempt: n + 2, WaitSeconds: w.Seconds(), AtSeconds: at.Seconds()})
 	}
 	if wantJSON(fs) {
-		return printJSON(e.stdout, map[string]any{"choice": cd.Choice, "kwargs": cd.Kwargs, "schedule": rows, "given_up_after_seconds": at.Seconds()})
+		return printJSON(e.stdout, map[string]any{"choice": sched.Choice, "kwargs": sched.Kwargs, "schedule": rows, "given_up_after_seconds": at.Seconds()})
 	}
-	fmt.Fprintf(e.stdout, "%s %s, %d attempts:\n", cd.Choice, cd.Kwargs, retries)
+	fmt.Fprintf(e.stdout, "%s %s, %d attempts:\n", sched.Choice, sched.Kwargs, retries)
 	tw := newTable(e.stdout)
 	fmt.Fprintln(tw, "ATTEMPT\tWAIT\tAT")
 	for _, r := range rows {

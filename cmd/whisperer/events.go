@@ -2,77 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/app"
 )
 
-// eventJSON is a webhook event as the CLI prints it.
-type eventJSON struct {
-	UUID          string          `json:"uuid"`
-	WebhookID     int64           `json:"webhook_id"`
-	TargetURL     string          `json:"target_url"`
-	EventType     string          `json:"event_type"`
-	State         webhook.State   `json:"state"`
-	Failed        bool            `json:"failed"`
-	Attempts      int             `json:"attempts"`
-	LastStatus    *int            `json:"last_status"`
-	CreatedAt     time.Time       `json:"created_at"`
-	NextAttemptAt *time.Time      `json:"next_attempt_at,omitempty"`
-	Payload       json.RawMessage `json:"payload,omitempty"`
-	AttemptLog    []attemptJSON   `json:"attempt_log,omitempty"`
-}
-
-// attemptJSON is one attempt, numbered from the first.
-type attemptJSON struct {
-	Number     int       `json:"number"`
-	At         time.Time `json:"at"`
-	DurationMS float64   `json:"duration_ms"`
-	Status     int       `json:"status"`
-	Error      string    `json:"error,omitempty"`
-	Body       string    `json:"body"`
-}
-
-func toEventJSON(j webhook.Job, full bool) eventJSON {
-	ev := j.Event
-	out := eventJSON{
-		UUID: ev.UUID, WebhookID: ev.WebhookID, TargetURL: webhook.RedactURL(j.Webhook.TargetURL), EventType: ev.EventType,
-		State: ev.State, Attempts: ev.RetryCount, LastStatus: ev.ResponseHTTPStatus, CreatedAt: ev.CreatedAt,
-		Failed: ev.State == webhook.StateGivenUp || (ev.State == webhook.StatePending && ev.RetryCount > ev.RetryBase),
-	}
-	if ev.State == webhook.StatePending {
-		next := ev.NextAttemptAt
-		out.NextAttemptAt = &next
-	}
-	if full {
-		out.Payload = ev.Payload
-		// The store gives attempts newest first; a log reads oldest first.
-		for i, a := range slices.Backward(ev.Attempts) {
-			out.AttemptLog = append(out.AttemptLog, attemptJSON{
-				Number: len(ev.Attempts) - i, At: a.AttemptedAt, Status: a.Status, Error: a.Error, Body: a.Body,
-				DurationMS: float64(a.Duration.Microseconds()) / 1000,
-			})
-		}
-	}
-	return out
-}
-
-func stateCell(ev eventJSON) string {
-	if ev.State == webhook.StatePending && ev.Failed {
-		return "retrying"
-	}
-	return string(ev.State)
-}
-
-func eventsTable(e env, evs []eventJSON) error {
+func eventsTable(e env, evs []app.EventInfo) error {
 	tw := newTable(e.stdout)
 	fmt.Fprintln(tw, "UUID\tHOOK\tEVENT TYPE\tSTATE\tATTEMPTS\tLAST STATUS\tCREATED\tNEXT ATTEMPT")
 	for _, ev := range evs {
@@ -85,7 +23,7 @@ func eventsTable(e env, evs []eventJSON) error {
 		if ev.NextAttemptAt != nil {
 			next = timeCell(*ev.NextAttemptAt)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", ev.UUID, ev.WebhookID, ev.EventType, stateCell(ev),
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", ev.UUID, ev.WebhookID, ev.EventType, ev.Status(),
 			ev.Attempts, status, timeCell(ev.CreatedAt), next)
 	}
 	return tw.Flush()
@@ -111,29 +49,18 @@ func eventsList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) er
 	if limit < 1 || limit > 1000 {
 		return usageErr(fs, "--limit must be between 1 and 1000, got %d", limit)
 	}
-	var f webhook.EventFilter
-	f.WebhookID = hook
+	q := app.EventQuery{Failed: failed, WebhookID: hook, Limit: limit}
 	if s, _ := fs.GetString("since"); s != "" {
 		t, err := parseWhen(s, time.Now())
 		if err != nil {
 			return usageErr(fs, "--since: %v", err)
 		}
-		f.CreatedSince = t
+		q.Since = t
 	}
-	return withReadDB(ctx, e, fs, func(s *store.Store, _ *config.Config) error {
-		var jobs []webhook.Job
-		var err error
-		if failed {
-			jobs, err = s.FailedEvents(ctx, f, limit)
-		} else {
-			jobs, _, err = s.ListEvents(ctx, webhook.Scope{All: true}, f, webhook.Page{Limit: limit})
-		}
+	return withReadDB(ctx, e, fs, func(adm *app.Admin) error {
+		out, err := adm.Events(ctx, q)
 		if err != nil {
 			return err
-		}
-		out := make([]eventJSON, 0, len(jobs))
-		for _, j := range jobs {
-			out = append(out, toEventJSON(j, false))
 		}
 		if wantJSON(fs) {
 			return printJSON(e.stdout, out)
@@ -146,29 +73,20 @@ func eventsList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) er
 	})
 }
 
-func findEvent(ctx context.Context, s *store.Store, uuid string) (webhook.Job, error) {
-	j, err := s.Event(ctx, webhook.Scope{All: true}, uuid)
-	if errors.Is(err, webhook.ErrNotFound) {
-		return j, fmt.Errorf("no event with uuid %s", uuid)
-	}
-	return j, err
-}
-
 func eventsShow(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
 	if len(args) != 1 {
 		return usageErr(fs, "expected one event UUID")
 	}
-	return withReadDB(ctx, e, fs, func(s *store.Store, _ *config.Config) error {
-		j, err := findEvent(ctx, s, args[0])
+	return withReadDB(ctx, e, fs, func(adm *app.Admin) error {
+		ev, err := adm.Event(ctx, args[0])
 		if err != nil {
 			return err
 		}
-		ev := toEventJSON(j, true)
 		if wantJSON(fs) {
 			return printJSON(e.stdout, ev)
 		}
 		tw := newTable(e.stdout)
-		state := stateCell(ev)
+		state := ev.Status()
 		if ev.NextAttemptAt != nil {
 			state += ", next attempt " + timeCell(*ev.NextAttemptAt)
 		}
@@ -231,22 +149,18 @@ func redeliverOne(ctx context.Context, e env, fs *pflag.FlagSet, uuid string) er
 		return usageErr(fs, "--until and --webhook go with --since, not with a UUID")
 	}
 	force, _ := fs.GetBool("force")
-	return withDB(ctx, e, fs, func(s *store.Store) error {
-		j, err := findEvent(ctx, s, uuid)
+	return withDB(ctx, e, fs, func(adm *app.Admin) error {
+		ev, err := adm.Event(ctx, uuid)
 		if err != nil {
 			return err
 		}
-		if j.Event.State == webhook.StateDelivered && !force {
-			return fmt.Errorf("event %s is already delivered; pass --force to deliver it again", j.Event.UUID)
+		if ev.Delivered() && !force {
+			return fmt.Errorf("event %s is already delivered; pass --force to deliver it again", ev.UUID)
 		}
-		if _, err := s.Redeliver(ctx, webhook.Scope{All: true}, j.Event.UUID, force); err != nil {
-			var conflict *webhook.ConflictError
-			if errors.As(err, &conflict) {
-				return errors.New(conflict.Detail)
-			}
+		if err := adm.Redeliver(ctx, ev.UUID, force); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "event %s scheduled for delivery now; a running server picks it up\n", j.Event.UUID)
+		fmt.Fprintf(e.stdout, "event %s scheduled for delivery now; a running server picks it up\n", ev.UUID)
 		return nil
 	})
 }
@@ -268,24 +182,12 @@ func redeliverSince(ctx context.Context, e env, fs *pflag.FlagSet, sinceS string
 			return usageErr(fs, "--until: %v", err)
 		}
 	}
-	return withDB(ctx, e, fs, func(s *store.Store) error {
-		f := webhook.RedeliverFilter{Since: since, Until: until, WebhookID: hook}
-		sc := webhook.Scope{All: true}
-		total, err := s.CountFailed(ctx, sc, f)
+	return withDB(ctx, e, fs, func(adm *app.Admin) error {
+		done, err := adm.RedeliverFailed(ctx, since, until, hook, func(done, total int64) {
+			fmt.Fprintf(e.stderr, "redelivered %d/%d\n", done, total)
+		})
 		if err != nil {
 			return err
-		}
-		var done, after int64
-		for {
-			n, next, err := s.RedeliverFailedBatch(ctx, sc, f, after, 500)
-			if err != nil {
-				return fmt.Errorf("after %d of %d: %w", done, total, err)
-			}
-			done += n
-			fmt.Fprintf(e.stderr, "redelivered %d/%d\n", done, total)
-			if after = next; after == 0 {
-				break
-			}
 		}
 		fmt.Fprintf(e.stdout, "%d event(s) scheduled for delivery now; a running server picks them up\n", done)
 		return nil

@@ -7,8 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/whisperer/whisperer/core/secret"
-	"github.com/whisperer/whisperer/core/store"
+	"github.com/whisperer/whisperer/core/app"
 )
 
 // keysGenerate prints a new encryption key for security.encryption_keys.
@@ -18,7 +17,7 @@ func keysGenerate(_ context.Context, e env, fs *pflag.FlagSet, args []string) er
 		return err
 	}
 	fmt.Fprintln(e.stderr, "A new AES-256 key for security.encryption_keys (e.g. WHISPERER_SECURITY_ENCRYPTION_KEYS); keep it secret and backed up:")
-	fmt.Fprintln(e.stdout, secret.Generate())
+	fmt.Fprintln(e.stdout, app.GenerateKey())
 	return nil
 }
 
@@ -37,10 +36,10 @@ func keysRotate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) er
 	if batch < 1 {
 		return usageErr(fs, "--batch-size must be at least 1, got %d", batch)
 	}
-	return withDB(ctx, e, fs, func(s *store.Store) error {
+	return withDB(ctx, e, fs, func(adm *app.Admin) error {
 		start := time.Now()
-		p, err := s.SealSecrets(ctx, batch, func(p store.SealProgress) {
-			fmt.Fprintf(e.stderr, "re-encrypted %d of %d hook(s)\n", p.Done, p.Total)
+		p, err := adm.RotateKeys(ctx, batch, func(done, total int64) {
+			fmt.Fprintf(e.stderr, "re-encrypted %d of %d hook(s)\n", done, total)
 		})
 		if err != nil {
 			return fmt.Errorf("rotate stopped after %d of %d hook(s) (run it again to go on): %w", p.Done, p.Total, err)

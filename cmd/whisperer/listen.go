@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/whisperer/whisperer/core/listen"
+	"github.com/whisperer/whisperer/cmd/whisperer/internal/listen"
 )
 
 func listenFlags(fs *pflag.FlagSet) {

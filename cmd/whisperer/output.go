@@ -1,13 +1,10 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -17,8 +14,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/store"
 )
 
 // Helpers shared by the operator verbs: tables for people, JSON for
@@ -64,64 +59,33 @@ func oneID(fs *pflag.FlagSet, args []string, what string) (int64, error) {
 
 // withDB loads the configuration, opens (and migrates) the database, runs
 // fn and closes it.
-func withDB(ctx context.Context, e env, fs *pflag.FlagSet, fn func(*store.Store) error) error {
-	cfg, err := loadConfig(e, fs)
+func withDB(ctx context.Context, e env, fs *pflag.FlagSet, fn func(*app.Admin) error) error {
+	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
 	if err != nil {
 		return err
 	}
-	s, err := app.OpenStore(ctx, cfg, app.NewLogger(cfg.Log, e.stderr))
+	adm, err := app.OpenAdmin(ctx, cfg, e.stderr)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	return fn(s)
+	defer adm.Close()
+	return fn(adm)
 }
 
 // withReadDB is withDB for the verbs that only read: it neither creates
-// the database (nor its key file) nor migrates it, and says what to do
-// when there is none or its schema is behind.
-func withReadDB(ctx context.Context, e env, fs *pflag.FlagSet, fn func(*store.Store, *config.Config) error) error {
-	cfg, err := loadConfig(e, fs)
+// the database (nor its key file) nor migrates it (see
+// app.OpenAdminReadOnly).
+func withReadDB(ctx context.Context, e env, fs *pflag.FlagSet, fn func(*app.Admin) error) error {
+	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
 	if err != nil {
 		return err
 	}
-	// A key file exists wherever the database was migrated; without one,
-	// no sealed secret can be read, and Keyring would create it.
-	var sealer store.Sealer
-	if kf := app.KeyFile(cfg); kf == "" || len(cfg.Security.EncryptionKeys) > 0 || fileExists(kf) {
-		keys, err := app.Keyring(cfg, app.NewLogger(cfg.Log, e.stderr))
-		if err != nil {
-			return err
-		}
-		sealer = keys
-	}
-	s, err := store.OpenExisting(ctx, cfg.Database.URL, store.Options{
-		MaxOpenConns: cfg.Database.MaxOpenConns, Sealer: sealer,
-	})
-	from := cmp.Or(cfg.DatabaseURLFrom, "the default database.url "+cfg.Database.URL)
-	if errors.Is(err, store.ErrNoDatabase) {
-		return fmt.Errorf("%w (from %s): run whisperer migrate first", err, from)
-	} else if err != nil {
-		return err
-	}
-	defer s.Close()
-	pending, err := s.PendingMigrations(ctx)
+	adm, err := app.OpenAdminReadOnly(ctx, cfg, e.stderr)
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(pending) > 0 && strings.HasPrefix(pending[0], "001_"):
-		return fmt.Errorf("the database %s (from %s) has no schema: run whisperer migrate first", cfg.Database.Redacted(), from)
-	case len(pending) > 0:
-		return fmt.Errorf("the database %s (from %s) has an older schema, without migration(s) %s: run whisperer migrate first",
-			cfg.Database.Redacted(), from, strings.Join(pending, ", "))
-	}
-	return fn(s, cfg)
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
+	defer adm.Close()
+	return fn(adm)
 }
 
 // excerpt is s on one line, cut to n runes.

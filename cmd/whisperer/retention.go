@@ -8,10 +8,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/retention"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/webhook"
 )
 
 func retentionPurgeFlags(fs *pflag.FlagSet) {
@@ -31,7 +27,7 @@ func retentionPurge(ctx context.Context, e env, fs *pflag.FlagSet, args []string
 	if fs.Changed("days") && days < 1 {
 		return usageErr(fs, "--days must be at least 1, got %d", days)
 	}
-	cfg, err := loadConfig(e, fs)
+	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
 	if err != nil {
 		return err
 	}
@@ -40,11 +36,11 @@ func retentionPurge(ctx context.Context, e env, fs *pflag.FlagSet, args []string
 			return fmt.Errorf("retention is disabled (retention.days is 0); pass --days N to purge anyway")
 		}
 	}
-	before := retention.Cutoff(time.Now(), days)
+	before := app.PurgeCutoff(time.Now(), days)
 	if dryRun {
 		// Counting only reads: no database is created or migrated for it.
-		return withReadDB(ctx, e, fs, func(s *store.Store, _ *config.Config) error {
-			n, err := s.CountPurgeable(ctx, before)
+		return withReadDB(ctx, e, fs, func(adm *app.Admin) error {
+			n, err := adm.CountPurgeable(ctx, before)
 			if err != nil {
 				return err
 			}
@@ -53,16 +49,10 @@ func retentionPurge(ctx context.Context, e env, fs *pflag.FlagSet, args []string
 			return nil
 		})
 	}
-	return withDB(ctx, e, fs, func(s *store.Store) error {
-		rc := app.RetentionConfig(cfg)
-		rc.Days = days
-		p, err := retention.New(rc, s, nil)
-		if err != nil {
-			return err
-		}
+	return withDB(ctx, e, fs, func(adm *app.Admin) error {
 		start := time.Now()
-		got, err := p.Purge(ctx, before, func(sofar webhook.Purged) {
-			fmt.Fprintf(e.stderr, "purged %d event(s), %d attempt(s), %d message(s)\n", sofar.Events, sofar.Attempts, sofar.Messages)
+		got, err := adm.Purge(ctx, days, before, func(events, attempts, messages int64) {
+			fmt.Fprintf(e.stderr, "purged %d event(s), %d attempt(s), %d message(s)\n", events, attempts, messages)
 		})
 		if err != nil {
 			return fmt.Errorf("purge stopped after %d event(s): %w", got.Events, err)

@@ -262,13 +262,15 @@ func FuzzPublishBody(f *testing.F) {
 	for _, backend := range backends {
 		e := fuzzHandlerWith(f, backend, func(deps *api.Deps, s *store.Store) {
 			b := publish.New(s, 16)
-			b.Start()
-			f.Cleanup(func() { b.Stop(context.Background()) })
+			if err := b.Start(context.Background()); err != nil {
+				f.Fatal(err)
+			}
+			f.Cleanup(func() { _ = b.Stop(context.Background()) })
 			d, err := delivery.New(delivery.Config{AllowNetworks: []string{"127.0.0.0/8"}}, s, countdown.NewRegistry(), nil, nil)
 			if err != nil {
 				f.Fatal(err)
 			}
-			f.Cleanup(func() { d.Stop(context.Background()) })
+			f.Cleanup(func() { _ = d.Stop(context.Background()) })
 			deps.Store, deps.DeliverNow = batchedStore{s, b}, d.DeliverNow
 		})
 		if _, err := e.s.CreateWebhook(context.Background(), webhook.Webhook{UserID: e.userID, TargetURL: receiver.URL,

@@ -22,6 +22,7 @@ import (
 	"github.com/whisperer/whisperer/core/metrics"
 	"github.com/whisperer/whisperer/core/plugin"
 	"github.com/whisperer/whisperer/core/publish"
+	"github.com/whisperer/whisperer/core/service"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/webhook"
 )
@@ -105,7 +106,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 	// Plugins load before the API is built: the default countdown may be
 	// a plugin's, and the API checks it.
-	// Start's context would end the host with ctx; Close ends it instead,
+	// Start's context would end the host with ctx; Stop ends it instead,
 	// after in-flight deliveries have drained.
 	if err := a.Plugins.Start(context.WithoutCancel(ctx)); err != nil {
 		s.Close()
@@ -161,12 +162,13 @@ func DeliveryConfig(cfg *config.Config) delivery.Config {
 }
 
 // Run serves until ctx ends, then shuts down in order: stop accepting HTTP,
-// stop claiming and drain in-flight deliveries, close plugins, close the
-// database. It returns nil after a clean shutdown.
+// stop the services in the reverse of their start (the dispatcher drains
+// in-flight deliveries), stop the plugins, close the database. It returns
+// nil after a clean shutdown, and every start or stop error otherwise.
 func (a *App) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", a.cfg.Server.Addr)
 	if err != nil {
-		a.Store.Close()
+		a.close(ctx)
 		return fmt.Errorf("listen on %s (server.addr): %w", a.cfg.Server.Addr, err)
 	}
 	return a.Serve(ctx, ln)
@@ -174,22 +176,17 @@ func (a *App) Run(ctx context.Context) error {
 
 // Serve is Run on a listener the caller opened.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	purger, err := a.newPurger()
+	services, err := a.services()
+	if err == nil {
+		// Cancelling the services' context would abort in-flight
+		// deliveries; the shutdown below drains them with Stop instead.
+		err = service.StartAll(context.WithoutCancel(ctx), services...)
+	}
 	if err != nil {
 		ln.Close()
 		a.close(ctx)
-		return fmt.Errorf("retention: %w", err)
+		return err
 	}
-	// Cancelling Start's context would abort in-flight deliveries; the
-	// shutdown below drains them with Stop instead.
-	a.Publisher.Start()
-	defer a.Publisher.Stop(context.WithoutCancel(ctx)) // a no-op after the shutdown's
-	if err := a.Dispatcher.Start(context.WithoutCancel(ctx)); err != nil {
-		ln.Close()
-		a.close(ctx)
-		return fmt.Errorf("delivery: %w", err)
-	}
-	defer a.Store.Close()
 	srv := &http.Server{
 		Handler:           a.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -205,29 +202,42 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return nil
 	})
-	g.Go(func() error { return a.Store.Listen(gctx, a.Dispatcher.Notify) })
-	g.Go(func() error { return a.Store.WatchRevocations(gctx) })
-	_ = purger.Start(gctx) // a fresh purger cannot fail to start
 	g.Go(func() error {
 		<-gctx.Done()
 		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Server.ShutdownTimeout)
 		defer cancel()
 		a.logger.Info("shutting down")
-		err := srv.Shutdown(shutdown)
-		a.Publisher.Stop(shutdown)
-		purger.Stop(shutdown)
-		a.Dispatcher.Stop(shutdown)
-		a.Plugins.Close(shutdown)
-		return err
+		return errors.Join(srv.Shutdown(shutdown), service.StopAll(shutdown, services...), a.Plugins.Stop(shutdown))
 	})
 	err = g.Wait()
+	a.Store.Close()
 	a.logger.Info("stopped")
 	return err
 }
 
+// services are what a serving node runs beside the HTTP server, in start
+// order: each is started after what it uses and stopped before it. The
+// plugin host, which New starts, is stopped after them all.
+func (a *App) services() ([]service.Service, error) {
+	purger, err := a.newPurger()
+	if err != nil {
+		return nil, fmt.Errorf("retention: %w", err)
+	}
+	return []service.Service{
+		a.Dispatcher,
+		a.Publisher,
+		// Wakes the dispatcher when any node publishes (PostgreSQL).
+		service.Named{Name: "store listener", Service: service.NewFunc(func(ctx context.Context) error {
+			return a.Store.Listen(ctx, a.Dispatcher.Notify)
+		})},
+		service.Named{Name: "token revocation watcher", Service: service.NewFunc(a.Store.WatchRevocations)},
+		purger,
+	}, nil
+}
+
 // close releases what New acquired, for a node that will not Serve.
 func (a *App) close(ctx context.Context) {
-	_ = a.Plugins.Close(context.WithoutCancel(ctx))
+	_ = a.Plugins.Stop(context.WithoutCancel(ctx)) // nothing runs on it yet
 	a.Store.Close()
 }
 

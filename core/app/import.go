@@ -62,7 +62,7 @@ func ImportDJWhisperer(ctx context.Context, cfg *config.Config, logger *slog.Log
 	if err := host.Start(ctx); err != nil {
 		return nil, fmt.Errorf("plugins: %w", err)
 	}
-	defer host.Close(context.WithoutCancel(ctx))
+	defer func() { _ = host.Stop(context.WithoutCancel(ctx)) }()
 	return djimport.Run(ctx, src, t, djimport.Options{
 		Events: opts.Events, Requeue: opts.Requeue, DryRun: opts.DryRun,
 		MaxPayloadBytes: int(cfg.Server.MaxBodyBytes), MaxResponseBytes: cfg.Delivery.MaxResponseBytes,

@@ -200,7 +200,7 @@ func testImport(t *testing.T, backend string) {
 	}
 	wantJSON(t, "hook 1", hooks[receiver.URL+"/orders"], `{
 		"target_url": "`+receiver.URL+`/orders", "event_type": "order-created", "secret_key": "bob-secret",
-		"is_active": true, "callback": "", "retry_countdown_config": {"choice": "fixed", "kwargs": {"seconds": 60}},
+		"is_active": true, "callback": null, "retry_countdown_config": {"choice": "fixed", "kwargs": {"seconds": 60}},
 		"additional_headers": {"X-Api-Key": "k-123", "X-Tenant": "t1"},
 		"config": {"auth": {"auth_type": "basic", "username": "shop"}},
 		"created_date": "2021-01-01T09:00:00.000000Z", "modified_date": "2021-01-02T09:00:00.000000Z"}`)
@@ -208,7 +208,7 @@ func testImport(t *testing.T, backend string) {
 		"event_type": "package-created", "secret_key": "bob-secret-2", "is_active": true, "callback": "fast",
 		"retry_countdown_config": {"choice": "linear", "kwargs": {"base": 60, "limit": 600}}}`)
 	wantJSON(t, "hook 3", hooks["https://hooks.example.com/cb"], `{
-		"secret_key": "", "is_active": false, "callback": "myapp.hooks.on_delivery",
+		"secret_key": null, "is_active": false, "callback": "myapp.hooks.on_delivery",
 		"retry_countdown_config": {"choice": "exponential", "kwargs": {"base": 2, "limit": 3600}}}`)
 	if r, _ := hooks["https://hooks.example.com/cb"]["disabled_reason"].(string); !strings.Contains(r, "not registered by any plugin") {
 		t.Errorf("hook 3 disabled_reason %q", r)

@@ -55,7 +55,7 @@ func TestSQLiteKeyFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		a.Store.Close()
-		_ = a.Plugins.Close(t.Context())
+		_ = a.Plugins.Stop(t.Context())
 		return logs.String()
 	}
 	logs := start()

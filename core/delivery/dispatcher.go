@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/whisperer/whisperer/core/service"
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
@@ -181,7 +182,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.started || d.stopping {
-		return errors.New("delivery: dispatcher already started or stopped")
+		return fmt.Errorf("delivery: dispatcher %w", service.ErrStarted)
 	}
 	d.started = true
 	for range d.cfg.Workers {
@@ -207,7 +208,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			expired, cancel := context.WithCancel(context.Background())
 			cancel()
-			d.Stop(expired)
+			_ = d.Stop(expired) // Stop's own caller gets its answer
 		case <-d.stopped:
 		}
 	}()
@@ -681,12 +682,12 @@ func (d *Dispatcher) deliverInline(ctx context.Context, job *webhook.Job, slots 
 // the database use context.WithoutCancel(ctx), so they happen even when ctx
 // is already done. Stop is idempotent; later calls wait for the first.
 // After Stop, DeliverNow returns ErrStopped.
-func (d *Dispatcher) Stop(ctx context.Context) {
+func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() { d.shutdown(ctx) })
-	select {
-	case <-d.stopped:
-	case <-ctx.Done():
+	if err := service.Wait(ctx, d.stopped); err != nil {
+		return fmt.Errorf("delivery: stop: %w", err)
 	}
+	return nil
 }
 
 func (d *Dispatcher) shutdown(ctx context.Context) {

@@ -18,6 +18,7 @@ import (
 	"github.com/whisperer/whisperer/core/callback"
 	"github.com/whisperer/whisperer/core/countdown"
 	"github.com/whisperer/whisperer/core/delivery"
+	"github.com/whisperer/whisperer/core/service"
 	"github.com/whisperer/whisperer/core/store"
 	"github.com/whisperer/whisperer/core/store/storetest"
 	"github.com/whisperer/whisperer/core/webhook"
@@ -618,6 +619,23 @@ func BenchmarkDispatch(b *testing.B) {
 	}
 }
 
+// Stop before Start is fine, twice too, and no Start follows it.
+func TestDispatcherStopWithoutStart(t *testing.T) {
+	s := storetest.New(t, store.SQLite)
+	d, err := delivery.New(delivery.Config{}, s, countdown.NewRegistry(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := d.Stop(t.Context()); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	}
+	if err := d.Start(t.Context()); !errors.Is(err, service.ErrStarted) {
+		t.Fatalf("Start after Stop: %v, want ErrStarted", err)
+	}
+}
+
 func TestDispatcherStartContextEndsIt(t *testing.T) {
 	s := storetest.New(t, store.SQLite)
 	d, err := delivery.New(delivery.Config{}, s, countdown.NewRegistry(), nil, nil)
@@ -628,16 +646,18 @@ func TestDispatcherStartContextEndsIt(t *testing.T) {
 	if err := d.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Start(ctx); err == nil {
-		t.Error("second Start succeeded")
+	if err := d.Start(ctx); !errors.Is(err, service.ErrStarted) {
+		t.Errorf("second Start: %v, want ErrStarted", err)
 	}
 	cancel()
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stopCancel()
-	d.Stop(stopCtx) // waits for the shutdown the cancel began; goleak checks it ended
-	d.Stop(stopCtx) // idempotent
-	if stopCtx.Err() != nil {
-		t.Fatal("Stop did not return")
+	// The first Stop waits for the shutdown the cancel began (goleak
+	// checks it ended); the second is a no-op.
+	for range 2 {
+		if err := d.Stop(stopCtx); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
 	}
 	if _, err := d.DeliverNow(context.Background(), []int64{1}); !errors.Is(err, delivery.ErrStopped) {
 		t.Errorf("DeliverNow = %v, want ErrStopped", err)

@@ -89,7 +89,7 @@ func TestCallbackQueuesArePerPlugin(t *testing.T) {
 		if err := host.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = host.Close(context.Background()) }) // after the dispatcher's Stop
+		t.Cleanup(func() { _ = host.Stop(context.Background()) }) // after the dispatcher's Stop
 		if f.cb.Source("loop") != "loop.wasm" || f.cb.Source("fast") != "fast.wasm" {
 			t.Fatalf("plugins not registered: %v", host.Plugins())
 		}

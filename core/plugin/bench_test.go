@@ -77,7 +77,7 @@ func benchCallback(b *testing.B, level slog.Level) {
 	if err := h.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = h.Close(context.Background()) })
+	b.Cleanup(func() { _ = h.Stop(context.Background()) })
 	cb := sink.callback(b, "foo.bar.app.callback")
 	ctx := context.Background()
 	doc := callbackDoc(b, 1024)
@@ -115,7 +115,7 @@ func BenchmarkHostStart(b *testing.B) {
 		if len(h.Plugins()) != 2 || !h.Plugins()[0].Loaded || !h.Plugins()[1].Loaded {
 			b.Fatalf("not loaded: %+v", h.Plugins())
 		}
-		if err := h.Close(ctx); err != nil {
+		if err := h.Stop(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/whisperer/whisperer/core/service"
 	"github.com/whisperer/whisperer/core/webhook"
 	"github.com/whisperer/whisperer/sdk/abi"
 )
@@ -60,7 +61,7 @@ type Info struct {
 const maxFileBytes = 256 << 20
 
 // Host loads, serves and reloads the plugins of one directory. Its methods
-// are safe for concurrent use. After Close every registered function
+// are safe for concurrent use. After Stop every registered function
 // returns ErrUnloaded.
 type Host struct {
 	cfg    Config
@@ -74,6 +75,7 @@ type Host struct {
 	mu      sync.Mutex
 	entries map[string]*entry
 	closed  bool
+	stopped chan struct{} // closed when the first Stop returns
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -146,13 +148,13 @@ func newRuntime(ctx context.Context, cfg Config, logger *slog.Logger) (wazero.Ru
 }
 
 // Start loads the directory and, unless PollInterval is negative, watches it
-// until ctx ends or Close. It returns after the initial load; a plugin that
+// until ctx ends or Stop. It returns after the initial load; a plugin that
 // fails to load is reported by Plugins and logged, not returned.
 func (h *Host) Start(ctx context.Context) error {
 	h.mu.Lock()
 	if h.closed || h.done != nil {
 		h.mu.Unlock()
-		return errors.New("plugin: host already started or closed")
+		return fmt.Errorf("plugin: host %w", service.ErrStarted)
 	}
 	loopCtx, cancel := context.WithCancel(ctx)
 	h.cancel, h.done = cancel, make(chan struct{})
@@ -468,15 +470,22 @@ func (e *entry) info() Info {
 	return i
 }
 
-// Close stops watching, unregisters every plugin, waits for in-flight calls
-// until ctx ends, and releases the runtime. It is idempotent.
-func (h *Host) Close(ctx context.Context) error {
+// Stop stops watching, unregisters every plugin, waits for in-flight calls
+// until ctx ends, and releases the runtime, started or not. It is
+// idempotent: a later Stop waits for the first, up to its own ctx.
+func (h *Host) Stop(ctx context.Context) error {
 	h.mu.Lock()
 	if h.closed {
+		stopped := h.stopped
 		h.mu.Unlock()
+		if err := service.Wait(ctx, stopped); err != nil {
+			return fmt.Errorf("plugin: stop: %w", err)
+		}
 		return nil
 	}
 	h.closed = true
+	h.stopped = make(chan struct{})
+	defer close(h.stopped)
 	cancel, done := h.cancel, h.done
 	h.mu.Unlock()
 	if cancel != nil {
@@ -501,7 +510,7 @@ func (h *Host) Close(ctx context.Context) error {
 	for !allClosed(vs) {
 		select {
 		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("plugin: close: %w", ctx.Err()), h.rt.Close(context.WithoutCancel(ctx)))
+			return errors.Join(fmt.Errorf("plugin: stop: %w", ctx.Err()), h.rt.Close(context.WithoutCancel(ctx)))
 		case <-t.C:
 		}
 	}

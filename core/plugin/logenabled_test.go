@@ -30,7 +30,7 @@ func TestLogEnabled(t *testing.T) {
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close(context.Background())
+	defer h.Stop(context.Background())
 
 	if i := infoOf(t, h, "badlogenabled.wasm"); i.Loaded ||
 		!strings.Contains(i.Error, "import whisperer.log_enabled has signature (i32, i32, i32) -> (), want (i32) -> (i32)") {

@@ -223,7 +223,7 @@ func startHost(t testing.TB, cfg Config, sink Sink) (*Host, *testlog.Buffer) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := h.Close(ctx); err != nil {
+		if err := h.Stop(ctx); err != nil {
 			t.Error(err)
 		}
 	})

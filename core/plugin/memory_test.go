@@ -27,7 +27,7 @@ func TestGoGuestMemoryStaysBounded(t *testing.T) {
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close(context.Background())
+	defer h.Stop(context.Background())
 	cb := sink.callback(t, "foo.bar.app.callback")
 	doc := callbackDoc(t, 16<<10)
 	for i := range 5000 {
@@ -69,7 +69,7 @@ func TestCallbackRecordAtTheInputLimit(t *testing.T) {
 		if err := cb(context.Background(), doc); err != nil {
 			t.Errorf("jsonOnly=%v: %v", jsonOnly, err)
 		}
-		h.Close(context.Background())
+		h.Stop(context.Background())
 	}
 }
 

@@ -216,7 +216,7 @@ func echoAll(t *testing.T, docs []*webhook.CallbackDoc, jsonOnly bool) []string 
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close(context.Background())
+	defer h.Stop(context.Background())
 	if v := h.entries["echo.wasm"].cur; v == nil || v.record == jsonOnly {
 		t.Fatalf("echo.wasm: record path = %v, want %v", v != nil && v.record, !jsonOnly)
 	}

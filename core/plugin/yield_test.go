@@ -122,7 +122,7 @@ func TestGoGuestGoroutinesRunAfterEveryCall(t *testing.T) {
 			if err := h.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			defer h.Close(context.Background())
+			defer h.Stop(context.Background())
 			cb := sink.callback(t, "work")
 			for i := range 20 {
 				if err := cb(context.Background(), callbackDoc(t, 0)); err != nil {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/whisperer/whisperer/core/service"
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
@@ -44,7 +45,7 @@ type Batcher struct {
 
 	mu      sync.RWMutex // guards stopped against sends on a closed in
 	stopped bool
-	done    chan struct{}
+	life    service.Lifecycle
 }
 
 type call struct {
@@ -58,27 +59,33 @@ type call struct {
 // transaction. It publishes nothing until Start.
 func New(s Store, limit int) *Batcher {
 	limit = max(1, limit)
-	return &Batcher{store: s, limit: limit, in: make(chan *call, 4*limit), done: make(chan struct{})}
+	return &Batcher{store: s, limit: limit, in: make(chan *call, 4*limit)}
 }
 
-// Start runs the batching loop and returns at once.
-func (b *Batcher) Start() {
-	go b.loop()
+// Start runs the batching loop and returns at once. The loop runs until
+// Stop, not until ctx ends: what is queued must be written.
+func (b *Batcher) Start(ctx context.Context) error {
+	_, done, err := b.life.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("publish: batcher %w", err)
+	}
+	go b.loop(done)
+	return nil
 }
 
 // Stop lets the loop write what is queued and waits for it, or for ctx.
 // Later Publish calls fail with ErrStopped. Stop is idempotent.
-func (b *Batcher) Stop(ctx context.Context) {
+func (b *Batcher) Stop(ctx context.Context) error {
 	b.mu.Lock()
 	if !b.stopped {
 		b.stopped = true
 		close(b.in)
 	}
 	b.mu.Unlock()
-	select {
-	case <-b.done:
-	case <-ctx.Done():
+	if err := b.life.End(ctx); err != nil {
+		return fmt.Errorf("publish: stop: %w", err)
 	}
+	return nil
 }
 
 // Publish publishes req in a batch with whatever else is waiting. Requests
@@ -111,8 +118,8 @@ func (b *Batcher) Publish(ctx context.Context, req webhook.PublishRequest) (webh
 	}
 }
 
-func (b *Batcher) loop() {
-	defer close(b.done)
+func (b *Batcher) loop(done func()) {
+	defer done()
 	batch := make([]*call, 0, b.limit)
 	reqs := make([]webhook.PublishRequest, 0, b.limit)
 	for c := range b.in {

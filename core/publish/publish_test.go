@@ -29,7 +29,9 @@ func TestConcurrentPublishes(t *testing.T) {
 		storetest.Hook(t, s, u.ID, "e", "https://a.example/")
 		storetest.Hook(t, s, u.ID, "e", "https://b.example/")
 		b := publish.New(s, 16)
-		b.Start()
+		if err := b.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 		const n = 200
 		var mu sync.Mutex
 		seen := map[string]int{}
@@ -121,7 +123,9 @@ func TestBatchPanicFailsOnlyItsPublish(t *testing.T) {
 		var logs strings.Builder
 		b := publish.New(h, 16)
 		b.Log = slog.New(slog.NewTextHandler(&logs, nil))
-		b.Start()
+		if err := b.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 		defer b.Stop(ctx)
 		payloads := []string{`1`, `"poison"`, `2`, `"short"`, `3`, `4`}
 		errs := make([]error, len(payloads))
@@ -154,5 +158,38 @@ func TestBatchPanicFailsOnlyItsPublish(t *testing.T) {
 			t.Errorf("panic not logged with its stack:\n%s", logs.String())
 		}
 		t.Logf("batches: %q", h.batches)
+	})
+}
+
+// The batcher keeps the service rules: one Start, Stop before Start or
+// twice is fine, and a stopped batcher refuses publishes and restarts.
+func TestBatcherLifecycle(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		idle := publish.New(s, 4)
+		for range 2 {
+			if err := idle.Stop(ctx); err != nil {
+				t.Fatalf("Stop without Start: %v", err)
+			}
+		}
+		if err := idle.Start(ctx); err == nil {
+			t.Fatal("a stopped batcher started")
+		}
+		if _, err := idle.Publish(ctx, webhook.PublishRequest{EventType: "e", Payload: []byte(`1`)}); !errors.Is(err, publish.ErrStopped) {
+			t.Fatalf("Publish after Stop: %v", err)
+		}
+
+		b := publish.New(s, 4)
+		if err := b.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(ctx); err == nil || !strings.Contains(err.Error(), "already started") {
+			t.Fatalf("second Start: %v", err)
+		}
+		for range 2 {
+			if err := b.Stop(ctx); err != nil {
+				t.Fatalf("Stop: %v", err)
+			}
+		}
 	})
 }

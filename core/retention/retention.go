@@ -15,9 +15,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"sync"
 	"time"
 
+	"github.com/whisperer/whisperer/core/service"
 	"github.com/whisperer/whisperer/core/webhook"
 )
 
@@ -63,10 +63,7 @@ type Purger struct {
 	cfg    Config
 	store  Store
 	logger *slog.Logger
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	life   service.Lifecycle
 }
 
 // New returns a Purger of s. It runs nothing until Start.
@@ -158,24 +155,20 @@ func (p *Purger) pause(ctx context.Context, took time.Duration) error {
 // Stop or until ctx ends. With Days 0 it starts nothing. It returns at
 // once; calling it twice is an error.
 func (p *Purger) Start(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done != nil {
-		return errors.New("retention: already started")
+	ctx, done, err := p.life.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("retention: purger %w", err)
 	}
-	done := make(chan struct{})
-	p.done = done
 	if p.cfg.Days == 0 {
-		close(done)
+		done()
 		return nil
 	}
-	ctx, p.cancel = context.WithCancel(ctx)
 	go p.loop(ctx, done)
 	return nil
 }
 
-func (p *Purger) loop(ctx context.Context, done chan struct{}) {
-	defer close(done)
+func (p *Purger) loop(ctx context.Context, done func()) {
+	defer done()
 	t := time.NewTicker(p.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -217,18 +210,9 @@ func (p *Purger) runOnce(ctx context.Context) {
 // Stop ends the background purges and waits for the batch in progress to
 // be abandoned (its transaction rolls back), or for ctx to end. It is
 // idempotent, and a no-op before Start.
-func (p *Purger) Stop(ctx context.Context) {
-	p.mu.Lock()
-	cancel, done := p.cancel, p.done
-	p.mu.Unlock()
-	if done == nil {
-		return
+func (p *Purger) Stop(ctx context.Context) error {
+	if err := p.life.End(ctx); err != nil {
+		return fmt.Errorf("retention: stop: %w", err)
 	}
-	if cancel != nil {
-		cancel()
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	return nil
 }

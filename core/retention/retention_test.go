@@ -119,8 +119,31 @@ func TestStartStop(t *testing.T) {
 		}
 		return nil
 	})
-	p.Stop(ctx)
-	p.Stop(ctx)
+	for range 2 {
+		if err := p.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Start(ctx); err == nil {
+		t.Error("a stopped purger started again")
+	}
+}
+
+// Stop before Start is fine, and no Start follows it.
+func TestStopWithoutStart(t *testing.T) {
+	s := seed(t, store.SQLite, 1, time.Now())
+	p, err := retention.New(retention.Config{Days: 30}, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := p.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Start(ctx); err == nil {
+		t.Error("a stopped purger started")
+	}
 }
 
 // Days 0 keeps everything.
@@ -134,7 +157,9 @@ func TestDisabled(t *testing.T) {
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	p.Stop(ctx)
+	if err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if c := counts(t, s); c[webhook.StateDelivered] != 2 {
 		t.Errorf("disabled retention deleted events: %v", c)
 	}

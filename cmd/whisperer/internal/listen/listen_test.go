@@ -15,7 +15,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/whisperer/whisperer/core/listen"
+	"github.com/whisperer/whisperer/cmd/whisperer/internal/listen"
 	"github.com/whisperer/whisperer/internal/testlog"
 )
 
