@@ -167,6 +167,9 @@ func TestReleaseBinary(t *testing.T) {
 		"WHISPERER_PLUGINS_DIR="+filepath.Join(dir, "plugins"),
 		"WHISPERER_PLUGINS_CACHE_DIR="+filepath.Join(dir, "cache"),
 	)
+	if err := os.Mkdir(filepath.Join(dir, "plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	health := exec.Command(bin, "health", "--timeout", "2s")
 	health.Env = env
 	if out, err := health.CombinedOutput(); err == nil {
@@ -206,9 +209,51 @@ func TestReleaseBinary(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"serving"`) {
 		t.Errorf("serve with the container's config did not log JSON:\n%s", logs.String())
 	}
+	// systemctl reload (contrib/systemd) sends SIGHUP: the plugin
+	// directory is loaded again and the server goes on; SIGHUP's default
+	// action would end it.
+	if err := os.WriteFile(filepath.Join(dir, "plugins", "bad.wasm"), []byte("not wasm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = srv.Process.Signal(syscall.SIGHUP)
+	poll.Until(t, 30*time.Second, "the reload to report bad.wasm", func() bool { return strings.Contains(logs.String(), "bad.wasm") })
+	h := exec.Command(bin, "health")
+	h.Env = env
+	if out, err := h.CombinedOutput(); err != nil {
+		t.Fatalf("health after SIGHUP: %v: %s", err, out)
+	}
 	_ = srv.Process.Signal(syscall.SIGTERM)
 	<-exited
 	if waitErr != nil {
 		t.Errorf("serve after SIGTERM: %v", waitErr)
+	}
+}
+
+// TestSystemdUnit runs systemd-analyze verify on contrib/systemd's unit,
+// whose ExecStart is pointed at the test binary: any warning fails.
+func TestSystemdUnit(t *testing.T) {
+	unit, err := os.ReadFile(filepath.Join("..", "..", "contrib", "systemd", "whisperer.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ExecReload=/bin/kill -HUP $MAINPID", "StateDirectory=whisperer", "SystemCallFilter=@system-service", "CapabilityBoundingSet=\n"} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("the unit lacks %q", want)
+		}
+	}
+	if strings.Contains(string(unit), "\nMemoryDenyWriteExecute=") {
+		t.Error("MemoryDenyWriteExecute is set: wazero's compiled plugins would fail to load")
+	}
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze is not installed")
+	}
+	path := filepath.Join(t.TempDir(), "whisperer.service")
+	unit = bytes.ReplaceAll(unit, []byte("/usr/local/bin/whisperer"), []byte(binary(t)))
+	if err := os.WriteFile(path, unit, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("systemd-analyze", "verify", path).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
