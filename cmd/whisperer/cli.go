@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -60,7 +59,8 @@ func verbs() []verb {
 			flags: importDJFlags, run: importDJ},
 		{name: "listen", summary: "a local receiver that prints each delivery and checks its signatures, to try hooks out",
 			flags: listenFlags, run: listenVerb},
-		{name: "version", summary: "print the version", run: version},
+		{name: "health", summary: "ask a running server's /readyz; exit 0 when ready (the container's health check)", flags: healthFlags, run: health},
+		{name: "version", summary: "print the version, commit and Go version this binary was built from", flags: jsonFlag, run: version},
 	}
 }
 
@@ -311,18 +311,6 @@ func pluginsCheck(ctx context.Context, e env, fs *pflag.FlagSet, args []string) 
 	}
 	out, _ := json.MarshalIndent(info, "", "  ")
 	fmt.Fprintf(e.stdout, "%s\n", out)
-	return nil
-}
-
-func version(_ context.Context, e env, fs *pflag.FlagSet, args []string) error {
-	if err := noArgs(fs, args); err != nil {
-		return err
-	}
-	v := "devel"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	fmt.Fprintf(e.stdout, "whisperer %s\n", v)
 	return nil
 }
 
