@@ -312,12 +312,9 @@ func roundsByEvent(results []webhook.Result) [][]webhook.Result {
 func completeChunk(ctx context.Context, tx bun.Tx, results []webhook.Result, now time.Time) ([]webhook.Result, error) {
 	var b strings.Builder
 	b.WriteString("WITH v(id, lease, state, delivered, retry_count, next_attempt_at, status, content) AS (VALUES ")
+	writeValues(&b, len(results), 8)
 	args := make([]any, 0, len(results)*8+1)
-	for i, r := range results {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+	for _, r := range results {
 		var status *int
 		if r.Attempt.Status != 0 {
 			status = &r.Attempt.Status
@@ -359,6 +356,18 @@ func completeChunk(ctx context.Context, tx bun.Tx, results []webhook.Result, now
 	return written, err
 }
 
+// writeValues writes the placeholders of a VALUES list of rows rows of
+// cols columns: "(?, ?), (?, ?)".
+func writeValues(b *strings.Builder, rows, cols int) {
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+}
+
 // sqliteHealth is the hook update: a VALUES list of hookHealth rows is
 // prepended.
 var sqliteHealth = fmt.Sprintf(") UPDATE webhooks "+healthSet("webhooks", "v", "v", "IS NOT"), "?", "?", "?")
@@ -370,12 +379,9 @@ func (d *sqliteDriver) updateHealth(ctx context.Context, tx bun.Tx, hooks []hook
 	}
 	var b strings.Builder
 	b.WriteString("WITH v(id, ok, failed_at, cutoff, gone) AS (VALUES ")
+	writeValues(&b, len(hooks), 5)
 	args := make([]any, 0, len(hooks)*5+3)
-	for i, h := range hooks {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?)")
+	for _, h := range hooks {
 		args = append(args, h.id, h.ok, h.failedAt, h.cutoff, h.gone)
 	}
 	b.WriteString(sqliteHealth)
@@ -391,11 +397,8 @@ func (d *sqliteDriver) giveBack(ctx context.Context, ids []int64, tokens []strin
 	args := make([]any, 0, 2*len(ids)+1)
 	args = append(args, micros(until))
 	b.WriteString("UPDATE webhook_events SET lease_owner = NULL, next_attempt_at = ? WHERE state = 'pending' AND (id, lease_owner) IN (VALUES ")
+	writeValues(&b, len(ids), 2)
 	for i := range ids {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?)")
 		args = append(args, ids[i], tokens[i])
 	}
 	b.WriteString(")")
