@@ -3,14 +3,11 @@ package api
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
-	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -74,45 +71,15 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (s *Server) toStatus(r *http.Request, err error) (int, any) {
-	var (
-		verr *webhook.ValidationError
-		cerr *webhook.ConflictError
-		mna  *methodNotAllowed
-		um   *unsupportedMedia
-		big  *bodyTooLarge
-		pe   *parseError
-		ae   *authError
-		he   *httpError
-	)
-	switch {
-	case errors.As(err, &verr):
-		return http.StatusBadRequest, verr.Fields
-	case errors.As(err, &pe):
-		return http.StatusBadRequest, detail(pe.Error())
-	case errors.As(err, &ae):
-		return http.StatusUnauthorized, detail(ae.msg)
-	case errors.As(err, &mna):
-		return http.StatusMethodNotAllowed, detail(mna.Error())
-	case errors.As(err, &um):
-		return http.StatusUnsupportedMediaType, detail(um.Error())
-	case errors.As(err, &big):
-		return http.StatusRequestEntityTooLarge, detail(big.Error())
-	case errors.As(err, &he):
-		return he.status, detail(he.msg)
-	case errors.As(err, &cerr):
-		return http.StatusConflict, detail(cerr.Detail)
-	case errors.Is(err, webhook.ErrNotFound):
-		return http.StatusNotFound, detail(msgNotFound)
-	case errors.Is(err, webhook.ErrUnauthenticated):
-		return http.StatusUnauthorized, detail("Invalid token.")
-	case errors.Is(err, webhook.ErrForbidden):
-		return http.StatusForbidden, detail(msgForbidden)
-	case errors.Is(err, webhook.ErrAlreadyExists):
-		return http.StatusConflict, detail("Already exists.")
-	case unavailable(err):
-		s.log.WarnContext(r.Context(), "database unavailable", "error", err, "request_id", requestID(r.Context()))
-		return http.StatusServiceUnavailable, detail(msgUnavailable)
-	case r.Context().Err() != nil:
+	for _, answer := range errorAnswers {
+		if status, body, ok := answer(err); ok {
+			if status == http.StatusServiceUnavailable {
+				s.log.WarnContext(r.Context(), "database unavailable", "error", err, "request_id", requestID(r.Context()))
+			}
+			return status, body
+		}
+	}
+	if r.Context().Err() != nil {
 		// The client went away; nobody reads this answer. 499 is nginx's
 		// "client closed request", kept for the access log.
 		return 499, detail("Client closed request.")
@@ -122,14 +89,68 @@ func (s *Server) toStatus(r *http.Request, err error) (int, any) {
 	return http.StatusInternalServerError, detail(msgInternal)
 }
 
-// unavailable reports errors that mean the database cannot be reached, as
-// opposed to a bug: the store marks some with ErrUnavailable; the driver
-// and network errors of the others are recognised here.
-func unavailable(err error) bool {
-	var ne net.Error
-	return errors.Is(err, webhook.ErrUnavailable) || errors.Is(err, sql.ErrConnDone) ||
-		errors.Is(err, driver.ErrBadConn) || errors.As(err, &ne)
+// errorAnswers is the one table of the API's answers to errors, from
+// every layer: the first row that takes an error gives its status and
+// DRF-shaped body. The other layers return typed errors and sentinels
+// (webhook's), never wording; an error no row takes is a 499 when the
+// client has gone, else a 500.
+var errorAnswers = []func(error) (status int, body any, ok bool){
+	as(func(e *webhook.ValidationError) (int, any) { return http.StatusBadRequest, e.Fields }),
+	as(func(e *webhook.UnknownEventTypeError) (int, any) {
+		return http.StatusBadRequest, fieldError("event_type", choiceMsg(e.EventType))
+	}),
+	is(webhook.ErrInvalidPayload, http.StatusBadRequest, fieldError("payload", "Value must be valid JSON.")),
+	as(func(e *parseError) (int, any) { return http.StatusBadRequest, detail(e.Error()) }),
+	as(func(e *authError) (int, any) { return http.StatusUnauthorized, detail(e.msg) }),
+	as(func(e *methodNotAllowed) (int, any) { return http.StatusMethodNotAllowed, detail(e.Error()) }),
+	as(func(e *unsupportedMedia) (int, any) { return http.StatusUnsupportedMediaType, detail(e.Error()) }),
+	as(func(e *bodyTooLarge) (int, any) { return http.StatusRequestEntityTooLarge, detail(e.Error()) }),
+	as(func(e *httpError) (int, any) { return e.status, detail(e.msg) }),
+	as(func(e *webhook.ConflictError) (int, any) { return http.StatusConflict, detail(e.Detail) }),
+	event(webhook.ErrDelivered, http.StatusConflict, `Event %s is already delivered; send "force": true to deliver it again.`),
+	event(webhook.ErrDelivering, http.StatusConflict, "Event %s is being delivered right now, or was just delivered."),
+	is(webhook.ErrNotFound, http.StatusNotFound, detail(msgNotFound)),
+	is(webhook.ErrUnauthenticated, http.StatusUnauthorized, detail("Invalid token.")),
+	is(webhook.ErrForbidden, http.StatusForbidden, detail(msgForbidden)),
+	is(webhook.ErrAlreadyExists, http.StatusConflict, detail("Already exists.")),
+	// The store marks the database's failures (a broken connection, a
+	// network error or timeout); a deadline passing is the same answer.
+	is(webhook.ErrUnavailable, http.StatusServiceUnavailable, detail(msgUnavailable)),
+	is(context.DeadlineExceeded, http.StatusServiceUnavailable, detail(msgUnavailable)),
 }
+
+// as is a row for the errors of type T.
+func as[T error](answer func(T) (int, any)) func(error) (int, any, bool) {
+	return func(err error) (int, any, bool) {
+		var t T
+		if !errors.As(err, &t) {
+			return 0, nil, false
+		}
+		status, body := answer(t)
+		return status, body, true
+	}
+}
+
+// is is a row for the errors that are target.
+func is(target error, status int, body any) func(error) (int, any, bool) {
+	return func(err error) (int, any, bool) {
+		return status, body, errors.Is(err, target)
+	}
+}
+
+// event is a row for a *webhook.EventError of target; format names the
+// event (%s, its uuid).
+func event(target error, status int, format string) func(error) (int, any, bool) {
+	return func(err error) (int, any, bool) {
+		var e *webhook.EventError
+		if !errors.As(err, &e) || !errors.Is(e.Err, target) {
+			return 0, nil, false
+		}
+		return status, detail(fmt.Sprintf(format, e.UUID)), true
+	}
+}
+
+func fieldError(field, msg string) map[string][]string { return map[string][]string{field: {msg}} }
 
 // writeJSON writes v as JSON with status. HTML characters are left
 // unescaped, as DRF's renderer does.

@@ -311,9 +311,14 @@ func (a *Admin) Event(ctx context.Context, uuid string) (EventInfo, error) {
 // delivered one.
 func (a *Admin) Redeliver(ctx context.Context, uuid string, force bool) error {
 	_, err := a.s.Redeliver(ctx, webhook.Scope{All: true}, uuid, force)
-	var conflict *webhook.ConflictError
-	if errors.As(err, &conflict) {
-		return errors.New(conflict.Detail)
+	var ev *webhook.EventError
+	switch {
+	case !errors.As(err, &ev):
+	case errors.Is(err, webhook.ErrDelivering):
+		//lint:ignore ST1005 the wording the CLI has always printed
+		return fmt.Errorf("Event %s is being delivered right now, or was just delivered.", ev.UUID)
+	case errors.Is(err, webhook.ErrDelivered): // since the CLI read it
+		return fmt.Errorf("event %s is already delivered; pass --force to deliver it again", ev.UUID)
 	}
 	return err
 }

@@ -58,7 +58,6 @@ func (r *timesReceiver) sorted() []time.Time {
 // break; that the limit holds up no other hook is TestRateLimitHoldsNoWorker.
 func TestRateLimit(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		t.Parallel()
 		f := newFixture(t, s)
 		var slow, fast timesReceiver
 		slowRC, fastRC := newReceiver(t, slow.handle), newReceiver(t, fast.handle)
@@ -148,7 +147,6 @@ func TestRateLimit(t *testing.T) {
 // waited for a slot would keep the unlimited hook waiting for hours.
 func TestRateLimitHoldsNoWorker(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		t.Parallel()
 		f := newFixture(t, s)
 		var slow, fast timesReceiver
 		slowRC, fastRC := newReceiver(t, slow.handle), newReceiver(t, fast.handle)

@@ -59,8 +59,8 @@ func TestConcurrentPublishes(t *testing.T) {
 		// An unknown type fails alone; an idempotent publish goes straight
 		// through and replays.
 		_, err := b.Publish(ctx, webhook.PublishRequest{EventType: "nope"})
-		var verr *webhook.ValidationError
-		if !errors.As(err, &verr) {
+		var unknown *webhook.UnknownEventTypeError
+		if !errors.As(err, &unknown) {
 			t.Fatalf("unknown type: %v", err)
 		}
 		idem := webhook.PublishRequest{EventType: "e", Payload: json.RawMessage(`1`), PublisherID: u.ID, IdempotencyKey: "k"}

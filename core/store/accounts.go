@@ -86,9 +86,9 @@ func (s *Store) RevokeToken(ctx context.Context, keyOrPrefix string) (int64, err
 			return err
 		}
 		n, _ = res.RowsAffected()
-		if n > 0 && s.dialect == Postgres {
+		if n > 0 {
 			// Delivered to every node's WatchRevocations at commit.
-			_, err = tx.ExecContext(ctx, "SELECT pg_notify(?, '')", revokeChannel)
+			err = s.drv.notify(ctx, tx, revokeChannel)
 		}
 		return err
 	})
@@ -177,7 +177,8 @@ func (s *Store) AddEventTypes(ctx context.Context, names ...string) error {
 }
 
 // EventTypes returns the registered event type names, sorted.
-func (s *Store) EventTypes(ctx context.Context) ([]string, error) {
+func (s *Store) EventTypes(ctx context.Context) (_ []string, err error) {
+	defer markUnavailable(&err)
 	var names []string
 	if err := s.db.NewSelect().Model((*eventTypeRow)(nil)).Column("name").Order("name").Scan(ctx, &names); err != nil {
 		return nil, fmt.Errorf("list event types: %w", err)
@@ -186,7 +187,8 @@ func (s *Store) EventTypes(ctx context.Context) ([]string, error) {
 }
 
 // EventTypeExists reports whether name is a registered event type.
-func (s *Store) EventTypeExists(ctx context.Context, name string) (bool, error) {
+func (s *Store) EventTypeExists(ctx context.Context, name string) (_ bool, err error) {
+	defer markUnavailable(&err)
 	ok, err := s.db.NewSelect().Model((*eventTypeRow)(nil)).Where("name = ?", name).Exists(ctx)
 	if err != nil {
 		return false, fmt.Errorf("event type %q: %w", name, err)

@@ -93,10 +93,7 @@ func (s *Store) RedeliverFailedBatch(ctx context.Context, sc webhook.Scope, f we
 		q := tx.NewSelect().Table("webhook_events").Column("id").Where("id > ?", afterID).
 			OrderExpr("id").Limit(int64(limit))
 		redeliverRange(q.QueryBuilder(), sc, f, until.UTC())
-		if s.dialect == Postgres {
-			q = q.For("UPDATE SKIP LOCKED")
-		}
-		if err := q.Scan(ctx, &ids); err != nil {
+		if err := s.drv.skipLocked(q).Scan(ctx, &ids); err != nil {
 			return err
 		}
 		if len(ids) == 0 {
@@ -107,7 +104,7 @@ func (s *Store) RedeliverFailedBatch(ctx context.Context, sc webhook.Scope, f we
 		}
 		// The condition again: a row may have changed since the select
 		// (SQLite; PostgreSQL holds the rows).
-		clock, clockArgs := s.clockSQL()
+		clock, clockArgs := s.drv.clock()
 		res, err := tx.NewUpdate().Model((*eventRow)(nil)).
 			Set("state = 'pending'").Set("lease_owner = NULL").Set("retry_base = retry_count").
 			Set("next_attempt_at = "+clock, clockArgs...).Set("modified_at = ?", now.UTC()).

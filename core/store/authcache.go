@@ -112,17 +112,7 @@ func (s *Store) authCacheUsable(ctx context.Context) bool {
 	if s.auth.ttl <= 0 {
 		return false
 	}
-	if s.dialect == Postgres {
-		return s.auth.watching.Load()
-	}
-	return s.auth.versions.check(func() bool {
-		var v int64
-		if err := s.db.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
-			return false
-		}
-		s.auth.observe(v)
-		return true
-	})
+	return s.drv.revocationsSeen(ctx)
 }
 
 // versionGate shares SQLite data_version reads among concurrent requests.
@@ -196,7 +186,7 @@ func (g *versionGate) run(read func() bool) bool {
 // is used only while it listens. On SQLite, or without a cache, it returns
 // nil at once: there, each lookup checks for revocations itself.
 func (s *Store) WatchRevocations(ctx context.Context) error {
-	if s.dialect != Postgres || s.auth.ttl <= 0 {
+	if !s.drv.supportsListener() || s.auth.ttl <= 0 {
 		return nil
 	}
 	backoff := 100 * time.Millisecond

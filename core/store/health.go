@@ -1,12 +1,8 @@
 package store
 
 import (
-	"context"
 	"fmt"
-	"strings"
 	"time"
-
-	"github.com/uptrace/bun"
 
 	"github.com/whisperer/whisperer/core/webhook"
 )
@@ -72,10 +68,10 @@ type hookHealth struct {
 	gone   bool
 }
 
-// groupHealth sums up results by hook, skipping those written (ok false)
-// and those that sent no request (WebhookID 0). The PostgreSQL statement
-// (pgComplete) does the same in SQL; keep them in step.
-func groupHealth(results []webhook.Result, written func(eventID int64) bool, disableAfter time.Duration) []hookHealth {
+// groupHealth sums up the written results by hook, skipping those that
+// sent no request (WebhookID 0). The PostgreSQL statement (pgComplete)
+// does the same in SQL; keep them in step.
+func groupHealth(results []webhook.Result, disableAfter time.Duration) []hookHealth {
 	type acc struct {
 		okAt, lastFail time.Time
 		ok, failed     bool
@@ -85,7 +81,7 @@ func groupHealth(results []webhook.Result, written func(eventID int64) bool, dis
 	var order []int64
 	for i := range results {
 		r := &results[i]
-		if r.WebhookID == 0 || !written(r.EventID) {
+		if r.WebhookID == 0 {
 			continue
 		}
 		a := byHook[r.WebhookID]
@@ -114,7 +110,7 @@ func groupHealth(results []webhook.Result, written func(eventID int64) bool, dis
 		h := hookHealth{id: id, ok: a.ok, gone: a.gone}
 		for i := range results {
 			r := &results[i]
-			if r.WebhookID != id || r.State == webhook.StateDelivered || !written(r.EventID) {
+			if r.WebhookID != id || r.State == webhook.StateDelivered {
 				continue
 			}
 			at := r.Attempt.AttemptedAt.UTC()
@@ -155,32 +151,4 @@ func healthSet(hook, from, v, distinct string) string {
 		disabled_reason = CASE WHEN %[4]s.is_active AND %[5]s.gone THEN %%[1]s WHEN %[2]s THEN %%[2]s ELSE %[4]s.disabled_reason END,
 		disabled_at = CASE WHEN %[3]s THEN %%[3]s ELSE %[4]s.disabled_at END`, fs, window, disable, hook, v) +
 		fmt.Sprintf(" FROM %s WHERE %s.id = %s.id AND (%s %s %s.failing_since OR %s)", from, hook, v, fs, distinct, hook, disable)
-}
-
-// sqliteHealth is the SQLite hook update: a VALUES list of hookHealth
-// rows is prepended.
-var sqliteHealth = fmt.Sprintf(") UPDATE webhooks "+healthSet("webhooks", "v", "v", "IS NOT"), "?", "?", "?")
-
-// updateHealth applies a batch's hook summaries in one statement
-// (SQLite; PostgreSQL does it inside pgComplete).
-func (s *Store) updateHealth(ctx context.Context, tx bun.Tx, hooks []hookHealth, now time.Time) error {
-	if len(hooks) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString("WITH v(id, ok, failed_at, cutoff, gone) AS (VALUES ")
-	args := make([]any, 0, len(hooks)*5+3)
-	for i, h := range hooks {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?)")
-		args = append(args, h.id, h.ok, h.failedAt, h.cutoff, h.gone)
-	}
-	b.WriteString(sqliteHealth)
-	args = append(args, ReasonGone, reasonFailing(s.disableAfter), now)
-	if _, err := tx.NewRaw(b.String(), args...).Exec(ctx); err != nil {
-		return fmt.Errorf("update hook health: %w", err)
-	}
-	return nil
 }

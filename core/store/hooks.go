@@ -51,7 +51,8 @@ func pageInfo[T any](rows []T, p webhook.Page, limit int) ([]T, webhook.PageInfo
 
 // CreateWebhook inserts w (ID and times are set). A second hook with the
 // same user, target_url and event_type is webhook.ErrAlreadyExists.
-func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (webhook.Webhook, error) {
+func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (_ webhook.Webhook, err error) {
+	defer markUnavailable(&err)
 	now := s.now().UTC()
 	w.CreatedAt, w.ModifiedAt = now, now
 	row, err := webhookToRow(&w)
@@ -96,7 +97,8 @@ func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (webhook.W
 
 // CountWebhooks returns how many hooks, active or not, userID has: what
 // limits.hooks_per_user bounds.
-func (s *Store) CountWebhooks(ctx context.Context, userID int64) (int, error) {
+func (s *Store) CountWebhooks(ctx context.Context, userID int64) (_ int, err error) {
+	defer markUnavailable(&err)
 	n, err := s.db.NewSelect().Model((*webhookRow)(nil)).Where("user_id = ?", userID).Count(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("count webhooks of user %d: %w", userID, err)
@@ -107,7 +109,8 @@ func (s *Store) CountWebhooks(ctx context.Context, userID int64) (int, error) {
 // Webhook returns the hook id if sc may see it; otherwise
 // webhook.ErrNotFound, so a caller cannot learn that another user's hook
 // exists.
-func (s *Store) Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhook.Webhook, error) {
+func (s *Store) Webhook(ctx context.Context, sc webhook.Scope, id int64) (_ webhook.Webhook, err error) {
+	defer markUnavailable(&err)
 	var row webhookRow
 	q := applyScope(sc, s.db.NewSelect().Model(&row).Where("id = ?", id), "user_id")
 	if err := q.Scan(ctx); err != nil {
@@ -123,7 +126,8 @@ func (s *Store) Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhoo
 // uniqueness rule applies as on create. Activating an inactive hook clears
 // its disabled reason and failure record, so it gets a full disable_after
 // window again; deactivating an active one records that its owner did.
-func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook, setActive bool) (webhook.Webhook, error) {
+func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook, setActive bool) (_ webhook.Webhook, err error) {
+	defer markUnavailable(&err)
 	now := s.now().UTC()
 	w.ModifiedAt = now
 	if _, ok := w.PreviousSecret(now); !ok {
@@ -168,7 +172,8 @@ func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.W
 
 // DeactivateWebhook sets is_active to false, as dj-whisperer's DELETE does,
 // with the reason ReasonOwner. A hook already inactive keeps its reason.
-func (s *Store) DeactivateWebhook(ctx context.Context, sc webhook.Scope, id int64) error {
+func (s *Store) DeactivateWebhook(ctx context.Context, sc webhook.Scope, id int64) (err error) {
+	defer markUnavailable(&err)
 	now := s.now().UTC()
 	q := s.db.NewUpdate().Model((*webhookRow)(nil)).
 		Set("disabled_reason = CASE WHEN is_active THEN ? ELSE disabled_reason END", ReasonOwner).
@@ -199,14 +204,15 @@ func (s *Store) ListWebhooks(ctx context.Context, sc webhook.Scope, f webhook.Ho
 
 // WebhookIDs returns the ids of ListWebhooks' page, newest first, for a
 // list that loads its hooks a few at a time (WebhooksByID).
-func (s *Store) WebhookIDs(ctx context.Context, sc webhook.Scope, f webhook.HookFilter, p webhook.Page) ([]int64, webhook.PageInfo, error) {
+func (s *Store) WebhookIDs(ctx context.Context, sc webhook.Scope, f webhook.HookFilter, p webhook.Page) (_ []int64, _ webhook.PageInfo, err error) {
+	defer markUnavailable(&err)
 	var ids []int64
 	q := applyScope(sc, s.db.NewSelect().Model((*webhookRow)(nil)).Column("id"), "user_id")
 	if f.TargetURL != "" {
-		q = q.Where(s.lower()+"(target_url) = "+s.lower()+"(?)", f.TargetURL)
+		q = q.Where(s.drv.lower()+"(target_url) = "+s.drv.lower()+"(?)", f.TargetURL)
 	}
 	if f.EventType != "" {
-		q = q.Where(s.lower()+"(event_type) = "+s.lower()+"(?)", f.EventType)
+		q = q.Where(s.drv.lower()+"(event_type) = "+s.drv.lower()+"(?)", f.EventType)
 	}
 	if f.IsActive != nil {
 		q = q.Where("is_active = ?", *f.IsActive)
@@ -220,7 +226,8 @@ func (s *Store) WebhookIDs(ctx context.Context, sc webhook.Scope, f webhook.Hook
 }
 
 // WebhooksByID returns the hooks of ids that sc may see, newest first.
-func (s *Store) WebhooksByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Webhook, error) {
+func (s *Store) WebhooksByID(ctx context.Context, sc webhook.Scope, ids []int64) (_ []webhook.Webhook, err error) {
+	defer markUnavailable(&err)
 	if len(ids) == 0 {
 		return []webhook.Webhook{}, nil
 	}

@@ -191,9 +191,8 @@ func (s *Store) ImportEvents(ctx context.Context, evs []webhook.Event) (int, err
 			}
 			n++
 		}
-		if pending && s.dialect == Postgres {
-			_, err := tx.ExecContext(ctx, "SELECT pg_notify(?, '')", notifyChannel)
-			return err
+		if pending {
+			return s.drv.notify(ctx, tx, notifyChannel)
 		}
 		return nil
 	})

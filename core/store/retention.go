@@ -47,10 +47,7 @@ func (s *Store) PurgeDelivered(ctx context.Context, req webhook.PurgeRequest) (w
 			// ones deleted are gone, so nothing is counted twice.
 			q = q.Where("created_at >= ?", req.From.UTC())
 		}
-		if s.dialect == Postgres {
-			q = q.For("UPDATE SKIP LOCKED")
-		}
-		if err := q.Scan(ctx, &rows); err != nil {
+		if err := s.drv.skipLocked(q).Scan(ctx, &rows); err != nil {
 			return fmt.Errorf("select: %w", err)
 		}
 		if len(rows) == 0 {

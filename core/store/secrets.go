@@ -185,18 +185,13 @@ func (s *Store) SealSecrets(ctx context.Context, batch int, progress func(SealPr
 	if err != nil {
 		return p, fmt.Errorf("seal secrets: %w", err)
 	}
-	if n+nURL > 0 && s.dialect == SQLite {
-		// The clear values must not survive in free space or in the WAL:
-		// zero what the updates free, then fold the WAL in and empty it.
-		// (SQLite has one connection, so the pragma applies to the updates.)
-		if _, err := s.db.ExecContext(ctx, "PRAGMA secure_delete = ON"); err != nil {
+	if n+nURL > 0 {
+		// The clear values must not survive the rewrite.
+		undo, err := s.drv.scrub(ctx)
+		if err != nil {
 			return p, fmt.Errorf("seal secrets: %w", err)
 		}
-		defer func() {
-			ctx := context.WithoutCancel(ctx)
-			_, _ = s.db.ExecContext(ctx, "PRAGMA secure_delete = OFF")
-			_, _ = s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
-		}()
+		defer undo()
 	}
 	for after := int64(0); ; {
 		var rows []webhookRow

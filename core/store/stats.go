@@ -16,7 +16,7 @@ import (
 // cost is the backlog's size.
 func (s *Store) QueueDepth(ctx context.Context) (webhook.QueueDepth, error) {
 	// The queue's clock: the database's on PostgreSQL, as in Claim.
-	now, args := s.clockSQL()
+	now, args := s.drv.clock()
 	var (
 		row         struct{ Due, Scheduled, Leased int64 }
 		oldest, age sql.NullInt64

@@ -6,26 +6,20 @@ package store
 import (
 	"context"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
-	"github.com/uptrace/bun/dialect/sqlitedialect"
-	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 
 	"github.com/whisperer/whisperer/core/webhook"
 )
@@ -68,17 +62,14 @@ const DefaultMaxOpenConns = 20
 // Store is the database. It is safe for concurrent use. After Close every
 // method fails.
 type Store struct {
-	db      *bun.DB
-	dialect string
-	dsn     string // PostgreSQL DSN, for LISTEN connections
-	now     func() time.Time
-	auth    authCache
+	db   *bun.DB
+	drv  driver // the dialect's SQL and behaviour
+	dsn  string // PostgreSQL DSN, for LISTEN connections
+	now  func() time.Time
+	auth authCache
 	// disableAfter is Options.DisableAfter.
 	disableAfter time.Duration
 	sealer       Sealer
-
-	stmtMu   sync.Mutex
-	pubStmts sqlitePublish // prepared on first use
 
 	// afterRedeliverRead, when set (tests), runs between Redeliver's read
 	// and its update: where retention can delete the event.
@@ -105,47 +96,20 @@ func open(ctx context.Context, rawURL string, opts Options, create bool) (*Store
 	s := &Store{now: time.Now, auth: authCache{ttl: opts.AuthCacheTTL}, disableAfter: max(opts.DisableAfter, 0),
 		sealer: opts.Sealer}
 	var sqliteFile string
+	var err error
 	switch {
 	case strings.HasPrefix(rawURL, "sqlite://"):
-		file := strings.TrimPrefix(rawURL, "sqlite://")
-		if file == "" {
-			return nil, fmt.Errorf("open database: sqlite:// needs a file path, e.g. sqlite://whisperer.db")
-		}
-		if path, _, _ := strings.Cut(file, "?"); path != ":memory:" {
-			sqliteFile = path
-			if create {
-				if err := createPrivate(path); err != nil {
-					return nil, err
-				}
-			} else if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-				abs, _ := filepath.Abs(path)
-				return nil, fmt.Errorf("%w at %s", ErrNoDatabase, abs)
-			} else if err != nil {
-				return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-			}
-		}
-		sqldb, err := sql.Open("sqlite", sqliteDSN(file, create || sqliteFile == ""))
-		if err != nil {
-			return nil, fmt.Errorf("open sqlite %s: %w", file, err)
-		}
-		sqldb.SetMaxOpenConns(1)
-		sqldb.SetConnMaxLifetime(0)
-		sqldb.SetConnMaxIdleTime(0)
-		s.db = bun.NewDB(sqldb, sqlitedialect.New())
-		s.dialect = SQLite
+		s.db, sqliteFile, err = openSQLite(strings.TrimPrefix(rawURL, "sqlite://"), create)
+		s.drv = &sqliteDriver{s: s}
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
-		cfg, err := pgx.ParseConfig(rawURL)
-		if err != nil {
-			return nil, fmt.Errorf("open postgres: %w", err)
-		}
-		sqldb := stdlib.OpenDB(*cfg)
-		sqldb.SetMaxOpenConns(cmpOr(opts.MaxOpenConns, DefaultMaxOpenConns))
-		sqldb.SetMaxIdleConns(cmpOr(opts.MaxOpenConns, DefaultMaxOpenConns))
-		s.db = bun.NewDB(sqldb, pgdialect.New())
-		s.dialect = Postgres
+		s.db, err = openPostgres(rawURL, cmpOr(opts.MaxOpenConns, DefaultMaxOpenConns))
+		s.drv = &postgresDriver{s: s}
 		s.dsn = rawURL
 	default:
 		return nil, fmt.Errorf("open database: unsupported url %q (want sqlite://FILE or postgres://…)", redact(rawURL))
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.db.Close()
@@ -159,27 +123,6 @@ func open(ctx context.Context, rawURL string, opts Options, create bool) (*Store
 		}
 	}
 	return s, nil
-}
-
-// sqliteDSN is the driver's name for file. Without create, SQLite fails
-// rather than create a file that vanished since OpenExisting looked, and
-// journal_mode is left as migrating set it (WAL): setting it would write
-// to a file that has no schema yet.
-func sqliteDSN(file string, create bool) string {
-	q := url.Values{}
-	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"}
-	if !create {
-		pragmas = pragmas[1:]
-		q.Set("mode", "rw")
-	}
-	for _, p := range pragmas {
-		q.Add("_pragma", p)
-	}
-	q.Set("_txlock", "immediate")
-	if file == ":memory:" {
-		return "file::memory:?" + q.Encode()
-	}
-	return "file:" + file + "?" + q.Encode()
 }
 
 func cmpOr(v, def int) int {
@@ -199,7 +142,7 @@ func redact(raw string) string {
 }
 
 // Dialect returns SQLite or Postgres.
-func (s *Store) Dialect() string { return s.dialect }
+func (s *Store) Dialect() string { return s.drv.name() }
 
 // DB exposes the bun handle for tests and tools.
 func (s *Store) DB() *bun.DB { return s.db }
@@ -209,14 +152,7 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.stmtMu.Lock()
-	for _, st := range []*sql.Stmt{s.pubStmts.msg, s.pubStmts.events} {
-		if st != nil {
-			_ = st.Close()
-		}
-	}
-	s.pubStmts = sqlitePublish{}
-	s.stmtMu.Unlock()
+	s.drv.close()
 	return s.db.Close()
 }
 
@@ -237,7 +173,7 @@ func (s *Store) Migrate(ctx context.Context) error { return s.MigrateTo(ctx, 1<<
 // MigrateTo applies the migrations numbered up to last: the schema the
 // release that shipped last left, for upgrade tests.
 func (s *Store) MigrateTo(ctx context.Context, last int) error {
-	dir := path.Join("migrations", s.dialect)
+	dir := path.Join("migrations", s.drv.name())
 	entries, err := fs.ReadDir(migrations, dir)
 	if err != nil {
 		return fmt.Errorf("read migrations: %w", err)
@@ -260,10 +196,8 @@ func (s *Store) MigrateTo(ctx context.Context, last int) error {
 			return err
 		}
 		err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			if s.dialect == Postgres {
-				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7261001)`); err != nil {
-					return err
-				}
+			if err := s.drv.lockMigrations(ctx, tx); err != nil {
+				return err
 			}
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
@@ -290,17 +224,13 @@ func (s *Store) MigrateTo(ctx context.Context, last int) error {
 // PendingMigrations lists the embedded migrations the database has not
 // applied, reading only: every one of them when it has no schema at all.
 func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
-	dir := path.Join("migrations", s.dialect)
+	dir := path.Join("migrations", s.drv.name())
 	entries, err := fs.ReadDir(migrations, dir)
 	if err != nil {
 		return nil, fmt.Errorf("read migrations: %w", err)
 	}
-	exists := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
-	if s.dialect == Postgres {
-		exists = `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'`
-	}
 	var n int
-	if err := s.db.QueryRowContext(ctx, exists).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, s.drv.migrationsTableSQL()).Scan(&n); err != nil {
 		return nil, fmt.Errorf("read schema version: %w", err)
 	}
 	applied := map[int]bool{}
@@ -367,3 +297,24 @@ func notFound(err error) error {
 	}
 	return err
 }
+
+// markUnavailable makes *err a webhook.ErrUnavailable, keeping its text and
+// chain, when it says the database cannot be reached (the pool closed, a
+// broken connection, a network failure or timeout) rather than a bug. The
+// methods the API calls defer it, so that the API needs only
+// webhook.ErrUnavailable to answer 503 and never reads a driver's errors.
+func markUnavailable(err *error) {
+	if *err == nil || errors.Is(*err, webhook.ErrUnavailable) {
+		return
+	}
+	var ne net.Error
+	if errors.Is(*err, sql.ErrConnDone) || errors.Is(*err, sqldriver.ErrBadConn) || errors.As(*err, &ne) {
+		*err = unavailableError{*err}
+	}
+}
+
+// unavailableError is an error of the database's, marked unavailable.
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string   { return e.err.Error() }
+func (e unavailableError) Unwrap() []error { return []error{webhook.ErrUnavailable, e.err} }

@@ -203,11 +203,11 @@ func TestPublishFansOutToActiveHooks(t *testing.T) {
 			t.Fatalf("payload %s", evs[0].Payload)
 		}
 		_, err := s.Publish(ctx, webhook.PublishRequest{EventType: "nope", Payload: json.RawMessage(`{}`)})
-		var verr *webhook.ValidationError
-		if !errors.As(err, &verr) || verr.Fields["event_type"] == nil {
+		var unknown *webhook.UnknownEventTypeError
+		if !errors.As(err, &unknown) || unknown.EventType != "nope" {
 			t.Fatalf("unknown event type: %v", err)
 		}
-		if _, err := s.Publish(ctx, webhook.PublishRequest{EventType: "order-created", Payload: json.RawMessage(`{`)}); !errors.As(err, &verr) {
+		if _, err := s.Publish(ctx, webhook.PublishRequest{EventType: "order-created", Payload: json.RawMessage(`{`)}); !errors.Is(err, webhook.ErrInvalidPayload) {
 			t.Fatalf("bad payload: %v", err)
 		}
 		// Listing is scoped and newest first; filters by uuid and webhook.
@@ -328,8 +328,8 @@ func TestClaimCompleteRetryGiveUp(t *testing.T) {
 			t.Fatalf("attempts (newest first): %+v", e.Attempts)
 		}
 		// Redeliver: refused unless forced, then a new series.
-		var conflict *webhook.ConflictError
-		if _, err := s.Redeliver(ctx, webhook.Scope{UserID: a.ID}, ev.UUID, false); !errors.As(err, &conflict) {
+		var evErr *webhook.EventError
+		if _, err := s.Redeliver(ctx, webhook.Scope{UserID: a.ID}, ev.UUID, false); !errors.As(err, &evErr) || evErr.UUID != ev.UUID || !errors.Is(err, webhook.ErrDelivered) {
 			t.Fatalf("redeliver delivered: %v", err)
 		}
 		j, err = s.Redeliver(ctx, webhook.Scope{UserID: a.ID}, ev.UUID, true)

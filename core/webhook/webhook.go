@@ -230,7 +230,30 @@ var (
 	ErrUnauthenticated = errors.New("webhook: invalid token")
 	ErrForbidden       = errors.New("webhook: permission denied")
 	ErrUnavailable     = errors.New("webhook: storage unavailable")
+	// ErrInvalidPayload is a publish whose payload is not valid JSON.
+	ErrInvalidPayload = errors.New("webhook: payload is not valid JSON")
+	// ErrDelivered is a redelivery of an event already delivered, without
+	// force; ErrDelivering one of an event being delivered right now. The
+	// store wraps each in an *EventError naming the event.
+	ErrDelivered  = errors.New("webhook: event already delivered")
+	ErrDelivering = errors.New("webhook: event being delivered")
 )
+
+// UnknownEventTypeError is a publish of an event type nobody registered.
+type UnknownEventTypeError struct{ EventType string }
+
+func (e *UnknownEventTypeError) Error() string {
+	return fmt.Sprintf("webhook: unknown event type %q", e.EventType)
+}
+
+// EventError is Err about the event UUID: what the caller's answer names.
+type EventError struct {
+	UUID string
+	Err  error
+}
+
+func (e *EventError) Error() string { return "event " + e.UUID + ": " + e.Err.Error() }
+func (e *EventError) Unwrap() error { return e.Err }
 
 // ValidationError reports bad input per field, in DRF's shape: a field maps
 // to a list of messages or, for nested objects, to a nested map.

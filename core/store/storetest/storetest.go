@@ -46,14 +46,13 @@ const DefaultPostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disa
 // Backends are the dialects every behaviour test runs on.
 var Backends = []string{store.SQLite, store.Postgres}
 
-// Each runs fn as a parallel-safe subtest on each backend.
+// Each runs fn as a parallel subtest on each backend, with a store of its
+// own (see URL): nothing is shared between subtests, so they run beside
+// each other and beside the other tests' subtests. A test calling Each may
+// not use t.Setenv, and nothing after Each in it waits for the subtests.
 func Each(t *testing.T, fn func(t *testing.T, s *store.Store)) {
 	t.Helper()
-	for _, b := range Backends {
-		t.Run(b, func(t *testing.T) {
-			fn(t, New(t, b))
-		})
-	}
+	EachWith(t, store.Options{}, fn)
 }
 
 // PostgresDSN returns the base DSN tests use.
@@ -101,8 +100,9 @@ func redacted() string {
 }
 
 // URL returns a database URL for a fresh, empty database on backend,
-// dropped when t ends. PostgreSQL gets a schema of its own so tests can run
-// in parallel.
+// dropped when t ends: a file in a directory of t's own on SQLite, a
+// schema of its own (random name) on PostgreSQL, so that tests run in
+// parallel.
 func URL(t testing.TB, backend string) string {
 	t.Helper()
 	switch backend {
@@ -145,6 +145,7 @@ func EachWith(t *testing.T, opts store.Options, fn func(t *testing.T, s *store.S
 	t.Helper()
 	for _, b := range Backends {
 		t.Run(b, func(t *testing.T) {
+			t.Parallel()
 			fn(t, NewWith(t, b, opts))
 		})
 	}
