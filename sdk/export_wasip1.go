@@ -32,7 +32,7 @@ var calls uint32
 // while no goroutine but the one running the export exists (NumGoroutine
 // leaves out the runtime's own) it runs every 16th call only: the garbage
 // collector keeps up meanwhile through the allocations' assists
-// (core/plugin's TestGoGuestMemoryStaysBounded). Any other goroutine, the
+// (core/internal/plugin's TestGoGuestMemoryStaysBounded). Any other goroutine, the
 // plugin's or a library's, gets a yield after every call.
 func yield() {
 	calls++

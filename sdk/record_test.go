@@ -10,7 +10,7 @@ import (
 
 // testRecord is a document and a record written by hand after the layout
 // in sdk/abi (the host's writer is tested against this reader with real
-// modules in core/plugin).
+// modules in core/internal/plugin).
 func testRecord() ([]byte, int) {
 	doc := `{"event_type":"e","instance":{"id":1},"payload":[2]}`
 	in := []byte(doc)

@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/app/apptest"
 	"github.com/whisperer/whisperer/internal/poll"
 )
 
@@ -25,7 +24,7 @@ func TestCLIWithServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("subprocess test")
 	}
-	dbURL := storetest.URL(t, store.SQLite)
+	dbURL := apptest.URL(t, apptest.SQLite)
 	env := append(baseEnv(dbURL), "WHISPERER_DELIVERY_MAX_RETRIES=1")
 	var healthy atomic.Bool
 	var got atomic.Int64

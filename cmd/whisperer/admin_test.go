@@ -16,9 +16,7 @@ import (
 	"time"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/store/storetest"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/app/apptest"
 )
 
 // cliDB is a database seeded with two users' hooks and events in every
@@ -26,17 +24,17 @@ import (
 type cliDB struct {
 	t      *testing.T
 	env    map[string]string
-	s      *store.Store
-	hooks  []webhook.Webhook
-	failed []webhook.Event // given up or retrying
-	fresh  []webhook.Event // delivered, recent
-	old    []webhook.Event // delivered 40 days ago
+	s      *apptest.Store
+	hooks  []apptest.Webhook
+	failed []apptest.Event // given up or retrying
+	fresh  []apptest.Event // delivered, recent
+	old    []apptest.Event // delivered 40 days ago
 }
 
 func newCLIDB(t *testing.T, backend string) *cliDB {
 	t.Helper()
-	url := storetest.URL(t, backend)
-	s, err := store.Open(context.Background(), url, store.Options{Sealer: storetest.Keyring()})
+	url := apptest.URL(t, backend)
+	s, err := apptest.Open(context.Background(), url, apptest.Options{Sealer: apptest.Keyring()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,22 +46,22 @@ func newCLIDB(t *testing.T, backend string) *cliDB {
 		"WHISPERER_CONFIG":       os.DevNull,
 		"WHISPERER_DATABASE_URL": url,
 		// The verbs read what s wrote: the same key.
-		"WHISPERER_SECURITY_ENCRYPTION_KEYS": storetest.Key,
+		"WHISPERER_SECURITY_ENCRYPTION_KEYS": apptest.Key,
 		"WHISPERER_PLUGINS_DIR":              filepath.Join(t.TempDir(), "plugins"),
 	}}
-	alice, _ := storetest.User(t, s, "alice", webhook.RoleUser)
-	bob, _ := storetest.User(t, s, "bob", webhook.RoleUser)
+	alice, _ := apptest.User(t, s, "alice", apptest.RoleUser)
+	bob, _ := apptest.User(t, s, "bob", apptest.RoleUser)
 	d.hooks = append(d.hooks,
-		storetest.Hook(t, s, alice.ID, "order-created", "https://alice.example/hook", func(w *webhook.Webhook) {
+		apptest.Hook(t, s, alice.ID, "order-created", "https://alice.example/hook", func(w *apptest.Webhook) {
 			w.SecretKey = "top-secret-key"
 			w.AdditionalHeaders = map[string]string{"X-Api-Key": "header-secret"}
 		}),
-		storetest.Hook(t, s, bob.ID, "package-created", "https://bob.example/hook"))
+		apptest.Hook(t, s, bob.ID, "package-created", "https://bob.example/hook"))
 	now := time.Now()
-	d.old = storetest.Attempted(t, s, "order-created", `{"n":1}`, now.Add(-40*24*time.Hour), webhook.StateDelivered)
-	d.failed = append(d.failed, storetest.Attempted(t, s, "order-created", `{"n":2}`, now.Add(-2*time.Hour), webhook.StateGivenUp)...)
-	d.failed = append(d.failed, storetest.Attempted(t, s, "package-created", `{"n":3}`, now.Add(-time.Hour), webhook.StatePending)...)
-	d.fresh = storetest.Attempted(t, s, "package-created", `{"n":4}`, now.Add(-time.Minute), webhook.StateDelivered)
+	d.old = apptest.Attempted(t, s, "order-created", `{"n":1}`, now.Add(-40*24*time.Hour), apptest.StateDelivered)
+	d.failed = append(d.failed, apptest.Attempted(t, s, "order-created", `{"n":2}`, now.Add(-2*time.Hour), apptest.StateGivenUp)...)
+	d.failed = append(d.failed, apptest.Attempted(t, s, "package-created", `{"n":3}`, now.Add(-time.Hour), apptest.StatePending)...)
+	d.fresh = apptest.Attempted(t, s, "package-created", `{"n":4}`, now.Add(-time.Minute), apptest.StateDelivered)
 	return d
 }
 
@@ -111,7 +109,7 @@ func decode[T any](t *testing.T, s string) T {
 }
 
 func TestHooksVerbs(t *testing.T) {
-	for _, backend := range storetest.Backends {
+	for _, backend := range apptest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			d := newCLIDB(t, backend)
 			a, b := d.hooks[0], d.hooks[1]
@@ -162,7 +160,7 @@ func TestHooksVerbs(t *testing.T) {
 				t.Errorf("hooks show --json of a disabled hook: %+v", shown)
 			}
 			d.ok("hooks", "enable", fmt.Sprint(a.ID))
-			if h, err := d.s.Webhook(context.Background(), webhook.Scope{All: true}, a.ID); err != nil || !h.IsActive || h.SecretKey != "top-secret-key" || h.DisabledReason != "" {
+			if h, err := d.s.Webhook(context.Background(), apptest.Scope{All: true}, a.ID); err != nil || !h.IsActive || h.SecretKey != "top-secret-key" || h.DisabledReason != "" {
 				t.Errorf("after enable: %+v, %v", h, err)
 			}
 
@@ -176,7 +174,7 @@ func TestHooksVerbs(t *testing.T) {
 }
 
 func TestEventsVerbs(t *testing.T) {
-	for _, backend := range storetest.Backends {
+	for _, backend := range apptest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			d := newCLIDB(t, backend)
 
@@ -216,7 +214,7 @@ func TestEventsVerbs(t *testing.T) {
 
 			// One event: given up → pending; delivered needs --force.
 			d.ok("events", "redeliver", d.failed[0].UUID)
-			if j, _ := d.s.Event(context.Background(), webhook.Scope{All: true}, d.failed[0].UUID); j.Event.State != webhook.StatePending {
+			if j, _ := d.s.Event(context.Background(), apptest.Scope{All: true}, d.failed[0].UUID); j.Event.State != apptest.StatePending {
 				t.Errorf("after redeliver: state %s", j.Event.State)
 			}
 			d.fails(1, "pass --force", "events", "redeliver", d.fresh[0].UUID)
@@ -236,16 +234,16 @@ func TestEventsVerbs(t *testing.T) {
 
 // Bulk redelivery goes in batches and reports progress on stderr.
 func TestEventsRedeliverSince(t *testing.T) {
-	d := newCLIDB(t, store.SQLite)
+	d := newCLIDB(t, apptest.SQLite)
 	for range 3 {
-		storetest.Attempted(t, d.s, "package-created", `{}`, time.Now().Add(-time.Minute), webhook.StateGivenUp)
+		apptest.Attempted(t, d.s, "package-created", `{}`, time.Now().Add(-time.Minute), apptest.StateGivenUp)
 	}
 	out, errs, code := d.run("events", "redeliver", "--since", "24h", "--webhook", fmt.Sprint(d.hooks[1].ID))
 	if code != 0 || !strings.Contains(out, "4 event(s) scheduled") || !strings.Contains(errs, "redelivered 4/4") {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errs)
 	}
 	c, _ := d.s.Counts(context.Background())
-	if c[webhook.StateGivenUp] != 1 { // alice's, on the other hook
+	if c[apptest.StateGivenUp] != 1 { // alice's, on the other hook
 		t.Errorf("counts after redeliver: %v", c)
 	}
 }
@@ -314,21 +312,21 @@ func TestCountdownPreview(t *testing.T) {
 }
 
 func TestRetentionPurgeVerb(t *testing.T) {
-	for _, backend := range storetest.Backends {
+	for _, backend := range apptest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			d := newCLIDB(t, backend)
 			out := d.ok("retention", "purge", "--dry-run")
 			if !strings.Contains(out, "would delete 1 delivered event(s), 1 attempt(s) and 1 message(s) older than 30 days") {
 				t.Errorf("dry run: %s", out)
 			}
-			if c, _ := d.s.Counts(context.Background()); c[webhook.StateDelivered] != 2 {
+			if c, _ := d.s.Counts(context.Background()); c[apptest.StateDelivered] != 2 {
 				t.Fatalf("dry run deleted: %v", c)
 			}
 			out, errs, code := d.run("retention", "purge")
 			if code != 0 || !strings.Contains(out, "deleted 1 delivered event(s), 1 attempt(s) and 1 message(s)") || !strings.Contains(errs, "purged 1 event(s)") {
 				t.Fatalf("purge: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
 			}
-			if _, err := d.s.Event(context.Background(), webhook.Scope{All: true}, d.old[0].UUID); !errors.Is(err, webhook.ErrNotFound) {
+			if _, err := d.s.Event(context.Background(), apptest.Scope{All: true}, d.old[0].UUID); !errors.Is(err, apptest.ErrNotFound) {
 				t.Errorf("old event survived: %v", err)
 			}
 			if got := decode[[]app.EventInfo](t, d.ok("events", "list", "--json")); len(got) != 3 {
@@ -347,7 +345,7 @@ func TestRetentionPurgeVerb(t *testing.T) {
 // A target_url with credentials, as an older release stored it, is shown
 // by hooks list/show and events show without them.
 func TestHooksVerbsRedactURLCredentials(t *testing.T) {
-	for _, backend := range storetest.Backends {
+	for _, backend := range apptest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			d := newCLIDB(t, backend)
 			a := d.hooks[0]

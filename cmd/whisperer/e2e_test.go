@@ -24,8 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/app/apptest"
 	"github.com/whisperer/whisperer/internal/poll"
 )
 
@@ -116,7 +115,7 @@ func freeAddr(t *testing.T) string {
 func baseEnv(dbURL string) []string {
 	env := os.Environ()
 	if strings.HasPrefix(dbURL, "postgres") {
-		env = append(env, "WHISPERER_SECURITY_ENCRYPTION_KEYS="+storetest.Key)
+		env = append(env, "WHISPERER_SECURITY_ENCRYPTION_KEYS="+apptest.Key)
 	}
 	return append(env,
 		"WHISPERER_CONFIG=/dev/null",
@@ -239,7 +238,7 @@ func publishAll(t *testing.T, nodes []*node, token string, count int) {
 // waitDelivered polls the database until every event is delivered.
 func waitDelivered(t *testing.T, dbURL string, want int64) {
 	t.Helper()
-	s, err := store.Open(context.Background(), dbURL, store.Options{})
+	s, err := apptest.Open(context.Background(), dbURL, apptest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +258,7 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("subprocess test")
 	}
-	dbURL := storetest.URL(t, store.Postgres)
+	dbURL := apptest.URL(t, apptest.Postgres)
 	env := baseEnv(dbURL)
 	rcv := newReceiver(t)
 	n := startNode(t, env)
@@ -293,7 +292,7 @@ func TestMultiNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("subprocess test")
 	}
-	dbURL := storetest.URL(t, store.Postgres)
+	dbURL := apptest.URL(t, apptest.Postgres)
 	env := baseEnv(dbURL)
 	rcv := newReceiver(t)
 	close(rcv.gate)
@@ -314,7 +313,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("subprocess test")
 	}
-	dbURL := storetest.URL(t, store.SQLite)
+	dbURL := apptest.URL(t, apptest.SQLite)
 	env := baseEnv(dbURL)
 	release := make(chan struct{})
 	var inflight sync.WaitGroup
@@ -343,7 +342,7 @@ func TestGracefulShutdown(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit after SIGTERM")
 	}
-	s, err := store.Open(context.Background(), dbURL, store.Options{})
+	s, err := apptest.Open(context.Background(), dbURL, apptest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/app/apptest"
 )
 
 // The verb's wiring and output; core/app's tests cover the import itself.
 func TestImportDJWhispererVerb(t *testing.T) {
-	from := storetest.URL(t, store.Postgres)
+	from := apptest.URL(t, apptest.Postgres)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, from)
 	if err != nil {
@@ -24,7 +23,7 @@ func TestImportDJWhispererVerb(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	for _, f := range []string{"djwhisperer-0.2.sql", "seed.sql"} {
-		b, err := os.ReadFile(filepath.Join("..", "..", "core", "djimport", "testdata", f))
+		b, err := os.ReadFile(filepath.Join("..", "..", "core", "internal", "djimport", "testdata", f))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,7 +31,7 @@ func TestImportDJWhispererVerb(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d := newCLIDB(t, store.SQLite) // has users alice and bob already
+	d := newCLIDB(t, apptest.SQLite) // has users alice and bob already
 
 	if _, stderr, code := d.run("import", "dj-whisperer"); code != 2 || !strings.Contains(stderr, "--from is required") {
 		t.Fatalf("no --from: code %d, stderr %q", code, stderr)

@@ -7,10 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/whisperer/whisperer/core/secret"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/store/storetest"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/app/apptest"
 )
 
 // keys generate makes a usable key; keys rotate moves every hook to the
@@ -18,24 +15,24 @@ import (
 // nothing left to do. Then the old key can go; a keyring without the key
 // in use is refused with the key id named.
 func TestKeysVerbs(t *testing.T) {
-	for _, backend := range storetest.Backends {
+	for _, backend := range apptest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			d := newCLIDB(t, backend)
 			newKey := strings.TrimSpace(d.ok("keys", "generate"))
-			ring, err := secret.ParseKeyring(newKey)
+			ring, err := apptest.ParseKeyring(newKey)
 			if err != nil {
 				t.Fatalf("keys generate printed no key: %v", err)
 			}
 			d.fails(2, "unexpected arguments", "keys", "generate", "extra")
 			d.fails(2, "--batch-size must be at least 1", "keys", "rotate", "--batch-size", "0")
 
-			d.env["WHISPERER_SECURITY_ENCRYPTION_KEYS"] = newKey + "," + storetest.Key
+			d.env["WHISPERER_SECURITY_ENCRYPTION_KEYS"] = newKey + "," + apptest.Key
 			out, errs, code := d.run("keys", "rotate", "--batch-size", "1")
 			if code != 0 || !strings.Contains(out, "re-encrypted 2 hook(s)") ||
 				!strings.Contains(errs, "re-encrypted 1 of 2 hook(s)") || !strings.Contains(errs, "re-encrypted 2 of 2 hook(s)") {
 				t.Fatalf("keys rotate: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
 			}
-			if strings.Contains(out+errs, newKey) || strings.Contains(out+errs, storetest.Key) {
+			if strings.Contains(out+errs, newKey) || strings.Contains(out+errs, apptest.Key) {
 				t.Fatal("keys rotate printed a key")
 			}
 			var ids []string
@@ -54,7 +51,7 @@ func TestKeysVerbs(t *testing.T) {
 			if out := d.ok("hooks", "show", fmt.Sprint(d.hooks[0].ID)); !strings.Contains(out, "alice.example") {
 				t.Errorf("hooks show with the new key only: %s", out)
 			}
-			d.env["WHISPERER_SECURITY_ENCRYPTION_KEYS"] = storetest.Key
+			d.env["WHISPERER_SECURITY_ENCRYPTION_KEYS"] = apptest.Key
 			d.fails(1, ring.KeyID(), "keys", "rotate")
 		})
 	}
@@ -63,11 +60,11 @@ func TestKeysVerbs(t *testing.T) {
 // `whisperer migrate` on a previous release's database applies 004 and
 // seals the secrets written in clear, with progress on stderr.
 func TestMigrateSealsLegacyHooks(t *testing.T) {
-	for _, backend := range storetest.Backends {
+	for _, backend := range apptest.Backends {
 		t.Run(backend, func(t *testing.T) {
-			url := storetest.Legacy(t, backend)
+			url := apptest.Legacy(t, backend)
 			env := map[string]string{"WHISPERER_CONFIG": os.DevNull, "WHISPERER_DATABASE_URL": url,
-				"WHISPERER_SECURITY_ENCRYPTION_KEYS": storetest.Key}
+				"WHISPERER_SECURITY_ENCRYPTION_KEYS": apptest.Key}
 			var out, errb bytes.Buffer
 			if err := run(t.Context(), []string{"migrate"}, func(k string) string { return env[k] }, &out, &errb); err != nil {
 				t.Fatalf("migrate: %v\n%s", err, errb.String())
@@ -75,7 +72,7 @@ func TestMigrateSealsLegacyHooks(t *testing.T) {
 			if !strings.Contains(out.String(), "database is up to date") || !strings.Contains(errb.String(), "hook secrets encrypted at rest") {
 				t.Fatalf("migrate output:\n%s%s", out.String(), errb.String())
 			}
-			s, err := store.Open(t.Context(), url, store.Options{Sealer: storetest.Keyring()})
+			s, err := apptest.Open(t.Context(), url, apptest.Options{Sealer: apptest.Keyring()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,12 +83,12 @@ func TestMigrateSealsLegacyHooks(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, v := range secrets {
-				if strings.Contains(v, storetest.LegacySecret) || strings.Contains(v, storetest.LegacyPassword) ||
-					strings.Contains(v, storetest.LegacyHeader) {
+				if strings.Contains(v, apptest.LegacySecret) || strings.Contains(v, apptest.LegacyPassword) ||
+					strings.Contains(v, apptest.LegacyHeader) {
 					t.Errorf("a hook is still in clear after migrate: %s", v)
 				}
 			}
-			if h, err := s.Webhook(t.Context(), webhook.Scope{All: true}, 1); err != nil || h.SecretKey != storetest.LegacySecret {
+			if h, err := s.Webhook(t.Context(), apptest.Scope{All: true}, 1); err != nil || h.SecretKey != apptest.LegacySecret {
 				t.Fatalf("hook 1 after migrate: %q, %v", h.SecretKey, err)
 			}
 		})

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/app/apptest"
 	"github.com/whisperer/whisperer/internal/poll"
 	"github.com/whisperer/whisperer/internal/testlog"
 )
@@ -76,7 +76,7 @@ func (l *listener) stop(t *testing.T) {
 // `whisperer listen` verifies both signatures of real deliveries from a
 // real server, and one that fails every request makes the server retry.
 func TestListen(t *testing.T) {
-	env := baseEnv(storetest.URL(t, "sqlite"))
+	env := baseEnv(apptest.URL(t, "sqlite"))
 	n := startNode(t, env)
 	ok := startListen(t, "--secret", "s3cret")
 	failing := startListen(t, "--secret", "s3cret", "--fail-rate", "1")

@@ -14,8 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/app/apptest"
 )
 
 // readOnlyVerbs are every verb that only reads the database.
@@ -104,7 +103,7 @@ func TestReadOnlyVerbsMissingDatabase(t *testing.T) {
 // schemaVersions is what schema_migrations holds.
 func schemaVersions(t *testing.T, url string) []int {
 	t.Helper()
-	s, err := store.Open(context.Background(), url, store.Options{})
+	s, err := apptest.Open(context.Background(), url, apptest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,13 +116,13 @@ func schemaVersions(t *testing.T, url string) []int {
 }
 
 func TestReadOnlyVerbsOldSchema(t *testing.T) {
-	for _, backend := range storetest.Backends {
+	for _, backend := range apptest.Backends {
 		t.Run(backend, func(t *testing.T) {
-			url := storetest.Legacy(t, backend) // migrations 001-003
+			url := apptest.Legacy(t, backend) // migrations 001-003
 			before := schemaVersions(t, url)
 			env := map[string]string{"WHISPERER_CONFIG": os.DevNull, "WHISPERER_DATABASE_URL": url}
-			if backend == store.Postgres {
-				env["WHISPERER_SECURITY_ENCRYPTION_KEYS"] = storetest.Key
+			if backend == apptest.Postgres {
+				env["WHISPERER_SECURITY_ENCRYPTION_KEYS"] = apptest.Key
 			}
 			for _, args := range readOnlyVerbs {
 				_, errOut, code := runEnv(t, env, args...)
@@ -134,7 +133,7 @@ func TestReadOnlyVerbsOldSchema(t *testing.T) {
 					t.Fatalf("%v migrated the database: schema versions %v, were %v", args, got, before)
 				}
 			}
-			if backend == store.SQLite {
+			if backend == apptest.SQLite {
 				dir := filepath.Dir(strings.TrimPrefix(url, "sqlite://"))
 				if slices.Contains(dirNames(t, dir), "whisperer.db.key") {
 					t.Error("a read-only verb created the key file")

@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/store/storetest"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/app/apptest"
 	"github.com/whisperer/whisperer/internal/poll"
 )
 
@@ -19,17 +17,17 @@ import (
 // to revoke both), and a revocation is honoured at once by a server on the
 // same database whose cache holds the token.
 func TestTokensRevokeSharedPrefix(t *testing.T) {
-	for _, backend := range storetest.Backends {
+	for _, backend := range apptest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			d := newCLIDB(t, backend)
 			ctx := context.Background()
 			// The server's store, with its authentication cache.
-			srv, err := store.Open(ctx, d.env["WHISPERER_DATABASE_URL"], store.Options{AuthCacheTTL: time.Hour})
+			srv, err := apptest.Open(ctx, d.env["WHISPERER_DATABASE_URL"], apptest.Options{AuthCacheTTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { srv.Close() })
-			if backend == store.Postgres {
+			if backend == apptest.Postgres {
 				wctx, cancel := context.WithCancel(ctx)
 				done := make(chan error, 1)
 				go func() { done <- srv.WatchRevocations(wctx) }()
@@ -61,11 +59,11 @@ func TestTokensRevokeSharedPrefix(t *testing.T) {
 			}
 			refused := func() bool {
 				_, err := srv.Authenticate(ctx, keys["alice"])
-				return errors.Is(err, webhook.ErrUnauthenticated)
+				return errors.Is(err, apptest.ErrUnauthenticated)
 			}
 			// SQLite: the next request; PostgreSQL: when the notification
 			// arrives.
-			if backend == store.SQLite {
+			if backend == apptest.SQLite {
 				if !refused() {
 					t.Fatal("the server accepted a token the CLI had revoked")
 				}
@@ -82,7 +80,7 @@ func TestTokensRevokeSharedPrefix(t *testing.T) {
 // An unknown token is a clear error that shows no more than the first 8
 // characters of what was given.
 func TestTokensRevokeUnknown(t *testing.T) {
-	d := newCLIDB(t, store.SQLite)
+	d := newCLIDB(t, apptest.SQLite)
 	secretTail := strings.Repeat("z", 32)
 	for arg, want := range map[string]string{
 		"deadbeef":              `no live token matches the prefix "deadbeef": give a live token whole or its first 8 characters`,

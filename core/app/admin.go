@@ -17,14 +17,14 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/uptrace/bun"
 
-	"github.com/whisperer/whisperer/core/callback"
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/countdown"
-	"github.com/whisperer/whisperer/core/plugin"
-	"github.com/whisperer/whisperer/core/retention"
-	"github.com/whisperer/whisperer/core/secret"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/internal/callback"
+	"github.com/whisperer/whisperer/core/internal/config"
+	"github.com/whisperer/whisperer/core/internal/countdown"
+	"github.com/whisperer/whisperer/core/internal/plugin"
+	"github.com/whisperer/whisperer/core/internal/retention"
+	"github.com/whisperer/whisperer/core/internal/secret"
+	"github.com/whisperer/whisperer/core/internal/store"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // The operator CLI's side of the wiring: configuration loading and Admin,

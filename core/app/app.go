@@ -15,16 +15,16 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/whisperer/whisperer/core/callback"
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/countdown"
-	"github.com/whisperer/whisperer/core/delivery"
-	"github.com/whisperer/whisperer/core/metrics"
-	"github.com/whisperer/whisperer/core/plugin"
-	"github.com/whisperer/whisperer/core/publish"
-	"github.com/whisperer/whisperer/core/service"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/internal/callback"
+	"github.com/whisperer/whisperer/core/internal/config"
+	"github.com/whisperer/whisperer/core/internal/countdown"
+	"github.com/whisperer/whisperer/core/internal/delivery"
+	"github.com/whisperer/whisperer/core/internal/metrics"
+	"github.com/whisperer/whisperer/core/internal/plugin"
+	"github.com/whisperer/whisperer/core/internal/publish"
+	"github.com/whisperer/whisperer/core/internal/service"
+	"github.com/whisperer/whisperer/core/internal/store"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // App is one Whisperer node.

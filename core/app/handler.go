@@ -4,9 +4,9 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/whisperer/whisperer/core/api"
-	"github.com/whisperer/whisperer/core/publish"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/internal/api"
+	"github.com/whisperer/whisperer/core/internal/publish"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 func (a *App) newHandler() (http.Handler, error) {

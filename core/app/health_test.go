@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/store/storetest"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/internal/config"
+	"github.com/whisperer/whisperer/core/internal/store"
+	"github.com/whisperer/whisperer/core/internal/store/storetest"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 	"github.com/whisperer/whisperer/internal/poll"
 )
 

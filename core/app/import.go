@@ -8,14 +8,14 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/whisperer/whisperer/core/api"
-	"github.com/whisperer/whisperer/core/callback"
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/countdown"
-	"github.com/whisperer/whisperer/core/djimport"
-	"github.com/whisperer/whisperer/core/plugin"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/internal/api"
+	"github.com/whisperer/whisperer/core/internal/callback"
+	"github.com/whisperer/whisperer/core/internal/config"
+	"github.com/whisperer/whisperer/core/internal/countdown"
+	"github.com/whisperer/whisperer/core/internal/djimport"
+	"github.com/whisperer/whisperer/core/internal/plugin"
+	"github.com/whisperer/whisperer/core/internal/store"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // ImportOptions are whisperer import dj-whisperer's flags.

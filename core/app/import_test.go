@@ -18,11 +18,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/djimport"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/store/storetest"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/internal/config"
+	"github.com/whisperer/whisperer/core/internal/djimport"
+	"github.com/whisperer/whisperer/core/internal/store"
+	"github.com/whisperer/whisperer/core/internal/store/storetest"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 	"github.com/whisperer/whisperer/internal/poll"
 )
 
@@ -44,7 +44,7 @@ func djSource(t *testing.T, schemaOnly bool, extra ...string) (string, *pgx.Conn
 	}
 	var script []string
 	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join("..", "djimport", "testdata", f))
+		b, err := os.ReadFile(filepath.Join("..", "internal", "djimport", "testdata", f))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,8 +5,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/whisperer/whisperer/core/store/storetest"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/internal/store/storetest"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // A publish with "async": false answers with the outcome of its own first

@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/whisperer/whisperer/core/api"
-	"github.com/whisperer/whisperer/core/metrics"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/internal/api"
+	"github.com/whisperer/whisperer/core/internal/metrics"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // MetricsPath is where a node serves its Prometheus metrics, on the API's

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/store/storetest"
+	"github.com/whisperer/whisperer/core/internal/config"
+	"github.com/whisperer/whisperer/core/internal/store/storetest"
 	"github.com/whisperer/whisperer/internal/testlog"
 )
 
@@ -36,7 +36,7 @@ func startNode(t *testing.T, backend string, plugins []string, mutate func(*conf
 	t.Helper()
 	dir := t.TempDir()
 	for _, p := range plugins {
-		b, err := os.ReadFile(filepath.Join("..", "plugin", "testdata", p))
+		b, err := os.ReadFile(filepath.Join("..", "internal", "plugin", "testdata", p))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/whisperer/whisperer/core/store/storetest"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/internal/store/storetest"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // An inline answer ("async": false, publish or redelivery) tells a

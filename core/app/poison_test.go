@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whisperer/whisperer/core/store/storetest"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/internal/store/storetest"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 	"github.com/whisperer/whisperer/internal/poll"
 )
 

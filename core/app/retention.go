@@ -1,8 +1,8 @@
 package app
 
 import (
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/retention"
+	"github.com/whisperer/whisperer/core/internal/config"
+	"github.com/whisperer/whisperer/core/internal/retention"
 )
 
 // RetentionConfig maps the retention.* keys onto the purger's config.

@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/secret"
-	"github.com/whisperer/whisperer/core/store"
+	"github.com/whisperer/whisperer/core/internal/config"
+	"github.com/whisperer/whisperer/core/internal/secret"
+	"github.com/whisperer/whisperer/core/internal/store"
 )
 
 // ErrNoKey is Keyring's error on PostgreSQL without security.encryption_keys.

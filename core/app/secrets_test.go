@@ -19,11 +19,11 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/config"
-	"github.com/whisperer/whisperer/core/secret"
-	"github.com/whisperer/whisperer/core/store"
-	"github.com/whisperer/whisperer/core/store/storetest"
-	"github.com/whisperer/whisperer/core/webhook"
+	"github.com/whisperer/whisperer/core/internal/config"
+	"github.com/whisperer/whisperer/core/internal/secret"
+	"github.com/whisperer/whisperer/core/internal/store"
+	"github.com/whisperer/whisperer/core/internal/store/storetest"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 	"github.com/whisperer/whisperer/internal/poll"
 	"github.com/whisperer/whisperer/internal/testlog"
 )

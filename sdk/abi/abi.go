@@ -1,6 +1,6 @@
 // Package abi holds the wire constants of the Whisperer plugin ABI: export
 // and import names, the version, log levels and size limits. It has no
-// behaviour so that the host (core/plugin) and the Go SDK (sdk) cannot drift
+// behaviour so that the host (core/internal/plugin) and the Go SDK (sdk) cannot drift
 // apart. sdk/ABI.md is the specification these constants implement.
 package abi
 

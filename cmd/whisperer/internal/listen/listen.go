@@ -3,7 +3,7 @@
 // both signatures verify, the payload pretty-printed — and can fail a share
 // of requests on purpose so that retries can be watched.
 //
-// It checks the two signature schemes Whisperer sends (see core/delivery):
+// It checks the two signature schemes Whisperer sends (see core/internal/delivery):
 // X-Whisperer-Signature, "sha256=" and the hex HMAC-SHA256 of the raw body
 // keyed with the hook's secret_key, and the Standard Webhooks
 // webhook-signature, verified with the Standard Webhooks library keyed with

@@ -22,7 +22,7 @@ import (
 const body = `{"event":{"type":"package-created","uuid":"0f5c0c4f2f3e4a5b8c9d0e1f2a3b4c5d"},"payload":{"id":1,"name":"box"}}`
 
 // signed returns Whisperer's headers for body, signed with secret the way
-// core/delivery documents it.
+// core/internal/delivery documents it.
 func signed(t *testing.T, secret string, ts time.Time) http.Header {
 	t.Helper()
 	mac := hmac.New(sha256.New, []byte(secret))

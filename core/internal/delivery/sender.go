@@ -1,0 +1,331 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
+)
+
+// Sender makes delivery attempts over one shared, tuned HTTP transport. It
+// is safe for concurrent use.
+type Sender struct {
+	client    *http.Client
+	transport *http.Transport
+	connect   time.Duration
+	read      time.Duration
+	maxBody   int
+	now       func() time.Time
+}
+
+// Sent is the outcome of one attempt.
+type Sent struct {
+	// Attempt is what is recorded: time, duration, status, the first
+	// MaxResponseBytes of the body and the error text.
+	Attempt webhook.Attempt
+	// Delivered reports a 2xx answer whose body could be read.
+	Delivered bool
+	// Header is the response's header; nil when no response arrived.
+	Header http.Header
+	// Body is the request body that was sent (and signed).
+	Body []byte
+}
+
+// NewSender returns a Sender configured by cfg (after WithDefaults).
+func NewSender(cfg Config) (*Sender, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	allow, _ := parseNetworks(cfg.AllowNetworks) // Validate checked them
+	deny, _ := parseNetworks(cfg.DenyNetworks)
+	g := &guard{allow: allow, deny: deny}
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second, Control: g.control, Resolver: cfg.Resolver}
+	tr := &http.Transport{
+		// No proxy from the environment: the guard must see the target's
+		// address, not a proxy's.
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4 * cfg.Workers,
+		MaxIdleConnsPerHost:   cfg.Workers, // every worker may be talking to one receiver
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.ConnectTimeout,
+		ResponseHeaderTimeout: cfg.ReadTimeout,
+		// Bodies are kept as sent; no gzip work on the hot path.
+		DisableCompression: true,
+	}
+	return &Sender{
+		client: &http.Client{
+			Transport: tr,
+			// A redirect is a failed attempt, never followed: following it
+			// would let a receiver bounce us to another target.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		transport: tr,
+		connect:   cfg.ConnectTimeout,
+		read:      cfg.ReadTimeout,
+		maxBody:   cfg.MaxResponseBytes,
+		now:       cfg.Now,
+	}, nil
+}
+
+// Close closes idle connections.
+func (s *Sender) Close() { s.transport.CloseIdleConnections() }
+
+// Shared header values; the transport only reads them.
+var (
+	hdrJSON      = []string{"application/json"}
+	hdrUserAgent = []string{"Whisperer/1"}
+)
+
+// Send makes one attempt to deliver job. Every failure is reported in the
+// returned Attempt's Error, never as a Go error.
+func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
+	defer func() {
+		out.Attempt.Body = storable(out.Attempt.Body)
+		out.Attempt.Error = storable(out.Attempt.Error)
+	}()
+	ev, hook := &job.Event, &job.Webhook
+	body := webhook.RequestBody(ev.EventType, ev.UUID, ev.Payload)
+	out.Body = body
+	out.Attempt.EventID = ev.ID
+	out.Attempt.AttemptedAt = s.now()
+	start := time.Now()
+	defer func() { out.Attempt.Duration = time.Since(start) }()
+
+	ctx, cancel := context.WithTimeout(ctx, s.connect+s.read)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.TargetURL, bytes.NewReader(body))
+	if err != nil {
+		out.Attempt.Error = "invalid target_url: " + unwrapURLError(err).Error()
+		out.Attempt.Class = webhook.ClassInvalidTarget
+		return out
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		out.Attempt.Error = fmt.Sprintf("invalid target_url: scheme %q is not http or https", req.URL.Scheme)
+		out.Attempt.Class = webhook.ClassInvalidTarget
+		return out
+	}
+	s.setHeaders(req.Header, hook, ev, body, time.Now())
+	// A failed handshake is known from the trace: the transport turns some
+	// TLS errors into plain text ("server gave HTTP response to HTTPS
+	// client").
+	var tlsFailed atomic.Bool
+	if req.URL.Scheme == "https" {
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			TLSHandshakeDone: func(_ tls.ConnectionState, err error) { tlsFailed.Store(err != nil) },
+		}))
+	}
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		out.Attempt.Error = s.describe(err, time.Since(start))
+		out.Attempt.Class = classify(err, tlsFailed.Load())
+		return out
+	}
+	defer resp.Body.Close()
+	out.Attempt.Status = resp.StatusCode
+	out.Header = resp.Header
+	respBody, err := readCapped(resp.Body, s.maxBody)
+	out.Attempt.Body = respBody
+	if err != nil {
+		out.Attempt.Error = "read response body: " + s.describe(err, time.Since(start))
+		out.Attempt.Class = classify(err, false)
+		return out
+	}
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		out.Delivered = true
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		out.Attempt.Error = fmt.Sprintf("redirect %d to %q not followed", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if !out.Delivered {
+		out.Attempt.Class = webhook.ClassHTTP // an answer, but not a delivery
+	}
+	return out
+}
+
+func (s *Sender) setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []byte, now time.Time) {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	h["Content-Type"] = hdrJSON
+	h["User-Agent"] = hdrUserAgent
+	h["X-Whisperer-Event"] = []string{ev.EventType}
+	h["Webhook-Id"] = []string{ev.UUID}
+	h["Webhook-Timestamp"] = []string{ts}
+	if hook.SecretKey != "" {
+		mac := hmac.New(sha256.New, []byte(hook.SecretKey))
+		mac.Write(body)
+		var sum [sha256.Size]byte
+		h["X-Whisperer-Signature"] = []string{"sha256=" + hex.EncodeToString(mac.Sum(sum[:0]))}
+		// Standard Webhooks: HMAC over "id.timestamp.body" with the same key.
+		sig := "v1," + standardSignature(mac, ev.UUID, ts, body)
+		// During a rotation's overlap the old secret signs too: Standard
+		// Webhooks lists several signatures separated by spaces, and a
+		// receiver still on the old secret accepts the request.
+		if old, ok := hook.PreviousSecret(now); ok {
+			sig += " v1," + standardSignature(hmac.New(sha256.New, []byte(old)), ev.UUID, ts, body)
+		}
+		h["Webhook-Signature"] = []string{sig}
+	}
+	for name, value := range hook.AdditionalHeaders {
+		key := http.CanonicalHeaderKey(name)
+		if webhook.ProtectedHeader(name) || !validHeaderName(name) || !validHeaderValue(value) {
+			continue
+		}
+		h[key] = []string{value}
+	}
+	if auth, ok := hook.BasicAuth(); ok {
+		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(auth.Username+":"+auth.Password))}
+	}
+}
+
+// standardSignature is the Standard Webhooks signature: base64 of mac
+// (an HMAC-SHA256 keyed with the secret, reset here) over
+// "id.timestamp.body".
+func standardSignature(mac hash.Hash, id, ts string, body []byte) string {
+	mac.Reset()
+	io.WriteString(mac, id)
+	io.WriteString(mac, ".")
+	io.WriteString(mac, ts)
+	io.WriteString(mac, ".")
+	mac.Write(body)
+	var sum [sha256.Size]byte
+	return base64.StdEncoding.EncodeToString(mac.Sum(sum[:0]))
+}
+
+// validHeaderName reports whether name is an RFC 9110 token. Registration
+// refuses bad names; this keeps one stored before that rule from failing
+// every attempt.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validHeaderValue(v string) bool {
+	return !strings.ContainsAny(v, "\r\n\x00")
+}
+
+// bodyBufs recycles response-body buffers: a delivery usually gets a small
+// answer, and the buffer is copied into the attempt's string anyway.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// storable makes receiver-controlled text fit a text column on every
+// backend: PostgreSQL refuses NUL bytes and invalid UTF-8 (which a body cut
+// at max_response_bytes in the middle of a character also is), and one
+// refused row would fail its whole batch of results.
+func storable(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// readCapped reads at most max bytes of r. It never reads further: an
+// endless or huge body costs at most max bytes, and the connection is
+// closed instead of drained.
+func readCapped(r io.Reader, max int) (string, error) {
+	bp := bodyBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	var err error
+	for len(b) < max {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		var n int
+		n, err = r.Read(b[len(b):min(cap(b), max)])
+		b = b[:len(b)+n]
+		if err != nil {
+			break
+		}
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	s := string(b)
+	if cap(b) <= 64<<10 {
+		*bp = b[:0]
+		bodyBufs.Put(bp)
+	}
+	return s, err
+}
+
+// describe turns a transport error into the attempt's error text: the cause
+// without the "Post URL" prefix (the URL is in the hook), and timeouts named
+// as such.
+func (s *Sender) describe(err error, elapsed time.Duration) string {
+	var blocked *BlockedError
+	if errors.As(err, &blocked) {
+		return blocked.Error()
+	}
+	err = unwrapURLError(err)
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Sprintf("timeout after %s (connect %s, read %s): %v",
+			elapsed.Round(time.Millisecond), s.connect, s.read, err)
+	}
+	return err.Error()
+}
+
+// classify is the kind of a transport error, from its types (and whether
+// the TLS handshake failed): the text is the receiver's and the
+// platform's, never parsed.
+func classify(err error, tlsFailed bool) webhook.ErrorClass {
+	var (
+		blocked *BlockedError
+		ne      net.Error
+		certErr *tls.CertificateVerificationError
+		alert   tls.AlertError
+		header  tls.RecordHeaderError
+		unknown x509.UnknownAuthorityError
+		invalid x509.CertificateInvalidError
+		name    x509.HostnameError
+	)
+	switch {
+	case errors.As(err, &blocked), errors.Is(err, syscall.ECONNREFUSED):
+		return webhook.ClassRefused
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return webhook.ClassTimeout
+	case tlsFailed, errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &header),
+		errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &name):
+		return webhook.ClassTLS
+	}
+	return webhook.ClassConnection
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

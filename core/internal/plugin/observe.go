@@ -1,0 +1,54 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
+)
+
+// Observer is told about every call into a plugin (metrics). Its method
+// must be fast and safe for concurrent use: it runs on the delivery path.
+type Observer interface {
+	// ObservePluginCall reports one call: the plugin's file name, the call
+	// ("countdown", "validate" or "callback"), its duration, and the
+	// plugin's failure (trap, timeout, bad output, unloaded) or nil. A
+	// validator's field errors are an answer, not a failure.
+	ObservePluginCall(file, call string, d time.Duration, err error)
+}
+
+// observed wraps a file's registrations so that each call is reported to
+// the configured Observer; without one they are returned as they are.
+func (h *Host) observed(file string, cds map[string]webhook.Countdown, cbs map[string]webhook.CallbackFunc) (map[string]webhook.Countdown, map[string]webhook.CallbackFunc) {
+	obs := h.cfg.Observer
+	if obs == nil {
+		return cds, cbs
+	}
+	for k, c := range cds {
+		value, validate := c.Value, c.Validate
+		cds[k] = webhook.Countdown{
+			Value: func(ctx context.Context, retryCount int, kwargs json.RawMessage) (int64, error) {
+				start := time.Now()
+				n, err := value(ctx, retryCount, kwargs)
+				obs.ObservePluginCall(file, "countdown", time.Since(start), err)
+				return n, err
+			},
+			Validate: func(ctx context.Context, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
+				start := time.Now()
+				clean, fieldErrs, err := validate(ctx, kwargs)
+				obs.ObservePluginCall(file, "validate", time.Since(start), err)
+				return clean, fieldErrs, err
+			},
+		}
+	}
+	for k, f := range cbs {
+		cbs[k] = func(ctx context.Context, doc *webhook.CallbackDoc) error {
+			start := time.Now()
+			err := f(ctx, doc)
+			obs.ObservePluginCall(file, "callback", time.Since(start), err)
+			return err
+		}
+	}
+	return cds, cbs
+}

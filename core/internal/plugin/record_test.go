@@ -1,0 +1,285 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
+	"github.com/whisperer/whisperer/internal/testlog"
+	"github.com/whisperer/whisperer/sdk"
+	"github.com/whisperer/whisperer/sdk/abi"
+)
+
+// tricky is every string the encoders must get right: escapes, HTML
+// characters, control bytes, line separators, invalid and cut UTF-8.
+var tricky = []string{
+	"", "plain", `quote " and \ backslash`, "new\nline\r\ttab", "\x00\x01\x1f\x7f", "\b\f",
+	"<script>&amp;</script>", "line\u2028sep\u2029para", "emoji 😀 é", "bad \xff\xfe bytes", "cut \xe2\x82",
+	"\ufffd kept", strings.Repeat("long ", 100),
+}
+
+// trickyDocs are callback documents over tricky strings and numbers.
+func trickyDocs(t testing.TB) []*webhook.CallbackDoc {
+	docs := []*webhook.CallbackDoc{callbackDoc(t, 1024), callbackDoc(t, 64<<10), {}}
+	for i, s := range tricky {
+		d := *callbackDoc(t, 0)
+		d.EventType, d.EventUUID, d.Webhook.TargetURL, d.Webhook.EventType, d.Webhook.Callback = s, s, s, s, s
+		d.Response.Body, d.Response.Error = s, s
+		d.Response.Headers = map[string]string{s: s, "x-" + s: "v", "content-type": s}
+		d.RetryCount, d.Webhook.ID, d.Response.Status = i, int64(i)<<40, 100*i
+		d.Response.DurationMS = []float64{0, 1e-7, 12.5, 1e21, 123.456, -3, 5e-324, math.MaxFloat64}[i%8]
+		docs = append(docs, &d)
+	}
+	noResponse := *callbackDoc(t, 0)
+	noResponse.Response = webhook.CallbackResp{Error: "dial tcp: connection refused", DurationMS: 3}
+	noResponse.Instance, noResponse.Payload = nil, nil
+	many := *callbackDoc(t, 0)
+	many.Response.Headers = map[string]string{}
+	for i := range 40 {
+		many.Response.Headers[strings.Repeat("h", i+1)] = strings.Repeat("v", 40-i)
+	}
+	// encoding/json compacts and HTML-escapes raw values; names that are not
+	// valid UTF-8 sort differently raw and decoded, and two decode alike.
+	raw := *callbackDoc(t, 0)
+	raw.Instance = json.RawMessage("{\"html\": \"<p>a & b</p>\", \"sep\": \"x\u2028y\"}")
+	raw.Payload = json.RawMessage(" [1, 2] ")
+	raw.Response.Headers = map[string]string{"a\x80": "1", "a\xc3\xa9": "2", "\x85": "3", "\x96": "4"}
+	return append(docs, &noResponse, &many, &raw)
+}
+
+func encodeDoc(t testing.TB, d *webhook.CallbackDoc, record bool) ([]byte, int) {
+	t.Helper()
+	e := new(callbackEncoder)
+	n, err := e.encode(d, record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.buf, n
+}
+
+// TestCallbackDocumentIsEncodingJSON: the hand-written document is byte
+// for byte what encoding/json writes, and the record reads as the document.
+func TestCallbackDocumentIsEncodingJSON(t *testing.T) {
+	for _, d := range trickyDocs(t) {
+		want, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, n := encodeDoc(t, d, true)
+		if !bytes.Equal(got[:n], want) {
+			t.Errorf("document differs from encoding/json:\n got %q\nwant %q", got[:n], want)
+		}
+		checkRecord(t, got, n)
+	}
+}
+
+// checkRecord reads the record after the document in[:docLen] strictly by
+// sdk/ABI.md §7 and compares it with json.Unmarshal's reading of the
+// document.
+func checkRecord(t *testing.T, in []byte, docLen int) {
+	t.Helper()
+	le := binary.LittleEndian
+	rec := in[docLen:]
+	if len(rec) < abi.RecHeaders || le.Uint32(rec[abi.RecVersion:]) != abi.RecordVersion {
+		t.Fatalf("bad record header")
+	}
+	str := func(at, limit int) string {
+		off, n := int(le.Uint32(rec[at:])), int(le.Uint32(rec[at+4:]))
+		if off+n > limit {
+			t.Fatalf("span at %d out of bounds: %d+%d > %d", at, off, n, limit)
+		}
+		return string(in[off : off+n])
+	}
+	f := func(i int) int { return abi.RecSpans + i*abi.SpanBytes }
+	flags := le.Uint32(rec[abi.RecFlags:])
+	got := webhook.CallbackDoc{
+		EventType:  str(f(abi.SpanEventType), len(in)),
+		EventUUID:  str(f(abi.SpanEventUUID), len(in)),
+		RetryCount: int(int64(le.Uint64(rec[abi.RecRetryCount:]))),
+		Delivered:  flags&abi.RecDelivered != 0,
+		Webhook: webhook.CallbackWebhook{
+			ID:        int64(le.Uint64(rec[abi.RecWebhookID:])),
+			TargetURL: str(f(abi.SpanTargetURL), len(in)),
+			EventType: str(f(abi.SpanWebhookEventType), len(in)),
+			Callback:  str(f(abi.SpanCallback), len(in)),
+		},
+		Response: webhook.CallbackResp{
+			Status:     int(int64(le.Uint64(rec[abi.RecStatus:]))),
+			Body:       str(f(abi.SpanBody), len(in)),
+			Error:      str(f(abi.SpanError), len(in)),
+			DurationMS: math.Float64frombits(le.Uint64(rec[abi.RecDuration:])),
+		},
+		Instance: json.RawMessage(str(f(abi.SpanInstance), docLen)),
+		Payload:  json.RawMessage(str(f(abi.SpanPayload), docLen)),
+	}
+	if flags&abi.RecHeadersSet != 0 {
+		got.Response.Headers = map[string]string{}
+		prev := ""
+		for k := range int(le.Uint32(rec[abi.RecHeaderCount:])) {
+			at := abi.RecHeaders + 2*k*abi.SpanBytes
+			name := str(at, len(in))
+			if k > 0 && name < prev {
+				t.Errorf("header names not in ascending byte order: %q after %q", name, prev)
+			}
+			prev = name
+			got.Response.Headers[name] = str(at+abi.SpanBytes, len(in))
+		}
+	}
+	var want webhook.CallbackDoc
+	if err := json.Unmarshal(in[:docLen], &want); err != nil {
+		t.Fatal(err)
+	}
+	gj, _ := json.Marshal(got)
+	wj, _ := json.Marshal(want)
+	if !bytes.Equal(gj, wj) || got.Response.DurationMS != want.Response.DurationMS ||
+		string(got.Instance) != string(want.Instance) || string(got.Payload) != string(want.Payload) {
+		t.Fatalf("record reads\n%s\ndocument reads\n%s", gj, wj)
+	}
+}
+
+// FuzzCallbackRecord: for any strings, numbers and instance, the document
+// is encoding/json's and the record reads as the document.
+func FuzzCallbackRecord(f *testing.F) {
+	for _, s := range tricky {
+		f.Add(s, s, "k", s, 1.5, `{"a":1}`)
+	}
+	f.Fuzz(func(t *testing.T, a, b, hk, hv string, dur float64, inst string) {
+		if !json.Valid([]byte(inst)) || math.IsNaN(dur) || math.IsInf(dur, 0) {
+			return
+		}
+		d := webhook.CallbackDoc{EventType: a, EventUUID: b, RetryCount: -3,
+			Webhook:  webhook.CallbackWebhook{ID: -1, TargetURL: a + b, EventType: b, Callback: a},
+			Response: webhook.CallbackResp{Status: 200, Headers: map[string]string{hk: hv, hv: hk, "z": a}, Body: b + a, Error: hv, DurationMS: dur},
+			Instance: json.RawMessage(inst), Payload: json.RawMessage(`[1]`)}
+		want, err := json.Marshal(&d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, n := encodeDoc(t, &d, true)
+		if !bytes.Equal(got[:n], want) {
+			t.Fatalf("document differs from encoding/json:\n got %q\nwant %q", got[:n], want)
+		}
+		checkRecord(t, got, n)
+	})
+}
+
+func TestCallbackDocumentEdges(t *testing.T) {
+	d := *callbackDoc(t, 0)
+	d.Response.DurationMS = math.NaN()
+	d.Instance = json.RawMessage("{\n  \"spaced\": [1, 2]\n}")
+	got, n := encodeDoc(t, &d, false)
+	if n != len(got) {
+		t.Fatalf("no record asked, but %d bytes follow the document", len(got)-n)
+	}
+	var back webhook.CallbackDoc
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatalf("invalid JSON %q: %v", got, err)
+	}
+	if back.Response.DurationMS != 0 || !strings.Contains(string(back.Instance), `"spaced"`) {
+		t.Fatalf("NaN duration or spaced instance mangled: %+v", back)
+	}
+	d.Payload = json.RawMessage(`{"cut":`)
+	if _, err := new(callbackEncoder).encode(&d, true); err == nil {
+		t.Fatal("invalid payload JSON encoded without an error")
+	}
+}
+
+// echoed is the callback's log line (testdata/echo's Echo).
+type echoed struct {
+	D        sdk.Delivery
+	Instance string
+	Payload  string
+	Raw      string
+	NilHdrs  bool
+}
+
+// echoAll calls testdata/echo with every doc and returns its log lines.
+func echoAll(t *testing.T, docs []*webhook.CallbackDoc, jsonOnly bool) []string {
+	dir := t.TempDir()
+	copyFile(t, goWasm(t, "./core/internal/plugin/testdata/echo"), dir, "echo.wasm")
+	cfg := testConfig(dir)
+	cfg.jsonOnly = jsonOnly
+	var lb testlog.Buffer
+	sink := newSink()
+	h, err := New(cfg, sink, slog.New(slog.NewJSONHandler(&lb, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop(context.Background())
+	if v := h.entries["echo.wasm"].cur; v == nil || v.record == jsonOnly {
+		t.Fatalf("echo.wasm: record path = %v, want %v", v != nil && v.record, !jsonOnly)
+	}
+	cb := sink.callback(t, "echo")
+	var lines []string
+	for i, d := range docs {
+		lb.Reset()
+		if err := cb(context.Background(), d); err != nil {
+			t.Fatalf("doc %d: %v", i, err)
+		}
+		var rec struct{ Msg string }
+		if err := json.Unmarshal([]byte(lb.String()), &rec); err != nil {
+			t.Fatalf("doc %d: log %q: %v", i, lb.String(), err)
+		}
+		lines = append(lines, rec.Msg)
+	}
+	return lines
+}
+
+// TestCallbackRecordReadsAsTheDocument runs real Go guests over tricky
+// documents: what the SDK reads from the record is what it reads from the
+// JSON, and that is the document's content.
+func TestCallbackRecordReadsAsTheDocument(t *testing.T) {
+	docs := trickyDocs(t)
+	viaRecord := echoAll(t, docs, false)
+	viaJSON := echoAll(t, docs, true)
+	for i, d := range docs {
+		if viaRecord[i] != viaJSON[i] {
+			t.Errorf("doc %d: record and JSON disagree:\nrecord %s\n  json %s", i, viaRecord[i], viaJSON[i])
+			continue
+		}
+		var e echoed
+		if err := json.Unmarshal([]byte(viaRecord[i]), &e); err != nil {
+			t.Fatalf("doc %d: echo %q: %v", i, viaRecord[i], err)
+		}
+		// Invalid bytes as U+FFFD, like a JSON decoder; long ones digested
+		// like the guest does.
+		valid := func(s string) string {
+			s = string([]rune(s))
+			if len(s) <= 256 {
+				return s
+			}
+			sum := sha256.Sum256([]byte(s))
+			return "sha256:" + hex.EncodeToString(sum[:])
+		}
+		if e.D.EventType != valid(d.EventType) || e.D.Webhook.ID != d.Webhook.ID || e.D.RetryCount != d.RetryCount ||
+			e.D.Response.Status != d.Response.Status || e.D.Response.Error != valid(d.Response.Error) ||
+			len(e.D.Response.Headers) != len(decodedNames(d.Response.Headers)) || e.NilHdrs != (d.Response.Headers == nil) ||
+			e.D.Delivered != d.Delivered || e.D.Response.DurationMS != d.Response.DurationMS {
+			t.Errorf("doc %d: guest read %+v\nfrom %+v", i, e, d)
+		}
+		want, _ := json.Marshal(d.Instance) // compacted and HTML-escaped; null when empty
+		if e.Instance != string(want) {
+			t.Errorf("doc %d: instance %q, want %q", i, e.Instance, want)
+		}
+	}
+}
+
+// decodedNames is the set of header names as a JSON decoder reads them.
+func decodedNames(h map[string]string) map[string]bool {
+	names := map[string]bool{}
+	for k := range h {
+		names[string([]rune(k))] = true
+	}
+	return names
+}

@@ -1,0 +1,512 @@
+package plugin
+
+import (
+	"container/list"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
+	"github.com/whisperer/whisperer/sdk/abi"
+)
+
+// Errors of plugin calls, for errors.Is.
+var (
+	// ErrTimeout: the call exceeded its time limit; the instance was discarded.
+	ErrTimeout = errors.New("plugin: call exceeded its time limit")
+	// ErrFailed: the guest reported a failure (a negative or non-zero
+	// result); the error text carries its last error-level log message.
+	ErrFailed = errors.New("plugin: guest reported a failure")
+	// ErrCrashed: the guest trapped or exited; the instance was discarded.
+	ErrCrashed = errors.New("plugin: guest crashed")
+	// ErrUnloaded: the plugin version was unloaded (file removed or
+	// replaced, or the host closed) before the call could start.
+	ErrUnloaded = errors.New("plugin: unloaded")
+)
+
+// version is one loaded content of one plugin file: a compiled module, its
+// manifest and a pool of instances. A reload makes a new version and retires
+// the old one, which closes once its in-flight calls return.
+type version struct {
+	file     string
+	sum      string
+	compiled wazero.CompiledModule
+	manifest abi.Manifest
+	rt       wazero.Runtime
+	cfg      Config
+	logger   *slog.Logger
+	initFn   bool
+	// record: the module exports whisperer_callback_record.
+	record bool
+	cbWhat []string // "callback \"name\"" by index, for call errors
+
+	slots chan struct{} // one token per busy instance of this version
+	gate  *gate         // the host's bound on calls in flight
+	// cbSlots keeps one place of the gate's callback lane for the other
+	// files: a slow plugin's callbacks never take all of it.
+	cbSlots chan struct{}
+
+	mu      sync.Mutex
+	idle    []*instance // guarded by gate.idle.mu
+	busy    int
+	retired bool
+	closed  bool
+}
+
+// gate bounds the instances in flight across every plugin file of a host,
+// and so the host's memory: each holds up to memory_limit_mb of linear
+// memory and its call stack while it runs. Countdowns and validators (short,
+// on the delivery and API paths) and callbacks (up to callback_timeout each)
+// have a pool_size each, so that slow callbacks never hold up a countdown.
+// Instances between calls are kept in idle, within its own budget.
+type gate struct {
+	calls, callbacks chan struct{}
+	inFlight, peak   atomic.Int64 // peak is read by tests
+	idle             idlePool
+}
+
+func newGate(cfg Config) *gate {
+	g := &gate{calls: make(chan struct{}, cfg.PoolSize), callbacks: make(chan struct{}, cfg.PoolSize)}
+	g.idle.budget = cfg.idleBudget()
+	return g
+}
+
+// enter takes a place in lane, waiting until one is free or ctx ends.
+func (g *gate) enter(ctx context.Context, lane chan struct{}) error {
+	select {
+	case lane <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("wait for a free plugin instance: %w", ctx.Err())
+	}
+	n := g.inFlight.Add(1)
+	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
+	}
+	return nil
+}
+
+func (g *gate) leave(lane chan struct{}) {
+	g.inFlight.Add(-1)
+	<-lane
+}
+
+// instance is one instantiated module; it serves one call at a time.
+type instance struct {
+	mod                            api.Module
+	alloc, countdown, validate, cb api.Function
+	cbRecord                       api.Function
+	stdout, stderr                 *stream
+	buf, bufCap                    uint32 // current input buffer
+	stack                          [4]uint64
+
+	peak api.Global // the depth counter's peak (depth.go)
+
+	// While idle (see idlePool):
+	owner *version
+	cost  int64
+	elem  *list.Element
+}
+
+func (v *version) instantiate(ctx context.Context) (*instance, error) {
+	st := newCallState(v.logger)
+	inst := &instance{
+		stdout: &stream{name: "stdout", level: slog.LevelInfo, st: st},
+		stderr: &stream{name: "stderr", level: slog.LevelWarn, st: st},
+	}
+	cfg := wazero.NewModuleConfig().
+		WithName(""). // anonymous: many instances of one module
+		WithStdout(inst.stdout).WithStderr(inst.stderr).
+		WithRandSource(rand.Reader).
+		WithSysWalltime().WithSysNanotime().
+		WithNanosleep(func(int64) {}). // no real sleep: a sleeping guest must not hold an instance
+		WithOsyield(func() {}).
+		WithStartFunctions()
+	if v.initFn {
+		cfg = cfg.WithStartFunctions(abi.ExportInitialize)
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, v.cfg.CallbackTimeout, errLimit)
+	defer cancel()
+	ctx = context.WithValue(ctx, stateKey{}, st)
+	ctx = experimental.WithMemoryAllocator(ctx, memoryAllocator)
+	mod, err := v.rt.InstantiateModule(ctx, v.compiled, cfg)
+	inst.stdout.flush()
+	inst.stderr.flush()
+	st.finish(ctx)
+	inst.stdout.st, inst.stderr.st = nil, nil
+	if err != nil {
+		return nil, v.describe("instantiate", st, ctx, err, v.cfg.CallbackTimeout)
+	}
+	inst.mod = mod
+	inst.alloc = mod.ExportedFunction(abi.ExportAlloc)
+	inst.countdown = mod.ExportedFunction(abi.ExportCountdown)
+	inst.validate = mod.ExportedFunction(abi.ExportValidate)
+	inst.cb = mod.ExportedFunction(abi.ExportCallback)
+	inst.peak = mod.ExportedGlobal(peakExport)
+	if v.record {
+		inst.cbRecord = mod.ExportedFunction(abi.ExportCallbackRecord)
+	}
+	return inst, nil
+}
+
+// describe turns a call error into one naming what failed and why.
+func (v *version) describe(what string, st *callState, ctx context.Context, err error, limit time.Duration) error {
+	var exit *sys.ExitError
+	reason := st.lastErr
+	if reason == "" {
+		reason = st.firstStderr
+	}
+	if reason != "" {
+		reason = ": " + reason
+	}
+	switch {
+	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded && context.Cause(ctx) == errLimit:
+		return fmt.Errorf("%s: %w (%s)", what, ErrTimeout, limit)
+	case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
+		return fmt.Errorf("%s: caller gave up: %w", what, context.Cause(ctx))
+	case errors.As(err, &exit):
+		return fmt.Errorf("%s: %w: exited with code %d%s", what, ErrCrashed, exit.ExitCode(), reason)
+	case errors.Is(err, ErrFailed), errors.Is(err, ErrCrashed):
+		return fmt.Errorf("%s: %w%s", what, err, reason)
+	default:
+		return fmt.Errorf("%s: %w: %v%s", what, ErrCrashed, err, reason)
+	}
+}
+
+// errLimit is the cause of a context our own time limit cancelled.
+var errLimit = errors.New("plugin time limit")
+
+// acquire returns an idle instance or a new one, waiting while PoolSize
+// instances are busy.
+func (v *version) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case v.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a free instance: %w", ctx.Err())
+	}
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		<-v.slots
+		return nil, ErrUnloaded
+	}
+	v.busy++
+	inst := v.gate.idle.take(v)
+	v.mu.Unlock()
+	if inst != nil {
+		return inst, nil
+	}
+	inst, err := v.instantiate(context.WithoutCancel(ctx))
+	if err != nil {
+		v.release(nil, false)
+		return nil, err
+	}
+	return inst, nil
+}
+
+// release returns inst to the pool, or discards it when it is not healthy
+// or the version is retired.
+func (v *version) release(inst *instance, healthy bool) {
+	v.mu.Lock()
+	v.busy--
+	keep := inst != nil && healthy && !v.retired
+	var drop []*instance
+	if keep {
+		// Under v.mu, so that a retire cannot close v before inst is pooled.
+		drop = v.gate.idle.put(v, inst)
+	} else if inst != nil {
+		drop = []*instance{inst}
+	}
+	closeNow := v.retired && v.busy == 0 && !v.closed
+	if closeNow {
+		v.closed = true
+	}
+	v.mu.Unlock()
+	<-v.slots
+	closeInstances(drop)
+	if closeNow {
+		v.closeAll()
+	}
+}
+
+// retire stops the version from keeping instances; it closes when the last
+// in-flight call returns.
+func (v *version) retire() {
+	v.mu.Lock()
+	v.retired = true
+	closeNow := v.busy == 0 && !v.closed
+	if closeNow {
+		v.closed = true
+	}
+	v.mu.Unlock()
+	if closeNow {
+		v.closeAll()
+	}
+}
+
+func (v *version) closeAll() {
+	closeInstances(v.gate.idle.drain(v))
+	_ = v.compiled.Close(context.Background())
+}
+
+func (v *version) isClosed() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.closed
+}
+
+// call runs fn on a pooled instance under limit, within lane of the gate.
+// fn returns ErrFailed (wrapped) for guest-reported failures, which keep
+// the instance.
+func (v *version) call(ctx context.Context, lane chan struct{}, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) error {
+	if lane == v.gate.callbacks {
+		select {
+		case v.cbSlots <- struct{}{}:
+			defer func() { <-v.cbSlots }()
+		case <-ctx.Done():
+			return fmt.Errorf("plugin %s: %s: wait for a free plugin instance: %w", v.file, what, ctx.Err())
+		}
+	}
+	if err := v.gate.enter(ctx, lane); err != nil {
+		return fmt.Errorf("plugin %s: %s: %w", v.file, what, err)
+	}
+	defer v.gate.leave(lane)
+	inst, err := v.acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("plugin %s: %s: %w", v.file, what, err)
+	}
+	st := newCallState(v.logger)
+	inst.stdout.st, inst.stderr.st = st, st
+	cctx, cancel := context.WithTimeoutCause(ctx, limit, errLimit)
+	err = fn(context.WithValue(cctx, stateKey{}, st), inst)
+	inst.stdout.flush()
+	inst.stderr.flush()
+	st.finish(cctx)
+	inst.stdout.st, inst.stderr.st = nil, nil
+	if err != nil && inst.tooDeep() {
+		err = fmt.Errorf("%w: call stack over the %d MiB limit (runaway recursion?)", ErrCrashed, stackBudget>>20)
+	}
+	if err != nil {
+		err = fmt.Errorf("plugin %s: %w", v.file, v.describe(what, st, cctx, err, limit))
+	}
+	cancel()
+	v.release(inst, (err == nil || errors.Is(err, ErrFailed)) && !inst.deepStack())
+	return err
+}
+
+// keepDepth is the deepest estimated stack an instance may have run and
+// still be pooled: wazero keeps each function's grown native stack (up to
+// about twice the deepest call) on the Go heap for its next calls, which
+// the idle budget does not count.
+const keepDepth = 256 << 10
+
+// deepStack reports whether a call of inst has gone past keepDepth.
+func (inst *instance) deepStack() bool {
+	return inst.peak != nil && uint32(inst.peak.Get()) > keepDepth
+}
+
+// tooDeep reports whether the depth check (limitDepth) trapped.
+func (inst *instance) tooDeep() bool {
+	g := inst.mod.ExportedGlobal(depthExport)
+	return g != nil && uint32(g.Get()) == depthExceeded
+}
+
+// input writes data into the instance's input buffer, asking the guest for
+// a bigger one when it does not fit.
+func (inst *instance) input(ctx context.Context, data []byte, limit int) (uint32, error) {
+	if len(data) == 0 {
+		return 0, nil
+	}
+	if len(data) > limit {
+		return 0, fmt.Errorf("input of %d bytes is over the %d byte limit: %w", len(data), limit, ErrFailed)
+	}
+	if uint32(len(data)) > inst.bufCap {
+		size := uint32(1024)
+		for size < uint32(len(data)) {
+			size *= 2
+		}
+		inst.stack[0] = uint64(size)
+		if err := inst.alloc.CallWithStack(ctx, inst.stack[:]); err != nil {
+			return 0, fmt.Errorf("%s(%d): %w", abi.ExportAlloc, size, err)
+		}
+		inst.buf, inst.bufCap = uint32(inst.stack[0]), size
+		if inst.buf == 0 {
+			inst.bufCap = 0
+			return 0, fmt.Errorf("%s(%d) returned 0: %w", abi.ExportAlloc, size, ErrCrashed)
+		}
+	}
+	if !inst.mod.Memory().Write(inst.buf, data) {
+		inst.bufCap = 0
+		return 0, fmt.Errorf("%s returned %d, outside memory: %w", abi.ExportAlloc, inst.buf, ErrCrashed)
+	}
+	return inst.buf, nil
+}
+
+// output copies the packed ptr<<32|len document a guest returned.
+func (inst *instance) output(packed uint64, limit int) ([]byte, error) {
+	ptr, n := uint32(packed>>32), uint32(packed)
+	if int(n) > limit {
+		return nil, fmt.Errorf("result of %d bytes is over the %d byte limit: %w", n, limit, ErrCrashed)
+	}
+	b, ok := inst.mod.Memory().Read(ptr, n)
+	if !ok {
+		return nil, fmt.Errorf("result at %d (%d bytes) is outside memory: %w", ptr, n, ErrCrashed)
+	}
+	return append([]byte(nil), b...), nil
+}
+
+func (v *version) readManifest(ctx context.Context) (abi.Manifest, error) {
+	var doc []byte
+	err := v.call(ctx, v.gate.callbacks, "manifest", v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
+		fn := inst.mod.ExportedFunction(abi.ExportManifest)
+		res, err := fn.Call(ctx)
+		if err != nil {
+			return err
+		}
+		if res[0] == 0 {
+			return fmt.Errorf("%s returned no document: %w", abi.ExportManifest, ErrFailed)
+		}
+		doc, err = inst.output(res[0], abi.MaxManifestBytes)
+		return err
+	})
+	if err != nil {
+		return abi.Manifest{}, err
+	}
+	m, err := parseManifest(doc, v.compiled.ExportedFunctions())
+	if err != nil {
+		return m, fmt.Errorf("plugin %s: %w", v.file, err)
+	}
+	return m, nil
+}
+
+// countdown calls whisperer_countdown.
+func (v *version) countdown(ctx context.Context, idx, retryCount int, kwargs json.RawMessage) (int64, error) {
+	var secs int64
+	key := v.manifest.Countdowns[idx]
+	err := v.call(ctx, v.gate.calls, "countdown "+quote(key), v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
+		ptr, err := inst.input(ctx, kwargs, v.cfg.maxInput())
+		if err != nil {
+			return err
+		}
+		s := inst.stack[:]
+		s[0], s[1], s[2], s[3] = uint64(idx), uint64(min(max(retryCount, 0), math.MaxInt32)), uint64(ptr), uint64(len(kwargs))
+		if err := inst.countdown.CallWithStack(ctx, s); err != nil {
+			return err
+		}
+		secs = int64(s[0])
+		if secs < 0 {
+			return fmt.Errorf("returned %d: %w", secs, ErrFailed)
+		}
+		return nil
+	})
+	return secs, err
+}
+
+// validate calls whisperer_validate.
+func (v *version) validate(ctx context.Context, idx int, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
+	var (
+		clean     json.RawMessage
+		fieldErrs map[string]any
+	)
+	key := v.manifest.Countdowns[idx]
+	err := v.call(ctx, v.gate.calls, "validator of "+quote(key), v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
+		ptr, err := inst.input(ctx, kwargs, v.cfg.maxInput())
+		if err != nil {
+			return err
+		}
+		s := inst.stack[:]
+		s[0], s[1], s[2] = uint64(idx), uint64(ptr), uint64(len(kwargs))
+		if err := inst.validate.CallWithStack(ctx, s); err != nil {
+			return err
+		}
+		res := int64(s[0])
+		switch {
+		case res < 0:
+			return fmt.Errorf("returned %d: %w", res, ErrFailed)
+		case res == 0:
+			clean = kwargs
+			return nil
+		}
+		doc, err := inst.output(uint64(res), abi.MaxResultBytes)
+		if err != nil {
+			return err
+		}
+		clean, fieldErrs, err = parseValidation(doc)
+		return err
+	})
+	return clean, fieldErrs, err
+}
+
+// parseValidation decodes {"kwargs": {...}} or {"errors": {...}}.
+func parseValidation(doc []byte) (json.RawMessage, map[string]any, error) {
+	var res struct {
+		Kwargs json.RawMessage `json:"kwargs"`
+		Errors map[string]any  `json:"errors"`
+	}
+	if err := json.Unmarshal(doc, &res); err != nil {
+		return nil, nil, fmt.Errorf("result document is not valid JSON: %v: %w", err, ErrFailed)
+	}
+	if len(res.Errors) > 0 {
+		return nil, res.Errors, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(res.Kwargs, &obj); err != nil || obj == nil {
+		return nil, nil, fmt.Errorf(`result document has neither "errors" nor a "kwargs" object: %w`, ErrFailed)
+	}
+	return res.Kwargs, nil, nil
+}
+
+// callback calls whisperer_callback_record with the document and the
+// record when the module exports it, else whisperer_callback with the
+// document. Both are encoded before an instance is taken.
+func (v *version) callback(ctx context.Context, idx int, doc *webhook.CallbackDoc) error {
+	if doc == nil {
+		return fmt.Errorf("plugin %s: %s: no callback document", v.file, v.cbWhat[idx])
+	}
+	enc := encoders.Get().(*callbackEncoder)
+	defer enc.release()
+	docLen, err := enc.encode(doc, v.record)
+	if err != nil {
+		return fmt.Errorf("plugin %s: %s: encode the document: %w", v.file, v.cbWhat[idx], err)
+	}
+	in, record := enc.buf, v.record
+	if limit := v.cfg.maxInput(); record && len(in) > limit && docLen <= limit {
+		// The record would push a document that fits over the input limit:
+		// whisperer_callback, which every module must export, takes it.
+		record = false
+	}
+	if !record {
+		in = in[:docLen]
+	}
+	return v.call(ctx, v.gate.callbacks, v.cbWhat[idx], v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
+		ptr, err := inst.input(ctx, in, v.cfg.maxInput())
+		if err != nil {
+			return err
+		}
+		s := inst.stack[:]
+		s[0], s[1], s[2], s[3] = uint64(idx), uint64(ptr), uint64(docLen), uint64(len(in)-docLen)
+		fn := inst.cb
+		if record {
+			fn = inst.cbRecord
+		}
+		if err := fn.CallWithStack(ctx, s); err != nil {
+			return err
+		}
+		if code := int32(s[0]); code != 0 {
+			return fmt.Errorf("returned %d: %w", code, ErrFailed)
+		}
+		return nil
+	})
+}
+
+func quote(s string) string { return fmt.Sprintf("%q", s) }

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/uptrace/bun"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
+)
+
+// Queries for the operator CLI.
+
+// failedEvent is the condition on webhook_events (unqualified) of an event
+// that failed: given up, or waiting for a retry after a failed attempt of
+// its current series and not being delivered right now. It is what
+// RedeliverFailed selects.
+const failedEvent = "(state = 'given_up' OR (state = 'pending' AND retry_count > retry_base AND lease_owner IS NULL))"
+
+// UserNames maps every user's id to its name.
+func (s *Store) UserNames(ctx context.Context) (map[int64]string, error) {
+	var rows []userRow
+	if err := s.db.NewSelect().Model(&rows).Column("id", "username").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	out := make(map[int64]string, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.Username
+	}
+	return out, nil
+}
+
+// FailedEvents returns, newest first, up to limit events that were given
+// up or wait for a retry after a failure (being retried right now
+// included), with their hooks but not their attempts. f.CreatedSince and
+// f.WebhookID narrow the list; other fields are ignored.
+func (s *Store) FailedEvents(ctx context.Context, f webhook.EventFilter, limit int) ([]webhook.Job, error) {
+	var rows []eventRow
+	q := s.db.NewSelect().Model(&rows).
+		Where("(e.state = 'given_up' OR (e.state = 'pending' AND e.retry_count > e.retry_base))").
+		OrderExpr("e.id DESC").Limit(int64(cmpOr(limit, 100)))
+	if !f.CreatedSince.IsZero() {
+		q = q.Where("e.created_at >= ?", f.CreatedSince.UTC())
+	}
+	if f.WebhookID != 0 {
+		q = q.Where("e.webhook_id = ?", f.WebhookID)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list failed events: %w", err)
+	}
+	return s.assemble(ctx, s.db, rows, false)
+}
+
+func redeliverRange(q bun.QueryBuilder, sc webhook.Scope, f webhook.RedeliverFilter, until any) bun.QueryBuilder {
+	q = q.Where("created_at >= ?", f.Since.UTC()).Where("created_at < ?", until).Where(failedEvent)
+	if f.WebhookID != 0 {
+		q = q.Where("webhook_id = ?", f.WebhookID)
+	}
+	if !sc.All {
+		q = q.Where("user_id = ?", sc.UserID)
+	}
+	return q
+}
+
+// CountFailed counts the events RedeliverFailed would deliver again now.
+func (s *Store) CountFailed(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter) (int64, error) {
+	until := f.Until
+	if until.IsZero() {
+		until = s.now()
+	}
+	q := s.db.NewSelect().Table("webhook_events").ColumnExpr("count(*)")
+	redeliverRange(q.QueryBuilder(), sc, f, until.UTC())
+	var n int64
+	if err := q.Scan(ctx, &n); err != nil {
+		return 0, fmt.Errorf("count failed events: %w", err)
+	}
+	return n, nil
+}
+
+// RedeliverFailedBatch is RedeliverFailed on at most limit events with ids
+// above afterID, lowest first, so a bulk redelivery can report progress
+// and never holds many rows at once. It returns how many it scheduled and
+// the afterID of the next batch, 0 when none is left.
+func (s *Store) RedeliverFailedBatch(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter, afterID int64, limit int) (n, next int64, err error) {
+	limit = cmpOr(limit, 500)
+	now := s.now()
+	until := f.Until
+	if until.IsZero() {
+		until = now
+	}
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var ids []int64
+		q := tx.NewSelect().Table("webhook_events").Column("id").Where("id > ?", afterID).
+			OrderExpr("id").Limit(int64(limit))
+		redeliverRange(q.QueryBuilder(), sc, f, until.UTC())
+		if err := s.drv.skipLocked(q).Scan(ctx, &ids); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if len(ids) == limit {
+			next = ids[len(ids)-1]
+		}
+		// The condition again: a row may have changed since the select
+		// (SQLite; PostgreSQL holds the rows).
+		clock, clockArgs := s.drv.clock()
+		res, err := tx.NewUpdate().Model((*eventRow)(nil)).
+			Set("state = 'pending'").Set("lease_owner = NULL").Set("retry_base = retry_count").
+			Set("next_attempt_at = "+clock, clockArgs...).Set("modified_at = ?", now.UTC()).
+			Where("id IN (?)", bun.List(ids)).Where(failedEvent).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("redeliver failed events: %w", err)
+	}
+	if n > 0 {
+		s.notify(ctx)
+	}
+	return n, next, nil
+}

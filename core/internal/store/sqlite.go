@@ -1,0 +1,436 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	sqldriver "database/sql/driver"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
+)
+
+// sqliteDriver is SQLite: one process, one connection, one clock (the
+// store's). Nothing is announced to other processes, rows are never
+// locked (there is one writer), and every queue time is the store's.
+type sqliteDriver struct {
+	s *Store
+
+	mu    sync.Mutex
+	stmts sqlitePublish // prepared on first use
+}
+
+// openSQLite opens file ("path" or ":memory:", with the driver's query
+// perhaps), creating a missing file unless !create. path is the
+// database's file, "" in memory.
+func openSQLite(file string, create bool) (db *bun.DB, path string, err error) {
+	if file == "" {
+		return nil, "", fmt.Errorf("open database: sqlite:// needs a file path, e.g. sqlite://whisperer.db")
+	}
+	if p, _, _ := strings.Cut(file, "?"); p != ":memory:" {
+		path = p
+		if create {
+			if err := createPrivate(path); err != nil {
+				return nil, "", err
+			}
+		} else if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			abs, _ := filepath.Abs(path)
+			return nil, "", fmt.Errorf("%w at %s", ErrNoDatabase, abs)
+		} else if err != nil {
+			return nil, "", fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+	}
+	sqldb, err := sql.Open("sqlite", sqliteDSN(file, create || path == ""))
+	if err != nil {
+		return nil, "", fmt.Errorf("open sqlite %s: %w", file, err)
+	}
+	sqldb.SetMaxOpenConns(1)
+	sqldb.SetConnMaxLifetime(0)
+	sqldb.SetConnMaxIdleTime(0)
+	return bun.NewDB(sqldb, sqlitedialect.New()), path, nil
+}
+
+// sqliteDSN is the driver's name for file. Without create, SQLite fails
+// rather than create a file that vanished since OpenExisting looked, and
+// journal_mode is left as migrating set it (WAL): setting it would write
+// to a file that has no schema yet.
+func sqliteDSN(file string, create bool) string {
+	q := url.Values{}
+	pragmas := []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"}
+	if !create {
+		pragmas = pragmas[1:]
+		q.Set("mode", "rw")
+	}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	if file == ":memory:" {
+		return "file::memory:?" + q.Encode()
+	}
+	return "file:" + file + "?" + q.Encode()
+}
+
+// lowerSQLite is the name of a lower() that folds all of Unicode on SQLite,
+// whose own lower() folds ASCII only: the case-insensitive hook filters must
+// match the way PostgreSQL's lower() does.
+const lowerSQLite = "whisperer_lower"
+
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction(lowerSQLite, 1, func(_ *sqlite.FunctionContext, args []sqldriver.Value) (sqldriver.Value, error) {
+		switch v := args[0].(type) {
+		case string:
+			return strings.ToLower(v), nil
+		case []byte:
+			return strings.ToLower(string(v)), nil
+		default:
+			return v, nil // NULL and numbers have no case
+		}
+	})
+}
+
+func (*sqliteDriver) name() string           { return SQLite }
+func (*sqliteDriver) supportsListener() bool { return false }
+func (*sqliteDriver) lower() string          { return lowerSQLite }
+
+func (*sqliteDriver) notify(context.Context, bun.IDB, string) error { return nil }
+
+// clock is the store's clock: the only process's.
+func (d *sqliteDriver) clock() (string, []any) { return "?", []any{micros(d.s.now())} }
+
+// skipLocked leaves q alone: SQLite has one writer, so a row selected in
+// a transaction stays as read until it ends.
+func (*sqliteDriver) skipLocked(q *bun.SelectQuery) *bun.SelectQuery { return q }
+
+func (*sqliteDriver) lockMigrations(context.Context, bun.Tx) error { return nil }
+
+func (*sqliteDriver) migrationsTableSQL() string {
+	return `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+}
+
+// sqlitePublishMessage and sqlitePublishEvents are a publish on SQLite:
+// two statements with bound values, prepared once, instead of four built
+// by bun with the values spelled into the text (SQLite's parser was a
+// quarter of the server's CPU). The uuid is a version 4 uuid made by
+// SQLite, 32 hex digits as dj-whisperer sends in event.uuid.
+const (
+	sqlitePublishMessage = `INSERT INTO messages (event_type, payload, publisher_id, idempotency_key, created_at)
+	SELECT ?1, ?2, ?3, ?5, ?4 WHERE EXISTS (SELECT 1 FROM event_types WHERE name = ?1)
+	RETURNING id`
+	sqlitePublishEvents = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
+	SELECT lower(hex(randomblob(6)) || '4' || substr(hex(randomblob(2)), 2) || substr('89ab', 1 + abs(random() % 4), 1) ||
+		substr(hex(randomblob(2)), 2) || hex(randomblob(6))), ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
+	FROM webhooks WHERE event_type = ?2 AND is_active ORDER BY id
+	RETURNING id, uuid, webhook_id, user_id`
+)
+
+// sqlitePublish holds the two publish statements, prepared once: SQLite
+// parses a statement on every call otherwise, and parsing these two was
+// ~20% of the CPU of a publish-heavy run.
+type sqlitePublish struct{ msg, events *sql.Stmt }
+
+// publishStmts returns the prepared publish statements, preparing them on
+// first use (not at Open: the tables may not exist before migrating). It
+// must not be called inside a transaction: SQLite has one connection.
+func (d *sqliteDriver) publishStmts(ctx context.Context) (sqlitePublish, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stmts.msg != nil {
+		return d.stmts, nil
+	}
+	msg, err := d.s.db.DB.PrepareContext(ctx, sqlitePublishMessage)
+	if err != nil {
+		return sqlitePublish{}, err
+	}
+	events, err := d.s.db.DB.PrepareContext(ctx, sqlitePublishEvents)
+	if err != nil {
+		_ = msg.Close()
+		return sqlitePublish{}, err
+	}
+	d.stmts = sqlitePublish{msg: msg, events: events}
+	return d.stmts, nil
+}
+
+func (d *sqliteDriver) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, st := range []*sql.Stmt{d.stmts.msg, d.stmts.events} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	d.stmts = sqlitePublish{}
+}
+
+func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishRequest, payloads []string) ([]webhook.Published, []error, error) {
+	stmts, err := d.publishStmts(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := d.s.now().UTC()
+	out := make([]webhook.Published, len(reqs))
+	errs := make([]error, len(reqs))
+	err = d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		// On SQLite's one connection these reuse the prepared statements.
+		msg, events := tx.Tx.StmtContext(ctx, stmts.msg), tx.Tx.StmtContext(ctx, stmts.events)
+		for i := range reqs {
+			p, err := publishOne(ctx, msg, events, reqs[i], payloads[i], now)
+			var unknown *webhook.UnknownEventTypeError
+			if errors.As(err, &unknown) {
+				errs[i] = err
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[i] = p
+		}
+		return nil
+	})
+	return out, errs, err
+}
+
+// publishOne runs the two publish statements for req.
+func publishOne(ctx context.Context, msg, events *sql.Stmt, req webhook.PublishRequest, payload string, now time.Time) (webhook.Published, error) {
+	var publisher *int64
+	if req.PublisherID != 0 {
+		publisher = &req.PublisherID
+	}
+	var key *string
+	if req.IdempotencyKey != "" {
+		key = &req.IdempotencyKey
+	}
+	// Times as bun writes them, so that stored values compare as text the
+	// same way whichever statement wrote them.
+	stamp := now.Format("2006-01-02 15:04:05.999999-07:00")
+	out := webhook.Published{Events: []webhook.Event{}}
+	var msgID int64
+	if err := msg.QueryRowContext(ctx, req.EventType, payload, publisher, stamp, key).Scan(&msgID); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return out, &webhook.UnknownEventTypeError{EventType: req.EventType}
+		}
+		return out, err
+	}
+	due := micros(now.Add(req.Hold))
+	rows, err := events.QueryContext(ctx, msgID, req.EventType, due, stamp)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := eventRow{MessageID: msgID, EventType: req.EventType, State: string(webhook.StatePending),
+			NextAttemptAt: due, CreatedAt: now, ModifiedAt: now}
+		if err := rows.Scan(&r.ID, &r.UUID, &r.WebhookID, &r.UserID); err != nil {
+			return out, err
+		}
+		out.Events = append(out.Events, r.domain(payload))
+	}
+	// RETURNING order is unspecified; answer in hook order like
+	// PostgreSQL.
+	slices.SortFunc(out.Events, func(a, b webhook.Event) int { return cmp.Compare(a.ID, b.ID) })
+	return out, rows.Err()
+}
+
+func (d *sqliteDriver) claimDue(ctx context.Context, token string, lease time.Duration, limit int) ([]webhook.Job, error) {
+	now := d.s.now()
+	due := `SELECT id FROM webhook_events WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`
+	return d.claim(ctx, token, micros(now.Add(lease)), "id IN ("+due+")", micros(now), limit)
+}
+
+func (d *sqliteDriver) claimEvents(ctx context.Context, token string, lease time.Duration, ids []int64) ([]webhook.Job, error) {
+	now := d.s.now()
+	where := "id IN (?) AND state = 'pending' AND retry_count = retry_base AND (lease_owner IS NULL OR next_attempt_at <= ?)"
+	return d.claim(ctx, token, micros(now.Add(lease)), where, bun.List(ids), micros(now))
+}
+
+// claim leases the rows of where until the lease's end (µs).
+func (d *sqliteDriver) claim(ctx context.Context, token string, until int64, where string, args ...any) ([]webhook.Job, error) {
+	var jobs []webhook.Job
+	err := d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var rows []eventRow
+		q := "UPDATE webhook_events SET lease_owner = ?, next_attempt_at = ? WHERE " + where + " RETURNING " + eventColumns
+		all := append([]any{token, until}, args...)
+		if err := tx.NewRaw(q, all...).Scan(ctx, &rows); err != nil {
+			return err
+		}
+		var err error
+		jobs, err = d.s.assemble(ctx, tx, rows, false)
+		return err
+	})
+	return jobs, err
+}
+
+func (d *sqliteDriver) complete(ctx context.Context, results []webhook.Result, now time.Time) error {
+	return d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var written []webhook.Result
+		// UPDATE … FROM applies one arbitrary row of several with the same
+		// id, so each round holds an event at most once; a later round
+		// finds the lease cleared if an earlier one wrote the event.
+		for _, round := range roundsByEvent(results) {
+			for start := 0; start < len(round); start += 200 {
+				w, err := completeChunk(ctx, tx, round[start:min(start+200, len(round))], now)
+				if err != nil {
+					return err
+				}
+				written = append(written, w...)
+			}
+		}
+		return d.updateHealth(ctx, tx, groupHealth(written, d.s.disableAfter), now)
+	})
+}
+
+// roundsByEvent splits results into rounds in which each event appears at
+// most once, keeping their order: round k holds each event's k-th result.
+func roundsByEvent(results []webhook.Result) [][]webhook.Result {
+	count := make(map[int64]int, len(results))
+	var rounds [][]webhook.Result
+	for _, r := range results {
+		k := count[r.EventID]
+		count[r.EventID] = k + 1
+		if k == len(rounds) {
+			rounds = append(rounds, nil)
+		}
+		rounds[k] = append(rounds[k], r)
+	}
+	return rounds
+}
+
+// completeChunk writes results (each event at most once) and returns those
+// it wrote.
+func completeChunk(ctx context.Context, tx bun.Tx, results []webhook.Result, now time.Time) ([]webhook.Result, error) {
+	var b strings.Builder
+	b.WriteString("WITH v(id, lease, state, delivered, retry_count, next_attempt_at, status, content) AS (VALUES ")
+	writeValues(&b, len(results), 8)
+	args := make([]any, 0, len(results)*8+1)
+	for _, r := range results {
+		var status *int
+		if r.Attempt.Status != 0 {
+			status = &r.Attempt.Status
+		}
+		args = append(args, r.EventID, r.Lease, string(r.State), r.State == webhook.StateDelivered, r.RetryCount,
+			micros(r.NextAttemptAt), status, r.Attempt.Body)
+	}
+	b.WriteString(`) UPDATE webhook_events SET state = v.state, delivered = v.delivered,
+		retry_count = v.retry_count, next_attempt_at = v.next_attempt_at, lease_owner = NULL,
+		response_http_status = v.status, response_content = v.content, modified_at = ?
+		FROM v WHERE webhook_events.id = v.id AND webhook_events.lease_owner = v.lease
+		RETURNING webhook_events.id`)
+	args = append(args, now)
+	var updated []int64
+	if err := tx.NewRaw(b.String(), args...).Scan(ctx, &updated); err != nil {
+		return nil, err
+	}
+	if len(updated) == 0 {
+		return nil, nil
+	}
+	hit := make(map[int64]bool, len(updated))
+	for _, id := range updated {
+		hit[id] = true
+	}
+	written := make([]webhook.Result, 0, len(updated))
+	attempts := make([]attemptRow, 0, len(updated))
+	for _, r := range results {
+		if !hit[r.EventID] {
+			continue
+		}
+		written = append(written, r)
+		a := r.Attempt
+		attempts = append(attempts, attemptRow{
+			EventID: r.EventID, AttemptedAt: a.AttemptedAt.UTC(), DurationUS: a.Duration.Microseconds(),
+			Status: a.Status, Body: a.Body, Error: a.Error,
+		})
+	}
+	_, err := tx.NewInsert().Model(&attempts).Exec(ctx)
+	return written, err
+}
+
+// writeValues writes the placeholders of a VALUES list of rows rows of
+// cols columns: "(?, ?), (?, ?)".
+func writeValues(b *strings.Builder, rows, cols int) {
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+}
+
+// sqliteHealth is the hook update: a VALUES list of hookHealth rows is
+// prepended.
+var sqliteHealth = fmt.Sprintf(") UPDATE webhooks "+healthSet("webhooks", "v", "v", "IS NOT"), "?", "?", "?")
+
+// updateHealth applies a batch's hook summaries in one statement.
+func (d *sqliteDriver) updateHealth(ctx context.Context, tx bun.Tx, hooks []hookHealth, now time.Time) error {
+	if len(hooks) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("WITH v(id, ok, failed_at, cutoff, gone) AS (VALUES ")
+	writeValues(&b, len(hooks), 5)
+	args := make([]any, 0, len(hooks)*5+3)
+	for _, h := range hooks {
+		args = append(args, h.id, h.ok, h.failedAt, h.cutoff, h.gone)
+	}
+	b.WriteString(sqliteHealth)
+	args = append(args, ReasonGone, reasonFailing(d.s.disableAfter), now)
+	if _, err := tx.NewRaw(b.String(), args...).Exec(ctx); err != nil {
+		return fmt.Errorf("update hook health: %w", err)
+	}
+	return nil
+}
+
+func (d *sqliteDriver) giveBack(ctx context.Context, ids []int64, tokens []string, until time.Time) error {
+	var b strings.Builder
+	args := make([]any, 0, 2*len(ids)+1)
+	args = append(args, micros(until))
+	b.WriteString("UPDATE webhook_events SET lease_owner = NULL, next_attempt_at = ? WHERE state = 'pending' AND (id, lease_owner) IN (VALUES ")
+	writeValues(&b, len(ids), 2)
+	for i := range ids {
+		args = append(args, ids[i], tokens[i])
+	}
+	b.WriteString(")")
+	_, err := d.s.db.ExecContext(ctx, b.String(), args...)
+	return err
+}
+
+// revocationsSeen reads PRAGMA data_version on the store's one connection:
+// it changes whenever another connection (the CLI's `tokens revoke`) has
+// committed, and a change forgets every cached token.
+func (d *sqliteDriver) revocationsSeen(ctx context.Context) bool {
+	c := &d.s.auth
+	return c.versions.check(func() bool {
+		var v int64
+		if err := d.s.db.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+			return false
+		}
+		c.observe(v)
+		return true
+	})
+}
+
+// scrub zeroes what the writes free, and undo folds the WAL in and
+// empties it: overwritten values survive neither in free space nor in the
+// WAL. (SQLite has one connection, so the pragma applies to the writes.)
+func (d *sqliteDriver) scrub(ctx context.Context) (func(), error) {
+	if _, err := d.s.db.ExecContext(ctx, "PRAGMA secure_delete = ON"); err != nil {
+		return nil, err
+	}
+	return func() {
+		ctx := context.WithoutCancel(ctx)
+		_, _ = d.s.db.ExecContext(ctx, "PRAGMA secure_delete = OFF")
+		_, _ = d.s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	}, nil
+}
