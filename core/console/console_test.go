@@ -84,7 +84,7 @@ func TestSignInAndOut(t *testing.T) {
 		}
 	}
 	if sess == nil || !sess.HttpOnly || sess.SameSite != http.SameSiteStrictMode || sess.Secure || sess.Path != "/" ||
-		sess.MaxAge < int((12*time.Hour-time.Minute).Seconds()) || sess.MaxAge > int((12 * time.Hour).Seconds()) {
+		sess.MaxAge < int((12*time.Hour-time.Minute).Seconds()) || sess.MaxAge > int((12*time.Hour).Seconds()) {
 		t.Fatalf("session cookie = %+v", sess)
 	}
 	if strings.Contains(p.header.Get("Set-Cookie"), n.aliceKey) {

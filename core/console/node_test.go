@@ -27,8 +27,8 @@ import (
 // users: alice and bob (role user) and root (admin).
 type node struct {
 	*app.App
-	url                    string
-	alice, bob, root       webhook.User
+	url                       string
+	alice, bob, root          webhook.User
 	aliceKey, bobKey, rootKey string
 }
 
