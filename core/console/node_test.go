@@ -89,13 +89,13 @@ func (n *node) browser(t *testing.T) *browser {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-type page struct {
+type answer struct {
 	status int
 	header http.Header
 	body   string
 }
 
-func (b *browser) do(method, path string, form url.Values, headers ...string) page {
+func (b *browser) do(method, path string, form url.Values, headers ...string) answer {
 	b.t.Helper()
 	var rd io.Reader
 	if form != nil {
@@ -117,10 +117,10 @@ func (b *browser) do(method, path string, form url.Values, headers ...string) pa
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
-	return page{res.StatusCode, res.Header, string(body)}
+	return answer{res.StatusCode, res.Header, string(body)}
 }
 
-func (b *browser) get(path string) page { b.t.Helper(); return b.do(http.MethodGet, path, nil) }
+func (b *browser) get(path string) answer { b.t.Helper(); return b.do(http.MethodGet, path, nil) }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 
