@@ -228,7 +228,6 @@ var hostile = []string{`<script>alert(1)</script>`, `javascript:alert(1)`, `"><i
 func TestBrowserXSS(t *testing.T) {
 	c := newChrome(t)
 	n := startNode(t)
-	ctx := context.Background()
 	all := strings.Join(hostile, " ")
 	evType := `"><img/src=x/onerror=alert(1)><script>alert(1)</script>`
 	hooks := []webhook.Webhook{
@@ -240,22 +239,9 @@ func TestBrowserXSS(t *testing.T) {
 		storetest.Hook(t, n.Store, n.alice.ID, evType, hostile[1]),
 	}
 	payload, _ := json.Marshal(map[string]string{"a": hostile[0], "b": hostile[1], "c": hostile[2]})
-	// Held, so the node's dispatcher leaves them to this test, which
-	// records a failed attempt and gives them up.
-	pub, err := n.Store.Publish(ctx, webhook.PublishRequest{EventType: evType, Payload: payload, Hold: time.Hour})
-	if err != nil || len(pub.Events) != 2 {
-		t.Fatalf("publish: %v, %v", pub, err)
-	}
 	var ids []int64
-	for _, e := range pub.Events {
+	for _, e := range n.attempted(t, evType, string(payload), webhook.StateGivenUp, 500, all, "refused: "+all) {
 		ids = append(ids, e.ID)
-		if _, err := n.Store.DB().ExecContext(ctx, `INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error) VALUES (?, ?, 1000, 500, ?, ?)`,
-			e.ID, time.Now().UTC(), all, "refused: "+all); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := n.Store.DB().ExecContext(ctx, `UPDATE webhook_events SET state = 'given_up', retry_count = 1, response_http_status = 500 WHERE id = ?`, e.ID); err != nil {
-			t.Fatal(err)
-		}
 	}
 
 	c.signIn(t, n.url, n.aliceKey)

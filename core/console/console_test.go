@@ -237,9 +237,8 @@ func TestTenants(t *testing.T) {
 func TestEventsPage(t *testing.T) {
 	n := startNode(t)
 	h := storetest.Hook(t, n.Store, n.alice.ID, eventType, "https://example.com/a")
-	at := time.Now().Add(-time.Hour)
-	delivered := storetest.Attempted(t, n.Store, eventType, `{"which":"delivered"}`, at, webhook.StateDelivered)[0]
-	givenUp := storetest.Attempted(t, n.Store, eventType, `{"which":"given-up"}`, at, webhook.StateGivenUp)[0]
+	delivered := n.attempted(t, eventType, `{"which":"delivered"}`, webhook.StateDelivered, 200, "thanks", "")[0]
+	givenUp := n.attempted(t, eventType, `{"which":"given-up"}`, webhook.StateGivenUp, 500, "oops", "status 500")[0]
 	b := n.browser(t)
 	b.signIn(n.aliceKey)
 	row := func(id int64) string { return `<a href="/events/` + strconv.FormatInt(id, 10) + `">` }
@@ -251,8 +250,9 @@ func TestEventsPage(t *testing.T) {
 		"/events?state=failed":                        {false, false},
 		"/events?hook=" + strconv.FormatInt(h.ID, 10): {true, true},
 		"/events?uuid=" + givenUp.UUID:                {false, true},
-		"/events?since=" + time.Now().UTC().Format("2006-01-02T15:04"): {false, false},
-		"/events?until=" + time.Now().UTC().Format("2006-01-02T15:04"): {true, true},
+		"/events?since=" + time.Now().UTC().Add(time.Minute).Format("2006-01-02T15:04"):  {false, false},
+		"/events?until=" + time.Now().UTC().Add(time.Minute).Format("2006-01-02T15:04"):  {true, true},
+		"/events?until=" + time.Now().UTC().Add(-time.Minute).Format("2006-01-02T15:04"): {false, false},
 	} {
 		p := b.get(path)
 		if p.status != http.StatusOK {
@@ -261,6 +261,13 @@ func TestEventsPage(t *testing.T) {
 		}
 		if got := [2]bool{strings.Contains(p.body, row(delivered.ID)), strings.Contains(p.body, row(givenUp.ID))}; got != want {
 			t.Errorf("GET %s shows (delivered, given up) = %v, want %v", path, got, want)
+		}
+	}
+	// Pending after a failed attempt: "failed", and undelivered.
+	retrying := n.attempted(t, eventType, `{"which":"retrying"}`, webhook.StatePending, 503, "busy", "status 503")[0]
+	for path, want := range map[string]bool{"/events?state=failed": true, "/events?view=undelivered": true, "/events?state=delivered": false} {
+		if got := strings.Contains(b.get(path).body, row(retrying.ID)); got != want {
+			t.Errorf("GET %s shows the retrying event: %v, want %v", path, got, want)
 		}
 	}
 	for _, path := range []string{"/events?state=lost", "/events?uuid=nope", "/events?since=yesterday", "/events?hook=-1",

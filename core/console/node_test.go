@@ -162,3 +162,26 @@ func (n *node) publish(t *testing.T, evType, payload string) {
 		t.Fatalf("publish = %d %s", res.StatusCode, b)
 	}
 }
+
+// attempted publishes payload as evType, held so that the node's
+// dispatcher leaves the events to the test, and records one attempt of
+// each with status, body and errText, leaving it in state.
+func (n *node) attempted(t *testing.T, evType, payload string, state webhook.State, status int, body, errText string) []webhook.Event {
+	t.Helper()
+	ctx := context.Background()
+	pub, err := n.Store.Publish(ctx, webhook.PublishRequest{EventType: evType, Payload: json.RawMessage(payload), Hold: time.Hour})
+	if err != nil || len(pub.Events) == 0 {
+		t.Fatalf("publish: %v, %v", pub, err)
+	}
+	for _, e := range pub.Events {
+		if _, err := n.Store.DB().ExecContext(ctx, `INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error) VALUES (?, ?, 1000, ?, ?, ?)`,
+			e.ID, time.Now().UTC(), status, body, errText); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Store.DB().ExecContext(ctx, `UPDATE webhook_events SET state = ?, delivered = ?, retry_count = 1, response_http_status = ? WHERE id = ?`,
+			string(state), state == webhook.StateDelivered, status, e.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pub.Events
+}
