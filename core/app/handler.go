@@ -9,8 +9,9 @@ import (
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
+// newHandler builds the API and, beside it, the web console.
 func (a *App) newHandler() (http.Handler, error) {
-	return api.New(api.Config{
+	srv, err := api.NewServer(api.Config{
 		BasePath:              a.cfg.Server.BasePath,
 		MaxBodyBytes:          a.cfg.Server.MaxBodyBytes,
 		PublicURL:             a.cfg.Server.PublicURL,
@@ -27,6 +28,10 @@ func (a *App) newHandler() (http.Handler, error) {
 		DeliverNow: a.Dispatcher.DeliverNow,
 		Plugins:    func() any { return a.Plugins.Plugins() },
 	}, a.logger.With("component", "api"))
+	if err != nil {
+		return nil, err
+	}
+	return a.withConsole(srv)
 }
 
 // batchingStore sends publishes through the group-commit batcher.

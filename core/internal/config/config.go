@@ -55,6 +55,7 @@ type Config struct {
 	Retention  Retention
 	Security   Security
 	Limits     Limits
+	Console    Console
 
 	// Source is the configuration file Load read, empty when none. It is
 	// not a configuration key.
@@ -231,6 +232,17 @@ type Limits struct {
 	MaxPageSize int
 }
 
+// Console is the web console served at "/" on the API's address
+// (docs/CONSOLE.md).
+type Console struct {
+	// Disabled turns the console off (key console.enabled, inverted so
+	// that the zero value is the default: on).
+	Disabled bool
+	// SessionTTL is how long a console session lasts after sign-in, from
+	// 1m to 720h. Defaults to 12h.
+	SessionTTL time.Duration
+}
+
 // Log is the server's structured log.
 type Log struct {
 	// Level is debug, info, warn or error. Defaults to "info".
@@ -287,6 +299,7 @@ func defaults() *Config {
 		Retention:  Retention{Days: 30, Interval: time.Hour, BatchSize: 1000},
 		Security:   Security{EncryptionKeys: []string{}, SecretRotationOverlap: 24 * time.Hour},
 		Limits:     Limits{HooksPerUser: 1000, MaxPageSize: 1000},
+		Console:    Console{SessionTTL: 12 * time.Hour},
 	}
 }
 
@@ -345,6 +358,7 @@ func (c *Config) WithDefaults() *Config {
 	c.Security.SecretRotationOverlap = cmp.Or(c.Security.SecretRotationOverlap, d.Security.SecretRotationOverlap)
 	c.Limits.HooksPerUser = cmp.Or(c.Limits.HooksPerUser, d.Limits.HooksPerUser)
 	c.Limits.MaxPageSize = cmp.Or(c.Limits.MaxPageSize, d.Limits.MaxPageSize)
+	c.Console.SessionTTL = cmp.Or(c.Console.SessionTTL, d.Console.SessionTTL)
 	c.derive()
 	return c
 }
@@ -502,6 +516,12 @@ func (c *Config) Validate() error {
 	add(atLeast("limits.hooks_per_user", c.Limits.HooksPerUser, 1))
 	if n := c.Limits.MaxPageSize; n < 1 || n > 1000 {
 		add(errorf("limits.max_page_size", "must be between 1 and 1000, got %d", n))
+	}
+	if ttl := c.Console.SessionTTL; ttl < time.Minute || ttl > 720*time.Hour {
+		add(errorf("console.session_ttl", "must be between 1m and 720h, got %v", ttl))
+	}
+	if !c.Console.Disabled && c.Server.BasePath == "/" {
+		add(errorf("console.enabled", "the console is served at \"/\", so it needs server.base_path other than \"/\" (or console.enabled: false)"))
 	}
 	return errors.Join(errs...)
 }

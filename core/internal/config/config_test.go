@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/whisperer/whisperer/core/internal/api"
+	"github.com/whisperer/whisperer/core/internal/console"
 	"github.com/whisperer/whisperer/core/internal/delivery"
 	"github.com/whisperer/whisperer/core/internal/plugin"
 	"github.com/whisperer/whisperer/core/internal/retention"
@@ -87,6 +88,7 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 	d := delivery.Config{}.WithDefaults()
 	p := plugin.Config{}.WithDefaults()
 	r := retention.Config{}.WithDefaults()
+	cs := console.Config{}.WithDefaults()
 	owned := map[string][2]any{
 		"server.base_path":                 {doc.Server.BasePath, a.BasePath},
 		"server.max_body_bytes":            {doc.Server.MaxBodyBytes, a.MaxBodyBytes},
@@ -114,6 +116,7 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 		"retention.interval":               {doc.Retention.Interval, r.Interval},
 		"retention.batch_size":             {doc.Retention.BatchSize, r.BatchSize},
 		"database.max_open_conns":          {doc.Database.MaxOpenConns, store.DefaultMaxOpenConns},
+		"console.session_ttl":              {doc.Console.SessionTTL, cs.SessionTTL},
 	}
 	// Keys read by two packages: both must default alike.
 	shared := map[string][2]any{
@@ -131,6 +134,7 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 		"server.addr", "server.read_timeout", "server.write_timeout", "server.shutdown_timeout",
 		"server.auth_cache_ttl", "database.url", "delivery.disable_after",
 		"event_types", "log.level", "log.format", "retention.days", "security.encryption_keys",
+		"console.enabled",
 	}
 	for _, key := range Keys() {
 		v, ok := owned[key]

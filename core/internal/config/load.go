@@ -410,6 +410,8 @@ func (c *Config) fields() []field {
 		{"security.secret_rotation_overlap", setDuration(&c.Security.SecretRotationOverlap)},
 		{"limits.hooks_per_user", setInt(&c.Limits.HooksPerUser)},
 		{"limits.max_page_size", setInt(&c.Limits.MaxPageSize)},
+		{"console.enabled", setInverted(&c.Console.Disabled)},
+		{"console.session_ttl", setDuration(&c.Console.SessionTTL)},
 	}
 }
 
@@ -531,6 +533,28 @@ func setList(p *[]string) func(any) error {
 		default:
 			return fmt.Errorf("expected a list of strings, got %s", describe(v))
 		}
+		return nil
+	}
+}
+
+// setInverted reads a boolean (YAML's, or "true"/"false" from the
+// environment) into *p inverted: for a key "enabled" whose field is
+// "Disabled", so that the zero value means on.
+func setInverted(p *bool) func(any) error {
+	return func(v any) error {
+		var b bool
+		switch v := v.(type) {
+		case bool:
+			b = v
+		case string:
+			var err error
+			if b, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+				return fmt.Errorf("expected true or false, got %q", v)
+			}
+		default:
+			return fmt.Errorf("expected true or false, got %s", describe(v))
+		}
+		*p = !b
 		return nil
 	}
 }

@@ -50,11 +50,17 @@ func (s *Store) EventIDs(ctx context.Context, sc webhook.Scope, f webhook.EventF
 	if !f.CreatedSince.IsZero() {
 		q = q.Where("e.created_at >= ?", f.CreatedSince.UTC())
 	}
+	if !f.CreatedBefore.IsZero() {
+		q = q.Where("e.created_at < ?", f.CreatedBefore.UTC())
+	}
 	if f.WebhookID != 0 {
 		q = q.Where("e.webhook_id = ?", f.WebhookID)
 	}
 	if f.State != "" {
 		q = q.Where("e.state = ?", f.State)
+	}
+	if f.Failed {
+		q = q.Where(failedEvent) // unqualified: the query reads one table
 	}
 	q, limit := paginate(q, p, "e.id")
 	if err := q.Scan(ctx, &ids); err != nil {

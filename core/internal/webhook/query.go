@@ -46,6 +46,22 @@ type EventFilter struct {
 	WebhookID          int64
 	State              State
 	CreatedSince       time.Time
+	// CreatedBefore keeps events created before it (the console's time
+	// range; the API does not set it).
+	CreatedBefore time.Time
+	// Failed keeps the events that failed: given up, or waiting for a
+	// retry after a failed attempt of their current series (what
+	// RedeliverFailed selects). The console's "undelivered" view; the API
+	// does not set it.
+	Failed bool
+}
+
+// Session is a web console session: who signed in, the synchronizer token
+// its state-changing forms carry, and when it ends.
+type Session struct {
+	User      User
+	CSRF      string
+	ExpiresAt time.Time
 }
 
 // PublishRequest is one published event.

@@ -1,0 +1,285 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/whisperer/whisperer/core/internal/store/storetest"
+	"github.com/whisperer/whisperer/core/internal/webhook"
+)
+
+// chrome is a headless chromium tab that counts the JavaScript dialogs
+// (alert, confirm, prompt) the pages open, and dismisses them.
+type chrome struct {
+	ctx     context.Context
+	dialogs atomic.Int64
+	last    atomic.Value // the last dialog's message
+}
+
+// newChrome starts Debian's chromium, or skips the test when there is
+// none (fails instead with WHISPERER_TEST_BROWSER=1, as CI sets).
+func newChrome(t *testing.T) *chrome {
+	t.Helper()
+	path := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if os.Getenv("WHISPERER_TEST_BROWSER") == "1" {
+			t.Fatal("WHISPERER_TEST_BROWSER=1 but no chromium on PATH (apt-get install -y chromium)")
+		}
+		t.Skip("no chromium on PATH: the browser tests are skipped (apt-get install -y chromium; WHISPERER_TEST_BROWSER=1 makes this a failure)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	c := &chrome{ctx: ctx}
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			c.dialogs.Add(1)
+			c.last.Store(ev.Message)
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}()
+	return c
+}
+
+// do runs steps with a deadline, failing t with what was being done.
+func (c *chrome) do(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (c *chrome) eval(t *testing.T, expr string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+func (c *chrome) status(t *testing.T, url string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	res, err := chromedp.Run(ctx, chromedp.NavigateResponse(url))
+	if err != nil {
+		t.Fatalf("navigate %s: %v", url, err)
+	}
+	return res.Status
+}
+
+func (c *chrome) signIn(t *testing.T, base, key string) {
+	t.Helper()
+	c.do(t, "sign in",
+		chromedp.Navigate(base+"/hooks"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SetValue(chromedp.ID("token"), key),
+		chromedp.Click(chromedp.CSS(`form.card button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("hooks")),
+	)
+}
+
+// The whole path of a delivery, in a browser: sign in, see the hooks,
+// publish through the API and watch the event arrive on the events page
+// (htmx refreshes it), open its attempts, redeliver it, and find another
+// user's hook a 404. htmx runs under the CSP, and the page fits 375 px.
+func TestBrowserDeliveryFlow(t *testing.T) {
+	c := newChrome(t)
+	n := startNode(t)
+	var hits atomic.Int64
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		fmt.Fprint(w, "received, thanks")
+	}))
+	defer recv.Close()
+	hook := storetest.Hook(t, n.Store, n.alice.ID, eventType, recv.URL+"/hook")
+	bobs := storetest.Hook(t, n.Store, n.bob.ID, "order-created", "https://example.com/bob")
+
+	c.signIn(t, n.url, n.aliceKey)
+	if got := c.eval(t, `document.querySelector('#hooks tbody').innerText`); !strings.Contains(got, recv.URL+"/hook") {
+		t.Fatalf("hooks page shows %q", got)
+	}
+	if got := c.eval(t, `typeof htmx === 'object' && htmx.config.includeIndicatorStyles === false ? 'ok' : 'no htmx'`); got != "ok" {
+		t.Fatalf("htmx under the CSP: %s", got)
+	}
+	c.do(t, "375 px", chromedp.EmulateViewport(375, 800), chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("hooks")))
+	if w := c.eval(t, `String(document.documentElement.scrollWidth)`); w != "375" {
+		t.Errorf("at 375 px the page is %s px wide", w)
+	}
+
+	c.do(t, "events page", chromedp.Navigate(n.url+"/events"), chromedp.WaitVisible(chromedp.ID("events")))
+	n.publish(t, eventType, `{"order": 42}`)
+	// No reload: the list polls (htmx) until the delivered event shows.
+	c.do(t, "watch the event arrive", chromedp.WaitVisible(chromedp.CSS(`#events td.state-delivered`)))
+	c.do(t, "open the event", chromedp.Click(chromedp.CSS(`#events tbody a[href^="/events/"]`)), chromedp.WaitVisible(chromedp.ID("attempts")))
+	if got := c.eval(t, `document.querySelector('#attempts tbody').innerText`); !strings.Contains(got, "200") || !strings.Contains(got, "received, thanks") {
+		t.Fatalf("attempts: %q", got)
+	}
+	if got := c.eval(t, `document.getElementById('payload').innerText`); !strings.Contains(got, `"order": 42`) {
+		t.Fatalf("payload: %q", got)
+	}
+	c.do(t, "redeliver", chromedp.Click(chromedp.ID("redeliver")), chromedp.WaitVisible(chromedp.ID("confirm-redeliver")),
+		chromedp.Click(chromedp.ID("confirm-redeliver")), chromedp.WaitVisible(chromedp.CSS(`p.done`)))
+	if got := c.eval(t, `document.querySelector('p.done').innerText`); !strings.Contains(got, "queued for delivery again") {
+		t.Fatalf("after redelivery: %q", got)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for hits.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if hits.Load() < 2 {
+		t.Fatalf("the receiver got %d requests, want 2 (delivery and redelivery)", hits.Load())
+	}
+
+	if st := c.status(t, n.url+"/hooks/"+strconv.FormatInt(bobs.ID, 10)); st != http.StatusNotFound {
+		t.Fatalf("bob's hook in alice's browser = %d, want 404", st)
+	}
+	if st := c.status(t, n.url+"/hooks/"+strconv.FormatInt(hook.ID, 10)); st != http.StatusOK {
+		t.Fatalf("alice's hook = %d", st)
+	}
+	if d := c.dialogs.Load(); d != 0 {
+		t.Fatalf("%d JavaScript dialogs opened", d)
+	}
+}
+
+// A form on another site that posts to the console is refused and changes
+// nothing.
+func TestBrowserCrossSiteFormPost(t *testing.T) {
+	c := newChrome(t)
+	n := startNode(t)
+	hook := storetest.Hook(t, n.Store, n.alice.ID, eventType, "https://example.com/a")
+	c.signIn(t, n.url, n.aliceKey)
+	target := fmt.Sprintf("%s/hooks/%d/active", n.url, hook.ID)
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><form id="f" method="post" action="%s"><input name="active" value="no"><input name="csrf" value="%s"></form>
+<script>document.getElementById('f').submit()</script>`, target, strings.Repeat("0", 64))
+	}))
+	defer evil.Close()
+	// localhost is another site than 127.0.0.1.
+	evilURL := strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)
+	c.do(t, "the other site's page", chromedp.Navigate(evilURL), chromedp.WaitVisible(chromedp.ID("error-message")))
+	if got := c.eval(t, `location.href + ' ' + document.getElementById('error-message').innerText`); !strings.HasPrefix(got, target) {
+		t.Fatalf("after the cross-site post: %q", got)
+	}
+	if h, _ := n.Store.Webhook(context.Background(), webhook.Scope{All: true}, hook.ID); !h.IsActive {
+		t.Fatal("a cross-site form deactivated the hook")
+	}
+}
+
+// Sign-in attempts are limited per address, with a message that says so.
+func TestBrowserSignInRateLimit(t *testing.T) {
+	c := newChrome(t)
+	n := startNode(t)
+	for i := range 15 {
+		c.do(t, "wrong token", chromedp.Navigate(n.url+"/sign-in"), chromedp.WaitVisible(chromedp.ID("token")), chromedp.SetValue(chromedp.ID("token"), "wrong"+strconv.Itoa(i)),
+			chromedp.Click(chromedp.CSS(`form.card button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("signin-error")))
+		msg := c.eval(t, `document.getElementById('signin-error').innerText`)
+		if strings.Contains(msg, "Too many sign-in attempts") {
+			if i < 10 {
+				t.Fatalf("limited after %d attempts", i)
+			}
+			return
+		}
+		if !strings.Contains(msg, "not valid") {
+			t.Fatalf("attempt %d: %q", i, msg)
+		}
+	}
+	t.Fatal("15 attempts were never limited")
+}
+
+// hostile are strings that would run script if a page rendered them as
+// HTML or as a URL.
+var hostile = []string{`<script>alert(1)</script>`, `javascript:alert(1)`, `"><img src=x onerror=alert(1)>`}
+
+// Every value a tenant controls (target URL, event type, header values,
+// payload, response body, error text) renders as inert text: no dialog
+// opens, no element is injected, and the text is shown as it is.
+func TestBrowserXSS(t *testing.T) {
+	c := newChrome(t)
+	n := startNode(t)
+	all := strings.Join(hostile, " ")
+	evType := `"><img/src=x/onerror=alert(1)><script>alert(1)</script>`
+	hooks := []webhook.Webhook{
+		storetest.Hook(t, n.Store, n.alice.ID, evType, "https://example.com/"+hostile[0]+`?q="><img src=x onerror=alert(1)>`,
+			func(w *webhook.Webhook) {
+				w.AdditionalHeaders = map[string]string{"X-Evil": all}
+				w.Config = map[string]any{"note": all}
+			}),
+		storetest.Hook(t, n.Store, n.alice.ID, evType, hostile[1]),
+	}
+	payload, _ := json.Marshal(map[string]string{"a": hostile[0], "b": hostile[1], "c": hostile[2]})
+	var ids []int64
+	for _, e := range n.attempted(t, evType, string(payload), webhook.StateGivenUp, 500, all, "refused: "+all) {
+		ids = append(ids, e.ID)
+	}
+
+	c.signIn(t, n.url, n.aliceKey)
+	pages := []string{"/hooks", "/events", "/events?view=undelivered", "/events?event_type=" + url.QueryEscape(evType)}
+	for _, h := range hooks {
+		pages = append(pages, "/hooks/"+strconv.FormatInt(h.ID, 10))
+	}
+	for _, id := range ids {
+		pages = append(pages, "/events/"+strconv.FormatInt(id, 10), "/events/"+strconv.FormatInt(id, 10)+"/redeliver")
+	}
+	for _, p := range pages {
+		c.do(t, p, chromedp.Navigate(n.url+p), chromedp.WaitVisible(chromedp.ID("main")))
+		injected := c.eval(t, `String(document.querySelectorAll('img').length + document.querySelectorAll('script:not([src])').length +
+			document.querySelectorAll('[onerror],[onclick],[onload]').length + document.querySelectorAll('a[href^="javascript"]').length)`)
+		if injected != "0" {
+			t.Errorf("%s: %s injected elements", p, injected)
+		}
+		text := c.eval(t, `document.getElementById('main').innerText`)
+		if !strings.Contains(text, `<script>alert(1)</script>`) && !strings.Contains(text, `"><img/src=x/onerror=alert(1)>`) {
+			t.Errorf("%s does not show the hostile text as text:\n%s", p, text)
+		}
+	}
+	// The detail pages show each string whole.
+	c.do(t, "hook page", chromedp.Navigate(n.url+"/hooks/"+strconv.FormatInt(hooks[0].ID, 10)), chromedp.WaitVisible(chromedp.ID("hook-headers")))
+	for _, s := range hostile {
+		if got := c.eval(t, `document.getElementById('hook-headers').innerText`); !strings.Contains(got, s) {
+			t.Errorf("header value %q not shown as text: %q", s, got)
+		}
+	}
+	c.do(t, "event page", chromedp.Navigate(n.url+"/events/"+strconv.FormatInt(ids[0], 10)), chromedp.WaitVisible(chromedp.ID("attempts")))
+	if got := c.eval(t, `document.getElementById('attempts').innerText`); !strings.Contains(got, "refused: "+all) {
+		t.Errorf("error text not shown as text: %q", got)
+	}
+	if got := c.eval(t, `document.getElementById('event-type').innerText`); got != evType {
+		t.Errorf("event type shown as %q", got)
+	}
+	time.Sleep(200 * time.Millisecond) // not a timing claim: lets a dialog event, had one opened, arrive
+	if d := c.dialogs.Load(); d != 0 {
+		t.Fatalf("%d JavaScript dialogs opened, the last %v", d, c.last.Load())
+	}
+}

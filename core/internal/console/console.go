@@ -1,0 +1,312 @@
+package console
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
+)
+
+//go:embed assets templates
+var files embed.FS
+
+// Store is what the console reads; *store.Store implements it. Methods
+// taking a Scope return webhook.ErrNotFound for rows outside it.
+type Store interface {
+	// Authenticate is the API's token check.
+	Authenticate(ctx context.Context, key string) (webhook.User, error)
+	CreateSession(ctx context.Context, key string, ttl time.Duration) (string, webhook.Session, error)
+	Session(ctx context.Context, id string) (webhook.Session, error)
+	DeleteSession(ctx context.Context, id string) error
+
+	UserNames(ctx context.Context) (map[int64]string, error)
+	EventTypes(ctx context.Context) ([]string, error)
+	Webhook(ctx context.Context, sc webhook.Scope, id int64) (webhook.Webhook, error)
+	WebhookIDs(ctx context.Context, sc webhook.Scope, f webhook.HookFilter, p webhook.Page) ([]int64, webhook.PageInfo, error)
+	WebhooksByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Webhook, error)
+	EventIDs(ctx context.Context, sc webhook.Scope, f webhook.EventFilter, p webhook.Page) ([]int64, webhook.PageInfo, error)
+	EventsByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Job, error)
+	Event(ctx context.Context, sc webhook.Scope, idOrUUID string) (webhook.Job, error)
+}
+
+// Deps are the console's collaborators; both are required.
+type Deps struct {
+	Store Store
+	// API serves a request to the REST API as u: api.Server.ServeAs.
+	API func(u webhook.User, w http.ResponseWriter, r *http.Request)
+}
+
+// Handler serves the console. It is safe for concurrent use.
+type Handler struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	mux     *http.ServeMux
+	pages   map[string]*template.Template
+	limiter *limiter
+	cross   *http.CrossOriginProtection
+}
+
+// New checks cfg and deps and builds the handler. logger may be nil.
+func New(cfg Config, deps Deps, logger *slog.Logger) (*Handler, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.API == nil {
+		return nil, errors.New("console: Deps.Store and Deps.API are required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	pages, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{cfg: cfg, deps: deps, log: logger, pages: pages,
+		limiter: newLimiter(cfg.SignInPerMinute, time.Now), cross: http.NewCrossOriginProtection()}
+	h.routes()
+	return h, nil
+}
+
+// Paths are the paths the console serves; core/app routes them here and
+// everything else to the API.
+var Paths = []string{"/{$}", "/sign-in", "/sign-out", "/hooks", "/hooks/", "/events", "/events/", "/assets/"}
+
+func (h *Handler) routes() {
+	m := http.NewServeMux()
+	assets, _ := fs.Sub(files, "assets")
+	m.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/hooks", http.StatusSeeOther)
+	})
+	m.HandleFunc("GET /sign-in", h.signInPage)
+	m.HandleFunc("POST /sign-in", h.signIn)
+	m.Handle("POST /sign-out", h.authed(h.signOut))
+	m.Handle("GET /hooks", h.authed(h.hooksPage))
+	m.Handle("GET /hooks/{id}", h.authed(h.hookPage))
+	m.Handle("POST /hooks/{id}/active", h.authed(h.setActive))
+	m.Handle("GET /events", h.authed(h.eventsPage))
+	m.Handle("GET /events/{id}", h.authed(h.eventPage))
+	m.Handle("GET /events/{id}/redeliver", h.authed(h.confirmRedeliver))
+	m.Handle("POST /events/{id}/redeliver", h.authed(h.redeliver))
+	h.mux = m
+}
+
+// csp allows scripts, styles and requests to this origin only: nothing
+// inline, nothing evaluated, no framing, forms post here only.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// ServeHTTP sets the security headers every response carries, and
+// recovers from a panic with a 500 page: no request crashes the process.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", csp)
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+	hd.Set("Cache-Control", "no-store")
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			h.log.ErrorContext(r.Context(), "console handler panicked", "panic", v, "path", r.URL.Path)
+			http.Error(w, "Internal error", http.StatusInternalServerError)
+		}
+	}()
+	h.mux.ServeHTTP(w, r)
+}
+
+// request is what a signed-in page handler gets.
+type request struct {
+	sess webhook.Session
+	// scope is what the page shows: the user's own rows, or for an admin
+	// everyone's or the picked user's.
+	scope webhook.Scope
+	// tenant is the picked user's id (admins), 0 for everyone.
+	tenant int64
+	id     string // the session id
+}
+
+type pageFunc func(w http.ResponseWriter, r *http.Request, rq *request) error
+
+// errNotFound pages answer 404.
+var errNotFound = webhook.ErrNotFound
+
+// badRequest is a 400 with a message for the user.
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+// authed loads the session (or sends the browser to sign in), checks a
+// state change's origin and synchronizer token, resolves the tenant, and
+// turns the page's error into an error page.
+func (h *Handler) authed(fn pageFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := sessionID(r)
+		var sess webhook.Session
+		err := webhook.ErrUnauthenticated
+		if id != "" {
+			sess, err = h.deps.Store.Session(r.Context(), id)
+		}
+		if errors.Is(err, webhook.ErrUnauthenticated) {
+			if r.Method != http.MethodGet {
+				h.errorPage(w, r, nil, http.StatusForbidden, "Your session has ended. Sign in again.")
+				return
+			}
+			w.Header().Set("HX-Redirect", "/sign-in")
+			http.Redirect(w, r, "/sign-in", http.StatusSeeOther)
+			return
+		}
+		if err != nil {
+			h.fail(w, r, nil, err)
+			return
+		}
+		rq := &request{sess: sess, id: id, scope: webhook.Scope{UserID: sess.User.ID}}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if err := h.cross.Check(r); err != nil {
+				h.errorPage(w, r, rq, http.StatusForbidden, "This form was sent from another site and was refused.")
+				return
+			}
+			if !sameToken(r.PostFormValue("csrf"), sess.CSRF) && !sameToken(r.Header.Get("X-CSRF-Token"), sess.CSRF) {
+				h.errorPage(w, r, rq, http.StatusForbidden, "This form is out of date or was not sent by the console. Reload the page and try again.")
+				return
+			}
+		}
+		if err := h.pickTenant(r, rq); err != nil {
+			h.fail(w, r, rq, err)
+			return
+		}
+		if err := fn(w, r, rq); err != nil {
+			h.fail(w, r, rq, err)
+		}
+	})
+}
+
+// pickTenant reads ?user=ID. An admin sees everyone by default, or the
+// picked user; anyone else may only name themselves (another id is a 404,
+// as another user's rows are).
+func (h *Handler) pickTenant(r *http.Request, rq *request) error {
+	raw := r.URL.Query().Get("user")
+	admin := rq.sess.User.Role == webhook.RoleAdmin
+	if raw == "" {
+		rq.scope.All = admin
+		return nil
+	}
+	id, ok := parseID(raw)
+	if !ok {
+		return errNotFound
+	}
+	if !admin {
+		if id != rq.sess.User.ID {
+			return errNotFound
+		}
+		return nil
+	}
+	names, err := h.deps.Store.UserNames(r.Context())
+	if err != nil {
+		return err
+	}
+	if _, ok := names[id]; !ok {
+		return errNotFound
+	}
+	rq.tenant, rq.scope = id, webhook.Scope{UserID: id}
+	return nil
+}
+
+func sameToken(got, want string) bool {
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// fail turns err into an error page: 404 for rows out of scope, 400 for
+// bad input, 503 for an unavailable database, else 500 (logged).
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, rq *request, err error) {
+	var bad *badRequest
+	switch {
+	case errors.Is(err, webhook.ErrNotFound):
+		h.errorPage(w, r, rq, http.StatusNotFound, "Not found.")
+	case errors.As(err, &bad):
+		h.errorPage(w, r, rq, http.StatusBadRequest, bad.msg)
+	case errors.Is(err, webhook.ErrUnavailable):
+		h.log.WarnContext(r.Context(), "console: database unavailable", "error", err, "path", r.URL.Path)
+		h.errorPage(w, r, rq, http.StatusServiceUnavailable, "The database is unavailable; try again shortly.")
+	default:
+		h.log.ErrorContext(r.Context(), "console: request failed", "error", err, "path", r.URL.Path)
+		h.errorPage(w, r, rq, http.StatusInternalServerError, "Something went wrong; the server's log says what.")
+	}
+}
+
+func (h *Handler) errorPage(w http.ResponseWriter, r *http.Request, rq *request, status int, msg string) {
+	h.render(w, r, rq, status, "error", "Error", map[string]any{"Status": status, "Message": msg})
+}
+
+// view is what the layout template gets.
+type view struct {
+	Title string
+	// Session is nil on the sign-in page.
+	Session *webhook.Session
+	// Users is the tenant picker's list (admins only), by name.
+	Users []userOption
+	// Tenant is the picked user's id, 0 for everyone.
+	Tenant int64
+	// TenantQuery is "user=ID" when a tenant is picked, to keep on links.
+	TenantQuery string
+	Path        string
+	Data        any
+}
+
+type userOption struct {
+	ID   int64
+	Name string
+}
+
+// render executes page in the layout. Errors writing are the client's.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, status int, page, title string, data any) {
+	v := view{Title: title, Path: r.URL.Path, Data: data}
+	if rq != nil {
+		v.Session = &rq.sess
+		v.Tenant = rq.tenant
+		if rq.tenant != 0 {
+			v.TenantQuery = "user=" + strconv.FormatInt(rq.tenant, 10)
+		}
+		if rq.sess.User.Role == webhook.RoleAdmin {
+			names, err := h.deps.Store.UserNames(r.Context())
+			if err == nil {
+				for id, n := range names {
+					v.Users = append(v.Users, userOption{id, n})
+				}
+				sort.Slice(v.Users, func(i, j int) bool { return v.Users[i].Name < v.Users[j].Name })
+			}
+		}
+	}
+	t, ok := h.pages[page]
+	if !ok {
+		panic("console: no template " + page)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := t.ExecuteTemplate(w, "layout", v); err != nil {
+		h.log.WarnContext(r.Context(), "console: render", "page", page, "error", err)
+	}
+}
+
+func parseID(s string) (int64, bool) {
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && n > 0
+}
