@@ -292,12 +292,18 @@ func (im *importer) progress(what string, done, total int, c Counts) {
 		what, done, total, c.Imported, c.Existing, c.Skipped)
 }
 
-func (im *importer) count(ctx context.Context, query string) (int, error) {
+// read counts the rows of from (a FROM clause with its WHERE) for the
+// progress lines, then queries cols of them in order.
+func (im *importer) read(ctx context.Context, table, from, cols, order string) (int, *sql.Rows, error) {
 	var n int
-	if err := im.src.db.QueryRowContext(ctx, query).Scan(&n); err != nil {
-		return 0, fmt.Errorf("dj-whisperer database: %w", err)
+	if err := im.src.db.QueryRowContext(ctx, "SELECT count(*) FROM "+from).Scan(&n); err != nil {
+		return 0, nil, fmt.Errorf("dj-whisperer database: %w", err)
 	}
-	return n, nil
+	rows, err := im.src.db.QueryContext(ctx, "SELECT "+cols+" FROM "+from+" ORDER BY "+order)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read %s: %w", table, err)
+	}
+	return n, rows, nil
 }
 
 // roleOf maps Django's flags onto a Whisperer role. A superuser saw and
@@ -317,14 +323,10 @@ func roleOf(superuser bool) webhook.Role {
 const userScope = `(u.is_superuser OR EXISTS (SELECT 1 FROM whisperer_webhook w WHERE w.user_id = u.id))`
 
 func (im *importer) importUsers(ctx context.Context) error {
-	total, err := im.count(ctx, `SELECT count(*) FROM auth_user u WHERE `+userScope)
+	total, rows, err := im.read(ctx, "auth_user", "auth_user u WHERE "+userScope,
+		"u.id, u.username, COALESCE(u.is_superuser, false), COALESCE(u.is_active, false)", "u.id")
 	if err != nil {
 		return err
-	}
-	rows, err := im.src.db.QueryContext(ctx, `SELECT u.id, u.username, COALESCE(u.is_superuser, false), COALESCE(u.is_active, false)
-		FROM auth_user u WHERE `+userScope+` ORDER BY u.id`)
-	if err != nil {
-		return fmt.Errorf("read auth_user: %w", err)
 	}
 	defer rows.Close()
 	done := 0
@@ -383,14 +385,10 @@ func validKey(k string) bool {
 }
 
 func (im *importer) importTokens(ctx context.Context) error {
-	total, err := im.count(ctx, `SELECT count(*) FROM authtoken_token t JOIN auth_user u ON u.id = t.user_id WHERE `+userScope)
+	total, rows, err := im.read(ctx, "authtoken_token", "authtoken_token t JOIN auth_user u ON u.id = t.user_id WHERE "+userScope,
+		"left(t.key, 41), t.created, t.user_id", "t.user_id, t.key")
 	if err != nil {
 		return err
-	}
-	rows, err := im.src.db.QueryContext(ctx, `SELECT left(t.key, 41), t.created, t.user_id
-		FROM authtoken_token t JOIN auth_user u ON u.id = t.user_id WHERE `+userScope+` ORDER BY t.user_id, t.key`)
-	if err != nil {
-		return fmt.Errorf("read authtoken_token: %w", err)
 	}
 	defer rows.Close()
 	done := 0

@@ -37,23 +37,18 @@ type eventRow struct {
 }
 
 func (im *importer) importEvents(ctx context.Context) error {
-	total, err := im.count(ctx, `SELECT count(*) FROM whisperer_webhookevent`)
-	if err != nil {
-		return err
-	}
 	maxResp := im.opts.MaxResponseBytes
 	if maxResp <= 0 {
 		maxResp = maxResponseRead
 	}
 	// The response is cut rather than refused: only its first bytes are kept.
-	q := fmt.Sprintf(`SELECT id, webhook_id, uuid::text, created_date, modified_date, %s,
+	cols := fmt.Sprintf(`id, webhook_id, uuid::text, created_date, modified_date, %s,
 		left(response_content, %d), octet_length(response_content), response_http_status, delivered,
-		to_json(request_datetimes[1:%d])::text, cardinality(request_datetimes), retry_count
-		FROM whisperer_webhookevent ORDER BY id`,
+		to_json(request_datetimes[1:%d])::text, cardinality(request_datetimes), retry_count`,
 		capped("request_payload", im.opts.MaxPayloadBytes), maxResp, webhook.MaxAttemptsShown)
-	rows, err := im.src.db.QueryContext(ctx, q)
+	total, rows, err := im.read(ctx, "whisperer_webhookevent", "whisperer_webhookevent", cols, "id")
 	if err != nil {
-		return fmt.Errorf("read whisperer_webhookevent: %w", err)
+		return err
 	}
 	defer rows.Close()
 	var batch []webhook.Event

@@ -49,17 +49,13 @@ type hookRow struct {
 }
 
 func (im *importer) importHooks(ctx context.Context) error {
-	total, err := im.count(ctx, `SELECT count(*) FROM whisperer_webhook`)
-	if err != nil {
-		return err
-	}
 	cols := []string{"id", "user_id", "created_date", "modified_date", "is_active"}
 	for _, c := range []string{"target_url", "secret_key", "event_type", "callback", "retry_countdown_config", "additional_headers", "config"} {
 		cols = append(cols, capped(c, maxHookField))
 	}
-	rows, err := im.src.db.QueryContext(ctx, `SELECT `+strings.Join(cols, ", ")+` FROM whisperer_webhook ORDER BY id`)
+	total, rows, err := im.read(ctx, "whisperer_webhook", "whisperer_webhook", strings.Join(cols, ", "), "id")
 	if err != nil {
-		return fmt.Errorf("read whisperer_webhook: %w", err)
+		return err
 	}
 	defer rows.Close()
 	done := 0

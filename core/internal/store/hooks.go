@@ -63,14 +63,24 @@ func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (_ webhook
 	if !w.IsActive {
 		row.DisabledReason, row.DisabledAt = ReasonOwner, &now
 	}
-	// Sealed values are bound to the row id, known only after the insert:
-	// the insert carries no secret (never in clear, not even in the WAL)
-	// and an update in the same transaction adds them sealed.
+	if err := s.insertWebhook(ctx, row); err != nil {
+		return webhook.Webhook{}, fmt.Errorf("create webhook: %w", err)
+	}
+	return row.domain(s.sealer), nil
+}
+
+// insertWebhook inserts row and seals its secrets; a second hook with the
+// same user, target_url and event_type is webhook.ErrAlreadyExists. Sealed
+// values are bound
+// to the row id, known only after the insert: the insert carries no secret
+// (never in clear, not even in the WAL) and an update in the same
+// transaction adds them sealed.
+func (s *Store) insertWebhook(ctx context.Context, row *webhookRow) error {
 	secrets := row.secrets()
 	if s.sealer != nil {
 		row.setSecrets(secretCols{headers: "{}", config: "{}"})
 	}
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(row).Returning("id").Exec(ctx); err != nil {
 			return err
 		}
@@ -86,13 +96,10 @@ func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (_ webhook
 			WherePK().Exec(ctx)
 		return err
 	})
-	if err != nil {
-		if isUniqueViolation(err) {
-			return webhook.Webhook{}, webhook.ErrAlreadyExists
-		}
-		return webhook.Webhook{}, fmt.Errorf("create webhook: %w", err)
+	if isUniqueViolation(err) {
+		return webhook.ErrAlreadyExists
 	}
-	return row.domain(s.sealer), nil
+	return err
 }
 
 // CountWebhooks returns how many hooks, active or not, userID has: what

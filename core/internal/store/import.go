@@ -85,30 +85,7 @@ func (s *Store) ImportWebhook(ctx context.Context, w webhook.Webhook, disabledRe
 		at := row.ModifiedAt
 		row.DisabledReason, row.DisabledAt = cmp.Or(disabledReason, ReasonOwner), &at
 	}
-	secrets := row.secrets()
-	if s.sealer != nil {
-		row.setSecrets(secretCols{headers: "{}", config: "{}"}) // sealed below, once the id is known
-	}
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(row).Returning("id").Exec(ctx); err != nil {
-			return err
-		}
-		if s.sealer == nil {
-			return nil
-		}
-		row.setSecrets(secrets)
-		if err := row.sealSecrets(s.sealer); err != nil {
-			return err
-		}
-		_, err := tx.NewUpdate().Model(row).
-			Column("secret_key", "previous_secret_key", "additional_headers", "config", "secrets_key_id").
-			WherePK().Exec(ctx)
-		return err
-	})
-	if err != nil {
-		if isUniqueViolation(err) {
-			return webhook.Webhook{}, webhook.ErrAlreadyExists
-		}
+	if err := s.insertWebhook(ctx, row); err != nil {
 		return webhook.Webhook{}, fmt.Errorf("import webhook: %w", err)
 	}
 	return row.domain(s.sealer), nil
