@@ -223,21 +223,11 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if err := errs.Err(); err != nil {
 		return err
 	}
-	p, err := s.page(r)
-	if err != nil {
-		return err
-	}
-	sc := scope(r)
-	ids, info, err := s.deps.Store.EventIDs(r.Context(), sc, f, p)
-	if err != nil {
-		return err
-	}
-	viewer := user(r).ID
-	return writePage(s, w, r, ids, info, eventChunk,
-		func(ctx context.Context, ids []int64) ([]webhook.Job, error) {
-			return s.deps.Store.EventsByID(ctx, sc, ids)
+	return listPage(s, w, r,
+		func(ctx context.Context, sc webhook.Scope, p webhook.Page) ([]int64, webhook.PageInfo, error) {
+			return s.deps.Store.EventIDs(ctx, sc, f, p)
 		},
-		func(j webhook.Job) any { return renderEvent(j, viewer) })
+		eventChunk, s.deps.Store.EventsByID, func(j webhook.Job, viewer int64) any { return renderEvent(j, viewer) })
 }
 
 // checkFields adds an "Unknown field." error for each key of obj not in

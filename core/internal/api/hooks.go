@@ -742,21 +742,11 @@ func (s *Server) listHooks(w http.ResponseWriter, r *http.Request) error {
 	if err := errs.Err(); err != nil {
 		return err
 	}
-	p, err := s.page(r)
-	if err != nil {
-		return err
-	}
-	sc := scope(r)
-	ids, info, err := s.deps.Store.WebhookIDs(r.Context(), sc, f, p)
-	if err != nil {
-		return err
-	}
-	viewer := user(r).ID
-	return writePage(s, w, r, ids, info, hookChunk,
-		func(ctx context.Context, ids []int64) ([]webhook.Webhook, error) {
-			return s.deps.Store.WebhooksByID(ctx, sc, ids)
+	return listPage(s, w, r,
+		func(ctx context.Context, sc webhook.Scope, p webhook.Page) ([]int64, webhook.PageInfo, error) {
+			return s.deps.Store.WebhookIDs(ctx, sc, f, p)
 		},
-		func(h webhook.Webhook) any { return renderHook(h, viewer) })
+		hookChunk, s.deps.Store.WebhooksByID, func(h webhook.Webhook, viewer int64) any { return renderHook(h, viewer) })
 }
 
 // hookJSON is a hook as dj-whisperer's WebhookSerializer writes it, in its

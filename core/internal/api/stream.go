@@ -23,6 +23,27 @@ const (
 	eventChunk = 2
 )
 
+// listPage answers a list request: the page's ids from list in the
+// requester's scope, then their items loaded and rendered for the
+// requester a chunk at a time (writePage).
+func listPage[T any](s *Server, w http.ResponseWriter, r *http.Request,
+	list func(context.Context, webhook.Scope, webhook.Page) ([]int64, webhook.PageInfo, error),
+	chunk int, load func(context.Context, webhook.Scope, []int64) ([]T, error), render func(T, int64) any) error {
+	p, err := s.page(r)
+	if err != nil {
+		return err
+	}
+	sc := scope(r)
+	ids, info, err := list(r.Context(), sc, p)
+	if err != nil {
+		return err
+	}
+	viewer := user(r).ID
+	return writePage(s, w, r, ids, info, chunk,
+		func(ctx context.Context, ids []int64) ([]T, error) { return load(ctx, sc, ids) },
+		func(v T) any { return render(v, viewer) })
+}
+
 // writePage answers 200 with the list page of ids {"next", "previous",
 // "results"}, byte for byte as writeJSON would, but loads, renders and
 // writes the results a chunk at a time. Once the first chunk is written the
