@@ -776,19 +776,7 @@ type hookJSON struct {
 // additional_headers values are hiddenHeaderValue. A target_url with
 // credentials (from an older release) is shown without them.
 func renderHook(h webhook.Webhook, viewer int64) hookJSON {
-	cfg := make(map[string]any, len(h.Config))
-	for k, v := range h.Config {
-		cfg[k] = v
-	}
-	if auth, ok := cfg["auth"].(map[string]any); ok {
-		clean := make(map[string]any, len(auth))
-		for k, v := range auth {
-			if k != "password" {
-				clean[k] = v
-			}
-		}
-		cfg["auth"] = clean
-	}
+	cfg := h.ShownConfig()
 	headers := h.AdditionalHeaders
 	if h.UserID != viewer {
 		headers = make(map[string]string, len(h.AdditionalHeaders))

@@ -94,19 +94,7 @@ func (h *Handler) hookView(w webhook.Webhook, viewer int64, names map[int64]stri
 	}
 	slices.SortFunc(row.Headers, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 	row.Countdown = w.RetryCountdown.Choice + " " + pretty(w.RetryCountdown.Kwargs)
-	cfg := make(map[string]any, len(w.Config))
-	for k, v := range w.Config {
-		cfg[k] = v
-	}
-	if auth, ok := cfg["auth"].(map[string]any); ok {
-		clean := make(map[string]any, len(auth))
-		for k, v := range auth {
-			if k != "password" {
-				clean[k] = v
-			}
-		}
-		cfg["auth"] = clean
-	}
+	cfg := w.ShownConfig()
 	b, _ := json.Marshal(cfg)
 	row.Config = pretty(b)
 	w.SecretKey, w.PreviousSecretKey = "", "" // never rendered

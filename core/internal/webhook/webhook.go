@@ -129,6 +129,25 @@ func (w *Webhook) BasicAuth() (BasicAuth, bool) {
 	return BasicAuth{Username: user, Password: pass}, true
 }
 
+// ShownConfig is a copy of w's config without config.auth.password, which
+// is write-only: what any view of the hook shows.
+func (w *Webhook) ShownConfig() map[string]any {
+	cfg := make(map[string]any, len(w.Config))
+	for k, v := range w.Config {
+		cfg[k] = v
+	}
+	if auth, ok := cfg["auth"].(map[string]any); ok {
+		clean := make(map[string]any, len(auth))
+		for k, v := range auth {
+			if k != "password" {
+				clean[k] = v
+			}
+		}
+		cfg["auth"] = clean
+	}
+	return cfg
+}
+
 // State is where a webhook event is in its life.
 type State string
 
