@@ -205,10 +205,14 @@ func TestReleaseBinary(t *testing.T) {
 		}
 		return nil
 	})
-	// The container's configuration logs JSON.
-	if !strings.Contains(logs.String(), `"msg":"serving"`) {
-		t.Errorf("serve with the container's config did not log JSON:\n%s", logs.String())
-	}
+	// The container's configuration logs JSON (the line may follow the
+	// first answer: the server answers once it listens).
+	poll.UntilNil(t, 10*time.Second, func() error {
+		if !strings.Contains(logs.String(), `"msg":"serving"`) {
+			return errors.New("serve with the container's config did not log JSON")
+		}
+		return nil
+	})
 	// systemctl reload (contrib/systemd) sends SIGHUP: the plugin
 	// directory is loaded again and the server goes on; SIGHUP's default
 	// action would end it.

@@ -40,7 +40,7 @@ const DefaultConfigFile = config.DefaultFile
 // through getenv; then the flags of fs that are keys or that flagKeys maps
 // to keys. fs may be nil.
 func LoadConfig(file string, getenv func(string) string, fs *pflag.FlagSet, flagKeys map[string]string) (*config.Config, error) {
-	return config.Load(config.LoadOptions{File: file, Getenv: getenv, Flags: fs, FlagKeys: flagKeys})
+	return config.Load(config.LoadOptions{File: file, Getenv: getenv, Flags: fs, FlagKeys: flagKeys, Owned: OwnedDefaults})
 }
 
 // ValidateEventType reports whether name may be an event type.

@@ -16,7 +16,7 @@ func (a *App) newHandler() (http.Handler, error) {
 		MaxBodyBytes:          a.cfg.Server.MaxBodyBytes,
 		PublicURL:             a.cfg.Server.PublicURL,
 		DefaultRetryCountdown: a.cfg.Delivery.DefaultRetryCountdown,
-		InlineHold:            a.cfg.Delivery.Lease,
+		InlineHold:            DeliveryConfig(a.cfg).WithDefaults().Lease,
 		SecretRotationOverlap: a.cfg.Security.SecretRotationOverlap,
 		MaxPageSize:           a.cfg.Limits.MaxPageSize,
 		HooksPerUser:          a.cfg.Limits.HooksPerUser,

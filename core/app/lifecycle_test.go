@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/internal/config"
 	"github.com/whisperer/whisperer/core/internal/service"
 	"github.com/whisperer/whisperer/core/internal/store/storetest"
 	"github.com/whisperer/whisperer/internal/testlog"
@@ -15,7 +14,7 @@ import (
 // A service that fails to start fails Run with its error: the services
 // started before it are stopped, the plugins stopped, the database closed.
 func TestRunSurfacesStartError(t *testing.T) {
-	cfg := config.Default()
+	cfg := app.DefaultConfig()
 	cfg.Database.URL = storetest.URL(t, "sqlite")
 	cfg.Server.Addr = "127.0.0.1:0"
 	cfg.Plugins.Dir = t.TempDir()

@@ -44,7 +44,7 @@ func startNode(t *testing.T, backend string, plugins []string, mutate func(*conf
 			t.Fatal(err)
 		}
 	}
-	cfg := config.Default()
+	cfg := app.DefaultConfig()
 	cfg.Database.URL = storetest.URL(t, backend)
 	cfg.Delivery.AllowNetworks = []string{"127.0.0.0/8"}
 	cfg.Delivery.PollInterval = 50 * time.Millisecond

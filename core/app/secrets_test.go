@@ -31,7 +31,7 @@ import (
 // PostgreSQL nodes share the rows, so a node without a key refuses to
 // start and says how to make one.
 func TestPostgresRefusesToStartWithoutAKey(t *testing.T) {
-	cfg := config.Default()
+	cfg := app.DefaultConfig()
 	cfg.Database.URL = storetest.URL(t, "postgres")
 	var logs testlog.Buffer
 	_, err := app.New(t.Context(), cfg, app.NewLogger(cfg.Log, &logs))
@@ -47,7 +47,7 @@ func TestSQLiteKeyFile(t *testing.T) {
 	url := storetest.URL(t, "sqlite")
 	path := strings.TrimPrefix(url, "sqlite://") + ".key"
 	start := func() string {
-		cfg := config.Default()
+		cfg := app.DefaultConfig()
 		cfg.Database.URL = url
 		var logs testlog.Buffer
 		a, err := app.New(t.Context(), cfg, app.NewLogger(cfg.Log, &logs))
@@ -85,7 +85,7 @@ func TestSQLiteKeyFile(t *testing.T) {
 // still opens (so the rows can be rotated), and the configured key seals.
 func TestConfiguredKeyAfterKeyFile(t *testing.T) {
 	url := storetest.URL(t, "sqlite")
-	cfg := config.Default()
+	cfg := app.DefaultConfig()
 	cfg.Database.URL = url
 	var logs testlog.Buffer
 	logger := app.NewLogger(cfg.Log, &logs)
@@ -102,7 +102,7 @@ func TestConfiguredKeyAfterKeyFile(t *testing.T) {
 		t.Fatalf("keyring %v; want the configured key first, then the file's %s", ids, fileRing.KeyID())
 	}
 	// An in-memory database gets a key of its own.
-	cfg = config.Default()
+	cfg = app.DefaultConfig()
 	cfg.Database.URL = "sqlite://:memory:"
 	if _, err := app.Keyring(cfg, logger); err != nil {
 		t.Fatal(err)
@@ -187,7 +187,7 @@ func TestUpgradeDeliversLegacyHooks(t *testing.T) {
 // while hooks are still sealed under it.
 func TestKeyFileMentionedOnlyWhileInUse(t *testing.T) {
 	url := storetest.URL(t, "sqlite")
-	cfg := config.Default()
+	cfg := app.DefaultConfig()
 	cfg.Database.URL = url
 	open := func() string {
 		t.Helper()

@@ -8,16 +8,16 @@
 // environment variable names, the unknown-key check and the documentation
 // test that keeps config.koanf.yaml in step with the defaults.
 //
-// A setting a package consumes is defaulted by that package too (its
-// Config.WithDefaults), for code that uses the package alone. This package
-// does not import its siblings (only core/app wires them), so it writes
-// the values again; TestDocumentedDefaultsAreThePackages fails when
-// config.koanf.yaml, these defaults and a package's disagree.
+// A setting a package consumes is defaulted by that package alone (its
+// Config.WithDefaults). This package does not import its siblings (only
+// core/app wires them), so it writes no default of theirs: Load and
+// Default take them from an Owned function, which core/app builds from the
+// packages' WithDefaults. TestDocumentedDefaultsAreThePackages fails when
+// config.koanf.yaml and a package's defaults disagree.
 package config
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -26,8 +26,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
@@ -37,7 +35,7 @@ import (
 )
 
 // Config is the whole configuration. Load fills it; code that builds one
-// by hand calls WithDefaults and then Validate.
+// by hand starts from Default and then calls Validate.
 type Config struct {
 	Server   Server
 	Database Database
@@ -164,30 +162,15 @@ type Delivery struct {
 	DisableAfter time.Duration
 }
 
-// Plugins is the WebAssembly plugin host.
+// Plugins is the WebAssembly plugin host: the keys plugins.* of
+// plugin.Config, which documents each and owns its default.
 type Plugins struct {
-	// Dir is scanned for *.wasm at start and on reload. Defaults to
-	// "plugins".
-	Dir string
-	// CacheDir keeps compiled modules between runs. It is a pure cache
-	// (keyed by module hash and runtime version), so it lives in the
-	// user's cache directory rather than next to the data, shared by every
-	// working directory. Empty derives it. Defaults to
-	// os.UserCacheDir()/whisperer/plugins, or ".whisperer-cache" when the
-	// OS has no cache directory.
-	CacheDir string
-	// CallTimeout bounds one countdown or validator call. Defaults to
-	// 100ms.
-	CallTimeout time.Duration
-	// CallbackTimeout bounds one post-delivery callback. Defaults to 5s.
+	Dir             string
+	CacheDir        string
+	CallTimeout     time.Duration
 	CallbackTimeout time.Duration
-	// MemoryLimitMB caps each plugin instance's memory, at most 2048.
-	// Defaults to 64.
-	MemoryLimitMB int
-	// PoolSize is how many instances of each plugin are kept, and how
-	// many countdown/validator calls and, separately, callbacks run at
-	// once across all plugins. Defaults to 4.
-	PoolSize int
+	MemoryLimitMB   int
+	PoolSize        int
 }
 
 // Retention is the background purge of old delivered events.
@@ -251,132 +234,47 @@ type Log struct {
 	Format string
 }
 
-// Default returns the built-in defaults, derived values included.
-func Default() *Config { return new(Config).WithDefaults() }
+// Owned fills the settings other packages own with those packages'
+// defaults: core/app's OwnedDefaults, from each package's WithDefaults.
+type Owned func(*Config)
 
-// defaults are the built-in values before derivation: Lease and CacheDir
-// stay zero so that Load derives them from the final values.
+// Default returns the defaults: this package's own, then owned's.
+func Default(owned Owned) *Config {
+	c := defaults()
+	if owned != nil {
+		owned(c)
+	}
+	c.derive()
+	return c
+}
+
+// defaults are the values of the settings no other package owns: where
+// to listen and how long to wait, the database's URL, the event types,
+// logging, the encryption keys, what the console shows.
 func defaults() *Config {
 	return &Config{
 		Server: Server{
 			Addr:            "127.0.0.1:8000",
-			BasePath:        "/whisperer/",
-			MaxBodyBytes:    1 << 20,
 			ReadTimeout:     30 * time.Second,
 			WriteTimeout:    60 * time.Second,
 			ShutdownTimeout: 30 * time.Second,
 			AuthCacheTTL:    10 * time.Second,
 		},
-		Database: Database{URL: "sqlite://whisperer.db", MaxOpenConns: 20},
-		RequestTimeout: RequestTimeout{
-			Connect: 10 * time.Second,
-			Read:    10 * time.Second,
-		},
-		Delivery: Delivery{
-			Workers:    64,
-			BatchSize:  100,
-			MaxRetries: 18,
-			DefaultRetryCountdown: webhook.CountdownConfig{
-				Choice: "exponential",
-				Kwargs: json.RawMessage(`{"base":2}`),
-			},
-			MaxResponseBytes: 64 << 10,
-			AllowNetworks:    []string{},
-			DenyNetworks:     []string{},
-			PollInterval:     time.Second,
-			CallbackWorkers:  8,
-			DisableAfter:     120 * time.Hour,
-		},
-		Plugins: Plugins{
-			Dir:             "plugins",
-			CallTimeout:     100 * time.Millisecond,
-			CallbackTimeout: 5 * time.Second,
-			MemoryLimitMB:   64,
-			PoolSize:        4,
-		},
+		Database:   Database{URL: "sqlite://whisperer.db"},
+		Delivery:   Delivery{DisableAfter: 120 * time.Hour},
 		EventTypes: []string{"package-created", "order-created"},
 		Log:        Log{Level: "info", Format: "text"},
-		Retention:  Retention{Days: 30, Interval: time.Hour, BatchSize: 1000},
-		Security:   Security{EncryptionKeys: []string{}, SecretRotationOverlap: 24 * time.Hour},
-		Limits:     Limits{HooksPerUser: 1000, MaxPageSize: 1000},
-		Console:    Console{SessionTTL: 12 * time.Hour},
+		Retention:  Retention{Days: 30},
+		Security:   Security{EncryptionKeys: []string{}},
 	}
 }
 
-// leaseMargin is how much longer than a request a lease lasts: time to
-// record the attempt after the response.
-const leaseMargin = 30 * time.Second
-
-// WithDefaults fills every zero field with its default, derives Lease and
-// CacheDir, and returns c. It is for configs built in code: Load does not
-// call it, so an explicit 0 in a file is kept and reported by Validate.
-func (c *Config) WithDefaults() *Config {
-	d := defaults()
-	c.Server.Addr = cmp.Or(c.Server.Addr, d.Server.Addr)
-	c.Server.BasePath = cmp.Or(c.Server.BasePath, d.Server.BasePath)
-	c.Server.MaxBodyBytes = cmp.Or(c.Server.MaxBodyBytes, d.Server.MaxBodyBytes)
-	c.Server.ReadTimeout = cmp.Or(c.Server.ReadTimeout, d.Server.ReadTimeout)
-	c.Server.WriteTimeout = cmp.Or(c.Server.WriteTimeout, d.Server.WriteTimeout)
-	c.Server.ShutdownTimeout = cmp.Or(c.Server.ShutdownTimeout, d.Server.ShutdownTimeout)
-	c.Server.AuthCacheTTL = cmp.Or(c.Server.AuthCacheTTL, d.Server.AuthCacheTTL)
-	c.Database.URL = cmp.Or(c.Database.URL, d.Database.URL)
-	c.Database.MaxOpenConns = cmp.Or(c.Database.MaxOpenConns, d.Database.MaxOpenConns)
-	c.RequestTimeout.Connect = cmp.Or(c.RequestTimeout.Connect, d.RequestTimeout.Connect)
-	c.RequestTimeout.Read = cmp.Or(c.RequestTimeout.Read, d.RequestTimeout.Read)
-	c.Delivery.Workers = cmp.Or(c.Delivery.Workers, d.Delivery.Workers)
-	c.Delivery.BatchSize = cmp.Or(c.Delivery.BatchSize, d.Delivery.BatchSize)
-	c.Delivery.MaxRetries = cmp.Or(c.Delivery.MaxRetries, d.Delivery.MaxRetries)
-	if c.Delivery.DefaultRetryCountdown.Choice == "" {
-		c.Delivery.DefaultRetryCountdown = d.Delivery.DefaultRetryCountdown
-	}
-	c.Delivery.MaxResponseBytes = cmp.Or(c.Delivery.MaxResponseBytes, d.Delivery.MaxResponseBytes)
-	if c.Delivery.AllowNetworks == nil {
-		c.Delivery.AllowNetworks = d.Delivery.AllowNetworks
-	}
-	if c.Delivery.DenyNetworks == nil {
-		c.Delivery.DenyNetworks = d.Delivery.DenyNetworks
-	}
-	c.Delivery.PollInterval = cmp.Or(c.Delivery.PollInterval, d.Delivery.PollInterval)
-	c.Delivery.CallbackWorkers = cmp.Or(c.Delivery.CallbackWorkers, d.Delivery.CallbackWorkers)
-	c.Delivery.DisableAfter = cmp.Or(c.Delivery.DisableAfter, d.Delivery.DisableAfter)
-	c.Plugins.Dir = cmp.Or(c.Plugins.Dir, d.Plugins.Dir)
-	c.Plugins.CallTimeout = cmp.Or(c.Plugins.CallTimeout, d.Plugins.CallTimeout)
-	c.Plugins.CallbackTimeout = cmp.Or(c.Plugins.CallbackTimeout, d.Plugins.CallbackTimeout)
-	c.Plugins.MemoryLimitMB = cmp.Or(c.Plugins.MemoryLimitMB, d.Plugins.MemoryLimitMB)
-	c.Plugins.PoolSize = cmp.Or(c.Plugins.PoolSize, d.Plugins.PoolSize)
-	if c.EventTypes == nil {
-		c.EventTypes = d.EventTypes
-	}
-	c.Log.Level = cmp.Or(c.Log.Level, d.Log.Level)
-	c.Log.Format = cmp.Or(c.Log.Format, d.Log.Format)
-	c.Retention.Days = cmp.Or(c.Retention.Days, d.Retention.Days)
-	c.Retention.Interval = cmp.Or(c.Retention.Interval, d.Retention.Interval)
-	c.Retention.BatchSize = cmp.Or(c.Retention.BatchSize, d.Retention.BatchSize)
-	if c.Security.EncryptionKeys == nil {
-		c.Security.EncryptionKeys = d.Security.EncryptionKeys
-	}
-	c.Security.SecretRotationOverlap = cmp.Or(c.Security.SecretRotationOverlap, d.Security.SecretRotationOverlap)
-	c.Limits.HooksPerUser = cmp.Or(c.Limits.HooksPerUser, d.Limits.HooksPerUser)
-	c.Limits.MaxPageSize = cmp.Or(c.Limits.MaxPageSize, d.Limits.MaxPageSize)
-	c.Console.SessionTTL = cmp.Or(c.Console.SessionTTL, d.Console.SessionTTL)
-	c.derive()
-	return c
-}
-
-// derive fills the values that depend on others or on the machine.
+// derive fills the values that depend on others. The lease, when not
+// set, is the dispatcher's to derive (delivery.Config.WithDefaults).
 func (c *Config) derive() {
-	c.Delivery.Lease = cmp.Or(c.Delivery.Lease, 2*c.RequestTimeout.Total()+leaseMargin)
-	c.Plugins.CacheDir = cmp.Or(c.Plugins.CacheDir, defaultCacheDir())
 	if len(c.Delivery.DefaultRetryCountdown.Kwargs) == 0 {
 		c.Delivery.DefaultRetryCountdown.Kwargs = json.RawMessage(`{}`)
 	}
-}
-
-func defaultCacheDir() string {
-	if dir, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(dir, "whisperer", "plugins")
-	}
-	return ".whisperer-cache"
 }
 
 // Error is one bad configuration value.
@@ -451,7 +349,7 @@ func (c *Config) Validate() error {
 	// Two requests (the claim-ahead), a countdown plugin call and a second
 	// to write the result back: a shorter lease could expire while the
 	// event is still being delivered, and another claim would send it again.
-	if least := 2*c.RequestTimeout.Total() + c.Plugins.CallTimeout + time.Second; d.Lease < least {
+	if least := 2*c.RequestTimeout.Total() + c.Plugins.CallTimeout + time.Second; d.Lease != 0 && d.Lease < least {
 		add(errorf("delivery.lease", "must be at least twice request_timeout connect + read, plus plugins.call_timeout and 1s (%v), got %v", least, d.Lease))
 	}
 	add(positive("delivery.poll_interval", d.PollInterval))

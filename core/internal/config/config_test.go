@@ -39,12 +39,39 @@ func writeFile(t *testing.T, content string) string {
 	return path
 }
 
+// documentedDefaults stands in for core/app's OwnedDefaults, which this
+// package's tests cannot import: the values config.koanf.yaml documents,
+// which TestDocumentedDefaultsAreThePackages holds equal to the packages'.
+// The file allows loopback for local development; the default is none.
+func documentedDefaults(c *Config) {
+	fk := koanf.New(".")
+	if err := fk.Load(file.Provider(documentedAbs), yaml.Parser()); err != nil {
+		panic(err)
+	}
+	if err := c.apply(fk); err != nil {
+		panic(err)
+	}
+	c.Delivery.AllowNetworks = []string{}
+}
+
+// documentedAbs is documented for tests that change directory.
+var documentedAbs, _ = filepath.Abs(documented)
+
+// load is Load with the documented defaults for the settings other
+// packages own.
+func load(opts LoadOptions) (*Config, error) {
+	if opts.Owned == nil {
+		opts.Owned = documentedDefaults
+	}
+	return Load(opts)
+}
+
 func mustLoad(t *testing.T, opts LoadOptions) *Config {
 	t.Helper()
 	if opts.Getenv == nil {
 		opts.Getenv = env(nil)
 	}
-	c, err := Load(opts)
+	c, err := load(opts)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -66,7 +93,7 @@ func TestDocumentedFile(t *testing.T) {
 	}
 
 	got := mustLoad(t, LoadOptions{File: documented})
-	want := Default()
+	want := Default(documentedDefaults)
 	want.Source = documented
 	// Its relative sqlite:// path is the file's directory's.
 	dir, _ := filepath.Abs(filepath.Dir(documented))
@@ -101,11 +128,11 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 		kwargsKey:                          {string(doc.Delivery.DefaultRetryCountdown.Kwargs), string(d.DefaultCountdown.Kwargs)},
 		"delivery.max_response_bytes":      {doc.Delivery.MaxResponseBytes, d.MaxResponseBytes},
 		"delivery.deny_networks":           {len(doc.Delivery.DenyNetworks), len(d.DenyNetworks)},
-		"delivery.lease":                   {doc.Delivery.Lease, d.Lease},
+		"delivery.lease":                   {doc.Delivery.Lease, delivery.Config{}.Lease}, // 0: derived
 		"delivery.poll_interval":           {doc.Delivery.PollInterval, d.PollInterval},
 		"delivery.callback_workers":        {doc.Delivery.CallbackWorkers, d.CallbackWorkers},
 		"plugins.dir":                      {doc.Plugins.Dir, p.Dir},
-		"plugins.cache_dir":                {doc.Plugins.CacheDir, p.CacheDir},
+		"plugins.cache_dir":                {doc.Plugins.CacheDir, plugin.Config{}.CacheDir}, // "": derived
 		"plugins.call_timeout":             {doc.Plugins.CallTimeout, p.CallTimeout},
 		"plugins.callback_timeout":         {doc.Plugins.CallbackTimeout, p.CallbackTimeout},
 		"plugins.memory_limit_mb":          {doc.Plugins.MemoryLimitMB, p.MemoryLimitMB},
@@ -126,8 +153,7 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 			string(a.DefaultRetryCountdown.Choice) + string(a.DefaultRetryCountdown.Kwargs),
 		},
 	}
-	// The file allows loopback for local development; the default is none.
-	owned["delivery.allow_networks"] = [2]any{len(Default().Delivery.AllowNetworks), len(d.AllowNetworks)}
+	owned["delivery.allow_networks"] = [2]any{len(Default(documentedDefaults).Delivery.AllowNetworks), len(d.AllowNetworks)}
 	// The server's own settings, and those whose package treats zero as
 	// "off" (the store's auth cache and hook deactivation, retention).
 	unowned := []string{
@@ -156,15 +182,12 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	d := Default()
+	d := Default(documentedDefaults)
 	if err := d.Validate(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
-	if d.Delivery.Lease != 70*time.Second {
-		t.Errorf("derived lease = %v, want 70s", d.Delivery.Lease)
-	}
-	if got := new(Config).WithDefaults(); !reflect.DeepEqual(got, d) {
-		t.Errorf("WithDefaults on a zero Config = %+v, want %+v", got, d)
+	if d.Delivery.Lease != 0 {
+		t.Errorf("lease = %v, want 0: the dispatcher derives it", d.Delivery.Lease)
 	}
 
 	// No file given and none in the working directory: the defaults.
@@ -214,7 +237,7 @@ func TestFileLookup(t *testing.T) {
 		t.Errorf("--config flag: workers %d, want 5", c.Delivery.Workers)
 	}
 
-	_, err := Load(LoadOptions{File: filepath.Join(dir, "missing.yaml"), Getenv: env(nil)})
+	_, err := load(LoadOptions{File: filepath.Join(dir, "missing.yaml"), Getenv: env(nil)})
 	if err == nil || !strings.Contains(err.Error(), "missing.yaml does not exist") {
 		t.Errorf("missing named file: %v", err)
 	}
@@ -373,7 +396,7 @@ func TestRequestTimeout(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load(LoadOptions{
+			c, err := load(LoadOptions{
 				File:   writeFile(t, tc.file),
 				Getenv: env(map[string]string{"WHISPERER_REQUEST_TIMEOUT": tc.env}),
 			})
@@ -389,8 +412,8 @@ func TestRequestTimeout(t *testing.T) {
 			if c.RequestTimeout.Connect != tc.connect || c.RequestTimeout.Read != tc.read {
 				t.Errorf("got %+v, want connect %v read %v", c.RequestTimeout, tc.connect, tc.read)
 			}
-			if want := 2*(tc.connect+tc.read) + leaseMargin; c.Delivery.Lease != want {
-				t.Errorf("derived lease = %v, want %v", c.Delivery.Lease, want)
+			if c.Delivery.Lease != 0 {
+				t.Errorf("lease = %v, want 0: the dispatcher derives it from the request timeout", c.Delivery.Lease)
 			}
 		})
 	}
@@ -464,7 +487,7 @@ func TestValidationErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load(LoadOptions{File: writeFile(t, tc.file), Getenv: env(tc.env)})
+			_, err := load(LoadOptions{File: writeFile(t, tc.file), Getenv: env(tc.env)})
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("error = %v\nwant it to contain %q", err, tc.err)
 			}
@@ -483,7 +506,7 @@ const testKey = "d2hpc3BlcmVyIHRlc3Qga2V5LCBub3Qgc2VjcmV0ISE="
 
 func TestEncryptionKeysFromEnv(t *testing.T) {
 	other := "b3RoZXIga2V5LCB0aGlydHktdHdvIGJ5dGVzIGxvbmc="
-	c, err := Load(LoadOptions{File: writeFile(t, ""), Getenv: env(map[string]string{
+	c, err := load(LoadOptions{File: writeFile(t, ""), Getenv: env(map[string]string{
 		"WHISPERER_SECURITY_ENCRYPTION_KEYS": testKey + ", " + other})})
 	if err != nil {
 		t.Fatal(err)
@@ -494,7 +517,7 @@ func TestEncryptionKeysFromEnv(t *testing.T) {
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
-	c := Default()
+	c := Default(documentedDefaults)
 	c.Delivery.Workers = 0
 	c.Log.Format = "xml"
 	err := c.Validate()
@@ -504,7 +527,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 }
 
 func TestUnknownOverride(t *testing.T) {
-	_, err := Load(LoadOptions{Getenv: env(nil), File: writeFile(t, ""), Overrides: map[string]any{"delivery.wrokers": 1}})
+	_, err := load(LoadOptions{Getenv: env(nil), File: writeFile(t, ""), Overrides: map[string]any{"delivery.wrokers": 1}})
 	if err == nil || !strings.Contains(err.Error(), `unknown key "delivery.wrokers"`) {
 		t.Fatalf("error = %v", err)
 	}
@@ -548,13 +571,13 @@ func TestValidateEventType(t *testing.T) {
 // The kwargs stay valid JSON objects for the countdown registry.
 func TestDefaultKwargsIsObject(t *testing.T) {
 	var m map[string]any
-	if err := json.Unmarshal(Default().Delivery.DefaultRetryCountdown.Kwargs, &m); err != nil || m["base"] != 2.0 {
-		t.Fatalf("kwargs %s: %v", Default().Delivery.DefaultRetryCountdown.Kwargs, err)
+	if err := json.Unmarshal(Default(documentedDefaults).Delivery.DefaultRetryCountdown.Kwargs, &m); err != nil || m["base"] != 2.0 {
+		t.Fatalf("kwargs %s: %v", Default(documentedDefaults).Delivery.DefaultRetryCountdown.Kwargs, err)
 	}
 }
 
 func TestLoadReportsEveryProblem(t *testing.T) {
-	_, err := Load(LoadOptions{Getenv: env(nil), File: writeFile(t, "delivery: {workers: 0}\nrequest_timeout: abc\n")})
+	_, err := load(LoadOptions{Getenv: env(nil), File: writeFile(t, "delivery: {workers: 0}\nrequest_timeout: abc\n")})
 	if err == nil || !strings.Contains(err.Error(), "delivery.workers: must be at least 1") || !strings.Contains(err.Error(), `request_timeout: expected`) {
 		t.Fatalf("error = %v, want both problems", err)
 	}
@@ -569,13 +592,13 @@ func TestPublicURL(t *testing.T) {
 		"https://api.example/#top", "https://api.example/a b", `https://api.example\@evil.example`,
 		"https://api.example/\n", "http://[::1", "/relative/path",
 	} {
-		_, err := Load(LoadOptions{File: writeFile(t, ""), Getenv: env(map[string]string{"WHISPERER_SERVER_PUBLIC_URL": bad})})
+		_, err := load(LoadOptions{File: writeFile(t, ""), Getenv: env(map[string]string{"WHISPERER_SERVER_PUBLIC_URL": bad})})
 		if err == nil || !strings.Contains(err.Error(), "server.public_url: expected http(s)://host[:port][/path]") {
 			t.Errorf("%q: error = %v, want it refused", bad, err)
 		}
 	}
 	for _, good := range []string{"", "https://api.example", "https://api.example:8443/whisperer-proxy/", "http://[2001:db8::1]:8000"} {
-		c, err := Load(LoadOptions{File: writeFile(t, ""), Overrides: map[string]any{"server.public_url": good}})
+		c, err := load(LoadOptions{File: writeFile(t, ""), Overrides: map[string]any{"server.public_url": good}})
 		if err != nil || c.Server.PublicURL != good {
 			t.Errorf("%q: %v, %q", good, err, c.Server.PublicURL)
 		}

@@ -25,13 +25,13 @@ func TestConsoleKeys(t *testing.T) {
 		{map[string]any{"console.session_ttl": "10s"}, "console.session_ttl: must be between 1m and 720h, got 10s"},
 		{map[string]any{"server.base_path": "/"}, "console.enabled: the console is served at"},
 	} {
-		_, err := Load(LoadOptions{Getenv: env(nil), Overrides: tc.over})
+		_, err := load(LoadOptions{Getenv: env(nil), Overrides: tc.over})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Load(%v) = %v, want %q", tc.over, err, tc.want)
 		}
 	}
 	// With the console off, the API may have "/".
-	if _, err := Load(LoadOptions{Getenv: env(nil), Overrides: map[string]any{"server.base_path": "/", "console.enabled": false}}); err != nil {
+	if _, err := load(LoadOptions{Getenv: env(nil), Overrides: map[string]any{"server.base_path": "/", "console.enabled": false}}); err != nil {
 		t.Fatalf("base path / with the console off: %v", err)
 	}
 }

@@ -47,6 +47,9 @@ type LoadOptions struct {
 	FlagKeys map[string]string
 	// Overrides are applied last, by dotted key; an unknown key is an error.
 	Overrides map[string]any
+	// Owned gives the defaults of the settings other packages own (see
+	// Default); nil leaves them zero, which Validate reports.
+	Owned Owned
 }
 
 // Load reads the configuration in order: built-in defaults, the YAML file,
@@ -156,6 +159,9 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 
 	c := defaults()
+	if opts.Owned != nil {
+		opts.Owned(c)
+	}
 	c.Source = source
 	c.DatabaseURLFrom = urlFrom
 	// A value that failed to decode keeps its default, so validating the

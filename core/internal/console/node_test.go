@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/whisperer/whisperer/core/app"
-	"github.com/whisperer/whisperer/core/internal/config"
 	"github.com/whisperer/whisperer/core/internal/store"
 	"github.com/whisperer/whisperer/core/internal/store/storetest"
 	"github.com/whisperer/whisperer/core/internal/webhook"
@@ -37,7 +36,7 @@ const eventType = "package-created"
 func startNode(t *testing.T) *node {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := config.Default()
+	cfg := app.DefaultConfig()
 	cfg.Database.URL = storetest.URL(t, store.SQLite)
 	cfg.Delivery.AllowNetworks = []string{"127.0.0.0/8"}
 	cfg.Delivery.PollInterval = 50 * time.Millisecond
