@@ -30,7 +30,7 @@ func TestTokensRevokeSharedPrefix(t *testing.T) {
 			if backend == apptest.Postgres {
 				wctx, cancel := context.WithCancel(ctx)
 				done := make(chan error, 1)
-				go func() { done <- srv.WatchRevocations(wctx) }()
+				go func() { done <- srv.WatchRevocations(wctx, nil) }()
 				t.Cleanup(func() { cancel(); <-done })
 			}
 			keys := map[string]string{"alice": "0badc0de" + strings.Repeat("a", 32), "bob": "0badc0de" + strings.Repeat("b", 32)}

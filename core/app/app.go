@@ -228,11 +228,21 @@ func (a *App) services() ([]service.Service, error) {
 		a.Publisher,
 		// Wakes the dispatcher when any node publishes (PostgreSQL).
 		service.Named{Name: "store listener", Service: service.NewFunc(func(ctx context.Context) error {
-			return a.Store.Listen(ctx, a.Dispatcher.Notify)
+			return a.Store.Listen(ctx, a.Dispatcher.Notify, a.reconnecting("store listener"))
 		})},
-		service.Named{Name: "token revocation watcher", Service: service.NewFunc(a.Store.WatchRevocations)},
+		service.Named{Name: "token revocation watcher", Service: service.NewFunc(func(ctx context.Context) error {
+			return a.Store.WatchRevocations(ctx, a.reconnecting("token revocation watcher"))
+		})},
 		purger,
 	}, nil
+}
+
+// reconnecting logs why a PostgreSQL listener lost its connection; it
+// retries with a backoff, and the dispatcher's poll covers the gap.
+func (a *App) reconnecting(name string) func(error) {
+	return func(err error) {
+		a.logger.Warn(name+": connection lost; reconnecting", "err", err)
+	}
 }
 
 // close releases what New acquired, for a node that will not Serve.

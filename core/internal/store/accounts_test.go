@@ -94,7 +94,7 @@ func TestRevocationByAnotherProcess(t *testing.T) {
 			if backend == store.Postgres {
 				wctx, cancel := context.WithCancel(ctx)
 				done := make(chan error, 1)
-				go func() { done <- server.WatchRevocations(wctx) }()
+				go func() { done <- server.WatchRevocations(wctx, nil) }()
 				t.Cleanup(func() { cancel(); <-done })
 				poll.Until(t, 10*time.Second, "revocations to be watched", server.RevocationsWatched)
 			}
@@ -142,7 +142,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 				if backend == store.Postgres && ttl > 0 {
 					wctx, cancel := context.WithCancel(ctx)
 					done := make(chan error, 1)
-					go func() { done <- s.WatchRevocations(wctx) }()
+					go func() { done <- s.WatchRevocations(wctx, nil) }()
 					b.Cleanup(func() { cancel(); <-done })
 					for !s.RevocationsWatched() {
 						time.Sleep(time.Millisecond)

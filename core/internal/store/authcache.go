@@ -184,17 +184,23 @@ func (g *versionGate) run(read func() bool) bool {
 // ends, reconnecting on its own, so that this node's authentication cache
 // forgets a revoked token as soon as the revocation is notified. The cache
 // is used only while it listens. On SQLite, or without a cache, it returns
-// nil at once: there, each lookup checks for revocations itself.
-func (s *Store) WatchRevocations(ctx context.Context) error {
+// nil at once: there, each lookup checks for revocations itself. Each
+// lost connection is reported to onErr (which may be nil) before the retry;
+// meanwhile the cache is not used.
+func (s *Store) WatchRevocations(ctx context.Context, onErr func(error)) error {
 	if !s.drv.supportsListener() || s.auth.ttl <= 0 {
 		return nil
 	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		if s.watchOnce(ctx) {
+		listened, err := s.watchOnce(ctx)
+		if listened {
 			backoff = 100 * time.Millisecond
 		}
 		s.auth.watching.Store(false)
+		if ctx.Err() == nil && onErr != nil {
+			onErr(err)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
@@ -205,22 +211,22 @@ func (s *Store) WatchRevocations(ctx context.Context) error {
 }
 
 // watchOnce listens on one connection until it fails; it reports whether
-// it got as far as listening.
-func (s *Store) watchOnce(ctx context.Context) bool {
+// it got as far as listening, and why it stopped.
+func (s *Store) watchOnce(ctx context.Context) (bool, error) {
 	conn, err := pgx.Connect(ctx, s.dsn)
 	if err != nil {
-		return false
+		return false, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+revokeChannel); err != nil {
-		return false
+		return false, err
 	}
 	// Anything revoked while nobody listened is forgotten now.
 	s.auth.invalidate()
 	s.auth.watching.Store(true)
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return true
+			return true, err
 		}
 		s.auth.invalidate()
 	}

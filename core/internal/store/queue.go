@@ -230,7 +230,7 @@ func (s *Store) notify(ctx context.Context) {
 // Listen calls fn whenever any node publishes (PostgreSQL LISTEN/NOTIFY),
 // reconnecting on its own, until ctx ends. On SQLite, a single-node
 // backend, it only waits for ctx. It returns nil when ctx ends.
-func (s *Store) Listen(ctx context.Context, fn func()) error {
+func (s *Store) Listen(ctx context.Context, fn func(), onErr func(error)) error {
 	if !s.drv.supportsListener() {
 		<-ctx.Done()
 		return nil
@@ -241,7 +241,9 @@ func (s *Store) Listen(ctx context.Context, fn func()) error {
 		if ctx.Err() != nil {
 			break
 		}
-		_ = err // the dispatcher's poll covers the gap; retry with backoff
+		if onErr != nil { // the dispatcher's poll covers the gap; retry with backoff
+			onErr(err)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):

@@ -449,25 +449,47 @@ func TestListenWakesOnPublish(t *testing.T) {
 	s := storetest.New(t, store.Postgres)
 	a, _ := storetest.User(t, s, "a", webhook.RoleUser)
 	storetest.Hook(t, s, a.ID, "e", "https://a.example/")
+	started := time.Now()
 	lctx, cancel := context.WithCancel(ctx)
 	woke := make(chan struct{}, 16)
+	lost := make(chan error, 16)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = s.Listen(lctx, func() { woke <- struct{}{} })
+		_ = s.Listen(lctx, func() { woke <- struct{}{} }, func(err error) { lost <- err })
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	select { // the catch-up call after LISTEN
-	case <-woke:
-	case <-time.After(10 * time.Second):
-		t.Fatal("listener never started")
+	wake := func(what string) {
+		t.Helper()
+		select {
+		case <-woke:
+		case <-time.After(10 * time.Second):
+			t.Fatal(what)
+		}
 	}
+	wake("listener never started") // the catch-up call after LISTEN
 	storetest.Publish(t, s, "e", `1`)
-	select {
-	case <-woke:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no notification after publish")
+	wake("no notification after publish")
+
+	// A lost connection is reported, not dropped, and the listener comes
+	// back (catching up at once) and is woken by the next publish. Other
+	// listeners started since this test began may be cut too: they
+	// reconnect the same way.
+	if _, err := s.DB().ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE query LIKE 'LISTEN %' AND backend_start >= ? AND pid <> pg_backend_pid()`, started.Add(-time.Second)); err != nil {
+		t.Fatal(err)
 	}
+	select {
+	case err := <-lost:
+		if err == nil {
+			t.Error("the listener reported a nil error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lost connection was not reported")
+	}
+	wake("no catch-up after reconnecting")
+	storetest.Publish(t, s, "e", `2`)
+	wake("no notification after reconnecting")
 }
 
 func TestAuthCache(t *testing.T) {
@@ -486,7 +508,7 @@ func TestAuthCache(t *testing.T) {
 					// The cache is used only while revocations are watched.
 					wctx, cancel := context.WithCancel(ctx)
 					done := make(chan error, 1)
-					go func() { done <- s.WatchRevocations(wctx) }()
+					go func() { done <- s.WatchRevocations(wctx, nil) }()
 					t.Cleanup(func() { cancel(); <-done })
 					poll.Until(t, 10*time.Second, "revocations to be watched", s.RevocationsWatched)
 				}
