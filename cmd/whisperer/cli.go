@@ -52,7 +52,7 @@ func verbs() []verb {
 		{name: "countdown preview", summary: "print the retry schedule of a countdown (built-in or plugin)", flags: countdownPreviewFlags, run: countdownPreview},
 		{name: "retention purge", summary: "delete old delivered events now, as the server does in the background", flags: retentionPurgeFlags, run: retentionPurge},
 		{name: "plugins list", summary: "load the plugin directory and list what each plugin registers; exit 1 if one is invalid", flags: jsonFlag, run: pluginsList},
-		{name: "plugins check", args: "FILE.wasm", summary: "load one plugin and print what it registers, or what is wrong", run: pluginsCheck},
+		{name: "plugins check", args: "FILE.wasm", summary: "load one plugin and print (as JSON) what it registers and whether it is valid, or what is wrong", flags: jsonFlag, run: pluginsCheck},
 		{name: "keys generate", summary: "print a new encryption key for security.encryption_keys", run: keysGenerate},
 		{name: "keys rotate", summary: "re-encrypt every hook's secrets under the first of security.encryption_keys (online, resumable)",
 			flags: keysRotateFlags, run: keysRotate},

@@ -187,7 +187,11 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) (*Server, error) {
 	}
 	def, err := deps.Countdowns.Validate(context.Background(), cfg.DefaultRetryCountdown)
 	if err != nil {
-		return nil, fmt.Errorf("delivery.default_retry_countdown (%q) is invalid: %w", cfg.DefaultRetryCountdown.Choice, err)
+		var verr *webhook.ValidationError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("delivery.default_retry_countdown is invalid: %s", strings.Join(verr.Messages(), "; "))
+		}
+		return nil, fmt.Errorf("delivery.default_retry_countdown %q: %w", cfg.DefaultRetryCountdown.Choice, err)
 	}
 	cfg.DefaultRetryCountdown = def
 	s := &Server{cfg: cfg, deps: deps, log: logger}

@@ -47,7 +47,7 @@ func UnknownEnv(environ []string) []string {
 		}
 		seen[name] = true
 		msg := fmt.Sprintf("the environment variable %s is not a Whisperer setting and is ignored", name)
-		if best := closest(name, names, 3); best != "" {
+		if best := closest(name, names, 4); best != "" {
 			msg += fmt.Sprintf("; did you mean %s?", best)
 		}
 		out = append(out, msg)
