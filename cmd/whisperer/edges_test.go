@@ -287,3 +287,31 @@ func TestUnknownEnvironmentVariableWarned(t *testing.T) {
 		t.Errorf("the warning quotes the value: %s", errs)
 	}
 }
+
+// Each README Go block that starts with "// FILE" is quoted from FILE, so
+// the README shows the code the examples build.
+func TestREADMEQuotesExamples(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```go\n// (examples/[^\n]+\\.go)\n(.*?)```").FindAllSubmatch(readme, -1)
+	if len(blocks) < 2 {
+		t.Fatalf("README quotes %d example files, want the countdown's and the callback's", len(blocks))
+	}
+	quoted := map[string]bool{}
+	for _, b := range blocks {
+		file := string(b[1])
+		src, err := os.ReadFile(filepath.Join("../..", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(src), string(b[2])) {
+			t.Errorf("README's block from %s is not in that file:\n%s", file, b[2])
+		}
+		quoted[file] = true
+	}
+	if !quoted["examples/callback/main.go"] || !quoted["examples/custom-countdown/main.go"] {
+		t.Errorf("quoted: %v", quoted)
+	}
+}
