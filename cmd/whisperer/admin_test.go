@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,14 +71,24 @@ func newCLIDB(t *testing.T, backend string) *cliDB {
 func (d *cliDB) run(args ...string) (stdout, stderr string, code int) {
 	d.t.Helper()
 	var out, errb bytes.Buffer
-	err := run(context.Background(), args, func(k string) string { return d.env[k] }, &out, &errb)
+	err := run(context.Background(), args, environ(d.env), &out, &errb)
 	if err != nil {
 		code = exitCode(err)
 		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(&errb, "whisperer:", err)
+			fmt.Fprintln(&errb, "whisperer:", app.ErrorText(err))
 		}
 	}
 	return out.String(), errb.String(), code
+}
+
+// environ is m as os.Environ gives an environment, sorted.
+func environ(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ok runs a verb that must succeed.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,9 +35,11 @@ func verbs() []verb {
 				fs.Bool("admin", false, "the user may do everything, for every user")
 				fs.Bool("publisher", false, "the user may publish events")
 			}, run: usersCreate},
+		{name: "users list", summary: "list users: role, creation time, live token count", flags: jsonFlag, run: usersList},
+		{name: "tokens list", summary: "list API tokens by their first 8 characters (never the key), revoked ones too", flags: tokensListFlags, run: tokensList},
 		{name: "tokens create", args: "USERNAME", summary: "issue a new API token for a user (printed once)", run: tokensCreate},
 		{name: "tokens revoke", args: "TOKEN|PREFIX", summary: "revoke a token, given whole or by its first 8 characters (refused when other live tokens share them)", run: tokensRevoke},
-		{name: "event-types list", summary: "list the event types hooks may subscribe to", run: eventTypesList},
+		{name: "event-types list", summary: "list the event types hooks may subscribe to", flags: jsonFlag, run: eventTypesList},
 		{name: "event-types add", args: "NAME...", summary: "register event types", run: eventTypesAdd},
 		{name: "hooks list", summary: "list hooks (every user's)", flags: hooksListFlags, run: hooksList},
 		{name: "hooks show", args: "ID", summary: "show a hook and its recent events", flags: jsonFlag, run: hooksShow},
@@ -50,8 +51,8 @@ func verbs() []verb {
 			flags: eventsRedeliverFlags, run: eventsRedeliver},
 		{name: "countdown preview", summary: "print the retry schedule of a countdown (built-in or plugin)", flags: countdownPreviewFlags, run: countdownPreview},
 		{name: "retention purge", summary: "delete old delivered events now, as the server does in the background", flags: retentionPurgeFlags, run: retentionPurge},
-		{name: "plugins list", summary: "load the plugin directory and list what each plugin registers", run: pluginsList},
-		{name: "plugins check", args: "FILE.wasm", summary: "load one plugin and print what it registers, or what is wrong", run: pluginsCheck},
+		{name: "plugins list", summary: "load the plugin directory and list what each plugin registers; exit 1 if one is invalid", flags: jsonFlag, run: pluginsList},
+		{name: "plugins check", args: "FILE.wasm", summary: "load one plugin and print (as JSON) what it registers and whether it is valid, or what is wrong", flags: jsonFlag, run: pluginsCheck},
 		{name: "keys generate", summary: "print a new encryption key for security.encryption_keys", run: keysGenerate},
 		{name: "keys rotate", summary: "re-encrypt every hook's secrets under the first of security.encryption_keys (online, resumable)",
 			flags: keysRotateFlags, run: keysRotate},
@@ -74,8 +75,8 @@ func usage(e env) {
 	fmt.Fprintf(e.stderr, "\nEvery verb takes --config FILE (or $WHISPERER_CONFIG; default ./%s if present)\nand --help. Configuration keys are documented in config.koanf.yaml.\n", app.DefaultConfigFile)
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
+func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	e := env{environ: environ, stdout: stdout, stderr: stderr}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(e)
 		if len(args) == 0 {
@@ -129,7 +130,7 @@ func serve(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
+	cfg, err := app.LoadConfigEnv(e.environ, e.stderr, fs, flagKeys)
 	if err != nil {
 		return err
 	}
@@ -161,15 +162,31 @@ func migrate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	return withDB(ctx, e, fs, func(adm *app.Admin) error {
-		// Hooks an earlier release wrote in clear are sealed now rather
-		// than at the next start.
-		if err := adm.SealLegacySecrets(ctx); err != nil {
-			return err
+	cfg, err := app.LoadConfigEnv(e.environ, e.stderr, fs, flagKeys)
+	if err != nil {
+		return err
+	}
+	adm, applied, err := app.Migrate(ctx, cfg, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	// Hooks an earlier release wrote in clear are sealed now rather than
+	// at the next start.
+	if err := adm.SealLegacySecrets(ctx); err != nil {
+		return err
+	}
+	switch {
+	case len(applied) == 0:
+		fmt.Fprintf(e.stdout, "%s database is up to date: no migration to apply\n", adm.Dialect())
+	default:
+		empty := ""
+		if strings.HasPrefix(applied[0], "001_") {
+			empty = " (the database was empty)"
 		}
-		fmt.Fprintf(e.stdout, "%s database is up to date\n", adm.Dialect())
-		return nil
-	})
+		fmt.Fprintf(e.stdout, "applied %d migration(s) to the %s database%s: %s\n", len(applied), adm.Dialect(), empty, strings.Join(applied, ", "))
+	}
+	return nil
 }
 
 func usersCreate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
@@ -187,7 +204,7 @@ func usersCreate(ctx context.Context, e env, fs *pflag.FlagSet, args []string) e
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "created %s user %q (id %d); its token, shown only now:\n%s\n", u.Role, u.Username, u.ID, tok)
+		fmt.Fprintf(e.stdout, "created user %q (role %s, id %d); its token, shown only now:\n%s\n", u.Username, u.Role, u.ID, tok)
 		return nil
 	})
 }
@@ -230,6 +247,9 @@ func eventTypesList(ctx context.Context, e env, fs *pflag.FlagSet, args []string
 		names, err := adm.EventTypes(ctx)
 		if err != nil {
 			return err
+		}
+		if wantJSON(fs) {
+			return printJSON(e.stdout, names)
 		}
 		for _, n := range names {
 			fmt.Fprintln(e.stdout, n)
@@ -276,7 +296,7 @@ func pluginsList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) e
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
+	cfg, err := app.LoadConfigEnv(e.environ, e.stderr, fs, flagKeys)
 	if err != nil {
 		return err
 	}
@@ -284,16 +304,33 @@ func pluginsList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) e
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FILE\tCOUNTDOWNS\tCALLBACKS\tSTATUS")
-	for _, in := range infos {
-		status := "loaded"
-		if in.Error != "" {
-			status = "error: " + in.Error
+	if wantJSON(fs) {
+		err = printJSON(e.stdout, infos)
+	} else {
+		tw := newTable(e.stdout)
+		fmt.Fprintln(tw, "FILE\tCOUNTDOWNS\tCALLBACKS\tSTATUS")
+		for _, in := range infos {
+			status := "valid"
+			if !in.Valid {
+				status = "error: " + in.Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", in.File, strings.Join(in.Countdowns, ","), strings.Join(in.Callbacks, ","), status)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", in.File, strings.Join(in.Countdowns, ","), strings.Join(in.Callbacks, ","), status)
+		err = tw.Flush()
 	}
-	return tw.Flush()
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for _, in := range infos {
+		if !in.Valid {
+			bad = append(bad, in.File)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%d of %d plugin(s) in %s failed to load: %s", len(bad), len(infos), cfg.Plugins.Dir, strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 func pluginsCheck(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
@@ -301,17 +338,15 @@ func pluginsCheck(ctx context.Context, e env, fs *pflag.FlagSet, args []string) 
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
+	cfg, err := app.LoadConfigEnv(e.environ, e.stderr, fs, flagKeys)
 	if err != nil {
 		return err
 	}
 	info, err := app.CheckPlugin(ctx, cfg, args[0], e.stderr)
 	if err != nil {
-		return fmt.Errorf("%s: %w", args[0], err)
+		return fmt.Errorf("%s is not a valid plugin: %w", args[0], err)
 	}
-	out, _ := json.MarshalIndent(info, "", "  ")
-	fmt.Fprintf(e.stdout, "%s\n", out)
-	return nil
+	return printJSON(e.stdout, info)
 }
 
 func noArgs(fs *pflag.FlagSet, args []string) error {
@@ -321,4 +356,64 @@ func noArgs(fs *pflag.FlagSet, args []string) error {
 		return errUsage
 	}
 	return nil
+}
+
+func usersList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	return withReadDB(ctx, e, fs, func(adm *app.Admin) error {
+		us, err := adm.Users(ctx)
+		if err != nil {
+			return err
+		}
+		if wantJSON(fs) {
+			return printJSON(e.stdout, us)
+		}
+		tw := newTable(e.stdout)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tLIVE TOKENS")
+		for _, u := range us {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\n", u.ID, u.Username, u.Role, timeCell(u.CreatedAt), u.LiveTokens)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "%d user(s)\n", len(us))
+		return nil
+	})
+}
+
+func tokensListFlags(fs *pflag.FlagSet) {
+	fs.String("user", "", "only this user's tokens")
+	jsonFlag(fs)
+}
+
+func tokensList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	user, _ := fs.GetString("user")
+	return withReadDB(ctx, e, fs, func(adm *app.Admin) error {
+		ts, err := adm.Tokens(ctx, user)
+		if err != nil {
+			return err
+		}
+		if wantJSON(fs) {
+			return printJSON(e.stdout, ts)
+		}
+		tw := newTable(e.stdout)
+		fmt.Fprintln(tw, "PREFIX\tUSER\tCREATED\tREVOKED")
+		for _, t := range ts {
+			revoked := "no"
+			if t.RevokedAt != nil {
+				revoked = timeCell(*t.RevokedAt)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Prefix, t.User, timeCell(t.CreatedAt), revoked)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "%d token(s); Whisperer does not record when a token was last used\n", len(ts))
+		return nil
+	})
 }

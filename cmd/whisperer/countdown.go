@@ -15,7 +15,7 @@ import (
 func countdownPreviewFlags(fs *pflag.FlagSet) {
 	fs.String("choice", "", "countdown key, built-in (fixed, linear, exponential, random) or a plugin's (required)")
 	fs.String("kwargs", "{}", "the countdown's kwargs as a JSON object")
-	fs.Int("retries", 0, "attempts in a series before the event is given up (default delivery.max_retries)")
+	fs.Int("retries", 0, "attempts in a series before the event is given up, 1 to 1000 (default delivery.max_retries)")
 	jsonFlag(fs)
 }
 
@@ -42,14 +42,15 @@ func countdownPreview(ctx context.Context, e env, fs *pflag.FlagSet, args []stri
 	if err := json.Unmarshal([]byte(kwargs), &obj); err != nil || obj == nil {
 		return usageErr(fs, "--kwargs must be a JSON object, like '{\"base\": 2}', got %q", kwargs)
 	}
-	if retries < 0 || retries > 1000 {
-		return usageErr(fs, "--retries must be between 1 and 1000, got %d", retries)
+	// 0 is not "the default": a series always has its first attempt.
+	if fs.Changed("retries") && (retries < 1 || retries > 1000) {
+		return usageErr(fs, "--retries is the number of attempts in a series, the first included: it must be between 1 and 1000, got %d (leave it out for delivery.max_retries)", retries)
 	}
-	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
+	cfg, err := app.LoadConfigEnv(e.environ, e.stderr, fs, flagKeys)
 	if err != nil {
 		return err
 	}
-	if retries == 0 {
+	if !fs.Changed("retries") {
 		retries = cfg.Delivery.MaxRetries
 	}
 	sched, err := app.PreviewCountdown(ctx, cfg, choice, json.RawMessage(kwargs), retries, e.stderr)

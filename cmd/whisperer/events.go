@@ -181,6 +181,11 @@ func redeliverSince(ctx context.Context, e env, fs *pflag.FlagSet, sinceS string
 		if until, err = parseWhen(untilS, now); err != nil {
 			return usageErr(fs, "--until: %v", err)
 		}
+		// A duration counts back from now: --until 2h is before --since 1h.
+		if !until.After(since) {
+			return usageErr(fs, "--until (%s) must be after --since (%s): the range would be empty",
+				until.UTC().Format(time.RFC3339), since.UTC().Format(time.RFC3339))
+		}
 	}
 	return withDB(ctx, e, fs, func(adm *app.Admin) error {
 		done, err := adm.RedeliverFailed(ctx, since, until, hook, func(done, total int64) {

@@ -32,7 +32,7 @@ func health(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error 
 		return usageErr(fs, "--timeout must be positive, got %s", timeout)
 	}
 	if target == "" {
-		cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
+		cfg, err := app.LoadConfigEnv(e.environ, e.stderr, fs, flagKeys)
 		if err != nil {
 			return err
 		}

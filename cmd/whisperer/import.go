@@ -27,7 +27,7 @@ func importDJ(ctx context.Context, e env, fs *pflag.FlagSet, args []string) erro
 	if from == "" {
 		return usageErr(fs, "--from is required: the dj-whisperer database, postgres://…")
 	}
-	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
+	cfg, err := app.LoadConfigEnv(e.environ, e.stderr, fs, flagKeys)
 	if err != nil {
 		return err
 	}

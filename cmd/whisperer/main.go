@@ -9,15 +9,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/whisperer/whisperer/core/app"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "whisperer:", err)
+			fmt.Fprintln(os.Stderr, "whisperer:", app.ErrorText(err))
 		}
 		os.Exit(exitCode(err))
 	}
@@ -33,8 +35,9 @@ func exitCode(err error) int {
 	return 1
 }
 
-// env is what every verb gets: the environment and the output streams.
+// env is what every verb gets: the environment ("NAME=value", as
+// os.Environ gives it) and the output streams.
 type env struct {
-	getenv         func(string) string
+	environ        []string
 	stdout, stderr io.Writer
 }

@@ -60,7 +60,7 @@ func oneID(fs *pflag.FlagSet, args []string, what string) (int64, error) {
 // withDB loads the configuration, opens (and migrates) the database, runs
 // fn and closes it.
 func withDB(ctx context.Context, e env, fs *pflag.FlagSet, fn func(*app.Admin) error) error {
-	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
+	cfg, err := app.LoadConfigEnv(e.environ, e.stderr, fs, flagKeys)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func withDB(ctx context.Context, e env, fs *pflag.FlagSet, fn func(*app.Admin) e
 // the database (nor its key file) nor migrates it (see
 // app.OpenAdminReadOnly).
 func withReadDB(ctx context.Context, e env, fs *pflag.FlagSet, fn func(*app.Admin) error) error {
-	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
+	cfg, err := app.LoadConfigEnv(e.environ, e.stderr, fs, flagKeys)
 	if err != nil {
 		return err
 	}

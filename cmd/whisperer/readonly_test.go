@@ -33,7 +33,7 @@ func runEnv(t *testing.T, env map[string]string, args ...string) (string, string
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := 0
-	if err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb); err != nil {
+	if err := run(context.Background(), args, environ(env), &out, &errb); err != nil {
 		code = exitCode(err)
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(&errb, "whisperer:", err)

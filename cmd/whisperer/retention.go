@@ -27,7 +27,7 @@ func retentionPurge(ctx context.Context, e env, fs *pflag.FlagSet, args []string
 	if fs.Changed("days") && days < 1 {
 		return usageErr(fs, "--days must be at least 1, got %d", days)
 	}
-	cfg, err := app.LoadConfig("", e.getenv, fs, flagKeys)
+	cfg, err := app.LoadConfigEnv(e.environ, e.stderr, fs, flagKeys)
 	if err != nil {
 		return err
 	}

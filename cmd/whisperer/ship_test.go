@@ -44,7 +44,7 @@ func releaseBuild(out string) *exec.Cmd {
 
 func TestVersionVerb(t *testing.T) {
 	var out, errb bytes.Buffer
-	if err := run(context.Background(), []string{"version", "--json"}, func(string) string { return "" }, &out, &errb); err != nil {
+	if err := run(context.Background(), []string{"version", "--json"}, nil, &out, &errb); err != nil {
 		t.Fatalf("version --json: %v\n%s", err, errb.String())
 	}
 	var v versionInfo
@@ -55,13 +55,13 @@ func TestVersionVerb(t *testing.T) {
 		t.Errorf("version --json = %+v, want a version, %s and %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	}
 	out.Reset()
-	if err := run(context.Background(), []string{"version"}, func(string) string { return "" }, &out, &errb); err != nil {
+	if err := run(context.Background(), []string{"version"}, nil, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out.String(), "whisperer "+v.Version+"\n") || !strings.Contains(out.String(), runtime.Version()) {
 		t.Errorf("version printed %q", out.String())
 	}
-	if err := run(context.Background(), []string{"version", "extra"}, func(string) string { return "" }, &out, &errb); !errors.Is(err, errUsage) {
+	if err := run(context.Background(), []string{"version", "extra"}, nil, &out, &errb); !errors.Is(err, errUsage) {
 		t.Errorf("version extra: %v, want a usage error", err)
 	}
 }
@@ -95,7 +95,7 @@ func TestHealthVerb(t *testing.T) {
 	defer srv.Close()
 	health := func(args ...string) (string, error) {
 		var out, errb bytes.Buffer
-		err := run(context.Background(), append([]string{"health"}, args...), func(string) string { return "" }, &out, &errb)
+		err := run(context.Background(), append([]string{"health"}, args...), nil, &out, &errb)
 		return out.String() + errb.String(), err
 	}
 	if out, err := health("--url", srv.URL+"/readyz"); err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "database is unavailable") {
@@ -107,10 +107,8 @@ func TestHealthVerb(t *testing.T) {
 	}
 	// From the configuration: server.addr, the path /readyz.
 	var out, errb bytes.Buffer
-	getenv := func(k string) string {
-		return map[string]string{"WHISPERER_CONFIG": "/dev/null", "WHISPERER_SERVER_ADDR": strings.TrimPrefix(srv.URL, "http://")}[k]
-	}
-	if err := run(context.Background(), []string{"health"}, getenv, &out, &errb); err != nil {
+	vars := []string{"WHISPERER_CONFIG=/dev/null", "WHISPERER_SERVER_ADDR=" + strings.TrimPrefix(srv.URL, "http://")}
+	if err := run(context.Background(), []string{"health"}, vars, &out, &errb); err != nil {
 		t.Errorf("health from server.addr: %v\n%s", err, errb.String())
 	}
 	srv.Close()

@@ -43,6 +43,24 @@ func LoadConfig(file string, getenv func(string) string, fs *pflag.FlagSet, flag
 	return config.Load(config.LoadOptions{File: file, Getenv: getenv, Flags: fs, FlagKeys: flagKeys, Owned: OwnedDefaults})
 }
 
+// LoadConfigEnv is LoadConfig for a process's whole environment, environ
+// ("NAME=value", as os.Environ gives it; a later entry wins): it also
+// warns on warn, once, about each WHISPERER_* variable that is no
+// setting, naming the closest one (a typo there would otherwise be
+// silently ignored).
+func LoadConfigEnv(environ []string, warn io.Writer, fs *pflag.FlagSet, flagKeys map[string]string) (*config.Config, error) {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	return config.Load(config.LoadOptions{
+		Getenv: func(k string) string { return vars[k] }, Flags: fs, FlagKeys: flagKeys,
+		Environ: environ, Warn: func(msg string) { fmt.Fprintln(warn, "whisperer: warning:", msg) },
+		Owned: OwnedDefaults,
+	})
+}
+
 // ValidateEventType reports whether name may be an event type.
 func ValidateEventType(name string) error { return config.ValidateEventType(name) }
 
@@ -51,6 +69,64 @@ func GenerateKey() string { return secret.Generate() }
 
 // PurgeCutoff is the creation time before which a purge of days deletes.
 func PurgeCutoff(now time.Time, days int) time.Time { return retention.Cutoff(now, days) }
+
+// sentinelWords reword, for a person, the texts of the domain's errors
+// (webhook.ErrNotFound is "webhook: not found", a name for programs) that
+// reach the CLI without an operator verb having worded them.
+var sentinelWords = []struct {
+	err  error
+	text string
+}{
+	{webhook.ErrNotFound, "not found"},
+	{webhook.ErrAlreadyExists, "already exists"},
+	{webhook.ErrUnauthenticated, "invalid token"},
+	{webhook.ErrForbidden, "permission denied"},
+	{webhook.ErrUnavailable, "the database is unavailable"},
+	{webhook.ErrInvalidPayload, "the payload is not valid JSON"},
+	{webhook.ErrDelivered, "already delivered"},
+	{webhook.ErrDelivering, "being delivered right now"},
+	{&webhook.UnknownEventTypeError{}, "unknown event type"},
+}
+
+// ErrorText is err as the CLI prints it: what the verbs worded, with any
+// domain error text left in it reworded for a person.
+func ErrorText(err error) string {
+	s := err.Error()
+	for _, w := range sentinelWords {
+		old := w.err.Error()
+		if u, ok := w.err.(*webhook.UnknownEventTypeError); ok {
+			old = strings.TrimSuffix(u.Error(), ` ""`)
+		}
+		s = strings.ReplaceAll(s, old, w.text)
+	}
+	return s
+}
+
+// openError names the database that could not be reached, and where its
+// URL came from (never with a password), instead of the driver's words
+// alone.
+func openError(cfg *config.Config, err error) error {
+	if err == nil || !errors.Is(err, webhook.ErrUnavailable) {
+		return err
+	}
+	cause := strings.TrimPrefix(err.Error(), webhook.ErrUnavailable.Error()+": ")
+	return &dbError{err: err, msg: fmt.Sprintf("cannot open the database %s (from %s): %s",
+		cfg.Database.Redacted(), urlFrom(cfg), cause)}
+}
+
+// urlFrom says where database.url came from, for messages.
+func urlFrom(cfg *config.Config) string {
+	return cmp.Or(cfg.DatabaseURLFrom, "the default database.url "+cfg.Database.URL)
+}
+
+// dbError is err with the message a person reads; errors.Is still sees err.
+type dbError struct {
+	err error
+	msg string
+}
+
+func (e *dbError) Error() string { return e.msg }
+func (e *dbError) Unwrap() error { return e.err }
 
 // Admin is a node's database opened for the operator verbs. It acts for
 // every user, and never hands out a hook's secrets.
@@ -87,11 +163,11 @@ func OpenAdminReadOnly(ctx context.Context, cfg *config.Config, logw io.Writer) 
 	s, err := store.OpenExisting(ctx, cfg.Database.URL, store.Options{
 		MaxOpenConns: cfg.Database.MaxOpenConns, Sealer: sealer,
 	})
-	from := cmp.Or(cfg.DatabaseURLFrom, "the default database.url "+cfg.Database.URL)
+	from := urlFrom(cfg)
 	if errors.Is(err, store.ErrNoDatabase) {
 		return nil, fmt.Errorf("%w (from %s): run whisperer migrate first", err, from)
 	} else if err != nil {
-		return nil, err
+		return nil, openError(cfg, err)
 	}
 	pending, err := s.PendingMigrations(ctx)
 	switch {
@@ -120,6 +196,28 @@ func (a *Admin) Close() error { return a.s.Close() }
 // Dialect is the database's: "sqlite" or "postgres".
 func (a *Admin) Dialect() string { return a.s.Dialect() }
 
+// Migrate opens the database as OpenAdmin does, creating and migrating
+// it, and says which migrations it applied, in order (none when it was up
+// to date; from 001_init when it was empty).
+func Migrate(ctx context.Context, cfg *config.Config, logw io.Writer) (*Admin, []string, error) {
+	// Another node may migrate meanwhile: then this overstates what this
+	// run applied, never misses one.
+	s, err := store.Open(ctx, cfg.Database.URL, store.Options{MaxOpenConns: 1})
+	if err != nil {
+		return nil, nil, openError(cfg, err)
+	}
+	pending, err := s.PendingMigrations(ctx)
+	s.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	adm, err := OpenAdmin(ctx, cfg, logw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return adm, pending, nil
+}
+
 // SealLegacySecrets seals now, rather than at the next start, the hooks
 // an earlier release wrote in clear, logging progress at info.
 func (a *Admin) SealLegacySecrets(ctx context.Context) error {
@@ -139,7 +237,9 @@ func (a *Admin) CreateUser(ctx context.Context, name string, admin, publisher bo
 		role = webhook.RolePublisher
 	}
 	u, err := a.s.CreateUser(ctx, name, role)
-	if err != nil {
+	if errors.Is(err, webhook.ErrAlreadyExists) {
+		return u, "", fmt.Errorf("a user named %q already exists (whisperer tokens create %s gives it another token)", name, name)
+	} else if err != nil {
 		return u, "", err
 	}
 	tok, err := a.s.CreateToken(ctx, u.ID)
@@ -148,7 +248,7 @@ func (a *Admin) CreateUser(ctx context.Context, name string, admin, publisher bo
 
 // CreateToken issues a new token for the user named username.
 func (a *Admin) CreateToken(ctx context.Context, username string) (webhook.User, string, error) {
-	u, err := a.s.UserByName(ctx, username)
+	u, err := a.userByName(ctx, username)
 	if err != nil {
 		return u, "", err
 	}
@@ -399,10 +499,8 @@ type HookQuery struct {
 func (a *Admin) Hooks(ctx context.Context, q HookQuery) ([]HookInfo, error) {
 	sc := webhook.Scope{All: true}
 	if q.User != "" {
-		u, err := a.s.UserByName(ctx, q.User)
-		if errors.Is(err, webhook.ErrNotFound) {
-			return nil, fmt.Errorf("no user named %q", q.User)
-		} else if err != nil {
+		u, err := a.userByName(ctx, q.User)
+		if err != nil {
 			return nil, err
 		}
 		sc = webhook.Scope{UserID: u.ID}
@@ -497,9 +595,28 @@ func loadPlugins(ctx context.Context, cfg *config.Config, cd *countdown.Registry
 	return h, nil
 }
 
+// PluginReport is what the plugin verbs say of one file. They load the
+// plugins in their own process, so Valid means the file loads and
+// registers (what serve would do with it), not that a server serves it:
+// GET /whisperer/plugins/ answers that, with loaded and loaded_at.
+type PluginReport struct {
+	File       string   `json:"file"`
+	Name       string   `json:"name,omitempty"`
+	SHA256     string   `json:"sha256,omitempty"`
+	Countdowns []string `json:"countdowns"`
+	Callbacks  []string `json:"callbacks"`
+	Valid      bool     `json:"valid"`
+	Error      string   `json:"error,omitempty"`
+}
+
+func pluginReport(in plugin.Info, valid bool) PluginReport {
+	return PluginReport{File: in.File, Name: in.Name, SHA256: in.SHA256, Countdowns: in.Countdowns,
+		Callbacks: in.Callbacks, Valid: valid && in.Error == "", Error: in.Error}
+}
+
 // ListPlugins loads the plugin directory and says what each file
 // registers, or what is wrong with it, sorted by file.
-func ListPlugins(ctx context.Context, cfg *config.Config, logw io.Writer) ([]plugin.Info, error) {
+func ListPlugins(ctx context.Context, cfg *config.Config, logw io.Writer) ([]PluginReport, error) {
 	h, err := loadPlugins(ctx, cfg, countdown.NewRegistry(), logw)
 	if err != nil {
 		return nil, err
@@ -508,13 +625,18 @@ func ListPlugins(ctx context.Context, cfg *config.Config, logw io.Writer) ([]plu
 	if err := h.Stop(context.WithoutCancel(ctx)); err != nil {
 		return nil, err
 	}
-	sort.Slice(infos, func(i, j int) bool { return infos[i].File < infos[j].File })
-	return infos, nil
+	out := make([]PluginReport, len(infos))
+	for i, in := range infos {
+		out[i] = pluginReport(in, in.Loaded)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
+	return out, nil
 }
 
 // CheckPlugin loads one plugin file and says what it registers.
-func CheckPlugin(ctx context.Context, cfg *config.Config, file string, logw io.Writer) (plugin.Info, error) {
-	return plugin.Check(ctx, PluginConfig(cfg), file, quietLogger(cfg, "warn", logw))
+func CheckPlugin(ctx context.Context, cfg *config.Config, file string, logw io.Writer) (PluginReport, error) {
+	in, err := plugin.Check(ctx, PluginConfig(cfg), file, quietLogger(cfg, "warn", logw))
+	return pluginReport(in, err == nil), err
 }
 
 // Schedule is a countdown's retry schedule: Waits[n] is the wait before
@@ -569,4 +691,64 @@ func OpenDB(ctx context.Context, url string, maxOpenConns int) (db *bun.DB, dial
 		return nil, "", err
 	}
 	return s.DB(), s.Dialect(), nil
+}
+
+func (a *Admin) userByName(ctx context.Context, name string) (webhook.User, error) {
+	u, err := a.s.UserByName(ctx, name)
+	if errors.Is(err, webhook.ErrNotFound) {
+		return u, fmt.Errorf("no user named %q (whisperer users list shows them)", name)
+	}
+	return u, err
+}
+
+// UserInfo is a user as an operator sees it.
+type UserInfo struct {
+	ID         int64        `json:"id"`
+	Username   string       `json:"username"`
+	Role       webhook.Role `json:"role"`
+	CreatedAt  time.Time    `json:"created_at"`
+	LiveTokens int          `json:"live_tokens"`
+}
+
+// Users lists every user by name, with its count of live tokens.
+func (a *Admin) Users(ctx context.Context) ([]UserInfo, error) {
+	us, err := a.s.Users(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UserInfo, len(us))
+	for i, u := range us {
+		out[i] = UserInfo{ID: u.ID, Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt, LiveTokens: u.LiveTokens}
+	}
+	return out, nil
+}
+
+// TokenInfo is what an operator may see of a token: its first 8
+// characters (what tokens revoke takes), never the key or its hash.
+// Whisperer does not record when a token was last used.
+type TokenInfo struct {
+	Prefix    string     `json:"prefix"`
+	User      string     `json:"user"`
+	CreatedAt time.Time  `json:"created_at"`
+	Revoked   bool       `json:"revoked"`
+	RevokedAt *time.Time `json:"revoked_at"`
+}
+
+// Tokens lists the tokens of the user named user (every user's when
+// empty), revoked ones included, oldest first.
+func (a *Admin) Tokens(ctx context.Context, user string) ([]TokenInfo, error) {
+	if user != "" {
+		if _, err := a.userByName(ctx, user); err != nil {
+			return nil, err
+		}
+	}
+	ts, err := a.s.Tokens(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TokenInfo, len(ts))
+	for i, t := range ts {
+		out[i] = TokenInfo{Prefix: t.Prefix, User: t.Username, CreatedAt: t.CreatedAt, Revoked: t.RevokedAt != nil, RevokedAt: t.RevokedAt}
+	}
+	return out, nil
 }

@@ -65,11 +65,11 @@ func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 		DisableAfter: cfg.Delivery.DisableAfter, Sealer: keys,
 	})
 	if err != nil {
-		return nil, err
+		return nil, openError(cfg, err)
 	}
 	if err := s.Migrate(ctx); err != nil {
 		s.Close()
-		return nil, err
+		return nil, openError(cfg, err)
 	}
 	if err := logKeyFileInUse(ctx, cfg, keys, s, logger); err != nil {
 		s.Close()
@@ -124,7 +124,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	a.Handler, err = a.newHandler()
 	if err != nil {
 		a.close(ctx)
-		return nil, fmt.Errorf("api: %w", err)
+		return nil, err // api.New's errors name the setting
 	}
 	if err := a.registerMetrics(); err != nil {
 		a.close(ctx)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/whisperer/whisperer/core/internal/api"
+	"github.com/whisperer/whisperer/core/internal/delivery"
 	"github.com/whisperer/whisperer/core/internal/publish"
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
@@ -27,6 +28,8 @@ func (a *App) newHandler() (http.Handler, error) {
 		Notify:     a.Dispatcher.Notify,
 		DeliverNow: a.Dispatcher.DeliverNow,
 		Plugins:    func() any { return a.Plugins.Plugins() },
+		// The guard's own ranges: what the dispatcher will refuse.
+		TargetPolicy: delivery.TargetPolicy(DeliveryConfig(a.cfg)),
 	}, a.logger.With("component", "api"))
 	if err != nil {
 		return nil, err

@@ -267,6 +267,46 @@ class Offline(unittest.TestCase):
             future = wc.deliver_event({"id": 1}, EVENT_TYPE)
             self.assertIsInstance(future.exception(timeout=WAIT), wc.UnavailableError)
 
+    def test_answer_sent_before_the_body_is_read(self):
+        # A server that answers 413 as soon as it has the headers and
+        # closes without reading the body (as Whisperer's does for a body
+        # over server.max_body_bytes): the client's send breaks, and the
+        # 413 it was sent is reported, once, without a retry.
+        lsn = socket.socket()
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(8)
+        self.addCleanup(lsn.close)
+        requests = []
+
+        def answer():
+            while True:
+                try:
+                    conn, _ = lsn.accept()
+                except OSError:
+                    return
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                requests.append(head)
+                body = b'{"detail": "Request body exceeds server.max_body_bytes (1048576 bytes)."}'
+                conn.sendall(b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
+                             b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                conn.shutdown(socket.SHUT_WR)
+                conn.close()  # unread body: the kernel resets the connection
+
+        threading.Thread(target=answer, daemon=True).start()
+        wc.configure(url="http://127.0.0.1:%d" % lsn.getsockname()[1], max_body_bytes=64 << 20)
+        for _ in range(5):  # the send breaks at a different point each time
+            del requests[:]
+            with self.assertRaises(wc.ValidationError) as cm:
+                wc.deliver_event({"blob": "x" * (8 << 20)}, EVENT_TYPE, _async=False)
+            self.assertEqual(cm.exception.status, 413)
+            self.assertIn("max_body_bytes", str(cm.exception))
+            self.assertEqual(len(requests), 1, "a 413 is not retried")
+
     def test_queue_full(self):
         # A server that takes connections and never answers holds the
         # first publish until the socket is closed.

@@ -343,6 +343,56 @@ def _answer_detail(raw):
         return raw[:500].decode("utf-8", "replace")
 
 
+class _AnswerAfterSendError:
+    """HTTP connection mixin: a server may answer (413: the body is over
+    its limit) and close before the whole body is sent. The broken pipe or
+    reset of that send is kept and the answer already sent is read; only
+    when there is none is the send's error raised (a connection failure,
+    retried)."""
+
+    _send_error = None
+
+    def request(self, *args, **kwargs):
+        try:
+            super().request(*args, **kwargs)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            self._send_error = e
+
+    def getresponse(self):
+        try:
+            return super().getresponse()
+        except (OSError, http.client.HTTPException):
+            if self._send_error is not None:
+                raise self._send_error from None
+            raise
+
+
+class _HTTPConnection(_AnswerAfterSendError, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_AnswerAfterSendError, http.client.HTTPSConnection):
+    pass
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        kwargs = {"context": self._context}
+        if hasattr(self, "_check_hostname"):  # Python < 3.12
+            kwargs["check_hostname"] = self._check_hostname
+        return self.do_open(_HTTPSConnection, req, **kwargs)
+
+
+# urlopen's opener (environment proxies included), with connections that
+# read an answer sent before the body was.
+_opener = urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)
+
+
 def _post(opts, body, key, sleep=time.sleep):
     """POSTs body with retries; returns (status, decoded answer, replayed,
     attempts)."""
@@ -358,7 +408,7 @@ def _post(opts, body, key, sleep=time.sleep):
         retry_after = None
         req = urllib.request.Request(opts["endpoint"], data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=opts["timeout"]) as resp:
+            with _opener.open(req, timeout=opts["timeout"]) as resp:
                 replayed = resp.headers.get("Idempotent-Replayed") == "true"
                 return resp.status, _answer_detail(resp.read(_MAX_ANSWER)), replayed, attempt
         except urllib.error.HTTPError as e:

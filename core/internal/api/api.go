@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -148,6 +149,12 @@ type Deps struct {
 	// Plugins describes the loaded plugins for GET plugins/; the value is
 	// encoded as JSON. Nil lists none.
 	Plugins func() any
+	// TargetPolicy says why deliveries may not reach an address ("" when
+	// they may): the delivery guard's own decision, passed in by core/app
+	// since api does not import delivery. A hook whose target_url is such
+	// a literal address is refused; one whose name resolves to one is
+	// saved with a warning. Nil checks nothing.
+	TargetPolicy func(addr netip.Addr) string
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -187,7 +194,11 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) (*Server, error) {
 	}
 	def, err := deps.Countdowns.Validate(context.Background(), cfg.DefaultRetryCountdown)
 	if err != nil {
-		return nil, fmt.Errorf("api: default retry countdown %q: %w", cfg.DefaultRetryCountdown.Choice, err)
+		var verr *webhook.ValidationError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("delivery.default_retry_countdown is invalid: %s", strings.Join(verr.Messages(), "; "))
+		}
+		return nil, fmt.Errorf("delivery.default_retry_countdown %q: %w", cfg.DefaultRetryCountdown.Choice, err)
 	}
 	cfg.DefaultRetryCountdown = def
 	s := &Server{cfg: cfg, deps: deps, log: logger}

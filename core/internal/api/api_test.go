@@ -41,6 +41,12 @@ func newEnv(t *testing.T, s *store.Store) *env {
 // newEnvWith is newEnv with cfg, serving st (s, or s wrapped).
 func newEnvWith(t *testing.T, s *store.Store, cfg api.Config, st api.Store) *env {
 	t.Helper()
+	return newEnvDeps(t, s, cfg, st, nil)
+}
+
+// newEnvDeps is newEnvWith with more dependencies set by deps.
+func newEnvDeps(t *testing.T, s *store.Store, cfg api.Config, st api.Store, deps func(*api.Deps)) *env {
+	t.Helper()
 	ctx := context.Background()
 	if err := s.AddEventTypes(ctx, eventType, "order-created", "Ünïcode-type"); err != nil {
 		t.Fatal(err)
@@ -68,11 +74,15 @@ func newEnvWith(t *testing.T, s *store.Store, cfg api.Config, st api.Store) *env
 		t.Fatal(err)
 	}
 	e := &env{t: t, s: s}
-	h, err := api.New(cfg, api.Deps{
+	d := api.Deps{
 		Store: st, Countdowns: cds, Callbacks: cbs,
 		Notify:  func() { e.notified.Add(1) },
 		Plugins: func() any { return []map[string]string{{"file": "x.wasm"}} },
-	}, nil)
+	}
+	if deps != nil {
+		deps(&d)
+	}
+	h, err := api.New(cfg, d, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -487,8 +487,10 @@ func decodeAuth(cfg map[string]any) (_ map[string]any, nested map[string]any, ne
 }
 
 // check applies the rules that need the registries and the store: a known
-// event type, a registered callback, a valid countdown.
+// event type, a registered callback, a valid countdown, a target address
+// deliveries may reach.
 func (s *Server) check(ctx context.Context, in *hookInput, errs *webhook.ValidationError) error {
+	s.checkTargetAddress(in, errs)
 	if in.has["event_type"] && errs.Fields["event_type"] == nil {
 		ok, err := s.deps.Store.EventTypeExists(ctx, in.eventType)
 		if err != nil {
@@ -563,6 +565,7 @@ func (s *Server) createHook(w http.ResponseWriter, r *http.Request) error {
 	if err := errs.Err(); err != nil {
 		return err
 	}
+	warnings := s.targetWarnings(r.Context(), &in)
 	h := webhook.Webhook{UserID: user(r).ID, IsActive: true, RetryCountdown: s.cfg.DefaultRetryCountdown}
 	in.apply(&h)
 	h, err = s.insertHook(r.Context(), h)
@@ -572,7 +575,7 @@ func (s *Server) createHook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, renderHook(h, user(r).ID))
+	return writeJSON(w, http.StatusCreated, savedHook{renderHook(h, user(r).ID), warnings})
 }
 
 // insertHook stores h unless its user has HooksPerUser hooks already. The
@@ -666,6 +669,7 @@ func (s *Server) updateHook(w http.ResponseWriter, r *http.Request, m mode) erro
 	if err := errs.Err(); err != nil {
 		return err
 	}
+	warnings := s.targetWarnings(r.Context(), &in)
 	oldSecret := h.SecretKey
 	in.apply(&h)
 	rotateSecret(&h, oldSecret, &in, time.Now().Add(s.cfg.SecretRotationOverlap))
@@ -676,7 +680,7 @@ func (s *Server) updateHook(w http.ResponseWriter, r *http.Request, m mode) erro
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, renderHook(h, user(r).ID))
+	return writeJSON(w, http.StatusOK, savedHook{renderHook(h, user(r).ID), warnings})
 }
 
 // keepHiddenHeaders puts back the stored value of each header sent as

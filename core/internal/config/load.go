@@ -50,6 +50,11 @@ type LoadOptions struct {
 	// Owned gives the defaults of the settings other packages own (see
 	// Default); nil leaves them zero, which Validate reports.
 	Owned Owned
+	// Environ is the whole environment ("NAME=value"), and Warn gets one
+	// line for each WHISPERER_* variable in it that Load does not know
+	// (see UnknownEnv). Both nil: no warnings.
+	Environ []string
+	Warn    func(msg string)
 }
 
 // Load reads the configuration in order: built-in defaults, the YAML file,
@@ -100,6 +105,11 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 
 	// The environment.
+	if opts.Warn != nil {
+		for _, w := range UnknownEnv(opts.Environ) {
+			opts.Warn(w)
+		}
+	}
 	env := map[string]any{}
 	for _, key := range Keys() {
 		if v := getenv(EnvName(key)); v != "" {
@@ -311,11 +321,15 @@ func childKeys(parent string) []string {
 
 // suggest returns the known key closest to key, if it is close enough to
 // be a typo.
-func suggest(key string) string {
-	best, bestDist := "", 3
-	for _, k := range Keys() {
-		if d := editDistance(key, k); d < bestDist {
-			best, bestDist = k, d
+func suggest(key string) string { return closest(key, Keys(), 3) }
+
+// closest returns the name of names nearest to s, if it is less than
+// maxDist edits away.
+func closest(s string, names []string, maxDist int) string {
+	best, bestDist := "", maxDist
+	for _, n := range names {
+		if d := editDistance(s, n); d < bestDist {
+			best, bestDist = n, d
 		}
 	}
 	return best

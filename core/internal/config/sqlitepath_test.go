@@ -74,7 +74,7 @@ func TestSQLitePathFromEnvAndFlags(t *testing.T) {
 // A database.url that is not a string is reported, not resolved.
 func TestSQLitePathNotAString(t *testing.T) {
 	path := writeFile(t, "database:\n  url: [1, 2]\n")
-	_, err := Load(LoadOptions{File: path, Getenv: env(nil)})
+	_, err := load(LoadOptions{File: path, Getenv: env(nil)})
 	if err == nil || !strings.Contains(err.Error(), "database.url") {
 		t.Errorf("Load = %v, want an error naming database.url", err)
 	}

@@ -88,6 +88,8 @@ type BlockedError struct {
 	Addr netip.Addr
 	// Denied is set when delivery.deny_networks refused it.
 	Denied bool
+	// Network is the range that refused it.
+	Network netip.Prefix
 }
 
 func (e *BlockedError) Error() string {
@@ -97,9 +99,41 @@ func (e *BlockedError) Error() string {
 	return fmt.Sprintf("refused: address %s is in a blocked network (allow it with delivery.allow_networks)", e.Addr)
 }
 
+// Reason says, for a person saving a hook, why deliveries cannot reach
+// the address and which setting would change that.
+func (e *BlockedError) Reason() string {
+	if e.Denied {
+		return fmt.Sprintf("%s is in %s, which delivery.deny_networks refuses", e.Addr, e.Network)
+	}
+	return fmt.Sprintf("%s is in %s, a special-purpose network (loopback, private, link-local or reserved) "+
+		"that deliveries may not reach unless delivery.allow_networks allows it", e.Addr, e.Network)
+}
+
+// TargetPolicy is the guard of cfg's networks as a function, for a check
+// before any delivery (the API's, when a hook is saved): "" when
+// deliveries may reach addr, else BlockedError.Reason. The guard stays
+// the one owner of the ranges. cfg must be valid.
+func TargetPolicy(cfg Config) func(addr netip.Addr) string {
+	g := newGuard(cfg)
+	return func(addr netip.Addr) string {
+		var blocked *BlockedError
+		if errors.As(g.check(addr), &blocked) {
+			return blocked.Reason()
+		}
+		return ""
+	}
+}
+
 // guard decides which resolved addresses targets may connect to.
 type guard struct {
 	allow, deny []netip.Prefix
+}
+
+// newGuard is the guard of cfg's networks; cfg.Validate has checked them.
+func newGuard(cfg Config) *guard {
+	allow, _ := parseNetworks(cfg.AllowNetworks)
+	deny, _ := parseNetworks(cfg.DenyNetworks)
+	return &guard{allow: allow, deny: deny}
 }
 
 // control is a net.Dialer Control function. It runs after name resolution,
@@ -118,7 +152,7 @@ func (g *guard) check(a netip.Addr) error {
 	a = raw.Unmap()
 	for _, p := range g.deny {
 		if p.Contains(a) {
-			return &BlockedError{Addr: a, Denied: true}
+			return &BlockedError{Addr: a, Denied: true, Network: p}
 		}
 	}
 	// NAT64 and 6to4 addresses carry an IPv4 address a gateway will reach:
@@ -126,7 +160,7 @@ func (g *guard) check(a netip.Addr) error {
 	if v4, ok := embeddedIPv4(a); ok {
 		var blocked *BlockedError
 		if errors.As(g.check(v4), &blocked) {
-			return &BlockedError{Addr: a, Denied: blocked.Denied}
+			return &BlockedError{Addr: a, Denied: blocked.Denied, Network: blocked.Network}
 		}
 	}
 	for _, p := range g.allow {
@@ -136,7 +170,7 @@ func (g *guard) check(a netip.Addr) error {
 	}
 	for _, p := range blockedNetworks {
 		if p.Contains(raw) || p.Contains(a) {
-			return &BlockedError{Addr: a}
+			return &BlockedError{Addr: a, Network: p}
 		}
 	}
 	return nil

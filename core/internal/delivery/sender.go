@@ -58,9 +58,7 @@ func NewSender(cfg Config) (*Sender, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	allow, _ := parseNetworks(cfg.AllowNetworks) // Validate checked them
-	deny, _ := parseNetworks(cfg.DenyNetworks)
-	g := &guard{allow: allow, deny: deny}
+	g := newGuard(cfg)
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second, Control: g.control, Resolver: cfg.Resolver}
 	tr := &http.Transport{
 		// No proxy from the environment: the guard must see the target's

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -122,4 +123,63 @@ func (s *Store) RedeliverFailedBatch(ctx context.Context, sc webhook.Scope, f we
 		s.notify(ctx)
 	}
 	return n, next, nil
+}
+
+// UserSummary is a user with its count of live (unrevoked) tokens.
+type UserSummary struct {
+	webhook.User
+	LiveTokens int
+}
+
+// Users lists every user by name, with its live token count.
+func (s *Store) Users(ctx context.Context) ([]UserSummary, error) {
+	var rows []struct {
+		userRow `bun:",extend"`
+		Tokens  int `bun:"tokens"`
+	}
+	err := s.db.NewSelect().Model((*userRow)(nil)).Column("user_row.*").
+		ColumnExpr("(SELECT count(*) FROM api_tokens AS t WHERE t.user_id = user_row.id AND t.revoked_at IS NULL) AS tokens").
+		OrderExpr("user_row.username").Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	out := make([]UserSummary, len(rows))
+	for i, r := range rows {
+		out[i] = UserSummary{User: r.domain(), LiveTokens: r.Tokens}
+	}
+	return out, nil
+}
+
+// TokenSummary is what an operator may see of a token: never its key nor
+// its hash.
+type TokenSummary struct {
+	Prefix    string
+	Username  string
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// Tokens lists the tokens of the user named username (every user's when
+// empty), oldest first; revoked ones too.
+func (s *Store) Tokens(ctx context.Context, username string) ([]TokenSummary, error) {
+	var rows []struct {
+		Prefix    string     `bun:"prefix"`
+		Username  string     `bun:"username"`
+		CreatedAt time.Time  `bun:"created_at"`
+		RevokedAt *time.Time `bun:"revoked_at"`
+	}
+	q := s.db.NewSelect().Table("api_tokens").Join("JOIN users AS u ON u.id = api_tokens.user_id").
+		ColumnExpr("api_tokens.prefix, u.username, api_tokens.created_at, api_tokens.revoked_at").
+		OrderExpr("api_tokens.id")
+	if username != "" {
+		q = q.Where("u.username = ?", username)
+	}
+	if err := q.Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	out := make([]TokenSummary, len(rows))
+	for i, r := range rows {
+		out[i] = TokenSummary{Prefix: r.Prefix, Username: r.Username, CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt}
+	}
+	return out, nil
 }
