@@ -139,7 +139,8 @@ func serve(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	// SIGHUP reloads the plugin directory at once (it is also polled).
+	// SIGHUP reloads the plugin directory at once (it is also polled) and
+	// the TLS certificate.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -147,8 +148,8 @@ func serve(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
 		for {
 			select {
 			case <-hup:
-				if err := a.Plugins.Reload(ctx); err != nil {
-					logger.Warn("plugin reload reported problems", "error", err)
+				if err := a.Reload(ctx); err != nil {
+					logger.Warn("reload reported problems", "error", err)
 				}
 			case <-ctx.Done():
 				return

@@ -41,6 +41,8 @@ type App struct {
 	// Metrics are the node's Prometheus metrics, served at MetricsPath.
 	Metrics *metrics.Metrics
 	Handler http.Handler
+	// cert is the TLS certificate when server.tls_cert is set (Serve).
+	cert *certificate
 }
 
 // NewLogger returns the slog logger cfg.Log asks for, writing to w.
@@ -177,6 +179,9 @@ func (a *App) Run(ctx context.Context) error {
 // Serve is Run on a listener the caller opened.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	services, err := a.services()
+	if err == nil && a.cfg.Server.TLSCert != "" {
+		a.cert, err = loadCertificate(a.cfg.Server.TLSCert, a.cfg.Server.TLSKey)
+	}
 	if err == nil {
 		// Cancelling the services' context would abort in-flight
 		// deliveries; the shutdown below drains them with Stop instead.
@@ -196,8 +201,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		a.logger.Info("serving", "addr", ln.Addr().String(), "database", a.Store.Dialect())
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		a.logger.Info("serving", "addr", ln.Addr().String(), "database", a.Store.Dialect(), "tls", a.cert != nil)
+		serve := func() error { return srv.Serve(ln) }
+		if a.cert != nil {
+			srv.TLSConfig = a.cert.tlsConfig()
+			serve = func() error { return srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
 		}
 		return nil
@@ -243,6 +253,16 @@ func (a *App) reconnecting(name string) func(error) {
 	return func(err error) {
 		a.logger.Warn(name+": connection lost; reconnecting", "err", err)
 	}
+}
+
+// Reload rereads what SIGHUP refreshes: the plugin directory and, when
+// the server serves TLS itself, its certificate.
+func (a *App) Reload(ctx context.Context) error {
+	err := a.Plugins.Reload(ctx)
+	if a.cert != nil {
+		err = errors.Join(err, a.cert.reload())
+	}
+	return err
 }
 
 // close releases what New acquired, for a node that will not Serve.

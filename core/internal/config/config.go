@@ -90,6 +90,11 @@ type Server struct {
 	// start with it. Empty makes them relative (path and query): never
 	// built from the request's Host header. Defaults to empty.
 	PublicURL string
+	// TLSCert and TLSKey are PEM files: set both and the server speaks
+	// HTTPS itself (TLS 1.2+, HTTP/2), reading them again on SIGHUP. Empty:
+	// plain HTTP, for a TLS-terminating proxy in front (docs/DEPLOYING.md).
+	TLSCert string
+	TLSKey  string
 	// AuthCacheTTL is how long a verified API token is remembered, sparing
 	// a database query per request. Revocations by other processes are
 	// honoured at once on SQLite and on notification on PostgreSQL (see
@@ -318,6 +323,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.AuthCacheTTL < 0 {
 		add(errorf("server.auth_cache_ttl", "must not be negative, got %v", c.Server.AuthCacheTTL))
+	}
+	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
+		add(errorf("server.tls_cert", "and server.tls_key go together: set both (PEM files) or neither"))
 	}
 	add(notNegative("server.read_timeout", c.Server.ReadTimeout))
 	add(notNegative("server.write_timeout", c.Server.WriteTimeout))

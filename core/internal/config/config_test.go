@@ -158,7 +158,7 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 	// "off" (the store's auth cache and hook deactivation, retention).
 	unowned := []string{
 		"server.addr", "server.read_timeout", "server.write_timeout", "server.shutdown_timeout",
-		"server.auth_cache_ttl", "database.url", "delivery.disable_after",
+		"server.auth_cache_ttl", "server.tls_cert", "server.tls_key", "database.url", "delivery.disable_after",
 		"event_types", "log.level", "log.format", "retention.days", "security.encryption_keys",
 		"console.enabled",
 	}

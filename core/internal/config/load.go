@@ -399,6 +399,8 @@ func (c *Config) fields() []field {
 		{"server.shutdown_timeout", setDuration(&c.Server.ShutdownTimeout)},
 		{"server.auth_cache_ttl", setDuration(&c.Server.AuthCacheTTL)},
 		{"server.public_url", setString(&c.Server.PublicURL)},
+		{"server.tls_cert", setString(&c.Server.TLSCert)},
+		{"server.tls_key", setString(&c.Server.TLSKey)},
 		{"database.url", setString(&c.Database.URL)},
 		{"database.max_open_conns", setInt(&c.Database.MaxOpenConns)},
 		{"request_timeout", c.RequestTimeout.set},
