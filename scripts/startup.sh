@@ -3,20 +3,21 @@
 # plugins, and what it holds in memory once they are loaded: for each run,
 # the time from exec to the first accepted TCP connection (listening), to
 # the first /healthz 200, and to every plugin file listed as loaded in
-# GET /whisperer/plugins/; then the resident set (VmRSS) after IDLE seconds
-# without traffic. "cold" runs start with an empty compilation cache
+# GET /whisperer/plugins/; then the resident set (VmRSS) 2 seconds after
+# that and after IDLE seconds without traffic (past plugins.idle_timeout,
+# 30s by default, idle instances are closed and idle modules released). "cold" runs start with an empty compilation cache
 # (plugins.cache_dir), "warm" runs with the one the previous run left.
 #
 #   sh scripts/startup.sh                        # builds ./cmd/whisperer
 #   BIN=/tmp/whisperer-main sh scripts/startup.sh  # another build
 #
-# Knobs (environment): RUNS (3 of each), IDLE (5 seconds before VmRSS is
-# read). Needs python3 and Linux /proc; everything stays on loopback and in
+# Knobs (environment): RUNS (3 of each), IDLE (35 seconds before the idle
+# VmRSS is read). Needs python3 and Linux /proc; everything stays on loopback and in
 # a temporary directory.
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
-IDLE=${IDLE:-5}
+IDLE=${IDLE:-35}
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT INT TERM
@@ -103,17 +104,19 @@ def run(mode):
             if "healthz" in marks and loaded():
                 marks["loaded"] = time.monotonic() - t0
             time.sleep(0.002)
-        time.sleep(idle)
+        time.sleep(2)
         marks["rss"] = rss_mib(p.pid)
+        time.sleep(max(idle - 2, 0))
+        marks["idle"] = rss_mib(p.pid)
     finally:
         p.terminate()
         p.wait()
         log.close()
     return marks
 
-print("%-5s %12s %12s %16s %14s" % ("cache", "listening s", "/healthz s", "plugins loaded s", "idle RSS MiB"))
+print("%-5s %12s %12s %16s %16s %14s" % ("cache", "listening s", "/healthz s", "plugins loaded s", "RSS +2 s MiB", "RSS +%g s MiB" % idle))
 for mode in ["cold", "warm"]:
     for _ in range(runs):
         m = run(mode)
-        print("%-5s %12.3f %12.3f %16.3f %14.1f" % (mode, m["listening"], m["healthz"], m["loaded"], m["rss"]))
+        print("%-5s %12.3f %12.3f %16.3f %16.1f %14.1f" % (mode, m["listening"], m["healthz"], m["loaded"], m["rss"], m["idle"]))
 PY

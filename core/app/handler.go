@@ -21,12 +21,13 @@ func (a *App) newHandler() (http.Handler, error) {
 		MaxPageSize:           a.cfg.Limits.MaxPageSize,
 		HooksPerUser:          a.cfg.Limits.HooksPerUser,
 	}, api.Deps{
-		Store:      countingStore{batchingStore{a.Store, a.Publisher}, a.Metrics},
-		Countdowns: a.Countdowns,
-		Callbacks:  a.Callbacks,
-		Notify:     a.Dispatcher.Notify,
-		DeliverNow: a.Dispatcher.DeliverNow,
-		Plugins:    func() any { return a.Plugins.Plugins() },
+		Store:         countingStore{batchingStore{a.Store, a.Publisher}, a.Metrics},
+		Countdowns:    a.Countdowns,
+		Callbacks:     a.Callbacks,
+		Notify:        a.Dispatcher.Notify,
+		DeliverNow:    a.Dispatcher.DeliverNow,
+		Plugins:       func() any { return a.Plugins.Plugins() },
+		AwaitsPlugins: pluginWait{a.Plugins, a.Countdowns, a.Callbacks}.Awaits,
 	}, a.logger.With("component", "api"))
 	if err != nil {
 		return nil, err

@@ -148,6 +148,11 @@ type Deps struct {
 	// Plugins describes the loaded plugins for GET plugins/; the value is
 	// encoded as JSON. Nil lists none.
 	Plugins func() any
+	// AwaitsPlugins reports whether a countdown or callback name (either
+	// may be empty) is not registered yet while the plugins are still
+	// loading at start: a hook naming it is answered 503 with Retry-After
+	// rather than refused. Nil never waits.
+	AwaitsPlugins func(countdown, callback string) bool
 }
 
 // Server serves the API. It is safe for concurrent use.

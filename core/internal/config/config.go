@@ -188,6 +188,10 @@ type Plugins struct {
 	// many countdown/validator calls and, separately, callbacks run at
 	// once across all plugins. Defaults to 4.
 	PoolSize int
+	// IdleTimeout is how long an idle plugin instance is kept, and how
+	// long a plugin without calls keeps its compiled module in memory.
+	// Defaults to 30s.
+	IdleTimeout time.Duration
 }
 
 // Retention is the background purge of old delivered events.
@@ -293,6 +297,7 @@ func defaults() *Config {
 			CallbackTimeout: 5 * time.Second,
 			MemoryLimitMB:   64,
 			PoolSize:        4,
+			IdleTimeout:     30 * time.Second,
 		},
 		EventTypes: []string{"package-created", "order-created"},
 		Log:        Log{Level: "info", Format: "text"},
@@ -344,6 +349,7 @@ func (c *Config) WithDefaults() *Config {
 	c.Plugins.CallbackTimeout = cmp.Or(c.Plugins.CallbackTimeout, d.Plugins.CallbackTimeout)
 	c.Plugins.MemoryLimitMB = cmp.Or(c.Plugins.MemoryLimitMB, d.Plugins.MemoryLimitMB)
 	c.Plugins.PoolSize = cmp.Or(c.Plugins.PoolSize, d.Plugins.PoolSize)
+	c.Plugins.IdleTimeout = cmp.Or(c.Plugins.IdleTimeout, d.Plugins.IdleTimeout)
 	if c.EventTypes == nil {
 		c.EventTypes = d.EventTypes
 	}
@@ -469,6 +475,7 @@ func (c *Config) Validate() error {
 		add(errorf("plugins.memory_limit_mb", "must be between 1 and 2048, got %d", m))
 	}
 	add(atLeast("plugins.pool_size", c.Plugins.PoolSize, 1))
+	add(positive("plugins.idle_timeout", c.Plugins.IdleTimeout))
 
 	seen := make(map[string]bool, len(c.EventTypes))
 	for i, name := range c.EventTypes {
