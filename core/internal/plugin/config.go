@@ -61,6 +61,9 @@ type Config struct {
 	// jsonOnly serves callbacks the JSON document only, even to modules
 	// exporting whisperer_callback_record: tests compare the two paths.
 	jsonOnly bool
+	// beforeCompile, when set, is called before a file is compiled: tests
+	// hold a load there to see the host while it is in progress.
+	beforeCompile func(file string)
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

@@ -519,6 +519,9 @@ func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *s
 		return nil, fmt.Errorf("plugin %s: not a valid WebAssembly module: %w", file, err)
 	}
 	logger.Info("plugin compiling", "plugin", file, "bytes", len(bin))
+	if cfg.beforeCompile != nil {
+		cfg.beforeCompile(file)
+	}
 	before := cacheEntries(g.cacheDir)
 	compiled, err := rt.CompileModule(ctx, limited)
 	if err != nil {
