@@ -84,10 +84,10 @@ func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	return s, nil
 }
 
-// New builds a node from cfg: opens and migrates the database, loads the
-// plugins (the API checks the default countdown, which may be a plugin's),
-// builds the dispatcher and the API handler. Run starts the work; a node
-// that fails in New has released what it acquired.
+// New builds a node from cfg: opens and migrates the database, starts
+// loading the plugins in the background, builds the dispatcher and the API
+// handler. Run starts the work; a node that fails in New has released what
+// it acquired.
 func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
 	s, err := OpenStore(ctx, cfg, logger)
 	if err != nil {
@@ -101,21 +101,28 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Metrics: metrics.New()}
 	pc := PluginConfig(cfg)
 	pc.Observer = a.Metrics
+	// Compiling a Go guest takes seconds when the compilation cache is
+	// cold: the node serves meanwhile, and hooks that need a plugin wait
+	// for it (pluginWait).
+	pc.Background = true
 	a.Plugins, err = plugin.New(pc, registrySink{a.Countdowns, a.Callbacks}, logger.With("component", "plugin"))
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("plugins: %w", err)
 	}
-	// Plugins load before the API is built: the default countdown may be
-	// a plugin's, and the API checks it.
 	// Start's context would end the host with ctx; Stop ends it instead,
 	// after in-flight deliveries have drained.
 	if err := a.Plugins.Start(context.WithoutCancel(ctx)); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("plugins: %w", err)
 	}
+	if err := a.awaitDefaultCountdown(ctx); err != nil {
+		a.close(ctx)
+		return nil, err
+	}
 	dc := DeliveryConfig(cfg)
 	dc.Observer = a.Metrics
+	dc.Plugins = pluginWait{a.Plugins, a.Countdowns, a.Callbacks}
 	a.Publisher = publish.New(s, publishBatchLimit)
 	a.Publisher.Log = logger.With("component", "publish")
 	a.Dispatcher, err = delivery.New(dc, s, a.Countdowns, a.Callbacks, logger.With("component", "delivery"))
@@ -136,6 +143,45 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	return a, nil
 }
 
+// awaitDefaultCountdown waits for the plugins when the default countdown is
+// not a built-in: the API checks it (and cleans its kwargs) when it is
+// built, and the dispatcher falls back on it, so a plugin's must be loaded
+// first. Only such a configuration starts after its plugins.
+func (a *App) awaitDefaultCountdown(ctx context.Context) error {
+	if a.Countdowns.Source(a.cfg.Delivery.DefaultRetryCountdown.Choice) == countdown.Builtin {
+		return nil
+	}
+	a.logger.Info("waiting for the plugins: delivery.default_retry_countdown is not a built-in",
+		"countdown", a.cfg.Delivery.DefaultRetryCountdown.Choice)
+	select {
+	case <-a.Plugins.Loaded():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("plugins: %w", ctx.Err())
+	}
+}
+
+// pluginWait tells the dispatcher (delivery.Plugins) and the API which
+// hooks need a plugin still loading: while the host's first load runs, a
+// countdown or callback nobody registers yet may be declared by a file not
+// compiled yet. Once it has ended, an unknown name is just unregistered.
+type pluginWait struct {
+	host       *plugin.Host
+	countdowns *countdown.Registry
+	callbacks  *callback.Registry
+}
+
+func (p pluginWait) Awaits(countdown, callback string) bool {
+	if !p.host.Loading() {
+		return false
+	}
+	if _, ok := p.countdowns.Lookup(countdown); countdown != "" && !ok {
+		return true
+	}
+	_, ok := p.callbacks.Lookup(callback)
+	return callback != "" && !ok
+}
+
 // publishBatchLimit caps the publishes written in one transaction: large
 // enough to absorb a burst of concurrent publishers, small enough that one
 // transaction stays short.
@@ -147,6 +193,7 @@ func PluginConfig(cfg *config.Config) plugin.Config {
 		Dir: cfg.Plugins.Dir, CacheDir: cfg.Plugins.CacheDir,
 		CallTimeout: cfg.Plugins.CallTimeout, CallbackTimeout: cfg.Plugins.CallbackTimeout,
 		MemoryLimitMB: cfg.Plugins.MemoryLimitMB, PoolSize: cfg.Plugins.PoolSize,
+		IdleTimeout: cfg.Plugins.IdleTimeout,
 	}
 }
 

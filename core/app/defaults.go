@@ -33,7 +33,7 @@ func OwnedDefaults(c *config.Config) {
 	p := plugin.Config{}.WithDefaults()
 	c.Plugins.Dir = p.Dir
 	c.Plugins.CallTimeout, c.Plugins.CallbackTimeout = p.CallTimeout, p.CallbackTimeout
-	c.Plugins.MemoryLimitMB, c.Plugins.PoolSize = p.MemoryLimitMB, p.PoolSize
+	c.Plugins.MemoryLimitMB, c.Plugins.PoolSize, c.Plugins.IdleTimeout = p.MemoryLimitMB, p.PoolSize, p.IdleTimeout
 
 	r := retention.Config{}.WithDefaults()
 	c.Retention.Interval, c.Retention.BatchSize = r.Interval, r.BatchSize

@@ -29,7 +29,8 @@ func (a *App) newHandler() (http.Handler, error) {
 		DeliverNow: a.Dispatcher.DeliverNow,
 		Plugins:    func() any { return a.Plugins.Plugins() },
 		// The guard's own ranges: what the dispatcher will refuse.
-		TargetPolicy: delivery.TargetPolicy(DeliveryConfig(a.cfg)),
+		TargetPolicy:  delivery.TargetPolicy(DeliveryConfig(a.cfg)),
+		AwaitsPlugins: pluginWait{a.Plugins, a.Countdowns, a.Callbacks}.Awaits,
 	}, a.logger.With("component", "api"))
 	if err != nil {
 		return nil, err

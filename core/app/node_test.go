@@ -44,6 +44,15 @@ func startNode(t *testing.T, backend string, plugins []string, mutate func(*conf
 			t.Fatal(err)
 		}
 	}
+	n := serveNode(t, backend, dir, mutate)
+	<-n.Plugins.Loaded() // the node loads them in the background
+	return n
+}
+
+// serveNode serves a node as startNode does over the plugin directory dir,
+// and returns without waiting for its plugins.
+func serveNode(t *testing.T, backend, dir string, mutate func(*config.Config)) *node {
+	t.Helper()
 	cfg := app.DefaultConfig()
 	cfg.Database.URL = storetest.URL(t, backend)
 	cfg.Delivery.AllowNetworks = []string{"127.0.0.0/8"}

@@ -155,6 +155,11 @@ type Deps struct {
 	// a literal address is refused; one whose name resolves to one is
 	// saved with a warning. Nil checks nothing.
 	TargetPolicy func(addr netip.Addr) string
+	// AwaitsPlugins reports whether a countdown or callback name (either
+	// may be empty) is not registered yet while the plugins are still
+	// loading at start: a hook naming it is answered 503 with Retry-After
+	// rather than refused. Nil never waits.
+	AwaitsPlugins func(countdown, callback string) bool
 }
 
 // Server serves the API. It is safe for concurrent use.

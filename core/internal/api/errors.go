@@ -43,6 +43,14 @@ func (e *parseError) Error() string { return "JSON parse error - " + e.msg }
 func (e *authError) Error() string  { return e.msg }
 func (e *httpError) Error() string  { return e.msg }
 
+// errPluginsLoading answers a hook naming a countdown or callback that a
+// plugin still loading at start may declare: 503 with Retry-After.
+var errPluginsLoading = &httpError{status: http.StatusServiceUnavailable,
+	msg: "The plugins are still loading; this countdown or callback may be one of theirs. Try again shortly."}
+
+// pluginsRetryAfter is the Retry-After of errPluginsLoading, in seconds.
+const pluginsRetryAfter = "2"
+
 const (
 	msgNotFound    = "Not found."
 	msgUnavailable = "The database is unavailable; try again shortly."
@@ -67,13 +75,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", "Token")
 	}
+	if errors.Is(err, errPluginsLoading) {
+		w.Header().Set("Retry-After", pluginsRetryAfter)
+	}
 	_ = writeJSON(w, status, body)
 }
 
 func (s *Server) toStatus(r *http.Request, err error) (int, any) {
 	for _, answer := range errorAnswers {
 		if status, body, ok := answer(err); ok {
-			if status == http.StatusServiceUnavailable {
+			if status == http.StatusServiceUnavailable && !errors.Is(err, errPluginsLoading) {
 				s.log.WarnContext(r.Context(), "database unavailable", "error", err, "request_id", requestID(r.Context()))
 			}
 			return status, body

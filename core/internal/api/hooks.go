@@ -491,6 +491,18 @@ func decodeAuth(cfg map[string]any) (_ map[string]any, nested map[string]any, ne
 // deliveries may reach.
 func (s *Server) check(ctx context.Context, in *hookInput, errs *webhook.ValidationError) error {
 	s.checkTargetAddress(in, errs)
+	if s.deps.AwaitsPlugins != nil {
+		var cd, cb string
+		if in.has["retry_countdown_config"] && errs.Fields["retry_countdown_config"] == nil {
+			cd = in.countdown.Choice
+		}
+		if in.has["callback"] && errs.Fields["callback"] == nil {
+			cb = in.callback
+		}
+		if s.deps.AwaitsPlugins(cd, cb) {
+			return errPluginsLoading // may be a plugin's not compiled yet
+		}
+	}
 	if in.has["event_type"] && errs.Fields["event_type"] == nil {
 		ok, err := s.deps.Store.EventTypeExists(ctx, in.eventType)
 		if err != nil {

@@ -176,6 +176,7 @@ type Plugins struct {
 	CallbackTimeout time.Duration
 	MemoryLimitMB   int
 	PoolSize        int
+	IdleTimeout     time.Duration
 }
 
 // Retention is the background purge of old delivered events.
@@ -298,7 +299,7 @@ func errorf(key, format string, args ...any) *Error {
 }
 
 // Validate reports every bad value in c, each an *Error naming its key,
-// joined with errors.Join. It expects derived values (see WithDefaults).
+// joined with errors.Join. It expects derived values (see Default).
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(err *Error) {
@@ -375,6 +376,7 @@ func (c *Config) Validate() error {
 		add(errorf("plugins.memory_limit_mb", "must be between 1 and 2048, got %d", m))
 	}
 	add(atLeast("plugins.pool_size", c.Plugins.PoolSize, 1))
+	add(positive("plugins.idle_timeout", c.Plugins.IdleTimeout))
 
 	seen := make(map[string]bool, len(c.EventTypes))
 	for i, name := range c.EventTypes {

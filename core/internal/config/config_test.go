@@ -137,6 +137,7 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 		"plugins.callback_timeout":         {doc.Plugins.CallbackTimeout, p.CallbackTimeout},
 		"plugins.memory_limit_mb":          {doc.Plugins.MemoryLimitMB, p.MemoryLimitMB},
 		"plugins.pool_size":                {doc.Plugins.PoolSize, p.PoolSize},
+		"plugins.idle_timeout":             {doc.Plugins.IdleTimeout, p.IdleTimeout},
 		"security.secret_rotation_overlap": {doc.Security.SecretRotationOverlap, a.SecretRotationOverlap},
 		"limits.hooks_per_user":            {doc.Limits.HooksPerUser, a.HooksPerUser},
 		"limits.max_page_size":             {doc.Limits.MaxPageSize, a.MaxPageSize},

@@ -422,6 +422,7 @@ func (c *Config) fields() []field {
 		{"plugins.callback_timeout", setDuration(&c.Plugins.CallbackTimeout)},
 		{"plugins.memory_limit_mb", setInt(&c.Plugins.MemoryLimitMB)},
 		{"plugins.pool_size", setInt(&c.Plugins.PoolSize)},
+		{"plugins.idle_timeout", setDuration(&c.Plugins.IdleTimeout)},
 		{"event_types", setList(&c.EventTypes)},
 		{"log.level", setString(&c.Log.Level)},
 		{"log.format", setString(&c.Log.Format)},

@@ -73,6 +73,9 @@ type Config struct {
 	Now func() time.Time
 	// Observer, when set, is told about every recorded attempt (metrics).
 	Observer Observer
+	// Plugins, when set, holds back the jobs of hooks whose countdown or
+	// callback belongs to a plugin still loading (see await.go).
+	Plugins Plugins
 }
 
 // Observer watches attempts as they are decided. Its methods must be fast

@@ -312,6 +312,8 @@ func (d *Dispatcher) worker() {
 		if d.claimCtx.Err() != nil {
 			// Stop began before this job started: give it back.
 			d.addRelease(job.LeaseRef())
+		} else if d.awaiting(&job) {
+			d.await(&job)
 		} else if until, ok := d.admit(&job); !ok {
 			d.postpone(&job, until)
 		} else if res, ok := d.attempt(&job); ok {
@@ -645,6 +647,17 @@ func (d *Dispatcher) deliverInline(ctx context.Context, job *webhook.Job, slots 
 			}, true
 		}
 	}()
+	if d.awaiting(job) {
+		// Its plugin is still loading: delivered in the background.
+		until := d.await(job)
+		freed = true
+		slots.put(1)
+		return webhook.Outcome{
+			EventID: job.Event.ID, UUID: job.Event.UUID, WebhookID: job.Webhook.ID,
+			Error: "waiting for the plugins to load: sent at next_attempt_at", RetryCount: job.Event.RetryCount,
+			State: webhook.StatePending, NextAttemptAt: until,
+		}, true
+	}
 	if until, ok := d.admit(job); !ok {
 		// Over the hook's rate limit: delivered in the background.
 		d.postpone(job, until)

@@ -12,9 +12,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -55,6 +57,9 @@ type Info struct {
 	// Error is why the file (or its latest change) is not served; empty
 	// when all is well.
 	Error string `json:"error,omitempty"`
+	// Loading is true while the server's first load has not reached this
+	// file yet, or is compiling it.
+	Loading bool `json:"loading,omitempty"`
 }
 
 // maxFileBytes bounds a plugin file read into memory.
@@ -78,6 +83,12 @@ type Host struct {
 	stopped chan struct{} // closed when the first Stop returns
 	cancel  context.CancelFunc
 	done    chan struct{}
+
+	// loading is true from New until the first load has ended (or Stop);
+	// loaded is closed then.
+	loading    atomic.Bool
+	loaded     chan struct{}
+	loadedOnce sync.Once
 }
 
 // entry is the state of one file in the directory.
@@ -90,6 +101,7 @@ type entry struct {
 	pending *version // loaded but refused by the sink; retried each scan
 	err     error
 	at      time.Time
+	loading bool // listed by the first load, not loaded yet
 }
 
 // New returns a host for cfg that registers into sink and logs to logger.
@@ -105,30 +117,39 @@ func New(cfg Config, sink Sink, logger *slog.Logger) (*Host, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	rt, err := newRuntime(context.Background(), cfg, logger)
+	rt, cached, err := newRuntime(context.Background(), cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	return &Host{cfg: cfg, sink: sink, logger: logger, rt: rt, gate: newGate(cfg), entries: map[string]*entry{}}, nil
+	g := newGate(cfg)
+	if cached {
+		g.cacheDir = cfg.CacheDir
+	}
+	h := &Host{cfg: cfg, sink: sink, logger: logger, rt: rt, gate: g, entries: map[string]*entry{}, loaded: make(chan struct{})}
+	h.loading.Store(true)
+	return h, nil
 }
 
-func newRuntime(ctx context.Context, cfg Config, logger *slog.Logger) (wazero.Runtime, error) {
+// newRuntime returns a runtime for cfg, and whether it compiles through
+// the compilation cache in cfg.CacheDir.
+func newRuntime(ctx context.Context, cfg Config, logger *slog.Logger) (wazero.Runtime, bool, error) {
 	rc := wazero.NewRuntimeConfig().
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(cfg.memoryLimitPages())
+	cached := false
 	if cfg.CacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
 		if err != nil {
 			// A read-only data dir must not stop the server: compile anew.
 			logger.Warn("plugin compilation cache unavailable; compiling in memory", "dir", cfg.CacheDir, "error", err)
 		} else {
-			rc = rc.WithCompilationCache(cache)
+			rc, cached = rc.WithCompilationCache(cache), true
 		}
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
-		return nil, fmt.Errorf("plugin: instantiate WASI: %w", err)
+		return nil, false, fmt.Errorf("plugin: instantiate WASI: %w", err)
 	}
 	_, err := rt.NewHostModuleBuilder(abi.ImportModule).
 		NewFunctionBuilder().
@@ -142,14 +163,15 @@ func newRuntime(ctx context.Context, cfg Config, logger *slog.Logger) (wazero.Ru
 		Instantiate(ctx)
 	if err != nil {
 		_ = rt.Close(ctx)
-		return nil, fmt.Errorf("plugin: instantiate host module: %w", err)
+		return nil, false, fmt.Errorf("plugin: instantiate host module: %w", err)
 	}
-	return rt, nil
+	return rt, cached, nil
 }
 
 // Start loads the directory and, unless PollInterval is negative, watches it
-// until ctx ends or Stop. It returns after the initial load; a plugin that
-// fails to load is reported by Plugins and logged, not returned.
+// until ctx ends or Stop. It returns after the first load, or at once with
+// Config.Background (Loaded tells when it is done); a plugin that fails to
+// load is reported by Plugins and logged, not returned.
 func (h *Host) Start(ctx context.Context) error {
 	h.mu.Lock()
 	if h.closed || h.done != nil {
@@ -159,30 +181,120 @@ func (h *Host) Start(ctx context.Context) error {
 	loopCtx, cancel := context.WithCancel(ctx)
 	h.cancel, h.done = cancel, make(chan struct{})
 	h.mu.Unlock()
-	if err := h.scan(ctx, false); err != nil {
-		h.logger.Error("plugin load", "error", err)
+	if h.cfg.Background {
+		go h.watch(loopCtx, true)
+		return nil
 	}
-	go h.watch(loopCtx)
+	h.firstLoad(ctx)
+	go h.watch(loopCtx, false)
 	return nil
 }
 
-func (h *Host) watch(ctx context.Context) {
-	defer close(h.done)
-	if h.cfg.PollInterval < 0 {
-		<-ctx.Done()
-		return
+// Loading reports whether the first load has not ended yet: a countdown or
+// callback nobody registers may still be declared by a file being loaded.
+// It is cheap, for the delivery path.
+func (h *Host) Loading() bool { return h.loading.Load() }
+
+// Loaded is closed when the first load has ended, or at Stop.
+func (h *Host) Loaded() <-chan struct{} { return h.loaded }
+
+func (h *Host) endLoading() {
+	h.loadedOnce.Do(func() {
+		h.loading.Store(false)
+		close(h.loaded)
+	})
+}
+
+// firstLoad loads the directory, saying how it goes: every file is listed
+// as loading at once (Plugins), each is logged as it is compiled and
+// loaded, and the end is logged with the totals.
+func (h *Host) firstLoad(ctx context.Context) {
+	defer h.endLoading()
+	start := time.Now()
+	if files, err := listDir(h.cfg.Dir); err == nil && len(files) > 0 {
+		h.mu.Lock()
+		for _, f := range files {
+			if h.entries[f.name] == nil {
+				h.entries[f.name] = &entry{file: f.name, loading: true}
+			}
+		}
+		h.mu.Unlock()
+		h.logger.Info("loading plugins", "dir", h.cfg.Dir, "files", len(files), "background", h.cfg.Background)
 	}
-	t := time.NewTicker(h.cfg.PollInterval)
-	defer t.Stop()
+	if err := h.scan(ctx, false); err != nil && ctx.Err() == nil {
+		h.logger.Error("plugin load", "error", err)
+	}
+	h.mu.Lock()
+	loaded, failed := 0, 0
+	for _, e := range h.entries {
+		e.loading = false
+		if e.cur != nil {
+			loaded++
+		} else {
+			failed++
+		}
+	}
+	h.mu.Unlock()
+	if loaded+failed > 0 && ctx.Err() == nil {
+		h.logger.Info("plugins loaded", "loaded", loaded, "failed", failed, "took", time.Since(start).Round(time.Millisecond))
+	}
+	// Decoding and compiling leave tens of MB of garbage that the runtime
+	// would return to the OS only slowly: return it now, once.
+	debug.FreeOSMemory()
+}
+
+func (h *Host) watch(ctx context.Context, first bool) {
+	defer close(h.done)
+	if first {
+		h.firstLoad(ctx)
+	}
+	var poll <-chan time.Time
+	if h.cfg.PollInterval >= 0 {
+		t := time.NewTicker(h.cfg.PollInterval)
+		defer t.Stop()
+		poll = t.C
+	}
+	reap := time.NewTicker(max(h.cfg.IdleTimeout/2, 10*time.Millisecond))
+	defer reap.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-poll:
 			if err := h.scan(ctx, false); err != nil && ctx.Err() == nil {
 				h.logger.Error("plugin reload", "error", err)
 			}
+		case <-reap.C:
+			h.reap()
 		}
+	}
+}
+
+// reap closes the instances idle for longer than IdleTimeout and releases
+// the compiled modules of plugins without calls for as long: an idle
+// server keeps neither guest memory nor machine code (a Go guest's is
+// about 14 MB), and the next call compiles from the cache again.
+func (h *Host) reap() {
+	cutoff := time.Now().Add(-h.cfg.IdleTimeout)
+	insts := h.gate.idle.reap(cutoff)
+	closeInstances(insts)
+	h.mu.Lock()
+	var vs []*version
+	for _, e := range h.entries {
+		vs = append(vs, e.cur, e.pending)
+	}
+	h.mu.Unlock()
+	released := 0
+	for _, v := range vs {
+		if v != nil && v.releaseIdle(cutoff) {
+			released++
+		}
+	}
+	if released > 0 {
+		h.logger.Debug("idle plugin modules released", "modules", released, "instances", len(insts))
+		// Release the modules' memory now rather than at the next
+		// collections: their machine code is freed by a finalizer.
+		debug.FreeOSMemory()
 	}
 }
 
@@ -227,6 +339,10 @@ func (h *Host) scan(ctx context.Context, hashAll bool) error {
 	}
 	// Removals first, so a key a removed file held is free for the others.
 	for _, f := range files {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
 		if err := h.sync(ctx, f, hashAll); err != nil {
 			errs = append(errs, err)
 		}
@@ -291,6 +407,12 @@ func (h *Host) sync(ctx context.Context, f fileStat, hashAll bool) error {
 		return h.retryPending(e)
 	}
 	v, err := load(ctx, h.rt, h.gate, h.cfg, h.logger, f.name, digest, bin)
+	h.mu.Lock()
+	e.loading = false
+	h.mu.Unlock()
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err() // stopping: not the file's fault
+	}
 	if err != nil {
 		return h.fail(e, err)
 	}
@@ -376,7 +498,7 @@ func (h *Host) register(e *entry, v *version) error {
 	h.mu.Unlock()
 	retire(old)
 	h.logger.Info("plugin loaded", "plugin", e.file, "sha256", v.sum,
-		"countdowns", v.manifest.Countdowns, "callbacks", v.manifest.Callbacks)
+		"countdowns", v.manifest.Countdowns, "callbacks", v.manifest.Callbacks, "took", v.loadTook.Round(time.Millisecond))
 	return nil
 }
 
@@ -391,14 +513,22 @@ func retire(vs ...*version) {
 // load compiles bin, checks its ABI, instantiates it once and reads and
 // checks its manifest.
 func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *slog.Logger, file, sum string, bin []byte) (*version, error) {
+	start := time.Now()
 	limited, err := limitDepth(bin)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: not a valid WebAssembly module: %w", file, err)
 	}
+	logger.Info("plugin compiling", "plugin", file, "bytes", len(bin))
+	if cfg.beforeCompile != nil {
+		cfg.beforeCompile(file)
+	}
+	before := cacheEntries(g.cacheDir)
 	compiled, err := rt.CompileModule(ctx, limited)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: not a valid WebAssembly module: %w", file, err)
 	}
+	logger.Info("plugin compiled", "plugin", file, "took", time.Since(start).Round(time.Millisecond),
+		"cache", cacheOutcome(g.cacheDir, before))
 	if err := checkABI(compiled); err != nil {
 		_ = compiled.Close(ctx)
 		return nil, fmt.Errorf("plugin %s: %w", file, err)
@@ -407,7 +537,7 @@ func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *s
 	_, record := compiled.ExportedFunctions()[abi.ExportCallbackRecord]
 	record = record && !cfg.jsonOnly
 	v := &version{
-		file: file, sum: sum, compiled: compiled, rt: rt, gate: g, cfg: cfg, initFn: initFn, record: record,
+		file: file, sum: sum, compiled: compiled, module: limited, rt: rt, gate: g, cfg: cfg, initFn: initFn, record: record,
 		logger:  logger.With("plugin", file),
 		slots:   make(chan struct{}, cfg.PoolSize),
 		cbSlots: make(chan struct{}, max(1, cfg.PoolSize-1)),
@@ -424,7 +554,36 @@ func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *s
 		v.retire()
 		return nil, err
 	}
+	v.loadTook = time.Since(start)
 	return v, nil
+}
+
+// cacheEntries counts the files of the compilation cache in dir ("" is
+// none): a compilation that adds one missed the cache.
+func cacheEntries(dir string) int {
+	if dir == "" {
+		return 0
+	}
+	n := 0
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && !strings.HasSuffix(d.Name(), ".tmp") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// cacheOutcome says whether a compilation came from the cache, for the log.
+func cacheOutcome(dir string, before int) string {
+	switch {
+	case dir == "":
+		return "off"
+	case cacheEntries(dir) > before:
+		return "miss (compiled and stored)"
+	default:
+		return "hit"
+	}
 }
 
 // probe calls each validator once with {} so that a manifest naming an
@@ -451,7 +610,7 @@ func (h *Host) Plugins() []Info {
 }
 
 func (e *entry) info() Info {
-	i := Info{File: e.file, Countdowns: []string{}, Callbacks: []string{}}
+	i := Info{File: e.file, Countdowns: []string{}, Callbacks: []string{}, Loading: e.loading}
 	v := e.cur
 	if v == nil {
 		v = e.pending
@@ -492,6 +651,7 @@ func (h *Host) Stop(ctx context.Context) error {
 		cancel()
 		<-done
 	}
+	h.endLoading()
 	h.scanMu.Lock() // wait out a running scan
 	defer h.scanMu.Unlock()
 	h.mu.Lock()
@@ -543,14 +703,18 @@ func Check(ctx context.Context, cfg Config, file string, logger *slog.Logger) (I
 	if err != nil {
 		return info, fmt.Errorf("plugin %s: %w", info.File, err)
 	}
-	rt, err := newRuntime(ctx, cfg, logger)
+	rt, cached, err := newRuntime(ctx, cfg, logger)
 	if err != nil {
 		return info, err
 	}
 	defer rt.Close(context.WithoutCancel(ctx))
 	sum := sha256.Sum256(bin)
 	info.SHA256 = hex.EncodeToString(sum[:])
-	v, err := load(ctx, rt, newGate(cfg), cfg, logger, info.File, info.SHA256, bin)
+	g := newGate(cfg)
+	if cached {
+		g.cacheDir = cfg.CacheDir
+	}
+	v, err := load(ctx, rt, g, cfg, logger, info.File, info.SHA256, bin)
 	if err != nil {
 		info.Error = err.Error()
 		return info, err

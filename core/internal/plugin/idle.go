@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
 // idleOverhead is what an idle instance is charged on top of its linear
@@ -12,6 +13,8 @@ import (
 const idleOverhead = 64 << 10
 
 // idlePool holds the idle instances of every plugin version of a host.
+// An instance idle for longer than idle_timeout is closed (reap): a quiet
+// server keeps no guest memory.
 // WebAssembly memory never shrinks, so a healthy instance keeps all the
 // memory its calls grew: pooled per file, pool_size instances of every
 // file could each keep memory_limit_mb, however many files there are. The
@@ -35,7 +38,7 @@ func (c Config) idleBudget() int64 {
 // put pools inst as one of v's idle instances and returns those to close:
 // the least recently used beyond the budget.
 func (p *idlePool) put(v *version, inst *instance) []*instance {
-	inst.owner, inst.cost = v, idleOverhead
+	inst.owner, inst.cost, inst.since = v, idleOverhead, time.Now()
 	if m := inst.mod.Memory(); m != nil {
 		inst.cost += int64(m.Size())
 	}
@@ -75,6 +78,30 @@ func (p *idlePool) drain(v *version) []*instance {
 		p.remove(inst)
 	}
 	return idle
+}
+
+// reap removes and returns the instances idle since before cutoff.
+func (p *idlePool) reap(cutoff time.Time) []*instance {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*instance
+	for e := p.lru.Back(); e != nil; {
+		inst := e.Value.(*instance)
+		if !inst.since.Before(cutoff) {
+			break // the list is ordered by release: the rest are newer
+		}
+		e = e.Prev()
+		p.remove(inst)
+		out = append(out, inst)
+	}
+	return out
+}
+
+// idleOf reports how many idle instances v has.
+func (p *idlePool) idleOf(v *version) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(v.idle)
 }
 
 // remove unlinks inst from the pool and from its version's idle slice.

@@ -42,7 +42,6 @@ var (
 type version struct {
 	file     string
 	sum      string
-	compiled wazero.CompiledModule
 	manifest abi.Manifest
 	rt       wazero.Runtime
 	cfg      Config
@@ -51,6 +50,8 @@ type version struct {
 	// record: the module exports whisperer_callback_record.
 	record bool
 	cbWhat []string // "callback \"name\"" by index, for call errors
+	// loadTook is how long load took (compile, manifest, probe), for the log.
+	loadTook time.Duration
 
 	slots chan struct{} // one token per busy instance of this version
 	gate  *gate         // the host's bound on calls in flight
@@ -58,11 +59,18 @@ type version struct {
 	// files: a slow plugin's callbacks never take all of it.
 	cbSlots chan struct{}
 
-	mu      sync.Mutex
-	idle    []*instance // guarded by gate.idle.mu
-	busy    int
-	retired bool
-	closed  bool
+	// module is the module's code (after limitDepth), compiled again
+	// when a call finds compiled released (releaseIdle).
+	module    []byte
+	compileMu sync.Mutex // one compilation at a time
+
+	mu       sync.Mutex
+	compiled wazero.CompiledModule // nil while released
+	lastUse  time.Time             // when the last call ended
+	idle     []*instance           // guarded by gate.idle.mu
+	busy     int
+	retired  bool
+	closed   bool
 }
 
 // gate bounds the instances in flight across every plugin file of a host,
@@ -75,6 +83,10 @@ type gate struct {
 	calls, callbacks chan struct{}
 	inFlight, peak   atomic.Int64 // peak is read by tests
 	idle             idlePool
+	// cacheDir is the working compilation cache, or "" without one: only
+	// with one are idle modules released (compiling again from it is
+	// quick, compiling a Go guest anew takes seconds).
+	cacheDir string
 }
 
 func newGate(cfg Config) *gate {
@@ -115,6 +127,7 @@ type instance struct {
 	// While idle (see idlePool):
 	owner *version
 	cost  int64
+	since time.Time
 	elem  *list.Element
 }
 
@@ -139,7 +152,11 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	defer cancel()
 	ctx = context.WithValue(ctx, stateKey{}, st)
 	ctx = experimental.WithMemoryAllocator(ctx, memoryAllocator)
-	mod, err := v.rt.InstantiateModule(ctx, v.compiled, cfg)
+	compiled, err := v.compiledModule(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("compile again: %w", err)
+	}
+	mod, err := v.rt.InstantiateModule(ctx, compiled, cfg)
 	inst.stdout.flush()
 	inst.stderr.flush()
 	st.finish(ctx)
@@ -157,6 +174,49 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 		inst.cbRecord = mod.ExportedFunction(abi.ExportCallbackRecord)
 	}
 	return inst, nil
+}
+
+// compiledModule returns the compiled module, compiling it again (from
+// the compilation cache) when releaseIdle released it. The caller holds a
+// busy count, so it is not released again before the instance exists.
+func (v *version) compiledModule(ctx context.Context) (wazero.CompiledModule, error) {
+	v.compileMu.Lock()
+	defer v.compileMu.Unlock()
+	v.mu.Lock()
+	c := v.compiled
+	v.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	start := time.Now()
+	c, err := v.rt.CompileModule(ctx, v.module)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.compiled = c
+	v.mu.Unlock()
+	v.logger.Debug("plugin module compiled again", "took", time.Since(start).Round(time.Millisecond))
+	return c, nil
+}
+
+// releaseIdle releases the compiled module when the version has had no
+// instance and no call since cutoff, and the compilation cache can give it
+// back quickly. It reports whether it did.
+func (v *version) releaseIdle(cutoff time.Time) bool {
+	if v.gate.cacheDir == "" {
+		return false
+	}
+	v.mu.Lock()
+	c := v.compiled
+	if c == nil || v.retired || v.busy > 0 || !v.lastUse.Before(cutoff) || v.gate.idle.idleOf(v) > 0 {
+		v.mu.Unlock()
+		return false
+	}
+	v.compiled = nil
+	v.mu.Unlock()
+	_ = c.Close(context.Background())
+	return true
 }
 
 // describe turns a call error into one naming what failed and why.
@@ -219,6 +279,7 @@ func (v *version) acquire(ctx context.Context) (*instance, error) {
 func (v *version) release(inst *instance, healthy bool) {
 	v.mu.Lock()
 	v.busy--
+	v.lastUse = time.Now()
 	keep := inst != nil && healthy && !v.retired
 	var drop []*instance
 	if keep {
@@ -256,7 +317,15 @@ func (v *version) retire() {
 
 func (v *version) closeAll() {
 	closeInstances(v.gate.idle.drain(v))
-	_ = v.compiled.Close(context.Background())
+	v.compileMu.Lock() // a compilation in progress ends first
+	defer v.compileMu.Unlock()
+	v.mu.Lock()
+	c := v.compiled
+	v.compiled = nil
+	v.mu.Unlock()
+	if c != nil {
+		_ = c.Close(context.Background())
+	}
 }
 
 func (v *version) isClosed() bool {
@@ -382,7 +451,10 @@ func (v *version) readManifest(ctx context.Context) (abi.Manifest, error) {
 	if err != nil {
 		return abi.Manifest{}, err
 	}
-	m, err := parseManifest(doc, v.compiled.ExportedFunctions())
+	v.mu.Lock()
+	c := v.compiled // set by load, before any reaper sees v
+	v.mu.Unlock()
+	m, err := parseManifest(doc, c.ExportedFunctions())
 	if err != nil {
 		return m, fmt.Errorf("plugin %s: %w", v.file, err)
 	}
