@@ -8,7 +8,12 @@
 # one-hook throughput on each backend; end-to-end latency (publish to the
 # receiver) at a steady 1,000 events/s; fan-out of each event to 100 hooks;
 # throughput with a million rows already in the table (does a big table
-# slow the queue?); and a soak at 1,000 events/s (does RSS grow?).
+# slow the queue?); a soak at 1,000 events/s (does RSS grow?); a paced
+# 150 events/s run (the cost per delivery at a modest load, with the
+# database's transactions and rows read per event); and retry lateness (the
+# receiver fails each event's first request; how late the retry comes
+# after its 1 s countdown). Every row has CPU per delivery (server + the
+# run's PostgreSQL backends) and the load average.
 #
 #   sh scripts/bench.sh          # full run, about 8 minutes (3-minute soak)
 #   sh scripts/bench.sh --quick  # every scenario, smaller; about 2 minutes
@@ -39,6 +44,9 @@ b --backend sqlite --name "throughput SQLite, $N events" --target "≥ 5,000/s, 
 b --backend postgres --name "throughput PostgreSQL, $N events" --target "≥ 10,000/s, RSS ≤ 200 MiB" --events $N -c 64
 b --backend sqlite --name "latency SQLite, 1,000 ev/s" --target "p50 ≤ 5 ms, p99 ≤ 50 ms" --events $LAT --rate 1000 -c 32
 b --backend postgres --name "latency PostgreSQL, 1,000 ev/s" --target "p50 ≤ 5 ms, p99 ≤ 50 ms" --events $LAT --rate 1000 -c 32
+b --backend postgres --name "paced PostgreSQL, 150 ev/s" --target "≤ 0.5 ms CPU per delivery, p50 ≤ 5 ms, p99 ≤ 25 ms" --events $((LAT * 45 / 100)) --rate 150 -c 8
+b --backend postgres --name "retry lateness PostgreSQL, 1 s countdown" --target "retry p99 ≤ 50 ms late" --events $((LAT / 10)) --rate 100 -c 8 --fail-first --retry-seconds 1
+b --backend sqlite --name "retry lateness SQLite, 1 s countdown" --target "retry p99 ≤ 50 ms late" --events $((LAT / 10)) --rate 100 -c 8 --fail-first --retry-seconds 1
 b --backend postgres --name "fan-out PostgreSQL, $FAN events × 100 hooks" --target "≥ 10,000/s" --events $FAN --hooks 100 -c 8 --warmup 10
 b --backend sqlite --name "fan-out SQLite, $FAN events × 100 hooks" --target "(none)" --events $FAN --hooks 100 -c 8 --warmup 10
 b --backend postgres --name "PostgreSQL, $PRE rows preloaded, $N events" --target "within 20% of empty" --events $N -c 64 --preload $PRE

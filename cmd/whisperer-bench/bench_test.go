@@ -22,7 +22,7 @@ func TestProcReaders(t *testing.T) {
 
 func TestReport(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "r.jsonl")
-	line := `{"name":"x","target":"≥ 1/s","backend":"postgres","deliveries_per_sec":1234.4,"p50_ms":1.25,"p99_ms":9,"max_ms":20,"duplicates":2,"lost":0,"server_cpu_sec":3.14,"db_cpu_sec":1,"peak_rss_mib":40.2}`
+	line := `{"name":"x","target":"≥ 1/s","backend":"postgres","deliveries_per_sec":1234.4,"p50_ms":1.25,"p99_ms":9,"max_ms":20,"duplicates":2,"lost":0,"server_cpu_sec":3.14,"db_cpu_sec":1,"peak_rss_mib":40.2,"cpu_per_delivery_ms":0.25,"load_avg":"1.5 1.2 1.0","db":{"xacts_per_event":1.5,"rows_read_per_event":42.4},"retry_late_p99_ms":12.3}`
 	if err := os.WriteFile(f, []byte("noise\n"+line+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestReport(t *testing.T) {
 	if err := report([]string{f}, &out); err != nil {
 		t.Fatal(err)
 	}
-	want := "| x | ≥ 1/s | 1234 | 1.2 | 9.0 | 20 | 2 / 0 | 3.1 | 1.0 | 40 |"
+	want := "| x | ≥ 1/s | 1234 | 1.2 | 9.0 | 20 | 2 / 0 | 3.1 | 1.0 | 0.250 | 1.50 / 42 | 12 | 40 | 1.5 1.2 1.0 |"
 	if !strings.Contains(out.String(), want) {
 		t.Fatalf("report:\n%s\nwant a row %s", out.String(), want)
 	}

@@ -45,6 +45,7 @@ type options struct {
 	killOneAfter       int
 	pgRestartAfter     int
 	failFor            time.Duration
+	failFirst          bool
 	retrySeconds       int
 	callback           string
 	down               time.Duration
@@ -103,6 +104,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&o.pgRestartAfter, "pg-restart-after", 0, "restart PostgreSQL (--pg-restart-cmd) after this many deliveries")
 	fs.StringVar(&o.pgRestartCmd, "pg-restart-cmd", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main restart", "shell command that restarts PostgreSQL")
 	fs.DurationVar(&o.failFor, "fail-for", 0, "the receiver answers 500 for this long from the first publish, then 204")
+	fs.BoolVar(&o.failFirst, "fail-first", false, "the receiver answers 500 to each event's first request (retry lateness: each retry is reported against its countdown)")
 	fs.IntVar(&o.retrySeconds, "retry-seconds", 1, "the hooks' fixed retry countdown, in seconds")
 	fs.StringVar(&o.callback, "callback", "", "the hooks' post-delivery callback, e.g. foo.bar.app.callback (point WHISPERER_PLUGINS_DIR at its plugin with --env)")
 	fs.DurationVar(&o.down, "down", time.Second, "how long a killed node stays down before its restart")

@@ -46,7 +46,23 @@ type result struct {
 	Attempts       int64   `json:"attempts"`
 	PublishRetries int64   `json:"publish_retries"`
 	ServerCPUSec   float64 `json:"server_cpu_sec"`
-	DBCPUSec       float64 `json:"db_cpu_sec,omitempty"`
+	// DBCPUSec is the CPU of the PostgreSQL backends serving the run's
+	// database; ClusterCPUSec that of every postgres process on the
+	// machine (background writers and other users included).
+	DBCPUSec      float64 `json:"db_cpu_sec,omitempty"`
+	ClusterCPUSec float64 `json:"pg_cluster_cpu_sec,omitempty"`
+	// CPUPerDeliveryMS is (server + DBCPUSec) ÷ deliveries received.
+	CPUPerDeliveryMS float64 `json:"cpu_per_delivery_ms"`
+	// LoadAvg is the machine's load average (1, 5, 15 min) at the start
+	// and at the end of the measured run.
+	LoadAvg    string  `json:"load_avg"`
+	LoadAvgEnd string  `json:"load_avg_end"`
+	DB         *dbWork `json:"db,omitempty"`
+	// RetryLate*: with --fail-first, how late each event's retry came
+	// (second request − first request − the countdown).
+	RetryLateP50MS float64 `json:"retry_late_p50_ms,omitempty"`
+	RetryLateP99MS float64 `json:"retry_late_p99_ms,omitempty"`
+	RetryLateMaxMS float64 `json:"retry_late_max_ms,omitempty"`
 	PeakRSSMiB     float64 `json:"peak_rss_mib"`
 	// RSSEarlyMiB and RSSLateMiB are the largest summed RSS in the second
 	// fifth and the last fifth of the run: a soak's growth check.
@@ -71,20 +87,53 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 		res.Backend = b.dialect
 	}
 	cpu0 := make([]float64, len(b.nodes))
+	pg0 := 0.0
+	var be backendCPU
+	var stats0 pgCounters
+	pgStats := res.Backend == "postgres" && o.profile == ""
+	if pgStats {
+		// Let the warm-up's counters reach pg_stat_* first.
+		select {
+		case <-time.After(statsSettle):
+		case <-ctx.Done():
+		}
+		var err error
+		if stats0, err = readPGCounters(ctx, b.db); err != nil {
+			pgStats = false
+			b.note("PostgreSQL statistics not read: %v", err)
+		}
+		be.sample(ctx, b.db)
+	}
+	if res.Backend == "postgres" {
+		pg0 = postgresCPU()
+	}
 	for i, n := range b.nodes {
 		if n.pid() != 0 {
 			cpu0[i] = n.cpu()
 		}
 	}
-	pg0 := 0.0
-	if res.Backend == "postgres" {
-		pg0 = postgresCPU()
-	}
+	res.LoadAvg = loadAvg()
 	t0 := time.Now()
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var sampling sync.WaitGroup
 	sampling.Add(1)
 	go func() { defer sampling.Done(); b.sampleRSS(sampleCtx, t0) }()
+	if pgStats {
+		sampling.Add(1)
+		go func() {
+			defer sampling.Done()
+			tick := time.NewTicker(250 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-tick.C:
+					be.sample(sampleCtx, b.db)
+				case <-sampleCtx.Done():
+					return
+				}
+			}
+		}()
+	}
 	b.armFaults(ctx, t0)
 
 	if err := b.publish(ctx, 0, o.events, o.rate); err != nil {
@@ -107,11 +156,29 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 		}
 	}
 	if res.Backend == "postgres" {
-		res.DBCPUSec = postgresCPU() - pg0
+		res.ClusterCPUSec = postgresCPU() - pg0
 	}
+	if pgStats {
+		be.sample(ctx, b.db)
+		res.DBCPUSec = be.seconds()
+	}
+	res.LoadAvgEnd = loadAvg()
 	b.rssTrend(res, time.Since(t0))
 	if cerr := b.check(ctx, res, t0); cerr != nil && err == nil {
 		err = cerr
+	}
+	if res.Received > 0 {
+		res.CPUPerDeliveryMS = (res.ServerCPUSec + res.DBCPUSec) * 1000 / float64(res.Received)
+	}
+	if pgStats {
+		select {
+		case <-time.After(statsSettle):
+		case <-ctx.Done():
+		}
+		if stats1, serr := readPGCounters(ctx, b.db); serr == nil {
+			w := stats1.per(stats0, res.Expected)
+			res.DB = &w
+		}
 	}
 	res.PublishRetries = b.publishRetries.Load()
 	res.Notes = append(res.Notes, b.notes...)
@@ -171,6 +238,8 @@ func (b *bench) check(ctx context.Context, res *result, t0 time.Time) error {
 	lat := make([]time.Duration, 0, len(seen))
 	var last time.Time
 	minGap := time.Duration(-1)
+	var late []time.Duration
+	countdown := time.Duration(b.o.retrySeconds) * time.Second
 	for id, hits := range seen {
 		if !inDB[id] {
 			res.Unknown++
@@ -194,6 +263,7 @@ func (b *bench) check(ctx context.Context, res *result, t0 time.Time) error {
 		}
 		if len(hits) > 1 && !hits[0].ok {
 			res.Retried++
+			late = append(late, hits[1].at.Sub(hits[0].at)-countdown)
 		}
 		if oks == 0 {
 			continue
@@ -205,6 +275,13 @@ func (b *bench) check(ctx context.Context, res *result, t0 time.Time) error {
 		}
 		if at, ok := b.pubAt[id]; ok {
 			lat = append(lat, first.Sub(at))
+		}
+	}
+	if b.o.failFirst {
+		slices.Sort(late)
+		if len(late) > 0 {
+			pct := func(p float64) float64 { return ms(late[min(len(late)-1, int(p*float64(len(late))))]) }
+			res.RetryLateP50MS, res.RetryLateP99MS, res.RetryLateMaxMS = pct(0.50), pct(0.99), ms(late[len(late)-1])
 		}
 	}
 	if minGap >= 0 && res.Retried > 0 {
@@ -262,6 +339,10 @@ func (b *bench) rssTrend(res *result, total time.Duration) {
 // armFaults sets up the fault injections the options ask for.
 func (b *bench) armFaults(ctx context.Context, t0 time.Time) {
 	o := b.o
+	if o.failFirst {
+		b.rcv.failFirst.Store(true)
+		b.note("receiver answered 500 to each event's first request")
+	}
 	if o.failFor > 0 {
 		b.rcv.failUntil.Store(t0.Add(o.failFor).UnixNano())
 		b.note("receiver answered 500 for %s from the first publish", o.failFor)
@@ -371,6 +452,7 @@ func (r *result) table(w io.Writer) {
 		row("scenario", "%s", r.Name)
 	}
 	row("backend", "%s, %d node(s), %d hook(s)", r.Backend, r.Nodes, r.Hooks)
+	row("load average", "%s at the start, %s at the end", r.LoadAvg, r.LoadAvgEnd)
 	row("events", "%d (rate %s, %d publishers, preload %d)", r.Events, rateText(r.Rate), r.Concurrency, r.Preload)
 	if r.Backend == "raw" {
 		row("requests/s", "%.0f", r.DeliveriesPerSec)
@@ -380,11 +462,21 @@ func (r *result) table(w io.Writer) {
 	}
 	row("latency ms", "p50 %.2f  p90 %.2f  p99 %.2f  max %.2f", r.P50MS, r.P90MS, r.P99MS, r.MaxMS)
 	row("duplicates / lost", "%d / %d (unknown uuids %d; %d attempts; %d publish retries)", r.Duplicates, r.Lost, r.Unknown, r.Attempts, r.PublishRetries)
+	if r.RetryLateMaxMS != 0 || r.RetryLateP99MS != 0 {
+		row("retry lateness ms", "p50 %.1f  p99 %.1f  max %.1f (second request − first − countdown)", r.RetryLateP50MS, r.RetryLateP99MS, r.RetryLateMaxMS)
+	}
 	if r.Retried > 0 {
 		row("retries", "%d events retried; shortest gap between attempts %.0f ms", r.Retried, r.MinRetryGapMS)
 	}
 	if r.Backend != "raw" {
-		row("server CPU", "%.2f s (PostgreSQL %.2f s)", r.ServerCPUSec, r.DBCPUSec)
+		row("server CPU", "%.2f s (PostgreSQL: the run's backends %.2f s, every postgres process %.2f s)", r.ServerCPUSec, r.DBCPUSec, r.ClusterCPUSec)
+		row("CPU per delivery", "%.3f ms (server + the run's PostgreSQL backends)", r.CPUPerDeliveryMS)
+		if r.DB != nil {
+			row("database per event", "%.2f transactions, %.0f rows read (%.0f returned + %.0f fetched), %.0f buffer hits",
+				r.DB.XactsPerEvent, r.DB.RowsReadPerEvent, r.DB.TupReturnedPerEvent, r.DB.TupFetchedPerEvent, r.DB.BlksHitPerEvent)
+			row("queue table", "due index: %d scans, %.1f entries read per scan, %.1f per event; all indexes %.1f entries per event; %d updates, %.0f%% HOT",
+				r.DB.DueIdxScans, r.DB.DueTupReadPerScan, r.DB.DueTupReadPerEv, r.DB.IdxTupReadPerEv, r.DB.Updates, 100*r.DB.HotUpdateShare)
+		}
 		row("server RSS", "peak %.1f MiB (early %.1f, late %.1f)", r.PeakRSSMiB, r.RSSEarlyMiB, r.RSSLateMiB)
 	}
 	for _, n := range r.Notes {

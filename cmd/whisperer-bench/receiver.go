@@ -22,6 +22,8 @@ type receiver struct {
 	ok, total atomic.Int64
 	// failUntil, when in the future, makes every answer a 500.
 	failUntil atomic.Int64
+	// failFirst makes the first request of every event a 500.
+	failFirst atomic.Bool
 	// onOK is called after each 2xx answer with the running count; faults
 	// hook into it.
 	onOK func(n int64)
@@ -46,6 +48,9 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	id := req.Header.Get("webhook-id")
 	fail := now.UnixNano() < r.failUntil.Load()
 	r.mu.Lock()
+	if r.failFirst.Load() && len(r.seen[id]) == 0 {
+		fail = true
+	}
 	r.seen[id] = append(r.seen[id], hit{at: now, ok: !fail})
 	r.mu.Unlock()
 	if fail {

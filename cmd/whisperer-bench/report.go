@@ -33,19 +33,26 @@ func report(files []string, w io.Writer) error {
 		}
 		fh.Close()
 	}
-	fmt.Fprintln(w, "| scenario | target | deliveries/s | p50 ms | p99 ms | max ms | dup / lost | server CPU s | PG CPU s | peak RSS MiB |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|---:|---:|")
+	fmt.Fprintln(w, "| scenario | target | deliveries/s | p50 ms | p99 ms | max ms | dup / lost | server CPU s | PG CPU s | CPU per delivery ms | PG transactions / rows read per event | retry late p99 ms | peak RSS MiB | load average |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---|")
 	for _, r := range rows {
-		pg := "–"
+		pg, db, late := "–", "–", "–"
 		if r.DBCPUSec > 0 {
 			pg = fmt.Sprintf("%.1f", r.DBCPUSec)
 		}
-		cpu, rss := "–", "–"
+		if r.DB != nil {
+			db = fmt.Sprintf("%.2f / %.0f", r.DB.XactsPerEvent, r.DB.RowsReadPerEvent)
+		}
+		if r.RetryLateP99MS != 0 || r.RetryLateMaxMS != 0 {
+			late = fmt.Sprintf("%.0f", r.RetryLateP99MS)
+		}
+		cpu, rss, per := "–", "–", "–"
 		if r.Backend != "raw" {
 			cpu, rss = fmt.Sprintf("%.1f", r.ServerCPUSec), fmt.Sprintf("%.0f", r.PeakRSSMiB)
+			per = fmt.Sprintf("%.3f", r.CPUPerDeliveryMS)
 		}
-		fmt.Fprintf(w, "| %s | %s | %.0f | %.1f | %.1f | %.0f | %d / %d | %s | %s | %s |\n",
-			r.Name, r.Target, r.DeliveriesPerSec, r.P50MS, r.P99MS, r.MaxMS, r.Duplicates, r.Lost, cpu, pg, rss)
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.1f | %.1f | %.0f | %d / %d | %s | %s | %s | %s | %s | %s | %s |\n",
+			r.Name, r.Target, r.DeliveriesPerSec, r.P50MS, r.P99MS, r.MaxMS, r.Duplicates, r.Lost, cpu, pg, per, db, late, rss, r.LoadAvg)
 	}
 	return nil
 }

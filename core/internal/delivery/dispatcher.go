@@ -87,6 +87,7 @@ type Dispatcher struct {
 	limits *limiter
 
 	wake      chan struct{} // Notify; cap 1 so wake-ups coalesce
+	dues      dueTimes      // retries and postponements this node wrote
 	freed     chan struct{} // a worker finished; cap 1
 	jobs      chan webhook.Job
 	results   chan webhook.Result
@@ -141,6 +142,7 @@ func New(cfg Config, q Queue, cd Countdowns, cb Callbacks, logger *slog.Logger) 
 	d := &Dispatcher{
 		cfg: cfg, q: q, cd: cd, cb: cb, log: logger, sender: sender, limits: newLimiter(cfg.Lease),
 		wake:          make(chan struct{}, 1),
+		dues:          dueTimes{rearm: make(chan struct{}, 1)},
 		freed:         make(chan struct{}, 1),
 		jobs:          make(chan webhook.Job, cfg.Workers+min(cfg.BatchSize, cfg.Workers)),
 		results:       make(chan webhook.Result, cfg.Workers+cfg.BatchSize),
@@ -244,6 +246,7 @@ func (d *Dispatcher) claimLoop() {
 			}
 			continue
 		}
+		d.dues.consume(d.cfg.Now())
 		jobs, err := safely(d, "claim", func() ([]webhook.Job, error) {
 			return d.q.Claim(d.claimCtx, d.cfg.Owner, n, d.cfg.Lease)
 		})
@@ -272,12 +275,39 @@ func (d *Dispatcher) claimLoop() {
 		if len(jobs) == n {
 			continue // a full batch: more may be due
 		}
-		poll.Reset(d.cfg.PollInterval)
+		if !d.idle(poll) {
+			return
+		}
+	}
+}
+
+// idle waits for a wake-up, the poll or the earliest retry or
+// postponement this node wrote, whichever comes first; false when the
+// claim loop is to stop. A retry written while it waits re-arms the timer
+// without a claim.
+func (d *Dispatcher) idle(poll *time.Timer) bool {
+	for {
+		wait := d.cfg.PollInterval
+		if at, ok := d.dues.earliest(); ok {
+			// dueSlack: the row is due by the database's clock a moment
+			// after the node computed the time (the write's round trip).
+			wait = min(wait, max(at.Add(dueSlack).Sub(d.cfg.Now()), 0))
+		}
+		poll.Reset(wait)
 		select {
 		case <-d.wake:
+			return true
 		case <-poll.C:
+			return true
+		case <-d.dues.rearm:
+			if !poll.Stop() {
+				select {
+				case <-poll.C:
+				default:
+				}
+			}
 		case <-d.claimCtx.Done():
-			return
+			return false
 		}
 	}
 }
@@ -360,6 +390,7 @@ func (d *Dispatcher) postpone(job *webhook.Job, until time.Time) {
 			"event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID, "error", err)
 		return
 	}
+	d.dues.add(until)
 	if d.log.Enabled(ctx, slog.LevelDebug) {
 		d.log.Debug("rate limited; postponed", "event_uuid", job.Event.UUID, "webhook_id", job.Webhook.ID, "until", until)
 	}
@@ -518,6 +549,7 @@ func (d *Dispatcher) collect() {
 		}
 		d.flush(batch)
 		d.written(batch)
+		d.noteRetries(batch)
 		clear(batch) // drop references to bodies
 		batch = batch[:0]
 	}

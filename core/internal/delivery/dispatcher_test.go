@@ -663,3 +663,33 @@ func TestDispatcherStartContextEndsIt(t *testing.T) {
 		t.Errorf("DeliverNow = %v, want ErrStopped", err)
 	}
 }
+
+// A retry this node wrote is claimed when it falls due, not at the next
+// poll: with an hour's poll interval and no wake-up, a failed attempt with
+// a 1-second countdown is retried (the fake clock makes every retry due at
+// once for the store; the timer is armed for it).
+func TestDispatcherRetriesWithoutPolling(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		var calls atomic.Int64
+		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) == 1 {
+				w.WriteHeader(503)
+				return
+			}
+			w.WriteHeader(204)
+		})
+		f.hook(t, rc.URL, func(w *webhook.Webhook) {
+			w.RetryCountdown = webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":1}`)}
+		})
+		d := f.start(t, delivery.Config{PollInterval: time.Hour})
+		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
+		d.Notify() // the first attempt only
+		poll.Until(t, 15*time.Second, "the retry delivered without a poll", func() bool {
+			return f.event(t, ev.ID).Event.State == webhook.StateDelivered
+		})
+		if n := calls.Load(); n != 2 {
+			t.Fatalf("%d requests, want 2", n)
+		}
+	})
+}

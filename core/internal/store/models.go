@@ -171,6 +171,7 @@ type eventRow struct {
 	RetryBase          int       `bun:"retry_base"`
 	NextAttemptAt      int64     `bun:"next_attempt_at"`
 	LeaseOwner         *string   `bun:"lease_owner"`
+	LeaseUntil         *int64    `bun:"lease_until"`
 	ResponseHTTPStatus *int      `bun:"response_http_status"`
 	ResponseContent    string    `bun:"response_content"`
 	CreatedAt          time.Time `bun:"created_at"`
@@ -178,12 +179,17 @@ type eventRow struct {
 }
 
 func (r *eventRow) domain(payload string) webhook.Event {
+	next := r.NextAttemptAt
+	if r.LeaseOwner != nil && r.LeaseUntil != nil && *r.LeaseUntil > next {
+		// Leased: the next attempt is due no sooner than the lease's end.
+		next = *r.LeaseUntil
+	}
 	return webhook.Event{
 		ID: r.ID, UUID: r.UUID, WebhookID: r.WebhookID, UserID: r.UserID, EventType: r.EventType,
 		Payload: json.RawMessage(payload), ResponseContent: r.ResponseContent,
 		ResponseHTTPStatus: r.ResponseHTTPStatus, Delivered: r.Delivered,
 		RetryCount: r.RetryCount, RetryBase: r.RetryBase, State: webhook.State(r.State),
-		NextAttemptAt: fromMicros(r.NextAttemptAt),
+		NextAttemptAt: fromMicros(next),
 		CreatedAt:     r.CreatedAt.UTC(), ModifiedAt: r.ModifiedAt.UTC(),
 	}
 }

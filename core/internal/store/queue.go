@@ -12,13 +12,22 @@ import (
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
-// A claimed row keeps state 'pending' and gets lease_owner set and
-// next_attempt_at moved to the lease's end. So the due-events index alone
-// finds both never-claimed rows and rows whose lease expired (a crashed
-// node's): the claim stays one index range scan of O(batch) rows, however
-// many delivered or future rows the table holds.
+// A claimed row keeps state 'pending' and its due time (next_attempt_at)
+// and gets lease_owner and lease_until (the lease's end) set: columns no
+// index holds, so the claim writes no index entry (on PostgreSQL a HOT
+// update) and leaves no dead entry in the due index's scan range. The
+// due-events index alone finds both never-claimed rows and rows whose lease
+// expired (a crashed node's); the claim's range scan passes over at most the
+// rows leased right now, however many delivered or future rows the table
+// holds.
 
-const eventColumns = "id, uuid, message_id, webhook_id, user_id, event_type, state, delivered, retry_count, retry_base, next_attempt_at, lease_owner, response_http_status, response_content, created_at, modified_at"
+const eventColumns = "id, uuid, message_id, webhook_id, user_id, event_type, state, delivered, retry_count, retry_base, next_attempt_at, lease_owner, lease_until, response_http_status, response_content, created_at, modified_at"
+
+// notLeased is true of a row nobody holds a live lease on, at now (a
+// clock expression). A row claimed by a release before lease_until has its
+// lease's end in next_attempt_at (the migration copies it; a node of that
+// release still running during an upgrade keeps writing it there).
+const notLeased = "(lease_owner IS NULL OR COALESCE(lease_until, next_attempt_at) <= %[1]s)"
 
 // Claim leases up to limit due events for lease, oldest due first. Every
 // call draws a new lease token ("owner/random", stored in lease_owner and
@@ -162,11 +171,11 @@ func (s *Store) RedeliverHeld(ctx context.Context, sc webhook.Scope, idOrUUID st
 	now := s.now()
 	clock, clockArgs := s.drv.clock()
 	q := s.db.NewUpdate().Model((*eventRow)(nil)).
-		Set("state = 'pending'").Set("lease_owner = NULL").Set("retry_base = retry_count").
+		Set("state = 'pending'").Set("lease_owner = NULL").Set("lease_until = NULL").Set("retry_base = retry_count").
 		Set("next_attempt_at = "+clock+" + ?", append(clockArgs, hold.Microseconds())...).Set("modified_at = ?", now.UTC()).
 		Where("id = ?", ev.ID).
 		// A row leased right now is being delivered; leave it to finish.
-		Where("(state <> 'pending' OR lease_owner IS NULL OR next_attempt_at <= "+clock+")", clockArgs...)
+		Where("(state <> 'pending' OR "+fmt.Sprintf(notLeased, clock)+")", clockArgs...)
 	if !force {
 		// Checked again here: it may have been delivered since it was read.
 		q = q.Where("state <> 'delivered'")
@@ -200,7 +209,7 @@ func (s *Store) RedeliverFailed(ctx context.Context, sc webhook.Scope, f webhook
 	}
 	clock, clockArgs := s.drv.clock()
 	q := s.db.NewUpdate().Model((*eventRow)(nil)).
-		Set("state = 'pending'").Set("lease_owner = NULL").Set("retry_base = retry_count").
+		Set("state = 'pending'").Set("lease_owner = NULL").Set("lease_until = NULL").Set("retry_base = retry_count").
 		Set("next_attempt_at = "+clock, clockArgs...).Set("modified_at = ?", now.UTC()).
 		Where("created_at >= ?", f.Since.UTC()).Where("created_at < ?", until.UTC()).
 		Where("(state = 'given_up' OR (state = 'pending' AND retry_count > retry_base AND lease_owner IS NULL))")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -305,4 +306,59 @@ func TestRedeliverHeld(t *testing.T) {
 			t.Fatalf("after the hold: %d, %v", len(jobs), err)
 		}
 	})
+}
+
+// Migration 007 moves a lease's end from next_attempt_at to lease_until:
+// in a database the previous releases left, with rows in every state, an
+// expired lease and a due event are claimed, the live lease, the retry
+// waiting for its time and the finished events are not, and the live
+// lease still reads as leased until its end.
+func TestUpgradeKeepsLeases(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			s, err := store.Open(ctx, storetest.Legacy(t, backend), store.Options{Sealer: storetest.Keyring()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			depth, err := s.QueueDepth(ctx)
+			if err != nil || depth.Due != 2 || depth.Leased != 1 || depth.Scheduled != 1 {
+				t.Fatalf("queue depth after the upgrade: %+v, %v", depth, err)
+			}
+			live, err := s.Event(ctx, webhook.Scope{All: true}, "ffffffffffffffffffffffffffffffff")
+			if err != nil || time.Until(live.Event.NextAttemptAt) < 30*time.Second {
+				t.Fatalf("the live lease's event: next attempt %v, %v", live.Event.NextAttemptAt, err)
+			}
+			jobs, err := s.Claim(ctx, "new-node", 10, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for _, j := range jobs {
+				got = append(got, j.Event.ID)
+			}
+			if !slices.Equal(got, []int64{1, 2}) {
+				t.Fatalf("claimed %v, want the due event and the expired lease [1 2]", got)
+			}
+			if again, _ := s.ClaimEvents(ctx, "new-node", []int64{6}, time.Minute); len(again) != 0 {
+				t.Fatal("the live lease of the old node was claimed inline")
+			}
+			// The expired lease's new claim is written by its result.
+			if err := s.Complete(ctx, []webhook.Result{result(jobs[0], 204), result(jobs[1], 204)}); err != nil {
+				t.Fatal(err)
+			}
+			if j, err := s.Event(ctx, webhook.Scope{All: true}, jobs[1].Event.UUID); err != nil || j.Event.State != webhook.StateDelivered {
+				t.Fatalf("expired lease's event after its result: %+v, %v", j.Event, err)
+			}
+			// Once the old node's lease ends, its event is due again.
+			elapse(t, s, 2*time.Minute)
+			retaken, err := s.Claim(ctx, "new-node", 10, time.Minute)
+			if err != nil || len(retaken) != 1 || retaken[0].Event.ID != 6 {
+				t.Fatalf("after the old lease ended: %d jobs, %v", len(retaken), err)
+			}
+		})
+	}
 }

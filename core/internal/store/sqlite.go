@@ -245,22 +245,24 @@ func publishOne(ctx context.Context, msg, events *sql.Stmt, req webhook.PublishR
 
 func (d *sqliteDriver) claimDue(ctx context.Context, token string, lease time.Duration, limit int) ([]webhook.Job, error) {
 	now := d.s.now()
-	due := `SELECT id FROM webhook_events WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`
-	return d.claim(ctx, token, micros(now.Add(lease)), "id IN ("+due+")", micros(now), limit)
+	due := `SELECT id FROM webhook_events WHERE state = 'pending' AND next_attempt_at <= ? AND ` + fmt.Sprintf(notLeased, "?") + `
+		ORDER BY next_attempt_at LIMIT ?`
+	return d.claim(ctx, token, micros(now.Add(lease)), "id IN ("+due+")", micros(now), micros(now), limit)
 }
 
 func (d *sqliteDriver) claimEvents(ctx context.Context, token string, lease time.Duration, ids []int64) ([]webhook.Job, error) {
 	now := d.s.now()
-	where := "id IN (?) AND state = 'pending' AND retry_count = retry_base AND (lease_owner IS NULL OR next_attempt_at <= ?)"
+	where := "id IN (?) AND state = 'pending' AND retry_count = retry_base AND " + fmt.Sprintf(notLeased, "?")
 	return d.claim(ctx, token, micros(now.Add(lease)), where, bun.List(ids), micros(now))
 }
 
-// claim leases the rows of where until the lease's end (µs).
+// claim leases the rows of where until the lease's end (µs). Only the
+// lease columns change: no index entry is written.
 func (d *sqliteDriver) claim(ctx context.Context, token string, until int64, where string, args ...any) ([]webhook.Job, error) {
 	var jobs []webhook.Job
 	err := d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var rows []eventRow
-		q := "UPDATE webhook_events SET lease_owner = ?, next_attempt_at = ? WHERE " + where + " RETURNING " + eventColumns
+		q := "UPDATE webhook_events SET lease_owner = ?, lease_until = ? WHERE " + where + " RETURNING " + eventColumns
 		all := append([]any{token, until}, args...)
 		if err := tx.NewRaw(q, all...).Scan(ctx, &rows); err != nil {
 			return err
@@ -323,7 +325,7 @@ func completeChunk(ctx context.Context, tx bun.Tx, results []webhook.Result, now
 			micros(r.NextAttemptAt), status, r.Attempt.Body)
 	}
 	b.WriteString(`) UPDATE webhook_events SET state = v.state, delivered = v.delivered,
-		retry_count = v.retry_count, next_attempt_at = v.next_attempt_at, lease_owner = NULL,
+		retry_count = v.retry_count, next_attempt_at = v.next_attempt_at, lease_owner = NULL, lease_until = NULL,
 		response_http_status = v.status, response_content = v.content, modified_at = ?
 		FROM v WHERE webhook_events.id = v.id AND webhook_events.lease_owner = v.lease
 		RETURNING webhook_events.id`)
@@ -396,7 +398,7 @@ func (d *sqliteDriver) giveBack(ctx context.Context, ids []int64, tokens []strin
 	var b strings.Builder
 	args := make([]any, 0, 2*len(ids)+1)
 	args = append(args, micros(until))
-	b.WriteString("UPDATE webhook_events SET lease_owner = NULL, next_attempt_at = ? WHERE state = 'pending' AND (id, lease_owner) IN (VALUES ")
+	b.WriteString("UPDATE webhook_events SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ? WHERE state = 'pending' AND (id, lease_owner) IN (VALUES ")
 	writeValues(&b, len(ids), 2)
 	for i := range ids {
 		args = append(args, ids[i], tokens[i])

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/whisperer/whisperer/core/internal/webhook"
@@ -21,16 +22,22 @@ func (s *Store) QueueDepth(ctx context.Context) (webhook.QueueDepth, error) {
 		row         struct{ Due, Scheduled, Leased int64 }
 		oldest, age sql.NullInt64
 	)
-	// A claimed row keeps state 'pending' with next_attempt_at moved to
-	// the lease's end, so next_attempt_at <= now is "due" whether or not
-	// a lease expired, and a future one is leased or scheduled by owner.
-	err := s.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT
-		COALESCE(SUM(CASE WHEN next_attempt_at <= %[1]s THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN next_attempt_at > %[1]s AND lease_owner IS NULL THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN next_attempt_at > %[1]s AND lease_owner IS NOT NULL THEN 1 ELSE 0 END), 0),
-		MIN(CASE WHEN next_attempt_at <= %[1]s THEN next_attempt_at END),
-		%[1]s - MIN(CASE WHEN next_attempt_at <= %[1]s THEN next_attempt_at END)
-		FROM webhook_events WHERE state = 'pending'`, now), slices.Concat(args, args, args, args, args, args)...).
+	// A claimed row keeps state 'pending' and its due time, with its
+	// lease's end in lease_until: a row is leased while that is in the
+	// future (an expired lease is due again), else due or scheduled by its
+	// next_attempt_at. The due time of a row whose lease expired is its
+	// lease's end (as the API shows it).
+	due := "COALESCE(CASE WHEN lease_owner IS NOT NULL THEN lease_until END, next_attempt_at)"
+	leased := "(lease_owner IS NOT NULL AND COALESCE(lease_until, next_attempt_at) > %[1]s)"
+	query := fmt.Sprintf(`SELECT
+		COALESCE(SUM(CASE WHEN NOT `+leased+` AND `+due+` <= %[1]s THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN NOT `+leased+` AND `+due+` > %[1]s THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN `+leased+` THEN 1 ELSE 0 END), 0),
+		MIN(CASE WHEN NOT `+leased+` AND `+due+` <= %[1]s THEN `+due+` END),
+		%[1]s - MIN(CASE WHEN NOT `+leased+` AND `+due+` <= %[1]s THEN `+due+` END)
+		FROM webhook_events WHERE state = 'pending'`, now)
+	// Each use of the clock takes its arguments (SQLite's one "?").
+	err := s.db.QueryRowContext(ctx, query, slices.Repeat(args, strings.Count(query, now))...).
 		Scan(&row.Due, &row.Scheduled, &row.Leased, &oldest, &age)
 	if err != nil {
 		return webhook.QueueDepth{}, fmt.Errorf("queue depth: %w", err)

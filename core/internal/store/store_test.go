@@ -276,7 +276,8 @@ func (c *clock) add(d time.Duration) {
 // the queue this way on both backends.
 func elapse(t *testing.T, s *store.Store, d time.Duration) {
 	t.Helper()
-	if _, err := s.DB().ExecContext(ctx, "UPDATE webhook_events SET next_attempt_at = next_attempt_at - ?", d.Microseconds()); err != nil {
+	if _, err := s.DB().ExecContext(ctx, "UPDATE webhook_events SET next_attempt_at = next_attempt_at - ?, lease_until = lease_until - ?",
+		d.Microseconds(), d.Microseconds()); err != nil {
 		t.Fatal(err)
 	}
 }
