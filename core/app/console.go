@@ -19,7 +19,8 @@ func (a *App) withConsole(srv *api.Server) (http.Handler, error) {
 		SessionTTL:    a.cfg.Console.SessionTTL,
 		SecureCookies: strings.HasPrefix(a.cfg.Server.PublicURL, "https://"),
 		APIBase:       a.cfg.Server.BasePath,
-	}, console.Deps{Store: a.Store, API: srv.ServeAs}, a.logger.With("component", "console"))
+		MaxRetries:    a.cfg.Delivery.MaxRetries,
+	}, console.Deps{Store: a.Store, API: srv.ServeAs, Countdowns: a.Countdowns, Callbacks: a.Callbacks}, a.logger.With("component", "console"))
 	if err != nil {
 		return nil, err
 	}

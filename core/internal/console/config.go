@@ -24,6 +24,9 @@ type Config struct {
 	// APIBase is the API's base path, where Deps.API is asked to serve
 	// writes. Defaults to "/whisperer/".
 	APIBase string
+	// MaxRetries is how many attempts an event gets (delivery.max_retries,
+	// set by core/app): the schedule preview's length. Defaults to 18.
+	MaxRetries int
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -31,6 +34,7 @@ func (c Config) WithDefaults() Config {
 	c.SessionTTL = cmp.Or(c.SessionTTL, 12*time.Hour)
 	c.SignInPerMinute = cmp.Or(c.SignInPerMinute, 10)
 	c.APIBase = cmp.Or(c.APIBase, "/whisperer/")
+	c.MaxRetries = cmp.Or(c.MaxRetries, 18)
 	return c
 }
 
@@ -41,6 +45,9 @@ func (c Config) Validate() error {
 	}
 	if c.SignInPerMinute < 1 {
 		return errors.New("console: SignInPerMinute must be positive")
+	}
+	if c.MaxRetries < 1 {
+		return fmt.Errorf("console: MaxRetries must be positive, got %d", c.MaxRetries)
 	}
 	if !strings.HasPrefix(c.APIBase, "/") || !strings.HasSuffix(c.APIBase, "/") || c.APIBase == "/" {
 		return fmt.Errorf("console: the API's base path must start and end with \"/\" and not be \"/\" (the console is there), got %q", c.APIBase)

@@ -39,11 +39,33 @@ type Store interface {
 	Event(ctx context.Context, sc webhook.Scope, idOrUUID string) (webhook.Job, error)
 }
 
-// Deps are the console's collaborators; both are required.
+// Countdowns is the retry countdown registry, built-in and plugin
+// countdowns alike; *countdown.Registry implements it. The hook form lists
+// its keys and the schedule preview runs them.
+type Countdowns interface {
+	Keys() []string
+	// Source is "builtin" for a built-in countdown, else the plugin file
+	// that registered it.
+	Source(key string) string
+	Validate(ctx context.Context, cfg webhook.CountdownConfig) (webhook.CountdownConfig, error)
+	Wait(ctx context.Context, cfg webhook.CountdownConfig, retryCount int) (time.Duration, error)
+}
+
+// Callbacks names the registered callbacks; *callback.Registry
+// implements it.
+type Callbacks interface {
+	Keys() []string
+}
+
+// Deps are the console's collaborators. Store and API are required.
 type Deps struct {
 	Store Store
 	// API serves a request to the REST API as u: api.Server.ServeAs.
 	API func(u webhook.User, w http.ResponseWriter, r *http.Request)
+	// Countdowns and Callbacks fill the hook form's choices; nil offers
+	// none (the API still validates what is sent).
+	Countdowns Countdowns
+	Callbacks  Callbacks
 }
 
 // Handler serves the console. It is safe for concurrent use.
@@ -95,6 +117,14 @@ func (h *Handler) routes() {
 	m.Handle("POST /sign-out", h.authed(h.signOut))
 	m.Handle("GET /hooks", h.authed(h.hooksPage))
 	m.Handle("GET /hooks/{id}", h.authed(h.hookPage))
+	m.Handle("GET /hooks/new", h.authed(h.newHookPage))
+	m.Handle("POST /hooks/new", h.authed(h.createHook))
+	m.Handle("GET /hooks/{id}/edit", h.authed(h.editHookPage))
+	m.Handle("POST /hooks/{id}/edit", h.authed(h.editHook))
+	m.Handle("GET /hooks/{id}/rotate", h.authed(h.confirmRotate))
+	m.Handle("POST /hooks/{id}/rotate", h.authed(h.rotate))
+	m.Handle("GET /hooks/countdown", h.authed(h.countdownFields))
+	m.Handle("GET /hooks/preview", h.authed(h.preview))
 	m.Handle("POST /hooks/{id}/active", h.authed(h.setActive))
 	m.Handle("GET /events", h.authed(h.eventsPage))
 	m.Handle("GET /events/{id}", h.authed(h.eventPage))
@@ -177,6 +207,7 @@ func (h *Handler) authed(fn pageFunc) http.Handler {
 		}
 		rq := &request{sess: sess, id: id, scope: webhook.Scope{UserID: sess.User.ID}}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 			if err := h.cross.Check(r); err != nil {
 				h.errorPage(w, r, rq, http.StatusForbidden, "This form was sent from another site and was refused.")
 				return

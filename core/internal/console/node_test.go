@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -34,7 +36,8 @@ type node struct {
 
 const eventType = "package-created"
 
-func startNode(t *testing.T) *node {
+// startNode starts a node; opts change its configuration first.
+func startNode(t *testing.T, opts ...func(*config.Config)) *node {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
@@ -44,6 +47,9 @@ func startNode(t *testing.T) *node {
 	cfg.Plugins.Dir = dir
 	cfg.Plugins.CacheDir = dir
 	cfg.Server.ShutdownTimeout = 5 * time.Second
+	for _, o := range opts {
+		o(cfg)
+	}
 	logs := &testlog.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, app.NewLogger(cfg.Log, logs))
@@ -184,4 +190,19 @@ func (n *node) attempted(t *testing.T, evType, payload string, state webhook.Sta
 		}
 	}
 	return pub.Events
+}
+
+// withCustomCountdown puts the committed example plugin that registers
+// the "custom" countdown (kwarg factor, an integer >= 1) in the node's
+// plugin directory.
+func withCustomCountdown(t *testing.T) func(*config.Config) {
+	return func(cfg *config.Config) {
+		wasm, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "custom-countdown", "wat", "custom.wasm"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfg.Plugins.Dir, "custom.wasm"), wasm, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -222,6 +222,9 @@ func doneMessage(key string) string {
 		"enabled":     "The hook is active again.",
 		"disabled":    "The hook is deactivated: it gets no new events.",
 		"redelivered": "The event is queued for delivery again.",
+		"created":     "The hook is registered.",
+		"saved":       "The hook is saved.",
+		"rotated":     "The hook signs with its new secret.",
 	}[key]
 }
 

@@ -20,8 +20,9 @@ const (
 	// signInCookie is the sign-in form's double-submit token: a session
 	// cannot be forced on a browser by a form on another site.
 	signInCookie = "whisperer_signin"
-	// maxFormBytes bounds a form's body; the console's forms are tiny.
-	maxFormBytes = 16 << 10
+	// maxFormBytes bounds a form's body: the hook form's largest fields
+	// are the API's limits (config 16 KiB, headers 16 KiB, kwargs 4 KiB).
+	maxFormBytes = 64 << 10
 )
 
 // sessionID returns the request's session id when it has the shape of

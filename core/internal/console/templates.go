@@ -7,9 +7,18 @@ import (
 
 // pageNames are the templates under templates/, each executed inside
 // layout.html.
-var pageNames = []string{"signin", "error", "hooks", "hook", "events", "event", "redeliver"}
+var pageNames = []string{"signin", "error", "hooks", "hook", "events", "event", "redeliver", "hookform", "rotate"}
 
 var funcs = template.FuncMap{
+	// errs and errsUnder are a field's error messages (fieldErrors.Of,
+	// Under) with an element id for aria-describedby.
+	"errs": func(e fieldErrors, path string) fieldMessages {
+		return fieldMessages{ID: elementID(path), Messages: e.Of(path)}
+	},
+	"errsUnder": func(e fieldErrors, path string) fieldMessages {
+		return fieldMessages{ID: elementID(path), Messages: e.Under(path)}
+	},
+	"inc": func(i int) int { return i + 1 },
 	// when writes a time in UTC, to the second.
 	"when": func(t time.Time) string {
 		if t.IsZero() {
@@ -39,4 +48,21 @@ func parsePages() (map[string]*template.Template, error) {
 		out[name] = t
 	}
 	return out, nil
+}
+
+type fieldMessages struct {
+	ID       string
+	Messages []string
+}
+
+// elementID makes an id attribute of a field path, which may hold a
+// tenant's header name: anything but letters, digits, "-" and "_" is "-".
+func elementID(path string) string {
+	b := []byte(path)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return string(b)
 }
