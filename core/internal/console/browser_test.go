@@ -367,6 +367,9 @@ func TestBrowserHookForm(t *testing.T) {
 	if h.TargetURL != "https://example.com/hook" || h.RetryCountdown.Choice != "custom" || h.AdditionalHeaders["X-Api-Key"] != "k-1" || h.SecretKey == "" {
 		t.Fatalf("stored %+v", h)
 	}
+	// The API reference is plain server-rendered HTML: it works under the CSP.
+	c.do(t, "API reference", chromedp.Navigate(n.url+"/api-docs"), chromedp.Click(chromedp.CSS(`a[href="#schema-HookInput"]`)),
+		chromedp.WaitVisible(chromedp.ID("schema-HookInput")))
 	if d := c.dialogs.Load(); d != 0 {
 		t.Fatalf("%d dialogs", d)
 	}

@@ -66,6 +66,16 @@ type Deps struct {
 	// none (the API still validates what is sent).
 	Countdowns Countdowns
 	Callbacks  Callbacks
+	// Plugins describes the plugin directory for the plugins page; nil
+	// lists none.
+	Plugins func() []PluginInfo
+	// AddEventType validates and registers an event type name; a
+	// *webhook.ValidationError's messages are shown to the admin. Nil: the
+	// page only lists them.
+	AddEventType func(ctx context.Context, name string) error
+	// OpenAPI is the API's OpenAPI document, rendered as the API
+	// reference page.
+	OpenAPI []byte
 }
 
 // Handler serves the console. It is safe for concurrent use.
@@ -77,6 +87,7 @@ type Handler struct {
 	pages   map[string]*template.Template
 	limiter *limiter
 	cross   *http.CrossOriginProtection
+	apiDoc  *apiDoc
 }
 
 // New checks cfg and deps and builds the handler. logger may be nil.
@@ -97,13 +108,21 @@ func New(cfg Config, deps Deps, logger *slog.Logger) (*Handler, error) {
 	}
 	h := &Handler{cfg: cfg, deps: deps, log: logger, pages: pages,
 		limiter: newLimiter(cfg.SignInPerMinute, time.Now), cross: http.NewCrossOriginProtection()}
+	if len(deps.OpenAPI) > 0 {
+		d, err := readAPIDoc(deps.OpenAPI)
+		if err != nil {
+			return nil, err
+		}
+		h.apiDoc = &d
+	}
 	h.routes()
 	return h, nil
 }
 
 // Paths are the paths the console serves; core/app routes them here and
 // everything else to the API.
-var Paths = []string{"/{$}", "/sign-in", "/sign-out", "/hooks", "/hooks/", "/events", "/events/", "/assets/"}
+var Paths = []string{"/{$}", "/sign-in", "/sign-out", "/hooks", "/hooks/", "/events", "/events/", "/assets/",
+	"/plugins", "/event-types", "/api-docs"}
 
 func (h *Handler) routes() {
 	m := http.NewServeMux()
@@ -126,6 +145,10 @@ func (h *Handler) routes() {
 	m.Handle("GET /hooks/countdown", h.authed(h.countdownFields))
 	m.Handle("GET /hooks/preview", h.authed(h.preview))
 	m.Handle("POST /hooks/{id}/active", h.authed(h.setActive))
+	m.Handle("GET /plugins", h.authed(h.pluginsPage))
+	m.Handle("GET /event-types", h.authed(h.eventTypesPage))
+	m.Handle("POST /event-types", h.authed(h.addEventType))
+	m.Handle("GET /api-docs", h.authed(h.apiDocsPage))
 	m.Handle("GET /events", h.authed(h.eventsPage))
 	m.Handle("GET /events/{id}", h.authed(h.eventPage))
 	m.Handle("GET /events/{id}/redeliver", h.authed(h.confirmRedeliver))

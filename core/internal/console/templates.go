@@ -1,13 +1,15 @@
 package console
 
 import (
+	"fmt"
 	"html/template"
+	"strings"
 	"time"
 )
 
 // pageNames are the templates under templates/, each executed inside
 // layout.html.
-var pageNames = []string{"signin", "error", "hooks", "hook", "events", "event", "redeliver", "hookform", "rotate"}
+var pageNames = []string{"signin", "error", "hooks", "hook", "events", "event", "redeliver", "hookform", "rotate", "plugins", "eventtypes", "apidocs"}
 
 var funcs = template.FuncMap{
 	// errs and errsUnder are a field's error messages (fieldErrors.Of,
@@ -19,6 +21,10 @@ var funcs = template.FuncMap{
 		return fieldMessages{ID: elementID(path), Messages: e.Under(path)}
 	},
 	"inc": func(i int) int { return i + 1 },
+	"ms": func(d time.Duration) string {
+		return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000)
+	},
+	"join": strings.Join,
 	// when writes a time in UTC, to the second.
 	"when": func(t time.Time) string {
 		if t.IsZero() {
