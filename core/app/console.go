@@ -19,10 +19,14 @@ func (a *App) withConsole(srv *api.Server) (http.Handler, error) {
 		return srv.Handler(), nil
 	}
 	c, err := console.New(console.Config{
-		SessionTTL:    a.cfg.Console.SessionTTL,
-		SecureCookies: strings.HasPrefix(a.cfg.Server.PublicURL, "https://"),
-		APIBase:       a.cfg.Server.BasePath,
-		MaxRetries:    a.cfg.Delivery.MaxRetries,
+		SessionTTL:     a.cfg.Console.SessionTTL,
+		SecureCookies:  strings.HasPrefix(a.cfg.Server.PublicURL, "https://"),
+		APIBase:        a.cfg.Server.BasePath,
+		MaxRetries:     a.cfg.Delivery.MaxRetries,
+		FrameAncestors: a.cfg.Console.FrameAncestors,
+		AppName:        a.cfg.Console.AppName,
+		LogoURL:        a.cfg.Console.LogoURL,
+		AccentColor:    a.cfg.Console.AccentColor,
 	}, console.Deps{Store: a.Store, API: srv.ServeAs, Countdowns: a.Countdowns, Callbacks: a.Callbacks,
 		Plugins: a.consolePlugins, AddEventType: a.addEventType, OpenAPI: srv.OpenAPI()}, a.logger.With("component", "console"))
 	if err != nil {

@@ -241,6 +241,11 @@ type Console struct {
 	// SessionTTL is how long a console session lasts after sign-in, from
 	// 1m to 720h. Defaults to 12h.
 	SessionTTL time.Duration
+	// FrameAncestors, AppName, LogoURL and AccentColor are the tenant
+	// portal's framing and the console's branding; console.Config owns
+	// their defaults and checks them.
+	FrameAncestors                []string
+	AppName, LogoURL, AccentColor string
 }
 
 // Log is the server's structured log.
@@ -299,7 +304,7 @@ func defaults() *Config {
 		Retention:  Retention{Days: 30, Interval: time.Hour, BatchSize: 1000},
 		Security:   Security{EncryptionKeys: []string{}, SecretRotationOverlap: 24 * time.Hour},
 		Limits:     Limits{HooksPerUser: 1000, MaxPageSize: 1000},
-		Console:    Console{SessionTTL: 12 * time.Hour},
+		Console:    Console{SessionTTL: 12 * time.Hour, AppName: "Whisperer", FrameAncestors: []string{}},
 	}
 }
 
@@ -359,6 +364,10 @@ func (c *Config) WithDefaults() *Config {
 	c.Limits.HooksPerUser = cmp.Or(c.Limits.HooksPerUser, d.Limits.HooksPerUser)
 	c.Limits.MaxPageSize = cmp.Or(c.Limits.MaxPageSize, d.Limits.MaxPageSize)
 	c.Console.SessionTTL = cmp.Or(c.Console.SessionTTL, d.Console.SessionTTL)
+	c.Console.AppName = cmp.Or(c.Console.AppName, d.Console.AppName)
+	if c.Console.FrameAncestors == nil {
+		c.Console.FrameAncestors = d.Console.FrameAncestors
+	}
 	c.derive()
 	return c
 }

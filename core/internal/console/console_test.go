@@ -16,7 +16,7 @@ import (
 )
 
 const wantCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
-	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // Every console response, pages and assets, carries the security headers;
 // the API's do not change.

@@ -86,6 +86,9 @@ type browser struct {
 	t    *testing.T
 	c    *http.Client
 	base string
+	// cookie is sent as it is on every request (the portal's, which the
+	// jar keeps for https only).
+	cookie string
 }
 
 func (n *node) browser(t *testing.T) *browser {
@@ -113,6 +116,9 @@ func (b *browser) do(method, path string, form url.Values, headers ...string) an
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if b.cookie != "" {
+		req.Header.Set("Cookie", b.cookie)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])

@@ -143,6 +143,14 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) error {
+	if rq.sess.Portal {
+		if err := h.deps.Store.DeletePortalSession(r.Context(), rq.id); err != nil {
+			return err
+		}
+		http.SetCookie(w, h.portalCookieOf("", time.Time{}))
+		h.errorPage(w, r, nil, http.StatusOK, "The portal session has ended.")
+		return nil
+	}
 	if err := h.deps.Store.DeleteSession(r.Context(), rq.id); err != nil {
 		return err
 	}
