@@ -12,8 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/whisperer/whisperer/core/internal/webhook"
