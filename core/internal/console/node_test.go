@@ -46,7 +46,9 @@ func startNode(t *testing.T, opts ...func(*config.Config)) *node {
 	cfg.Delivery.PollInterval = 50 * time.Millisecond
 	cfg.Plugins.Dir = dir
 	cfg.Plugins.CacheDir = dir
-	cfg.Server.ShutdownTimeout = 5 * time.Second
+	// Above 5 s: http.Server.Shutdown waits that long for a connection
+	// that never sent a request (chromium's preconnected sockets).
+	cfg.Server.ShutdownTimeout = 15 * time.Second
 	for _, o := range opts {
 		o(cfg)
 	}
