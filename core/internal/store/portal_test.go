@@ -68,7 +68,7 @@ func TestPortalCodes(t *testing.T) {
 	})
 }
 
-// Migration 006 adds the portal's tables to a database of an earlier
+// Migration 006 adds the portal's and rollups' tables to a database of an earlier
 // release in place: its rows are all there and portals work.
 func TestPortalMigratesLegacy(t *testing.T) {
 	for _, backend := range storetest.Backends {
