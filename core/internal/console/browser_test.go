@@ -178,6 +178,11 @@ func TestBrowserDeliveryFlow(t *testing.T) {
 		t.Fatalf("the receiver got %d requests, want 2 (delivery and redelivery)", hits.Load())
 	}
 
+	// The overview charts the deliveries (server-rendered SVG, under the CSP).
+	c.do(t, "overview", chromedp.Navigate(n.url+"/overview"), chromedp.WaitVisible(chromedp.CSS(`#chart-attempts svg`)))
+	if got := c.eval(t, `document.getElementById('totals').innerText`); !strings.Contains(got, "Delivered") {
+		t.Errorf("overview totals: %q", got)
+	}
 	if st := c.status(t, n.url+"/hooks/"+strconv.FormatInt(bobs.ID, 10)); st != http.StatusNotFound {
 		t.Fatalf("bob's hook in alice's browser = %d, want 404", st)
 	}

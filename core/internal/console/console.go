@@ -44,6 +44,8 @@ type Store interface {
 	EventIDs(ctx context.Context, sc webhook.Scope, f webhook.EventFilter, p webhook.Page) ([]int64, webhook.PageInfo, error)
 	EventsByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Job, error)
 	Event(ctx context.Context, sc webhook.Scope, idOrUUID string) (webhook.Job, error)
+	// Rollups are the per-minute delivery sums the overview charts.
+	Rollups(ctx context.Context, sc webhook.Scope, since time.Time) ([]webhook.Rollup, error)
 }
 
 // Countdowns is the retry countdown registry, built-in and plugin
@@ -83,6 +85,9 @@ type Deps struct {
 	// OpenAPI is the API's OpenAPI document, rendered as the API
 	// reference page.
 	OpenAPI []byte
+	// Queue counts the pending events for the overview's queue lag
+	// (admins); nil leaves it out.
+	Queue func(ctx context.Context) (webhook.QueueDepth, error)
 }
 
 // Handler serves the console. It is safe for concurrent use.
@@ -133,7 +138,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger) (*Handler, error) {
 // Paths are the paths the console serves; core/app routes them here and
 // everything else to the API.
 var Paths = []string{"/{$}", "/sign-in", "/sign-out", "/hooks", "/hooks/", "/events", "/events/", "/assets/",
-	"/plugins", "/event-types", "/api-docs", "/portal", "/portal/"}
+	"/plugins", "/event-types", "/api-docs", "/portal", "/portal/", "/overview"}
 
 func (h *Handler) routes() {
 	m := http.NewServeMux()
@@ -159,6 +164,7 @@ func (h *Handler) routes() {
 	m.Handle("GET /hooks/countdown", h.authed(h.countdownFields))
 	m.Handle("GET /hooks/preview", h.authed(h.preview))
 	m.Handle("POST /hooks/{id}/active", h.authed(need(webhook.CapManageHooks, h.setActive)))
+	m.Handle("GET /overview", h.authed(h.overviewPage))
 	m.Handle("GET /plugins", h.authed(h.pluginsPage))
 	m.Handle("GET /event-types", h.authed(h.eventTypesPage))
 	m.Handle("POST /event-types", h.authed(h.addEventType))

@@ -93,26 +93,32 @@ func (h *Handler) schedule(r *http.Request, f *countdownForm) previewData {
 	return p
 }
 
-// drawBars scales the waits to the chart's height, the longest full.
+// drawBars charts the waits, the longest full height.
 func drawBars(waits []time.Duration) chart {
-	c := chart{Width: chartW, Height: chartH}
-	if len(waits) == 0 {
-		return c
-	}
+	values, labels := make([]float64, len(waits)), make([]string, len(waits))
 	var longest time.Duration
-	for _, w := range waits {
+	for i, w := range waits {
+		values[i], labels[i] = float64(w), fmt.Sprintf("attempt %d: wait %s", i+2, human(w))
 		longest = max(longest, w)
 	}
-	c.Max = human(longest)
-	step := float64(chartW) / float64(len(waits))
-	for i, w := range waits {
+	return drawSeries(values, float64(longest), labels, human(longest))
+}
+
+// drawSeries is a bar per value, top the full height (labelled topLabel);
+// each bar's title is its label.
+func drawSeries(values []float64, top float64, labels []string, topLabel string) chart {
+	c := chart{Width: chartW, Height: chartH, Max: topLabel}
+	if len(values) == 0 {
+		return c
+	}
+	step := float64(chartW) / float64(len(values))
+	for i, v := range values {
 		hgt := 0.0
-		if longest > 0 {
-			hgt = float64(chartH) * float64(w) / float64(longest)
+		if top > 0 {
+			hgt = float64(chartH) * min(v/top, 1)
 		}
-		hgt = max(hgt, 1) // a zero wait is still a visible line
-		c.Bars = append(c.Bars, bar{X: float64(i) * step, Y: chartH - hgt, W: max(step*0.8, 1), H: hgt,
-			Label: fmt.Sprintf("attempt %d: wait %s", i+2, human(w))})
+		hgt = max(hgt, 1) // a zero is still a visible line
+		c.Bars = append(c.Bars, bar{X: float64(i) * step, Y: chartH - hgt, W: max(step*0.8, 1), H: hgt, Label: labels[i]})
 	}
 	return c
 }

@@ -9,7 +9,7 @@ import (
 
 // pageNames are the templates under templates/, each executed inside
 // layout.html.
-var pageNames = []string{"signin", "error", "hooks", "hook", "events", "event", "redeliver", "hookform", "rotate", "plugins", "eventtypes", "apidocs", "portal"}
+var pageNames = []string{"signin", "error", "hooks", "hook", "events", "event", "redeliver", "hookform", "rotate", "plugins", "eventtypes", "apidocs", "portal", "overview"}
 
 var funcs = template.FuncMap{
 	// errs and errsUnder are a field's error messages (fieldErrors.Of,
@@ -25,6 +25,13 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000)
 	},
 	"join": strings.Join,
+	"add3": func(a, b, c int64) int64 { return a + b + c },
+	"pct": func(part, whole int64) string {
+		if whole == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.1f%%", 100*float64(part)/float64(whole))
+	},
 	// when writes a time in UTC, to the second.
 	"when": func(t time.Time) string {
 		if t.IsZero() {
