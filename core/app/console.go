@@ -1,11 +1,14 @@
 package app
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
 	"github.com/whisperer/whisperer/core/internal/api"
+	"github.com/whisperer/whisperer/core/internal/config"
 	"github.com/whisperer/whisperer/core/internal/console"
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // withConsole serves the web console's paths (console.Paths) beside the
@@ -16,10 +19,16 @@ func (a *App) withConsole(srv *api.Server) (http.Handler, error) {
 		return srv.Handler(), nil
 	}
 	c, err := console.New(console.Config{
-		SessionTTL:    a.cfg.Console.SessionTTL,
-		SecureCookies: strings.HasPrefix(a.cfg.Server.PublicURL, "https://"),
-		APIBase:       a.cfg.Server.BasePath,
-	}, console.Deps{Store: a.Store, API: srv.ServeAs}, a.logger.With("component", "console"))
+		SessionTTL:     a.cfg.Console.SessionTTL,
+		SecureCookies:  strings.HasPrefix(a.cfg.Server.PublicURL, "https://"),
+		APIBase:        a.cfg.Server.BasePath,
+		MaxRetries:     a.cfg.Delivery.MaxRetries,
+		FrameAncestors: a.cfg.Console.FrameAncestors,
+		AppName:        a.cfg.Console.AppName,
+		LogoURL:        a.cfg.Console.LogoURL,
+		AccentColor:    a.cfg.Console.AccentColor,
+	}, console.Deps{Store: a.Store, API: srv.ServeAs, Countdowns: a.Countdowns, Callbacks: a.Callbacks,
+		Plugins: a.consolePlugins, AddEventType: a.addEventType, OpenAPI: srv.OpenAPI(), Queue: a.Store.QueueDepth}, a.logger.With("component", "console"))
 	if err != nil {
 		return nil, err
 	}
@@ -29,4 +38,27 @@ func (a *App) withConsole(srv *api.Server) (http.Handler, error) {
 		mux.Handle(p, c)
 	}
 	return mux, nil
+}
+
+// consolePlugins is the plugins page's list: the plugin host's files with
+// their calls from the metrics.
+func (a *App) consolePlugins() []console.PluginInfo {
+	calls := a.Metrics.PluginCalls()
+	var out []console.PluginInfo
+	for _, p := range a.Plugins.Plugins() {
+		c := calls[p.File]
+		out = append(out, console.PluginInfo{File: p.File, Name: p.Name, SHA256: p.SHA256,
+			Countdowns: p.Countdowns, Callbacks: p.Callbacks, Loaded: p.Loaded, LoadedAt: p.LoadedAt,
+			Error: p.Error, Calls: c.Calls, Failures: c.Failures, Mean: c.Mean})
+	}
+	return out
+}
+
+// addEventType registers an event type from the console, with the rule
+// the API and the CLI apply to names added at run time.
+func (a *App) addEventType(ctx context.Context, name string) error {
+	if err := config.ValidateEventType(name); err != nil {
+		return webhook.NewValidationError("name", err.Error())
+	}
+	return a.Store.AddEventTypes(ctx, name)
 }

@@ -39,7 +39,9 @@ func OwnedDefaults(c *config.Config) {
 	c.Retention.Interval, c.Retention.BatchSize = r.Interval, r.BatchSize
 
 	c.Database.MaxOpenConns = store.DefaultMaxOpenConns
-	c.Console.SessionTTL = console.Config{}.WithDefaults().SessionTTL
+	cs := console.Config{}.WithDefaults()
+	c.Console.SessionTTL, c.Console.AppName = cs.SessionTTL, cs.AppName
+	c.Console.FrameAncestors = append([]string{}, cs.FrameAncestors...) // none: no framing
 }
 
 // DefaultConfig is the configuration with nothing set: what LoadConfig

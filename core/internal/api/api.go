@@ -117,6 +117,9 @@ type Store interface {
 	// other nodes: an inline redelivery's ClaimEvents gets the event first.
 	RedeliverHeld(ctx context.Context, sc webhook.Scope, idOrUUID string, force bool, hold time.Duration) (webhook.Job, error)
 	RedeliverFailed(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter) (int64, error)
+	// CreatePortalCode makes a tenant portal's one-time code for the user
+	// named username (webhook.ErrNotFound if none).
+	CreatePortalCode(ctx context.Context, username string, caps []string, ttl time.Duration) (webhook.User, string, time.Time, error)
 	Publish(ctx context.Context, req webhook.PublishRequest) (webhook.Published, error)
 }
 
@@ -264,6 +267,7 @@ func (s *Server) routes() {
 	handle("events", methods{http.MethodPost: s.publish})
 	handle("event_types", methods{http.MethodGet: s.listEventTypes})
 	handle("plugins", methods{http.MethodGet: s.listPlugins})
+	handle("portal/sessions", methods{http.MethodPost: s.createPortalSession})
 	s.router = r
 }
 

@@ -52,3 +52,8 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request) error {
 	_, _ = w.Write(s.openAPI)
 	return nil
 }
+
+// OpenAPI returns the document served at BasePath + "openapi.json" (the
+// web console renders it as its API reference). The caller must not
+// modify it.
+func (s *Server) OpenAPI() []byte { return s.openAPI }

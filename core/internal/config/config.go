@@ -230,6 +230,11 @@ type Console struct {
 	// SessionTTL is how long a console session lasts after sign-in, from
 	// 1m to 720h. Defaults to 12h.
 	SessionTTL time.Duration
+	// FrameAncestors, AppName, LogoURL and AccentColor are the tenant
+	// portal's framing and the console's branding; console.Config owns
+	// their defaults and checks them.
+	FrameAncestors                []string
+	AppName, LogoURL, AccentColor string
 }
 
 // Log is the server's structured log.

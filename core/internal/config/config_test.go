@@ -145,6 +145,10 @@ func TestDocumentedDefaultsAreThePackages(t *testing.T) {
 		"retention.batch_size":             {doc.Retention.BatchSize, r.BatchSize},
 		"database.max_open_conns":          {doc.Database.MaxOpenConns, store.DefaultMaxOpenConns},
 		"console.session_ttl":              {doc.Console.SessionTTL, cs.SessionTTL},
+		"console.frame_ancestors":          {len(doc.Console.FrameAncestors), len(cs.FrameAncestors)},
+		"console.app_name":                 {doc.Console.AppName, cs.AppName},
+		"console.logo_url":                 {doc.Console.LogoURL, cs.LogoURL},
+		"console.accent_color":             {doc.Console.AccentColor, cs.AccentColor},
 	}
 	// Keys read by two packages: both must default alike.
 	shared := map[string][2]any{

@@ -435,6 +435,10 @@ func (c *Config) fields() []field {
 		{"limits.max_page_size", setInt(&c.Limits.MaxPageSize)},
 		{"console.enabled", setInverted(&c.Console.Disabled)},
 		{"console.session_ttl", setDuration(&c.Console.SessionTTL)},
+		{"console.frame_ancestors", setList(&c.Console.FrameAncestors)},
+		{"console.app_name", setString(&c.Console.AppName)},
+		{"console.logo_url", setString(&c.Console.LogoURL)},
+		{"console.accent_color", setString(&c.Console.AccentColor)},
 	}
 }
 

@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -11,8 +12,8 @@ import (
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
-// maxAPIAnswer bounds what callAPI keeps of an answer: enough for any
-// error body; a success's body is not read.
+// maxAPIAnswer bounds what apiDo keeps of an answer: enough for any
+// error body or one hook.
 const maxAPIAnswer = 64 << 10
 
 // recorder is the ResponseWriter an in-process API call writes to.
@@ -43,9 +44,29 @@ func (rec *recorder) Write(b []byte) (int, error) {
 // anything else is the API's message as a badRequest (or, for 5xx, an
 // unavailable database).
 func (h *Handler) callAPI(r *http.Request, rq *request, method, path string, body []byte) error {
+	_, err := h.apiDo(r, rq, method, path, body)
+	var fe *apiFieldErrors
+	if errors.As(err, &fe) {
+		return &badRequest{apiMessage(fe.body)}
+	}
+	return err
+}
+
+// apiFieldErrors is a 4xx other than 404: body is the API's DRF-shaped
+// error document.
+type apiFieldErrors struct {
+	status int
+	body   []byte
+}
+
+func (e *apiFieldErrors) Error() string { return apiMessage(e.body) }
+
+// apiDo is callAPI keeping the answer: a 2xx's body, or for a 4xx (not
+// 404) an *apiFieldErrors, so that a form can show each field's errors.
+func (h *Handler) apiDo(r *http.Request, rq *request, method, path string, body []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(r.Context(), method, h.cfg.APIBase+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.RemoteAddr = r.RemoteAddr
@@ -53,13 +74,13 @@ func (h *Handler) callAPI(r *http.Request, rq *request, method, path string, bod
 	h.deps.API(rq.sess.User, rec, req)
 	switch {
 	case rec.status >= 200 && rec.status < 300:
-		return nil
+		return rec.body.Bytes(), nil
 	case rec.status == http.StatusNotFound:
-		return errNotFound
+		return nil, errNotFound
 	case rec.status >= 500:
-		return fmt.Errorf("%w: %s %s answered %d: %s", webhook.ErrUnavailable, method, path, rec.status, excerpt(rec.body.String(), 200))
+		return nil, fmt.Errorf("%w: %s %s answered %d: %s", webhook.ErrUnavailable, method, path, rec.status, excerpt(rec.body.String(), 200))
 	}
-	return &badRequest{apiMessage(rec.body.Bytes())}
+	return nil, &apiFieldErrors{rec.status, rec.body.Bytes()}
 }
 
 // apiMessage turns a DRF-shaped error body into one line: the detail, or

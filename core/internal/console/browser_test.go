@@ -88,6 +88,22 @@ func (c *chrome) eval(t *testing.T, expr string) string {
 	return v
 }
 
+// clear empties the input with id, firing no event.
+func (c *chrome) clear(t *testing.T, id string) {
+	t.Helper()
+	c.eval(t, `(() => { document.getElementById('`+id+`').value = ''; return '' })()`)
+}
+
+// waitFor polls the page until the JavaScript expression is true.
+func (c *chrome) waitFor(t *testing.T, what, expr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr)); err != nil {
+		t.Fatalf("%s (%s): %v", what, expr, err)
+	}
+}
+
 func (c *chrome) status(t *testing.T, url string) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
@@ -162,6 +178,11 @@ func TestBrowserDeliveryFlow(t *testing.T) {
 		t.Fatalf("the receiver got %d requests, want 2 (delivery and redelivery)", hits.Load())
 	}
 
+	// The overview charts the deliveries (server-rendered SVG, under the CSP).
+	c.do(t, "overview", chromedp.Navigate(n.url+"/overview"), chromedp.WaitVisible(chromedp.CSS(`#chart-attempts svg`)))
+	if got := c.eval(t, `document.getElementById('totals').innerText`); !strings.Contains(got, "Delivered") {
+		t.Errorf("overview totals: %q", got)
+	}
 	if st := c.status(t, n.url+"/hooks/"+strconv.FormatInt(bobs.ID, 10)); st != http.StatusNotFound {
 		t.Fatalf("bob's hook in alice's browser = %d, want 404", st)
 	}
@@ -252,12 +273,25 @@ func TestBrowserXSS(t *testing.T) {
 	for _, id := range ids {
 		pages = append(pages, "/events/"+strconv.FormatInt(id, 10), "/events/"+strconv.FormatInt(id, 10)+"/redeliver")
 	}
+	for _, h := range hooks {
+		pages = append(pages, "/hooks/"+strconv.FormatInt(h.ID, 10)+"/edit", "/hooks/"+strconv.FormatInt(h.ID, 10)+"/rotate")
+	}
 	for _, p := range pages {
 		c.do(t, p, chromedp.Navigate(n.url+p), chromedp.WaitVisible(chromedp.ID("main")))
 		injected := c.eval(t, `String(document.querySelectorAll('img').length + document.querySelectorAll('script:not([src])').length +
 			document.querySelectorAll('[onerror],[onclick],[onload]').length + document.querySelectorAll('a[href^="javascript"]').length)`)
 		if injected != "0" {
 			t.Errorf("%s: %s injected elements", p, injected)
+		}
+		if strings.HasSuffix(p, "/edit") {
+			// The form holds the values in its inputs, whole.
+			if got := c.eval(t, `document.getElementById('event_type').value`); got != evType {
+				t.Errorf("%s: event type input holds %q", p, got)
+			}
+			if got := c.eval(t, `[...document.querySelectorAll('input[name=header_value]')].map(e => e.value).join('|')`); p == "/hooks/"+strconv.FormatInt(hooks[0].ID, 10)+"/edit" && !strings.Contains(got, all) {
+				t.Errorf("%s: header values %q", p, got)
+			}
+			continue
 		}
 		text := c.eval(t, `document.getElementById('main').innerText`)
 		if !strings.Contains(text, `<script>alert(1)</script>`) && !strings.Contains(text, `"><img/src=x/onerror=alert(1)>`) {
@@ -281,5 +315,67 @@ func TestBrowserXSS(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // not a timing claim: lets a dialog event, had one opened, arrive
 	if d := c.dialogs.Load(); d != 0 {
 		t.Fatalf("%d JavaScript dialogs opened, the last %v", d, c.last.Load())
+	}
+}
+
+// The hook form in a browser: the retry-schedule preview follows the
+// kwargs as they are typed (htmx, under the CSP), a plugin's countdown
+// gets a JSON kwargs field and its own schedule, the API's validation
+// error shows next to its field, and the corrected form registers the
+// hook.
+func TestBrowserHookForm(t *testing.T) {
+	c := newChrome(t)
+	n := startNode(t, withCustomCountdown(t))
+	c.signIn(t, n.url, n.aliceKey)
+	c.do(t, "new hook", chromedp.Click(chromedp.ID("new-hook")), chromedp.WaitVisible(chromedp.ID("preview-table")))
+	// exponential, base 2 → 3: the fourth wait becomes 27 s.
+	c.clear(t, "kw-base")
+	c.do(t, "type a base", chromedp.SendKeys(chromedp.ID("kw-base"), "3"))
+	c.waitFor(t, "the preview follows the base", `document.getElementById('preview-table').innerText.includes('27s')`)
+	if got := c.eval(t, `String(document.querySelectorAll('#preview-chart rect').length)`); got != "17" {
+		t.Errorf("chart bars: %s", got)
+	}
+	// The plugin's countdown: its kwargs are JSON, checked by the plugin.
+	c.eval(t, `(() => { const s = document.getElementById('choice'); s.value = 'custom'; s.dispatchEvent(new Event('change', {bubbles: true})); return '' })()`)
+	c.do(t, "plugin kwargs field", chromedp.WaitVisible(chromedp.ID("kwargs-json")))
+	c.do(t, "type kwargs", chromedp.SendKeys(chromedp.ID("kwargs-json"), `{"factor": 0}`))
+	c.waitFor(t, "the plugin's message", `document.getElementById('preview').innerText.includes('greater than or equal to 1')`)
+	c.clear(t, "kwargs-json")
+	c.do(t, "fix kwargs", chromedp.SendKeys(chromedp.ID("kwargs-json"), `{"factor": 3}`))
+	c.waitFor(t, "the plugin's schedule", `document.getElementById('preview-table') !== null && document.getElementById('preview-table').innerText.includes('12s')`)
+
+	// A URL the browser takes but the API refuses: the message is inline.
+	c.do(t, "submit a bad URL",
+		chromedp.SendKeys(chromedp.ID("target_url"), "ftp://example.com/hook"),
+		chromedp.SendKeys(chromedp.ID("event_type"), eventType),
+		chromedp.SendKeys(chromedp.CSS(`input[name=header_name]`), "X-Api-Key"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=header_value]`), "k-1"),
+		chromedp.Click(chromedp.ID("save-hook")),
+		chromedp.WaitVisible(chromedp.ID("target_url-errors")))
+	if got := c.eval(t, `document.getElementById('target_url-errors').innerText`); !strings.Contains(got, "Enter a valid URL.") {
+		t.Fatalf("inline error: %q", got)
+	}
+	if got := c.eval(t, `document.getElementById('target_url').getAttribute('aria-describedby')`); !strings.Contains(got, "target_url-errors") {
+		t.Errorf("the error is not tied to its field: %q", got)
+	}
+	if got := c.eval(t, `document.getElementById('choice').value + ' ' + document.getElementById('kwargs-json').value`); got != `custom {"factor": 3}` {
+		t.Errorf("the form lost the countdown: %q", got)
+	}
+	c.clear(t, "target_url")
+	c.do(t, "fix the URL", chromedp.SendKeys(chromedp.ID("target_url"), "https://example.com/hook"),
+		chromedp.Click(chromedp.ID("save-hook")), chromedp.WaitVisible(chromedp.CSS(`p.done`)))
+	hooks, _, err := n.Store.WebhookIDs(context.Background(), webhook.Scope{UserID: n.alice.ID}, webhook.HookFilter{}, webhook.Page{Limit: 10})
+	if err != nil || len(hooks) != 1 {
+		t.Fatalf("alice's hooks: %v %v", hooks, err)
+	}
+	h, _ := n.Store.Webhook(context.Background(), webhook.Scope{All: true}, hooks[0])
+	if h.TargetURL != "https://example.com/hook" || h.RetryCountdown.Choice != "custom" || h.AdditionalHeaders["X-Api-Key"] != "k-1" || h.SecretKey == "" {
+		t.Fatalf("stored %+v", h)
+	}
+	// The API reference is plain server-rendered HTML: it works under the CSP.
+	c.do(t, "API reference", chromedp.Navigate(n.url+"/api-docs"), chromedp.Click(chromedp.CSS(`a[href="#schema-HookInput"]`)),
+		chromedp.WaitVisible(chromedp.ID("schema-HookInput")))
+	if d := c.dialogs.Load(); d != 0 {
+		t.Fatalf("%d dialogs", d)
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/whisperer/whisperer/core/internal/webhook"
@@ -28,6 +30,11 @@ type Store interface {
 	CreateSession(ctx context.Context, key string, ttl time.Duration) (string, webhook.Session, error)
 	Session(ctx context.Context, id string) (webhook.Session, error)
 	DeleteSession(ctx context.Context, id string) error
+	// RedeemPortalCode, PortalSession and DeletePortalSession are the
+	// tenant portal's sessions (portal.go).
+	RedeemPortalCode(ctx context.Context, code string) (string, webhook.Session, error)
+	PortalSession(ctx context.Context, id string) (webhook.Session, error)
+	DeletePortalSession(ctx context.Context, id string) error
 
 	UserNames(ctx context.Context) (map[int64]string, error)
 	EventTypes(ctx context.Context) ([]string, error)
@@ -37,13 +44,50 @@ type Store interface {
 	EventIDs(ctx context.Context, sc webhook.Scope, f webhook.EventFilter, p webhook.Page) ([]int64, webhook.PageInfo, error)
 	EventsByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Job, error)
 	Event(ctx context.Context, sc webhook.Scope, idOrUUID string) (webhook.Job, error)
+	// Rollups are the per-minute delivery sums the overview charts.
+	Rollups(ctx context.Context, sc webhook.Scope, since time.Time) ([]webhook.Rollup, error)
 }
 
-// Deps are the console's collaborators; both are required.
+// Countdowns is the retry countdown registry, built-in and plugin
+// countdowns alike; *countdown.Registry implements it. The hook form lists
+// its keys and the schedule preview runs them.
+type Countdowns interface {
+	Keys() []string
+	// Source is "builtin" for a built-in countdown, else the plugin file
+	// that registered it.
+	Source(key string) string
+	Validate(ctx context.Context, cfg webhook.CountdownConfig) (webhook.CountdownConfig, error)
+	Wait(ctx context.Context, cfg webhook.CountdownConfig, retryCount int) (time.Duration, error)
+}
+
+// Callbacks names the registered callbacks; *callback.Registry
+// implements it.
+type Callbacks interface {
+	Keys() []string
+}
+
+// Deps are the console's collaborators. Store and API are required.
 type Deps struct {
 	Store Store
 	// API serves a request to the REST API as u: api.Server.ServeAs.
 	API func(u webhook.User, w http.ResponseWriter, r *http.Request)
+	// Countdowns and Callbacks fill the hook form's choices; nil offers
+	// none (the API still validates what is sent).
+	Countdowns Countdowns
+	Callbacks  Callbacks
+	// Plugins describes the plugin directory for the plugins page; nil
+	// lists none.
+	Plugins func() []PluginInfo
+	// AddEventType validates and registers an event type name; a
+	// *webhook.ValidationError's messages are shown to the admin. Nil: the
+	// page only lists them.
+	AddEventType func(ctx context.Context, name string) error
+	// OpenAPI is the API's OpenAPI document, rendered as the API
+	// reference page.
+	OpenAPI []byte
+	// Queue counts the pending events for the overview's queue lag
+	// (admins); nil leaves it out.
+	Queue func(ctx context.Context) (webhook.QueueDepth, error)
 }
 
 // Handler serves the console. It is safe for concurrent use.
@@ -55,6 +99,10 @@ type Handler struct {
 	pages   map[string]*template.Template
 	limiter *limiter
 	cross   *http.CrossOriginProtection
+	apiDoc  *apiDoc
+	// csp is every response's policy; portalCSP the portal's, which lets
+	// console.frame_ancestors frame it.
+	csp, portalCSP string
 }
 
 // New checks cfg and deps and builds the handler. logger may be nil.
@@ -75,18 +123,30 @@ func New(cfg Config, deps Deps, logger *slog.Logger) (*Handler, error) {
 	}
 	h := &Handler{cfg: cfg, deps: deps, log: logger, pages: pages,
 		limiter: newLimiter(cfg.SignInPerMinute, time.Now), cross: http.NewCrossOriginProtection()}
+	h.csp, h.portalCSP = policies(cfg)
+	if len(deps.OpenAPI) > 0 {
+		d, err := readAPIDoc(deps.OpenAPI)
+		if err != nil {
+			return nil, err
+		}
+		h.apiDoc = &d
+	}
 	h.routes()
 	return h, nil
 }
 
 // Paths are the paths the console serves; core/app routes them here and
 // everything else to the API.
-var Paths = []string{"/{$}", "/sign-in", "/sign-out", "/hooks", "/hooks/", "/events", "/events/", "/assets/"}
+var Paths = []string{"/{$}", "/sign-in", "/sign-out", "/hooks", "/hooks/", "/events", "/events/", "/assets/",
+	"/plugins", "/event-types", "/api-docs", "/portal", "/portal/", "/overview"}
 
 func (h *Handler) routes() {
 	m := http.NewServeMux()
 	assets, _ := fs.Sub(files, "assets")
 	m.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
+	m.HandleFunc("GET /assets/brand.css", h.brandCSS)
+	m.HandleFunc("GET /portal", h.portalPage)
+	m.HandleFunc("POST /portal/session", h.portalExchange)
 	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/hooks", http.StatusSeeOther)
 	})
@@ -95,24 +155,57 @@ func (h *Handler) routes() {
 	m.Handle("POST /sign-out", h.authed(h.signOut))
 	m.Handle("GET /hooks", h.authed(h.hooksPage))
 	m.Handle("GET /hooks/{id}", h.authed(h.hookPage))
-	m.Handle("POST /hooks/{id}/active", h.authed(h.setActive))
+	m.Handle("GET /hooks/new", h.authed(need(webhook.CapManageHooks, h.newHookPage)))
+	m.Handle("POST /hooks/new", h.authed(need(webhook.CapManageHooks, h.createHook)))
+	m.Handle("GET /hooks/{id}/edit", h.authed(need(webhook.CapManageHooks, h.editHookPage)))
+	m.Handle("POST /hooks/{id}/edit", h.authed(need(webhook.CapManageHooks, h.editHook)))
+	m.Handle("GET /hooks/{id}/rotate", h.authed(need(webhook.CapManageHooks, h.confirmRotate)))
+	m.Handle("POST /hooks/{id}/rotate", h.authed(need(webhook.CapManageHooks, h.rotate)))
+	m.Handle("GET /hooks/countdown", h.authed(h.countdownFields))
+	m.Handle("GET /hooks/preview", h.authed(h.preview))
+	m.Handle("POST /hooks/{id}/active", h.authed(need(webhook.CapManageHooks, h.setActive)))
+	m.Handle("GET /overview", h.authed(h.overviewPage))
+	m.Handle("GET /plugins", h.authed(h.pluginsPage))
+	m.Handle("GET /event-types", h.authed(h.eventTypesPage))
+	m.Handle("POST /event-types", h.authed(h.addEventType))
+	m.Handle("GET /api-docs", h.authed(h.apiDocsPage))
 	m.Handle("GET /events", h.authed(h.eventsPage))
 	m.Handle("GET /events/{id}", h.authed(h.eventPage))
-	m.Handle("GET /events/{id}/redeliver", h.authed(h.confirmRedeliver))
-	m.Handle("POST /events/{id}/redeliver", h.authed(h.redeliver))
+	m.Handle("GET /events/{id}/redeliver", h.authed(need(webhook.CapRedeliver, h.confirmRedeliver)))
+	m.Handle("POST /events/{id}/redeliver", h.authed(need(webhook.CapRedeliver, h.redeliver)))
 	h.mux = m
 }
 
-// csp allows scripts, styles and requests to this origin only: nothing
-// inline, nothing evaluated, no framing, forms post here only.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
-	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// policies are the Content-Security-Policies: scripts, styles and
+// requests to this origin only (nothing inline, nothing evaluated, forms
+// post here only), images from here and the logo's origin; no framing,
+// except that the portal's lets console.frame_ancestors frame it.
+func policies(cfg Config) (csp, portal string) {
+	img := "'self'"
+	if cfg.LogoURL != "" {
+		if u, err := url.Parse(cfg.LogoURL); err == nil {
+			img += " https://" + u.Host
+		}
+	}
+	base := "default-src 'none'; script-src 'self'; style-src 'self'; img-src " + img + "; connect-src 'self'; " +
+		"form-action 'self'; base-uri 'none'; frame-ancestors "
+	frame := "'none'"
+	if len(cfg.FrameAncestors) > 0 {
+		var list []string
+		for _, o := range cfg.FrameAncestors {
+			o, _ = origin(o) // Validate checked them
+			list = append(list, o)
+		}
+		frame = strings.Join(list, " ")
+	}
+	return base + "'none'", base + frame
+}
 
 // ServeHTTP sets the security headers every response carries, and
 // recovers from a panic with a 500 page: no request crashes the process.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
-	hd.Set("Content-Security-Policy", csp)
+	hd.Set("Content-Security-Policy", h.csp)
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
@@ -162,6 +255,19 @@ func (h *Handler) authed(fn pageFunc) http.Handler {
 		if id != "" {
 			sess, err = h.deps.Store.Session(r.Context(), id)
 		}
+		// A portal session when the browser has no console session (an
+		// iframe on another site never sends the SameSite=Strict one).
+		pid := portalID(r)
+		if errors.Is(err, webhook.ErrUnauthenticated) && pid != "" {
+			h.allowFraming(w)
+			id = pid
+			sess, err = h.deps.Store.PortalSession(r.Context(), pid)
+			if errors.Is(err, webhook.ErrUnauthenticated) {
+				http.SetCookie(w, h.portalCookieOf("", time.Time{}))
+				h.errorPage(w, r, nil, http.StatusForbidden, "This portal session has ended. Open the portal from the application again.")
+				return
+			}
+		}
 		if errors.Is(err, webhook.ErrUnauthenticated) {
 			if r.Method != http.MethodGet {
 				h.errorPage(w, r, nil, http.StatusForbidden, "Your session has ended. Sign in again.")
@@ -177,6 +283,7 @@ func (h *Handler) authed(fn pageFunc) http.Handler {
 		}
 		rq := &request{sess: sess, id: id, scope: webhook.Scope{UserID: sess.User.ID}}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 			if err := h.cross.Check(r); err != nil {
 				h.errorPage(w, r, rq, http.StatusForbidden, "This form was sent from another site and was refused.")
 				return
@@ -238,6 +345,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, rq *request, err 
 	switch {
 	case errors.Is(err, webhook.ErrNotFound):
 		h.errorPage(w, r, rq, http.StatusNotFound, "Not found.")
+	case errors.Is(err, webhook.ErrForbidden):
+		h.errorPage(w, r, rq, http.StatusForbidden, "This portal may not do that.")
 	case errors.As(err, &bad):
 		h.errorPage(w, r, rq, http.StatusBadRequest, bad.msg)
 	case errors.Is(err, webhook.ErrUnavailable):
@@ -266,6 +375,9 @@ type view struct {
 	TenantQuery string
 	Path        string
 	Data        any
+	// AppName, Logo and Accent are the branding (Config).
+	AppName, Logo string
+	Accent        bool
 }
 
 type userOption struct {
@@ -275,7 +387,7 @@ type userOption struct {
 
 // render executes page in the layout. Errors writing are the client's.
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, rq *request, status int, page, title string, data any) {
-	v := view{Title: title, Path: r.URL.Path, Data: data}
+	v := view{Title: title, Path: r.URL.Path, Data: data, AppName: h.cfg.AppName, Logo: h.cfg.LogoURL, Accent: h.cfg.AccentColor != ""}
 	if rq != nil {
 		v.Session = &rq.sess
 		v.Tenant = rq.tenant

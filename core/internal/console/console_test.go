@@ -16,7 +16,7 @@ import (
 )
 
 const wantCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
-	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // Every console response, pages and assets, carries the security headers;
 // the API's do not change.
@@ -294,7 +294,7 @@ func TestEventsPage(t *testing.T) {
 // Over TLS the cookies are Secure.
 func TestSecureCookiesOverTLS(t *testing.T) {
 	n := startNode(t)
-	c, err := console.New(console.Config{}, console.Deps{Store: n.Store, API: func(webhook.User, http.ResponseWriter, *http.Request) {}}, nil)
+	c, err := console.New(console.Config{APIBase: "/whisperer/", MaxRetries: 18}, console.Deps{Store: n.Store, API: func(webhook.User, http.ResponseWriter, *http.Request) {}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,5 +20,12 @@
 // served in-process for the signed-in user through Deps.API
 // (api.Server.ServeAs), so validation and authorization are the API's.
 //
+// The tenant portal (portal.go) serves the same pages to a session made
+// from a one-time code (the API's POST portal/sessions/), limited to one
+// user and its capabilities and framable by console.frame_ancestors. The
+// hook form (form.go) and its retry-schedule preview (preview.go), the
+// admin pages (admin.go) and the overview's rollup charts (overview.go)
+// complete it.
+//
 // The package imports only core/webhook and libraries; core/app wires it.
 package console

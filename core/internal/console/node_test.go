@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"github.com/whisperer/whisperer/core/internal/config"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -33,7 +36,8 @@ type node struct {
 
 const eventType = "package-created"
 
-func startNode(t *testing.T) *node {
+// startNode starts a node; opts change its configuration first.
+func startNode(t *testing.T, opts ...func(*config.Config)) *node {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := app.DefaultConfig()
@@ -42,7 +46,12 @@ func startNode(t *testing.T) *node {
 	cfg.Delivery.PollInterval = 50 * time.Millisecond
 	cfg.Plugins.Dir = dir
 	cfg.Plugins.CacheDir = dir
-	cfg.Server.ShutdownTimeout = 5 * time.Second
+	// Above 5 s: http.Server.Shutdown waits that long for a connection
+	// that never sent a request (chromium's preconnected sockets).
+	cfg.Server.ShutdownTimeout = 15 * time.Second
+	for _, o := range opts {
+		o(cfg)
+	}
 	logs := &testlog.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, app.NewLogger(cfg.Log, logs))
@@ -67,6 +76,7 @@ func startNode(t *testing.T) *node {
 			t.Logf("node logs:\n%s", logs)
 		}
 	})
+	<-a.Plugins.Loaded() // the node loads them in the background
 	n.alice, n.aliceKey = storetest.User(t, a.Store, "alice", webhook.RoleUser)
 	n.bob, n.bobKey = storetest.User(t, a.Store, "bob", webhook.RoleUser)
 	n.root, n.rootKey = storetest.User(t, a.Store, "root", webhook.RoleAdmin)
@@ -79,6 +89,9 @@ type browser struct {
 	t    *testing.T
 	c    *http.Client
 	base string
+	// cookie is sent as it is on every request (the portal's, which the
+	// jar keeps for https only).
+	cookie string
 }
 
 func (n *node) browser(t *testing.T) *browser {
@@ -106,6 +119,9 @@ func (b *browser) do(method, path string, form url.Values, headers ...string) an
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if b.cookie != "" {
+		req.Header.Set("Cookie", b.cookie)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
@@ -183,4 +199,19 @@ func (n *node) attempted(t *testing.T, evType, payload string, state webhook.Sta
 		}
 	}
 	return pub.Events
+}
+
+// withCustomCountdown puts the committed example plugin that registers
+// the "custom" countdown (kwarg factor, an integer >= 1) in the node's
+// plugin directory.
+func withCustomCountdown(t *testing.T) func(*config.Config) {
+	return func(cfg *config.Config) {
+		wasm, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "custom-countdown", "wat", "custom.wasm"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfg.Plugins.Dir, "custom.wasm"), wasm, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -142,6 +142,8 @@ type hooksData struct {
 	Links     links
 	CSRF      string
 	Query     string
+	// Manage shows the buttons that change hooks (a portal may not).
+	Manage bool
 }
 
 func (h *Handler) hooksPage(w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -174,7 +176,7 @@ func (h *Handler) hooksPage(w http.ResponseWriter, r *http.Request, rq *request)
 	}
 	names := h.names(r, rq)
 	d := hooksData{EventType: f.EventType, Active: active, Links: pageLinks("/hooks", q, ids, info),
-		CSRF: rq.sess.CSRF, Query: r.URL.RawQuery}
+		CSRF: rq.sess.CSRF, Query: r.URL.RawQuery, Manage: rq.sess.Can(webhook.CapManageHooks)}
 	for _, hk := range hooks {
 		d.Hooks = append(d.Hooks, h.hookView(hk, rq.sess.User.ID, names))
 	}
@@ -183,9 +185,10 @@ func (h *Handler) hooksPage(w http.ResponseWriter, r *http.Request, rq *request)
 }
 
 type hookData struct {
-	Hook hookRow
-	CSRF string
-	Done string
+	Hook   hookRow
+	CSRF   string
+	Done   string
+	Manage bool
 }
 
 func (h *Handler) hookPage(w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -199,6 +202,7 @@ func (h *Handler) hookPage(w http.ResponseWriter, r *http.Request, rq *request) 
 	}
 	h.render(w, r, rq, http.StatusOK, "hook", fmt.Sprintf("Hook %d", id), hookData{
 		Hook: h.hookView(hk, rq.sess.User.ID, h.names(r, rq)), CSRF: rq.sess.CSRF, Done: doneMessage(r.URL.Query().Get("done")),
+		Manage: rq.sess.Can(webhook.CapManageHooks),
 	})
 	return nil
 }
@@ -210,6 +214,9 @@ func doneMessage(key string) string {
 		"enabled":     "The hook is active again.",
 		"disabled":    "The hook is deactivated: it gets no new events.",
 		"redelivered": "The event is queued for delivery again.",
+		"created":     "The hook is registered.",
+		"saved":       "The hook is saved.",
+		"rotated":     "The hook signs with its new secret.",
 	}[key]
 }
 
@@ -379,6 +386,8 @@ type eventData struct {
 	Attempts []attemptRow
 	CSRF     string
 	Done     string
+	// Redeliver shows the redeliver button (a portal may not).
+	Redeliver bool
 }
 
 type attemptRow struct {
@@ -405,7 +414,7 @@ func (h *Handler) eventPage(w http.ResponseWriter, r *http.Request, rq *request)
 	}
 	d := eventData{Event: j.Event, Hook: h.hookView(j.Webhook, rq.sess.User.ID, h.names(r, rq)),
 		Payload: pretty(webhook.RequestBody(j.Event.EventType, j.Event.UUID, j.Event.Payload)),
-		CSRF:    rq.sess.CSRF, Done: doneMessage(r.URL.Query().Get("done"))}
+		CSRF:    rq.sess.CSRF, Done: doneMessage(r.URL.Query().Get("done")), Redeliver: rq.sess.Can(webhook.CapRedeliver)}
 	for _, a := range j.Event.Attempts {
 		d.Attempts = append(d.Attempts, attemptRow{Attempt: a, Excerpt: excerpt(a.Body, bodyExcerpt),
 			Duration: fmt.Sprintf("%.1f ms", float64(a.Duration.Microseconds())/1000)})

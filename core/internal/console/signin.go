@@ -20,8 +20,9 @@ const (
 	// signInCookie is the sign-in form's double-submit token: a session
 	// cannot be forced on a browser by a form on another site.
 	signInCookie = "whisperer_signin"
-	// maxFormBytes bounds a form's body; the console's forms are tiny.
-	maxFormBytes = 16 << 10
+	// maxFormBytes bounds a form's body: the hook form's largest fields
+	// are the API's limits (config 16 KiB, headers 16 KiB, kwargs 4 KiB).
+	maxFormBytes = 64 << 10
 )
 
 // sessionID returns the request's session id when it has the shape of
@@ -142,6 +143,14 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, rq *request) error {
+	if rq.sess.Portal {
+		if err := h.deps.Store.DeletePortalSession(r.Context(), rq.id); err != nil {
+			return err
+		}
+		http.SetCookie(w, h.portalCookieOf("", time.Time{}))
+		h.errorPage(w, r, nil, http.StatusOK, "The portal session has ended.")
+		return nil
+	}
 	if err := h.deps.Store.DeleteSession(r.Context(), rq.id); err != nil {
 		return err
 	}

@@ -92,6 +92,7 @@ func (s *Store) Complete(ctx context.Context, results []webhook.Result) error {
 	if err := s.drv.complete(ctx, results, s.now().UTC()); err != nil {
 		return fmt.Errorf("%w: complete %d results: %v", webhook.ErrUnavailable, len(results), err)
 	}
+	s.addRollups(ctx, results)
 	return nil
 }
 

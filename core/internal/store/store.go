@@ -70,6 +70,7 @@ type Store struct {
 	// disableAfter is Options.DisableAfter.
 	disableAfter time.Duration
 	sealer       Sealer
+	rollups      rollupState // rollup.go
 
 	// afterRedeliverRead, when set (tests), runs between Redeliver's read
 	// and its update: where retention can delete the event.

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -62,6 +63,27 @@ type Session struct {
 	User      User
 	CSRF      string
 	ExpiresAt time.Time
+	// Portal marks a tenant portal's session (docs/CONSOLE.md): it may do
+	// only what Capabilities name, and only as a user, whatever its user's
+	// role.
+	Portal       bool
+	Capabilities []string
+}
+
+// The tenant portal's capabilities.
+const (
+	CapRead        = "read"
+	CapManageHooks = "manage_hooks"
+	CapRedeliver   = "redeliver"
+)
+
+// Capabilities are every capability a portal may be given.
+var Capabilities = []string{CapRead, CapManageHooks, CapRedeliver}
+
+// Can reports whether the session may use capability c: a signed-in
+// session may do what its role allows, a portal what it was given.
+func (s Session) Can(c string) bool {
+	return !s.Portal || slices.Contains(s.Capabilities, c)
 }
 
 // PublishRequest is one published event.

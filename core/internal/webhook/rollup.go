@@ -1,0 +1,13 @@
+package webhook
+
+import "time"
+
+// Rollup is one minute of delivery results, summed: what the console's
+// overview charts read instead of scanning events.
+type Rollup struct {
+	Minute time.Time
+	// Attempts counts the requests sent; Delivered, Failed (an attempt
+	// failed, a retry is pending) and GivenUp the states results left
+	// their events in.
+	Attempts, Delivered, Failed, GivenUp int64
+}
