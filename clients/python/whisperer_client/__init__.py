@@ -361,7 +361,9 @@ class _AnswerAfterSendError:
     def getresponse(self):
         try:
             return super().getresponse()
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException, AttributeError):
+            # AttributeError: the failed send closed the socket
+            # (http.client's sock is None), so there is no answer to read.
             if self._send_error is not None:
                 raise self._send_error from None
             raise
