@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
@@ -191,43 +189,9 @@ func (s *Store) WatchRevocations(ctx context.Context, onErr func(error)) error {
 	if !s.drv.supportsListener() || s.auth.ttl <= 0 {
 		return nil
 	}
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		listened, err := s.watchOnce(ctx)
-		if listened {
-			backoff = 100 * time.Millisecond
-		}
-		s.auth.watching.Store(false)
-		if ctx.Err() == nil && onErr != nil {
-			onErr(err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	a := &s.auth
+	s.listen(ctx, revokeChannel,
+		func() { a.invalidate(); a.watching.Store(true) }, // forget what was revoked unheard
+		a.invalidate, func() { a.watching.Store(false) }, onErr)
 	return nil
-}
-
-// watchOnce listens on one connection until it fails; it reports whether
-// it got as far as listening, and why it stopped.
-func (s *Store) watchOnce(ctx context.Context) (bool, error) {
-	conn, err := pgx.Connect(ctx, s.dsn)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+revokeChannel); err != nil {
-		return false, err
-	}
-	// Anything revoked while nobody listened is forgotten now.
-	s.auth.invalidate()
-	s.auth.watching.Store(true)
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return true, err
-		}
-		s.auth.invalidate()
-	}
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
@@ -245,40 +243,8 @@ func (s *Store) Listen(ctx context.Context, fn func(), onErr func(error)) error 
 		<-ctx.Done()
 		return nil
 	}
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, fn)
-		if ctx.Err() != nil {
-			break
-		}
-		if onErr != nil { // the dispatcher's poll covers the gap; retry with backoff
-			onErr(err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	s.listen(ctx, notifyChannel, fn, fn, nil, onErr)
 	return nil
-}
-
-func (s *Store) listenOnce(ctx context.Context, fn func()) error {
-	conn, err := pgx.Connect(ctx, s.dsn)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		return err
-	}
-	fn() // catch up on anything published while we were not listening
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return err
-		}
-		fn()
-	}
 }
 
 // Counts returns the number of webhook events in each state.
