@@ -3,7 +3,6 @@ package api
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,7 +58,7 @@ func (c Config) WithDefaults() Config {
 	c.BasePath = cmp.Or(c.BasePath, "/whisperer/")
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, 1<<20)
 	if c.DefaultRetryCountdown.Choice == "" {
-		c.DefaultRetryCountdown = webhook.CountdownConfig{Choice: "exponential", Kwargs: json.RawMessage(`{"base":2}`)}
+		c.DefaultRetryCountdown = webhook.DefaultCountdown()
 	}
 	c.MaxPageSize = cmp.Or(c.MaxPageSize, 1000)
 	c.HooksPerUser = cmp.Or(c.HooksPerUser, 1000)

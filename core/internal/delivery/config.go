@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -97,7 +96,6 @@ const (
 	DefaultMaxRetries       = 18
 	DefaultMaxResponseBytes = 64 << 10
 	DefaultCallbackWorkers  = 8
-	DefaultCallbackTimeout  = 5 * time.Second
 	// LeaseMargin is how much longer than two requests a derived lease
 	// lasts: time to record the attempt after the response.
 	LeaseMargin = 30 * time.Second
@@ -114,12 +112,12 @@ func (c Config) WithDefaults() Config {
 	c.Lease = cmp.Or(c.Lease, 2*(c.ConnectTimeout+c.ReadTimeout)+LeaseMargin)
 	c.MaxRetries = cmp.Or(c.MaxRetries, DefaultMaxRetries)
 	if c.DefaultCountdown.Choice == "" {
-		c.DefaultCountdown = webhook.CountdownConfig{Choice: "exponential", Kwargs: json.RawMessage(`{"base":2}`)}
+		c.DefaultCountdown = webhook.DefaultCountdown()
 	}
 	c.MaxResponseBytes = cmp.Or(c.MaxResponseBytes, DefaultMaxResponseBytes)
 	c.CallbackWorkers = cmp.Or(c.CallbackWorkers, DefaultCallbackWorkers)
 	c.CallbackQueue = cmp.Or(c.CallbackQueue, 1024)
-	c.CallbackTimeout = cmp.Or(c.CallbackTimeout, DefaultCallbackTimeout)
+	c.CallbackTimeout = cmp.Or(c.CallbackTimeout, webhook.DefaultCallbackTimeout)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

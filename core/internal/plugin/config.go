@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // MaxMemoryLimitMB is the largest memory_limit_mb: packed ptr<<32|len
@@ -71,7 +73,7 @@ func (c Config) WithDefaults() Config {
 	c.Dir = cmp.Or(c.Dir, "plugins")
 	c.CacheDir = cmp.Or(c.CacheDir, DefaultCacheDir())
 	c.CallTimeout = cmp.Or(c.CallTimeout, 100*time.Millisecond)
-	c.CallbackTimeout = cmp.Or(c.CallbackTimeout, 5*time.Second)
+	c.CallbackTimeout = cmp.Or(c.CallbackTimeout, webhook.DefaultCallbackTimeout)
 	c.MemoryLimitMB = cmp.Or(c.MemoryLimitMB, 64)
 	c.PoolSize = cmp.Or(c.PoolSize, 4)
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, 30*time.Second)

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"time"
 )
 
 // The function types below are what the countdown and callback registries
@@ -27,6 +28,11 @@ type Countdown struct {
 	Value    CountdownFunc
 	Validate CountdownValidator
 }
+
+// DefaultCallbackTimeout is plugins.callback_timeout's default: it bounds a
+// callback both in the plugin host and in the dispatcher that awaits it,
+// so the two packages take it from here.
+const DefaultCallbackTimeout = 5 * time.Second
 
 // CallbackFunc runs after a delivery attempt with the callback document
 // (see sdk/ABI.md). Its error is logged; it never changes the delivery

@@ -41,6 +41,13 @@ type CountdownConfig struct {
 	Kwargs json.RawMessage `json:"kwargs"`
 }
 
+// DefaultCountdown is delivery.default_retry_countdown's default: the
+// countdown of hooks registered without one (the API) and of retries whose
+// hook's countdown cannot run (the dispatcher), written once for both.
+func DefaultCountdown() CountdownConfig {
+	return CountdownConfig{Choice: "exponential", Kwargs: json.RawMessage(`{"base":2}`)}
+}
+
 // BasicAuth is config.auth with auth_type "basic".
 type BasicAuth struct {
 	Username string
