@@ -33,6 +33,7 @@ package filter
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -61,23 +62,35 @@ type Filter struct {
 	src  []byte // compact JSON as given
 }
 
-// Event is what a filter matches: an event type and its decoded payload.
-// Decode it once per event and match every hook's filter against it.
+// Event is what a filter matches: an event type and its payload, read
+// where filters look (scan.go). Make one per event and match every hook's
+// filter against it: each path is looked up once. Not safe for
+// concurrent use.
 type Event struct {
 	Type    string
-	Payload any
+	payload []byte
+	memo    map[string]resolved
 }
 
-// NewEvent decodes payload (JSON) for matching.
+type resolved struct {
+	v  any
+	ok bool
+}
+
+// NewEvent returns payload (JSON; empty means null) ready for matching.
 func NewEvent(eventType string, payload []byte) (Event, error) {
-	ev := Event{Type: eventType}
 	if len(bytes.TrimSpace(payload)) == 0 {
-		return ev, nil
+		payload = []byte("null")
+	} else if !json.Valid(payload) {
+		return Event{}, errors.New("filter: the payload is not JSON")
 	}
-	if err := json.Unmarshal(payload, &ev.Payload); err != nil {
-		return ev, err
-	}
-	return ev, nil
+	return Event{Type: eventType, payload: payload}, nil
+}
+
+// TrustedEvent is NewEvent for a payload already known to be valid JSON
+// (the store's, compacted at publish): it skips the validation pass.
+func TrustedEvent(eventType string, payload []byte) Event {
+	return Event{Type: eventType, payload: payload}
 }
 
 // Parse checks raw against the bounds and the syntax and compiles it.

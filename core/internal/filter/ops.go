@@ -9,6 +9,7 @@ import (
 // path is a compiled path: the root (event_type or payload) and the
 // segments below it, each a key and, when numeric, an array index.
 type path struct {
+	name      string // as written, the key of Event's memo
 	eventType bool
 	segs      []seg
 }
@@ -19,7 +20,7 @@ type seg struct {
 }
 
 func compilePath(segs []string) path {
-	p := path{eventType: segs[0] == "event_type"}
+	p := path{name: strings.Join(segs, "."), eventType: segs[0] == "event_type"}
 	for _, s := range segs[1:] {
 		i, err := strconv.Atoi(s)
 		if err != nil || i < 0 || strconv.Itoa(i) != s {
@@ -38,25 +39,18 @@ func (p *path) resolve(ev *Event) (any, bool) {
 		}
 		return ev.Type, true
 	}
-	v := ev.Payload
-	for i := range p.segs {
-		s := &p.segs[i]
-		switch cur := v.(type) {
-		case map[string]any:
-			var ok bool
-			if v, ok = cur[s.key]; !ok {
-				return nil, false
-			}
-		case []any:
-			if s.idx < 0 || s.idx >= len(cur) {
-				return nil, false
-			}
-			v = cur[s.idx]
-		default:
-			return nil, false
-		}
+	if r, ok := ev.memo[p.name]; ok {
+		return r.v, r.ok
 	}
-	return v, true
+	var r resolved
+	if raw, ok := lookup(ev.payload, p.segs); ok {
+		r.v, r.ok = decode(raw)
+	}
+	if ev.memo == nil {
+		ev.memo = make(map[string]resolved, 8)
+	}
+	ev.memo[p.name] = r
+	return r.v, r.ok
 }
 
 // op compiles one operator applied at p (name is p as written).
