@@ -69,12 +69,14 @@ type Filter struct {
 type Event struct {
 	Type    string
 	payload []byte
-	memo    map[string]resolved
+	memo    []resolved // paths looked up so far; few per event
+	inline  [8]resolved
 }
 
 type resolved struct {
-	v  any
-	ok bool
+	name string
+	v    any
+	ok   bool
 }
 
 // NewEvent returns payload (JSON; empty means null) ready for matching.

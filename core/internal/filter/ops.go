@@ -39,17 +39,21 @@ func (p *path) resolve(ev *Event) (any, bool) {
 		}
 		return ev.Type, true
 	}
-	if r, ok := ev.memo[p.name]; ok {
-		return r.v, r.ok
+	for i := range ev.memo {
+		if ev.memo[i].name == p.name {
+			return ev.memo[i].v, ev.memo[i].ok
+		}
 	}
-	var r resolved
+	r := resolved{name: p.name}
 	if raw, ok := lookup(ev.payload, p.segs); ok {
 		r.v, r.ok = decode(raw)
 	}
 	if ev.memo == nil {
-		ev.memo = make(map[string]resolved, 8)
+		ev.memo = ev.inline[:0]
 	}
-	ev.memo[p.name] = r
+	if len(ev.memo) < 64 { // past that, look up again rather than grow
+		ev.memo = append(ev.memo, r)
+	}
 	return r.v, r.ok
 }
 
