@@ -70,6 +70,8 @@ type Store struct {
 	// disableAfter is Options.DisableAfter.
 	disableAfter time.Duration
 	sealer       Sealer
+	// filters caches the compiled filters of hooks (fanout.go).
+	filters filterCache
 
 	// afterRedeliverRead, when set (tests), runs between Redeliver's read
 	// and its update: where retention can delete the event.
