@@ -155,6 +155,9 @@ type Deps struct {
 	// a literal address is refused; one whose name resolves to one is
 	// saved with a warning. Nil checks nothing.
 	TargetPolicy func(addr netip.Addr) string
+	// Preview builds a delivery's request for POST hooks/{id}/test/ (the
+	// sender's). Nil answers without the request.
+	Preview PreviewFunc
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -252,6 +255,7 @@ func (s *Server) routes() {
 		http.MethodGet: s.getHook, http.MethodPut: s.putHook,
 		http.MethodPatch: s.patchHook, http.MethodDelete: s.deleteHook,
 	})
+	handle("hooks/{id}/test", methods{http.MethodPost: s.testHook})
 	handle("hook_events", methods{http.MethodGet: s.listEvents})
 	handle("hook_events/redeliver", methods{http.MethodPost: s.redeliverFailed})
 	handle("hook_events/{id}", methods{http.MethodGet: s.getEvent})

@@ -165,6 +165,16 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 	return out
 }
 
+// Preview returns the body and headers Send would send for ev to hook at
+// now, signatures included, without sending: the dry run of POST
+// hooks/{id}/test/. The transport adds only Host and Content-Length.
+func (s *Sender) Preview(hook *webhook.Webhook, ev *webhook.Event, now time.Time) ([]byte, http.Header) {
+	body := webhook.RequestBody(ev.EventType, ev.UUID, ev.Payload)
+	h := http.Header{}
+	s.setHeaders(h, hook, ev, body, now)
+	return body, h
+}
+
 func (s *Sender) setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []byte, now time.Time) {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h["Content-Type"] = hdrJSON
