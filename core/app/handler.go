@@ -30,7 +30,7 @@ func (a *App) newHandler() (http.Handler, error) {
 		Plugins:    func() any { return a.Plugins.Plugins() },
 		// The guard's own ranges: what the dispatcher will refuse.
 		TargetPolicy: delivery.TargetPolicy(DeliveryConfig(a.cfg)),
-		Preview:      a.Dispatcher.Preview,
+		Preview:      delivery.Preview,
 	}, a.logger.With("component", "api"))
 	if err != nil {
 		return nil, err

@@ -81,11 +81,7 @@ func TestHookFilterField(t *testing.T) {
 // signs, and whether the filter lets it through, without writing a row.
 func TestHookDryRun(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		sender, err := delivery.NewSender(delivery.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := newEnvDeps(t, s, api.Config{}, s, func(d *api.Deps) { d.Preview = sender.Preview })
+		e := newEnvDeps(t, s, api.Config{}, s, func(d *api.Deps) { d.Preview = delivery.Preview })
 		body := hookBody("https://recv.example/a")
 		body["filter"] = map[string]any{"payload.status": "paid", "payload.amount": map[string]any{"$gte": 100}}
 		body["additional_headers"] = map[string]string{"X-Api-Key": "k-123"}

@@ -77,26 +77,10 @@ func (s *Server) testHook(w http.ResponseWriter, r *http.Request) error {
 	if eventType == "" {
 		eventType = h.EventType
 	}
-	out := testResult{Hook: h.ID, EventType: eventType, Deliver: true}
-	switch {
-	case eventType != h.EventType:
-		out.Deliver, out.Reason = false, "The hook subscribes to "+h.EventType+", not "+eventType+"."
-	case !h.IsActive:
-		out.Deliver, out.Reason = false, "The hook is inactive."
-	}
-	if len(h.Filter) > 0 {
-		f, err := filter.Parse(h.Filter)
-		if err != nil { // stored by a later version: fan-out delivers
-			out.Reason = "The stored filter does not compile here (" + err.Error() + "); fan-out delivers."
-		} else {
-			ev := filter.TrustedEvent(eventType, payload.Bytes())
-			if ok, why := f.Explain(&ev); !ok {
-				out.FilteredBy = &why
-				if out.Deliver {
-					out.Deliver, out.Reason = false, "The filter refuses the event: "+why
-				}
-			}
-		}
+	v := filter.Check(&h, eventType, payload.Bytes())
+	out := testResult{Hook: h.ID, EventType: eventType, Deliver: v.Deliver, Reason: v.Reason}
+	if v.FilteredBy != "" {
+		out.FilteredBy = &v.FilteredBy
 	}
 	if s.deps.Preview != nil {
 		ev := webhook.Event{UUID: testUUID(), EventType: eventType, Payload: payload.Bytes(), WebhookID: h.ID}

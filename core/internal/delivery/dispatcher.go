@@ -217,12 +217,6 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 
 // Notify wakes the claim loop at once: new events were published. It never
 // blocks, and wake-ups that arrive while one is pending coalesce.
-// Preview is the sender's Preview (Sender.Preview): the request a
-// delivery would send, for the API's dry run.
-func (d *Dispatcher) Preview(hook *webhook.Webhook, ev *webhook.Event, now time.Time) ([]byte, http.Header) {
-	return d.sender.Preview(hook, ev, now)
-}
-
 func (d *Dispatcher) Notify() {
 	select {
 	case d.wake <- struct{}{}:

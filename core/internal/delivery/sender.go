@@ -126,7 +126,7 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 		out.Attempt.Class = webhook.ClassInvalidTarget
 		return out
 	}
-	s.setHeaders(req.Header, hook, ev, body, time.Now())
+	setHeaders(req.Header, hook, ev, body, time.Now())
 	// A failed handshake is known from the trace: the transport turns some
 	// TLS errors into plain text ("server gave HTTP response to HTTPS
 	// client").
@@ -166,16 +166,17 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 }
 
 // Preview returns the body and headers Send would send for ev to hook at
-// now, signatures included, without sending: the dry run of POST
-// hooks/{id}/test/. The transport adds only Host and Content-Length.
-func (s *Sender) Preview(hook *webhook.Webhook, ev *webhook.Event, now time.Time) ([]byte, http.Header) {
+// now, signatures included, without sending: the dry run (POST
+// hooks/{id}/test/, whisperer hooks test). The transport adds only Host
+// and Content-Length.
+func Preview(hook *webhook.Webhook, ev *webhook.Event, now time.Time) ([]byte, http.Header) {
 	body := webhook.RequestBody(ev.EventType, ev.UUID, ev.Payload)
 	h := http.Header{}
-	s.setHeaders(h, hook, ev, body, now)
+	setHeaders(h, hook, ev, body, now)
 	return body, h
 }
 
-func (s *Sender) setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []byte, now time.Time) {
+func setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []byte, now time.Time) {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h["Content-Type"] = hdrJSON
 	h["User-Agent"] = hdrUserAgent
