@@ -43,6 +43,7 @@ func verbs() []verb {
 		{name: "event-types add", args: "NAME...", summary: "register event types", run: eventTypesAdd},
 		{name: "hooks list", summary: "list hooks (every user's)", flags: hooksListFlags, run: hooksList},
 		{name: "hooks show", args: "ID", summary: "show a hook and its recent events", flags: jsonFlag, run: hooksShow},
+		{name: "hooks test", args: "ID --payload FILE", summary: "dry run: whether the hook's filter lets an event through, and the exact request (body, headers, signatures) it would get; sends nothing", flags: hooksTestFlags, run: hooksTest},
 		{name: "hooks enable", args: "ID", summary: "reactivate a hook", run: hooksEnable},
 		{name: "hooks disable", args: "ID", summary: "deactivate a hook: new events are not queued for it", run: hooksDisable},
 		{name: "events list", summary: "list webhook events, newest first", flags: eventsListFlags, run: eventsList},

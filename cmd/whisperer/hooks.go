@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -158,6 +161,52 @@ func setActive(ctx context.Context, e env, fs *pflag.FlagSet, args []string, act
 			fmt.Fprintln(e.stdout, "events published from now on are delivered to it; those published while it was disabled were never queued for it")
 			fmt.Fprintf(e.stdout, "events given up while it was inactive can be sent again: whisperer events redeliver --since DURATION --webhook %d\n", id)
 		}
+		return nil
+	})
+}
+
+func hooksTestFlags(fs *pflag.FlagSet) {
+	fs.String("payload", "", "file holding the event's payload (JSON)")
+	fs.String("event-type", "", "the event's type (default: the hook's)")
+	jsonFlag(fs)
+}
+
+func hooksTest(ctx context.Context, e env, fs *pflag.FlagSet, args []string) error {
+	id, err := oneID(fs, args, "hook ID")
+	if err != nil {
+		return err
+	}
+	file, _ := fs.GetString("payload")
+	eventType, _ := fs.GetString("event-type")
+	if file == "" {
+		return usageErr(fs, "--payload FILE is required")
+	}
+	payload, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read the payload: %w", err)
+	}
+	return withReadDB(ctx, e, fs, func(adm *app.Admin) error {
+		out, err := adm.TestHook(ctx, id, eventType, payload)
+		if err != nil {
+			return err
+		}
+		if wantJSON(fs) {
+			return printJSON(e.stdout, out)
+		}
+		fmt.Fprintf(e.stdout, "delivered: %s\n",
+			strings.TrimSuffix(yesNo(out.Deliver)+": "+out.Reason, ": "))
+		fmt.Fprintf(e.stdout, "\n%s %s\n", out.Method, out.URL)
+		names := make([]string, 0, len(out.Headers))
+		for k := range out.Headers {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			for _, v := range out.Headers[k] {
+				fmt.Fprintf(e.stdout, "%s: %s\n", k, v)
+			}
+		}
+		fmt.Fprintf(e.stdout, "\n%s\n", out.Body)
 		return nil
 	})
 }

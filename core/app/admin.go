@@ -1,8 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +23,8 @@ import (
 	"github.com/whisperer/whisperer/core/internal/callback"
 	"github.com/whisperer/whisperer/core/internal/config"
 	"github.com/whisperer/whisperer/core/internal/countdown"
+	"github.com/whisperer/whisperer/core/internal/delivery"
+	"github.com/whisperer/whisperer/core/internal/filter"
 	"github.com/whisperer/whisperer/core/internal/plugin"
 	"github.com/whisperer/whisperer/core/internal/retention"
 	"github.com/whisperer/whisperer/core/internal/secret"
@@ -751,4 +756,43 @@ func (a *Admin) Tokens(ctx context.Context, user string) ([]TokenInfo, error) {
 		out[i] = TokenInfo{Prefix: t.Prefix, User: t.Username, CreatedAt: t.CreatedAt, Revoked: t.RevokedAt != nil, RevokedAt: t.RevokedAt}
 	}
 	return out, nil
+}
+
+// HookTest is a dry run's answer: what the hook's receiver would get for
+// an event, without sending anything or writing a row (whisperer hooks
+// test; the API's POST hooks/{id}/test/ answers the same).
+type HookTest struct {
+	Hook       int64               `json:"hook"`
+	EventType  string              `json:"event_type"`
+	Deliver    bool                `json:"deliver"`
+	Reason     string              `json:"reason"`
+	FilteredBy string              `json:"filtered_by,omitempty"`
+	Method     string              `json:"method"`
+	URL        string              `json:"url"`
+	Headers    map[string][]string `json:"headers"`
+	Body       string              `json:"body"`
+}
+
+// TestHook is the dry run of payload (JSON) as eventType ("" for the
+// hook's own) for hook id: the filter's verdict and the exact request,
+// signed as the sender signs it. An operator sees every header value.
+func (a *Admin) TestHook(ctx context.Context, id int64, eventType string, payload []byte) (HookTest, error) {
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, payload); err != nil {
+		return HookTest{}, fmt.Errorf("the payload is not JSON: %v", err)
+	}
+	h, err := a.hook(ctx, id)
+	if err != nil {
+		return HookTest{}, err
+	}
+	if eventType == "" {
+		eventType = h.EventType
+	}
+	v := filter.Check(&h, eventType, compact.Bytes())
+	var uuid [16]byte
+	_, _ = rand.Read(uuid[:])
+	ev := webhook.Event{UUID: hex.EncodeToString(uuid[:]), EventType: eventType, Payload: compact.Bytes(), WebhookID: h.ID}
+	body, header := delivery.Preview(&h, &ev, time.Now())
+	return HookTest{Hook: h.ID, EventType: eventType, Deliver: v.Deliver, Reason: v.Reason, FilteredBy: v.FilteredBy,
+		Method: "POST", URL: webhook.RedactURL(h.TargetURL), Headers: header, Body: string(body)}, nil
 }

@@ -31,6 +31,7 @@ func (a *App) newHandler() (http.Handler, error) {
 		// The guard's own ranges: what the dispatcher will refuse.
 		TargetPolicy:  delivery.TargetPolicy(DeliveryConfig(a.cfg)),
 		AwaitsPlugins: pluginWait{a.Plugins, a.Countdowns, a.Callbacks}.Awaits,
+		Preview:       delivery.Preview,
 	}, a.logger.With("component", "api"))
 	if err != nil {
 		return nil, err

@@ -51,7 +51,7 @@ type countingStore struct {
 func (s countingStore) Publish(ctx context.Context, req webhook.PublishRequest) (webhook.Published, error) {
 	p, err := s.Store.Publish(ctx, req)
 	if err == nil && !p.Replayed {
-		s.m.ObservePublish(len(p.Events))
+		s.m.ObservePublish(len(p.Events), p.Filtered)
 	}
 	return p, err
 }

@@ -162,6 +162,9 @@ type Deps struct {
 	// loading at start: a hook naming it is answered 503 with Retry-After
 	// rather than refused. Nil never waits.
 	AwaitsPlugins func(countdown, callback string) bool
+	// Preview builds a delivery's request for POST hooks/{id}/test/ (the
+	// sender's). Nil answers without the request.
+	Preview PreviewFunc
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -259,6 +262,7 @@ func (s *Server) routes() {
 		http.MethodGet: s.getHook, http.MethodPut: s.putHook,
 		http.MethodPatch: s.patchHook, http.MethodDelete: s.deleteHook,
 	})
+	handle("hooks/{id}/test", methods{http.MethodPost: s.testHook})
 	handle("hook_events", methods{http.MethodGet: s.listEvents})
 	handle("hook_events/redeliver", methods{http.MethodPost: s.redeliverFailed})
 	handle("hook_events/{id}", methods{http.MethodGet: s.getEvent})

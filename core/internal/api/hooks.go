@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/whisperer/whisperer/core/internal/filter"
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
@@ -87,6 +88,8 @@ type hookInput struct {
 	needPassword bool
 	// rotate keeps the replaced secret_key signing for a while (rotate.go).
 	rotate bool
+	// filter is the compact filter document; nil for null (none).
+	filter json.RawMessage
 }
 
 // readOnlyFields are ignored when sent: clients round-trip GET → PUT.
@@ -105,7 +108,7 @@ func decodeHook(obj map[string]json.RawMessage, m mode) (hookInput, *webhook.Val
 		}
 		switch k {
 		case "target_url", "event_type", "secret_key", "is_active", "callback",
-			"retry_countdown_config", "additional_headers", "config", "rotate":
+			"retry_countdown_config", "additional_headers", "config", "rotate", "filter":
 			in.has[k] = true
 		default:
 			errs.Add(k, msgUnknownField)
@@ -174,6 +177,11 @@ func decodeHook(obj map[string]json.RawMessage, m mode) (hookInput, *webhook.Val
 			errs.Add("additional_headers", msg)
 		case nested != nil:
 			errs.Set("additional_headers", nested)
+		}
+	}
+	if in.has["filter"] {
+		if in.filter, msg = decodeFilter(obj["filter"]); msg != "" {
+			errs.Add("filter", msg)
 		}
 	}
 	if in.has["config"] {
@@ -563,6 +571,22 @@ func (in *hookInput) apply(w *webhook.Webhook) {
 	if in.has["config"] {
 		w.Config = in.config
 	}
+	if in.has["filter"] {
+		w.Filter = in.filter
+	}
+}
+
+// decodeFilter checks a hook's filter: null (none) or a filter document
+// (core/internal/filter), stored compact.
+func decodeFilter(raw json.RawMessage) (json.RawMessage, string) {
+	if string(bytes.TrimSpace(raw)) == "null" {
+		return nil, ""
+	}
+	f, err := filter.Parse(raw)
+	if err != nil {
+		return nil, err.Error()
+	}
+	return f.JSON(), ""
 }
 
 func (s *Server) createHook(w http.ResponseWriter, r *http.Request) error {
@@ -783,6 +807,9 @@ type hookJSON struct {
 	// became inactive ("" and null while active). Read-only.
 	DisabledReason string  `json:"disabled_reason"`
 	DisabledAt     *string `json:"disabled_at"`
+	// Filter is Whisperer's declarative event filter (docs/API.md,
+	// "Filters"); null delivers every event of the type.
+	Filter json.RawMessage `json:"filter"`
 }
 
 // renderHook writes h for viewer (a user id). config.auth.password is
@@ -832,7 +859,16 @@ func renderHook(h webhook.Webhook, viewer int64) hookJSON {
 		AdditionalHeaders: headers, Config: cfg,
 		CreatedDate: formatTime(h.CreatedAt), ModifiedDate: formatTime(h.ModifiedAt),
 		DisabledReason: h.DisabledReason, DisabledAt: disabledAt,
+		Filter: orNull(h.Filter),
 	}
+}
+
+// orNull is raw, or JSON null when empty.
+func orNull(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return json.RawMessage("null")
+	}
+	return raw
 }
 
 // formatTime writes t as DRF does, in UTC with a Z, always with

@@ -126,7 +126,7 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 		out.Attempt.Class = webhook.ClassInvalidTarget
 		return out
 	}
-	s.setHeaders(req.Header, hook, ev, body, time.Now())
+	setHeaders(req.Header, hook, ev, body, time.Now())
 	// A failed handshake is known from the trace: the transport turns some
 	// TLS errors into plain text ("server gave HTTP response to HTTPS
 	// client").
@@ -165,7 +165,18 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 	return out
 }
 
-func (s *Sender) setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []byte, now time.Time) {
+// Preview returns the body and headers Send would send for ev to hook at
+// now, signatures included, without sending: the dry run (POST
+// hooks/{id}/test/, whisperer hooks test). The transport adds only Host
+// and Content-Length.
+func Preview(hook *webhook.Webhook, ev *webhook.Event, now time.Time) ([]byte, http.Header) {
+	body := webhook.RequestBody(ev.EventType, ev.UUID, ev.Payload)
+	h := http.Header{}
+	setHeaders(h, hook, ev, body, now)
+	return body, h
+}
+
+func setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []byte, now time.Time) {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h["Content-Type"] = hdrJSON
 	h["User-Agent"] = hdrUserAgent

@@ -33,6 +33,7 @@ type Metrics struct {
 	attemptDuration *prometheus.HistogramVec
 	publishes       prometheus.Counter
 	published       prometheus.Counter
+	filtered        prometheus.Counter
 	pluginDuration  *prometheus.HistogramVec
 	pluginFailures  *prometheus.CounterVec
 }
@@ -61,6 +62,10 @@ func New() *Metrics {
 			Namespace: namespace, Subsystem: "publish", Name: "webhook_events_total",
 			Help: "Webhook events created by publishing: one per subscribed hook.",
 		}),
+		filtered: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "publish", Name: "filtered_total",
+			Help: "Deliveries a hook's filter refused at fan-out: no row, no attempt, no request.",
+		}),
 		pluginDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "plugin", Name: "call_duration_seconds",
 			Help: "Duration of plugin calls by plugin file and call (countdown, validate, callback).",
@@ -73,7 +78,7 @@ func New() *Metrics {
 			Help: "Plugin calls that failed (trap, timeout, bad output, unloaded) by plugin file and call.",
 		}, []string{"plugin", "call"}),
 	}
-	m.reg.MustRegister(m.attempts, m.attemptDuration, m.publishes, m.published, m.pluginDuration, m.pluginFailures,
+	m.reg.MustRegister(m.attempts, m.attemptDuration, m.publishes, m.published, m.filtered, m.pluginDuration, m.pluginFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The three outcomes exist from the start, so that rate() and alerts
 	// see a zero before the first delivery instead of no series.
@@ -108,10 +113,12 @@ func (m *Metrics) ObserveAttempt(state webhook.State, status int, d time.Duratio
 	m.attemptDuration.WithLabelValues(o).Observe(d.Seconds())
 }
 
-// ObservePublish counts one publish that created events webhook events.
-func (m *Metrics) ObservePublish(events int) {
+// ObservePublish counts one publish that created events webhook events
+// and was refused by filtered hooks' filters.
+func (m *Metrics) ObservePublish(events, filtered int) {
 	m.publishes.Inc()
 	m.published.Add(float64(events))
+	m.filtered.Add(float64(filtered))
 }
 
 // ObservePluginCall times one plugin call; err is the plugin's failure,

@@ -52,7 +52,7 @@ func TestAttemptLabels(t *testing.T) {
 // every other metric.
 func TestQueueFailureKeepsOtherMetrics(t *testing.T) {
 	m := metrics.New()
-	m.ObservePublish(3)
+	m.ObservePublish(3, 1)
 	if err := m.Register(metrics.Queue(func(context.Context) (webhook.QueueDepth, error) {
 		return webhook.QueueDepth{}, errors.New("database is down")
 	}, time.Second)); err != nil {
@@ -61,6 +61,9 @@ func TestQueueFailureKeepsOtherMetrics(t *testing.T) {
 	out := scrape(t, m)
 	if !strings.Contains(out, "whisperer_publish_webhook_events_total 3") {
 		t.Errorf("publish counter lost when the queue query failed:\n%s", out)
+	}
+	if !strings.Contains(out, "whisperer_publish_filtered_total 1") {
+		t.Errorf("filtered counter missing:\n%s", out)
 	}
 }
 

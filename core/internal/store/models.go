@@ -53,6 +53,7 @@ type webhookRow struct {
 	RetryCountdown    string    `bun:"retry_countdown_config"`
 	AdditionalHeaders string    `bun:"additional_headers"`
 	Config            string    `bun:"config"`
+	Filter            *string   `bun:"filter"`
 	CreatedAt         time.Time `bun:"created_at"`
 	ModifiedAt        time.Time `bun:"modified_at"`
 	// Written only by Complete and UpdateWebhook, never from a domain value.
@@ -92,7 +93,7 @@ func webhookToRow(w *webhook.Webhook) (*webhookRow, error) {
 		ID: w.ID, UserID: w.UserID, TargetURL: w.TargetURL, EventType: w.EventType,
 		SecretKey: w.SecretKey, IsActive: w.IsActive, Callback: w.Callback,
 		RetryCountdown: string(rc), AdditionalHeaders: string(ah), Config: string(cfg),
-		CreatedAt: w.CreatedAt, ModifiedAt: w.ModifiedAt,
+		Filter: filterColumn(w.Filter), CreatedAt: w.CreatedAt, ModifiedAt: w.ModifiedAt,
 		PreviousSecretKey: w.PreviousSecretKey, PreviousSecretUntil: utcPtr(w.PreviousSecretUntil),
 	}, nil
 }
@@ -114,6 +115,9 @@ func (r *webhookRow) domain(sl Sealer) webhook.Webhook {
 		CreatedAt: r.CreatedAt.UTC(), ModifiedAt: r.ModifiedAt.UTC(),
 		DisabledReason: r.DisabledReason, DisabledAt: utcPtr(r.DisabledAt), FailingSince: utcPtr(r.FailingSince),
 		PreviousSecretKey: c.previous, PreviousSecretUntil: utcPtr(r.PreviousSecretUntil),
+	}
+	if r.Filter != nil {
+		w.Filter = json.RawMessage(*r.Filter)
 	}
 	// The columns are written only by webhookToRow, so they decode.
 	_ = json.Unmarshal([]byte(r.RetryCountdown), &w.RetryCountdown)
@@ -223,3 +227,13 @@ func utcPtr(t *time.Time) *time.Time {
 
 func micros(t time.Time) int64      { return t.UnixMicro() }
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// filterColumn is the filter column's value: NULL for no filter (JSON null
+// included).
+func filterColumn(f json.RawMessage) *string {
+	if len(f) == 0 || string(f) == "null" {
+		return nil
+	}
+	s := string(f)
+	return &s
+}

@@ -74,7 +74,11 @@ func (*postgresDriver) migrationsTableSQL() string {
 // id. Each request's rows are due its hold ($5, µs) after the database's
 // clock's now, and only rows without a hold notify (an uncorrelated
 // subquery runs at most once; PostgreSQL also folds identical
-// notifications of one transaction).
+// notifications of one transaction). Hooks with a filter get a row only
+// when the server's evaluation passed them ($7, $8: request ord and hook
+// id, fanout.go); a filtered hook the server did not evaluate ($9 lists
+// those it did: its filter was set meanwhile) gets one, as if the publish
+// had come first.
 const pgPublish = `WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[])
 		WITH ORDINALITY AS i(event_type, payload, publisher_id, idempotency_key, hold, ord)
@@ -88,6 +92,8 @@ const pgPublish = `WITH input AS (
 	INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
 	SELECT replace(gen_random_uuid()::text, '-', ''), v.mid, w.id, w.user_id, v.event_type, 'pending', ` + pgNow + ` + v.hold, $6, $6
 	FROM valid v JOIN webhooks w ON w.event_type = v.event_type AND w.is_active
+		AND (w.filter IS NULL OR NOT w.id = ANY($9::bigint[])
+			OR (v.ord, w.id) IN (SELECT * FROM unnest($7::bigint[], $8::bigint[])))
 	ORDER BY v.ord, w.id
 	RETURNING id, uuid, message_id, webhook_id, user_id, next_attempt_at
 )
@@ -110,7 +116,23 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 			keys[i] = &r.IdempotencyKey
 		}
 	}
-	rows, err := d.s.db.DB.QueryContext(ctx, pgPublish, types, payloads, publishers, keys, holds, now)
+	fo, err := d.s.filteredHooks(ctx, d.s.db, reqs)
+	if err != nil {
+		return nil, nil, err
+	}
+	matchOrd, matchID, refused := []int64{}, []int64{}, make([]int, n)
+	for i := range reqs {
+		var pass []int64
+		pass, refused[i] = fo.match(&reqs[i], payloads[i])
+		for _, id := range pass {
+			matchOrd, matchID = append(matchOrd, int64(i+1)), append(matchID, id)
+		}
+	}
+	evaluated := fo.ids()
+	if evaluated == nil {
+		evaluated = []int64{}
+	}
+	rows, err := d.s.db.DB.QueryContext(ctx, pgPublish, types, payloads, publishers, keys, holds, now, matchOrd, matchID, evaluated)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -129,6 +151,7 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 		seen[i] = true
 		if out[i].Events == nil {
 			out[i].Events = []webhook.Event{}
+			out[i].Filtered = refused[i]
 		}
 		if id == nil {
 			continue // no active hook for this type

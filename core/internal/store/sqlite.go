@@ -132,14 +132,21 @@ const (
 	sqlitePublishEvents = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
 	SELECT lower(hex(randomblob(6)) || '4' || substr(hex(randomblob(2)), 2) || substr('89ab', 1 + abs(random() % 4), 1) ||
 		substr(hex(randomblob(2)), 2) || hex(randomblob(6))), ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
-	FROM webhooks WHERE event_type = ?2 AND is_active ORDER BY id
+	FROM webhooks WHERE event_type = ?2 AND is_active AND filter IS NULL ORDER BY id
+	RETURNING id, uuid, webhook_id, user_id`
+	// sqlitePublishFiltered is sqlitePublishEvents for one hook whose
+	// filter passed the event (?5, fanout.go).
+	sqlitePublishFiltered = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
+	SELECT lower(hex(randomblob(6)) || '4' || substr(hex(randomblob(2)), 2) || substr('89ab', 1 + abs(random() % 4), 1) ||
+		substr(hex(randomblob(2)), 2) || hex(randomblob(6))), ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
+	FROM webhooks WHERE id = ?5 AND event_type = ?2 AND is_active
 	RETURNING id, uuid, webhook_id, user_id`
 )
 
 // sqlitePublish holds the two publish statements, prepared once: SQLite
 // parses a statement on every call otherwise, and parsing these two was
 // ~20% of the CPU of a publish-heavy run.
-type sqlitePublish struct{ msg, events *sql.Stmt }
+type sqlitePublish struct{ msg, events, filtered *sql.Stmt }
 
 // publishStmts returns the prepared publish statements, preparing them on
 // first use (not at Open: the tables may not exist before migrating). It
@@ -159,14 +166,19 @@ func (d *sqliteDriver) publishStmts(ctx context.Context) (sqlitePublish, error) 
 		_ = msg.Close()
 		return sqlitePublish{}, err
 	}
-	d.stmts = sqlitePublish{msg: msg, events: events}
+	filtered, err := d.s.db.DB.PrepareContext(ctx, sqlitePublishFiltered)
+	if err != nil {
+		_, _ = msg.Close(), events.Close()
+		return sqlitePublish{}, err
+	}
+	d.stmts = sqlitePublish{msg: msg, events: events, filtered: filtered}
 	return d.stmts, nil
 }
 
 func (d *sqliteDriver) close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, st := range []*sql.Stmt{d.stmts.msg, d.stmts.events} {
+	for _, st := range []*sql.Stmt{d.stmts.msg, d.stmts.events, d.stmts.filtered} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -184,9 +196,16 @@ func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishReques
 	errs := make([]error, len(reqs))
 	err = d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		// On SQLite's one connection these reuse the prepared statements.
-		msg, events := tx.Tx.StmtContext(ctx, stmts.msg), tx.Tx.StmtContext(ctx, stmts.events)
+		fo, err := d.s.filteredHooks(ctx, tx, reqs)
+		if err != nil {
+			return err
+		}
+		st := sqlitePublish{msg: tx.Tx.StmtContext(ctx, stmts.msg), events: tx.Tx.StmtContext(ctx, stmts.events)}
+		if fo != nil {
+			st.filtered = tx.Tx.StmtContext(ctx, stmts.filtered)
+		}
 		for i := range reqs {
-			p, err := publishOne(ctx, msg, events, reqs[i], payloads[i], now)
+			p, err := publishOne(ctx, st, fo, reqs[i], payloads[i], now)
 			var unknown *webhook.UnknownEventTypeError
 			if errors.As(err, &unknown) {
 				errs[i] = err
@@ -202,8 +221,10 @@ func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishReques
 	return out, errs, err
 }
 
-// publishOne runs the two publish statements for req.
-func publishOne(ctx context.Context, msg, events *sql.Stmt, req webhook.PublishRequest, payload string, now time.Time) (webhook.Published, error) {
+// publishOne runs the publish statements for req: the message, the rows of
+// the hooks without a filter, and one per filtered hook that passes.
+func publishOne(ctx context.Context, st sqlitePublish, fo fanout, req webhook.PublishRequest, payload string, now time.Time) (webhook.Published, error) {
+	msg, events := st.msg, st.events
 	var publisher *int64
 	if req.PublisherID != 0 {
 		publisher = &req.PublisherID
@@ -224,23 +245,35 @@ func publishOne(ctx context.Context, msg, events *sql.Stmt, req webhook.PublishR
 		return out, err
 	}
 	due := micros(now.Add(req.Hold))
-	rows, err := events.QueryContext(ctx, msgID, req.EventType, due, stamp)
-	if err != nil {
+	scan := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r := eventRow{MessageID: msgID, EventType: req.EventType, State: string(webhook.StatePending),
+				NextAttemptAt: due, CreatedAt: now, ModifiedAt: now}
+			if err := rows.Scan(&r.ID, &r.UUID, &r.WebhookID, &r.UserID); err != nil {
+				return err
+			}
+			out.Events = append(out.Events, r.domain(payload))
+		}
+		return rows.Err()
+	}
+	if err := scan(events.QueryContext(ctx, msgID, req.EventType, due, stamp)); err != nil {
 		return out, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		r := eventRow{MessageID: msgID, EventType: req.EventType, State: string(webhook.StatePending),
-			NextAttemptAt: due, CreatedAt: now, ModifiedAt: now}
-		if err := rows.Scan(&r.ID, &r.UUID, &r.WebhookID, &r.UserID); err != nil {
+	pass, refused := fo.match(&req, payload)
+	out.Filtered = refused
+	for _, id := range pass {
+		if err := scan(st.filtered.QueryContext(ctx, msgID, req.EventType, due, stamp, id)); err != nil {
 			return out, err
 		}
-		out.Events = append(out.Events, r.domain(payload))
 	}
 	// RETURNING order is unspecified; answer in hook order like
 	// PostgreSQL.
-	slices.SortFunc(out.Events, func(a, b webhook.Event) int { return cmp.Compare(a.ID, b.ID) })
-	return out, rows.Err()
+	slices.SortFunc(out.Events, func(a, b webhook.Event) int { return cmp.Compare(a.WebhookID, b.WebhookID) })
+	return out, nil
 }
 
 func (d *sqliteDriver) claimDue(ctx context.Context, token string, lease time.Duration, limit int) ([]webhook.Job, error) {

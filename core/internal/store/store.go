@@ -71,6 +71,8 @@ type Store struct {
 	disableAfter time.Duration
 	sealer       Sealer
 	rollups      rollupState // rollup.go
+	// filters caches the compiled filters of hooks (fanout.go).
+	filters filterCache
 
 	// afterRedeliverRead, when set (tests), runs between Redeliver's read
 	// and its update: where retention can delete the event.

@@ -104,6 +104,9 @@ type PublishRequest struct {
 type Published struct {
 	Events   []Event
 	Replayed bool
+	// Filtered counts the active hooks of the type whose filter refused
+	// the event: no row was written for them.
+	Filtered int
 }
 
 // RedeliverFilter selects failed events to deliver again.

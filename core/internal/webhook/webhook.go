@@ -66,7 +66,11 @@ type Webhook struct {
 	RetryCountdown    CountdownConfig
 	AdditionalHeaders map[string]string
 	// Config is the hook's free-form config object (config.auth lives here).
-	Config     map[string]any
+	Config map[string]any
+	// Filter is the hook's declarative event filter as compact JSON
+	// (core/internal/filter, docs/API.md "Filters"); nil delivers every
+	// event of the type.
+	Filter     json.RawMessage
 	CreatedAt  time.Time
 	ModifiedAt time.Time
 	// DisabledReason says why the hook is inactive (it answered 410 Gone,
