@@ -375,3 +375,16 @@ func TestHooksVerbsRedactURLCredentials(t *testing.T) {
 		})
 	}
 }
+
+// event-types add says which names it added and which were registered
+// already (the configured ones count), instead of "added" for all.
+func TestEventTypesAddSaysWhatIsNew(t *testing.T) {
+	d := newCLIDB(t, apptest.SQLite)
+	out, errOut, code := d.run("event-types", "add", "order-created", "foo.bar", "foo.bar")
+	if code != 0 || out != "added foo.bar\nalready registered: order-created, foo.bar\n" {
+		t.Fatalf("first add: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out, _, code := d.run("event-types", "add", "foo.bar"); code != 0 || out != "already registered: foo.bar\n" {
+		t.Errorf("second add: exit %d, stdout %q", code, out)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -271,10 +272,27 @@ func eventTypesAdd(ctx context.Context, e env, fs *pflag.FlagSet, args []string)
 		}
 	}
 	return withDB(ctx, e, fs, func(adm *app.Admin) error {
-		if err := adm.AddEventTypes(ctx, args...); err != nil {
+		known, err := adm.EventTypes(ctx)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "added %s\n", strings.Join(args, ", "))
+		var added, had []string
+		for _, n := range args {
+			if slices.Contains(known, n) || slices.Contains(added, n) {
+				had = append(had, n)
+			} else {
+				added = append(added, n)
+			}
+		}
+		if err := adm.AddEventTypes(ctx, added...); err != nil {
+			return err
+		}
+		if len(added) > 0 {
+			fmt.Fprintf(e.stdout, "added %s\n", strings.Join(added, ", "))
+		}
+		if len(had) > 0 {
+			fmt.Fprintf(e.stdout, "already registered: %s\n", strings.Join(had, ", "))
+		}
 		return nil
 	})
 }
