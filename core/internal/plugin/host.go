@@ -221,8 +221,12 @@ func (h *Host) firstLoad(ctx context.Context) {
 		h.mu.Unlock()
 		h.logger.Info("loading plugins", "dir", h.cfg.Dir, "files", len(files), "background", h.cfg.Background)
 	}
+	// Each file's failure is logged where it happens ("plugin not
+	// loaded"); only a directory that cannot be read is left to say.
 	if err := h.scan(ctx, false); err != nil && ctx.Err() == nil {
-		h.logger.Error("plugin load", "error", err)
+		if _, derr := listDir(h.cfg.Dir); derr != nil {
+			h.logger.Error("plugin directory", "dir", h.cfg.Dir, "error", derr)
+		}
 	}
 	h.mu.Lock()
 	loaded, failed := 0, 0
