@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -397,8 +399,13 @@ func restrictFiles(path string) error {
 // which would create it with the umask's mode (usually 0644).
 func createPrivate(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The file is created, so what is missing is its directory.
+		return fmt.Errorf("cannot create the SQLite database %s: its directory %s does not exist (create it, or point database.url elsewhere)",
+			path, filepath.Dir(path))
+	}
 	if err != nil {
-		return fmt.Errorf("open sqlite %s: %w", path, err)
+		return fmt.Errorf("cannot create the SQLite database: %w", err) // *PathError names the path
 	}
 	return f.Close()
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -585,4 +587,14 @@ func TestClaimEventsSkipsAttemptedEvents(t *testing.T) {
 			t.Fatal("ClaimEvents skipped a redelivered event")
 		}
 	})
+}
+
+// A SQLite path whose directory is missing says so, naming both, once.
+func TestOpenSQLiteMissingDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	_, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "w.db"), store.Options{})
+	if err == nil || !strings.Contains(err.Error(), "its directory "+dir+" does not exist") ||
+		strings.Count(err.Error(), filepath.Join(dir, "w.db")) != 1 {
+		t.Fatalf("Open = %v", err)
+	}
 }
