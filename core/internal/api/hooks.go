@@ -368,30 +368,7 @@ func decodeConfig(raw json.RawMessage) (cfg map[string]any, nested map[string]an
 // big to store: more than limit bytes compact, or nested deeper than
 // maxJSONDepth. It reads raw's bytes only, allocating nothing per value.
 func checkJSONBounds(raw json.RawMessage, limit int) string {
-	size, depth, maxDepth, inString, escaped := 0, 0, 0, false, false
-	for _, c := range raw {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			continue // not part of the compact form
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-			maxDepth = max(maxDepth, depth)
-		case c == '}' || c == ']':
-			depth--
-		}
-		size++
-	}
+	size, maxDepth := webhook.JSONShape(raw)
 	switch {
 	case size > limit:
 		return fmt.Sprintf("Ensure this value has no more than %d bytes as compact JSON (it has %d).", limit, size)

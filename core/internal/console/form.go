@@ -281,15 +281,11 @@ func (h *Handler) newHookPage(w http.ResponseWriter, r *http.Request, rq *reques
 }
 
 func (h *Handler) editHookPage(w http.ResponseWriter, r *http.Request, rq *request) error {
-	id, ok := parseID(r.PathValue("id"))
-	if !ok {
-		return errNotFound
-	}
-	hk, err := h.deps.Store.Webhook(r.Context(), rq.scope, id)
+	hk, err := h.pathHook(r, rq)
 	if err != nil {
 		return err
 	}
-	f := hookForm{ID: id, TargetURL: hk.TargetURL, EventType: hk.EventType, IsActive: hk.IsActive,
+	f := hookForm{ID: hk.ID, TargetURL: hk.TargetURL, EventType: hk.EventType, IsActive: hk.IsActive,
 		Callback: hk.Callback, CSRF: rq.sess.CSRF, Errors: fieldErrors{}}
 	f.Callbacks = h.callbackNames(hk.Callback)
 	f.Countdown = h.countdownFormOf(hk.RetryCountdown.Choice, nil, hk.RetryCountdown.Kwargs)
@@ -314,7 +310,7 @@ func (h *Handler) editHookPage(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	b, _ := json.Marshal(cfg)
 	f.Config = pretty(b)
-	h.render(w, r, rq, http.StatusOK, "hookform", fmt.Sprintf("Edit hook %d", id), f)
+	h.render(w, r, rq, http.StatusOK, "hookform", fmt.Sprintf("Edit hook %d", hk.ID), f)
 	return nil
 }
 
@@ -493,11 +489,7 @@ type rotateData struct {
 }
 
 func (h *Handler) confirmRotate(w http.ResponseWriter, r *http.Request, rq *request) error {
-	id, ok := parseID(r.PathValue("id"))
-	if !ok {
-		return errNotFound
-	}
-	hk, err := h.deps.Store.Webhook(r.Context(), rq.scope, id)
+	hk, err := h.pathHook(r, rq)
 	if err != nil {
 		return err
 	}

@@ -184,6 +184,16 @@ func (h *Handler) hooksPage(w http.ResponseWriter, r *http.Request, rq *request)
 	return nil
 }
 
+// pathHook is the hook the path's {id} names, in the requester's scope:
+// errNotFound for a malformed id, the store's not found for another's.
+func (h *Handler) pathHook(r *http.Request, rq *request) (webhook.Webhook, error) {
+	id, ok := parseID(r.PathValue("id"))
+	if !ok {
+		return webhook.Webhook{}, errNotFound
+	}
+	return h.deps.Store.Webhook(r.Context(), rq.scope, id)
+}
+
 type hookData struct {
 	Hook   hookRow
 	CSRF   string
@@ -192,15 +202,11 @@ type hookData struct {
 }
 
 func (h *Handler) hookPage(w http.ResponseWriter, r *http.Request, rq *request) error {
-	id, ok := parseID(r.PathValue("id"))
-	if !ok {
-		return errNotFound
-	}
-	hk, err := h.deps.Store.Webhook(r.Context(), rq.scope, id)
+	hk, err := h.pathHook(r, rq)
 	if err != nil {
 		return err
 	}
-	h.render(w, r, rq, http.StatusOK, "hook", fmt.Sprintf("Hook %d", id), hookData{
+	h.render(w, r, rq, http.StatusOK, "hook", fmt.Sprintf("Hook %d", hk.ID), hookData{
 		Hook: h.hookView(hk, rq.sess.User.ID, h.names(r, rq)), CSRF: rq.sess.CSRF, Done: doneMessage(r.URL.Query().Get("done")),
 		Manage: rq.sess.Can(webhook.CapManageHooks),
 	})

@@ -37,6 +37,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // Bounds of a filter document; each violation is an *Error naming where.
@@ -107,7 +109,7 @@ func Parse(raw []byte) (*Filter, error) {
 	if compact.Len() > MaxBytes {
 		return nil, errf("Ensure this value has no more than %d bytes as compact JSON (it has %d).", MaxBytes, compact.Len())
 	}
-	if d := depth(compact.Bytes()); d > MaxDepth {
+	if _, d := webhook.JSONShape(compact.Bytes()); d > MaxDepth {
 		return nil, errf("Ensure this value is nested no more than %d levels deep (it has %d).", MaxDepth, d)
 	}
 	var doc any
@@ -407,30 +409,4 @@ func kind(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)
-}
-
-// depth is the deepest nesting of objects and arrays in compact JSON.
-func depth(b []byte) int {
-	d, most, inString, escaped := 0, 0, false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			d++
-			most = max(most, d)
-		case c == '}' || c == ']':
-			d--
-		}
-	}
-	return most
 }

@@ -76,13 +76,19 @@ func (s *Store) CreateSession(ctx context.Context, key string, ttl time.Duration
 		sess = webhook.Session{User: u.domain(), CSRF: csrf, ExpiresAt: fromMicros(row.ExpiresAt)}
 		return nil
 	})
-	if err != nil {
-		if errors.Is(err, webhook.ErrUnauthenticated) {
-			return "", webhook.Session{}, err
-		}
-		return "", webhook.Session{}, fmt.Errorf("%w: create console session: %v", webhook.ErrUnavailable, err)
+	if err := sessionErr(err, "create console session"); err != nil {
+		return "", webhook.Session{}, err
 	}
 	return id, sess, nil
+}
+
+// sessionErr passes nil and webhook.ErrUnauthenticated on and marks any
+// other error of making a session (what) the database's failure.
+func sessionErr(err error, what string) error {
+	if err == nil || errors.Is(err, webhook.ErrUnauthenticated) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %v", webhook.ErrUnavailable, what, err)
 }
 
 // Session returns the live session whose id is id: not expired, not

@@ -121,11 +121,8 @@ func (s *Store) RedeemPortalCode(ctx context.Context, code string) (string, webh
 		sess = portalSession(u, row)
 		return nil
 	})
-	if err != nil {
-		if errors.Is(err, webhook.ErrUnauthenticated) {
-			return "", webhook.Session{}, err
-		}
-		return "", webhook.Session{}, fmt.Errorf("%w: redeem portal code: %v", webhook.ErrUnavailable, err)
+	if err := sessionErr(err, "redeem portal code"); err != nil {
+		return "", webhook.Session{}, err
 	}
 	return id, sess, nil
 }
