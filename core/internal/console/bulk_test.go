@@ -3,11 +3,15 @@ package console_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/whisperer/whisperer/core/internal/store/storetest"
 	"github.com/whisperer/whisperer/core/internal/webhook"
@@ -150,5 +154,40 @@ func TestBulkRedeliver(t *testing.T) {
 	// count is whatever failed since, so only the page is checked.)
 	if p := rp.get(confirm); p.status != http.StatusOK || !strings.Contains(p.body, "Deliver <strong>") {
 		t.Errorf("redeliver portal GET bulk = %d %s", p.status, p.body)
+	}
+}
+
+// In a browser: from the undelivered view to the range form, its count,
+// the confirmation and the result, and the receiver gets the events again.
+func TestBrowserBulkRedeliver(t *testing.T) {
+	c := newChrome(t)
+	n := startNode(t)
+	var hits atomic.Int64
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer recv.Close()
+	storetest.Hook(t, n.Store, n.alice.ID, eventType, recv.URL+"/hook")
+	n.attempted(t, eventType, `{"n": 1}`, webhook.StateGivenUp, 500, "oops", "status 500")
+	n.attempted(t, eventType, `{"n": 2}`, webhook.StateGivenUp, 500, "oops", "status 500")
+
+	c.signIn(t, n.url, n.aliceKey)
+	c.do(t, "undelivered", chromedp.Navigate(n.url+"/events?view=undelivered"), chromedp.WaitVisible(chromedp.ID("bulk-redeliver")),
+		chromedp.Click(chromedp.ID("bulk-redeliver")), chromedp.WaitVisible(chromedp.ID("b-since")),
+		chromedp.Click(chromedp.ID("bulk-count-button")), chromedp.WaitVisible(chromedp.ID("bulk-count")))
+	if got := c.eval(t, `document.getElementById('bulk-count').innerText`); !strings.Contains(got, "Deliver 2 failed events") {
+		t.Fatalf("confirmation: %q", got)
+	}
+	c.do(t, "confirm", chromedp.Click(chromedp.ID("confirm-bulk")), chromedp.WaitVisible(chromedp.ID("bulk-result")))
+	if got := c.eval(t, `document.getElementById('bulk-result').innerText`); !strings.Contains(got, "2 failed events") {
+		t.Fatalf("result: %q", got)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for hits.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if hits.Load() < 2 {
+		t.Fatalf("the receiver got %d requests, want 2", hits.Load())
+	}
+	if d := c.dialogs.Load(); d != 0 {
+		t.Fatalf("%d JavaScript dialogs opened", d)
 	}
 }
