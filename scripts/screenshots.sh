@@ -7,5 +7,5 @@
 #   sh scripts/screenshots.sh
 set -eu
 cd "$(dirname "$0")/.."
-WHISPERER_SCREENSHOTS=1 WHISPERER_TEST_BROWSER=1 go test -count=1 -run '^TestScreenshots$' -v ./core/internal/console/ | grep -E '\.png|^(ok|FAIL|---)'
+WHISPERER_TEST_SCREENSHOTS=1 WHISPERER_TEST_BROWSER=1 go test -count=1 -run '^TestScreenshots$' -v ./core/internal/console/ | grep -E '\.png|^(ok|FAIL|---)'
 ls -l docs/console/

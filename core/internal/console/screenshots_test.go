@@ -18,11 +18,11 @@ import (
 // TestScreenshots saves the console's pages as docs/console/*.png (the
 // README and CONSOLE.md show them), from a node with sample data, in
 // headless chromium at 1280×800 and the events list at 375 px wide. It
-// runs only with WHISPERER_SCREENSHOTS=1 (scripts/screenshots.sh): it
+// runs only with WHISPERER_TEST_SCREENSHOTS=1 (scripts/screenshots.sh): it
 // writes into the repository.
 func TestScreenshots(t *testing.T) {
-	if os.Getenv("WHISPERER_SCREENSHOTS") != "1" {
-		t.Skip("WHISPERER_SCREENSHOTS=1 saves docs/console/*.png (scripts/screenshots.sh)")
+	if os.Getenv("WHISPERER_TEST_SCREENSHOTS") != "1" {
+		t.Skip("WHISPERER_TEST_SCREENSHOTS=1 saves docs/console/*.png (scripts/screenshots.sh)")
 	}
 	out := filepath.Join("..", "..", "..", "docs", "console")
 	if err := os.MkdirAll(out, 0o755); err != nil {
