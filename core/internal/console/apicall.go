@@ -44,12 +44,18 @@ func (rec *recorder) Write(b []byte) (int, error) {
 // anything else is the API's message as a badRequest (or, for 5xx, an
 // unavailable database).
 func (h *Handler) callAPI(r *http.Request, rq *request, method, path string, body []byte) error {
-	_, err := h.apiDo(r, rq, method, path, body)
+	_, err := h.callAPIBody(r, rq, method, path, body)
+	return err
+}
+
+// callAPIBody is callAPI keeping a 2xx's body.
+func (h *Handler) callAPIBody(r *http.Request, rq *request, method, path string, body []byte) ([]byte, error) {
+	ans, err := h.apiDo(r, rq, method, path, body)
 	var fe *apiFieldErrors
 	if errors.As(err, &fe) {
-		return &badRequest{apiMessage(fe.body)}
+		return nil, &badRequest{apiMessage(fe.body)}
 	}
-	return err
+	return ans, err
 }
 
 // apiFieldErrors is a 4xx other than 404: body is the API's DRF-shaped

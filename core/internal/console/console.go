@@ -44,6 +44,9 @@ type Store interface {
 	EventIDs(ctx context.Context, sc webhook.Scope, f webhook.EventFilter, p webhook.Page) ([]int64, webhook.PageInfo, error)
 	EventsByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Job, error)
 	Event(ctx context.Context, sc webhook.Scope, idOrUUID string) (webhook.Job, error)
+	// CountFailed counts what the bulk redelivery (POST
+	// hook_events/redeliver/) would queue again, for its confirmation.
+	CountFailed(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter) (int64, error)
 	// Rollups are the per-minute delivery sums the overview charts.
 	Rollups(ctx context.Context, sc webhook.Scope, since time.Time) ([]webhook.Rollup, error)
 }
@@ -171,6 +174,8 @@ func (h *Handler) routes() {
 	m.Handle("GET /api-docs", h.authed(h.apiDocsPage))
 	m.Handle("GET /events", h.authed(h.eventsPage))
 	m.Handle("GET /events/{id}", h.authed(h.eventPage))
+	m.Handle("GET /events/redeliver-failed", h.authed(need(webhook.CapRedeliver, h.confirmBulk)))
+	m.Handle("POST /events/redeliver-failed", h.authed(need(webhook.CapRedeliver, h.redeliverBulk)))
 	m.Handle("GET /events/{id}/redeliver", h.authed(need(webhook.CapRedeliver, h.confirmRedeliver)))
 	m.Handle("POST /events/{id}/redeliver", h.authed(need(webhook.CapRedeliver, h.redeliver)))
 	h.mux = m

@@ -278,6 +278,9 @@ type eventsData struct {
 	States                                     []string
 	// Refresh is the URL the list polls (the first page only).
 	Refresh string
+	// Bulk links the undelivered view to redelivering its range (empty
+	// when the session may not redeliver).
+	Bulk string
 }
 
 type eventRow struct {
@@ -372,6 +375,21 @@ func (h *Handler) eventsPage(w http.ResponseWriter, r *http.Request, rq *request
 	title := "Events"
 	if d.Undelivered {
 		title = "Undelivered events"
+		if rq.sess.Can(webhook.CapRedeliver) {
+			bq := url.Values{}
+			for k, v := range map[string]string{"since": d.Since, "until": d.Until, "hook": d.Hook} {
+				if v != "" {
+					bq.Set(k, v)
+				}
+			}
+			if rq.tenant != 0 {
+				bq.Set("user", strconv.FormatInt(rq.tenant, 10))
+			}
+			d.Bulk = "/events/redeliver-failed"
+			if len(bq) > 0 {
+				d.Bulk += "?" + bq.Encode()
+			}
+		}
 	}
 	h.render(w, r, rq, http.StatusOK, "events", title, d)
 	return nil

@@ -9,7 +9,7 @@ import (
 
 // pageNames are the templates under templates/, each executed inside
 // layout.html.
-var pageNames = []string{"signin", "error", "hooks", "hook", "events", "event", "redeliver", "hookform", "rotate", "plugins", "eventtypes", "apidocs", "portal", "overview"}
+var pageNames = []string{"signin", "error", "hooks", "hook", "events", "event", "redeliver", "bulk", "hookform", "rotate", "plugins", "eventtypes", "apidocs", "portal", "overview"}
 
 var funcs = template.FuncMap{
 	// errs and errsUnder are a field's error messages (fieldErrors.Of,
