@@ -248,7 +248,14 @@ func (d *Dispatcher) claimLoop() {
 		}
 		d.dues.consume(d.cfg.Now())
 		jobs, err := safely(d, "claim", func() ([]webhook.Job, error) {
-			return d.q.Claim(d.claimCtx, d.cfg.Owner, n, d.cfg.Lease)
+			// Stop does not cut a claim short: cancelled mid-statement, it
+			// may still have leased rows (PostgreSQL commits what it ran)
+			// that nobody would give back until the lease ends. A claim
+			// that returns after Stop hands its jobs to the workers, which
+			// release them unstarted.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(d.claimCtx), claimTimeout)
+			defer cancel()
+			return d.q.Claim(ctx, d.cfg.Owner, n, d.cfg.Lease)
 		})
 		d.inflight.Add(int64(len(jobs) - n)) // give back what the claim did not fill
 		if err != nil {
@@ -330,6 +337,9 @@ func (d *Dispatcher) reserve() int {
 		}
 	}
 }
+
+// claimTimeout bounds one claim statement, which Stop lets finish.
+const claimTimeout = 10 * time.Second
 
 func nextBackoff(b time.Duration) time.Duration {
 	return min(max(2*b, 100*time.Millisecond), 5*time.Second)
