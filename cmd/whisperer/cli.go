@@ -387,19 +387,9 @@ func usersList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) err
 		if err != nil {
 			return err
 		}
-		if wantJSON(fs) {
-			return printJSON(e.stdout, us)
-		}
-		tw := newTable(e.stdout)
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tLIVE TOKENS")
-		for _, u := range us {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\n", u.ID, u.Username, u.Role, timeCell(u.CreatedAt), u.LiveTokens)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stderr, "%d user(s)\n", len(us))
-		return nil
+		return printList(e, fs, us, "ID\tNAME\tROLE\tCREATED\tLIVE TOKENS", func(u app.UserInfo) string {
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%d", u.ID, u.Username, u.Role, timeCell(u.CreatedAt), u.LiveTokens)
+		}, fmt.Sprintf("%d user(s)", len(us)))
 	})
 }
 
@@ -418,22 +408,12 @@ func tokensList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) er
 		if err != nil {
 			return err
 		}
-		if wantJSON(fs) {
-			return printJSON(e.stdout, ts)
-		}
-		tw := newTable(e.stdout)
-		fmt.Fprintln(tw, "PREFIX\tUSER\tCREATED\tREVOKED")
-		for _, t := range ts {
+		return printList(e, fs, ts, "PREFIX\tUSER\tCREATED\tREVOKED", func(t app.TokenInfo) string {
 			revoked := "no"
 			if t.RevokedAt != nil {
 				revoked = timeCell(*t.RevokedAt)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Prefix, t.User, timeCell(t.CreatedAt), revoked)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stderr, "%d token(s); Whisperer does not record when a token was last used\n", len(ts))
-		return nil
+			return fmt.Sprintf("%s\t%s\t%s\t%s", t.Prefix, t.User, timeCell(t.CreatedAt), revoked)
+		}, fmt.Sprintf("%d token(s); Whisperer does not record when a token was last used", len(ts)))
 	})
 }

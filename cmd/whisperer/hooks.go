@@ -32,20 +32,10 @@ func hooksList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) err
 		if err != nil {
 			return err
 		}
-		if wantJSON(fs) {
-			return printJSON(e.stdout, out)
-		}
-		tw := newTable(e.stdout)
-		fmt.Fprintln(tw, "ID\tUSER\tEVENT TYPE\tTARGET URL\tACTIVE\tRETRY\tCREATED")
-		for _, h := range out {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.User, h.EventType, excerpt(h.TargetURL, 60),
+		return printList(e, fs, out, "ID\tUSER\tEVENT TYPE\tTARGET URL\tACTIVE\tRETRY\tCREATED", func(h app.HookInfo) string {
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s", h.ID, h.User, h.EventType, excerpt(h.TargetURL, 60),
 				yesNo(h.IsActive), h.RetryCountdown.Choice+" "+string(h.RetryCountdown.Kwargs), timeCell(h.CreatedAt))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stderr, "%d hook(s)\n", len(out))
-		return nil
+		}, fmt.Sprintf("%d hook(s)", len(out)))
 	})
 }
 

@@ -34,6 +34,27 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// printList prints a listing verb's items: JSON with --json, else a table
+// of header (tab-separated) and one row per item, then count (when not
+// empty) on stderr, where it does not mix with the table a script reads.
+func printList[T any](e env, fs *pflag.FlagSet, items []T, header string, row func(T) string, count string) error {
+	if wantJSON(fs) {
+		return printJSON(e.stdout, items)
+	}
+	tw := newTable(e.stdout)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if count != "" {
+		fmt.Fprintln(e.stderr, count)
+	}
+	return nil
+}
+
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 }

@@ -37,11 +37,7 @@ type consoleSessionRow struct {
 // or revoked key is webhook.ErrUnauthenticated. Expired sessions, and this
 // token's beyond the newest maxSessionsPerToken, are deleted on the way.
 func (s *Store) CreateSession(ctx context.Context, key string, ttl time.Duration) (string, webhook.Session, error) {
-	id, err := randomHex(32)
-	if err != nil {
-		return "", webhook.Session{}, err
-	}
-	csrf, err := randomHex(32)
+	id, csrf, err := newSessionSecrets()
 	if err != nil {
 		return "", webhook.Session{}, err
 	}
@@ -80,6 +76,16 @@ func (s *Store) CreateSession(ctx context.Context, key string, ttl time.Duration
 		return "", webhook.Session{}, err
 	}
 	return id, sess, nil
+}
+
+// newSessionSecrets returns a new session's id (only the cookie keeps it;
+// the database has its SHA-256) and its CSRF token, 32 random bytes each.
+func newSessionSecrets() (id, csrf string, err error) {
+	if id, err = randomHex(32); err != nil {
+		return "", "", err
+	}
+	csrf, err = randomHex(32)
+	return id, csrf, err
 }
 
 // sessionErr passes nil and webhook.ErrUnauthenticated on and marks any

@@ -84,11 +84,7 @@ func (s *Store) CreatePortalCode(ctx context.Context, username string, caps []st
 // session id (only its hash is stored). A used, expired or unknown code
 // is webhook.ErrUnauthenticated.
 func (s *Store) RedeemPortalCode(ctx context.Context, code string) (string, webhook.Session, error) {
-	id, err := randomHex(32)
-	if err != nil {
-		return "", webhook.Session{}, err
-	}
-	csrf, err := randomHex(32)
+	id, csrf, err := newSessionSecrets()
 	if err != nil {
 		return "", webhook.Session{}, err
 	}
