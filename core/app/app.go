@@ -19,11 +19,13 @@ import (
 	"github.com/whisperer/whisperer/core/internal/config"
 	"github.com/whisperer/whisperer/core/internal/countdown"
 	"github.com/whisperer/whisperer/core/internal/delivery"
+	"github.com/whisperer/whisperer/core/internal/filter"
 	"github.com/whisperer/whisperer/core/internal/metrics"
 	"github.com/whisperer/whisperer/core/internal/plugin"
 	"github.com/whisperer/whisperer/core/internal/publish"
 	"github.com/whisperer/whisperer/core/internal/service"
 	"github.com/whisperer/whisperer/core/internal/store"
+	"github.com/whisperer/whisperer/core/internal/transform"
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
@@ -34,6 +36,8 @@ type App struct {
 	Store      *store.Store
 	Countdowns *countdown.Registry
 	Callbacks  *callback.Registry
+	Filters    *filter.Registry
+	Transforms *transform.Registry
 	Plugins    *plugin.Host
 	Dispatcher *delivery.Dispatcher
 	// Publisher batches concurrent publishes into one transaction.
@@ -98,6 +102,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		return nil, err
 	}
 	a := &App{cfg: cfg, logger: logger, Store: s, Countdowns: countdown.NewRegistry(), Callbacks: &callback.Registry{},
+		Filters: &filter.Registry{}, Transforms: &transform.Registry{},
 		Metrics: metrics.New()}
 	pc := PluginConfig(cfg)
 	pc.Observer = a.Metrics
@@ -105,7 +110,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	// cold: the node serves meanwhile, and hooks that need a plugin wait
 	// for it (pluginWait).
 	pc.Background = true
-	a.Plugins, err = plugin.New(pc, registrySink{a.Countdowns, a.Callbacks}, logger.With("component", "plugin"))
+	a.Plugins, err = plugin.New(pc, registrySink{a.Countdowns, a.Callbacks, a.Filters, a.Transforms}, logger.With("component", "plugin"))
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("plugins: %w", err)
@@ -319,27 +324,41 @@ func (a *App) close(ctx context.Context) {
 }
 
 // RegistrySink returns the plugin.Sink that registers what plugins declare
-// into cd and cb: the server's, or a CLI verb's own (countdown preview,
-// plugins list), so every loader reports the same conflicts.
+// into cd and cb (and filter and transform registries of its own): a CLI
+// verb's (countdown preview, plugins list), so every loader reports the
+// same conflicts as the server's.
 func RegistrySink(cd *countdown.Registry, cb *callback.Registry) plugin.Sink {
-	return registrySink{cd, cb}
+	return registrySink{cd, cb, &filter.Registry{}, &transform.Registry{}}
 }
 
 // registrySink hands plugin registrations to the registries. A plugin's
-// countdowns and callbacks are replaced together: if the callbacks clash,
-// the countdowns are rolled back.
+// kinds are replaced together: if one clashes, those already replaced are
+// rolled back.
 type registrySink struct {
 	countdowns *countdown.Registry
 	callbacks  *callback.Registry
+	filters    *filter.Registry
+	transforms *transform.Registry
 }
 
-func (s registrySink) Apply(source string, cds map[string]webhook.Countdown, cbs map[string]webhook.CallbackFunc) error {
-	old := s.countdowns.Of(source)
-	if err := s.countdowns.Replace(source, cds); err != nil {
+func (s registrySink) Apply(source string, r webhook.Registrations) error {
+	oldCd, oldCb, oldF := s.countdowns.Of(source), s.callbacks.Of(source), s.filters.Of(source)
+	if err := s.countdowns.Replace(source, r.Countdowns); err != nil {
 		return err
 	}
-	if err := s.callbacks.Replace(source, cbs); err != nil {
-		_ = s.countdowns.Replace(source, old) // restores what was there
+	if err := s.callbacks.Replace(source, r.Callbacks); err != nil {
+		_ = s.countdowns.Replace(source, oldCd) // restores what was there
+		return err
+	}
+	if err := s.filters.Replace(source, r.Filters); err != nil {
+		_ = s.countdowns.Replace(source, oldCd)
+		_ = s.callbacks.Replace(source, oldCb)
+		return err
+	}
+	if err := s.transforms.Replace(source, r.Transforms); err != nil {
+		_ = s.countdowns.Replace(source, oldCd)
+		_ = s.callbacks.Replace(source, oldCb)
+		_ = s.filters.Replace(source, oldF)
 		return err
 	}
 	return nil

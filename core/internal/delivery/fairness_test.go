@@ -27,9 +27,9 @@ type callbackSink struct {
 	started *callCounter
 }
 
-func (s callbackSink) Apply(source string, _ map[string]webhook.Countdown, cbs map[string]webhook.CallbackFunc) error {
-	funcs := make(map[string]webhook.CallbackFunc, len(cbs))
-	for k, f := range cbs {
+func (s callbackSink) Apply(source string, r webhook.Registrations) error {
+	funcs := make(map[string]webhook.CallbackFunc, len(r.Callbacks))
+	for k, f := range r.Callbacks {
 		funcs[k] = func(ctx context.Context, doc *webhook.CallbackDoc) error {
 			s.started.add(source)
 			return f(ctx, doc)

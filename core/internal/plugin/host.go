@@ -34,7 +34,7 @@ import (
 // changes. Nil maps unregister the source. The host calls Apply from one
 // goroutine at a time.
 type Sink interface {
-	Apply(source string, countdowns map[string]webhook.Countdown, callbacks map[string]webhook.CallbackFunc) error
+	Apply(source string, r webhook.Registrations) error
 }
 
 // Info describes one plugin file, for listings and checks.
@@ -335,7 +335,7 @@ func (h *Host) scan(ctx context.Context, hashAll bool) error {
 	}
 	h.mu.Unlock()
 	for _, e := range gone {
-		if err := h.sink.Apply(e.file, nil, nil); err != nil {
+		if err := h.sink.Apply(e.file, webhook.Registrations{}); err != nil {
 			errs = append(errs, fmt.Errorf("plugin %s: unregister: %w", e.file, err))
 		}
 		h.logger.Info("plugin removed", "plugin", e.file)
@@ -481,7 +481,7 @@ func (h *Host) register(e *entry, v *version) error {
 		cbs[name] = func(ctx context.Context, doc *webhook.CallbackDoc) error { return v.callback(ctx, i, doc) }
 	}
 	cds, cbs = h.observed(e.file, cds, cbs)
-	if err := h.sink.Apply(e.file, cds, cbs); err != nil {
+	if err := h.sink.Apply(e.file, webhook.Registrations{Countdowns: cds, Callbacks: cbs}); err != nil {
 		err = fmt.Errorf("plugin %s: register: %w", e.file, err)
 		if e.cur != nil {
 			err = fmt.Errorf("%w (still serving the previous version %.12s)", err, e.cur.sum)
@@ -664,7 +664,7 @@ func (h *Host) Stop(ctx context.Context) error {
 	h.mu.Unlock()
 	var vs []*version
 	for _, e := range entries {
-		_ = h.sink.Apply(e.file, nil, nil)
+		_ = h.sink.Apply(e.file, webhook.Registrations{})
 		retire(e.cur, e.pending)
 		vs = append(vs, e.cur, e.pending)
 	}

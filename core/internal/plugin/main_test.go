@@ -134,7 +134,8 @@ func newSink() *memSink {
 	return &memSink{countdowns: map[string]webhook.Countdown{}, callbacks: map[string]webhook.CallbackFunc{}, sources: map[string]string{}}
 }
 
-func (s *memSink) Apply(source string, cds map[string]webhook.Countdown, cbs map[string]webhook.CallbackFunc) error {
+func (s *memSink) Apply(source string, r webhook.Registrations) error {
+	cds, cbs := r.Countdowns, r.Callbacks
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k := range cds {
