@@ -97,7 +97,7 @@ type backendCPU struct {
 
 func (p *backendCPU) sample(ctx context.Context, db *bun.DB) {
 	var pids []int
-	if err := db.NewRaw(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).
+	if err := db.NewRaw(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name <> '"+benchApp+"'`).
 		Scan(ctx, &pids); err != nil {
 		return
 	}
@@ -144,4 +144,20 @@ func loadAvg() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// benchApp names the tool's own PostgreSQL connections, so that the CPU
+// of what the tool does itself (a preload, the loss check) is not counted
+// as the run's.
+const benchApp = "whisperer-bench"
+
+// ownURL is url for the tool's own connections.
+func ownURL(url string) string {
+	if !strings.HasPrefix(url, "postgres") {
+		return url
+	}
+	if strings.Contains(url, "?") {
+		return url + "&application_name=" + benchApp
+	}
+	return url + "?application_name=" + benchApp
 }

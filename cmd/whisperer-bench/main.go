@@ -39,6 +39,7 @@ type options struct {
 	rate               float64
 	timeout            time.Duration
 	preload            int
+	preloadAge         time.Duration
 	jsonOut, raw       bool
 	env                multiFlag
 	killAfter          int
@@ -96,6 +97,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Float64Var(&o.rate, "rate", 0, "publish at this many events/s in all (0: as fast as the publishers go)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on the run after this long")
 	fs.IntVar(&o.preload, "preload", 0, "rows inserted in webhook_events before the run: half delivered, half due in a day")
+	fs.DurationVar(&o.preloadAge, "preload-age", 0, "with --preload (PostgreSQL): preload delivered events this old instead, each with a message and an attempt, and after the run measure whisperer retention purge --days 1 deleting them, e.g. 1440h (the servers' own retention is off)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&o.raw, "raw", false, "raw ceiling: POST --events requests straight to the receiver, no server")
 	fs.Var(&o.env, "env", "KEY=VALUE for the servers' environment (repeatable), e.g. WHISPERER_DELIVERY_WORKERS=128")
@@ -124,6 +126,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if o.events <= 0 || o.hooks <= 0 || o.concurrency <= 0 || o.nodes <= 0 {
 		return errors.New("--events, --hooks, -c and --nodes must be positive")
+	}
+	if o.preloadAge != 0 {
+		if o.preload <= 0 || o.preloadAge < 48*time.Hour || o.backend != "postgres" {
+			return errors.New("--preload-age needs --preload, --backend postgres and an age of at least 48h (the purge deletes what is older than a day)")
+		}
+		// The servers' own retention would race the measured purge.
+		o.env = append(o.env, "WHISPERER_RETENTION_DAYS=0")
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()

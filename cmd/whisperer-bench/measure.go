@@ -25,6 +25,8 @@ type result struct {
 	Rate        float64 `json:"rate"`
 	Concurrency int     `json:"concurrency"`
 	Preload     int     `json:"preload,omitempty"`
+	// Purge is --preload-age's measurement of retention.
+	Purge *purgeResult `json:"purge,omitempty"`
 
 	PublishPerSec float64 `json:"publish_per_sec"`
 	// Expected deliveries: rows of the run in the database.
@@ -476,6 +478,10 @@ func (r *result) table(w io.Writer) {
 				r.DB.XactsPerEvent, r.DB.RowsReadPerEvent, r.DB.TupReturnedPerEvent, r.DB.TupFetchedPerEvent, r.DB.BlksHitPerEvent)
 			row("queue table", "due index: %d scans, %.1f entries read per scan, %.1f per event; all indexes %.1f entries per event; %d updates, %.0f%% HOT",
 				r.DB.DueIdxScans, r.DB.DueTupReadPerScan, r.DB.DueTupReadPerEv, r.DB.IdxTupReadPerEv, r.DB.Updates, 100*r.DB.HotUpdateShare)
+		}
+		if p := r.Purge; p != nil {
+			row("retention purge", "%d events, %d attempts, %d messages in %.1f s: CPU %.2f s (CLI) + %.2f s (PostgreSQL) = %.3f ms per event",
+				p.Events, p.Attempts, p.Messages, p.WallSec, p.CLICPU, p.DBCPU, p.CPUPerEventMS)
 		}
 		row("server RSS", "peak %.1f MiB (early %.1f, late %.1f)", r.PeakRSSMiB, r.RSSEarlyMiB, r.RSSLateMiB)
 	}

@@ -86,14 +86,19 @@ func runServer(ctx context.Context, o options) (*result, error) {
 			}
 		}
 	}()
-	if b.db, b.dialect, err = app.OpenDB(ctx, b.dbURL, 2); err != nil {
+	if b.db, b.dialect, err = app.OpenDB(ctx, ownURL(b.dbURL), 2); err != nil {
 		return nil, err
 	}
 	defer b.db.Close()
 	if err := b.setup(ctx); err != nil {
 		return nil, err
 	}
-	if o.preload > 0 {
+	switch {
+	case o.preload > 0 && o.preloadAge > 0:
+		if err := b.preloadAged(ctx); err != nil {
+			return nil, fmt.Errorf("preload: %w", err)
+		}
+	case o.preload > 0:
 		if err := b.preload(ctx); err != nil {
 			return nil, fmt.Errorf("preload: %w", err)
 		}
@@ -103,7 +108,11 @@ func runServer(ctx context.Context, o options) (*result, error) {
 			return nil, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	return b.measure(ctx)
+	res, err := b.measure(ctx)
+	if err == nil && o.preloadAge > 0 {
+		res.Purge, err = b.purge(ctx)
+	}
+	return res, err
 }
 
 func (b *bench) startServers(ctx context.Context) error {
