@@ -104,6 +104,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	a := &App{cfg: cfg, logger: logger, Store: s, Countdowns: countdown.NewRegistry(), Callbacks: &callback.Registry{},
 		Filters: &filter.Registry{}, Transforms: &transform.Registry{},
 		Metrics: metrics.New()}
+	s.SetPluginFilters(a.Filters, newFilterFailures(a.Metrics, logger.With("component", "publish")).failed)
 	pc := PluginConfig(cfg)
 	pc.Observer = a.Metrics
 	// Compiling a Go guest takes seconds when the compilation cache is

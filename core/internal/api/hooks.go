@@ -26,11 +26,9 @@ import (
 const (
 	maxURLLen       = 200
 	maxNameLen      = 255 // event_type, callback, secret_key
-	maxHeaders      = 50
-	maxHeaderValLen = 8192
-	// maxHeadersBytes bounds additional_headers' names and values together:
-	// many servers refuse a request whose headers pass 8 to 16 KiB.
-	maxHeadersBytes = 16 << 10
+	maxHeaders      = webhook.MaxHeaders
+	maxHeaderValLen = webhook.MaxHeaderValueLen
+	maxHeadersBytes = webhook.MaxHeadersBytes
 	// maxConfigBytes and maxKwargsBytes bound config and
 	// retry_countdown_config.kwargs as compact JSON, and maxJSONDepth their
 	// nesting (the object itself is level 1).
@@ -278,7 +276,7 @@ func decodeHeaders(raw json.RawMessage) (map[string]string, map[string]any, stri
 		v := obj[name]
 		key := webhook.HeaderKey(name)
 		switch {
-		case !validHeaderName(name):
+		case !webhook.ValidHeaderName(name):
 			nested[name] = []string{fmt.Sprintf("%q is not a valid HTTP header name.", name)}
 			continue
 		case webhook.ProtectedHeader(name) && strings.Contains(name, "_"):
@@ -315,23 +313,6 @@ func decodeHeaders(raw json.RawMessage) (map[string]string, map[string]any, stri
 		return nil, nil, msgHeadersBytes
 	}
 	return out, nil, ""
-}
-
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	if name == "" || len(name) > 256 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // decodeConfig reads config, a free-form object whose "auth" key, when

@@ -73,6 +73,10 @@ type Store struct {
 	rollups      rollupState // rollup.go
 	// filters caches the compiled filters of hooks (fanout.go).
 	filters filterCache
+	// pluginFilters and filterFailed run plugin filters and hear of their
+	// failures (SetPluginFilters).
+	pluginFilters PluginFilters
+	filterFailed  func(name string, err error)
 
 	// afterRedeliverRead, when set (tests), runs between Redeliver's read
 	// and its update: where retention can delete the event.
