@@ -20,6 +20,12 @@ type Registry struct {
 	registry.Registry[webhook.Filter]
 }
 
+// Plugins runs plugin filters by name: fan-out and the dry run call it;
+// *Registry implements it.
+type Plugins interface {
+	Match(ctx context.Context, name string, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error)
+}
+
 // MaxPluginName bounds a plugin filter's name, like the other registry
 // keys a hook names (callback, countdown choice).
 const MaxPluginName = 255

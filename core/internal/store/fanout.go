@@ -60,16 +60,11 @@ func (s *Store) filteredHooks(ctx context.Context, db bun.IDB, reqs []webhook.Pu
 	return out, nil
 }
 
-// PluginFilters runs plugin filters ({"plugin": name, "kwargs": ...}) at
-// fan-out; core/app passes the filter registry. FilterFailed hears of each
-// failure (counted and logged there).
-type PluginFilters interface {
-	Match(ctx context.Context, name string, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error)
-}
-
-// SetPluginFilters wires the plugin filters and the failure report; call
-// it before publishing. Without them every plugin filter delivers.
-func (s *Store) SetPluginFilters(pf PluginFilters, failed func(name string, err error)) {
+// SetPluginFilters wires the plugin filters ({"plugin": name, "kwargs":
+// ...}; core/app passes the filter registry) and the report of each
+// failure (counted and logged there); call it before publishing. Without
+// them every plugin filter delivers.
+func (s *Store) SetPluginFilters(pf filter.Plugins, failed func(name string, err error)) {
 	s.pluginFilters, s.filterFailed = pf, failed
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/whisperer/whisperer/core/internal/filter"
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
@@ -75,7 +76,7 @@ type Store struct {
 	filters filterCache
 	// pluginFilters and filterFailed run plugin filters and hear of their
 	// failures (SetPluginFilters).
-	pluginFilters PluginFilters
+	pluginFilters filter.Plugins
 	filterFailed  func(name string, err error)
 
 	// afterRedeliverRead, when set (tests), runs between Redeliver's read

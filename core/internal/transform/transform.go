@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -99,7 +98,7 @@ func checkHeaders(h map[string]string) string {
 		case !webhook.ValidHeaderName(name):
 			return fmt.Sprintf("%q is not a valid HTTP header name", name)
 		case webhook.ProtectedHeader(name):
-			return fmt.Sprintf("it sets %q, which is protected (set by Whisperer)", http.CanonicalHeaderKey(name))
+			return fmt.Sprintf("it sets %q, which is protected (set by Whisperer)", name)
 		case len(v) > webhook.MaxHeaderValueLen:
 			return fmt.Sprintf("the value of %q has more than %d bytes", name, webhook.MaxHeaderValueLen)
 		case strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }):
