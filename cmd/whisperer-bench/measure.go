@@ -22,7 +22,7 @@ type result struct {
 	Hooks   int    `json:"hooks"`
 	// Filtered hooks refuse every event at fan-out (--filtered).
 	Filtered int `json:"filtered,omitempty"`
-	Events  int    `json:"events"`
+	Events   int `json:"events"`
 	// Rate is the requested publish rate (0: unpaced).
 	Rate        float64 `json:"rate"`
 	Concurrency int     `json:"concurrency"`
