@@ -28,6 +28,17 @@ func preview(tr delivery.Transforms) api.PreviewFunc {
 	}
 }
 
+// dryRunHeader is a dry run's request headers as an http.Header.
+func dryRunHeader(req map[string]any) http.Header {
+	hdr := http.Header{}
+	for k, vs := range req["headers"].(map[string]any) {
+		for _, v := range vs.([]any) {
+			hdr.Add(k, v.(string))
+		}
+	}
+	return hdr
+}
+
 // minValidator wants {"min": a number} and cleans it to an integer.
 func minValidator(_ context.Context, kw json.RawMessage) (json.RawMessage, map[string]any, error) {
 	var v struct{ Min *float64 }
@@ -101,6 +112,15 @@ func extensions(t *testing.T) (*filter.Registry, *transform.Registry) {
 	return fr, tr
 }
 
+// bigEnvelope is a hook body with the plugin filter big (kwargs min) and
+// the transform envelope (shape v2).
+func bigEnvelope(target string, min float64) map[string]any {
+	b := hookBody(target)
+	b["filter"] = map[string]any{"plugin": "big", "kwargs": map[string]any{"min": min}}
+	b["transform"] = map[string]any{"name": "envelope", "kwargs": map[string]any{"shape": "v2"}}
+	return b
+}
+
 func extensionEnv(t *testing.T, s *store.Store) *env {
 	fr, tr := extensions(t)
 	return newEnvDeps(t, s, api.Config{}, s, func(d *api.Deps) {
@@ -114,10 +134,7 @@ func extensionEnv(t *testing.T, s *store.Store) *env {
 func TestHookPluginFilterAndTransformFields(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		e := extensionEnv(t, s)
-		b := hookBody("https://recv.example/ok")
-		b["filter"] = map[string]any{"plugin": "big", "kwargs": map[string]any{"min": 99.5}}
-		b["transform"] = map[string]any{"name": "envelope", "kwargs": map[string]any{"shape": "v2"}}
-		h := e.createHook(e.alice, b)
+		h := e.createHook(e.alice, bigEnvelope("https://recv.example/ok", 99.5))
 		if f, _ := json.Marshal(h["filter"]); string(f) != `{"kwargs":{"min":99},"plugin":"big"}` {
 			t.Fatalf("filter stored as %s", f)
 		}
@@ -125,7 +142,7 @@ func TestHookPluginFilterAndTransformFields(t *testing.T) {
 			t.Fatalf("transform stored as %s", tf)
 		}
 		// Absent kwargs are {}; null removes the transform.
-		b = hookBody("https://recv.example/nokw")
+		b := hookBody("https://recv.example/nokw")
 		b["filter"] = map[string]any{"plugin": "broken"}
 		b["transform"] = map[string]any{"name": "cancel"}
 		h = e.createHook(e.alice, b)
@@ -190,10 +207,7 @@ func TestHookPluginFilterAndTransformFields(t *testing.T) {
 func TestHookDryRunPlugins(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		e := extensionEnv(t, s)
-		b := hookBody("https://recv.example/a")
-		b["filter"] = map[string]any{"plugin": "big", "kwargs": map[string]any{"min": 100}}
-		b["transform"] = map[string]any{"name": "envelope", "kwargs": map[string]any{"shape": "v2"}}
-		h := e.createHook(e.alice, b)
+		h := e.createHook(e.alice, bigEnvelope("https://recv.example/a", 100))
 		path := idPath("/whisperer/hooks/", h["id"]) + "test/"
 		before, _, _ := s.ListEvents(context.Background(), scopeAll, webhook.EventFilter{}, pageAll)
 
@@ -204,12 +218,7 @@ func TestHookDryRunPlugins(t *testing.T) {
 			t.Fatalf("passing event: %s", r.raw)
 		}
 		req := res["request"].(map[string]any)
-		hdr := http.Header{}
-		for k, vs := range req["headers"].(map[string]any) {
-			for _, v := range vs.([]any) {
-				hdr.Add(k, v.(string))
-			}
-		}
+		hdr := dryRunHeader(req)
 		body := req["body"].(string)
 		if !strings.HasPrefix(body, `{"wrapped":{`) || hdr.Get("X-Shape") != "v2" {
 			t.Fatalf("not transformed: %s", r.raw)

@@ -94,12 +94,7 @@ func TestHookDryRun(t *testing.T) {
 			t.Fatalf("passing event: %s", r.raw)
 		}
 		req := res["request"].(map[string]any)
-		hdr := http.Header{}
-		for k, vs := range req["headers"].(map[string]any) {
-			for _, v := range vs.([]any) {
-				hdr.Add(k, v.(string))
-			}
-		}
+		hdr := dryRunHeader(req)
 		wh, _ := standardwebhooks.NewWebhookRaw([]byte("s3cret"))
 		if err := wh.Verify([]byte(req["body"].(string)), hdr); err != nil {
 			t.Fatalf("signature does not verify: %v (%s)", err, r.raw)

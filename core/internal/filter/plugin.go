@@ -107,20 +107,11 @@ func (r *Registry) Match(ctx context.Context, name string, kwargs json.RawMessag
 	return f.Match(ctx, kwargs, eventType, payload)
 }
 
-// Validate runs name's kwargs validator; without one, kwargs (an object)
-// are taken as they are. A panic is an error, as a trap is.
+// Validate runs name's kwargs validator (webhook.KwargsValidator.Run).
 func (r *Registry) Validate(ctx context.Context, name string, kwargs json.RawMessage) (clean json.RawMessage, fieldErrs map[string]any, err error) {
 	f, ok := r.Lookup(name)
 	if !ok {
 		return nil, nil, ErrUnknownPlugin
 	}
-	if f.Validate == nil {
-		return kwargs, nil, nil
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			clean, fieldErrs, err = nil, nil, fmt.Errorf("panic: %v", p)
-		}
-	}()
-	return f.Validate(ctx, kwargs)
+	return f.Validate.Run(ctx, kwargs)
 }

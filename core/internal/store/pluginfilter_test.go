@@ -132,6 +132,24 @@ func TestPluginFilterBudget(t *testing.T) {
 	}
 }
 
+// upgraded is storetest.Legacy's database (rows in every state) migrated
+// to version from (a previous release), then to the latest.
+func upgraded(t *testing.T, backend string, from int) *store.Store {
+	t.Helper()
+	s, err := store.Open(ctx, storetest.Legacy(t, backend), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.MigrateTo(ctx, from); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // A database of the previous releases (rows in every state, migrated to
 // 008, the last before the transform column) migrates in place: every
 // hook has no transform and its events are claimed as before; a
@@ -139,18 +157,7 @@ func TestPluginFilterBudget(t *testing.T) {
 func TestTransformMigrationFromPreviousRelease(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
-			url := storetest.Legacy(t, backend)
-			s, err := store.Open(ctx, url, store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if err := s.MigrateTo(ctx, 8); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			s := upgraded(t, backend, 8)
 			all := webhook.Scope{All: true}
 			for _, id := range []int64{1, 2} {
 				if h, err := s.Webhook(ctx, all, id); err != nil || h.Transform != nil {

@@ -27,22 +27,13 @@ type Registry struct {
 // ErrUnknown is Validate's error for a name nobody registers.
 var ErrUnknown = errors.New("no plugin registers this transform")
 
-// Validate runs name's kwargs validator; without one, kwargs (an object)
-// are taken as they are. A panic is an error, as a trap is.
+// Validate runs name's kwargs validator (webhook.KwargsValidator.Run).
 func (r *Registry) Validate(ctx context.Context, name string, kwargs json.RawMessage) (clean json.RawMessage, fieldErrs map[string]any, err error) {
 	t, ok := r.Lookup(name)
 	if !ok {
 		return nil, nil, ErrUnknown
 	}
-	if t.Validate == nil {
-		return kwargs, nil, nil
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			clean, fieldErrs, err = nil, nil, fmt.Errorf("panic: %v", p)
-		}
-	}()
-	return t.Validate(ctx, kwargs)
+	return t.Validate.Run(ctx, kwargs)
 }
 
 // Apply runs cfg's transform on in. Every way it can leave nothing to

@@ -1,6 +1,10 @@
 package webhook
 
-import "fmt"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
 
 // Bounds of what a transform may return (docs/PLUGINS.md, "Transforms").
 // The header bounds are additional_headers' own: the API holds a hook's
@@ -32,4 +36,18 @@ func (e *TransformError) Error() string {
 		return fmt.Sprintf("cancelled by transform %q", e.Name)
 	}
 	return fmt.Sprintf("transform %q failed: %s", e.Name, e.Msg)
+}
+
+// Run calls v on kwargs, a panic being an error like a trap; a nil v
+// (a plugin that declares no validator) takes kwargs as they are.
+func (v KwargsValidator) Run(ctx context.Context, kwargs json.RawMessage) (clean json.RawMessage, fieldErrs map[string]any, err error) {
+	if v == nil {
+		return kwargs, nil, nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			clean, fieldErrs, err = nil, nil, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return v(ctx, kwargs)
 }
