@@ -256,3 +256,33 @@ func TestHookDryRunPlugins(t *testing.T) {
 		}
 	})
 }
+
+// While the plugins load, a hook naming a plugin filter or a transform
+// nobody registers yet is a 503 with Retry-After, not a 400.
+func TestHookExtensionsWhilePluginsLoad(t *testing.T) {
+	s := storetest.New(t, store.SQLite)
+	fr, tr := extensions(t)
+	var asked []string
+	e := newEnvDeps(t, s, api.Config{}, s, func(d *api.Deps) {
+		d.Filters, d.Transforms = fr, tr
+		d.AwaitsExtensions = func(f, tf string) bool {
+			asked = append(asked, f+"|"+tf)
+			return f == "later" || tf == "later"
+		}
+	})
+	for _, field := range []map[string]any{
+		{"filter": map[string]any{"plugin": "later"}},
+		{"transform": map[string]any{"name": "later"}},
+	} {
+		b := hookBody("https://recv.example/later")
+		for k, v := range field {
+			b[k] = v
+		}
+		if r := e.do("POST", "/whisperer/hooks/", e.alice, b); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+			t.Fatalf("%v: %d %s", field, r.status, r.raw)
+		}
+	}
+	if strings.Join(asked, ",") != "later|,|later" {
+		t.Fatalf("asked about %q", asked)
+	}
+}
