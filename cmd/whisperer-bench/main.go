@@ -49,6 +49,11 @@ type options struct {
 	failFirst          bool
 	retrySeconds       int
 	callback           string
+	filtered           int
+	filterPlugin       string
+	filterKwargs       string
+	transform          string
+	transformKwargs    string
 	down               time.Duration
 	keep               bool
 	warmup             int
@@ -108,6 +113,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&o.failFor, "fail-for", 0, "the receiver answers 500 for this long from the first publish, then 204")
 	fs.BoolVar(&o.failFirst, "fail-first", false, "the receiver answers 500 to each event's first request (retry lateness: each retry is reported against its countdown)")
 	fs.IntVar(&o.retrySeconds, "retry-seconds", 1, "the hooks' fixed retry countdown, in seconds")
+	fs.IntVar(&o.filtered, "filtered", 0, "of the --hooks hooks, this many have a filter that refuses every event (fan-out writes no row for them); "+
+		"declarative ({\"event_type\": \"none\"}) unless --filter-plugin")
+	fs.StringVar(&o.filterPlugin, "filter-plugin", "", "the --filtered hooks' filter is this plugin filter, {\"plugin\": NAME, \"kwargs\": --filter-kwargs}; it must refuse the bench's events")
+	fs.StringVar(&o.filterKwargs, "filter-kwargs", "{}", "kwargs of --filter-plugin (JSON object)")
+	fs.StringVar(&o.transform, "transform", "", "every hook's transform, {\"name\": NAME, \"kwargs\": --transform-kwargs} (point WHISPERER_PLUGINS_DIR at its plugin with --env)")
+	fs.StringVar(&o.transformKwargs, "transform-kwargs", "{}", "kwargs of --transform (JSON object)")
 	fs.StringVar(&o.callback, "callback", "", "the hooks' post-delivery callback, e.g. foo.bar.app.callback (point WHISPERER_PLUGINS_DIR at its plugin with --env)")
 	fs.DurationVar(&o.down, "down", time.Second, "how long a killed node stays down before its restart")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory and database")
@@ -123,6 +134,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return nil
 		}
 		return err
+	}
+	if o.filtered < 0 || o.filtered >= o.hooks {
+		return errors.New("--filtered must be at least 0 and less than --hooks")
+	}
+	for _, kw := range []string{o.filterKwargs, o.transformKwargs} {
+		if !json.Valid([]byte(kw)) || !strings.HasPrefix(strings.TrimSpace(kw), "{") {
+			return fmt.Errorf("--filter-kwargs and --transform-kwargs must be JSON objects, got %s", kw)
+		}
 	}
 	if o.events <= 0 || o.hooks <= 0 || o.concurrency <= 0 || o.nodes <= 0 {
 		return errors.New("--events, --hooks, -c and --nodes must be positive")

@@ -20,7 +20,9 @@ type result struct {
 	Backend string `json:"backend"`
 	Nodes   int    `json:"nodes"`
 	Hooks   int    `json:"hooks"`
-	Events  int    `json:"events"`
+	// Filtered hooks refuse every event at fan-out (--filtered).
+	Filtered int `json:"filtered,omitempty"`
+	Events   int `json:"events"`
 	// Rate is the requested publish rate (0: unpaced).
 	Rate        float64 `json:"rate"`
 	Concurrency int     `json:"concurrency"`
@@ -29,12 +31,17 @@ type result struct {
 	Purge *purgeResult `json:"purge,omitempty"`
 
 	PublishPerSec float64 `json:"publish_per_sec"`
-	// Expected deliveries: rows of the run in the database.
+	// Expected deliveries: rows of the run in the database (the rows
+	// fan-out wrote).
 	Expected  int `json:"expected"`
 	Delivered int `json:"delivered_rows"` // rows recorded delivered
 	Received  int `json:"received"`       // distinct uuids answered 2xx
 	// DeliveriesPerSec is Received / (first publish → last first receipt).
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	// EffectivePerSec counts the deliveries a filter settled at fan-out
+	// as made: DeliveriesPerSec × hooks ÷ (hooks − filtered), the
+	// event × hook pairs handled per second.
+	EffectivePerSec float64 `json:"effective_deliveries_per_sec,omitempty"`
 	// RecordedSec is first publish → every row reads delivered (polled).
 	RecordedSec float64 `json:"recorded_sec"`
 	P50MS       float64 `json:"p50_ms"`
@@ -84,7 +91,7 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 		return nil, err
 	}
 	res := &result{Name: o.name, Target: o.target, Backend: o.backend, Nodes: len(b.nodes), Hooks: o.hooks,
-		Events: o.events, Rate: o.rate, Concurrency: o.concurrency, Preload: o.preload}
+		Filtered: o.filtered, Events: o.events, Rate: o.rate, Concurrency: o.concurrency, Preload: o.preload}
 	if o.serverURL != "" {
 		res.Backend = b.dialect
 	}
@@ -168,6 +175,9 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 	b.rssTrend(res, time.Since(t0))
 	if cerr := b.check(ctx, res, t0); cerr != nil && err == nil {
 		err = cerr
+	}
+	if o.filtered > 0 {
+		res.EffectivePerSec = res.DeliveriesPerSec * float64(o.hooks) / float64(o.hooks-o.filtered)
 	}
 	if res.Received > 0 {
 		res.CPUPerDeliveryMS = (res.ServerCPUSec + res.DBCPUSec) * 1000 / float64(res.Received)
@@ -403,7 +413,7 @@ func (b *bench) note(format string, args ...any) {
 // preload inserts o.preload rows for another hook: half delivered, half
 // due in a day, so that the claim has to skip them.
 func (b *bench) preload(ctx context.Context) error {
-	hook, err := b.createHook(ctx, b.subToken, "package-created", b.rcv.url+"?preload")
+	hook, err := b.createHook(ctx, b.subToken, "package-created", b.rcv.url+"?preload", false)
 	if err != nil {
 		return err
 	}
@@ -453,7 +463,7 @@ func (r *result) table(w io.Writer) {
 	if r.Name != "" {
 		row("scenario", "%s", r.Name)
 	}
-	row("backend", "%s, %d node(s), %d hook(s)", r.Backend, r.Nodes, r.Hooks)
+	row("backend", "%s, %d node(s), %d hook(s), %d filtering every event out", r.Backend, r.Nodes, r.Hooks, r.Filtered)
 	row("load average", "%s at the start, %s at the end", r.LoadAvg, r.LoadAvgEnd)
 	row("events", "%d (rate %s, %d publishers, preload %d)", r.Events, rateText(r.Rate), r.Concurrency, r.Preload)
 	if r.Backend == "raw" {
@@ -461,6 +471,9 @@ func (r *result) table(w io.Writer) {
 	} else {
 		row("publish req/s", "%.0f", r.PublishPerSec)
 		row("deliveries/s", "%.0f (%d received of %d rows; all recorded delivered after %.2fs)", r.DeliveriesPerSec, r.Received, r.Expected, r.RecordedSec)
+		if r.Filtered > 0 {
+			row("effective deliveries/s", "%.0f (event × hook pairs settled per second, filtered ones included)", r.EffectivePerSec)
+		}
 	}
 	row("latency ms", "p50 %.2f  p90 %.2f  p99 %.2f  max %.2f", r.P50MS, r.P90MS, r.P99MS, r.MaxMS)
 	row("duplicates / lost", "%d / %d (unknown uuids %d; %d attempts; %d publish retries)", r.Duplicates, r.Lost, r.Unknown, r.Attempts, r.PublishRetries)

@@ -216,7 +216,7 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	for i := range b.o.hooks {
-		id, err := b.createHook(ctx, subToken, b.eventType, fmt.Sprintf("%s?h=%d", b.rcv.url, i))
+		id, err := b.createHook(ctx, subToken, b.eventType, fmt.Sprintf("%s?h=%d", b.rcv.url, i), i < b.o.filtered)
 		if err != nil {
 			return err
 		}
@@ -226,10 +226,21 @@ func (b *bench) setup(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) createHook(ctx context.Context, token, typ, target string) (int64, error) {
+// createHook registers a hook; filtered ones refuse every event
+// (--filtered, --filter-plugin).
+func (b *bench) createHook(ctx context.Context, token, typ, target string, filtered bool) (int64, error) {
 	hook := map[string]any{
 		"event_type": typ, "target_url": target, "secret_key": "bench-secret",
 		"retry_countdown_config": map[string]any{"choice": "fixed", "kwargs": map[string]any{"seconds": b.o.retrySeconds}},
+	}
+	switch {
+	case filtered && b.o.filterPlugin != "":
+		hook["filter"] = map[string]any{"plugin": b.o.filterPlugin, "kwargs": json.RawMessage(b.o.filterKwargs)}
+	case filtered:
+		hook["filter"] = map[string]any{"event_type": "none"}
+	}
+	if b.o.transform != "" {
+		hook["transform"] = map[string]any{"name": b.o.transform, "kwargs": json.RawMessage(b.o.transformKwargs)}
 	}
 	if b.o.callback != "" {
 		hook["callback"] = b.o.callback
@@ -371,7 +382,7 @@ func (b *bench) warm(ctx context.Context) error {
 	if err := b.publish(ctx, -b.o.warmup, 0, 0); err != nil {
 		return err
 	}
-	want := int64(b.o.warmup * b.o.hooks)
+	want := int64(b.o.warmup * (b.o.hooks - b.o.filtered))
 	for b.rcv.ok.Load() < want {
 		select {
 		case <-b.rcv.got:

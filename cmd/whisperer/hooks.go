@@ -185,6 +185,13 @@ func hooksTest(ctx context.Context, e env, fs *pflag.FlagSet, args []string) err
 		}
 		fmt.Fprintf(e.stdout, "delivered: %s\n",
 			strings.TrimSuffix(yesNo(out.Deliver)+": "+out.Reason, ": "))
+		if out.Transform != "" {
+			fmt.Fprintf(e.stdout, "transform: %s\n", strings.TrimSuffix(out.Transform+": "+out.TransformError, ": "))
+		}
+		if out.TransformError != "" {
+			fmt.Fprintln(e.stdout, "\nnothing would be sent")
+			return nil
+		}
 		fmt.Fprintf(e.stdout, "\n%s %s\n", out.Method, out.URL)
 		names := make([]string, 0, len(out.Headers))
 		for k := range out.Headers {

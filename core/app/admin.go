@@ -29,6 +29,7 @@ import (
 	"github.com/whisperer/whisperer/core/internal/retention"
 	"github.com/whisperer/whisperer/core/internal/secret"
 	"github.com/whisperer/whisperer/core/internal/store"
+	"github.com/whisperer/whisperer/core/internal/transform"
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
@@ -762,15 +763,23 @@ func (a *Admin) Tokens(ctx context.Context, user string) ([]TokenInfo, error) {
 // an event, without sending anything or writing a row (whisperer hooks
 // test; the API's POST hooks/{id}/test/ answers the same).
 type HookTest struct {
-	Hook       int64               `json:"hook"`
-	EventType  string              `json:"event_type"`
-	Deliver    bool                `json:"deliver"`
-	Reason     string              `json:"reason"`
-	FilteredBy string              `json:"filtered_by,omitempty"`
-	Method     string              `json:"method"`
-	URL        string              `json:"url"`
-	Headers    map[string][]string `json:"headers"`
-	Body       string              `json:"body"`
+	Hook       int64  `json:"hook"`
+	EventType  string `json:"event_type"`
+	Deliver    bool   `json:"deliver"`
+	Reason     string `json:"reason"`
+	FilteredBy string `json:"filtered_by,omitempty"`
+	// FilterError is why the hook's plugin filter failed (fan-out then
+	// delivers).
+	FilterError string `json:"filter_error,omitempty"`
+	// Transform names the hook's transform; TransformError is why it
+	// leaves nothing to send (it failed or cancelled): Headers and Body
+	// are then empty.
+	Transform      string              `json:"transform,omitempty"`
+	TransformError string              `json:"transform_error,omitempty"`
+	Method         string              `json:"method"`
+	URL            string              `json:"url"`
+	Headers        map[string][]string `json:"headers"`
+	Body           string              `json:"body"`
 }
 
 // TestHook is the dry run of payload (JSON) as eventType ("" for the
@@ -788,11 +797,44 @@ func (a *Admin) TestHook(ctx context.Context, id int64, eventType string, payloa
 	if eventType == "" {
 		eventType = h.EventType
 	}
-	v := filter.Check(&h, eventType, compact.Bytes())
+	filters, transforms := &filter.Registry{}, &transform.Registry{}
+	if pluginFilter(&h) || h.Transform != nil {
+		// The plugins are loaded as serve loads them, here and for this
+		// run only: a dry run must run the same filter and transform.
+		host, err := plugin.New(PluginConfig(a.cfg), registrySink{countdown.NewRegistry(), &callback.Registry{}, filters, transforms},
+			quietLogger(a.cfg, "error", a.logw))
+		if err != nil {
+			return HookTest{}, err
+		}
+		if err := host.Start(ctx); err != nil {
+			return HookTest{}, errors.Join(err, host.Stop(context.WithoutCancel(ctx)))
+		}
+		defer func() { _ = host.Stop(context.WithoutCancel(ctx)) }()
+	}
+	v := filter.Check(ctx, &h, eventType, compact.Bytes(), filters)
 	var uuid [16]byte
 	_, _ = rand.Read(uuid[:])
 	ev := webhook.Event{UUID: hex.EncodeToString(uuid[:]), EventType: eventType, Payload: compact.Bytes(), WebhookID: h.ID}
-	body, header := delivery.Preview(&h, &ev, time.Now())
-	return HookTest{Hook: h.ID, EventType: eventType, Deliver: v.Deliver, Reason: v.Reason, FilteredBy: v.FilteredBy,
-		Method: "POST", URL: webhook.RedactURL(h.TargetURL), Headers: header, Body: string(body)}, nil
+	out := HookTest{Hook: h.ID, EventType: eventType, Deliver: v.Deliver, Reason: v.Reason, FilteredBy: v.FilteredBy,
+		FilterError: v.PluginError, Method: "POST", URL: webhook.RedactURL(h.TargetURL)}
+	if h.Transform != nil {
+		out.Transform = h.Transform.Name
+	}
+	body, header, err := delivery.Preview(ctx, transforms, &h, &ev, time.Now())
+	if err != nil {
+		out.TransformError = err.Error()
+		return out, nil
+	}
+	out.Headers, out.Body = header, string(body)
+	return out, nil
+}
+
+// pluginFilter reports whether h's filter names a plugin filter.
+func pluginFilter(h *webhook.Webhook) bool {
+	f, err := filter.Parse(h.Filter)
+	if len(h.Filter) == 0 || err != nil {
+		return false
+	}
+	name, _ := f.Plugin()
+	return name != ""
 }

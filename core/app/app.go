@@ -23,6 +23,7 @@ import (
 	"github.com/whisperer/whisperer/core/internal/metrics"
 	"github.com/whisperer/whisperer/core/internal/plugin"
 	"github.com/whisperer/whisperer/core/internal/publish"
+	"github.com/whisperer/whisperer/core/internal/registry"
 	"github.com/whisperer/whisperer/core/internal/service"
 	"github.com/whisperer/whisperer/core/internal/store"
 	"github.com/whisperer/whisperer/core/internal/transform"
@@ -104,6 +105,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	a := &App{cfg: cfg, logger: logger, Store: s, Countdowns: countdown.NewRegistry(), Callbacks: &callback.Registry{},
 		Filters: &filter.Registry{}, Transforms: &transform.Registry{},
 		Metrics: metrics.New()}
+	s.SetPluginFilters(a.Filters, newFilterFailures(a.Metrics, logger.With("component", "publish")).failed)
 	pc := PluginConfig(cfg)
 	pc.Observer = a.Metrics
 	// Compiling a Go guest takes seconds when the compilation cache is
@@ -127,7 +129,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 	dc := DeliveryConfig(cfg)
 	dc.Observer = a.Metrics
-	dc.Plugins = pluginWait{a.Plugins, a.Countdowns, a.Callbacks}
+	dc.Plugins = a.pluginWait()
+	dc.Transforms = a.Transforms
 	a.Publisher = publish.New(s, publishBatchLimit)
 	a.Publisher.Log = logger.With("component", "publish")
 	a.Dispatcher, err = delivery.New(dc, s, a.Countdowns, a.Callbacks, logger.With("component", "delivery"))
@@ -174,17 +177,31 @@ type pluginWait struct {
 	host       *plugin.Host
 	countdowns *countdown.Registry
 	callbacks  *callback.Registry
+	filters    *filter.Registry
+	transforms *transform.Registry
+}
+
+func (a *App) pluginWait() pluginWait {
+	return pluginWait{a.Plugins, a.Countdowns, a.Callbacks, a.Filters, a.Transforms}
 }
 
 func (p pluginWait) Awaits(countdown, callback string) bool {
-	if !p.host.Loading() {
-		return false
-	}
-	if _, ok := p.countdowns.Lookup(countdown); countdown != "" && !ok {
-		return true
-	}
-	_, ok := p.callbacks.Lookup(callback)
-	return callback != "" && !ok
+	return p.host.Loading() && (unknown(&p.countdowns.Registry, countdown) || unknown(&p.callbacks.Registry, callback))
+}
+
+// AwaitsExtensions is Awaits for a plugin filter's and a transform's
+// names (the API's).
+func (p pluginWait) AwaitsExtensions(filter, transform string) bool {
+	return p.host.Loading() && (unknown(&p.filters.Registry, filter) || unknown(&p.transforms.Registry, transform))
+}
+
+// AwaitsTransform is Awaits for a transform's name (the dispatcher's).
+func (p pluginWait) AwaitsTransform(name string) bool { return p.AwaitsExtensions("", name) }
+
+// unknown reports whether key is a name r does not register ("" is none).
+func unknown[T any](r *registry.Registry[T], key string) bool {
+	_, ok := r.Lookup(key)
+	return key != "" && !ok
 }
 
 // publishBatchLimit caps the publishes written in one transaction: large

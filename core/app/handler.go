@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/whisperer/whisperer/core/internal/api"
 	"github.com/whisperer/whisperer/core/internal/delivery"
@@ -29,9 +30,14 @@ func (a *App) newHandler() (http.Handler, error) {
 		DeliverNow: a.Dispatcher.DeliverNow,
 		Plugins:    func() any { return a.Plugins.Plugins() },
 		// The guard's own ranges: what the dispatcher will refuse.
-		TargetPolicy:  delivery.TargetPolicy(DeliveryConfig(a.cfg)),
-		AwaitsPlugins: pluginWait{a.Plugins, a.Countdowns, a.Callbacks}.Awaits,
-		Preview:       delivery.Preview,
+		TargetPolicy:     delivery.TargetPolicy(DeliveryConfig(a.cfg)),
+		AwaitsPlugins:    a.pluginWait().Awaits,
+		AwaitsExtensions: a.pluginWait().AwaitsExtensions,
+		Filters:          a.Filters,
+		Transforms:       a.Transforms,
+		Preview: func(ctx context.Context, h *webhook.Webhook, ev *webhook.Event, now time.Time) ([]byte, http.Header, error) {
+			return delivery.Preview(ctx, a.Transforms, h, ev, now)
+		},
 	}, a.logger.With("component", "api"))
 	if err != nil {
 		return nil, err

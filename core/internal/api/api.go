@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/whisperer/whisperer/core/internal/filter"
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
@@ -135,6 +137,22 @@ type Callbacks interface {
 	Keys() []string
 }
 
+// Kwargs validates the kwargs of a plugin filter or a transform by name
+// and names the registered ones; *filter.Registry and
+// *transform.Registry implement it. Validate's fieldErrs are the DRF
+// document for kwargs; its error means the validator failed.
+type Kwargs interface {
+	Keys() []string
+	Validate(ctx context.Context, name string, kwargs json.RawMessage) (clean json.RawMessage, fieldErrs map[string]any, err error)
+}
+
+// Filters is Kwargs for plugin filters, which a dry run also calls;
+// *filter.Registry implements it.
+type Filters interface {
+	Kwargs
+	filter.Plugins
+}
+
 // Deps are the API's collaborators. Store and Countdowns are required.
 type Deps struct {
 	Store      Store
@@ -162,6 +180,13 @@ type Deps struct {
 	// loading at start: a hook naming it is answered 503 with Retry-After
 	// rather than refused. Nil never waits.
 	AwaitsPlugins func(countdown, callback string) bool
+	// AwaitsExtensions is AwaitsPlugins for a plugin filter's and a
+	// transform's names (either may be empty). Nil never waits.
+	AwaitsExtensions func(filter, transform string) bool
+	// Filters and Transforms are the plugin filters and transforms a
+	// hook may name. Nil means none.
+	Filters    Filters
+	Transforms Kwargs
 	// Preview builds a delivery's request for POST hooks/{id}/test/ (the
 	// sender's). Nil answers without the request.
 	Preview PreviewFunc

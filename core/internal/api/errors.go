@@ -46,7 +46,7 @@ func (e *httpError) Error() string  { return e.msg }
 // errPluginsLoading answers a hook naming a countdown or callback that a
 // plugin still loading at start may declare: 503 with Retry-After.
 var errPluginsLoading = &httpError{status: http.StatusServiceUnavailable,
-	msg: "The plugins are still loading; this countdown or callback may be one of theirs. Try again shortly."}
+	msg: "The plugins are still loading; this countdown, callback, filter or transform may be one of theirs. Try again shortly."}
 
 // pluginsRetryAfter is the Retry-After of errPluginsLoading, in seconds.
 const pluginsRetryAfter = "2"

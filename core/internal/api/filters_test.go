@@ -9,7 +9,6 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/whisperer/whisperer/core/internal/api"
-	"github.com/whisperer/whisperer/core/internal/delivery"
 	"github.com/whisperer/whisperer/core/internal/store"
 	"github.com/whisperer/whisperer/core/internal/store/storetest"
 	"github.com/whisperer/whisperer/core/internal/webhook"
@@ -81,7 +80,7 @@ func TestHookFilterField(t *testing.T) {
 // signs, and whether the filter lets it through, without writing a row.
 func TestHookDryRun(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		e := newEnvDeps(t, s, api.Config{}, s, func(d *api.Deps) { d.Preview = delivery.Preview })
+		e := newEnvDeps(t, s, api.Config{}, s, func(d *api.Deps) { d.Preview = preview(nil) })
 		body := hookBody("https://recv.example/a")
 		body["filter"] = map[string]any{"payload.status": "paid", "payload.amount": map[string]any{"$gte": 100}}
 		body["additional_headers"] = map[string]string{"X-Api-Key": "k-123"}
@@ -95,12 +94,7 @@ func TestHookDryRun(t *testing.T) {
 			t.Fatalf("passing event: %s", r.raw)
 		}
 		req := res["request"].(map[string]any)
-		hdr := http.Header{}
-		for k, vs := range req["headers"].(map[string]any) {
-			for _, v := range vs.([]any) {
-				hdr.Add(k, v.(string))
-			}
-		}
+		hdr := dryRunHeader(req)
 		wh, _ := standardwebhooks.NewWebhookRaw([]byte("s3cret"))
 		if err := wh.Verify([]byte(req["body"].(string)), hdr); err != nil {
 			t.Fatalf("signature does not verify: %v (%s)", err, r.raw)

@@ -26,11 +26,9 @@ import (
 const (
 	maxURLLen       = 200
 	maxNameLen      = 255 // event_type, callback, secret_key
-	maxHeaders      = 50
-	maxHeaderValLen = 8192
-	// maxHeadersBytes bounds additional_headers' names and values together:
-	// many servers refuse a request whose headers pass 8 to 16 KiB.
-	maxHeadersBytes = 16 << 10
+	maxHeaders      = webhook.MaxHeaders
+	maxHeaderValLen = webhook.MaxHeaderValueLen
+	maxHeadersBytes = webhook.MaxHeadersBytes
 	// maxConfigBytes and maxKwargsBytes bound config and
 	// retry_countdown_config.kwargs as compact JSON, and maxJSONDepth their
 	// nesting (the object itself is level 1).
@@ -89,7 +87,11 @@ type hookInput struct {
 	// rotate keeps the replaced secret_key signing for a while (rotate.go).
 	rotate bool
 	// filter is the compact filter document; nil for null (none).
-	filter json.RawMessage
+	// pluginFilter is its parse when it names a plugin filter.
+	filter       json.RawMessage
+	pluginFilter *filter.Filter
+	// transform is the hook's transform; nil for null (none).
+	transform *webhook.TransformConfig
 }
 
 // readOnlyFields are ignored when sent: clients round-trip GET → PUT.
@@ -108,7 +110,7 @@ func decodeHook(obj map[string]json.RawMessage, m mode) (hookInput, *webhook.Val
 		}
 		switch k {
 		case "target_url", "event_type", "secret_key", "is_active", "callback",
-			"retry_countdown_config", "additional_headers", "config", "rotate", "filter":
+			"retry_countdown_config", "additional_headers", "config", "rotate", "filter", "transform":
 			in.has[k] = true
 		default:
 			errs.Add(k, msgUnknownField)
@@ -180,8 +182,18 @@ func decodeHook(obj map[string]json.RawMessage, m mode) (hookInput, *webhook.Val
 		}
 	}
 	if in.has["filter"] {
-		if in.filter, msg = decodeFilter(obj["filter"]); msg != "" {
+		if in.filter, in.pluginFilter, msg = decodeFilter(obj["filter"]); msg != "" {
 			errs.Add("filter", msg)
+		}
+	}
+	if in.has["transform"] {
+		var nested map[string]any
+		in.transform, nested, msg = decodeTransform(obj["transform"])
+		switch {
+		case msg != "":
+			errs.Add("transform", msg)
+		case nested != nil:
+			errs.Set("transform", nested)
 		}
 	}
 	if in.has["config"] {
@@ -278,7 +290,7 @@ func decodeHeaders(raw json.RawMessage) (map[string]string, map[string]any, stri
 		v := obj[name]
 		key := webhook.HeaderKey(name)
 		switch {
-		case !validHeaderName(name):
+		case !webhook.ValidHeaderName(name):
 			nested[name] = []string{fmt.Sprintf("%q is not a valid HTTP header name.", name)}
 			continue
 		case webhook.ProtectedHeader(name) && strings.Contains(name, "_"):
@@ -315,23 +327,6 @@ func decodeHeaders(raw json.RawMessage) (map[string]string, map[string]any, stri
 		return nil, nil, msgHeadersBytes
 	}
 	return out, nil, ""
-}
-
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	if name == "" || len(name) > 256 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // decodeConfig reads config, a free-form object whose "auth" key, when
@@ -488,6 +483,40 @@ func (s *Server) check(ctx context.Context, in *hookInput, errs *webhook.Validat
 			return errPluginsLoading // may be a plugin's not compiled yet
 		}
 	}
+	if s.deps.AwaitsExtensions != nil {
+		var f, t string
+		if in.pluginFilter != nil && errs.Fields["filter"] == nil {
+			f, _ = in.pluginFilter.Plugin()
+		}
+		if in.transform != nil && errs.Fields["transform"] == nil {
+			t = in.transform.Name
+		}
+		if s.deps.AwaitsExtensions(f, t) {
+			return errPluginsLoading
+		}
+	}
+	if in.pluginFilter != nil && errs.Fields["filter"] == nil {
+		name, kwargs := in.pluginFilter.Plugin()
+		var reg Kwargs
+		if s.deps.Filters != nil {
+			reg = s.deps.Filters
+		}
+		clean, nested := s.checkKwargs(ctx, reg, "filter", "plugin", name, kwargs)
+		if nested != nil {
+			errs.Set("filter", nested)
+		} else {
+			in.pluginFilter = in.pluginFilter.WithKwargs(clean)
+			in.filter = in.pluginFilter.JSON()
+		}
+	}
+	if in.transform != nil && errs.Fields["transform"] == nil {
+		clean, nested := s.checkKwargs(ctx, s.deps.Transforms, "transform", "name", in.transform.Name, in.transform.Kwargs)
+		if nested != nil {
+			errs.Set("transform", nested)
+		} else {
+			in.transform.Kwargs = clean
+		}
+	}
 	if in.has["event_type"] && errs.Fields["event_type"] == nil {
 		ok, err := s.deps.Store.EventTypeExists(ctx, in.eventType)
 		if err != nil {
@@ -551,19 +580,102 @@ func (in *hookInput) apply(w *webhook.Webhook) {
 	if in.has["filter"] {
 		w.Filter = in.filter
 	}
+	if in.has["transform"] {
+		w.Transform = in.transform
+	}
+}
+
+// checkKwargs judges a plugin filter's or a transform's name (the key
+// field of kind) and kwargs against reg (nil: none is registered): the
+// cleaned kwargs, or the nested errors for the field.
+func (s *Server) checkKwargs(ctx context.Context, reg Kwargs, kind, field, name string, kwargs json.RawMessage) (json.RawMessage, map[string]any) {
+	if reg == nil || !slices.Contains(reg.Keys(), name) {
+		return nil, map[string]any{field: []string{choiceMsg(name)}}
+	}
+	clean, fieldErrs, err := reg.Validate(ctx, name, kwargs)
+	switch {
+	case err != nil:
+		// A validator that traps must not turn the request into a 500:
+		// the kwargs are what it could not take.
+		s.log.WarnContext(ctx, kind+" validator failed", kind, name, "error", err, "request_id", requestID(ctx))
+		return nil, map[string]any{"kwargs": []string{fmt.Sprintf("The validator of %s %q failed on these kwargs.", kind, name)}}
+	case len(fieldErrs) > 0:
+		return nil, map[string]any{"kwargs": fieldErrs}
+	}
+	if msg := checkJSONBounds(clean, maxKwargsBytes); msg != "" || !isObject(clean) {
+		s.log.WarnContext(ctx, kind+" validator returned unusable kwargs", kind, name, "request_id", requestID(ctx))
+		return nil, map[string]any{"kwargs": []string{fmt.Sprintf("The validator of %s %q returned kwargs that cannot be stored.", kind, name)}}
+	}
+	return clean, nil
+}
+
+// isObject reports whether raw is a JSON object.
+func isObject(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '{' && json.Valid(raw)
+}
+
+// decodeTransform reads a hook's transform: null (none) or exactly
+// {"name": a transform's name, "kwargs": an object}; absent or null kwargs
+// are {}, what the transform's validator then receives.
+func decodeTransform(raw json.RawMessage) (*webhook.TransformConfig, map[string]any, string) {
+	if isNull(raw) {
+		return nil, nil, ""
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return nil, map[string]any{"non_field_errors": []string{
+			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", pyType(raw))}}, ""
+	}
+	nested := map[string]any{}
+	for k := range obj {
+		if k != "name" && k != "kwargs" {
+			nested[k] = []string{msgUnknownField}
+		}
+	}
+	cfg := &webhook.TransformConfig{Kwargs: obj["kwargs"]}
+	if n, ok := obj["name"]; !ok {
+		nested["name"] = []string{msgRequired}
+	} else if name, msg := decodeString(n, false, false, maxNameLen); msg != "" {
+		nested["name"] = []string{msg}
+	} else {
+		cfg.Name = name
+	}
+	switch {
+	case len(cfg.Kwargs) == 0 || isNull(cfg.Kwargs):
+		cfg.Kwargs = json.RawMessage(`{}`)
+	case !isObject(cfg.Kwargs):
+		nested["kwargs"] = []string{fmt.Sprintf("Expected a dictionary of items but got type %q.", pyType(cfg.Kwargs))}
+	default:
+		if msg := checkJSONBounds(cfg.Kwargs, maxKwargsBytes); msg != "" {
+			nested["kwargs"] = []string{msg}
+		} else {
+			var b bytes.Buffer
+			_ = json.Compact(&b, cfg.Kwargs)
+			cfg.Kwargs = b.Bytes()
+		}
+	}
+	if len(nested) > 0 {
+		return nil, nested, ""
+	}
+	return cfg, nil, ""
 }
 
 // decodeFilter checks a hook's filter: null (none) or a filter document
-// (core/internal/filter), stored compact.
-func decodeFilter(raw json.RawMessage) (json.RawMessage, string) {
+// (core/internal/filter), stored compact; plugin is its parse when it
+// names a plugin filter, whose name and kwargs check judges.
+func decodeFilter(raw json.RawMessage) (_ json.RawMessage, plugin *filter.Filter, msg string) {
 	if string(bytes.TrimSpace(raw)) == "null" {
-		return nil, ""
+		return nil, nil, ""
 	}
 	f, err := filter.Parse(raw)
 	if err != nil {
-		return nil, err.Error()
+		return nil, nil, err.Error()
 	}
-	return f.JSON(), ""
+	if name, _ := f.Plugin(); name != "" {
+		plugin = f
+	}
+	return f.JSON(), plugin, ""
 }
 
 func (s *Server) createHook(w http.ResponseWriter, r *http.Request) error {
@@ -787,6 +899,9 @@ type hookJSON struct {
 	// Filter is Whisperer's declarative event filter (docs/API.md,
 	// "Filters"); null delivers every event of the type.
 	Filter json.RawMessage `json:"filter"`
+	// Transform is the plugin transform run on each attempt's request
+	// before it is signed (docs/PLUGINS.md, "Transforms"); null for none.
+	Transform *webhook.TransformConfig `json:"transform"`
 }
 
 // renderHook writes h for viewer (a user id). config.auth.password is
@@ -836,7 +951,7 @@ func renderHook(h webhook.Webhook, viewer int64) hookJSON {
 		AdditionalHeaders: headers, Config: cfg,
 		CreatedDate: formatTime(h.CreatedAt), ModifiedDate: formatTime(h.ModifiedAt),
 		DisabledReason: h.DisabledReason, DisabledAt: disabledAt,
-		Filter: orNull(h.Filter),
+		Filter: orNull(h.Filter), Transform: h.Transform,
 	}
 }
 

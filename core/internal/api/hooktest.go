@@ -2,9 +2,11 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -14,9 +16,11 @@ import (
 )
 
 // PreviewFunc builds the request a delivery of ev to hook would send at
-// now: its exact body and headers, signatures included. core/app passes
-// the sender's own (api does not import delivery).
-type PreviewFunc func(hook *webhook.Webhook, ev *webhook.Event, now time.Time) (body []byte, header http.Header)
+// now: its exact body and headers after the hook's transform, signatures
+// included. err (a *webhook.TransformError) is why the transform left
+// nothing to send. core/app passes the sender's own (api does not import
+// delivery).
+type PreviewFunc func(ctx context.Context, hook *webhook.Webhook, ev *webhook.Event, now time.Time) (body []byte, header http.Header, err error)
 
 // testResult is the answer of POST hooks/{id}/test/.
 type testResult struct {
@@ -28,8 +32,23 @@ type testResult struct {
 	// another event type, or an inactive hook. Empty when Deliver.
 	Reason string `json:"reason"`
 	// FilteredBy is the failing filter condition, null otherwise.
-	FilteredBy *string      `json:"filtered_by"`
-	Request    *testRequest `json:"request"`
+	FilteredBy *string `json:"filtered_by"`
+	// FilterError is why the hook's plugin filter failed (fan-out then
+	// delivers); null otherwise.
+	FilterError *string `json:"filter_error"`
+	// Transform says what the hook's transform did; null without one.
+	Transform *testTransform `json:"transform"`
+	// Request is what the receiver would get; null when the transform
+	// failed or cancelled the attempt (nothing would be sent).
+	Request *testRequest `json:"request"`
+}
+
+type testTransform struct {
+	Name string `json:"name"`
+	// Cancelled: the transform cancels the attempt (the event would be
+	// given up). Error: it fails (the attempt would fail and be retried).
+	Cancelled bool    `json:"cancelled"`
+	Error     *string `json:"error"`
 }
 
 type testRequest struct {
@@ -77,14 +96,33 @@ func (s *Server) testHook(w http.ResponseWriter, r *http.Request) error {
 	if eventType == "" {
 		eventType = h.EventType
 	}
-	v := filter.Check(&h, eventType, payload.Bytes())
+	var plugins filter.Plugins
+	if s.deps.Filters != nil {
+		plugins = s.deps.Filters
+	}
+	v := filter.Check(r.Context(), &h, eventType, payload.Bytes(), plugins)
 	out := testResult{Hook: h.ID, EventType: eventType, Deliver: v.Deliver, Reason: v.Reason}
 	if v.FilteredBy != "" {
 		out.FilteredBy = &v.FilteredBy
 	}
+	if v.PluginError != "" {
+		out.FilterError = &v.PluginError
+	}
+	if h.Transform != nil {
+		out.Transform = &testTransform{Name: h.Transform.Name}
+	}
 	if s.deps.Preview != nil {
 		ev := webhook.Event{UUID: testUUID(), EventType: eventType, Payload: payload.Bytes(), WebhookID: h.ID}
-		body, header := s.deps.Preview(&h, &ev, time.Now())
+		body, header, err := s.deps.Preview(r.Context(), &h, &ev, time.Now())
+		if err != nil {
+			var te *webhook.TransformError
+			if !errors.As(err, &te) {
+				return err
+			}
+			msg := te.Error()
+			out.Transform.Cancelled, out.Transform.Error = te.Cancelled, &msg
+			return writeJSON(w, http.StatusOK, out)
+		}
 		if h.UserID != user(r).ID { // an admin: no owner's header values
 			for k := range header {
 				if k == "Authorization" || slices.ContainsFunc(keys(h.AdditionalHeaders), func(n string) bool {

@@ -379,3 +379,30 @@ func TestBrowserHookForm(t *testing.T) {
 		t.Fatalf("%d dialogs", d)
 	}
 }
+
+// "Try it" on the edit page: htmx posts the panel under the strict CSP
+// and shows the dry run of the saved hook, plugin filter and transform
+// included.
+func TestBrowserHookTryIt(t *testing.T) {
+	c := newChrome(t)
+	n := startNode(t)
+	registerExtensions(t, n)
+	h := storetest.Hook(t, n.Store, n.alice.ID, eventType, "https://example.com/try", func(w *webhook.Webhook) {
+		w.Filter = json.RawMessage(`{"plugin":"big","kwargs":{"min":100}}`)
+		w.Transform = &webhook.TransformConfig{Name: "envelope", Kwargs: json.RawMessage(`{}`)}
+	})
+	c.signIn(t, n.url, n.aliceKey)
+	c.do(t, "edit page", chromedp.Navigate(n.url+"/hooks/"+strconv.FormatInt(h.ID, 10)+"/edit"), chromedp.WaitVisible(chromedp.ID("try-button")))
+	c.clear(t, "try_payload")
+	c.do(t, "try a big order", chromedp.SendKeys(chromedp.ID("try_payload"), `{"amount": 150}`), chromedp.Click(chromedp.ID("try-button")))
+	c.waitFor(t, "the dry run", `document.getElementById('try-body') !== null && document.getElementById('try-body').innerText.startsWith('{"wrapped":')`)
+	if got := c.eval(t, `document.getElementById('try-verdict').innerText`); got != "Delivered" {
+		t.Errorf("verdict %q", got)
+	}
+	c.clear(t, "try_payload")
+	c.do(t, "try a small order", chromedp.SendKeys(chromedp.ID("try_payload"), `{"amount": 5}`), chromedp.Click(chromedp.ID("try-button")))
+	c.waitFor(t, "the filter's verdict", `document.getElementById('try-verdict').innerText.includes('refuses')`)
+	if d := c.dialogs.Load(); d != 0 {
+		t.Fatalf("%d dialogs", d)
+	}
+}

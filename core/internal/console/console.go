@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"io/fs"
@@ -78,6 +79,10 @@ type Deps struct {
 	// none (the API still validates what is sent).
 	Countdowns Countdowns
 	Callbacks  Callbacks
+	// Filters and Transforms name the plugin filters and transforms the
+	// hook form offers (Callbacks' interface); nil offers none.
+	Filters    Callbacks
+	Transforms Callbacks
 	// Plugins describes the plugin directory for the plugins page; nil
 	// lists none.
 	Plugins func() []PluginInfo
@@ -166,6 +171,7 @@ func (h *Handler) routes() {
 	m.Handle("POST /hooks/{id}/rotate", h.authed(need(webhook.CapManageHooks, h.rotate)))
 	m.Handle("GET /hooks/countdown", h.authed(h.countdownFields))
 	m.Handle("GET /hooks/preview", h.authed(h.preview))
+	m.Handle("POST /hooks/{id}/try", h.authed(need(webhook.CapManageHooks, h.tryHook)))
 	m.Handle("POST /hooks/{id}/active", h.authed(need(webhook.CapManageHooks, h.setActive)))
 	m.Handle("GET /overview", h.authed(h.overviewPage))
 	m.Handle("GET /plugins", h.authed(h.pluginsPage))
@@ -289,6 +295,11 @@ func (h *Handler) authed(fn pageFunc) http.Handler {
 		rq := &request{sess: sess, id: id, scope: webhook.Scope{UserID: sess.User.ID}}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			var tooBig *http.MaxBytesError
+			if err := r.ParseForm(); errors.As(err, &tooBig) {
+				h.errorPage(w, r, rq, http.StatusBadRequest, fmt.Sprintf("This form is too large: at most %d KiB may be sent.", maxFormBytes>>10))
+				return
+			}
 			if err := h.cross.Check(r); err != nil {
 				h.errorPage(w, r, rq, http.StatusForbidden, "This form was sent from another site and was refused.")
 				return

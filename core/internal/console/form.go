@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // The hook form writes through the API (POST hooks/, PATCH hooks/{id}/),
@@ -160,8 +162,80 @@ type hookForm struct {
 	HasPassword bool
 	// Config is config without auth, as JSON.
 	Config string
-	Errors fieldErrors
-	CSRF   string
+	// Filter is a declarative filter as JSON ("" for none); FilterPlugin
+	// a plugin filter's name instead, with FilterKwargs (JSON).
+	Filter                     string
+	FilterPlugin, FilterKwargs string
+	FilterPlugins              []string
+	// Transform is the transform's name ("" for none), with
+	// TransformKwargs (JSON).
+	Transform, TransformKwargs string
+	Transforms                 []string
+	Errors                     fieldErrors
+	CSRF                       string
+}
+
+// registered is reg's keys plus current when reg lacks it (a plugin gone).
+func registered(reg Callbacks, current string) []string {
+	var out []string
+	if reg != nil {
+		out = reg.Keys()
+	}
+	if current != "" && !slices.Contains(out, current) {
+		out = append(out, current)
+	}
+	return out
+}
+
+// setExtensions fills f's filter and transform fields from a stored hook.
+func (h *Handler) setExtensions(f *hookForm, filter json.RawMessage, tf *webhook.TransformConfig) {
+	var plugin struct {
+		Plugin *string         `json:"plugin"`
+		Kwargs json.RawMessage `json:"kwargs"`
+	}
+	if len(filter) > 0 && json.Unmarshal(filter, &plugin) == nil && plugin.Plugin != nil {
+		f.FilterPlugin, f.FilterKwargs = *plugin.Plugin, pretty(plugin.Kwargs)
+	} else if len(filter) > 0 {
+		f.Filter = pretty(filter)
+	}
+	if tf != nil {
+		f.Transform, f.TransformKwargs = tf.Name, pretty(tf.Kwargs)
+	}
+	f.FilterPlugins = registered(h.deps.Filters, f.FilterPlugin)
+	f.Transforms = registered(h.deps.Transforms, f.Transform)
+}
+
+// extensionsBody reads the filter and transform fields into the API's
+// body: a plugin filter when one is chosen, else the declarative filter
+// (null when empty); the transform (null for none). Text that is not
+// JSON is passed on as a string, for the API to refuse next to its field;
+// the API bounds every size.
+func (f *hookForm) extensionsBody(r *http.Request, body map[string]any) {
+	f.Filter = r.PostFormValue("filter")
+	f.FilterPlugin = r.PostFormValue("filter_plugin")
+	f.FilterKwargs = r.PostFormValue("filter_kwargs")
+	f.Transform = r.PostFormValue("transform")
+	f.TransformKwargs = r.PostFormValue("transform_kwargs")
+	asJSON := func(text string) any {
+		text = strings.TrimSpace(text)
+		if text == "" {
+			return nil
+		}
+		if json.Valid([]byte(text)) {
+			return json.RawMessage(text)
+		}
+		return text
+	}
+	switch {
+	case f.FilterPlugin != "":
+		body["filter"] = map[string]any{"plugin": f.FilterPlugin, "kwargs": asJSON(f.FilterKwargs)}
+	default:
+		body["filter"] = asJSON(f.Filter)
+	}
+	body["transform"] = nil
+	if f.Transform != "" {
+		body["transform"] = map[string]any{"name": f.Transform, "kwargs": asJSON(f.TransformKwargs)}
+	}
 }
 
 // blankHeaderRows are the empty header rows the form always offers.
@@ -248,14 +322,7 @@ func (f *countdownForm) kwargs() (_ json.RawMessage, msg string) {
 }
 
 func (h *Handler) callbackNames(current string) []string {
-	var out []string
-	if h.deps.Callbacks != nil {
-		out = h.deps.Callbacks.Keys()
-	}
-	if current != "" && !slices.Contains(out, current) {
-		out = append(out, current)
-	}
-	return out
+	return registered(h.deps.Callbacks, current)
 }
 
 // newSecret is a fresh signing secret for a new hook or a rotation.
@@ -276,6 +343,7 @@ func (h *Handler) newHookPage(w http.ResponseWriter, r *http.Request, rq *reques
 	f.Callbacks = h.callbackNames("")
 	f.Headers = make([]headerRow, blankHeaderRows)
 	f.Config = "{}"
+	h.setExtensions(&f, nil, nil)
 	h.render(w, r, rq, http.StatusOK, "hookform", "New hook", f)
 	return nil
 }
@@ -310,6 +378,7 @@ func (h *Handler) editHookPage(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	b, _ := json.Marshal(cfg)
 	f.Config = pretty(b)
+	h.setExtensions(&f, hk.Filter, hk.Transform)
 	h.render(w, r, rq, http.StatusOK, "hookform", fmt.Sprintf("Edit hook %d", hk.ID), f)
 	return nil
 }
@@ -386,6 +455,9 @@ func (h *Handler) readHookForm(r *http.Request, f *hookForm, create bool) []byte
 		cfg["auth"] = auth
 	}
 	body["config"] = cfg
+	f.extensionsBody(r, body)
+	f.FilterPlugins = registered(h.deps.Filters, f.FilterPlugin)
+	f.Transforms = registered(h.deps.Transforms, f.Transform)
 	if len(f.Errors) > 0 {
 		return nil
 	}
@@ -480,6 +552,76 @@ func (h *Handler) fragment(w http.ResponseWriter, r *http.Request, name string, 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = buf.WriteTo(w)
 	return nil
+}
+
+// tryData is the "try it" panel's answer: the API's dry run, or the
+// messages of its refusal.
+type tryData struct {
+	Result *tryResult
+	Errors []string
+}
+
+type tryResult struct {
+	Deliver     bool    `json:"deliver"`
+	Reason      string  `json:"reason"`
+	FilteredBy  *string `json:"filtered_by"`
+	FilterError *string `json:"filter_error"`
+	Transform   *struct {
+		Name      string  `json:"name"`
+		Cancelled bool    `json:"cancelled"`
+		Error     *string `json:"error"`
+	} `json:"transform"`
+	Request *struct {
+		Method  string              `json:"method"`
+		URL     string              `json:"url"`
+		Headers map[string][]string `json:"headers"`
+		Body    string              `json:"body"`
+	} `json:"request"`
+}
+
+// maxTryPayload bounds the payload the panel sends: the API's body limit
+// refuses more anyway.
+const maxTryPayload = 64 << 10
+
+// tryHook is POST /hooks/{id}/try: the API's dry run (POST
+// hooks/{id}/test/) of the panel's event type and payload against the
+// saved hook, rendered for htmx. Nothing is sent and no row is written.
+func (h *Handler) tryHook(w http.ResponseWriter, r *http.Request, rq *request) error {
+	id, ok := parseID(r.PathValue("id"))
+	if !ok {
+		return errNotFound
+	}
+	var d tryData
+	payload := strings.TrimSpace(r.PostFormValue("try_payload"))
+	switch {
+	case payload == "":
+		d.Errors = []string{"payload: Enter the event's payload as JSON."}
+	case len(payload) > maxTryPayload:
+		d.Errors = []string{fmt.Sprintf("payload: Enter at most %d bytes of JSON.", maxTryPayload)}
+	case !json.Valid([]byte(payload)):
+		d.Errors = []string{"payload: Not valid JSON."}
+	}
+	if d.Errors == nil {
+		body := map[string]any{"payload": json.RawMessage(payload)}
+		if et := strings.TrimSpace(r.PostFormValue("try_event_type")); et != "" {
+			body["event_type"] = et
+		}
+		b, _ := json.Marshal(body)
+		answer, err := h.apiDo(r, rq, http.MethodPost, fmt.Sprintf("hooks/%d/test/", id), b)
+		var fe *apiFieldErrors
+		switch {
+		case errors.As(err, &fe):
+			d.Errors = []string{apiMessage(fe.body)}
+		case err != nil:
+			return err
+		default:
+			d.Result = &tryResult{}
+			if err := json.Unmarshal(answer, d.Result); err != nil {
+				return fmt.Errorf("console: the dry run's answer: %w", err)
+			}
+		}
+	}
+	return h.fragment(w, r, "try-result", d)
 }
 
 type rotateData struct {

@@ -21,8 +21,9 @@ const (
 	// cannot be forced on a browser by a form on another site.
 	signInCookie = "whisperer_signin"
 	// maxFormBytes bounds a form's body: the hook form's largest fields
-	// are the API's limits (config 16 KiB, headers 16 KiB, kwargs 4 KiB).
-	maxFormBytes = 64 << 10
+	// are the API's limits (config 16 KiB, headers 16 KiB, filter 16 KiB,
+	// three kwargs 4 KiB each), and the "try it" payload.
+	maxFormBytes = 128 << 10
 )
 
 // sessionID returns the request's session id when it has the shape of

@@ -16,6 +16,8 @@ type Plugins interface {
 	// be empty) is not registered yet while a plugin that may declare it
 	// is still loading.
 	Awaits(countdown, callback string) bool
+	// AwaitsTransform is Awaits for a transform's name.
+	AwaitsTransform(name string) bool
 }
 
 // awaitRetry is how soon a job waiting for plugins is due again.
@@ -25,8 +27,12 @@ const awaitRetry = 500 * time.Millisecond
 // loading. Such a job is not attempted: a failure would be retried on the
 // default countdown instead of the hook's, and its callback would not run.
 func (d *Dispatcher) awaiting(job *webhook.Job) bool {
-	return d.cfg.Plugins != nil && sendable(job) &&
-		d.cfg.Plugins.Awaits(job.Webhook.RetryCountdown.Choice, job.Webhook.Callback)
+	if d.cfg.Plugins == nil || !sendable(job) {
+		return false
+	}
+	t := job.Webhook.Transform
+	return d.cfg.Plugins.Awaits(job.Webhook.RetryCountdown.Choice, job.Webhook.Callback) ||
+		t != nil && d.cfg.Plugins.AwaitsTransform(t.Name)
 }
 
 // await gives job back to the queue unattempted, due again after

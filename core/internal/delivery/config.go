@@ -75,6 +75,9 @@ type Config struct {
 	// Plugins, when set, holds back the jobs of hooks whose countdown or
 	// callback belongs to a plugin still loading (see await.go).
 	Plugins Plugins
+	// Transforms applies hooks' transforms before each attempt is signed
+	// (transform.go). Nil fails every attempt of a hook that has one.
+	Transforms Transforms
 }
 
 // Observer watches attempts as they are decided. Its methods must be fast

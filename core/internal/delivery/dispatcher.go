@@ -427,9 +427,23 @@ func (d *Dispatcher) attemptOnce(job *webhook.Job) (webhook.Result, bool) {
 		return webhook.Result{}, false
 	}
 	res := webhook.Result{EventID: ev.ID, Lease: job.Lease, WebhookID: hook.ID, Attempt: sent.Attempt, RetryCount: ev.RetryCount + 1}
+	if sent.Transform != nil {
+		// Nothing was sent: the result says nothing about the endpoint's
+		// health (WebhookID zero, as for unsent attempts).
+		res.WebhookID = 0
+	}
 	series := res.RetryCount - ev.RetryBase
 	d.stats.attempts.Add(1)
 	switch {
+	case sent.Transform != nil && sent.Transform.Cancelled:
+		// The transform decided this event is not for the receiver:
+		// retrying would decide the same (docs/PLUGINS.md, "Transforms").
+		res.State, res.NextAttemptAt = webhook.StateGivenUp, sent.Attempt.AttemptedAt
+		d.stats.givenUp.Add(1)
+		if d.log.Enabled(ctx, slog.LevelInfo) {
+			d.log.Info("cancelled by the hook's transform; given up", "event_uuid", ev.UUID, "webhook_id", hook.ID,
+				"transform", sent.Transform.Name)
+		}
 	case sent.Delivered:
 		res.State, res.NextAttemptAt = webhook.StateDelivered, sent.Attempt.AttemptedAt
 		d.stats.delivered.Add(1)

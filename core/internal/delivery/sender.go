@@ -37,6 +37,7 @@ type Sender struct {
 	read      time.Duration
 	maxBody   int
 	now       func() time.Time
+	tr        Transforms
 }
 
 // Sent is the outcome of one attempt.
@@ -48,8 +49,12 @@ type Sent struct {
 	Delivered bool
 	// Header is the response's header; nil when no response arrived.
 	Header http.Header
-	// Body is the request body that was sent (and signed).
+	// Body is the request body that was sent (and signed): the
+	// transformed one when the hook has a transform.
 	Body []byte
+	// Transform is why the hook's transform left nothing to send (nil
+	// when it ran or there is none): the attempt was not made.
+	Transform *webhook.TransformError
 }
 
 // NewSender returns a Sender configured by cfg (after WithDefaults).
@@ -86,6 +91,7 @@ func NewSender(cfg Config) (*Sender, error) {
 		read:      cfg.ReadTimeout,
 		maxBody:   cfg.MaxResponseBytes,
 		now:       cfg.Now,
+		tr:        cfg.Transforms,
 	}, nil
 }
 
@@ -106,13 +112,21 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 		out.Attempt.Error = storable(out.Attempt.Error)
 	}()
 	ev, hook := &job.Event, &job.Webhook
-	body := webhook.RequestBody(ev.EventType, ev.UUID, ev.Payload)
-	out.Body = body
 	out.Attempt.EventID = ev.ID
 	out.Attempt.AttemptedAt = s.now()
 	start := time.Now()
 	defer func() { out.Attempt.Duration = time.Since(start) }()
 
+	body, header, terr := build(ctx, s.tr, hook, ev, time.Now())
+	out.Body = body
+	if terr != nil {
+		out.Transform = terr
+		out.Attempt.Error, out.Attempt.Class = terr.Error(), webhook.ClassTransform
+		if terr.Cancelled {
+			out.Attempt.Class = webhook.ClassCancelled
+		}
+		return out
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.connect+s.read)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.TargetURL, bytes.NewReader(body))
@@ -126,7 +140,7 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 		out.Attempt.Class = webhook.ClassInvalidTarget
 		return out
 	}
-	setHeaders(req.Header, hook, ev, body, time.Now())
+	req.Header = header
 	// A failed handshake is known from the trace: the transport turns some
 	// TLS errors into plain text ("server gave HTTP response to HTTPS
 	// client").
@@ -166,23 +180,57 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 }
 
 // Preview returns the body and headers Send would send for ev to hook at
-// now, signatures included, without sending: the dry run (POST
-// hooks/{id}/test/, whisperer hooks test). The transport adds only Host
-// and Content-Length.
-func Preview(hook *webhook.Webhook, ev *webhook.Event, now time.Time) ([]byte, http.Header) {
-	body := webhook.RequestBody(ev.EventType, ev.UUID, ev.Payload)
-	h := http.Header{}
-	setHeaders(h, hook, ev, body, now)
-	return body, h
+// now, after the hook's transform (through tr), signatures included,
+// without sending: the dry run (POST hooks/{id}/test/, whisperer hooks
+// test). The transport adds only Host and Content-Length. err is why the
+// transform left nothing to send; the header is then unsigned.
+func Preview(ctx context.Context, tr Transforms, hook *webhook.Webhook, ev *webhook.Event, now time.Time) ([]byte, http.Header, error) {
+	body, h, err := build(ctx, tr, hook, ev, now)
+	if err != nil {
+		return body, h, err
+	}
+	return body, h, nil
 }
 
-func setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []byte, now time.Time) {
+// build makes an attempt's body and headers: the event's body, the
+// hook's headers, its transform's body and headers over them, and the
+// signatures of the final body last, so they cover the bytes sent.
+func build(ctx context.Context, tr Transforms, hook *webhook.Webhook, ev *webhook.Event, now time.Time) ([]byte, http.Header, *webhook.TransformError) {
+	body := webhook.RequestBody(ev.EventType, ev.UUID, ev.Payload)
+	h := http.Header{}
 	ts := strconv.FormatInt(now.Unix(), 10)
+	setHeaders(h, hook, ev, ts)
+	if hook.Transform != nil {
+		var err *webhook.TransformError
+		if body, err = transform(ctx, tr, hook, ev, h, body); err != nil {
+			return body, h, err
+		}
+	}
+	sign(h, hook, ev, body, ts, now)
+	return body, h, nil
+}
+
+// setHeaders sets every header but the signatures.
+func setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Event, ts string) {
 	h["Content-Type"] = hdrJSON
 	h["User-Agent"] = hdrUserAgent
 	h["X-Whisperer-Event"] = []string{ev.EventType}
 	h["Webhook-Id"] = []string{ev.UUID}
 	h["Webhook-Timestamp"] = []string{ts}
+	for name, value := range hook.AdditionalHeaders {
+		key := http.CanonicalHeaderKey(name)
+		if webhook.ProtectedHeader(name) || !validHeaderName(name) || !validHeaderValue(value) {
+			continue
+		}
+		h[key] = []string{value}
+	}
+	if auth, ok := hook.BasicAuth(); ok {
+		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(auth.Username+":"+auth.Password))}
+	}
+}
+
+// sign adds the signatures of body with the hook's secrets.
+func sign(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []byte, ts string, now time.Time) {
 	if hook.SecretKey != "" {
 		mac := hmac.New(sha256.New, []byte(hook.SecretKey))
 		mac.Write(body)
@@ -197,16 +245,6 @@ func setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []
 			sig += " v1," + standardSignature(hmac.New(sha256.New, []byte(old)), ev.UUID, ts, body)
 		}
 		h["Webhook-Signature"] = []string{sig}
-	}
-	for name, value := range hook.AdditionalHeaders {
-		key := http.CanonicalHeaderKey(name)
-		if webhook.ProtectedHeader(name) || !validHeaderName(name) || !validHeaderValue(value) {
-			continue
-		}
-		h[key] = []string{value}
-	}
-	if auth, ok := hook.BasicAuth(); ok {
-		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(auth.Username+":"+auth.Password))}
 	}
 }
 

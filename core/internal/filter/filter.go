@@ -26,8 +26,9 @@
 // type does not match. A missing field matches only $neq, $nin and
 // {"$exists": false}.
 //
-// A later version will add {"plugin": "name", "kwargs": {...}}: a document
-// whose keys are exactly plugin and kwargs is reserved and refused now.
+// A document with a "plugin" key is a plugin filter instead,
+// {"plugin": "name", "kwargs": {...}} (plugin.go): a function a plugin
+// registers, which fan-out calls with the kwargs and the event.
 package filter
 
 import (
@@ -60,8 +61,11 @@ func errf(format string, args ...any) *Error { return &Error{Msg: fmt.Sprintf(fo
 
 // Filter is a compiled filter; safe for concurrent use.
 type Filter struct {
-	root *node
+	root *node  // nil for a plugin filter
 	src  []byte // compact JSON as given
+	// plugin and kwargs name a plugin filter (plugin.go); "" otherwise.
+	plugin string
+	kwargs json.RawMessage
 }
 
 // Event is what a filter matches: an event type and its payload, read
@@ -122,10 +126,8 @@ func Parse(raw []byte) (*Filter, error) {
 	if !ok {
 		return nil, errf("A filter must be a JSON object, got %s.", kind(doc))
 	}
-	if _, ok := obj["plugin"]; ok && len(obj) <= 2 {
-		if _, hasKw := obj["kwargs"]; hasKw || len(obj) == 1 {
-			return nil, errf("Plugin filters are not supported yet.")
-		}
+	if _, ok := obj["plugin"]; ok {
+		return parsePlugin(obj, compact.Bytes())
 	}
 	c := &compiler{}
 	root, err := c.object(obj, nil, "")
@@ -139,12 +141,13 @@ func Parse(raw []byte) (*Filter, error) {
 func (f *Filter) JSON() json.RawMessage { return f.src }
 
 // Match reports whether ev passes f.
-func (f *Filter) Match(ev *Event) bool { return f.root.eval(ev) }
+// A plugin filter passes every event here: fan-out calls its plugin.
+func (f *Filter) Match(ev *Event) bool { return f.root == nil || f.root.eval(ev) }
 
 // Explain is Match with the reason: when ev does not pass, the condition
 // that failed it, as JSON text ({"payload.amount": {"$gte": 100}}).
 func (f *Filter) Explain(ev *Event) (bool, string) {
-	if f.root.eval(ev) {
+	if f.Match(ev) {
 		return true, ""
 	}
 	return false, f.root.failed(ev)

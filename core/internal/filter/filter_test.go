@@ -134,7 +134,11 @@ func TestParseRefuses(t *testing.T) {
 		{`{"$and": [1]}`, `$and.0: $and expects filters`},
 		{`{"$not": []}`, `$not expects a filter`},
 		{`{"$or": [{"payload.x": {"$bad": 1}}]}`, `payload.x: Unknown operator "$bad"`},
-		{`{"plugin": "name", "kwargs": {}}`, `Plugin filters are not supported yet`},
+		{`{"plugin": 5}`, `"plugin" must be the name of a plugin filter (a string), got a number`},
+		{`{"plugin": " "}`, `"plugin" may not be blank`},
+		{`{"plugin": "a", "kwargs": []}`, `"kwargs" must be a JSON object, got a list`},
+		{`{"plugin": "a", "kwargs": "x"}`, `"kwargs" must be a JSON object, got a string`},
+		{`{"plugin": "a", "payload.x": 1}`, `only the keys "plugin" and "kwargs", not "payload.x"`},
 		{deep, "no more than 16384 bytes"},
 		{deep9, "nested no more than 8 levels"},
 		{long, "no more than 16384 bytes"},
@@ -189,4 +193,25 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Explain = %v %q, Match = %v", ok, why, flt.Match(&ev))
 		}
 	})
+}
+
+// A plugin filter is stored with both keys, absent or null kwargs as {}.
+func TestParsePlugin(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"plugin": "big"}`:                                 `{"plugin":"big","kwargs":{}}`,
+		`{"plugin": "big", "kwargs": null}`:                 `{"plugin":"big","kwargs":{}}`,
+		`{"kwargs": {"min": 5}, "plugin": "big"}`:           `{"plugin":"big","kwargs":{"min":5}}`,
+		`{"plugin": "big", "kwargs": {"a": {"b": [1, 2]}}}`: `{"plugin":"big","kwargs":{"a":{"b":[1,2]}}}`,
+	} {
+		f, err := filter.Parse([]byte(in))
+		if err != nil {
+			t.Fatalf("Parse(%s): %v", in, err)
+		}
+		if string(f.JSON()) != want {
+			t.Errorf("Parse(%s) = %s, want %s", in, f.JSON(), want)
+		}
+		if name, _ := f.Plugin(); name != "big" {
+			t.Errorf("Parse(%s).Plugin() = %q", in, name)
+		}
+	}
 }

@@ -34,6 +34,7 @@ type Metrics struct {
 	publishes       prometheus.Counter
 	published       prometheus.Counter
 	filtered        prometheus.Counter
+	filterFailures  *prometheus.CounterVec
 	pluginDuration  *prometheus.HistogramVec
 	pluginFailures  *prometheus.CounterVec
 }
@@ -66,6 +67,10 @@ func New() *Metrics {
 			Namespace: namespace, Subsystem: "publish", Name: "filtered_total",
 			Help: "Deliveries a hook's filter refused at fan-out: no row, no attempt, no request.",
 		}),
+		filterFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "publish", Name: "filter_failures_total",
+			Help: "Plugin filter calls at fan-out that failed (error, trap, timeout, batch budget spent, unregistered) by filter name: the event was delivered.",
+		}, []string{"filter"}),
 		pluginDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "plugin", Name: "call_duration_seconds",
 			Help: "Duration of plugin calls by plugin file and call (countdown, validate, callback).",
@@ -78,7 +83,7 @@ func New() *Metrics {
 			Help: "Plugin calls that failed (trap, timeout, bad output, unloaded) by plugin file and call.",
 		}, []string{"plugin", "call"}),
 	}
-	m.reg.MustRegister(m.attempts, m.attemptDuration, m.publishes, m.published, m.filtered, m.pluginDuration, m.pluginFailures,
+	m.reg.MustRegister(m.attempts, m.attemptDuration, m.publishes, m.published, m.filtered, m.filterFailures, m.pluginDuration, m.pluginFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The three outcomes exist from the start, so that rate() and alerts
 	// see a zero before the first delivery instead of no series.
@@ -112,6 +117,10 @@ func (m *Metrics) ObserveAttempt(state webhook.State, status int, d time.Duratio
 	m.attempts.WithLabelValues(o, statusClass(status)).Inc()
 	m.attemptDuration.WithLabelValues(o).Observe(d.Seconds())
 }
+
+// FilterFailed counts one failed plugin filter call at fan-out. name is
+// a registered filter's (or "unregistered"): a bounded set.
+func (m *Metrics) FilterFailed(name string) { m.filterFailures.WithLabelValues(name).Inc() }
 
 // ObservePublish counts one publish that created events webhook events
 // and was refused by filtered hooks' filters.

@@ -2,7 +2,11 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -56,9 +60,54 @@ func (s *Store) filteredHooks(ctx context.Context, db bun.IDB, reqs []webhook.Pu
 	return out, nil
 }
 
+// SetPluginFilters wires the plugin filters ({"plugin": name, "kwargs":
+// ...}; core/app passes the filter registry) and the report of each
+// failure (counted and logged there); call it before publishing. Without
+// them every plugin filter delivers.
+func (s *Store) SetPluginFilters(pf filter.Plugins, failed func(name string, err error)) {
+	s.pluginFilters, s.filterFailed = pf, failed
+}
+
+// PluginFilterBudget bounds the plugin filter calls of one publish batch
+// together (each call is also bounded by plugins.call_timeout in the
+// host): past it, the batch's remaining plugin filters are not called and
+// deliver, each counted as a failure, so a slow plugin delays a batch of
+// publishes by this much at most.
+const PluginFilterBudget = 2 * time.Second
+
+// errFilterBudget is the failure of a plugin filter not called because its
+// batch spent PluginFilterBudget.
+var errFilterBudget = fmt.Errorf("not called: the publish batch spent its %s for plugin filters", PluginFilterBudget)
+
+// decisions is fan-out's verdict on a batch, made before anything is
+// written (and, on SQLite, before the write transaction: plugin calls
+// never hold the database): per request, the filtered hooks it passes
+// and how many refused it; and every filtered hook evaluated.
+type decisions struct {
+	pass      [][]int64
+	refused   []int
+	evaluated []int64
+}
+
+// decide reads the batch's filtered hooks and runs their filters.
+func (s *Store) decide(ctx context.Context, reqs []webhook.PublishRequest, payloads []string) (decisions, error) {
+	d := decisions{pass: make([][]int64, len(reqs)), refused: make([]int, len(reqs)), evaluated: []int64{}}
+	fo, err := s.filteredHooks(ctx, s.db, reqs)
+	if err != nil || fo == nil {
+		return d, err
+	}
+	bctx, cancel := context.WithTimeout(ctx, PluginFilterBudget)
+	defer cancel()
+	for i := range reqs {
+		d.pass[i], d.refused[i] = s.match(bctx, fo, &reqs[i], payloads[i])
+	}
+	d.evaluated = fo.ids()
+	return d, nil
+}
+
 // match runs the filters of req's type on its payload: the hooks it
 // passes, and how many refused it.
-func (fo fanout) match(req *webhook.PublishRequest, payload string) (pass []int64, refused int) {
+func (s *Store) match(ctx context.Context, fo fanout, req *webhook.PublishRequest, payload string) (pass []int64, refused int) {
 	hooks := fo[req.EventType]
 	if len(hooks) == 0 {
 		return nil, 0
@@ -67,13 +116,46 @@ func (fo fanout) match(req *webhook.PublishRequest, payload string) (pass []int6
 	for _, h := range hooks {
 		// A stored filter that does not compile (written by a later
 		// version, say) delivers: losing events is worse than extra ones.
-		if h.f == nil || h.f.Match(&ev) {
+		ok := h.f == nil
+		if !ok {
+			if name, kwargs := h.f.Plugin(); name != "" {
+				ok = s.matchPlugin(ctx, name, kwargs, req.EventType, payload)
+			} else {
+				ok = h.f.Match(&ev)
+			}
+		}
+		if ok {
 			pass = append(pass, h.id)
 		} else {
 			refused++
 		}
 	}
 	return pass, refused
+}
+
+// matchPlugin runs one plugin filter. A failure (an error, a trap, the
+// host's deadline, the batch's budget, an unregistered name) delivers
+// and is reported: a filter exists to spare receivers noise, and a
+// broken one must not silently drop the events they want; a duplicate is
+// recoverable, a lost event is not (docs/PLUGINS.md, "Filters").
+func (s *Store) matchPlugin(ctx context.Context, name string, kwargs json.RawMessage, eventType, payload string) bool {
+	err := ctx.Err()
+	if err != nil {
+		err = errFilterBudget
+	}
+	ok := true
+	if err == nil && s.pluginFilters != nil {
+		ok, err = s.pluginFilters.Match(ctx, name, kwargs, eventType, json.RawMessage(payload))
+	} else if err == nil {
+		err = errors.New("plugin filters are not available")
+	}
+	if err != nil {
+		if s.filterFailed != nil {
+			s.filterFailed(name, err)
+		}
+		return true
+	}
+	return ok
 }
 
 // ids lists every hook the fan-out evaluated.

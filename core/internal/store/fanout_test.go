@@ -88,18 +88,7 @@ func equalIDs(a, b []int64) bool {
 func TestFilterMigrationFromPreviousRelease(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
-			url := storetest.Legacy(t, backend)
-			s, err := store.Open(ctx, url, store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if err := s.MigrateTo(ctx, 5); err != nil { // the previous release
-				t.Fatal(err)
-			}
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			s := upgraded(t, backend, 5) // the previous release
 			for _, id := range []int64{1, 2} {
 				h, err := s.Webhook(ctx, webhook.Scope{All: true}, id)
 				if err != nil || h.Filter != nil {

@@ -152,7 +152,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.W
 	same := "NOT ? OR ? = is_active" // is_active does not change
 	q := s.db.NewUpdate().Model(row).
 		Column("target_url", "event_type", "secret_key", "callback",
-			"retry_countdown_config", "additional_headers", "config", "filter", "modified_at",
+			"retry_countdown_config", "additional_headers", "config", "filter", "transform", "modified_at",
 			"previous_secret_key", "previous_secret_until", "secrets_key_id").
 		Set("is_active = CASE WHEN ? THEN ? ELSE is_active END", setActive, w.IsActive).
 		Set("disabled_reason = CASE WHEN "+same+" THEN disabled_reason WHEN ? THEN '' ELSE ? END",

@@ -54,6 +54,7 @@ type webhookRow struct {
 	AdditionalHeaders string    `bun:"additional_headers"`
 	Config            string    `bun:"config"`
 	Filter            *string   `bun:"filter"`
+	Transform         *string   `bun:"transform"`
 	CreatedAt         time.Time `bun:"created_at"`
 	ModifiedAt        time.Time `bun:"modified_at"`
 	// Written only by Complete and UpdateWebhook, never from a domain value.
@@ -89,8 +90,18 @@ func webhookToRow(w *webhook.Webhook) (*webhookRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	var transform *string
+	if w.Transform != nil {
+		b, err := json.Marshal(w.Transform)
+		if err != nil {
+			return nil, err
+		}
+		transform = new(string)
+		*transform = string(b)
+	}
 	return &webhookRow{
-		ID: w.ID, UserID: w.UserID, TargetURL: w.TargetURL, EventType: w.EventType,
+		Transform: transform,
+		ID:        w.ID, UserID: w.UserID, TargetURL: w.TargetURL, EventType: w.EventType,
 		SecretKey: w.SecretKey, IsActive: w.IsActive, Callback: w.Callback,
 		RetryCountdown: string(rc), AdditionalHeaders: string(ah), Config: string(cfg),
 		Filter: filterColumn(w.Filter), CreatedAt: w.CreatedAt, ModifiedAt: w.ModifiedAt,
@@ -118,6 +129,14 @@ func (r *webhookRow) domain(sl Sealer) webhook.Webhook {
 	}
 	if r.Filter != nil {
 		w.Filter = json.RawMessage(*r.Filter)
+	}
+	if r.Transform != nil {
+		// Written by webhookToRow only; one that does not decode is kept
+		// with its name empty, and every attempt fails on it visibly.
+		w.Transform = &webhook.TransformConfig{}
+		if json.Unmarshal([]byte(*r.Transform), w.Transform) != nil || w.Transform.Name == "" {
+			w.Transform = &webhook.TransformConfig{Name: "(unreadable: " + *r.Transform + ")"}
+		}
 	}
 	// The columns are written only by webhookToRow, so they decode.
 	_ = json.Unmarshal([]byte(r.RetryCountdown), &w.RetryCountdown)

@@ -116,23 +116,17 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 			keys[i] = &r.IdempotencyKey
 		}
 	}
-	fo, err := d.s.filteredHooks(ctx, d.s.db, reqs)
+	dec, err := d.s.decide(ctx, reqs, payloads)
 	if err != nil {
 		return nil, nil, err
 	}
-	matchOrd, matchID, refused := []int64{}, []int64{}, make([]int, n)
-	for i := range reqs {
-		var pass []int64
-		pass, refused[i] = fo.match(&reqs[i], payloads[i])
+	matchOrd, matchID, refused := []int64{}, []int64{}, dec.refused
+	for i, pass := range dec.pass {
 		for _, id := range pass {
 			matchOrd, matchID = append(matchOrd, int64(i+1)), append(matchID, id)
 		}
 	}
-	evaluated := fo.ids()
-	if evaluated == nil {
-		evaluated = []int64{}
-	}
-	rows, err := d.s.db.DB.QueryContext(ctx, pgPublish, types, payloads, publishers, keys, holds, now, matchOrd, matchID, evaluated)
+	rows, err := d.s.db.DB.QueryContext(ctx, pgPublish, types, payloads, publishers, keys, holds, now, matchOrd, matchID, dec.evaluated)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -210,7 +204,7 @@ SELECT upd.id, upd.uuid, upd.message_id, upd.webhook_id, upd.user_id, upd.event_
 	w.id, w.user_id, w.target_url, w.event_type, w.secret_key, w.is_active, w.callback,
 	w.retry_countdown_config, w.additional_headers, w.config, w.created_at, w.modified_at,
 	w.failing_since, w.disabled_reason, w.disabled_at, w.secrets_key_id, w.previous_secret_key,
-	w.previous_secret_until, m.payload
+	w.previous_secret_until, w.transform, m.payload
 FROM upd JOIN webhooks w ON w.id = upd.webhook_id JOIN messages m ON m.id = upd.message_id, async
 ORDER BY upd.due_at, upd.id`
 
@@ -246,7 +240,7 @@ func (d *postgresDriver) claim(ctx context.Context, token string, lease time.Dur
 			&w.ID, &w.UserID, &w.TargetURL, &w.EventType, &w.SecretKey, &w.IsActive, &w.Callback,
 			&w.RetryCountdown, &w.AdditionalHeaders, &w.Config, &w.CreatedAt, &w.ModifiedAt,
 			&w.FailingSince, &w.DisabledReason, &w.DisabledAt, &w.SecretsKeyID, &w.PreviousSecretKey,
-			&w.PreviousSecretUntil, &payload); err != nil {
+			&w.PreviousSecretUntil, &w.Transform, &payload); err != nil {
 			return nil, err
 		}
 		h, ok := hooks[w.ID]

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	sqldriver "database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -132,10 +133,15 @@ const (
 	sqlitePublishEvents = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
 	SELECT lower(hex(randomblob(6)) || '4' || substr(hex(randomblob(2)), 2) || substr('89ab', 1 + abs(random() % 4), 1) ||
 		substr(hex(randomblob(2)), 2) || hex(randomblob(6))), ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
-	FROM webhooks WHERE event_type = ?2 AND is_active AND filter IS NULL ORDER BY id
+	FROM webhooks WHERE event_type = ?2 AND is_active
+		AND (filter IS NULL OR id NOT IN (SELECT value FROM json_each(?5)))
+	ORDER BY id
 	RETURNING id, uuid, webhook_id, user_id`
-	// sqlitePublishFiltered is sqlitePublishEvents for one hook whose
-	// filter passed the event (?5, fanout.go).
+	// A hook with a filter gets its row from sqlitePublishFiltered when
+	// its filter passed the event (?5, fanout.go), decided before the
+	// transaction; one fan-out did not evaluate (?5 of sqlitePublishEvents
+	// lists those it did, as JSON: its filter was set meanwhile) gets one
+	// above, as if the publish had come first.
 	sqlitePublishFiltered = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
 	SELECT lower(hex(randomblob(6)) || '4' || substr(hex(randomblob(2)), 2) || substr('89ab', 1 + abs(random() % 4), 1) ||
 		substr(hex(randomblob(2)), 2) || hex(randomblob(6))), ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
@@ -194,18 +200,19 @@ func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishReques
 	now := d.s.now().UTC()
 	out := make([]webhook.Published, len(reqs))
 	errs := make([]error, len(reqs))
+	// Filters run before the transaction: a plugin filter's calls must not
+	// hold SQLite's one connection.
+	dec, err := d.s.decide(ctx, reqs, payloads)
+	if err != nil {
+		return nil, nil, err
+	}
+	evaluated, _ := json.Marshal(dec.evaluated)
 	err = d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		// On SQLite's one connection these reuse the prepared statements.
-		fo, err := d.s.filteredHooks(ctx, tx, reqs)
-		if err != nil {
-			return err
-		}
-		st := sqlitePublish{msg: tx.Tx.StmtContext(ctx, stmts.msg), events: tx.Tx.StmtContext(ctx, stmts.events)}
-		if fo != nil {
-			st.filtered = tx.Tx.StmtContext(ctx, stmts.filtered)
-		}
+		st := sqlitePublish{msg: tx.Tx.StmtContext(ctx, stmts.msg), events: tx.Tx.StmtContext(ctx, stmts.events),
+			filtered: tx.Tx.StmtContext(ctx, stmts.filtered)}
 		for i := range reqs {
-			p, err := publishOne(ctx, st, fo, reqs[i], payloads[i], now)
+			p, err := publishOne(ctx, st, reqs[i], payloads[i], string(evaluated), dec.pass[i], now)
 			var unknown *webhook.UnknownEventTypeError
 			if errors.As(err, &unknown) {
 				errs[i] = err
@@ -214,6 +221,7 @@ func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishReques
 			if err != nil {
 				return err
 			}
+			p.Filtered = dec.refused[i]
 			out[i] = p
 		}
 		return nil
@@ -223,7 +231,7 @@ func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishReques
 
 // publishOne runs the publish statements for req: the message, the rows of
 // the hooks without a filter, and one per filtered hook that passes.
-func publishOne(ctx context.Context, st sqlitePublish, fo fanout, req webhook.PublishRequest, payload string, now time.Time) (webhook.Published, error) {
+func publishOne(ctx context.Context, st sqlitePublish, req webhook.PublishRequest, payload, evaluated string, pass []int64, now time.Time) (webhook.Published, error) {
 	msg, events := st.msg, st.events
 	var publisher *int64
 	if req.PublisherID != 0 {
@@ -260,11 +268,9 @@ func publishOne(ctx context.Context, st sqlitePublish, fo fanout, req webhook.Pu
 		}
 		return rows.Err()
 	}
-	if err := scan(events.QueryContext(ctx, msgID, req.EventType, due, stamp)); err != nil {
+	if err := scan(events.QueryContext(ctx, msgID, req.EventType, due, stamp, evaluated)); err != nil {
 		return out, err
 	}
-	pass, refused := fo.match(&req, payload)
-	out.Filtered = refused
 	for _, id := range pass {
 		if err := scan(st.filtered.QueryContext(ctx, msgID, req.EventType, due, stamp, id)); err != nil {
 			return out, err

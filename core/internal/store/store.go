@@ -21,6 +21,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/whisperer/whisperer/core/internal/filter"
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
@@ -73,6 +74,10 @@ type Store struct {
 	rollups      rollupState // rollup.go
 	// filters caches the compiled filters of hooks (fanout.go).
 	filters filterCache
+	// pluginFilters and filterFailed run plugin filters and hear of their
+	// failures (SetPluginFilters).
+	pluginFilters filter.Plugins
+	filterFailed  func(name string, err error)
 
 	// afterRedeliverRead, when set (tests), runs between Redeliver's read
 	// and its update: where retention can delete the event.

@@ -39,3 +39,21 @@ func ProtectedHeader(name string) bool {
 	}
 	return false
 }
+
+// ValidHeaderName reports whether name is an RFC 9110 token of at most 256
+// bytes: what additional_headers and a transform may name.
+func ValidHeaderName(name string) bool {
+	if name == "" || len(name) > 256 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

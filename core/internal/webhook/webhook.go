@@ -48,6 +48,13 @@ func DefaultCountdown() CountdownConfig {
 	return CountdownConfig{Choice: "exponential", Kwargs: json.RawMessage(`{"base":2}`)}
 }
 
+// TransformConfig is a hook's transform: a registered transform's name and
+// its validated kwargs (a JSON object).
+type TransformConfig struct {
+	Name   string          `json:"name"`
+	Kwargs json.RawMessage `json:"kwargs"`
+}
+
 // BasicAuth is config.auth with auth_type "basic".
 type BasicAuth struct {
 	Username string
@@ -70,7 +77,10 @@ type Webhook struct {
 	// Filter is the hook's declarative event filter as compact JSON
 	// (core/internal/filter, docs/API.md "Filters"); nil delivers every
 	// event of the type.
-	Filter     json.RawMessage
+	Filter json.RawMessage
+	// Transform is the plugin transform run on each attempt's request
+	// before it is signed (core/internal/transform); nil for none.
+	Transform  *TransformConfig
 	CreatedAt  time.Time
 	ModifiedAt time.Time
 	// DisabledReason says why the hook is inactive (it answered 410 Gone,
@@ -251,6 +261,13 @@ const (
 	// ClassInternal: the attempt failed inside Whisperer (a recovered
 	// panic); the text is in the owner's attempt log and the server's log.
 	ClassInternal ErrorClass = "internal"
+	// ClassTransform: the hook's transform failed (an error, a timeout,
+	// output out of bounds or setting a protected header); nothing was
+	// sent and the attempt is retried like any other.
+	ClassTransform ErrorClass = "transform"
+	// ClassCancelled: the hook's transform cancelled the attempt; nothing
+	// was sent and the event is given up.
+	ClassCancelled ErrorClass = "cancelled"
 )
 
 // Fixed errors callers match with errors.Is.
