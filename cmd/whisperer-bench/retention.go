@@ -32,7 +32,7 @@ func (b *bench) preloadAged(ctx context.Context) error {
 	if b.dialect != "postgres" {
 		return errors.New("--preload-age needs --backend postgres")
 	}
-	hook, err := b.createHook(ctx, b.subToken, "package-created", b.rcv.url+"?preload")
+	hook, err := b.createHook(ctx, b.subToken, "package-created", b.rcv.url+"?preload", false)
 	if err != nil {
 		return err
 	}
