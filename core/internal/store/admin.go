@@ -1,7 +1,9 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -52,27 +54,46 @@ func (s *Store) FailedEvents(ctx context.Context, f webhook.EventFilter, limit i
 	return s.assemble(ctx, s.db, rows, false)
 }
 
-func redeliverRange(q bun.QueryBuilder, sc webhook.Scope, f webhook.RedeliverFilter, until any) bun.QueryBuilder {
-	q = q.Where("created_at >= ?", f.Since.UTC()).Where("created_at < ?", until).Where(failedEvent)
+// failedIndexed is webhook_events_failed's predicate (migration 009),
+// word for word: SQLite uses a partial index only for a query that has
+// its WHERE as a term. failedEvent implies it.
+const failedIndexed = "(state = 'given_up' OR (state = 'pending' AND retry_count > retry_base))"
+
+// failedRange selects, on webhook_events, the candidates of a range
+// redelivery: failed events created in [f.Since, until), through
+// webhook_events_failed. The scope and the hook are unary-plus terms,
+// which no index serves, so that no planner prefers the user's or the
+// hook's whole history (webhook_events_user_created, _webhook) to it.
+func failedRange(q bun.QueryBuilder, sc webhook.Scope, f webhook.RedeliverFilter, until any) bun.QueryBuilder {
+	q = q.Where("created_at >= ?", f.Since.UTC()).Where("created_at < ?", until).Where(failedIndexed).Where(failedEvent)
 	if f.WebhookID != 0 {
-		q = q.Where("webhook_id = ?", f.WebhookID)
+		q = q.Where("+webhook_id = ?", f.WebhookID)
 	}
 	if !sc.All {
-		q = q.Where("user_id = ?", sc.UserID)
+		q = q.Where("+user_id = ?", sc.UserID)
 	}
 	return q
 }
 
 // CountFailed counts the events RedeliverFailed would deliver again now.
 func (s *Store) CountFailed(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter) (int64, error) {
-	until := f.Until
-	if until.IsZero() {
-		until = s.now()
+	return s.CountFailedUpTo(ctx, sc, f, 0)
+}
+
+// CountFailedUpTo is CountFailed counting at most limit events (none
+// when 0): a count of limit means "limit or more". It reads the failed
+// events of the range (webhook_events_failed), at most limit of them, so
+// a page's count costs the same for a day of a million events as for an
+// hour.
+func (s *Store) CountFailedUpTo(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter, limit int64) (n int64, err error) {
+	defer markUnavailable(&err)
+	until := cmp.Or(f.Until, s.now()).UTC()
+	sub := s.db.NewSelect().Table("webhook_events").ColumnExpr("1")
+	failedRange(sub.QueryBuilder(), sc, f, until)
+	if limit > 0 {
+		sub = sub.Limit(limit)
 	}
-	q := s.db.NewSelect().Table("webhook_events").ColumnExpr("count(*)")
-	redeliverRange(q.QueryBuilder(), sc, f, until.UTC())
-	var n int64
-	if err := q.Scan(ctx, &n); err != nil {
+	if err := s.db.NewSelect().TableExpr("(?) AS c", sub).ColumnExpr("count(*)").Scan(ctx, &n); err != nil {
 		return 0, fmt.Errorf("count failed events: %w", err)
 	}
 	return n, nil
@@ -85,15 +106,24 @@ func (s *Store) CountFailed(ctx context.Context, sc webhook.Scope, f webhook.Red
 func (s *Store) RedeliverFailedBatch(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter, afterID int64, limit int) (n, next int64, err error) {
 	limit = cmpOr(limit, 500)
 	now := s.now()
-	until := f.Until
-	if until.IsZero() {
-		until = now
-	}
+	until := cmp.Or(f.Until, now).UTC()
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		// The lowest and highest id of the range's failed events
+		// (webhook_events_failed alone) bound the batch's walk in id
+		// order: it starts at the range's first failed event and stops at
+		// its last, not at the table's ends. A failed event of the range
+		// has an id between them whatever order ids and created_at took.
+		var lo, hi sql.NullInt64
+		err := tx.NewSelect().Table("webhook_events").ColumnExpr("min(id), max(id)").
+			Where("created_at >= ?", f.Since.UTC()).Where("created_at < ?", until).Where(failedIndexed).
+			Scan(ctx, &lo, &hi)
+		if err != nil || !hi.Valid || hi.Int64 <= afterID {
+			return err
+		}
 		var ids []int64
-		q := tx.NewSelect().Table("webhook_events").Column("id").Where("id > ?", afterID).
-			OrderExpr("id").Limit(int64(limit))
-		redeliverRange(q.QueryBuilder(), sc, f, until.UTC())
+		q := tx.NewSelect().Table("webhook_events").Column("id").Where("id > ?", max(afterID, lo.Int64-1)).
+			Where("id <= ?", hi.Int64).OrderExpr("id").Limit(int64(limit))
+		failedRange(q.QueryBuilder(), sc, f, until)
 		if err := s.drv.skipLocked(q).Scan(ctx, &ids); err != nil {
 			return err
 		}

@@ -48,7 +48,15 @@ func (s *Store) EventIDs(ctx context.Context, sc webhook.Scope, f webhook.EventF
 		q = q.Where("e.created_at >= ?", day).Where("e.created_at < ?", day.Add(24*time.Hour))
 	}
 	if !f.CreatedSince.IsZero() {
-		q = q.Where("e.created_at >= ?", f.CreatedSince.UTC())
+		created := "e.created_at"
+		if f.CreatedBefore.IsZero() && f.CreatedDate.IsZero() {
+			// Up to now: the newest events are in the range, so the walk
+			// newest first finds a page at once; a range read of
+			// webhook_events_user_created would read and sort the whole
+			// range (SQLite, with no statistics, would choose it).
+			created = s.drv.unindexed(created)
+		}
+		q = q.Where(created+" >= ?", f.CreatedSince.UTC())
 	}
 	if !f.CreatedBefore.IsZero() {
 		q = q.Where("e.created_at < ?", f.CreatedBefore.UTC())
