@@ -16,8 +16,8 @@ import (
 type overviewData struct {
 	Range string // "hour" or "day"
 	// Bucket is the bars' width in words.
-	Bucket                     string
-	Attempts, Ratio, GivenUp   chart
+	Bucket                   string
+	Attempts, Ratio, GivenUp chart
 	// QueueLag is the lag history (admins): the largest sample per bucket.
 	QueueLag                   chart
 	TotalAttempts, TotalGiven  int64
