@@ -11,9 +11,9 @@ import (
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
-// countLimit bounds the counts a page shows (the range redelivery's, the
-// queue's on the overview): "10000 or more" costs the same on a million
-// events as on a thousand, an exact count of the million does not.
+// countLimit bounds the range redelivery's count: "10000 or more" costs
+// the same on a million events as on a thousand, an exact count of the
+// million does not.
 const countLimit = 10000
 
 // bulkData is the "redeliver all failed in a range" pages: the form, its

@@ -158,13 +158,13 @@ func pageSpeed(t *testing.T, backend string) {
 		report.WriteString("\n")
 	}
 	t.Log(report.String())
-	explainSlow(t, n, backend, hour)
+	explainSlow(t, n, backend, hour, hooks[2])
 }
 
 // explainSlow logs the plans of the query shapes that are slow on a big
 // table (docs/BENCHMARKS.md says why): a user's list filtered by event
 // type or time range, and the count of failed events in a range.
-func explainSlow(t *testing.T, n *node, backend string, hour func(time.Duration) string) {
+func explainSlow(t *testing.T, n *node, backend string, hour func(time.Duration) string, hook int64) {
 	since, _ := url.QueryUnescape(hour(48 * time.Hour))
 	ts := strings.Replace(since, "T", " ", 1) + ":00+00:00"
 	explain := "EXPLAIN QUERY PLAN "
@@ -178,6 +178,9 @@ func explainSlow(t *testing.T, n *node, backend string, hour func(time.Duration)
 		fmt.Sprintf("SELECT e.id FROM webhook_events AS e WHERE e.user_id = %d AND e.event_type = 'payment.succeeded' ORDER BY e.id DESC LIMIT 51", n.alice.ID),
 		fmt.Sprintf("SELECT e.id FROM webhook_events AS e WHERE e.user_id = %d AND e.created_at >= '%s' AND e.created_at < '%s' ORDER BY e.id DESC LIMIT 51", n.alice.ID, ts, te),
 		fmt.Sprintf("SELECT e.id FROM webhook_events AS e WHERE e.created_at >= '%s' AND e.created_at < '%s' ORDER BY e.id DESC LIMIT 51", ts, te),
+		fmt.Sprintf("SELECT count(*), min(id), max(id) FROM (SELECT e.id FROM webhook_events AS e WHERE e.created_at >= '%s' AND e.created_at < '%s' LIMIT 10001) AS w", ts, te),
+		fmt.Sprintf("SELECT e.id FROM webhook_events AS e WHERE e.webhook_id = %d ORDER BY e.id DESC LIMIT 51", hook),
+		fmt.Sprintf("SELECT e.id FROM webhook_events AS e WHERE e.user_id = %d AND e.event_type = 'order.created' AND e.webhook_id = %d AND e.state = 'given_up' AND e.created_at >= '%s' ORDER BY e.id DESC LIMIT 51", n.alice.ID, hook, ts),
 		fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM webhook_events WHERE created_at >= '%s' AND %s LIMIT 10000) AS c", ts, failed),
 		fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM webhook_events WHERE created_at >= '%s' AND %s AND +user_id = %d LIMIT 10000) AS c", ts, failed, n.alice.ID),
 	} {

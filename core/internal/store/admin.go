@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -65,7 +64,10 @@ const failedIndexed = "(state = 'given_up' OR (state = 'pending' AND retry_count
 // which no index serves, so that no planner prefers the user's or the
 // hook's whole history (webhook_events_user_created, _webhook) to it.
 func failedRange(q bun.QueryBuilder, sc webhook.Scope, f webhook.RedeliverFilter, until any) bun.QueryBuilder {
-	q = q.Where("created_at >= ?", f.Since.UTC()).Where("created_at < ?", until).Where(failedIndexed).Where(failedEvent)
+	if !f.Since.IsZero() {
+		q = q.Where("created_at >= ?", f.Since.UTC())
+	}
+	q = q.Where("created_at < ?", until).Where(failedIndexed).Where(failedEvent)
 	if f.WebhookID != 0 {
 		q = q.Where("+webhook_id = ?", f.WebhookID)
 	}
@@ -99,30 +101,33 @@ func (s *Store) CountFailedUpTo(ctx context.Context, sc webhook.Scope, f webhook
 	return n, nil
 }
 
-// RedeliverFailedBatch is RedeliverFailed on at most limit events with ids
-// above afterID, lowest first, so a bulk redelivery can report progress
-// and never holds many rows at once. It returns how many it scheduled and
-// the afterID of the next batch, 0 when none is left.
+// RedeliverFailedBatch is RedeliverFailed on at most limit events after
+// afterID's in creation order (created_at, then id), so a bulk redelivery
+// can report progress and never holds many rows at once. It returns how
+// many it scheduled and the afterID of the next batch, 0 when none is
+// left. A batch reads the range's failed events through
+// webhook_events_failed from where the last one stopped, not the rows
+// in between: a day of a million events costs its failures, once.
 func (s *Store) RedeliverFailedBatch(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter, afterID int64, limit int) (n, next int64, err error) {
 	limit = cmpOr(limit, 500)
 	now := s.now()
 	until := cmp.Or(f.Until, now).UTC()
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		// The lowest and highest id of the range's failed events
-		// (webhook_events_failed alone) bound the batch's walk in id
-		// order: it starts at the range's first failed event and stops at
-		// its last, not at the table's ends. A failed event of the range
-		// has an id between them whatever order ids and created_at took.
-		var lo, hi sql.NullInt64
-		err := tx.NewSelect().Table("webhook_events").ColumnExpr("min(id), max(id)").
-			Where("created_at >= ?", f.Since.UTC()).Where("created_at < ?", until).Where(failedIndexed).
-			Scan(ctx, &lo, &hi)
-		if err != nil || !hi.Valid || hi.Int64 <= afterID {
+		var ids []int64
+		q := tx.NewSelect().Table("webhook_events").Column("id").OrderExpr("created_at, id").Limit(int64(limit))
+		var after int
+		if err := tx.NewSelect().Table("webhook_events").ColumnExpr("count(*)").Where("id = ?", afterID).Scan(ctx, &after); err != nil {
 			return err
 		}
-		var ids []int64
-		q := tx.NewSelect().Table("webhook_events").Column("id").Where("id > ?", max(afterID, lo.Int64-1)).
-			Where("id <= ?", hi.Int64).OrderExpr("id").Limit(int64(limit))
+		// An afterID gone since (purged) starts over: the events the
+		// earlier batches redelivered are no longer failed.
+		if after > 0 {
+			// afterID's created_at is the range's lower bound now (the
+			// one an index range read starts at: SQLite takes one).
+			at := "(SELECT created_at FROM webhook_events WHERE id = ?)"
+			q = q.Where("created_at >= "+at, afterID).Where("(created_at > "+at+" OR id > ?)", afterID, afterID)
+			f.Since = time.Time{}
+		}
 		failedRange(q.QueryBuilder(), sc, f, until)
 		if err := s.drv.skipLocked(q).Scan(ctx, &ids); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -117,4 +118,46 @@ func TestConsoleIndexesMigrationFromPreviousRelease(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A time range's list is exact whatever order ids and created_at took (a
+// slow publish, an imported event): the id window it is narrowed to
+// (idWindow) holds every event of the range.
+func TestEventsTimeRangeIdsOutOfOrder(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		u, _ := storetest.User(t, s, "alice", webhook.RoleUser)
+		storetest.Hook(t, s, u.ID, "package-created", "https://example.com/")
+		var ids []int64
+		for range 3 {
+			ids = append(ids, storetest.Publish(t, s, "package-created", `{}`)[0].ID)
+		}
+		// The newest event was created two days ago; the oldest, in an hour.
+		old, later := time.Now().UTC().Add(-48*time.Hour), time.Now().UTC().Add(time.Hour)
+		for id, at := range map[int64]time.Time{ids[2]: old, ids[0]: later} {
+			if _, err := s.DB().ExecContext(ctx, `UPDATE webhook_events SET created_at = ? WHERE id = ?`, at, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, sc := range []webhook.Scope{{All: true}, {UserID: u.ID}} {
+			for _, c := range []struct {
+				since, before time.Time
+				want          []int64
+			}{
+				{old.Add(-time.Hour), old.Add(time.Hour), []int64{ids[2]}},
+				{old.Add(-time.Hour), later, []int64{ids[2], ids[1]}},
+				{time.Now().Add(-time.Hour), later.Add(time.Minute), []int64{ids[1], ids[0]}},
+				{old.Add(-time.Hour), later.Add(time.Minute), []int64{ids[2], ids[1], ids[0]}},
+			} {
+				got, _, err := s.EventIDs(ctx, sc, webhook.EventFilter{CreatedSince: c.since, CreatedBefore: c.before}, webhook.Page{Limit: 10})
+				if err != nil || !slices.Equal(got, c.want) {
+					t.Fatalf("%+v [%s, %s): %v, %v; want %v", sc, c.since, c.before, got, err, c.want)
+				}
+			}
+		}
+		// A day's list (created_date) too.
+		got, _, err := s.EventIDs(ctx, webhook.Scope{All: true}, webhook.EventFilter{CreatedDate: old}, webhook.Page{Limit: 10})
+		if err != nil || len(got) != 1 || got[0] != ids[2] {
+			t.Fatalf("created_date: %v, %v", got, err)
+		}
+	})
 }
