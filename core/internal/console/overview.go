@@ -26,7 +26,7 @@ type overviewData struct {
 	Lag   string
 	Admin bool
 	// Due, Scheduled and Leased are the queue's counts, "1000+" from
-	// queueLimit on.
+	// countLimit on.
 	Due, Scheduled, Leased string
 }
 
@@ -82,7 +82,7 @@ func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request, rq *reque
 	d.GivenUp = drawSeries(given, maxOf(given), labels, fmt.Sprint(maxOf(given)))
 	if rq.sess.User.Role == webhook.RoleAdmin && rq.tenant == 0 && h.deps.Queue != nil {
 		d.Admin = true
-		q, err := h.deps.Queue(r.Context(), queueLimit)
+		q, err := h.deps.Queue(r.Context(), countLimit)
 		if err != nil {
 			return err
 		}
@@ -97,15 +97,9 @@ func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request, rq *reque
 	return nil
 }
 
-// queueLimit bounds the rows of each phase the overview's queue counts
-// read (Store.QueueDepthUpTo): a backlog of 50,000 cost the admin's page
-// 70-170 ms counted exactly, and past a thousand the figure that matters
-// is the lag.
-const queueLimit = 1000
-
-// atLeast writes a count read up to queueLimit.
+// atLeast writes a count read up to countLimit.
 func atLeast(n int64) string {
-	if n >= queueLimit {
+	if n >= countLimit {
 		return fmt.Sprintf("%d+", n)
 	}
 	return fmt.Sprint(n)
