@@ -79,6 +79,12 @@ func TestConsoleIndexesMigrationFromPreviousRelease(t *testing.T) {
 			if got, err := s.CountFailedUpTo(ctx, webhook.Scope{All: true}, rng, 1); err != nil || got != 1 {
 				t.Fatalf("count failed up to 1: %d, %v", got, err)
 			}
+			for hook, want := range map[int64]int64{1: 2, 2: 0} {
+				byHook := webhook.RedeliverFilter{Since: hourAgo, WebhookID: hook}
+				if got, err := s.CountFailedUpTo(ctx, alice, byHook, 0); err != nil || got != want {
+					t.Fatalf("count failed of hook %d: %d, %v; want %d", hook, got, err, want)
+				}
+			}
 			if got, err := s.CountFailedUpTo(ctx, webhook.Scope{UserID: 2}, rng, 0); err != nil || got != 0 {
 				t.Fatalf("another user's failed count: %d, %v", got, err)
 			}
