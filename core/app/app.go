@@ -313,7 +313,29 @@ func (a *App) services() ([]service.Service, error) {
 			return a.Store.WatchRevocations(ctx, a.reconnecting("token revocation watcher"))
 		})},
 		purger,
+		service.Named{Name: "queue lag sampler", Service: service.NewFunc(a.sampleQueueLag)},
 	}, nil
+}
+
+// queueLagEvery is how often a node records the queue's lag for the
+// console's lag history (one sample per rollup minute).
+const queueLagEvery = time.Minute
+
+// sampleQueueLag records the queue's lag every queueLagEvery until ctx
+// ends. A failed sample is logged and leaves a gap in the chart.
+func (a *App) sampleQueueLag(ctx context.Context) error {
+	t := time.NewTicker(queueLagEvery)
+	defer t.Stop()
+	for {
+		if err := a.Store.SampleQueueLag(ctx); err != nil && ctx.Err() == nil {
+			a.logger.Warn("queue lag sample failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // reconnecting logs why a PostgreSQL listener lost its connection; it

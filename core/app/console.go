@@ -29,7 +29,7 @@ func (a *App) withConsole(srv *api.Server) (http.Handler, error) {
 		AccentColor:    a.cfg.Console.AccentColor,
 	}, console.Deps{Store: a.Store, API: srv.ServeAs, Countdowns: a.Countdowns, Callbacks: a.Callbacks,
 		Filters: a.Filters, Transforms: a.Transforms,
-		Plugins: a.consolePlugins, AddEventType: a.addEventType, OpenAPI: srv.OpenAPI(), Queue: a.Store.QueueDepth}, a.logger.With("component", "console"))
+		Plugins: a.consolePlugins, AddEventType: a.addEventType, OpenAPI: srv.OpenAPI(), Queue: a.Store.QueueDepthUpTo}, a.logger.With("component", "console"))
 	if err != nil {
 		return nil, err
 	}

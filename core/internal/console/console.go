@@ -45,9 +45,9 @@ type Store interface {
 	EventIDs(ctx context.Context, sc webhook.Scope, f webhook.EventFilter, p webhook.Page) ([]int64, webhook.PageInfo, error)
 	EventsByID(ctx context.Context, sc webhook.Scope, ids []int64) ([]webhook.Job, error)
 	Event(ctx context.Context, sc webhook.Scope, idOrUUID string) (webhook.Job, error)
-	// CountFailed counts what the bulk redelivery (POST
+	// CountFailedUpTo counts, up to limit, what the bulk redelivery (POST
 	// hook_events/redeliver/) would queue again, for its confirmation.
-	CountFailed(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter) (int64, error)
+	CountFailedUpTo(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter, limit int64) (int64, error)
 	// Rollups are the per-minute delivery sums the overview charts.
 	Rollups(ctx context.Context, sc webhook.Scope, since time.Time) ([]webhook.Rollup, error)
 }
@@ -94,8 +94,9 @@ type Deps struct {
 	// reference page.
 	OpenAPI []byte
 	// Queue counts the pending events for the overview's queue lag
-	// (admins); nil leaves it out.
-	Queue func(ctx context.Context) (webhook.QueueDepth, error)
+	// (admins), reading at most limit rows of each phase; nil leaves it
+	// out.
+	Queue func(ctx context.Context, limit int) (webhook.QueueDepth, error)
 }
 
 // Handler serves the console. It is safe for concurrent use.

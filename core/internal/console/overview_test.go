@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -43,7 +44,7 @@ func TestOverview(t *testing.T) {
 		}
 	}
 	if strings.Contains(p.body, "queue-lag") {
-		t.Error("a user sees the queue's lag")
+		t.Error("a user sees the queue's lag or its history")
 	}
 	if strings.Count(p.body, "<rect") != 3*61 {
 		t.Errorf("%d bars, want 61 minutes in each of 3 charts", strings.Count(p.body, "<rect"))
@@ -59,10 +60,23 @@ func TestOverview(t *testing.T) {
 	if m := attemptsTotal.FindStringSubmatch(bob.get("/overview").body); m == nil || m[1] != "0" {
 		t.Errorf("bob sees alice's attempts: %v", m)
 	}
+	// A node's lag sample of 90 s this minute, beside the node's own
+	// (near 0): the history shows the larger.
+	if _, err := n.Store.DB().ExecContext(context.Background(), `INSERT INTO delivery_rollups (user_id, minute, attempts, delivered, failed, given_up, queue_lag_us)
+		VALUES (0, ?, 0, 0, 0, 0, 90000000) ON CONFLICT (user_id, minute) DO UPDATE SET queue_lag_us = 90000000`, time.Now().Unix()/60); err != nil {
+		t.Fatal(err)
+	}
 	root := n.browser(t)
 	root.signIn(n.rootKey)
 	p = root.get("/overview")
 	if m := attemptsTotal.FindStringSubmatch(p.body); m == nil || m[1] != "2" || !strings.Contains(p.body, `id="queue-lag"`) {
 		t.Errorf("root's overview: %s", p.body)
+	}
+	if !strings.Contains(p.body, `id="chart-queue-lag"><svg class="chart"`) || !strings.Contains(p.body, "full height is 1m30s") ||
+		!strings.Contains(p.body, "the oldest due event had waited 1m30s") || strings.Count(p.body, "<rect") != 4*61 {
+		t.Errorf("root's overview lacks the lag history of 61 minutes up to 1m30s: %s", p.body)
+	}
+	if bob.get("/overview?range=day"); strings.Contains(bob.get("/overview").body, "chart-queue-lag") {
+		t.Error("a user sees the lag history")
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -52,48 +53,82 @@ func (s *Store) FailedEvents(ctx context.Context, f webhook.EventFilter, limit i
 	return s.assemble(ctx, s.db, rows, false)
 }
 
-func redeliverRange(q bun.QueryBuilder, sc webhook.Scope, f webhook.RedeliverFilter, until any) bun.QueryBuilder {
-	q = q.Where("created_at >= ?", f.Since.UTC()).Where("created_at < ?", until).Where(failedEvent)
+// failedIndexed is webhook_events_failed's predicate (migration 009),
+// word for word: SQLite uses a partial index only for a query that has
+// its WHERE as a term. failedEvent implies it.
+const failedIndexed = "(state = 'given_up' OR (state = 'pending' AND retry_count > retry_base))"
+
+// failedRange selects, on webhook_events, the candidates of a range
+// redelivery: failed events created in [f.Since, until), through
+// webhook_events_failed. The scope and the hook are unary-plus terms,
+// which no index serves, so that no planner prefers the user's or the
+// hook's whole history (webhook_events_user_created, _webhook) to it.
+func failedRange(q bun.QueryBuilder, sc webhook.Scope, f webhook.RedeliverFilter, until any) bun.QueryBuilder {
+	if !f.Since.IsZero() {
+		q = q.Where("created_at >= ?", f.Since.UTC())
+	}
+	q = q.Where("created_at < ?", until).Where(failedIndexed).Where(failedEvent)
 	if f.WebhookID != 0 {
-		q = q.Where("webhook_id = ?", f.WebhookID)
+		q = q.Where("+webhook_id = ?", f.WebhookID)
 	}
 	if !sc.All {
-		q = q.Where("user_id = ?", sc.UserID)
+		q = q.Where("+user_id = ?", sc.UserID)
 	}
 	return q
 }
 
 // CountFailed counts the events RedeliverFailed would deliver again now.
 func (s *Store) CountFailed(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter) (int64, error) {
-	until := f.Until
-	if until.IsZero() {
-		until = s.now()
+	return s.CountFailedUpTo(ctx, sc, f, 0)
+}
+
+// CountFailedUpTo is CountFailed counting at most limit events (none
+// when 0): a count of limit means "limit or more". It reads the failed
+// events of the range (webhook_events_failed), at most limit of them, so
+// a page's count costs the same for a day of a million events as for an
+// hour.
+func (s *Store) CountFailedUpTo(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter, limit int64) (n int64, err error) {
+	defer markUnavailable(&err)
+	until := cmp.Or(f.Until, s.now()).UTC()
+	sub := s.db.NewSelect().Table("webhook_events").ColumnExpr("1")
+	failedRange(sub.QueryBuilder(), sc, f, until)
+	if limit > 0 {
+		sub = sub.Limit(limit)
 	}
-	q := s.db.NewSelect().Table("webhook_events").ColumnExpr("count(*)")
-	redeliverRange(q.QueryBuilder(), sc, f, until.UTC())
-	var n int64
-	if err := q.Scan(ctx, &n); err != nil {
+	if err := s.db.NewSelect().TableExpr("(?) AS c", sub).ColumnExpr("count(*)").Scan(ctx, &n); err != nil {
 		return 0, fmt.Errorf("count failed events: %w", err)
 	}
 	return n, nil
 }
 
-// RedeliverFailedBatch is RedeliverFailed on at most limit events with ids
-// above afterID, lowest first, so a bulk redelivery can report progress
-// and never holds many rows at once. It returns how many it scheduled and
-// the afterID of the next batch, 0 when none is left.
+// RedeliverFailedBatch is RedeliverFailed on at most limit events after
+// afterID's in creation order (created_at, then id), so a bulk redelivery
+// can report progress and never holds many rows at once. It returns how
+// many it scheduled and the afterID of the next batch, 0 when none is
+// left. A batch reads the range's failed events through
+// webhook_events_failed from where the last one stopped, not the rows
+// in between: a day of a million events costs its failures, once.
 func (s *Store) RedeliverFailedBatch(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter, afterID int64, limit int) (n, next int64, err error) {
 	limit = cmpOr(limit, 500)
 	now := s.now()
-	until := f.Until
-	if until.IsZero() {
-		until = now
-	}
+	until := cmp.Or(f.Until, now).UTC()
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var ids []int64
-		q := tx.NewSelect().Table("webhook_events").Column("id").Where("id > ?", afterID).
-			OrderExpr("id").Limit(int64(limit))
-		redeliverRange(q.QueryBuilder(), sc, f, until.UTC())
+		q := tx.NewSelect().Table("webhook_events").Column("id").OrderExpr("created_at, id").Limit(int64(limit))
+		var after int
+		if err := tx.NewSelect().Table("webhook_events").ColumnExpr("count(*)").Where("id = ?", afterID).Scan(ctx, &after); err != nil {
+			return err
+		}
+		// An afterID gone since (purged) starts over: the events the
+		// earlier batches redelivered are no longer failed.
+		if after > 0 {
+			// afterID's created_at is the range's lower bound now (the
+			// one an index range read starts at: SQLite takes one).
+			at := "(SELECT created_at FROM webhook_events WHERE id = ?)"
+			q = q.Where("created_at >= "+at, afterID).Where("(created_at > "+at+" OR id > ?)", afterID, afterID)
+			f.Since = time.Time{}
+		}
+		failedRange(q.QueryBuilder(), sc, f, until)
 		if err := s.drv.skipLocked(q).Scan(ctx, &ids); err != nil {
 			return err
 		}

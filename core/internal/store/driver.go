@@ -26,6 +26,10 @@ type driver interface {
 	notify(ctx context.Context, db bun.IDB, channel string) error
 	// lower is the name of a lower() that folds all of Unicode.
 	lower() string
+	// unindexed makes column a term no index serves (SQLite, which has no
+	// statistics, takes a heuristic's word for an index's worth); on
+	// PostgreSQL, which has, the planner chooses and it is column.
+	unindexed(column string) string
 	// clock returns the SQL of "now" in µs for a queue time, and its
 	// arguments: every queue time is measured on the same clock.
 	clock() (string, []any)

@@ -58,6 +58,8 @@ func (*postgresDriver) skipLocked(q *bun.SelectQuery) *bun.SelectQuery {
 	return q.For("UPDATE SKIP LOCKED")
 }
 
+func (*postgresDriver) unindexed(column string) string { return column }
+
 func (*postgresDriver) lockMigrations(ctx context.Context, tx bun.Tx) error {
 	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7261001)`)
 	return err

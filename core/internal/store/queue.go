@@ -209,15 +209,8 @@ func (s *Store) RedeliverFailed(ctx context.Context, sc webhook.Scope, f webhook
 	clock, clockArgs := s.drv.clock()
 	q := s.db.NewUpdate().Model((*eventRow)(nil)).
 		Set("state = 'pending'").Set("lease_owner = NULL").Set("lease_until = NULL").Set("retry_base = retry_count").
-		Set("next_attempt_at = "+clock, clockArgs...).Set("modified_at = ?", now.UTC()).
-		Where("created_at >= ?", f.Since.UTC()).Where("created_at < ?", until.UTC()).
-		Where("(state = 'given_up' OR (state = 'pending' AND retry_count > retry_base AND lease_owner IS NULL))")
-	if f.WebhookID != 0 {
-		q = q.Where("webhook_id = ?", f.WebhookID)
-	}
-	if !sc.All {
-		q = q.Where("user_id = ?", sc.UserID)
-	}
+		Set("next_attempt_at = "+clock, clockArgs...).Set("modified_at = ?", now.UTC())
+	failedRange(q.QueryBuilder(), sc, f, until.UTC())
 	res, err := q.Exec(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("redeliver failed events: %w", err)

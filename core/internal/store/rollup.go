@@ -82,11 +82,43 @@ func one(b bool) int64 {
 	return 0
 }
 
-// Rollups returns the minutes since since that have results, oldest
-// first, summed over the scope's users.
+// queueUser is the user_id of the rollup rows that hold the queue's
+// sampled lag: no user has it (ids start at 1), and the rows' counts are
+// zero, so an admin's sums are unchanged and a user's never include them.
+const queueUser = 0
+
+// lagSampleRows bounds the rows a lag sample reads (QueueDepthUpTo).
+const lagSampleRows = 1000
+
+// SampleQueueLag records the queue's lag now (the oldest due event's
+// wait, 0 when nothing is due) in the current minute's rollup, keeping
+// the largest of several samples (nodes): the overview's lag history.
+// Every node calls it once a minute; it reads at most lagSampleRows rows
+// of the due index, so it costs the same however long the backlog.
+func (s *Store) SampleQueueLag(ctx context.Context) (err error) {
+	defer markUnavailable(&err)
+	q, err := s.QueueDepthUpTo(ctx, lagSampleRows)
+	if err != nil {
+		return err
+	}
+	lag := q.OldestDueAge.Microseconds()
+	_, err = s.db.ExecContext(ctx, `INSERT INTO delivery_rollups (user_id, minute, attempts, delivered, failed, given_up, queue_lag_us)
+		VALUES (?, ?, 0, 0, 0, 0, ?)
+		ON CONFLICT (user_id, minute) DO UPDATE SET queue_lag_us = CASE
+		WHEN delivery_rollups.queue_lag_us IS NULL OR delivery_rollups.queue_lag_us < excluded.queue_lag_us
+		THEN excluded.queue_lag_us ELSE delivery_rollups.queue_lag_us END`,
+		queueUser, s.now().Unix()/60, lag)
+	if err != nil {
+		return fmt.Errorf("record queue lag: %w", err)
+	}
+	return nil
+}
+
+// Rollups returns the minutes since since that have results (or, for an
+// admin, a lag sample), oldest first, summed over the scope's users.
 func (s *Store) Rollups(ctx context.Context, sc webhook.Scope, since time.Time) (_ []webhook.Rollup, err error) {
 	defer markUnavailable(&err)
-	q := `SELECT minute, SUM(attempts), SUM(delivered), SUM(failed), SUM(given_up) FROM delivery_rollups WHERE minute >= ?`
+	q := `SELECT minute, SUM(attempts), SUM(delivered), SUM(failed), SUM(given_up), COALESCE(MAX(queue_lag_us), 0) FROM delivery_rollups WHERE minute >= ?`
 	args := []any{since.Unix() / 60}
 	if !sc.All {
 		q += ` AND user_id = ?`
@@ -100,11 +132,12 @@ func (s *Store) Rollups(ctx context.Context, sc webhook.Scope, since time.Time) 
 	var out []webhook.Rollup
 	for rows.Next() {
 		var r webhook.Rollup
-		var minute int64
-		if err := rows.Scan(&minute, &r.Attempts, &r.Delivered, &r.Failed, &r.GivenUp); err != nil {
+		var minute, lag int64
+		if err := rows.Scan(&minute, &r.Attempts, &r.Delivered, &r.Failed, &r.GivenUp, &lag); err != nil {
 			return nil, fmt.Errorf("rollups: %w", err)
 		}
 		r.Minute = time.Unix(minute*60, 0).UTC()
+		r.QueueLag = time.Duration(lag) * time.Microsecond
 		out = append(out, r)
 	}
 	return out, rows.Err()

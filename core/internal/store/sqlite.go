@@ -115,6 +115,8 @@ func (d *sqliteDriver) clock() (string, []any) { return "?", []any{micros(d.s.no
 // a transaction stays as read until it ends.
 func (*sqliteDriver) skipLocked(q *bun.SelectQuery) *bun.SelectQuery { return q }
 
+func (*sqliteDriver) unindexed(column string) string { return "+" + column }
+
 func (*sqliteDriver) lockMigrations(context.Context, bun.Tx) error { return nil }
 
 func (*sqliteDriver) migrationsTableSQL() string {

@@ -14,8 +14,31 @@ import (
 // QueueDepth counts the pending events. It reads only pending rows (the
 // webhook_events_due partial index and their heap rows), never the
 // delivered history, so it stays cheap however large the table grows; its
-// cost is the backlog's size.
+// cost is the backlog's size. The metrics report it; a page, which must
+// not cost the backlog's size, asks QueueDepthUpTo.
 func (s *Store) QueueDepth(ctx context.Context) (webhook.QueueDepth, error) {
+	return s.queueDepth(ctx, "webhook_events WHERE state = 'pending'")
+}
+
+// QueueDepthUpTo is QueueDepth reading at most limit rows due by now and
+// limit rows due later, in the due index's order (oldest due first): a
+// count that reaches limit means "limit or more" (the limit rows of a
+// phase may be shared with the other phases, so Due+Leased of limit or
+// more says only that much). OldestDue is exact unless limit rows hold
+// live leases or expired ones (whose due time is their lease's end, later
+// than their next_attempt_at).
+func (s *Store) QueueDepthUpTo(ctx context.Context, limit int) (webhook.QueueDepth, error) {
+	now, _ := s.drv.clock()
+	cols := "next_attempt_at, lease_owner, lease_until"
+	part := func(cmp string) string {
+		return fmt.Sprintf("(SELECT %s FROM webhook_events WHERE state = 'pending' AND next_attempt_at %s %s ORDER BY next_attempt_at, id LIMIT %d)",
+			cols, cmp, now, limit)
+	}
+	return s.queueDepth(ctx, "(SELECT * FROM "+part("<=")+" AS d UNION ALL SELECT * FROM "+part(">")+" AS l) AS p")
+}
+
+// queueDepth counts the pending rows of from (a table expression).
+func (s *Store) queueDepth(ctx context.Context, from string) (webhook.QueueDepth, error) {
 	// The queue's clock: the database's on PostgreSQL, as in Claim.
 	now, args := s.drv.clock()
 	var (
@@ -35,7 +58,7 @@ func (s *Store) QueueDepth(ctx context.Context) (webhook.QueueDepth, error) {
 		COALESCE(SUM(CASE WHEN `+leased+` THEN 1 ELSE 0 END), 0),
 		MIN(CASE WHEN NOT `+leased+` AND `+due+` <= %[1]s THEN `+due+` END),
 		%[1]s - MIN(CASE WHEN NOT `+leased+` AND `+due+` <= %[1]s THEN `+due+` END)
-		FROM webhook_events WHERE state = 'pending'`, now)
+		FROM %[2]s`, now, from)
 	// Each use of the clock takes its arguments (SQLite's one "?").
 	err := s.db.QueryRowContext(ctx, query, slices.Repeat(args, strings.Count(query, now))...).
 		Scan(&row.Due, &row.Scheduled, &row.Leased, &oldest, &age)

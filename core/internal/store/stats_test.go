@@ -21,6 +21,12 @@ func TestQueueDepth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Under its limit, the bounded count is the same (the age is
+			// the database's clock's, later).
+			bounded, err := s.QueueDepthUpTo(ctx, 10)
+			if bounded.OldestDueAge = got.OldestDueAge; err != nil || bounded != got {
+				t.Errorf("QueueDepthUpTo %+v, %v; QueueDepth %+v", bounded, err, got)
+			}
 			if !got.OldestDue.Equal(want.OldestDue) {
 				t.Errorf("oldest due %v, want %v", got.OldestDue, want.OldestDue)
 			}

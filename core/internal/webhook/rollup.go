@@ -10,4 +10,8 @@ type Rollup struct {
 	// failed, a retry is pending) and GivenUp the states results left
 	// their events in.
 	Attempts, Delivered, Failed, GivenUp int64
+	// QueueLag is the longest the oldest due event had waited when a node
+	// sampled the queue in this minute (once a minute; the largest of
+	// every node's sample). Only an admin's rollups (Scope.All) have it.
+	QueueLag time.Duration
 }
