@@ -158,8 +158,8 @@ func wasmCallback(idx, ptr, n int32) (code int32) {
 
 // inputAt returns the n bytes at ptr of the current input buffer, without
 // a copy: the filter and transform dispatch document what aliases it.
-func inputAt(ptr, n int32) ([]byte, bool) {
-	if n < 0 || int64(n) > int64(len(inbuf)) || (n > 0 && uint32(ptr) != addr(inbuf)) {
+func inputAt(ptr int32, n int64) ([]byte, bool) {
+	if n < 0 || n > int64(len(inbuf)) || (n > 0 && uint32(ptr) != addr(inbuf)) {
 		Logf(LevelError, "input at %d (%d bytes) is not the buffer whisperer_alloc returned", ptr, n)
 		return nil, false
 	}
@@ -167,15 +167,18 @@ func inputAt(ptr, n int32) ([]byte, bool) {
 }
 
 //go:wasmexport whisperer_filter
-func wasmFilter(idx, ptr, kwLen, evLen int32) (code int32) {
+func wasmFilter(idx, ptr, kwLen, evLen, ixLen int32) (code int32) {
 	code = -1
 	defer yield()
 	defer guard("whisperer_filter")
-	in, ok := inputAt(ptr, kwLen+evLen)
-	if !ok || kwLen < 0 || evLen < 0 {
+	if kwLen < 0 || evLen < 0 || ixLen < 0 {
 		return -1
 	}
-	return filterAt(int(idx), in, int(kwLen))
+	in, ok := inputAt(ptr, int64(kwLen)+int64(evLen)+int64(ixLen))
+	if !ok {
+		return -1
+	}
+	return filterAt(int(idx), in, int(kwLen), int(evLen))
 }
 
 //go:wasmexport whisperer_filter_validate
@@ -195,18 +198,18 @@ func wasmFilterValidate(idx, ptr, n int32) (res int64) {
 }
 
 //go:wasmexport whisperer_transform
-func wasmTransform(idx, ptr, kwLen, docLen, bodyLen int32) (res int64) {
+func wasmTransform(idx, ptr, kwLen, docLen, bodyLen, ixLen int32) (res int64) {
 	res = -1
 	defer yield()
 	defer guard("whisperer_transform")
-	if kwLen < 0 || docLen < 0 || bodyLen < 0 {
+	if kwLen < 0 || docLen < 0 || bodyLen < 0 || ixLen < 0 {
 		return -1
 	}
-	in, ok := inputAt(ptr, kwLen+docLen+bodyLen)
+	in, ok := inputAt(ptr, int64(kwLen)+int64(docLen)+int64(bodyLen)+int64(ixLen))
 	if !ok {
 		return -1
 	}
-	doc, err := transformAt(int(idx), in, int(kwLen), int(docLen))
+	doc, err := transformAt(int(idx), in, int(kwLen), int(docLen), int(bodyLen))
 	if err != nil {
 		if err != errPanicked {
 			Log(LevelError, err.Error())

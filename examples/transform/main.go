@@ -19,7 +19,6 @@
 package main
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 
@@ -130,15 +129,12 @@ func value(name string, req *sdk.Request) string {
 	if !ok {
 		return "{" + name + "}"
 	}
-	v, ok := sdk.Field(req.Payload, field)
+	v, ok := req.Field(field)
 	if !ok {
 		return ""
 	}
-	if len(v) > 0 && v[0] == '"' {
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			return s
-		}
+	if s, ok := sdk.Unquote(v); ok {
+		return s
 	}
 	return string(v)
 }

@@ -43,22 +43,41 @@ const (
 	// it is called through it instead of ExportCallback.
 	ExportCallbackRecord = "whisperer_callback_record"
 	// ExportFilter decides whether an event goes to a hook: (idx i32,
-	// ptr i32, kwargs_len i32, event_len i32) -> (i32). The kwargs are at
-	// ptr, the event document right after them. 1 delivers, 0 skips,
-	// anything else is an error.
+	// ptr i32, kwargs_len i32, event_len i32, index_len i32) -> (i32). The
+	// kwargs are at ptr, the event document after them, the member index
+	// (Index*) after that. 1 delivers, 0 skips, anything else is an error.
 	ExportFilter = "whisperer_filter"
 	// ExportFilterValidate checks a filter's kwargs, like ExportValidate:
 	// (idx i32, kwargs_ptr i32, kwargs_len i32) -> (i64).
 	ExportFilterValidate = "whisperer_filter_validate"
 	// ExportTransform reshapes one attempt's request: (idx i32, ptr i32,
-	// kwargs_len i32, doc_len i32, body_len i32) -> (i64). The kwargs are
-	// at ptr, the transform document after them, the request body (raw
-	// bytes) after that. It returns a packed result document (0 keeps the
-	// request as it is) or a negative value on error.
+	// kwargs_len i32, doc_len i32, body_len i32, index_len i32) -> (i64).
+	// The kwargs are at ptr, the transform document after them, the
+	// request body (raw bytes) after that, then the member index. It
+	// returns a packed result document (0 keeps the request as it is) or a
+	// negative value on error.
 	ExportTransform = "whisperer_transform"
 	// ExportTransformValidate checks a transform's kwargs, like
 	// ExportValidate: (idx i32, kwargs_ptr i32, kwargs_len i32) -> (i64).
 	ExportTransformValidate = "whisperer_transform_validate"
+)
+
+// The member index that follows a filter's or transform's input: the
+// top-level members of the kwargs and of the payload, found by the host,
+// so that a guest looks a member up without walking JSON byte by byte
+// (each step of a guest loop costs ~80 ns under the host's deadline
+// checks). All integers are u32, little endian. A span is (offset u32,
+// length u32) from ptr, the start of the whole input.
+const (
+	// IndexKwargsCount and IndexPayloadCount are how many entries follow
+	// for the kwargs, then for the payload (0 when it is not an object).
+	IndexKwargsCount  = 0
+	IndexPayloadCount = 4
+	// IndexEntries is where the entries start: the kwargs' entries, then
+	// the payload's, each IndexEntryBytes: the member's name as written
+	// between its quotes (escapes not decoded), then its raw JSON value.
+	IndexEntries    = 8
+	IndexEntryBytes = 16
 )
 
 // Results of ExportFilter.

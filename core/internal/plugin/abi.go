@@ -31,9 +31,9 @@ var exportSigs = map[string]signature{
 	abi.ExportValidate:          {[]api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
 	abi.ExportCallback:          {[]api.ValueType{i32, i32, i32}, []api.ValueType{i32}},
 	abi.ExportCallbackRecord:    {[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}},
-	abi.ExportFilter:            {[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}},
+	abi.ExportFilter:            {[]api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}},
 	abi.ExportFilterValidate:    {[]api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
-	abi.ExportTransform:         {[]api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i64}},
+	abi.ExportTransform:         {[]api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{i64}},
 	abi.ExportTransformValidate: {[]api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
 }
 

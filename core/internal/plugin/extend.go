@@ -1,7 +1,9 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -21,13 +23,27 @@ import (
 // guest needs one buffer and no second copy. Payload is always the
 // document's last member: a guest may take it without walking it.
 
-// inputs are the pooled buffers the filter and transform inputs are built in.
-var inputs = sync.Pool{New: func() any { return new([]byte) }}
+// inputBuf is a pooled buffer a filter or transform input is built in.
+type inputBuf struct {
+	b  []byte
+	ms []member
+}
 
-func putInput(b *[]byte) {
-	if cap(*b) <= maxPooledBuffer {
-		inputs.Put(b)
+var inputs = sync.Pool{New: func() any { return new(inputBuf) }}
+
+func (in *inputBuf) release() {
+	if cap(in.b) <= maxPooledBuffer && cap(in.ms) <= maxPooledBuffer/16 {
+		inputs.Put(in)
 	}
+}
+
+// index appends the member index of kwargs (at 0) and of the payload (at
+// payloadOff) to in.b.
+func (in *inputBuf) index(kwargs json.RawMessage, payloadOff, payloadLen int) {
+	in.ms = members(in.ms[:0], kwargs, 0)
+	nk := len(in.ms)
+	in.ms = members(in.ms, in.b[payloadOff:payloadOff+payloadLen], payloadOff)
+	in.b = appendIndex(in.b, in.ms, nk)
 }
 
 // kwargsOr is kwargs, or {} when there are none.
@@ -48,16 +64,20 @@ func rawOr(v json.RawMessage) json.RawMessage {
 
 // filter calls whisperer_filter: whether the event goes to the hook.
 func (v *version) filter(ctx context.Context, idx int, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error) {
-	bp := inputs.Get().(*[]byte)
-	defer putInput(bp)
-	kwargs = kwargsOr(kwargs)
-	b := append((*bp)[:0], kwargs...)
+	buf := inputs.Get().(*inputBuf)
+	defer buf.release()
+	kwargs, payload = kwargsOr(kwargs), rawOr(payload)
+	b := append(buf.b[:0], kwargs...)
 	b = append(b, `{"event_type":`...)
 	b, _ = appendString(b, eventType)
 	b = append(b, `,"payload":`...)
-	b = append(b, rawOr(payload)...)
+	payloadOff := len(b)
+	b = append(b, payload...)
 	b = append(b, '}')
-	*bp = b
+	evLen := len(b) - len(kwargs)
+	buf.b = b
+	buf.index(kwargs, payloadOff, len(payload))
+	b = buf.b
 	deliver := false
 	err := v.call(ctx, v.gate.calls, "filter "+quote(v.manifest.Filters[idx].Name), v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, b, v.cfg.maxInput())
@@ -65,7 +85,7 @@ func (v *version) filter(ctx context.Context, idx int, kwargs json.RawMessage, e
 			return err
 		}
 		s := inst.stack[:]
-		s[0], s[1], s[2], s[3] = uint64(idx), uint64(ptr), uint64(len(kwargs)), uint64(len(b)-len(kwargs))
+		s[0], s[1], s[2], s[3], s[4] = uint64(idx), uint64(ptr), uint64(len(kwargs)), uint64(evLen), uint64(len(b)-len(kwargs)-evLen)
 		if err := inst.filter.CallWithStack(ctx, s); err != nil {
 			return err
 		}
@@ -88,14 +108,17 @@ func (v *version) transform(ctx context.Context, idx int, kwargs json.RawMessage
 	if in == nil {
 		return webhook.TransformResult{}, fmt.Errorf("plugin %s: %s: no input", v.file, what)
 	}
-	bp := inputs.Get().(*[]byte)
-	defer putInput(bp)
+	buf := inputs.Get().(*inputBuf)
+	defer buf.release()
 	kwargs = kwargsOr(kwargs)
-	b := append((*bp)[:0], kwargs...)
-	b = appendTransformDoc(b, in)
+	b := append(buf.b[:0], kwargs...)
+	b, payloadOff := appendTransformDoc(b, in)
 	docLen := len(b) - len(kwargs)
 	b = append(b, in.Body...)
-	*bp = b
+	buf.b = b
+	buf.index(kwargs, payloadOff, len(rawOr(in.Payload)))
+	b = buf.b
+	indexLen := len(b) - len(kwargs) - docLen - len(in.Body)
 	var res webhook.TransformResult
 	err := v.call(ctx, v.gate.calls, what, v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, b, v.cfg.maxInput())
@@ -103,7 +126,7 @@ func (v *version) transform(ctx context.Context, idx int, kwargs json.RawMessage
 			return err
 		}
 		s := inst.stack[:]
-		s[0], s[1], s[2], s[3], s[4] = uint64(idx), uint64(ptr), uint64(len(kwargs)), uint64(docLen), uint64(len(in.Body))
+		s[0], s[1], s[2], s[3], s[4], s[5] = uint64(idx), uint64(ptr), uint64(len(kwargs)), uint64(docLen), uint64(len(in.Body)), uint64(indexLen)
 		if err := inst.transform.CallWithStack(ctx, s); err != nil {
 			return err
 		}
@@ -124,8 +147,8 @@ func (v *version) transform(ctx context.Context, idx int, kwargs json.RawMessage
 }
 
 // appendTransformDoc writes the transform document: the event, the attempt
-// and the request, payload last.
-func appendTransformDoc(b []byte, in *webhook.TransformInput) []byte {
+// and the request, payload last. It returns where the payload starts.
+func appendTransformDoc(b []byte, in *webhook.TransformInput) ([]byte, int) {
 	b = append(b, `{"event_type":`...)
 	b, _ = appendString(b, in.EventType)
 	b = append(b, `,"uuid":`...)
@@ -148,8 +171,9 @@ func appendTransformDoc(b []byte, in *webhook.TransformInput) []byte {
 		b, _ = appendString(b, in.Headers[name])
 	}
 	b = append(b, `},"payload":`...)
+	off := len(b)
 	b = append(b, rawOr(in.Payload)...)
-	return append(b, '}')
+	return append(b, '}'), off
 }
 
 // parseTransform decodes a transform result document: {"body": string or
@@ -285,4 +309,137 @@ func (v *version) probeEntries(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// member is one top-level member of a JSON object: the spans of its name
+// (between the quotes, as written) and of its raw value.
+type member struct{ keyOff, keyLen, valOff, valLen uint32 }
+
+// members appends the top-level members of the JSON object v, which
+// starts at off in the input, to ms. A value that is not an object, or
+// not valid JSON, has none: the guest sees what the host could not read
+// as an empty table rather than half of one.
+func members(ms []member, v []byte, off int) []member {
+	n := len(ms)
+	i := skipWS(v, 0)
+	if i >= len(v) || v[i] != '{' {
+		return ms
+	}
+	i = skipWS(v, i+1)
+	if i < len(v) && v[i] == '}' {
+		return ms
+	}
+	for {
+		if i >= len(v) || v[i] != '"' {
+			return ms[:n]
+		}
+		ks := i + 1
+		kend := skipJSON(v, i)
+		if kend < 0 {
+			return ms[:n]
+		}
+		i = skipWS(v, kend)
+		if i >= len(v) || v[i] != ':' {
+			return ms[:n]
+		}
+		vs := skipWS(v, i+1)
+		ve := skipJSON(v, vs)
+		if ve < 0 {
+			return ms[:n]
+		}
+		ms = append(ms, member{uint32(off + ks), uint32(kend - 1 - ks), uint32(off + vs), uint32(ve - vs)})
+		i = skipWS(v, ve)
+		switch {
+		case i < len(v) && v[i] == ',':
+			i = skipWS(v, i+1)
+		case i < len(v) && v[i] == '}':
+			return ms
+		default:
+			return ms[:n]
+		}
+	}
+}
+
+func skipWS(v []byte, i int) int {
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\n' || v[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipJSON returns the index after the JSON value at v[i], or -1. It
+// checks the nesting and the strings, not every token: the table it serves
+// only needs the values' bounds.
+func skipJSON(v []byte, i int) int {
+	if i >= len(v) {
+		return -1
+	}
+	depth := 0
+	for i < len(v) {
+		switch c := v[i]; c {
+		case '"':
+			j := i + 1
+			for {
+				k := bytes.IndexAny(v[j:], `"\\`)
+				if k < 0 {
+					return -1
+				}
+				j += k
+				if v[j] == '"' {
+					break
+				}
+				j += 2
+				if j > len(v) {
+					return -1
+				}
+			}
+			i = j + 1
+		case '{', '[':
+			depth++
+			i++
+			continue
+		case '}', ']':
+			depth--
+			if depth < 0 {
+				return -1
+			}
+			i++
+		default:
+			if depth > 0 {
+				i++
+				continue
+			}
+			j := i
+			for j < len(v) && v[j] != ',' && v[j] != '}' && v[j] != ']' && v[j] > ' ' {
+				j++
+			}
+			if j == i {
+				return -1
+			}
+			return j
+		}
+		if depth == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// appendIndex appends the member index (sdk/abi Index*) of the kwargs and
+// the payload already in b.
+func appendIndex(b []byte, ms []member, nKwargs int) []byte {
+	var w [4]byte
+	put := func(x uint32) {
+		binary.LittleEndian.PutUint32(w[:], x)
+		b = append(b, w[:]...)
+	}
+	put(uint32(nKwargs))
+	put(uint32(len(ms) - nKwargs))
+	for _, m := range ms {
+		put(m.keyOff)
+		put(m.keyLen)
+		put(m.valOff)
+		put(m.valLen)
+	}
+	return b
 }

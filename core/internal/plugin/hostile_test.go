@@ -191,7 +191,7 @@ func TestHostileFiltersAndTransforms(t *testing.T) {
 	ctx := context.Background()
 
 	for file, wants := range map[string][]string{
-		"badext.wasm":   {"export whisperer_transform has signature (i32, i32, i32, i32) -> (i64), want (i32, i32, i32, i32, i32) -> (i64)"},
+		"badext.wasm":   {"export whisperer_transform has signature (i32, i32, i32, i32) -> (i64), want (i32, i32, i32, i32, i32, i32) -> (i64)"},
 		"nofilter.wasm": {"manifest declares filters but the module does not export whisperer_filter"},
 	} {
 		i := infoOf(t, h, file)

@@ -123,7 +123,7 @@ type instance struct {
 	transform, transformValidate api.Function
 	stdout, stderr               *stream
 	buf, bufCap                  uint32 // current input buffer
-	stack                        [5]uint64
+	stack                        [6]uint64
 
 	peak api.Global // the depth counter's peak (depth.go)
 

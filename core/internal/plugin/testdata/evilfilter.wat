@@ -15,7 +15,7 @@
   (func (export "whisperer_abi_v1"))
   (func (export "whisperer_alloc") (param i32) (result i32) (i32.const 1024))
   (func (export "whisperer_manifest") (result i64) (i64.const 91))
-  (func (export "whisperer_filter") (param $idx i32) (param i32 i32 i32) (result i32)
+  (func (export "whisperer_filter") (param $idx i32) (param i32 i32 i32 i32) (result i32)
     (if (i32.eqz (local.get $idx)) (then (loop $forever (br $forever))))
     (if (i32.eq (local.get $idx) (i32.const 1)) (then (unreachable)))
     (if (i32.eq (local.get $idx) (i32.const 2))

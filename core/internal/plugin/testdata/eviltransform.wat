@@ -26,7 +26,7 @@
   (func (export "whisperer_manifest") (result i64) (i64.const 112))
   (func $pack (param $ptr i32) (param $len i32) (result i64)
     (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
-  (func (export "whisperer_transform") (param $idx i32) (param i32 i32 i32 i32) (result i64)
+  (func (export "whisperer_transform") (param $idx i32) (param i32 i32 i32 i32 i32) (result i64)
     (if (i32.eqz (local.get $idx)) (then (loop $forever (br $forever))))
     (if (i32.eq (local.get $idx) (i32.const 1)) (then (unreachable)))
     (if (i32.eq (local.get $idx) (i32.const 2)) (then (return (call $pack (i32.const 0) (i32.const 0x200000)))))
