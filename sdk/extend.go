@@ -75,7 +75,7 @@ func readIndex(docs, tab []byte) index {
 		return index{}
 	}
 	nk, np := int(binary.LittleEndian.Uint32(tab[abi.IndexKwargsCount:])), int(binary.LittleEndian.Uint32(tab[abi.IndexPayloadCount:]))
-	if nk < 0 || np < 0 || (len(tab)-abi.IndexEntries)/abi.IndexEntryBytes < nk+np {
+	if nk < 0 || np < 0 || nk > len(tab) || np > len(tab) || (len(tab)-abi.IndexEntries)/abi.IndexEntryBytes < nk+np {
 		return index{}
 	}
 	return index{docs: docs, tab: tab, nk: nk, np: np}
