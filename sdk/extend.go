@@ -220,7 +220,7 @@ func filterAt(idx int, in []byte, kwLen, evLen int) (code int32) {
 		Logf(LevelError, "filter %q: input lengths %d+%d out of range", f.name, kwLen, evLen)
 		return -1
 	}
-	docs := in[:kwLen+evLen : kwLen+evLen]
+	docs := in[: kwLen+evLen : kwLen+evLen]
 	ev := &Event{ix: readIndex(docs, in[kwLen+evLen:])}
 	kw, err := ev.ix.kwargs(in[:kwLen])
 	if err != nil {

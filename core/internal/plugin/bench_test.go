@@ -205,7 +205,9 @@ func BenchmarkFilterWAT(b *testing.B) {
 	benchFilter(b, filepath.Join("..", "..", "..", "examples", "filter", "field-equals.wasm"))
 }
 
-func BenchmarkFilterGo(b *testing.B) { benchFilter(b, goWasm(b, "./core/internal/plugin/testdata/gofilter")) }
+func BenchmarkFilterGo(b *testing.B) {
+	benchFilter(b, goWasm(b, "./core/internal/plugin/testdata/gofilter"))
+}
 
 // benchTransform measures one warm transform call: a 1 KiB payload and
 // its 1 KiB request body in, a new body out.
@@ -260,4 +262,30 @@ func BenchmarkTransformGoNoop(b *testing.B) {
 
 func BenchmarkTransformGoKeep(b *testing.B) {
 	benchTransform(b, goWasm(b, "./core/internal/plugin/testdata/gofilter"), "keep", json.RawMessage(`{}`))
+}
+
+// BenchmarkTransformEncode is the host's side of a transform, natively:
+// the input with its member index for a 1 KiB payload and body, and the
+// decoding of a small result.
+func BenchmarkTransformEncode(b *testing.B) {
+	payload := benchPayload(b)
+	in := &webhook.TransformInput{EventType: "package-created", UUID: "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788", HookID: 7,
+		URL: "https://hooks.slack.example/services/T000/B000/XXXX", Headers: map[string]string{"content-type": "application/json",
+			"user-agent": "whisperer", "webhook-id": "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788"},
+		Payload: payload, Body: append(append([]byte(`{"payload":`), payload...), '}')}
+	kwargs := json.RawMessage(`{"template":"{event_type}: {payload.status}"}`)
+	result := []byte(`{"cancel":false,"body":{"text":"package-created: paid"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf := inputs.Get().(*inputBuf)
+		bb := append(buf.b[:0], kwargs...)
+		bb, off := appendTransformDoc(bb, in)
+		bb = append(bb, in.Body...)
+		buf.b = bb
+		buf.index(kwargs, off, len(payload))
+		buf.release()
+		if _, err := parseTransform(result); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
