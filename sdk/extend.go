@@ -44,8 +44,10 @@ type Request struct {
 	RetryCount int
 	// URL is the target; a transform cannot change it.
 	URL string
-	// Headers are the request's headers, signature headers aside.
-	Headers map[string]string
+	// rawHeaders is the document's headers object, read on demand by
+	// Header and Headers: most transforms never look, and a map built on
+	// every call costs a guest more than the rest of the decoding.
+	rawHeaders []byte
 	// Payload is the published payload and Body the request body the
 	// server would send (raw bytes). Both alias the call's input, which
 	// the host overwrites on the next call: copy them to keep them after
@@ -55,6 +57,36 @@ type Request struct {
 	Payload json.RawMessage
 	Body    []byte
 	ix      index
+}
+
+// Header returns the request header name (lower case, as the server sends
+// it; signature headers aside), and whether there is one.
+func (r *Request) Header(name string) (string, bool) {
+	var (
+		val   string
+		found bool
+	)
+	_, _ = nested(r.rawHeaders, 0, func(k []byte, i int) (int, error) {
+		if string(k) != name {
+			return skipValue(r.rawHeaders, i)
+		}
+		found = true
+		return decString(r.rawHeaders, i, &val, "headers")
+	})
+	return val, found
+}
+
+// Headers returns the request's headers (signature headers aside), decoded
+// on each call.
+func (r *Request) Headers() map[string]string {
+	h := map[string]string{}
+	_, _ = nested(r.rawHeaders, 0, func(k []byte, i int) (int, error) {
+		var v string
+		end, err := decString(r.rawHeaders, i, &v, "headers")
+		h[string(k)] = v
+		return end, err
+	})
+	return h
 }
 
 // Field returns the raw JSON value of the payload's top-level member name,
@@ -426,10 +458,6 @@ func payloadEnd(b []byte, i int) (int, error) {
 // decode reads the transform document. Its strings are copied into one
 // allocation at the end: one per string costs a guest about a microsecond.
 func (r *Request) decode(b []byte) error {
-	var (
-		hdrs    [][2]string // aliasing b until owned
-		headers bool
-	)
 	end, err := object(b, skipSpace(b, 0), func(k []byte, i int) (end int, err error) {
 		var n int64
 		switch string(k) {
@@ -447,13 +475,9 @@ func (r *Request) decode(b []byte) error {
 			r.RetryCount = int(n)
 			return end, err
 		case "headers":
-			headers = i < len(b) && b[i] == '{'
-			return nested(b, i, func(name []byte, i int) (int, error) {
-				var s string
-				end, err := decStringRef(b, i, &s, "headers")
-				hdrs = append(hdrs, [2]string{refString(name), s})
-				return end, err
-			})
+			end, err = skipValue(b, i)
+			r.rawHeaders = b[i:end:end]
+			return end, err
 		case "payload":
 			end, err = payloadEnd(b, i)
 			r.Payload = b[i:end:end]
@@ -467,23 +491,13 @@ func (r *Request) decode(b []byte) error {
 	if skipSpace(b, end) != len(b) {
 		return errSyntax
 	}
-	n := len(r.EventType) + len(r.UUID) + len(r.URL)
-	for _, h := range hdrs {
-		n += len(h[0]) + len(h[1])
-	}
-	buf := make([]byte, 0, n) // never grows: the strings below stay valid
+	buf := make([]byte, 0, len(r.EventType)+len(r.UUID)+len(r.URL)) // never grows: the strings stay valid
 	own := func(s string) string {
 		start := len(buf)
 		buf = append(buf, s...)
 		return refString(buf[start:])
 	}
 	r.EventType, r.UUID, r.URL = own(r.EventType), own(r.UUID), own(r.URL)
-	if headers {
-		r.Headers = make(map[string]string, len(hdrs))
-		for _, h := range hdrs {
-			r.Headers[own(h[0])] = own(h[1])
-		}
-	}
 	return nil
 }
 
@@ -561,15 +575,16 @@ func RunFilter(name, kwargs, eventType, payload string) (bool, error) {
 }
 
 // RunTransform calls the transform registered under name as the host
-// would, for native tests: kwargs is JSON; req is encoded as the host
-// encodes it. A nil Body in the result keeps req.Body.
-func RunTransform(name, kwargs string, req Request) (Result, error) {
+// would, for native tests: kwargs is JSON; req and headers (the request's
+// headers) are encoded as the host encodes them. A nil Body in the result
+// keeps req.Body.
+func RunTransform(name, kwargs string, req Request, headers map[string]string) (Result, error) {
 	for i, t := range transforms {
 		if t.name != name {
 			continue
 		}
 		in := []byte(kwargs)
-		doc := req.encode()
+		doc := req.encode(headers)
 		in = append(in, doc...)
 		in = append(in, req.Body...)
 		out, err := transformAt(i, in, len(kwargs), len(doc), len(req.Body))
@@ -608,7 +623,7 @@ func RunTransformValidate(name, kwargs string) (clean string, errs Errors, err e
 }
 
 // encode is the host's transform document for r, payload last.
-func (r *Request) encode() []byte {
+func (r *Request) encode(headers map[string]string) []byte {
 	b := []byte(`{"event_type":`)
 	b = appendJSONString(b, []byte(r.EventType))
 	b = append(b, `,"uuid":`...)
@@ -620,8 +635,8 @@ func (r *Request) encode() []byte {
 	b = append(b, `,"url":`...)
 	b = appendJSONString(b, []byte(r.URL))
 	b = append(b, `,"headers":`...)
-	h, _ := json.Marshal(r.Headers)
-	if r.Headers == nil {
+	h, _ := json.Marshal(headers)
+	if headers == nil {
 		h = []byte("{}")
 	}
 	b = append(b, h...)

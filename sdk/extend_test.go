@@ -46,3 +46,22 @@ func TestFilterReadsTheIndex(t *testing.T) {
 		t.Fatalf("short table: %d, field %s", code, got)
 	}
 }
+
+func TestTransformReadsHeadersOnDemand(t *testing.T) {
+	var ct string
+	var all map[string]string
+	transforms = append(transforms, transformEntry{name: "hdr", fn: func(kw Kwargs, req *Request) (Result, error) {
+		ct, _ = req.Header("content-type")
+		all = req.Headers()
+		return Result{Headers: map[string]string{"x-seen": ct}}, nil
+	}})
+	defer func() { transforms = transforms[:len(transforms)-1] }()
+	res, err := RunTransform("hdr", `{}`, Request{EventType: "e", Payload: json.RawMessage(`{"a":1}`)},
+		map[string]string{"content-type": "application/json", "x-\u00e9": "\"q\""})
+	if err != nil || ct != "application/json" || all["x-é"] != `"q"` || len(all) != 2 || res.Headers["x-seen"] != ct || res.Body != nil {
+		t.Fatalf("res %+v, %v; content-type %q, headers %v", res, err, ct, all)
+	}
+	if _, ok := (&Request{}).Header("a"); ok {
+		t.Error("a request without headers has one")
+	}
+}

@@ -11,7 +11,7 @@ import (
 
 func TestChat(t *testing.T) {
 	req := sdk.Request{EventType: "package-created", UUID: "6f1c2a0e", HookID: 7, RetryCount: 2,
-		URL: "https://hooks.example.com/x", Headers: map[string]string{"content-type": "application/json"},
+		URL:     "https://hooks.example.com/x",
 		Payload: json.RawMessage(`{"id": 1, "name": "pkg \"one\"", "tags": ["a"]}`),
 		Body:    []byte(`{"event":{"type":"package-created"},"payload":{"id":1}}`)}
 	for _, tc := range []struct{ kwargs, want string }{
@@ -25,7 +25,7 @@ func TestChat(t *testing.T) {
 		if err != nil || errs != nil {
 			t.Fatalf("validate %s: %v %v", tc.kwargs, errs, err)
 		}
-		res, err := sdk.RunTransform("chat", clean, req)
+		res, err := sdk.RunTransform("chat", clean, req, map[string]string{"content-type": "application/json"})
 		if err != nil {
 			t.Fatal(err)
 		}
