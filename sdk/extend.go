@@ -415,7 +415,7 @@ const hexDigits = "0123456789abcdef"
 
 // decode reads the filter's event document {"event_type": …, "payload": …}.
 func (ev *Event) decode(b []byte) error {
-	end, err := object(b, skipSpace(b, 0), func(k []byte, i int) (int, error) {
+	return wholeObject(b, func(k []byte, i int) (int, error) {
 		switch string(k) {
 		case "event_type":
 			return decString(b, i, &ev.Type, "event_type")
@@ -426,13 +426,6 @@ func (ev *Event) decode(b []byte) error {
 		}
 		return skipValue(b, i)
 	})
-	if err != nil {
-		return err
-	}
-	if skipSpace(b, end) != len(b) {
-		return errSyntax
-	}
-	return nil
 }
 
 // payloadEnd is the end of the payload value at b[i]: the host writes it
@@ -458,7 +451,7 @@ func payloadEnd(b []byte, i int) (int, error) {
 // decode reads the transform document. Its strings are copied into one
 // allocation at the end: one per string costs a guest about a microsecond.
 func (r *Request) decode(b []byte) error {
-	end, err := object(b, skipSpace(b, 0), func(k []byte, i int) (end int, err error) {
+	err := wholeObject(b, func(k []byte, i int) (end int, err error) {
 		var n int64
 		switch string(k) {
 		case "event_type":
@@ -487,9 +480,6 @@ func (r *Request) decode(b []byte) error {
 	})
 	if err != nil {
 		return err
-	}
-	if skipSpace(b, end) != len(b) {
-		return errSyntax
 	}
 	buf := make([]byte, 0, len(r.EventType)+len(r.UUID)+len(r.URL)) // never grows: the strings stay valid
 	own := func(s string) string {

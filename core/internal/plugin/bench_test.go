@@ -25,22 +25,12 @@ func benchCountdown(b *testing.B, src string) {
 	cd := sink.countdown(b, "custom")
 	ctx := context.Background()
 	kwargs := json.RawMessage(`{"factor": 5}`)
-	if _, err := cd.Value(ctx, 1, kwargs); err != nil {
-		b.Fatal(err)
-	}
-	lat := make([]time.Duration, 0, min(b.N, 1<<20))
-	b.ResetTimer()
-	for i := range b.N {
-		start := time.Now()
-		if _, err := cd.Value(ctx, i&7, kwargs); err != nil {
-			b.Fatal(err)
-		}
-		if len(lat) < cap(lat) {
-			lat = append(lat, time.Since(start))
-		}
-	}
-	b.StopTimer()
-	reportP50(b, lat)
+	i := 0
+	measure(b, func() error {
+		i++
+		_, err := cd.Value(ctx, i&7, kwargs)
+		return err
+	})
 }
 
 func reportP50(b *testing.B, lat []time.Duration) {
@@ -85,19 +75,7 @@ func benchCallback(b *testing.B, level slog.Level) {
 	cb := sink.callback(b, "foo.bar.app.callback")
 	ctx := context.Background()
 	doc := callbackDoc(b, 1024)
-	lat := make([]time.Duration, 0, min(b.N, 1<<20))
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		if err := cb(ctx, doc); err != nil {
-			b.Fatal(err)
-		}
-		if len(lat) < cap(lat) {
-			lat = append(lat, time.Since(start))
-		}
-	}
-	b.StopTimer()
-	reportP50(b, lat)
+	measure(b, func() error { return cb(ctx, doc) })
 }
 
 // BenchmarkHostStart starts a host over the two Go examples with a warm

@@ -191,48 +191,36 @@ func (s *memSink) Apply(source string, r webhook.Registrations) error {
 	return nil
 }
 
-func (s *memSink) countdown(t testing.TB, key string) webhook.Countdown {
+func (s *memSink) countdown(t testing.TB, name string) webhook.Countdown {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.countdowns[key]
-	if !ok {
-		t.Fatalf("countdown %q not registered; have %v", key, s.sources)
-	}
-	return c
+	return lookup(t, s, s.countdowns, "countdown", name)
 }
 
 func (s *memSink) callback(t testing.TB, name string) webhook.CallbackFunc {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.callbacks[name]
-	if !ok {
-		t.Fatalf("callback %q not registered; have %v", name, s.sources)
-	}
-	return c
+	return lookup(t, s, s.callbacks, "callback", name)
 }
 
 func (s *memSink) filter(t testing.TB, name string) webhook.Filter {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.filters[name]
-	if !ok {
-		t.Fatalf("filter %q not registered; have %v", name, s.sources)
-	}
-	return f
+	return lookup(t, s, s.filters, "filter", name)
 }
 
 func (s *memSink) transform(t testing.TB, name string) webhook.Transform {
 	t.Helper()
+	return lookup(t, s, s.transforms, "transform", name)
+}
+
+// lookup returns m[name] under s's lock, failing t when it is missing.
+func lookup[T any](t testing.TB, s *memSink, m map[string]T, kind, name string) T {
+	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, ok := s.transforms[name]
+	v, ok := m[name]
 	if !ok {
-		t.Fatalf("transform %q not registered; have %v", name, s.sources)
+		t.Fatalf("%s %q not registered; have %v", kind, name, s.sources)
 	}
-	return f
+	return v
 }
 
 func (s *memSink) has(kind, key string) bool {
