@@ -155,3 +155,82 @@ func wasmCallback(idx, ptr, n int32) (code int32) {
 	}
 	return callbackAt(int(idx), doc)
 }
+
+// inputAt returns the n bytes at ptr of the current input buffer, without
+// a copy: the filter and transform dispatch document what aliases it.
+func inputAt(ptr int32, n int64) ([]byte, bool) {
+	if n < 0 || n > int64(len(inbuf)) || (n > 0 && uint32(ptr) != addr(inbuf)) {
+		Logf(LevelError, "input at %d (%d bytes) is not the buffer whisperer_alloc returned", ptr, n)
+		return nil, false
+	}
+	return inbuf[:n], true
+}
+
+//go:wasmexport whisperer_filter
+func wasmFilter(idx, ptr, kwLen, evLen, ixLen int32) (code int32) {
+	code = -1
+	defer yield()
+	defer guard("whisperer_filter")
+	if kwLen < 0 || evLen < 0 || ixLen < 0 {
+		return -1
+	}
+	in, ok := inputAt(ptr, int64(kwLen)+int64(evLen)+int64(ixLen))
+	if !ok {
+		return -1
+	}
+	return filterAt(int(idx), in, int(kwLen), int(evLen))
+}
+
+//go:wasmexport whisperer_filter_validate
+func wasmFilterValidate(idx, ptr, n int32) (res int64) {
+	res = -1
+	defer yield()
+	defer guard("whisperer_filter_validate")
+	kw, ok := input(ptr, n)
+	if !ok {
+		return -1
+	}
+	doc, code := filterValidateAt(int(idx), kw)
+	if code != 0 {
+		return code
+	}
+	return pack(doc)
+}
+
+//go:wasmexport whisperer_transform
+func wasmTransform(idx, ptr, kwLen, docLen, bodyLen, ixLen int32) (res int64) {
+	res = -1
+	defer yield()
+	defer guard("whisperer_transform")
+	if kwLen < 0 || docLen < 0 || bodyLen < 0 || ixLen < 0 {
+		return -1
+	}
+	in, ok := inputAt(ptr, int64(kwLen)+int64(docLen)+int64(bodyLen)+int64(ixLen))
+	if !ok {
+		return -1
+	}
+	doc, err := transformAt(int(idx), in, int(kwLen), int(docLen), int(bodyLen))
+	if err != nil {
+		if err != errPanicked {
+			Log(LevelError, err.Error())
+		}
+		return -1
+	}
+	return pack(doc)
+}
+
+//go:wasmexport whisperer_transform_validate
+func wasmTransformValidate(idx, ptr, n int32) (res int64) {
+	res = -1
+	defer yield()
+	defer guard("whisperer_transform_validate")
+	kw, ok := input(ptr, n)
+	if !ok {
+		return -1
+	}
+	doc, code := transformValidateAt(int(idx), kw)
+	if code != 0 {
+		return code
+	}
+	return pack(doc)
+}

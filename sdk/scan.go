@@ -25,15 +25,9 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // allocating, and nested objects the Delivery decodes are read in the same
 // pass that checks them.
 
-// eachField calls fn with every member of the JSON object b, in order.
-func eachField(b []byte, fn func(key string, val []byte) error) error {
-	end, err := object(b, skipSpace(b, 0), func(key []byte, i int) (int, error) {
-		vend, err := skipValue(b, i)
-		if err != nil {
-			return 0, err
-		}
-		return vend, fn(string(key), b[i:vend])
-	})
+// wholeObject reads the JSON object that is all of b with object.
+func wholeObject(b []byte, fn func(key []byte, i int) (int, error)) error {
+	end, err := object(b, skipSpace(b, 0), fn)
 	if err != nil {
 		return err
 	}
@@ -41,6 +35,17 @@ func eachField(b []byte, fn func(key string, val []byte) error) error {
 		return errSyntax
 	}
 	return nil
+}
+
+// eachField calls fn with every member of the JSON object b, in order.
+func eachField(b []byte, fn func(key string, val []byte) error) error {
+	return wholeObject(b, func(key []byte, i int) (int, error) {
+		vend, err := skipValue(b, i)
+		if err != nil {
+			return 0, err
+		}
+		return vend, fn(string(key), b[i:vend])
+	})
 }
 
 // object reads the JSON object at b[i]. For each member it calls fn with the
@@ -351,7 +356,7 @@ func nested(b []byte, i int, fn func(key []byte, i int) (int, error)) (int, erro
 // decode fills d from the callback document b, in one pass. Instance and
 // Payload alias b, capped so that appending to one cannot overwrite the rest.
 func (d *Delivery) decode(b []byte) error {
-	end, err := object(b, skipSpace(b, 0), func(k []byte, i int) (end int, err error) {
+	return wholeObject(b, func(k []byte, i int) (end int, err error) {
 		var n int64
 		switch string(k) {
 		case "event_type":
@@ -380,13 +385,6 @@ func (d *Delivery) decode(b []byte) error {
 		}
 		return end, nil
 	})
-	if err != nil {
-		return err
-	}
-	if skipSpace(b, end) != len(b) {
-		return errSyntax
-	}
-	return nil
 }
 
 func (w *Webhook) decodeField(b []byte) func(k []byte, i int) (int, error) {

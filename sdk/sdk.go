@@ -101,6 +101,7 @@ func manifest() []byte {
 	for _, c := range callbacks {
 		m.Callbacks = append(m.Callbacks, c.name)
 	}
+	m.Filters, m.Transforms = filterEntries(), transformEntries()
 	b, _ := json.Marshal(m) // strings and ints only: cannot fail
 	return b
 }
@@ -154,15 +155,20 @@ func validateAt(idx int, kwargs []byte) (doc []byte, code int64) {
 			doc, code = nil, -1
 		}
 	}()
+	return validateKwargs(c.validate, kwargs)
+}
+
+// validateKwargs runs v on kwargs: nil means valid as given.
+func validateKwargs(v Validator, kwargs []byte) ([]byte, int64) {
 	kw, err := parseKwargs(kwargs)
 	if err != nil {
 		return resultDoc("errors", Errors{"non_field_errors": {
 			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", jsonKind(kwargs))}})
 	}
-	if c.validate == nil {
+	if v == nil {
 		return nil, 0
 	}
-	clean, errs := c.validate.Validate(kw)
+	clean, errs := v.Validate(kw)
 	if len(errs) > 0 {
 		return resultDoc("errors", errs)
 	}
@@ -259,10 +265,17 @@ func RunCountdown(key string, retryCount int, kwargs string) (int64, error) {
 // as the host would: it returns the cleaned kwargs JSON, or field errors.
 func RunValidate(key, kwargs string) (clean string, errs Errors, err error) {
 	for i, c := range countdowns {
-		if c.key != key {
-			continue
+		if c.key == key {
+			return runValidateDoc(validateAt(i, []byte(kwargs)))(kwargs)
 		}
-		doc, code := validateAt(i, []byte(kwargs))
+	}
+	return "", nil, fmt.Errorf("sdk: no countdown %q", key)
+}
+
+// runValidateDoc reads a validator's answer as the host does, for the Run
+// helpers; the returned function takes the kwargs that were validated.
+func runValidateDoc(doc []byte, code int64) func(kwargs string) (string, Errors, error) {
+	return func(kwargs string) (string, Errors, error) {
 		switch {
 		case code < 0:
 			return "", nil, errFailed
@@ -278,7 +291,6 @@ func RunValidate(key, kwargs string) (clean string, errs Errors, err error) {
 		}
 		return string(res.Kwargs), res.Errors, nil
 	}
-	return "", nil, fmt.Errorf("sdk: no countdown %q", key)
 }
 
 // RunCallback calls the callback registered under name with a delivery

@@ -24,6 +24,25 @@
 #define WHISPERER_MAX_MANIFEST_BYTES (64 * 1024)
 #define WHISPERER_MAX_RESULT_BYTES (64 * 1024)
 #define WHISPERER_MAX_KEY_BYTES 200
+#define WHISPERER_MAX_TRANSFORM_BYTES (1024 * 1024) /* a transform result document */
+
+/* Results of whisperer_filter; anything else is an error. */
+#define WHISPERER_FILTER_SKIP 0
+#define WHISPERER_FILTER_DELIVER 1
+
+/*
+ * The member index (sdk/ABI.md §6) after a filter's or transform's input:
+ * the top-level members of the kwargs and of the payload, found by the
+ * host, so a guest looks one up without walking JSON. u32 little endian;
+ * a span is (offset u32, length u32) from ptr, the start of the input.
+ * Each entry is the member's name as written between its quotes (escapes
+ * not decoded), then its raw JSON value. Check every span against
+ * kwargs_len + doc_len before reading it.
+ */
+#define WHISPERER_INDEX_KWARGS_COUNT 0  /* u32: entries for the kwargs */
+#define WHISPERER_INDEX_PAYLOAD_COUNT 4 /* u32: entries for the payload, after them */
+#define WHISPERER_INDEX_ENTRIES 8       /* the entries: name span, value span */
+#define WHISPERER_INDEX_ENTRY_BYTES 16
 
 /*
  * The callback record (sdk/ABI.md §7), what whisperer_callback_record gets
@@ -118,5 +137,22 @@ int32_t whisperer_callback(int32_t idx, const char *doc, int32_t doc_len);
  * document at doc[0..doc_len) and the callback record at
  * doc[doc_len..doc_len+rec_len). whisperer_callback is still required. */
 int32_t whisperer_callback_record(int32_t idx, const char *doc, int32_t doc_len, int32_t rec_len);
+
+/* Optional, when the manifest lists "filters": kwargs at in[0..kwargs_len),
+ * the event document {"event_type": …, "payload": …} after them, then the
+ * member index. Returns WHISPERER_FILTER_DELIVER or WHISPERER_FILTER_SKIP;
+ * anything else is an error (the server then delivers). */
+int32_t whisperer_filter(int32_t idx, const char *in, int32_t kwargs_len, int32_t event_len, int32_t index_len);
+/* Optional, when a filter entry has "validator": true; as whisperer_validate. */
+int64_t whisperer_filter_validate(int32_t idx, const char *kwargs, int32_t kwargs_len);
+/* Optional, when the manifest lists "transforms": kwargs, the transform
+ * document, the request body (raw bytes) and the member index, one after
+ * the other from in. Returns a packed result document
+ * {"body": …, "headers": {…}, "cancel": false}, 0 to keep the request as
+ * it is, or a negative value on error (the attempt fails). */
+int64_t whisperer_transform(int32_t idx, const char *in, int32_t kwargs_len, int32_t doc_len, int32_t body_len,
+	int32_t index_len);
+/* Optional, when a transform entry has "validator": true; as whisperer_validate. */
+int64_t whisperer_transform_validate(int32_t idx, const char *kwargs, int32_t kwargs_len);
 
 #endif /* WHISPERER_H */

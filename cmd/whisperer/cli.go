@@ -328,13 +328,14 @@ func pluginsList(ctx context.Context, e env, fs *pflag.FlagSet, args []string) e
 		err = printJSON(e.stdout, infos)
 	} else {
 		tw := newTable(e.stdout)
-		fmt.Fprintln(tw, "FILE\tCOUNTDOWNS\tCALLBACKS\tSTATUS")
+		fmt.Fprintln(tw, "FILE\tCOUNTDOWNS\tCALLBACKS\tFILTERS\tTRANSFORMS\tSTATUS")
 		for _, in := range infos {
 			status := "valid"
 			if !in.Valid {
 				status = "error: " + in.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", in.File, strings.Join(in.Countdowns, ","), strings.Join(in.Callbacks, ","), status)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.File, strings.Join(in.Countdowns, ","), strings.Join(in.Callbacks, ","),
+				strings.Join(in.Filters, ","), strings.Join(in.Transforms, ","), status)
 		}
 		err = tw.Flush()
 	}

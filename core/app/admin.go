@@ -611,13 +611,15 @@ type PluginReport struct {
 	SHA256     string   `json:"sha256,omitempty"`
 	Countdowns []string `json:"countdowns"`
 	Callbacks  []string `json:"callbacks"`
+	Filters    []string `json:"filters"`
+	Transforms []string `json:"transforms"`
 	Valid      bool     `json:"valid"`
 	Error      string   `json:"error,omitempty"`
 }
 
 func pluginReport(in plugin.Info, valid bool) PluginReport {
 	return PluginReport{File: in.File, Name: in.Name, SHA256: in.SHA256, Countdowns: in.Countdowns,
-		Callbacks: in.Callbacks, Valid: valid && in.Error == "", Error: in.Error}
+		Callbacks: in.Callbacks, Filters: in.Filters, Transforms: in.Transforms, Valid: valid && in.Error == "", Error: in.Error}
 }
 
 // ListPlugins loads the plugin directory and says what each file

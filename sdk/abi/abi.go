@@ -4,6 +4,8 @@
 // apart. sdk/ABI.md is the specification these constants implement.
 package abi
 
+import "encoding/json"
+
 // Version is the ABI version this package describes. A module speaks it when
 // it exports the function named ExportVersion.
 const Version = 1
@@ -40,6 +42,48 @@ const (
 	// document is at ptr, the record right after it. A module that exports
 	// it is called through it instead of ExportCallback.
 	ExportCallbackRecord = "whisperer_callback_record"
+	// ExportFilter decides whether an event goes to a hook: (idx i32,
+	// ptr i32, kwargs_len i32, event_len i32, index_len i32) -> (i32). The
+	// kwargs are at ptr, the event document after them, the member index
+	// (Index*) after that. 1 delivers, 0 skips, anything else is an error.
+	ExportFilter = "whisperer_filter"
+	// ExportFilterValidate checks a filter's kwargs, like ExportValidate:
+	// (idx i32, kwargs_ptr i32, kwargs_len i32) -> (i64).
+	ExportFilterValidate = "whisperer_filter_validate"
+	// ExportTransform reshapes one attempt's request: (idx i32, ptr i32,
+	// kwargs_len i32, doc_len i32, body_len i32, index_len i32) -> (i64).
+	// The kwargs are at ptr, the transform document after them, the
+	// request body (raw bytes) after that, then the member index. It
+	// returns a packed result document (0 keeps the request as it is) or a
+	// negative value on error.
+	ExportTransform = "whisperer_transform"
+	// ExportTransformValidate checks a transform's kwargs, like
+	// ExportValidate: (idx i32, kwargs_ptr i32, kwargs_len i32) -> (i64).
+	ExportTransformValidate = "whisperer_transform_validate"
+)
+
+// The member index that follows a filter's or transform's input: the
+// top-level members of the kwargs and of the payload, found by the host,
+// so that a guest looks a member up without walking JSON byte by byte
+// (each step of a guest loop costs ~80 ns under the host's deadline
+// checks). All integers are u32, little endian. A span is (offset u32,
+// length u32) from ptr, the start of the whole input.
+const (
+	// IndexKwargsCount and IndexPayloadCount are how many entries follow
+	// for the kwargs, then for the payload (0 when it is not an object).
+	IndexKwargsCount  = 0
+	IndexPayloadCount = 4
+	// IndexEntries is where the entries start: the kwargs' entries, then
+	// the payload's, each IndexEntryBytes: the member's name as written
+	// between its quotes (escapes not decoded), then its raw JSON value.
+	IndexEntries    = 8
+	IndexEntryBytes = 16
+)
+
+// Results of ExportFilter.
+const (
+	FilterSkip    = 0
+	FilterDeliver = 1
 )
 
 // The callback record: the callback document's fields at fixed offsets, so
@@ -118,9 +162,13 @@ const (
 	MaxManifestBytes = 64 << 10
 	// MaxResultBytes bounds a validate result document.
 	MaxResultBytes = 64 << 10
+	// MaxTransformBytes bounds a transform result document: the new body
+	// and headers together.
+	MaxTransformBytes = 1 << 20
 	// MaxKeyBytes bounds a countdown key or callback name.
 	MaxKeyBytes = 200
-	// MaxEntries bounds the countdowns plus callbacks of one module.
+	// MaxEntries bounds the countdowns, callbacks, filters and transforms
+	// of one module together.
 	MaxEntries = 256
 	// MaxLogMessageBytes bounds one log message or output line; the rest is cut.
 	MaxLogMessageBytes = 4 << 10
@@ -141,4 +189,30 @@ type Manifest struct {
 	Countdowns []string `json:"countdowns"`
 	// Callbacks are callback names; index i is served by ExportCallback.
 	Callbacks []string `json:"callbacks"`
+	// Filters are plugin filters; index i is served by ExportFilter (and
+	// ExportFilterValidate when Entry.Validator). Optional: older modules
+	// omit it.
+	Filters []Entry `json:"filters,omitempty"`
+	// Transforms are transforms; index i is served by ExportTransform (and
+	// ExportTransformValidate when Entry.Validator).
+	Transforms []Entry `json:"transforms,omitempty"`
+}
+
+// Entry is one filter or transform of a manifest: {"name": "x",
+// "validator": true}. A plain JSON string is an entry without a validator.
+type Entry struct {
+	Name string `json:"name"`
+	// Validator: the module validates this entry's kwargs; without one
+	// the server accepts any JSON object.
+	Validator bool `json:"validator,omitempty"`
+}
+
+// UnmarshalJSON accepts an entry object or a plain name.
+func (e *Entry) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		*e = Entry{}
+		return json.Unmarshal(b, &e.Name)
+	}
+	type plain Entry
+	return json.Unmarshal(b, (*plain)(e))
 }

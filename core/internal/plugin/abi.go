@@ -23,14 +23,18 @@ const (
 type signature struct{ params, results []api.ValueType }
 
 var exportSigs = map[string]signature{
-	abi.ExportVersion:        {},
-	abi.ExportInitialize:     {},
-	abi.ExportAlloc:          {[]api.ValueType{i32}, []api.ValueType{i32}},
-	abi.ExportManifest:       {nil, []api.ValueType{i64}},
-	abi.ExportCountdown:      {[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i64}},
-	abi.ExportValidate:       {[]api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
-	abi.ExportCallback:       {[]api.ValueType{i32, i32, i32}, []api.ValueType{i32}},
-	abi.ExportCallbackRecord: {[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}},
+	abi.ExportVersion:           {},
+	abi.ExportInitialize:        {},
+	abi.ExportAlloc:             {[]api.ValueType{i32}, []api.ValueType{i32}},
+	abi.ExportManifest:          {nil, []api.ValueType{i64}},
+	abi.ExportCountdown:         {[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i64}},
+	abi.ExportValidate:          {[]api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
+	abi.ExportCallback:          {[]api.ValueType{i32, i32, i32}, []api.ValueType{i32}},
+	abi.ExportCallbackRecord:    {[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}},
+	abi.ExportFilter:            {[]api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}},
+	abi.ExportFilterValidate:    {[]api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
+	abi.ExportTransform:         {[]api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{i64}},
+	abi.ExportTransformValidate: {[]api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
 }
 
 var (
@@ -129,16 +133,23 @@ func parseManifest(b []byte, exports map[string]api.FunctionDefinition) (abi.Man
 	if m.ABI != 0 && m.ABI != abi.Version {
 		return m, fmt.Errorf("manifest is for ABI v%d, this server speaks v%d", m.ABI, abi.Version)
 	}
-	if n := len(m.Countdowns) + len(m.Callbacks); n > abi.MaxEntries {
+	n := len(m.Countdowns) + len(m.Callbacks) + len(m.Filters) + len(m.Transforms)
+	if n > abi.MaxEntries {
 		return m, fmt.Errorf("manifest declares %d entries, at most %d allowed", n, abi.MaxEntries)
 	}
-	if len(m.Countdowns)+len(m.Callbacks) == 0 {
-		return m, fmt.Errorf("manifest declares no countdowns and no callbacks")
+	if n == 0 {
+		return m, fmt.Errorf("manifest declares no countdowns, callbacks, filters or transforms")
 	}
 	if err := checkKeys("countdown", m.Countdowns); err != nil {
 		return m, err
 	}
 	if err := checkKeys("callback", m.Callbacks); err != nil {
+		return m, err
+	}
+	if err := checkKeys("filter", entryNames(m.Filters)); err != nil {
+		return m, err
+	}
+	if err := checkKeys("transform", entryNames(m.Transforms)); err != nil {
 		return m, err
 	}
 	need := func(kind, export string) error {
@@ -147,20 +158,39 @@ func parseManifest(b []byte, exports map[string]api.FunctionDefinition) (abi.Man
 		}
 		return nil
 	}
+	var errs []error
 	if len(m.Countdowns) > 0 {
-		if err := need("countdown", abi.ExportCountdown); err != nil {
-			return m, err
-		}
-		if err := need("countdown", abi.ExportValidate); err != nil {
-			return m, err
-		}
+		errs = append(errs, need("countdown", abi.ExportCountdown), need("countdown", abi.ExportValidate))
 	}
 	if len(m.Callbacks) > 0 {
-		if err := need("callback", abi.ExportCallback); err != nil {
+		errs = append(errs, need("callback", abi.ExportCallback))
+	}
+	if len(m.Filters) > 0 {
+		errs = append(errs, need("filter", abi.ExportFilter))
+	}
+	if slices.ContainsFunc(m.Filters, func(e abi.Entry) bool { return e.Validator }) {
+		errs = append(errs, need("filter validator", abi.ExportFilterValidate))
+	}
+	if len(m.Transforms) > 0 {
+		errs = append(errs, need("transform", abi.ExportTransform))
+	}
+	if slices.ContainsFunc(m.Transforms, func(e abi.Entry) bool { return e.Validator }) {
+		errs = append(errs, need("transform validator", abi.ExportTransformValidate))
+	}
+	for _, err := range errs {
+		if err != nil {
 			return m, err
 		}
 	}
 	return m, nil
+}
+
+func entryNames(es []abi.Entry) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.Name
+	}
+	return out
 }
 
 func checkKeys(kind string, keys []string) error {

@@ -3,12 +3,16 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // benchCountdown measures one warm countdown call through the host and
@@ -21,22 +25,12 @@ func benchCountdown(b *testing.B, src string) {
 	cd := sink.countdown(b, "custom")
 	ctx := context.Background()
 	kwargs := json.RawMessage(`{"factor": 5}`)
-	if _, err := cd.Value(ctx, 1, kwargs); err != nil {
-		b.Fatal(err)
-	}
-	lat := make([]time.Duration, 0, min(b.N, 1<<20))
-	b.ResetTimer()
-	for i := range b.N {
-		start := time.Now()
-		if _, err := cd.Value(ctx, i&7, kwargs); err != nil {
-			b.Fatal(err)
-		}
-		if len(lat) < cap(lat) {
-			lat = append(lat, time.Since(start))
-		}
-	}
-	b.StopTimer()
-	reportP50(b, lat)
+	i := 0
+	measure(b, func() error {
+		i++
+		_, err := cd.Value(ctx, i&7, kwargs)
+		return err
+	})
 }
 
 func reportP50(b *testing.B, lat []time.Duration) {
@@ -81,19 +75,7 @@ func benchCallback(b *testing.B, level slog.Level) {
 	cb := sink.callback(b, "foo.bar.app.callback")
 	ctx := context.Background()
 	doc := callbackDoc(b, 1024)
-	lat := make([]time.Duration, 0, min(b.N, 1<<20))
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		if err := cb(ctx, doc); err != nil {
-			b.Fatal(err)
-		}
-		if len(lat) < cap(lat) {
-			lat = append(lat, time.Since(start))
-		}
-	}
-	b.StopTimer()
-	reportP50(b, lat)
+	measure(b, func() error { return cb(ctx, doc) })
 }
 
 // BenchmarkHostStart starts a host over the two Go examples with a warm
@@ -142,6 +124,105 @@ func BenchmarkCallbackEncode(b *testing.B) {
 	}
 }
 
+// benchPayload is a payload of about 1 KiB whose "status" comes last, so
+// that a filter on it reads the whole payload.
+func benchPayload(b *testing.B) json.RawMessage {
+	p := map[string]any{"id": 12345, "name": "package-name", "version": "1.2.3", "description": strings.Repeat("a fine package ", 30),
+		"tags": []string{"alpha", "beta", "gamma"}, "owner": map[string]any{"id": 7, "email": "owner@example.com", "name": "Owner"},
+		"files": []map[string]any{{"name": "a.tar.gz", "size": 1024}, {"name": "b.whl", "size": 2048}}}
+	body, err := json.Marshal(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body = append(body[:len(body)-1], `,"zzz_pad":"`+strings.Repeat("x", max(0, 1000-len(body)))+`","status":"paid"}`...)
+	if !json.Valid(body) || len(body) < 1000 || len(body) > 1100 {
+		b.Fatalf("bench payload: %d bytes, valid %v", len(body), json.Valid(body))
+	}
+	return body
+}
+
+// benchFilter measures one warm filter call with a 1 KiB payload.
+func benchFilter(b *testing.B, src string) {
+	dir := b.TempDir()
+	copyFile(b, src, dir, "filter.wasm")
+	sink := newSink()
+	startHost(b, benchConfig(dir), sink)
+	f := sink.filter(b, "field-equals")
+	ctx := context.Background()
+	kwargs, payload := json.RawMessage(`{"field":"status","equals":"paid"}`), benchPayload(b)
+	measure(b, func() error {
+		ok, err := f.Match(ctx, kwargs, "package-created", payload)
+		if err == nil && !ok {
+			err = errors.New("filter skipped the event")
+		}
+		return err
+	})
+}
+
+// measure runs call b.N times and reports the median and p99.
+func measure(b *testing.B, call func() error) {
+	if err := call(); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, min(b.N, 1<<20))
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if err := call(); err != nil {
+			b.Fatal(err)
+		}
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(start))
+		}
+	}
+	b.StopTimer()
+	reportP50(b, lat)
+}
+
+func BenchmarkFilterWAT(b *testing.B) {
+	benchFilter(b, filepath.Join("..", "..", "..", "examples", "filter", "field-equals.wasm"))
+}
+
+func BenchmarkFilterGo(b *testing.B) {
+	benchFilter(b, goWasm(b, "./core/internal/plugin/testdata/gofilter"))
+}
+
+// benchTransform measures one warm transform call: a 1 KiB payload and
+// its 1 KiB request body in, a new body out.
+func benchTransform(b *testing.B, src, name string, kwargs json.RawMessage) {
+	dir := b.TempDir()
+	copyFile(b, src, dir, "transform.wasm")
+	sink := newSink()
+	startHost(b, benchConfig(dir), sink)
+	tr := sink.transform(b, name)
+	ctx := context.Background()
+	payload := benchPayload(b)
+	in := &webhook.TransformInput{EventType: "package-created", UUID: "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788", HookID: 7, RetryCount: 1,
+		URL: "https://hooks.slack.example/services/T000/B000/XXXX", Headers: map[string]string{"content-type": "application/json",
+			"user-agent": "whisperer", "webhook-id": "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788"},
+		Payload: payload, Body: append(append([]byte(`{"event":{"type":"package-created","uuid":"6f1c2a0e9b8d4c3fa1e2d3c4b5a69788"},"payload":`), payload...), '}')}
+	measure(b, func() error {
+		res, err := tr.Apply(ctx, kwargs, in)
+		if err == nil && len(res.Body) == 0 && name != "keep" {
+			err = errors.New("transform returned no body")
+		}
+		return err
+	})
+}
+
+// BenchmarkTransformGo is examples/transform's chat message with a
+// template that reads two payload members.
+func BenchmarkTransformGo(b *testing.B) {
+	benchTransform(b, goWasm(b, "./examples/transform"), "chat",
+		json.RawMessage(`{"template":"{event_type} {payload.name} {payload.version}: {payload.status}","key":"text"}`))
+}
+
+// BenchmarkTransformWAT is a WAT transform answering a fixed body and
+// header (eviltransform's healthy entry): the host's share of a transform.
+func BenchmarkTransformWAT(b *testing.B) {
+	benchTransform(b, filepath.Join("testdata", "eviltransform.wasm"), "tjsonbody", json.RawMessage(`{}`))
+}
+
 // benchConfig is testConfig with deadlines that no loaded machine reaches:
 // a benchmark measures calls, and one call descheduled past the 100 ms
 // default must not abort the run (hostile_test.go tests the deadlines).
@@ -149,4 +230,40 @@ func benchConfig(dir string) Config {
 	cfg := testConfig(dir)
 	cfg.CallTimeout, cfg.CallbackTimeout = time.Minute, time.Minute
 	return cfg
+}
+
+// BenchmarkTransformGoNoop is a Go transform that answers a fixed body:
+// the SDK's and the host's share of BenchmarkTransformGo.
+func BenchmarkTransformGoNoop(b *testing.B) {
+	benchTransform(b, goWasm(b, "./core/internal/plugin/testdata/gofilter"), "noop", json.RawMessage(`{}`))
+}
+
+func BenchmarkTransformGoKeep(b *testing.B) {
+	benchTransform(b, goWasm(b, "./core/internal/plugin/testdata/gofilter"), "keep", json.RawMessage(`{}`))
+}
+
+// BenchmarkTransformEncode is the host's side of a transform, natively:
+// the input with its member index for a 1 KiB payload and body, and the
+// decoding of a small result.
+func BenchmarkTransformEncode(b *testing.B) {
+	payload := benchPayload(b)
+	in := &webhook.TransformInput{EventType: "package-created", UUID: "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788", HookID: 7,
+		URL: "https://hooks.slack.example/services/T000/B000/XXXX", Headers: map[string]string{"content-type": "application/json",
+			"user-agent": "whisperer", "webhook-id": "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788"},
+		Payload: payload, Body: append(append([]byte(`{"payload":`), payload...), '}')}
+	kwargs := json.RawMessage(`{"template":"{event_type}: {payload.status}"}`)
+	result := []byte(`{"cancel":false,"body":{"text":"package-created: paid"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf := inputs.Get().(*inputBuf)
+		bb := append(buf.b[:0], kwargs...)
+		bb, off := appendTransformDoc(bb, in)
+		bb = append(bb, in.Body...)
+		buf.b = bb
+		buf.index(kwargs, off, len(payload))
+		buf.release()
+		if _, err := parseTransform(result); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

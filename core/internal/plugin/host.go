@@ -48,6 +48,10 @@ type Info struct {
 	// Countdowns and Callbacks are the registered keys, in manifest order.
 	Countdowns []string `json:"countdowns"`
 	Callbacks  []string `json:"callbacks"`
+	// Filters and Transforms are the registered plugin filters and
+	// transforms, in manifest order.
+	Filters    []string `json:"filters"`
+	Transforms []string `json:"transforms"`
 	// Loaded reports whether this file's registrations are live.
 	Loaded bool `json:"loaded"`
 	// LoadedAt is when the served version was registered, RFC 3339 in UTC
@@ -480,8 +484,9 @@ func (h *Host) register(e *entry, v *version) error {
 	for i, name := range v.manifest.Callbacks {
 		cbs[name] = func(ctx context.Context, doc *webhook.CallbackDoc) error { return v.callback(ctx, i, doc) }
 	}
-	cds, cbs = h.observed(e.file, cds, cbs)
-	if err := h.sink.Apply(e.file, webhook.Registrations{Countdowns: cds, Callbacks: cbs}); err != nil {
+	fs, ts := v.registrations()
+	r := h.observed(e.file, webhook.Registrations{Countdowns: cds, Callbacks: cbs, Filters: fs, Transforms: ts})
+	if err := h.sink.Apply(e.file, r); err != nil {
 		err = fmt.Errorf("plugin %s: register: %w", e.file, err)
 		if e.cur != nil {
 			err = fmt.Errorf("%w (still serving the previous version %.12s)", err, e.cur.sum)
@@ -502,7 +507,8 @@ func (h *Host) register(e *entry, v *version) error {
 	h.mu.Unlock()
 	retire(old)
 	h.logger.Info("plugin loaded", "plugin", e.file, "sha256", v.sum,
-		"countdowns", v.manifest.Countdowns, "callbacks", v.manifest.Callbacks, "took", v.loadTook.Round(time.Millisecond))
+		"countdowns", v.manifest.Countdowns, "callbacks", v.manifest.Callbacks,
+		"filters", entryNames(v.manifest.Filters), "transforms", entryNames(v.manifest.Transforms), "took", v.loadTook.Round(time.Millisecond))
 	return nil
 }
 
@@ -553,6 +559,9 @@ func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *s
 			v.cbWhat = append(v.cbWhat, "callback "+quote(name))
 		}
 		err = v.probe(ctx)
+	}
+	if err == nil {
+		err = v.probeEntries(ctx)
 	}
 	if err != nil {
 		v.retire()
@@ -614,15 +623,14 @@ func (h *Host) Plugins() []Info {
 }
 
 func (e *entry) info() Info {
-	i := Info{File: e.file, Countdowns: []string{}, Callbacks: []string{}, Loading: e.loading}
+	i := newInfo(e.file)
+	i.Loading = e.loading
 	v := e.cur
 	if v == nil {
 		v = e.pending
 	}
 	if v != nil {
-		i.Name, i.SHA256 = v.manifest.Name, v.sum
-		i.Countdowns = append(i.Countdowns, v.manifest.Countdowns...)
-		i.Callbacks = append(i.Callbacks, v.manifest.Callbacks...)
+		i.describe(v)
 	}
 	if e.cur != nil {
 		i.Loaded, i.LoadedAt = true, e.at.UTC().Format("2006-01-02T15:04:05.000000Z")
@@ -696,7 +704,7 @@ func allClosed(vs []*version) bool {
 // (nil discards them).
 func Check(ctx context.Context, cfg Config, file string, logger *slog.Logger) (Info, error) {
 	cfg = cfg.WithDefaults()
-	info := Info{File: filepath.Base(file), Countdowns: []string{}, Callbacks: []string{}}
+	info := newInfo(filepath.Base(file))
 	if err := cfg.Validate(); err != nil {
 		return info, err
 	}
@@ -724,8 +732,20 @@ func Check(ctx context.Context, cfg Config, file string, logger *slog.Logger) (I
 		return info, err
 	}
 	defer v.retire()
-	info.Name = v.manifest.Name
-	info.Countdowns = append(info.Countdowns, v.manifest.Countdowns...)
-	info.Callbacks = append(info.Callbacks, v.manifest.Callbacks...)
+	info.describe(v)
 	return info, nil
+}
+
+// newInfo is the Info of file with empty (not null) lists.
+func newInfo(file string) Info {
+	return Info{File: file, Countdowns: []string{}, Callbacks: []string{}, Filters: []string{}, Transforms: []string{}}
+}
+
+// describe fills in what version v registers.
+func (i *Info) describe(v *version) {
+	i.Name, i.SHA256 = v.manifest.Name, v.sum
+	i.Countdowns = append(i.Countdowns, v.manifest.Countdowns...)
+	i.Callbacks = append(i.Callbacks, v.manifest.Callbacks...)
+	i.Filters = append(i.Filters, entryNames(v.manifest.Filters)...)
+	i.Transforms = append(i.Transforms, entryNames(v.manifest.Transforms)...)
 }

@@ -172,3 +172,126 @@ func TestHostile(t *testing.T) {
 		t.Error("the Go runtime's panic output on stderr is not in the log")
 	}
 }
+
+// TestHostileFiltersAndTransforms is TestHostile for the filter and
+// transform exports: each hostile entry is refused at load or contained
+// with a clear error, and the good filter and countdown keep answering.
+func TestHostileFiltersAndTransforms(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"evilfilter", "eviltransform", "badext", "nofilter"} {
+		copyFile(t, filepath.Join("testdata", name+".wasm"), dir, name+".wasm")
+	}
+	copyFile(t, filepath.Join("..", "..", "..", "examples", "filter", "field-equals.wasm"), dir, "field-equals.wasm")
+	copyFile(t, filepath.Join("..", "..", "..", "examples", "custom-countdown", "wat", "custom.wasm"), dir, "custom.wasm")
+	copyFile(t, goWasm(t, "./core/internal/plugin/testdata/gopanic"), dir, "gopanic.wasm")
+	sink := newSink()
+	cfg := testConfig(dir)
+	cfg.CallTimeout = 50 * time.Millisecond
+	h, _ := startHost(t, cfg, sink)
+	ctx := context.Background()
+
+	for file, wants := range map[string][]string{
+		"badext.wasm":   {"export whisperer_transform has signature (i32, i32, i32, i32) -> (i64), want (i32, i32, i32, i32, i32, i32) -> (i64)"},
+		"nofilter.wasm": {"manifest declares filters but the module does not export whisperer_filter"},
+	} {
+		i := infoOf(t, h, file)
+		for _, want := range wants {
+			if i.Loaded || !strings.Contains(i.Error, want) || !strings.Contains(i.Error, "plugin "+file) {
+				t.Errorf("%s: loaded=%v error %q, want it to contain %q and the file name", file, i.Loaded, i.Error, want)
+			}
+		}
+	}
+	for _, file := range []string{"evilfilter.wasm", "eviltransform.wasm", "field-equals.wasm", "custom.wasm", "gopanic.wasm"} {
+		if i := infoOf(t, h, file); !i.Loaded {
+			t.Fatalf("%s did not load: %s", file, i.Error)
+		}
+	}
+	payload := json.RawMessage(`{"status": "paid"}`)
+	good := sink.filter(t, "field-equals")
+	countdown := sink.countdown(t, "custom")
+	checkGood := func(t *testing.T) {
+		t.Helper()
+		if ok, err := good.Match(ctx, json.RawMessage(`{"field":"status","equals":"paid"}`), "e", payload); !ok || err != nil {
+			t.Fatalf("good filter after hostile call: %v, %v", ok, err)
+		}
+		if v, err := countdown.Value(ctx, 3, json.RawMessage(`{"factor":5}`)); v != 15 || err != nil {
+			t.Fatalf("good countdown after hostile call: %d, %v", v, err)
+		}
+	}
+	in := &webhook.TransformInput{EventType: "e", UUID: "u", HookID: 1, URL: "https://r.example/", Payload: payload,
+		Headers: map[string]string{"content-type": "application/json"}, Body: []byte(`{"payload":{"status":"paid"}}`)}
+	match := func(name string) func(t *testing.T) error {
+		return func(t *testing.T) error {
+			_, err := sink.filter(t, name).Match(ctx, nil, "e", payload)
+			return err
+		}
+	}
+	apply := func(name string) func(t *testing.T) error {
+		return func(t *testing.T) error {
+			_, err := sink.transform(t, name).Apply(ctx, nil, in)
+			return err
+		}
+	}
+	tests := []struct {
+		name    string
+		call    func(t *testing.T) error
+		wantErr error
+		want    string
+	}{
+		{"filter loop", match("floop"), ErrTimeout, "50ms"},
+		{"filter trap", match("ftrap"), ErrCrashed, "unreachable"},
+		{"filter answers neither deliver nor skip", match("fcode"), ErrFailed, "returned 7: plugin: guest reported a failure: fcode: kwargs refused"},
+		{"filter validator answers invalid JSON", func(t *testing.T) error {
+			_, _, err := sink.filter(t, "fvjson").Validate(ctx, json.RawMessage(`{"a":1}`))
+			return err
+		}, ErrFailed, "not valid JSON"},
+		{"go filter panic", match("panic"), ErrFailed, "boom in filter"},
+		{"transform loop", apply("tloop"), ErrTimeout, "50ms"},
+		{"transform trap", apply("ttrap"), ErrCrashed, "unreachable"},
+		{"transform huge output", apply("thuge"), ErrCrashed, "result of 2097152 bytes is over the 1048576 byte limit"},
+		{"transform invalid JSON", apply("tinvalid"), ErrFailed, "result document is not a valid JSON object"},
+		{"transform output outside memory", apply("toutside"), ErrCrashed, "outside memory"},
+		{"transform header injection", apply("tbadheader"), ErrFailed, `result header "X-Bad" has a control character`},
+		{"transform error", apply("tnegative"), ErrFailed, "returned -3: plugin: guest reported a failure: tnegative: template refused"},
+		{"go transform panic", apply("panic"), ErrFailed, "boom in transform"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 2 { // the second call runs on a fresh or reused instance
+				err := tc.call(t)
+				if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("error %v, want %v containing %q", err, tc.wantErr, tc.want)
+				}
+				if !strings.Contains(err.Error(), "plugin ") {
+					t.Errorf("error does not name the plugin: %v", err)
+				}
+			}
+			checkGood(t)
+		})
+	}
+
+	// The healthy entries of the hostile files still answer.
+	if ok, err := sink.filter(t, "fskip").Match(ctx, nil, "e", payload); ok || err != nil {
+		t.Errorf("fskip = %v, %v", ok, err)
+	}
+	if ok, err := sink.filter(t, "fdeliver").Match(ctx, nil, "e", payload); !ok || err != nil {
+		t.Errorf("fdeliver = %v, %v", ok, err)
+	}
+	res, err := sink.transform(t, "tjsonbody").Apply(ctx, nil, in)
+	if err != nil || string(res.Body) != `{"text":"hi"}` || !res.Cancel || res.Headers["X-Kind"] != "chat" {
+		t.Errorf("tjsonbody = %q %v %v, %v", res.Body, res.Headers, res.Cancel, err)
+	}
+	// Protected headers come back as the guest set them: refusing them is
+	// the server's rule (core/internal/transform), which fails the attempt.
+	res, err = sink.transform(t, "tprotected").Apply(ctx, nil, in)
+	if err != nil || res.Headers["Webhook-Signature"] != "v1,forged" || res.Headers["Host"] != "evil.example" || string(res.Body) != "x" {
+		t.Errorf("tprotected = %q %v, %v", res.Body, res.Headers, err)
+	}
+	// An input over the limit is refused before the guest runs.
+	big := *in
+	big.Body = make([]byte, cfg.WithDefaults().maxInput())
+	if _, err := sink.transform(t, "tjsonbody").Apply(ctx, nil, &big); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "byte limit") {
+		t.Errorf("oversized input: %v", err)
+	}
+	checkGood(t)
+}

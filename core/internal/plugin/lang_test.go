@@ -69,7 +69,8 @@ func TestCommittedWasmIsFresh(t *testing.T) {
 			t.Skip("wat2wasm not installed (Debian: apt-get install wabt)")
 		}
 		wats, _ := filepath.Glob("testdata/*.wat")
-		wats = append(wats, filepath.Join(root, "examples", "custom-countdown", "wat", "custom.wat"))
+		wats = append(wats, filepath.Join(root, "examples", "custom-countdown", "wat", "custom.wat"),
+			filepath.Join(root, "examples", "filter", "field-equals.wat"))
 		for _, wat := range wats {
 			out := filepath.Join(t.TempDir(), "out.wasm")
 			if b, err := exec.Command("wat2wasm", wat, "-o", out).CombinedOutput(); err != nil {

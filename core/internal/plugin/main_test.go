@@ -127,11 +127,14 @@ type memSink struct {
 	mu         sync.Mutex
 	countdowns map[string]webhook.Countdown
 	callbacks  map[string]webhook.CallbackFunc
-	sources    map[string]string // key → source, both kinds ("cd:"/"cb:" prefixed)
+	filters    map[string]webhook.Filter
+	transforms map[string]webhook.Transform
+	sources    map[string]string // key → source, every kind ("cd:", "cb:", "fi:", "tr:" prefixed)
 }
 
 func newSink() *memSink {
-	return &memSink{countdowns: map[string]webhook.Countdown{}, callbacks: map[string]webhook.CallbackFunc{}, sources: map[string]string{}}
+	return &memSink{countdowns: map[string]webhook.Countdown{}, callbacks: map[string]webhook.CallbackFunc{},
+		filters: map[string]webhook.Filter{}, transforms: map[string]webhook.Transform{}, sources: map[string]string{}}
 }
 
 func (s *memSink) Apply(source string, r webhook.Registrations) error {
@@ -148,12 +151,36 @@ func (s *memSink) Apply(source string, r webhook.Registrations) error {
 			return fmt.Errorf("%s: key %q is already registered by %s", source, k, src)
 		}
 	}
+	for k := range r.Filters {
+		if src, ok := s.sources["fi:"+k]; ok && src != source {
+			return fmt.Errorf("%s: filter %q is already registered by %s", source, k, src)
+		}
+	}
+	for k := range r.Transforms {
+		if src, ok := s.sources["tr:"+k]; ok && src != source {
+			return fmt.Errorf("%s: transform %q is already registered by %s", source, k, src)
+		}
+	}
 	for k, src := range maps.Clone(s.sources) {
 		if src == source {
 			delete(s.sources, k)
-			delete(s.countdowns, k[3:])
-			delete(s.callbacks, k[3:])
+			switch k[:3] {
+			case "cd:":
+				delete(s.countdowns, k[3:])
+			case "cb:":
+				delete(s.callbacks, k[3:])
+			case "fi:":
+				delete(s.filters, k[3:])
+			case "tr:":
+				delete(s.transforms, k[3:])
+			}
 		}
+	}
+	for k, v := range r.Filters {
+		s.filters[k], s.sources["fi:"+k] = v, source
+	}
+	for k, v := range r.Transforms {
+		s.transforms[k], s.sources["tr:"+k] = v, source
 	}
 	for k, v := range cds {
 		s.countdowns[k], s.sources["cd:"+k] = v, source
@@ -164,26 +191,36 @@ func (s *memSink) Apply(source string, r webhook.Registrations) error {
 	return nil
 }
 
-func (s *memSink) countdown(t testing.TB, key string) webhook.Countdown {
+func (s *memSink) countdown(t testing.TB, name string) webhook.Countdown {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.countdowns[key]
-	if !ok {
-		t.Fatalf("countdown %q not registered; have %v", key, s.sources)
-	}
-	return c
+	return lookup(t, s, s.countdowns, "countdown", name)
 }
 
 func (s *memSink) callback(t testing.TB, name string) webhook.CallbackFunc {
 	t.Helper()
+	return lookup(t, s, s.callbacks, "callback", name)
+}
+
+func (s *memSink) filter(t testing.TB, name string) webhook.Filter {
+	t.Helper()
+	return lookup(t, s, s.filters, "filter", name)
+}
+
+func (s *memSink) transform(t testing.TB, name string) webhook.Transform {
+	t.Helper()
+	return lookup(t, s, s.transforms, "transform", name)
+}
+
+// lookup returns m[name] under s's lock, failing t when it is missing.
+func lookup[T any](t testing.TB, s *memSink, m map[string]T, kind, name string) T {
+	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.callbacks[name]
+	v, ok := m[name]
 	if !ok {
-		t.Fatalf("callback %q not registered; have %v", name, s.sources)
+		t.Fatalf("%s %q not registered; have %v", kind, name, s.sources)
 	}
-	return c
+	return v
 }
 
 func (s *memSink) has(kind, key string) bool {

@@ -163,3 +163,34 @@ func TestReloadHashesUnchangedStat(t *testing.T) {
 		t.Fatalf("after SIGHUP still serving %.12s: %+v", first.SHA256, i)
 	}
 }
+
+// TestReloadFiltersAndTransforms: a file's filters and transforms are
+// added, replaced and removed with the file, like its countdowns.
+func TestReloadFiltersAndTransforms(t *testing.T) {
+	dir := t.TempDir()
+	sink := newSink()
+	cfg := testConfig(dir)
+	cfg.PollInterval = 20 * time.Millisecond
+	h, _ := startHost(t, cfg, sink)
+	ctx := context.Background()
+
+	copyFile(t, filepath.Join("..", "..", "..", "examples", "filter", "field-equals.wasm"), dir, "ext.wasm")
+	poll.Until(t, 10*time.Second, "the filter to register", func() bool { return sink.has("fi", "field-equals") })
+	if ok, err := sink.filter(t, "field-equals").Match(ctx, json.RawMessage(`{"field":"a","equals":1}`), "e", json.RawMessage(`{"a":1}`)); !ok || err != nil {
+		t.Fatalf("filter: %v, %v", ok, err)
+	}
+
+	// Changed into a file with transforms only: the filter goes, they come.
+	copyFile(t, filepath.Join("testdata", "eviltransform.wasm"), dir, "ext.wasm")
+	poll.Until(t, 10*time.Second, "the transforms to replace the filter", func() bool {
+		return sink.has("tr", "tjsonbody") && !sink.has("fi", "field-equals")
+	})
+	if i := infoOf(t, h, "ext.wasm"); len(i.Filters) != 0 || len(i.Transforms) != 9 {
+		t.Fatalf("info after the change: %+v", i)
+	}
+
+	if err := os.Remove(filepath.Join(dir, "ext.wasm")); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "the transforms to unregister", func() bool { return !sink.has("tr", "tjsonbody") })
+}

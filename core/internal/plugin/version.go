@@ -118,9 +118,12 @@ type instance struct {
 	mod                            api.Module
 	alloc, countdown, validate, cb api.Function
 	cbRecord                       api.Function
-	stdout, stderr                 *stream
-	buf, bufCap                    uint32 // current input buffer
-	stack                          [4]uint64
+	// The filter and transform exports, nil when the module has none.
+	filter, filterValidate       api.Function
+	transform, transformValidate api.Function
+	stdout, stderr               *stream
+	buf, bufCap                  uint32 // current input buffer
+	stack                        [6]uint64
 
 	peak api.Global // the depth counter's peak (depth.go)
 
@@ -169,6 +172,10 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	inst.countdown = mod.ExportedFunction(abi.ExportCountdown)
 	inst.validate = mod.ExportedFunction(abi.ExportValidate)
 	inst.cb = mod.ExportedFunction(abi.ExportCallback)
+	inst.filter = mod.ExportedFunction(abi.ExportFilter)
+	inst.filterValidate = mod.ExportedFunction(abi.ExportFilterValidate)
+	inst.transform = mod.ExportedFunction(abi.ExportTransform)
+	inst.transformValidate = mod.ExportedFunction(abi.ExportTransformValidate)
 	inst.peak = mod.ExportedGlobal(peakExport)
 	if v.record {
 		inst.cbRecord = mod.ExportedFunction(abi.ExportCallbackRecord)
@@ -486,19 +493,25 @@ func (v *version) countdown(ctx context.Context, idx, retryCount int, kwargs jso
 
 // validate calls whisperer_validate.
 func (v *version) validate(ctx context.Context, idx int, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
+	return v.runValidate(ctx, "validator of "+quote(v.manifest.Countdowns[idx]), idx, kwargs,
+		func(inst *instance) api.Function { return inst.validate })
+}
+
+// runValidate calls the validator export that fn picks (whisperer_validate
+// or a filter's or transform's) with kwargs.
+func (v *version) runValidate(ctx context.Context, what string, idx int, kwargs json.RawMessage, fn func(*instance) api.Function) (json.RawMessage, map[string]any, error) {
 	var (
 		clean     json.RawMessage
 		fieldErrs map[string]any
 	)
-	key := v.manifest.Countdowns[idx]
-	err := v.call(ctx, v.gate.calls, "validator of "+quote(key), v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
+	err := v.call(ctx, v.gate.calls, what, v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, kwargs, v.cfg.maxInput())
 		if err != nil {
 			return err
 		}
 		s := inst.stack[:]
 		s[0], s[1], s[2] = uint64(idx), uint64(ptr), uint64(len(kwargs))
-		if err := inst.validate.CallWithStack(ctx, s); err != nil {
+		if err := fn(inst).CallWithStack(ctx, s); err != nil {
 			return err
 		}
 		res := int64(s[0])

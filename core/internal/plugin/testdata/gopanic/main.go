@@ -3,7 +3,8 @@
 // lives); callback "crash" panics on another goroutine, which no recover can
 // catch (the Go runtime exits: the instance is discarded); callback "sleep"
 // sleeps for an hour (the host's no-op sleep makes it return at once);
-// callback "ok" succeeds.
+// callback "ok" succeeds; filter "panic" and transform "panic" panic inside
+// the SDK (recovered: errors).
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o gopanic.wasm ./core/internal/plugin/testdata/gopanic
 package main
@@ -34,6 +35,8 @@ func init() {
 	})
 	sdk.RegisterCallback("fail", func(*sdk.Delivery) error { return errors.New("receiver said no") })
 	sdk.RegisterCallback("ok", func(*sdk.Delivery) error { return nil })
+	sdk.RegisterFilter("panic", func(sdk.Kwargs, *sdk.Event) (bool, error) { panic("boom in filter") }, nil)
+	sdk.RegisterTransform("panic", func(sdk.Kwargs, *sdk.Request) (sdk.Result, error) { panic("boom in transform") }, nil)
 }
 
 func main() {}

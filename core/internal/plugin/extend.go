@@ -1,0 +1,445 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
+	"github.com/whisperer/whisperer/sdk/abi"
+)
+
+// Filters and transforms (sdk/ABI.md §6): one input each, the kwargs
+// followed by a JSON document (and, for a transform, the raw body), so the
+// guest needs one buffer and no second copy. Payload is always the
+// document's last member: a guest may take it without walking it.
+
+// inputBuf is a pooled buffer a filter or transform input is built in.
+type inputBuf struct {
+	b  []byte
+	ms []member
+}
+
+var inputs = sync.Pool{New: func() any { return new(inputBuf) }}
+
+func (in *inputBuf) release() {
+	if cap(in.b) <= maxPooledBuffer && cap(in.ms) <= maxPooledBuffer/16 {
+		inputs.Put(in)
+	}
+}
+
+// index appends the member index of kwargs (at 0) and of the payload (at
+// payloadOff) to in.b.
+func (in *inputBuf) index(kwargs json.RawMessage, payloadOff, payloadLen int) {
+	in.ms = members(in.ms[:0], kwargs, 0)
+	nk := len(in.ms)
+	in.ms = members(in.ms, in.b[payloadOff:payloadOff+payloadLen], payloadOff)
+	in.b = appendIndex(in.b, in.ms, nk)
+}
+
+// kwargsOr is kwargs, or {} when there are none.
+func kwargsOr(kwargs json.RawMessage) json.RawMessage {
+	if len(kwargs) == 0 {
+		return json.RawMessage(`{}`)
+	}
+	return kwargs
+}
+
+// rawOr is v, or null when empty.
+func rawOr(v json.RawMessage) json.RawMessage {
+	if len(v) == 0 {
+		return json.RawMessage(`null`)
+	}
+	return v
+}
+
+// filter calls whisperer_filter: whether the event goes to the hook.
+func (v *version) filter(ctx context.Context, idx int, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error) {
+	buf := inputs.Get().(*inputBuf)
+	defer buf.release()
+	kwargs, payload = kwargsOr(kwargs), rawOr(payload)
+	b := append(buf.b[:0], kwargs...)
+	b = append(b, `{"event_type":`...)
+	b, _ = appendString(b, eventType)
+	b = append(b, `,"payload":`...)
+	payloadOff := len(b)
+	b = append(b, payload...)
+	b = append(b, '}')
+	evLen := len(b) - len(kwargs)
+	buf.b = b
+	buf.index(kwargs, payloadOff, len(payload))
+	b = buf.b
+	deliver := false
+	err := v.call(ctx, v.gate.calls, "filter "+quote(v.manifest.Filters[idx].Name), v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
+		ptr, err := inst.input(ctx, b, v.cfg.maxInput())
+		if err != nil {
+			return err
+		}
+		s := inst.stack[:]
+		s[0], s[1], s[2], s[3], s[4] = uint64(idx), uint64(ptr), uint64(len(kwargs)), uint64(evLen), uint64(len(b)-len(kwargs)-evLen)
+		if err := inst.filter.CallWithStack(ctx, s); err != nil {
+			return err
+		}
+		switch code := int32(s[0]); code {
+		case abi.FilterDeliver:
+			deliver = true
+		case abi.FilterSkip:
+		default:
+			return fmt.Errorf("returned %d: %w", code, ErrFailed)
+		}
+		return nil
+	})
+	return deliver, err
+}
+
+// transform calls whisperer_transform with the kwargs, the transform
+// document and the body.
+func (v *version) transform(ctx context.Context, idx int, kwargs json.RawMessage, in *webhook.TransformInput) (webhook.TransformResult, error) {
+	what := "transform " + quote(v.manifest.Transforms[idx].Name)
+	if in == nil {
+		return webhook.TransformResult{}, fmt.Errorf("plugin %s: %s: no input", v.file, what)
+	}
+	buf := inputs.Get().(*inputBuf)
+	defer buf.release()
+	kwargs = kwargsOr(kwargs)
+	b := append(buf.b[:0], kwargs...)
+	b, payloadOff := appendTransformDoc(b, in)
+	docLen := len(b) - len(kwargs)
+	b = append(b, in.Body...)
+	buf.b = b
+	buf.index(kwargs, payloadOff, len(rawOr(in.Payload)))
+	b = buf.b
+	indexLen := len(b) - len(kwargs) - docLen - len(in.Body)
+	var res webhook.TransformResult
+	err := v.call(ctx, v.gate.calls, what, v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
+		ptr, err := inst.input(ctx, b, v.cfg.maxInput())
+		if err != nil {
+			return err
+		}
+		s := inst.stack[:]
+		s[0], s[1], s[2], s[3], s[4], s[5] = uint64(idx), uint64(ptr), uint64(len(kwargs)), uint64(docLen), uint64(len(in.Body)), uint64(indexLen)
+		if err := inst.transform.CallWithStack(ctx, s); err != nil {
+			return err
+		}
+		switch packed := int64(s[0]); {
+		case packed < 0:
+			return fmt.Errorf("returned %d: %w", packed, ErrFailed)
+		case packed == 0:
+			return nil
+		}
+		doc, err := inst.output(s[0], abi.MaxTransformBytes)
+		if err != nil {
+			return err
+		}
+		res, err = parseTransform(doc)
+		return err
+	})
+	return res, err
+}
+
+// appendTransformDoc writes the transform document: the event, the attempt
+// and the request, payload last. It returns where the payload starts.
+func appendTransformDoc(b []byte, in *webhook.TransformInput) ([]byte, int) {
+	b = append(b, `{"event_type":`...)
+	b, _ = appendString(b, in.EventType)
+	b = append(b, `,"uuid":`...)
+	b, _ = appendString(b, in.UUID)
+	b = append(b, `,"hook_id":`...)
+	b = strconv.AppendInt(b, in.HookID, 10)
+	b = append(b, `,"retry_count":`...)
+	b = strconv.AppendInt(b, int64(in.RetryCount), 10)
+	b = append(b, `,"url":`...)
+	b, _ = appendString(b, in.URL)
+	b = append(b, `,"headers":{`...)
+	first := true
+	for _, name := range slices.Sorted(maps.Keys(in.Headers)) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b, _ = appendString(b, name)
+		b = append(b, ':')
+		b, _ = appendString(b, in.Headers[name])
+	}
+	b = append(b, `},"payload":`...)
+	off := len(b)
+	b = append(b, rawOr(in.Payload)...)
+	return append(b, '}'), off
+}
+
+// parseTransform decodes a transform result document: {"body": string or
+// any JSON value, "headers": {name: string}, "cancel": bool}, each optional.
+// Header names and values are checked for HTTP syntax here; which names a
+// transform may set is the caller's rule (core/internal/transform).
+func parseTransform(doc []byte) (webhook.TransformResult, error) {
+	var raw struct {
+		Body    json.RawMessage            `json:"body"`
+		Headers map[string]json.RawMessage `json:"headers"`
+		Cancel  bool                       `json:"cancel"`
+	}
+	if err := json.Unmarshal(doc, &raw); err != nil {
+		return webhook.TransformResult{}, fmt.Errorf("result document is not a valid JSON object: %v: %w", err, ErrFailed)
+	}
+	res := webhook.TransformResult{Cancel: raw.Cancel}
+	switch {
+	case len(raw.Body) == 0 || string(raw.Body) == "null":
+	case raw.Body[0] == '"':
+		var s string
+		if err := json.Unmarshal(raw.Body, &s); err != nil {
+			return res, fmt.Errorf("result body: %v: %w", err, ErrFailed)
+		}
+		res.Body = []byte(s)
+	default:
+		res.Body = append([]byte(nil), raw.Body...)
+	}
+	if len(raw.Headers) > 0 {
+		res.Headers = make(map[string]string, len(raw.Headers))
+	}
+	for name, rv := range raw.Headers {
+		var val string
+		if err := json.Unmarshal(rv, &val); err != nil {
+			return webhook.TransformResult{}, fmt.Errorf("result header %q is not a string: %w", name, ErrFailed)
+		}
+		if !validHeaderName(name) {
+			return webhook.TransformResult{}, fmt.Errorf("result header name %q is not an HTTP token: %w", name, ErrFailed)
+		}
+		if !validHeaderValue(val) {
+			return webhook.TransformResult{}, fmt.Errorf("result header %q has a control character in its value: %w", name, ErrFailed)
+		}
+		res.Headers[name] = val
+	}
+	return res, nil
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" || len(s) > abi.MaxKeyBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c <= ' ' || c == 0x7f {
+			return false
+		}
+		switch c {
+		case '(', ')', '<', '>', '@', ',', ';', ':', '\\', '"', '/', '[', ']', '?', '=', '{', '}':
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether s can be sent as a header value: valid
+// UTF-8 without control characters other than tab.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
+// validateFilter and validateTransform call the entry's validator export.
+func (v *version) validateFilter(ctx context.Context, idx int, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
+	return v.runValidate(ctx, "validator of filter "+quote(v.manifest.Filters[idx].Name), idx, kwargs,
+		func(inst *instance) api.Function { return inst.filterValidate })
+}
+
+func (v *version) validateTransform(ctx context.Context, idx int, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
+	return v.runValidate(ctx, "validator of transform "+quote(v.manifest.Transforms[idx].Name), idx, kwargs,
+		func(inst *instance) api.Function { return inst.transformValidate })
+}
+
+// registrations builds the file's filters and transforms.
+func (v *version) registrations() (map[string]webhook.Filter, map[string]webhook.Transform) {
+	fs := make(map[string]webhook.Filter, len(v.manifest.Filters))
+	for i, e := range v.manifest.Filters {
+		f := webhook.Filter{Match: func(ctx context.Context, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error) {
+			return v.filter(ctx, i, kwargs, eventType, payload)
+		}}
+		if e.Validator {
+			f.Validate = func(ctx context.Context, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
+				return v.validateFilter(ctx, i, kwargs)
+			}
+		}
+		fs[e.Name] = f
+	}
+	ts := make(map[string]webhook.Transform, len(v.manifest.Transforms))
+	for i, e := range v.manifest.Transforms {
+		t := webhook.Transform{Apply: func(ctx context.Context, kwargs json.RawMessage, in *webhook.TransformInput) (webhook.TransformResult, error) {
+			return v.transform(ctx, i, kwargs, in)
+		}}
+		if e.Validator {
+			t.Validate = func(ctx context.Context, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
+				return v.validateTransform(ctx, i, kwargs)
+			}
+		}
+		ts[e.Name] = t
+	}
+	return fs, ts
+}
+
+// probeEntries calls each filter and transform validator once with {},
+// as probe does for countdowns.
+func (v *version) probeEntries(ctx context.Context) error {
+	for i, e := range v.manifest.Filters {
+		if !e.Validator {
+			continue
+		}
+		if _, _, err := v.validateFilter(ctx, i, json.RawMessage(`{}`)); err != nil {
+			return fmt.Errorf("manifest declares filter %q (index %d) with a validator but it fails: %w", e.Name, i, err)
+		}
+	}
+	for i, e := range v.manifest.Transforms {
+		if !e.Validator {
+			continue
+		}
+		if _, _, err := v.validateTransform(ctx, i, json.RawMessage(`{}`)); err != nil {
+			return fmt.Errorf("manifest declares transform %q (index %d) with a validator but it fails: %w", e.Name, i, err)
+		}
+	}
+	return nil
+}
+
+// member is one top-level member of a JSON object: the spans of its name
+// (between the quotes, as written) and of its raw value.
+type member struct{ keyOff, keyLen, valOff, valLen uint32 }
+
+// members appends the top-level members of the JSON object v, which
+// starts at off in the input, to ms. A value that is not an object, or
+// not valid JSON, has none: the guest sees what the host could not read
+// as an empty table rather than half of one.
+func members(ms []member, v []byte, off int) []member {
+	n := len(ms)
+	i := skipWS(v, 0)
+	if i >= len(v) || v[i] != '{' {
+		return ms
+	}
+	i = skipWS(v, i+1)
+	if i < len(v) && v[i] == '}' {
+		return ms
+	}
+	for {
+		if i >= len(v) || v[i] != '"' {
+			return ms[:n]
+		}
+		ks := i + 1
+		kend := skipJSON(v, i)
+		if kend < 0 {
+			return ms[:n]
+		}
+		i = skipWS(v, kend)
+		if i >= len(v) || v[i] != ':' {
+			return ms[:n]
+		}
+		vs := skipWS(v, i+1)
+		ve := skipJSON(v, vs)
+		if ve < 0 {
+			return ms[:n]
+		}
+		ms = append(ms, member{uint32(off + ks), uint32(kend - 1 - ks), uint32(off + vs), uint32(ve - vs)})
+		i = skipWS(v, ve)
+		switch {
+		case i < len(v) && v[i] == ',':
+			i = skipWS(v, i+1)
+		case i < len(v) && v[i] == '}':
+			return ms
+		default:
+			return ms[:n]
+		}
+	}
+}
+
+func skipWS(v []byte, i int) int {
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\n' || v[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipJSON returns the index after the JSON value at v[i], or -1. It
+// checks the nesting and the strings, not every token: the table it serves
+// only needs the values' bounds.
+func skipJSON(v []byte, i int) int {
+	if i >= len(v) {
+		return -1
+	}
+	depth := 0
+	for i < len(v) {
+		switch c := v[i]; c {
+		case '"':
+			j := i + 1
+			for {
+				k := bytes.IndexAny(v[j:], `"\\`)
+				if k < 0 {
+					return -1
+				}
+				j += k
+				if v[j] == '"' {
+					break
+				}
+				j += 2
+				if j > len(v) {
+					return -1
+				}
+			}
+			i = j + 1
+		case '{', '[':
+			depth++
+			i++
+			continue
+		case '}', ']':
+			depth--
+			if depth < 0 {
+				return -1
+			}
+			i++
+		default:
+			if depth > 0 {
+				i++
+				continue
+			}
+			j := i
+			for j < len(v) && v[j] != ',' && v[j] != '}' && v[j] != ']' && v[j] > ' ' {
+				j++
+			}
+			if j == i {
+				return -1
+			}
+			return j
+		}
+		if depth == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// appendIndex appends the member index (sdk/abi Index*) of the kwargs and
+// the payload already in b.
+func appendIndex(b []byte, ms []member, nKwargs int) []byte {
+	var w [4]byte
+	put := func(x uint32) {
+		binary.LittleEndian.PutUint32(w[:], x)
+		b = append(b, w[:]...)
+	}
+	put(uint32(nKwargs))
+	put(uint32(len(ms) - nKwargs))
+	for _, m := range ms {
+		put(m.keyOff)
+		put(m.keyLen)
+		put(m.valOff)
+		put(m.valLen)
+	}
+	return b
+}
