@@ -45,6 +45,9 @@ type Queue interface {
 	// Postpone clears leases and makes the events due at until, recording
 	// no attempt (a hook over its rate limit).
 	Postpone(ctx context.Context, leases []webhook.LeaseRef, until time.Time) error
+	// NextDue is how long until the earliest pending event not due yet
+	// falls due (false: none is).
+	NextDue(ctx context.Context) (time.Duration, bool, error)
 }
 
 // Countdowns computes retry waits: the countdown registry implements it.
@@ -87,7 +90,7 @@ type Dispatcher struct {
 	limits *limiter
 
 	wake      chan struct{} // Notify; cap 1 so wake-ups coalesce
-	dues      dueTimes      // retries and postponements this node wrote
+	dues      dueTimes      // when known pending events fall due (due.go)
 	freed     chan struct{} // a worker finished; cap 1
 	jobs      chan webhook.Job
 	results   chan webhook.Result
@@ -247,6 +250,14 @@ func (d *Dispatcher) claimLoop() {
 			continue
 		}
 		d.dues.consume(d.cfg.Now())
+		// A wake-up that came before the claim is answered by it: the
+		// events it announces were committed before the claim's statement
+		// began. Left pending, it would make another claim that finds
+		// nothing (a batch of publishes wakes once per request).
+		select {
+		case <-d.wake:
+		default:
+		}
 		jobs, err := safely(d, "claim", func() ([]webhook.Job, error) {
 			// Stop does not cut a claim short: cancelled mid-statement, it
 			// may still have leased rows (PostgreSQL commits what it ran)
@@ -282,14 +293,17 @@ func (d *Dispatcher) claimLoop() {
 		if len(jobs) == n {
 			continue // a full batch: more may be due
 		}
+		if len(jobs) == 0 {
+			d.learnNextDue()
+		}
 		if !d.idle(poll) {
 			return
 		}
 	}
 }
 
-// idle waits for a wake-up, the poll or the earliest retry or
-// postponement this node wrote, whichever comes first; false when the
+// idle waits for a wake-up, the poll or the earliest known due time
+// (dueTimes), whichever comes first; false when the
 // claim loop is to stop. A retry written while it waits re-arms the timer
 // without a claim.
 func (d *Dispatcher) idle(poll *time.Timer) bool {

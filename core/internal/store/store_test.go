@@ -449,7 +449,22 @@ func TestConcurrentClaimsAreDisjoint(t *testing.T) {
 }
 
 func TestListenWakesOnPublish(t *testing.T) {
-	s := storetest.New(t, store.Postgres)
+	// s listens; other is another node on the same database. A store's
+	// own publishes do not wake its listener (their publisher wakes its
+	// dispatcher in process).
+	u := storetest.URL(t, store.Postgres)
+	open := func() *store.Store {
+		s, err := store.Open(ctx, u, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s, other := open(), open()
 	a, _ := storetest.User(t, s, "a", webhook.RoleUser)
 	storetest.Hook(t, s, a.ID, "e", "https://a.example/")
 	started := time.Now()
@@ -471,8 +486,8 @@ func TestListenWakesOnPublish(t *testing.T) {
 		}
 	}
 	wake("listener never started") // the catch-up call after LISTEN
-	storetest.Publish(t, s, "e", `1`)
-	wake("no notification after publish")
+	storetest.Publish(t, other, "e", `1`)
+	wake("no notification after another node's publish")
 
 	// A lost connection is reported, not dropped, and the listener comes
 	// back (catching up at once) and is woken by the next publish. Other
@@ -491,7 +506,7 @@ func TestListenWakesOnPublish(t *testing.T) {
 		t.Fatal("the lost connection was not reported")
 	}
 	wake("no catch-up after reconnecting")
-	storetest.Publish(t, s, "e", `2`)
+	storetest.Publish(t, other, "e", `2`)
 	wake("no notification after reconnecting")
 }
 
