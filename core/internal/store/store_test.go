@@ -613,3 +613,33 @@ func TestOpenSQLiteMissingDirectory(t *testing.T) {
 		t.Fatalf("Open = %v", err)
 	}
 }
+
+// SQLite's event uuids are version 7: time-ordered, so that a new one goes
+// to the right edge of the uuid index (BENCHMARKS.md, a million rows
+// preloaded), and still 32 hex digits with the variant bits set.
+func TestSQLiteUUIDsAreTimeOrdered(t *testing.T) {
+	s := storetest.New(t, store.SQLite)
+	a, _ := storetest.User(t, s, "a", webhook.RoleUser)
+	storetest.Hook(t, s, a.ID, "e", "https://a.example/1")
+	storetest.Hook(t, s, a.ID, "e", "https://a.example/2")
+	var prev string
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(2 * time.Millisecond) // the uuid's time is in ms
+		}
+		evs := storetest.Publish(t, s, "e", `{}`)
+		if len(evs) != 2 || evs[0].UUID == evs[1].UUID {
+			t.Fatalf("events %+v", evs)
+		}
+		for _, ev := range evs {
+			u := ev.UUID
+			if len(u) != 32 || strings.Trim(u, "0123456789abcdef") != "" || u[12] != '7' || !strings.ContainsRune("89ab", rune(u[16])) {
+				t.Fatalf("uuid %q is not a version 7 uuid in 32 lowercase hex digits", u)
+			}
+			if u[:12] < prev {
+				t.Fatalf("uuid %q is older than %q, published before it", u, prev)
+			}
+		}
+		prev = evs[0].UUID[:12]
+	}
+}
