@@ -671,17 +671,7 @@ func TestDispatcherStartContextEndsIt(t *testing.T) {
 func TestDispatcherRetriesWithoutPolling(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
-		var calls atomic.Int64
-		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
-			if calls.Add(1) == 1 {
-				w.WriteHeader(503)
-				return
-			}
-			w.WriteHeader(204)
-		})
-		f.hook(t, rc.URL, func(w *webhook.Webhook) {
-			w.RetryCountdown = webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":1}`)}
-		})
+		calls := f.failFirst(t)
 		d := f.start(t, delivery.Config{PollInterval: time.Hour})
 		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
 		d.Notify() // the first attempt only
@@ -699,17 +689,7 @@ func TestDispatcherRetriesWithoutPolling(t *testing.T) {
 func TestDispatcherClaimsRetriesOtherNodesWrote(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
-		var calls atomic.Int64
-		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
-			if calls.Add(1) == 1 {
-				w.WriteHeader(503)
-				return
-			}
-			w.WriteHeader(204)
-		})
-		f.hook(t, rc.URL, func(w *webhook.Webhook) {
-			w.RetryCountdown = webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":1}`)}
-		})
+		calls := f.failFirst(t)
 		// Node a makes the first attempt, writes the retry and stops.
 		a := f.start(t, delivery.Config{PollInterval: time.Hour, Owner: "node-a", Now: time.Now})
 		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
@@ -734,4 +714,23 @@ func TestDispatcherClaimsRetriesOtherNodesWrote(t *testing.T) {
 			t.Fatalf("node b delivered %d, want 1", b.Stats().Delivered)
 		}
 	})
+}
+
+// failFirst registers a hook whose receiver answers 503 to the first
+// request and 204 to the rest, retried after 1 s; it returns the request
+// count.
+func (f *fixture) failFirst(t *testing.T) *atomic.Int64 {
+	t.Helper()
+	var calls atomic.Int64
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(503)
+			return
+		}
+		w.WriteHeader(204)
+	})
+	f.hook(t, rc.URL, func(w *webhook.Webhook) {
+		w.RetryCountdown = webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":1}`)}
+	})
+	return &calls
 }

@@ -453,18 +453,7 @@ func TestListenWakesOnPublish(t *testing.T) {
 	// own publishes do not wake its listener (their publisher wakes its
 	// dispatcher in process).
 	u := storetest.URL(t, store.Postgres)
-	open := func() *store.Store {
-		s, err := store.Open(ctx, u, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if err := s.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	s, other := open(), open()
+	s, other := storetest.Open(t, u, store.Options{}), storetest.Open(t, u, store.Options{})
 	a, _ := storetest.User(t, s, "a", webhook.RoleUser)
 	storetest.Hook(t, s, a.ID, "e", "https://a.example/")
 	started := time.Now()
