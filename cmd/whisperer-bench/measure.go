@@ -55,6 +55,11 @@ type result struct {
 	Attempts       int64   `json:"attempts"`
 	PublishRetries int64   `json:"publish_retries"`
 	ServerCPUSec   float64 `json:"server_cpu_sec"`
+	// ServerSwitchesPerEvent and ServerSyscallsPerEvent are the servers'
+	// context switches and read/write syscalls per received event (not
+	// when a node was killed: its counts start over).
+	ServerSwitchesPerEvent float64 `json:"server_ctx_switches_per_event,omitempty"`
+	ServerSyscallsPerEvent float64 `json:"server_rw_syscalls_per_event,omitempty"`
 	// DBCPUSec is the CPU of the PostgreSQL backends serving the run's
 	// database; ClusterCPUSec that of every postgres process on the
 	// machine (background writers and other users included).
@@ -116,9 +121,11 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 	if res.Backend == "postgres" {
 		pg0 = postgresCPU()
 	}
+	wake0 := make([]wakeCounts, len(b.nodes))
 	for i, n := range b.nodes {
 		if n.pid() != 0 {
 			cpu0[i] = n.cpu()
+			wake0[i] = procWakeCounts(n.pid())
 		}
 	}
 	res.LoadAvg = loadAvg()
@@ -157,10 +164,16 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 	sampling.Wait()
 	res.RecordedSec = recorded.Sub(t0).Seconds()
 	res.DurationSec = time.Since(t0).Seconds()
+	var wake wakeCounts
+	restarted := false
 	for i, n := range b.nodes {
 		if n.pid() != 0 {
 			n.sample()
 			res.ServerCPUSec += n.cpu() - cpu0[i]
+			w := procWakeCounts(n.pid())
+			wake.switches += w.switches - wake0[i].switches
+			wake.syscalls += w.syscalls - wake0[i].syscalls
+			restarted = restarted || n.cpuBefore > 0
 			res.PeakRSSMiB = max(res.PeakRSSMiB, float64(n.peakKiB)/1024)
 		}
 	}
@@ -181,6 +194,10 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 	}
 	if res.Received > 0 {
 		res.CPUPerDeliveryMS = (res.ServerCPUSec + res.DBCPUSec) * 1000 / float64(res.Received)
+		if !restarted && o.killAfter == 0 && o.killOneAfter == 0 {
+			res.ServerSwitchesPerEvent = float64(wake.switches) / float64(res.Received)
+			res.ServerSyscallsPerEvent = float64(wake.syscalls) / float64(res.Received)
+		}
 	}
 	if pgStats {
 		select {
@@ -485,6 +502,9 @@ func (r *result) table(w io.Writer) {
 	}
 	if r.Backend != "raw" {
 		row("server CPU", "%.2f s (PostgreSQL: the run's backends %.2f s, every postgres process %.2f s)", r.ServerCPUSec, r.DBCPUSec, r.ClusterCPUSec)
+		if r.ServerSwitchesPerEvent > 0 {
+			row("server per event", "%.1f context switches, %.1f read/write syscalls", r.ServerSwitchesPerEvent, r.ServerSyscallsPerEvent)
+		}
 		row("CPU per delivery", "%.3f ms (server + the run's PostgreSQL backends)", r.CPUPerDeliveryMS)
 		if r.DB != nil {
 			row("database per event", "%.2f transactions, %.0f rows read (%.0f returned + %.0f fetched), %.0f buffer hits",

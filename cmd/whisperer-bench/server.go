@@ -171,6 +171,33 @@ func (n *node) rssKiB() int64 {
 	return kib
 }
 
+// wakeCounts are a process's kernel-side counts: context switches of all
+// its threads (each sleep and wake-up of one) and read/write-family
+// syscalls (/proc/PID/io). Per event, they are the wake-ups and syscalls
+// a delivery costs, steady however busy the machine is.
+type wakeCounts struct{ switches, syscalls int64 }
+
+func procWakeCounts(pid int) wakeCounts {
+	var c wakeCounts
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		for _, key := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
+			if n, ok := statusField(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()), key); ok {
+				c.switches += n
+			}
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ": "); ok && (k == "syscr" || k == "syscw") {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				c.syscalls += n
+			}
+		}
+	}
+	return c
+}
+
 // clockTicks is USER_HZ, 100 on every Linux this runs on.
 const clockTicks = 100
 
@@ -193,7 +220,12 @@ func procCPU(pid int) (float64, error) {
 }
 
 func procStatusKiB(pid int, key string) (int64, bool) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	return statusField(fmt.Sprintf("/proc/%d/status", pid), key)
+}
+
+// statusField reads the number after key in a /proc status file.
+func statusField(path, key string) (int64, bool) {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, false
 	}

@@ -671,17 +671,7 @@ func TestDispatcherStartContextEndsIt(t *testing.T) {
 func TestDispatcherRetriesWithoutPolling(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
-		var calls atomic.Int64
-		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
-			if calls.Add(1) == 1 {
-				w.WriteHeader(503)
-				return
-			}
-			w.WriteHeader(204)
-		})
-		f.hook(t, rc.URL, func(w *webhook.Webhook) {
-			w.RetryCountdown = webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":1}`)}
-		})
+		calls := f.failFirst(t)
 		d := f.start(t, delivery.Config{PollInterval: time.Hour})
 		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
 		d.Notify() // the first attempt only
@@ -692,4 +682,55 @@ func TestDispatcherRetriesWithoutPolling(t *testing.T) {
 			t.Fatalf("%d requests, want 2", n)
 		}
 	})
+}
+
+// A retry another node wrote is claimed when it falls due, not at the
+// next poll: a claim that finds nothing reads the next due time.
+func TestDispatcherClaimsRetriesOtherNodesWrote(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		calls := f.failFirst(t)
+		// Node a makes the first attempt, writes the retry and stops.
+		a := f.start(t, delivery.Config{PollInterval: time.Hour, Owner: "node-a", Now: time.Now})
+		ev := storetest.Publish(t, s, "package-created", `{}`)[0]
+		a.Notify()
+		poll.Until(t, 15*time.Second, "the first attempt written", func() bool {
+			return f.event(t, ev.ID).Event.RetryCount == 1
+		})
+		stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Stop(stop); err != nil {
+			t.Fatal(err)
+		}
+		// Node b never heard of the retry and polls once an hour.
+		b := f.start(t, delivery.Config{PollInterval: time.Hour, Owner: "node-b", Now: time.Now})
+		poll.Until(t, 15*time.Second, "the retry delivered by the other node without a poll", func() bool {
+			return f.event(t, ev.ID).Event.State == webhook.StateDelivered
+		})
+		if n := calls.Load(); n != 2 {
+			t.Fatalf("%d requests, want 2", n)
+		}
+		if b.Stats().Delivered != 1 {
+			t.Fatalf("node b delivered %d, want 1", b.Stats().Delivered)
+		}
+	})
+}
+
+// failFirst registers a hook whose receiver answers 503 to the first
+// request and 204 to the rest, retried after 1 s; it returns the request
+// count.
+func (f *fixture) failFirst(t *testing.T) *atomic.Int64 {
+	t.Helper()
+	var calls atomic.Int64
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(503)
+			return
+		}
+		w.WriteHeader(204)
+	})
+	f.hook(t, rc.URL, func(w *webhook.Webhook) {
+		w.RetryCountdown = webhook.CountdownConfig{Choice: "fixed", Kwargs: json.RawMessage(`{"seconds":1}`)}
+	})
+	return &calls
 }

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"container/heap"
+	"context"
 	"sync"
 	"time"
 
@@ -18,14 +19,29 @@ const dueSlack = 5 * time.Millisecond
 const maxDueTimes = 4096
 
 // dueTimes are the times at which retries and postponements this node
-// wrote fall due: the claim loop sleeps until the earliest instead of the
-// next poll, so a retry due at T is claimed at T, not up to a poll
-// interval later. rearm (cap 1) tells a sleeping claim loop that an
-// earlier time arrived.
+// wrote fall due, and the earliest due time the database held when a
+// claim found nothing (learnNextDue: a retry another node wrote): the
+// claim loop sleeps until the earliest instead of the next poll, so a
+// retry due at T is claimed at T, not up to a poll interval later. rearm
+// (cap 1) tells a sleeping claim loop that an earlier time arrived.
 type dueTimes struct {
 	mu    sync.Mutex
 	times timeHeap
 	rearm chan struct{}
+	// read is when a claim loop last read the next due time.
+	read time.Time
+}
+
+// timeToRead reports whether nextDueEvery has passed since the last read
+// of the next due time, and if so counts one now.
+func (q *dueTimes) timeToRead(now time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if now.Sub(q.read) < nextDueEvery {
+		return false
+	}
+	q.read = now
+	return true
 }
 
 func (q *dueTimes) add(t time.Time) {
@@ -60,6 +76,42 @@ func (q *dueTimes) consume(now time.Time) {
 		heap.Pop(&q.times)
 	}
 	q.mu.Unlock()
+}
+
+// nextDueEvery spaces the reads of the next due time: empty claims come in
+// bursts under load (wake-ups from other nodes' publishes), and a due time
+// learnt this long ago is still early enough for a retry's countdown.
+const nextDueEvery = 100 * time.Millisecond
+
+// learnNextDue asks the queue when its next pending event falls due, after
+// a claim found nothing due, and remembers it when it is earlier than any
+// time known. It is one read of the due index per empty claim, at most one
+// per nextDueEvery: a claim that found work is followed by another claim
+// or a wake-up anyway. A failure leaves it to the poll.
+func (d *Dispatcher) learnNextDue() {
+	if !d.dues.timeToRead(time.Now()) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(d.claimCtx, claimTimeout)
+	defer cancel()
+	type next struct {
+		wait time.Duration
+		ok   bool
+	}
+	n, err := safely(d, "next due time", func() (next, error) {
+		wait, ok, err := d.q.NextDue(ctx)
+		return next{wait, ok}, err
+	})
+	if err != nil || !n.ok {
+		if err != nil && d.claimCtx.Err() == nil {
+			d.log.Warn("read the next due time failed; relying on the poll", "error", err)
+		}
+		return
+	}
+	at := d.cfg.Now().Add(n.wait)
+	if known, ok := d.dues.earliest(); !ok || at.Before(known) {
+		d.dues.add(at)
+	}
 }
 
 // noteRetries remembers when the pending results just written fall due.

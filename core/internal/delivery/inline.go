@@ -9,8 +9,8 @@ import (
 )
 
 // Inline ("async": false) delivery shares the result writer with the
-// workers: each result goes into the collector's next batch (one
-// transaction per resultLinger), and its attempt's worker slot is freed
+// workers: each result goes into the collector's next batch (written
+// within resultLinger), and its attempt's worker slot is freed
 // only once the batch is written, so DeliverNow still answers with written
 // results and never holds more claimed-but-unwritten events than Workers.
 // A batch frees all its slots at once, so the next claim takes them all in
@@ -121,6 +121,14 @@ func (d *Dispatcher) writeInline(ctx context.Context, r webhook.Result, slots *i
 // written tells the inline deliveries waiting for results of batch that
 // the writer is done with them, freeing their slots per DeliverNow call at
 // once.
+// awaited reports whether a DeliverNow call waits for r to be written.
+func (d *Dispatcher) awaited(r *webhook.Result) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.waiters[webhook.LeaseRef{EventID: r.EventID, Lease: r.Lease}]
+	return ok
+}
+
 func (d *Dispatcher) written(batch []webhook.Result) {
 	d.mu.Lock()
 	if len(d.waiters) == 0 {

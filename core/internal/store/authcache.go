@@ -192,6 +192,6 @@ func (s *Store) WatchRevocations(ctx context.Context, onErr func(error)) error {
 	a := &s.auth
 	s.listen(ctx, revokeChannel,
 		func() { a.invalidate(); a.watching.Store(true) }, // forget what was revoked unheard
-		a.invalidate, func() { a.watching.Store(false) }, onErr)
+		func(string) { a.invalidate() }, func() { a.watching.Store(false) }, onErr)
 	return nil
 }

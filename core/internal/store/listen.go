@@ -9,12 +9,12 @@ import (
 
 // listen keeps a PostgreSQL LISTEN on channel until ctx ends, on its own
 // connection. onListen runs each time the LISTEN is in place (to catch up
-// on what was missed meanwhile), onNotify on each notification, onDown
-// (when not nil) whenever a connection ends. A lost connection is reported
-// to onErr (when not nil) and tried again after a backoff of 100 ms
-// doubling to 5 s, back to 100 ms once a connection got as far as
-// listening.
-func (s *Store) listen(ctx context.Context, channel string, onListen, onNotify, onDown func(), onErr func(error)) {
+// on what was missed meanwhile), onNotify on each notification (with its
+// payload), onDown (when not nil) whenever a connection ends. A lost
+// connection is reported to onErr (when not nil) and tried again after a
+// backoff of 100 ms doubling to 5 s, back to 100 ms once a connection got
+// as far as listening.
+func (s *Store) listen(ctx context.Context, channel string, onListen func(), onNotify func(payload string), onDown func(), onErr func(error)) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		listened, err := s.listenOnce(ctx, channel, onListen, onNotify)
@@ -40,7 +40,7 @@ func (s *Store) listen(ctx context.Context, channel string, onListen, onNotify, 
 
 // listenOnce listens on one connection until it fails; it reports whether
 // it got as far as listening, and why it stopped.
-func (s *Store) listenOnce(ctx context.Context, channel string, onListen, onNotify func()) (bool, error) {
+func (s *Store) listenOnce(ctx context.Context, channel string, onListen func(), onNotify func(payload string)) (bool, error) {
 	conn, err := pgx.Connect(ctx, s.dsn)
 	if err != nil {
 		return false, err
@@ -51,9 +51,10 @@ func (s *Store) listenOnce(ctx context.Context, channel string, onListen, onNoti
 	}
 	onListen()
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return true, err
 		}
-		onNotify()
+		onNotify(n.Payload)
 	}
 }

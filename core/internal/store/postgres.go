@@ -80,7 +80,8 @@ func (*postgresDriver) migrationsTableSQL() string {
 // when the server's evaluation passed them ($7, $8: request ord and hook
 // id, fanout.go); a filtered hook the server did not evaluate ($9 lists
 // those it did: its filter was set meanwhile) gets one, as if the publish
-// had come first.
+// had come first. The notification's payload is the store's tag ($10):
+// its own listener skips it (Listen).
 const pgPublish = `WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[])
 		WITH ORDINALITY AS i(event_type, payload, publisher_id, idempotency_key, hold, ord)
@@ -100,7 +101,7 @@ const pgPublish = `WITH input AS (
 	RETURNING id, uuid, message_id, webhook_id, user_id, next_attempt_at
 )
 SELECT v.ord, v.mid, ev.id, ev.uuid, ev.webhook_id, ev.user_id, ev.next_attempt_at,
-	CASE WHEN ev.id IS NOT NULL AND v.hold = 0 THEN (SELECT pg_notify('` + notifyChannel + `', '')) END
+	CASE WHEN ev.id IS NOT NULL AND v.hold = 0 THEN (SELECT pg_notify('` + notifyChannel + `', $10)) END
 FROM valid v LEFT JOIN ev ON ev.message_id = v.mid
 ORDER BY v.ord, ev.id`
 
@@ -128,7 +129,7 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 			matchOrd, matchID = append(matchOrd, int64(i+1)), append(matchID, id)
 		}
 	}
-	rows, err := d.s.db.DB.QueryContext(ctx, pgPublish, types, payloads, publishers, keys, holds, now, matchOrd, matchID, dec.evaluated)
+	rows, err := d.s.db.DB.QueryContext(ctx, pgPublish, types, payloads, publishers, keys, holds, now, matchOrd, matchID, dec.evaluated, d.s.tag)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -275,7 +276,9 @@ func fewRows(id string) string {
 // one matches), and only those results (upd.n) get an attempt row and
 // count for their hook's health (see health.go: r and hk are groupHealth
 // in SQL; $13 is DisableAfter in microseconds, NULL for never; $14 and $15
-// the reasons). $4 is each retry's wait in µs, added to the database's
+// the reasons); every result, written or stale (an attempt was made
+// either way), counts for the console's charts (roll, rollup.go; $16 is
+// the minute). $4 is each retry's wait in µs, added to the database's
 // clock. The health columns are on the database's clock too
 // (pgAttemptClock), so attempts written by nodes with skewed clocks are
 // compared fairly.
@@ -290,6 +293,14 @@ var pgComplete = `WITH v AS (
 		response_http_status = NULLIF(v.status, 0), response_content = v.body, modified_at = $10
 	FROM v WHERE e.id = v.id AND e.lease_owner = v.lease
 	RETURNING v.n
+), roll AS (
+	INSERT INTO delivery_rollups AS d (user_id, minute, attempts, delivered, failed, given_up)
+	SELECT e.user_id, $16::bigint, count(*) FILTER (WHERE v.webhook_id <> 0), count(*) FILTER (WHERE v.state = 'delivered'),
+		count(*) FILTER (WHERE v.state = 'pending'), count(*) FILTER (WHERE v.state = 'given_up')
+	FROM v JOIN webhook_events e ON e.id = v.id GROUP BY e.user_id ORDER BY e.user_id
+	ON CONFLICT (user_id, minute) DO UPDATE SET attempts = d.attempts + excluded.attempts,
+		delivered = d.delivered + excluded.delivered, failed = d.failed + excluded.failed,
+		given_up = d.given_up + excluded.given_up
 ), r AS (
 	SELECT v.webhook_id, ` + pgAttemptClock + ` AS attempted_at, v.state = 'delivered' AS ok, v.status = 410 AS gone,
 		max(` + pgAttemptClock + `) FILTER (WHERE v.state = 'delivered') OVER (PARTITION BY v.webhook_id) AS ok_at
@@ -335,7 +346,7 @@ func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result,
 		window = &us
 	}
 	_, err := d.s.db.DB.ExecContext(ctx, pgComplete, ids, states, retries, waits, statuses, bodies, at, durs, errs, now, leases,
-		hooks, window, ReasonGone, reasonFailing(d.s.disableAfter))
+		hooks, window, ReasonGone, reasonFailing(d.s.disableAfter), rollupMinute(now))
 	return err
 }
 

@@ -7,13 +7,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
 
 // Per-minute delivery rollups (delivery_rollups, migration 006) for the
-// console's overview: Complete adds each batch of results to its minute's
-// row per user, so the charts read at most a day of minutes, never the
-// events.
+// console's overview: Complete adds the results it writes to their
+// minute's row per user, so the charts read at most a day of minutes,
+// never the events. The rollups are written in the results' own
+// transaction (on PostgreSQL in the same statement): one commit per batch
+// of results rather than two, and a write of them fails only when the
+// results' write would (the result writer then retries both).
 
 // rollupKeep is how long rollups are kept: the overview's longest range
 // and a day to spare.
@@ -22,31 +27,33 @@ const rollupKeep = 48 * time.Hour
 type rollupState struct {
 	// pruned is the last minute old rows were deleted at.
 	pruned atomic.Int64
-	// failures counts writes that failed (RollupFailures).
+	// failures counts prunings that failed (RollupFailures).
 	failures atomic.Int64
 }
 
-// RollupFailures is how many rollup writes failed since the store opened:
-// their results are recorded, only missing from the charts.
+// RollupFailures is how many deletions of old rollups failed since the
+// store opened (they are tried again the next minute).
 func (s *Store) RollupFailures() int64 { return s.rollups.failures.Load() }
 
-// addRollups adds results to the current minute's rollups. It runs after
-// the results are written, on its own: the charts are statistics, and a
-// failure here must not fail (and so repeat) the results' write; it is
-// counted instead.
-func (s *Store) addRollups(ctx context.Context, results []webhook.Result) {
-	if err := s.writeRollups(ctx, results, s.now().UTC()); err != nil {
+// rollupMinute is the rollup row's minute of results written at now.
+func rollupMinute(now time.Time) int64 { return now.Unix() / 60 }
+
+// pruneRollups deletes the rollups older than rollupKeep, at most once a
+// minute, after a write of results; a failure is counted, not returned:
+// the results are written.
+func (s *Store) pruneRollups(ctx context.Context, now time.Time) {
+	minute := rollupMinute(now)
+	if last := s.rollups.pruned.Load(); last == minute || !s.rollups.pruned.CompareAndSwap(last, minute) {
+		return
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM delivery_rollups WHERE minute < ?`, rollupMinute(now.Add(-rollupKeep))); err != nil {
 		s.rollups.failures.Add(1)
 	}
 }
 
-func (s *Store) writeRollups(ctx context.Context, results []webhook.Result, now time.Time) error {
-	minute := now.Unix() / 60
-	if last := s.rollups.pruned.Load(); last != minute && s.rollups.pruned.CompareAndSwap(last, minute) {
-		if _, err := s.db.ExecContext(ctx, `DELETE FROM delivery_rollups WHERE minute < ?`, now.Add(-rollupKeep).Unix()/60); err != nil {
-			return fmt.Errorf("prune rollups: %w", err)
-		}
-	}
+// writeRollups adds results, written in tx, to minute's rollups (SQLite;
+// pgComplete does it in SQL).
+func writeRollups(ctx context.Context, tx bun.IDB, results []webhook.Result, minute int64) error {
 	for start := 0; start < len(results); start += 200 {
 		chunk := results[start:min(start+200, len(results))]
 		var b strings.Builder
@@ -68,7 +75,7 @@ func (s *Store) writeRollups(ctx context.Context, results []webhook.Result, now 
 			delivered = delivery_rollups.delivered + excluded.delivered, failed = delivery_rollups.failed + excluded.failed,
 			given_up = delivery_rollups.given_up + excluded.given_up`)
 		args = append(args, minute)
-		if _, err := s.db.ExecContext(ctx, b.String(), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 			return fmt.Errorf("add rollups: %w", err)
 		}
 	}

@@ -220,15 +220,7 @@ func TestSealSecretsRotatesKeys(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			url := storetest.URL(t, backend)
 			open := func(r *secret.Keyring) *store.Store {
-				s, err := store.Open(ctx, url, store.Options{Sealer: r})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				if err := s.Migrate(ctx); err != nil {
-					t.Fatal(err)
-				}
-				return s
+				return storetest.Open(t, url, store.Options{Sealer: r})
 			}
 			s := open(ring(oldKey))
 			u, _ := storetest.User(t, s, "alice", webhook.RoleUser)

@@ -126,15 +126,14 @@ func (*sqliteDriver) migrationsTableSQL() string {
 // sqlitePublishMessage and sqlitePublishEvents are a publish on SQLite:
 // two statements with bound values, prepared once, instead of four built
 // by bun with the values spelled into the text (SQLite's parser was a
-// quarter of the server's CPU). The uuid is a version 4 uuid made by
-// SQLite, 32 hex digits as dj-whisperer sends in event.uuid.
-const (
+// quarter of the server's CPU). The uuid is 32 hex digits as dj-whisperer
+// sends in event.uuid (sqliteUUID).
+var (
 	sqlitePublishMessage = `INSERT INTO messages (event_type, payload, publisher_id, idempotency_key, created_at)
 	SELECT ?1, ?2, ?3, ?5, ?4 WHERE EXISTS (SELECT 1 FROM event_types WHERE name = ?1)
 	RETURNING id`
 	sqlitePublishEvents = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
-	SELECT lower(hex(randomblob(6)) || '4' || substr(hex(randomblob(2)), 2) || substr('89ab', 1 + abs(random() % 4), 1) ||
-		substr(hex(randomblob(2)), 2) || hex(randomblob(6))), ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
+	SELECT ` + sqliteUUID("?6") + `, ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
 	FROM webhooks WHERE event_type = ?2 AND is_active
 		AND (filter IS NULL OR id NOT IN (SELECT value FROM json_each(?5)))
 	ORDER BY id
@@ -145,11 +144,25 @@ const (
 	// lists those it did, as JSON: its filter was set meanwhile) gets one
 	// above, as if the publish had come first.
 	sqlitePublishFiltered = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
-	SELECT lower(hex(randomblob(6)) || '4' || substr(hex(randomblob(2)), 2) || substr('89ab', 1 + abs(random() % 4), 1) ||
-		substr(hex(randomblob(2)), 2) || hex(randomblob(6))), ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
+	SELECT ` + sqliteUUID("?6") + `, ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
 	FROM webhooks WHERE id = ?5 AND event_type = ?2 AND is_active
 	RETURNING id, uuid, webhook_id, user_id`
 )
+
+// sqliteUUID is the SQL of a new event's uuid: a version 7 uuid, whose
+// first 48 bits are the publish's Unix time in ms (param, 12 hex digits,
+// uuidTime) and the rest random (74 bits). Time-ordered, a new uuid goes to
+// the right edge of the uuid index, as a new id does: a version 4 uuid went
+// to a random leaf page, and with a million events that page was seldom
+// in SQLite's 2 MiB page cache, so each publish read and dirtied one more
+// page (a million events preloaded cost −40…−51% of throughput).
+func sqliteUUID(param string) string {
+	return "lower(" + param + " || '7' || substr(hex(randomblob(2)), 2) || substr('89ab', 1 + abs(random() % 4), 1) || " +
+		"substr(hex(randomblob(2)), 2) || hex(randomblob(6)))"
+}
+
+// uuidTime is the time part of a version 7 uuid made at t.
+func uuidTime(t time.Time) string { return fmt.Sprintf("%012x", uint64(t.UnixMilli())&(1<<48-1)) }
 
 // sqlitePublish holds the two publish statements, prepared once: SQLite
 // parses a statement on every call otherwise, and parsing these two was
@@ -270,11 +283,12 @@ func publishOne(ctx context.Context, st sqlitePublish, req webhook.PublishReques
 		}
 		return rows.Err()
 	}
-	if err := scan(events.QueryContext(ctx, msgID, req.EventType, due, stamp, evaluated)); err != nil {
+	ut := uuidTime(now)
+	if err := scan(events.QueryContext(ctx, msgID, req.EventType, due, stamp, evaluated, ut)); err != nil {
 		return out, err
 	}
 	for _, id := range pass {
-		if err := scan(st.filtered.QueryContext(ctx, msgID, req.EventType, due, stamp, id)); err != nil {
+		if err := scan(st.filtered.QueryContext(ctx, msgID, req.EventType, due, stamp, id, ut)); err != nil {
 			return out, err
 		}
 	}
@@ -329,6 +343,11 @@ func (d *sqliteDriver) complete(ctx context.Context, results []webhook.Result, n
 				}
 				written = append(written, w...)
 			}
+		}
+		// Every result counts for the charts, written or stale: an
+		// attempt was made either way.
+		if err := writeRollups(ctx, tx, results, rollupMinute(now)); err != nil {
+			return err
 		}
 		return d.updateHealth(ctx, tx, groupHealth(written, d.s.disableAfter), now)
 	})

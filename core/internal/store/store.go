@@ -78,6 +78,9 @@ type Store struct {
 	// failures (SetPluginFilters).
 	pluginFilters filter.Plugins
 	filterFailed  func(name string, err error)
+	// tag names this store in the notifications of its publishes, so that
+	// its own listener skips them (Listen).
+	tag string
 
 	// afterRedeliverRead, when set (tests), runs between Redeliver's read
 	// and its update: where retention can delete the event.
@@ -102,7 +105,7 @@ func OpenExisting(ctx context.Context, rawURL string, opts Options) (*Store, err
 
 func open(ctx context.Context, rawURL string, opts Options, create bool) (*Store, error) {
 	s := &Store{now: time.Now, auth: authCache{ttl: opts.AuthCacheTTL}, disableAfter: max(opts.DisableAfter, 0),
-		sealer: opts.Sealer}
+		sealer: opts.Sealer, tag: newLeaseToken("store")}
 	var sqliteFile string
 	var err error
 	switch {

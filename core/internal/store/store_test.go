@@ -449,7 +449,11 @@ func TestConcurrentClaimsAreDisjoint(t *testing.T) {
 }
 
 func TestListenWakesOnPublish(t *testing.T) {
-	s := storetest.New(t, store.Postgres)
+	// s listens; other is another node on the same database. A store's
+	// own publishes do not wake its listener (their publisher wakes its
+	// dispatcher in process).
+	u := storetest.URL(t, store.Postgres)
+	s, other := storetest.Open(t, u, store.Options{}), storetest.Open(t, u, store.Options{})
 	a, _ := storetest.User(t, s, "a", webhook.RoleUser)
 	storetest.Hook(t, s, a.ID, "e", "https://a.example/")
 	started := time.Now()
@@ -471,8 +475,8 @@ func TestListenWakesOnPublish(t *testing.T) {
 		}
 	}
 	wake("listener never started") // the catch-up call after LISTEN
-	storetest.Publish(t, s, "e", `1`)
-	wake("no notification after publish")
+	storetest.Publish(t, other, "e", `1`)
+	wake("no notification after another node's publish")
 
 	// A lost connection is reported, not dropped, and the listener comes
 	// back (catching up at once) and is woken by the next publish. Other
@@ -491,7 +495,7 @@ func TestListenWakesOnPublish(t *testing.T) {
 		t.Fatal("the lost connection was not reported")
 	}
 	wake("no catch-up after reconnecting")
-	storetest.Publish(t, s, "e", `2`)
+	storetest.Publish(t, other, "e", `2`)
 	wake("no notification after reconnecting")
 }
 
@@ -596,5 +600,35 @@ func TestOpenSQLiteMissingDirectory(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "its directory "+dir+" does not exist") ||
 		strings.Count(err.Error(), filepath.Join(dir, "w.db")) != 1 {
 		t.Fatalf("Open = %v", err)
+	}
+}
+
+// SQLite's event uuids are version 7: time-ordered, so that a new one goes
+// to the right edge of the uuid index (BENCHMARKS.md, a million rows
+// preloaded), and still 32 hex digits with the variant bits set.
+func TestSQLiteUUIDsAreTimeOrdered(t *testing.T) {
+	s := storetest.New(t, store.SQLite)
+	a, _ := storetest.User(t, s, "a", webhook.RoleUser)
+	storetest.Hook(t, s, a.ID, "e", "https://a.example/1")
+	storetest.Hook(t, s, a.ID, "e", "https://a.example/2")
+	var prev string
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(2 * time.Millisecond) // the uuid's time is in ms
+		}
+		evs := storetest.Publish(t, s, "e", `{}`)
+		if len(evs) != 2 || evs[0].UUID == evs[1].UUID {
+			t.Fatalf("events %+v", evs)
+		}
+		for _, ev := range evs {
+			u := ev.UUID
+			if len(u) != 32 || strings.Trim(u, "0123456789abcdef") != "" || u[12] != '7' || !strings.ContainsRune("89ab", rune(u[16])) {
+				t.Fatalf("uuid %q is not a version 7 uuid in 32 lowercase hex digits", u)
+			}
+			if u[:12] < prev {
+				t.Fatalf("uuid %q is older than %q, published before it", u, prev)
+			}
+		}
+		prev = evs[0].UUID[:12]
 	}
 }

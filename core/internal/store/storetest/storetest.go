@@ -162,20 +162,27 @@ func New(t testing.TB, backend string) *store.Store {
 // Keyring().
 func NewWith(t testing.TB, backend string, opts store.Options) *store.Store {
 	t.Helper()
-	ctx := context.Background()
 	if opts.MaxOpenConns == 0 {
 		opts.MaxOpenConns = 8
 	}
 	if opts.Sealer == nil {
 		opts.Sealer = Keyring()
 	}
-	s, err := store.Open(ctx, URL(t, backend), opts)
+	return Open(t, URL(t, backend), opts)
+}
+
+// Open opens a store on url (from URL: several stores on one database are
+// several nodes) and migrates it; it is closed when t ends.
+func Open(t testing.TB, url string, opts store.Options) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := store.Open(ctx, url, opts)
 	if err != nil {
-		t.Fatalf("open %s store: %v", backend, err)
+		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("migrate %s store: %v", backend, err)
+		t.Fatalf("migrate store: %v", err)
 	}
 	return s
 }
