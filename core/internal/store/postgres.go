@@ -305,9 +305,14 @@ var pgComplete = `WITH v AS (
 	FROM r GROUP BY webhook_id
 ), health AS (
 	UPDATE webhooks w ` + fmt.Sprintf(healthSet("w", "hk", "hk", "IS DISTINCT FROM"), "$14", "$15", "statement_timestamp()") + `
+	RETURNING ` + disabledColumns("w", "statement_timestamp()") + `
+), ins AS (
+	INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error)
+	SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOIN upd ON upd.n = v.n
 )
-INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error)
-SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOIN upd ON upd.n = v.n`
+SELECT 0 AS n, id, is_active, failing_since, disabled_at, disabled_reason, disabled_now FROM health WHERE disabled_now
+UNION ALL
+SELECT v.n, 0, TRUE, NULL, NULL, '', FALSE FROM v JOIN upd ON upd.n = v.n WHERE v.state = 'given_up'`
 
 // pgAttemptClock is an attempt's time (v.attempted_at, by its node's
 // clock) on the database's clock: the node's offset from the database
@@ -317,7 +322,7 @@ SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOI
 // database keeps its attempt times exactly.
 const pgAttemptClock = `(v.attempted_at + round(extract(epoch FROM statement_timestamp() - $10::timestamptz)) * interval '1 second')`
 
-func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result, now time.Time) error {
+func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result, now time.Time) (completed, error) {
 	n := len(results)
 	var (
 		ids, waits, durs             = make([]int64, n), make([]int64, n), make([]int64, n)
@@ -338,9 +343,31 @@ func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result,
 		us := d.s.disableAfter.Microseconds()
 		window = &us
 	}
-	_, err := d.s.db.DB.ExecContext(ctx, pgComplete, ids, states, retries, waits, statuses, bodies, at, durs, errs, now, leases,
+	rows, err := d.s.db.DB.QueryContext(ctx, pgComplete, ids, states, retries, waits, statuses, bodies, at, durs, errs, now, leases,
 		hooks, window, ReasonGone, reasonFailing(d.s.disableAfter))
-	return err
+	if err != nil {
+		return completed{}, err
+	}
+	defer rows.Close()
+	var c completed
+	var disabled []disabledRow
+	for rows.Next() {
+		var n int64
+		var r disabledRow
+		if err := rows.Scan(&n, &r.ID, &r.IsActive, &r.FailingSince, &r.DisabledAt, &r.DisabledReason, &r.Now); err != nil {
+			return completed{}, err
+		}
+		if n > 0 {
+			c.givenUp = append(c.givenUp, results[n-1])
+		} else {
+			disabled = append(disabled, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return completed{}, err
+	}
+	c.disabled = deactivated(disabled)
+	return c, nil
 }
 
 // pgGiveBack is giveBack ($1 ids, $2 their leases, $3 the wait in µs).

@@ -87,10 +87,12 @@ func (s *Store) Complete(ctx context.Context, results []webhook.Result) error {
 	if len(results) == 0 {
 		return nil
 	}
-	if err := s.drv.complete(ctx, results, s.now().UTC()); err != nil {
+	c, err := s.drv.complete(ctx, results, s.now().UTC())
+	if err != nil {
 		return fmt.Errorf("%w: complete %d results: %v", webhook.ErrUnavailable, len(results), err)
 	}
 	s.addRollups(ctx, results)
+	s.report(results, c)
 	return nil
 }
 

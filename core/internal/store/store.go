@@ -71,6 +71,7 @@ type Store struct {
 	disableAfter time.Duration
 	sealer       Sealer
 	rollups      rollupState // rollup.go
+	changes      changesSink // ops.go
 	// filters caches the compiled filters of hooks (fanout.go).
 	filters filterCache
 
