@@ -48,7 +48,7 @@ type App struct {
 	// Metrics are the node's Prometheus metrics, served at MetricsPath.
 	Metrics *metrics.Metrics
 	// Ops publishes the operational events of what this node changed.
-	Ops *opsevent.Emitter
+	Ops     *opsevent.Emitter
 	Handler http.Handler
 	// cert is the TLS certificate when server.tls_cert is set (Serve).
 	cert *certificate

@@ -92,6 +92,7 @@ func (s *Store) Complete(ctx context.Context, results []webhook.Result) error {
 		return fmt.Errorf("%w: complete %d results: %v", webhook.ErrUnavailable, len(results), err)
 	}
 	s.addRollups(ctx, results)
+	s.addHookRollups(ctx, results)
 	s.report(results, c)
 	return nil
 }

@@ -20,8 +20,9 @@ import (
 const rollupKeep = 48 * time.Hour
 
 type rollupState struct {
-	// pruned is the last minute old rows were deleted at.
-	pruned atomic.Int64
+	// pruned is the last minute old rows were deleted at; prunedHour the
+	// last hour old hook_rollups rows were (hookrollup.go).
+	pruned, prunedHour atomic.Int64
 	// failures counts writes that failed (RollupFailures).
 	failures atomic.Int64
 }

@@ -11,3 +11,9 @@ type Rollup struct {
 	// their events in.
 	Attempts, Delivered, Failed, GivenUp int64
 }
+
+// HookSuccess is a hook's requests over a recent window (the hook_rollups
+// hours): how many were sent and how many delivered.
+type HookSuccess struct {
+	Attempts, Delivered int64
+}
