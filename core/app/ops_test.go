@@ -10,8 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -238,16 +236,5 @@ func TestOperationalEvents(t *testing.T) {
 				t.Errorf("%d operational events with a wrong signature", ops.bad)
 			}
 		})
-	}
-}
-
-func copyPlugin(t *testing.T, dir, name string) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "internal", "plugin", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
