@@ -137,22 +137,7 @@ func TestHookSuccess(t *testing.T) {
 func TestHookRollupsMigrateLegacy(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
-			url := storetest.Legacy(t, backend)
-			s, err := store.Open(ctx, url, store.Options{Sealer: storetest.Keyring()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if err := s.MigrateTo(ctx, 8); err != nil {
-				t.Fatal(err)
-			}
-			before := rawEvents(t, s)
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if after := rawEvents(t, s); !reflect.DeepEqual(before, after) {
-				t.Fatalf("events changed:\n%v\n%v", before, after)
-			}
+			s := migrateLegacy(t, backend, 8)
 			if got, err := s.HookSuccess(ctx, []int64{1}, time.Now().Add(-time.Hour)); err != nil || len(got) != 0 {
 				t.Fatalf("hook success on a migrated database: %v %v", got, err)
 			}
@@ -169,4 +154,27 @@ func TestHookRollupsMigrateLegacy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// migrateLegacy opens a database of the previous release migrated up to
+// before, migrates it the rest of the way and checks that its events are
+// untouched.
+func migrateLegacy(t *testing.T, backend string, before int) *store.Store {
+	t.Helper()
+	s, err := store.Open(ctx, storetest.Legacy(t, backend), store.Options{Sealer: storetest.Keyring()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.MigrateTo(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	old := rawEvents(t, s)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if now := rawEvents(t, s); !reflect.DeepEqual(old, now) {
+		t.Fatalf("events changed:\n%v\n%v", old, now)
+	}
+	return s
 }
