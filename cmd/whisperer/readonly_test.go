@@ -191,7 +191,8 @@ func TestRelativeSQLitePathFollowsConfigFile(t *testing.T) {
 	if _, errOut, code := runEnv(t, env, "users", "create", "alice"); code != 0 {
 		t.Fatalf("users create: exit %d: %s", code, errOut)
 	}
-	if out, errOut, code := runEnv(t, env, "event-types", "list"); code != 0 || out != "order-created\npackage-created\n" {
+	if out, errOut, code := runEnv(t, env, "event-types", "list"); code != 0 ||
+		out != "order-created\npackage-created\nwhisperer.event.given_up\nwhisperer.hook.disabled\nwhisperer.plugin.failed\n" {
 		t.Errorf("event-types list: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

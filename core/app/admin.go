@@ -267,15 +267,15 @@ func (a *Admin) RevokeToken(ctx context.Context, keyOrPrefix string) (int64, err
 	return a.s.RevokeToken(ctx, keyOrPrefix)
 }
 
-// EventTypes lists, sorted, the event types in the database and the
-// configured ones: those are added at the next start or migrate and are
-// subscribable from then on.
+// EventTypes lists, sorted, the event types in the database, the
+// configured ones and the operational ones: those are added at the next
+// start or migrate and are subscribable from then on.
 func (a *Admin) EventTypes(ctx context.Context) ([]string, error) {
 	names, err := a.s.EventTypes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	names = append(names, a.cfg.EventTypes...)
+	names = append(append(names, a.cfg.EventTypes...), webhook.OpsEventTypes...)
 	slices.Sort(names)
 	return slices.Compact(names), nil
 }

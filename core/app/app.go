@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -21,6 +23,7 @@ import (
 	"github.com/whisperer/whisperer/core/internal/delivery"
 	"github.com/whisperer/whisperer/core/internal/filter"
 	"github.com/whisperer/whisperer/core/internal/metrics"
+	"github.com/whisperer/whisperer/core/internal/opsevent"
 	"github.com/whisperer/whisperer/core/internal/plugin"
 	"github.com/whisperer/whisperer/core/internal/publish"
 	"github.com/whisperer/whisperer/core/internal/registry"
@@ -45,6 +48,8 @@ type App struct {
 	Publisher *publish.Batcher
 	// Metrics are the node's Prometheus metrics, served at MetricsPath.
 	Metrics *metrics.Metrics
+	// Ops publishes the operational events of what this node changed.
+	Ops     *opsevent.Emitter
 	Handler http.Handler
 	// cert is the TLS certificate when server.tls_cert is set (Serve).
 	cert *certificate
@@ -61,7 +66,7 @@ func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
 
 // OpenStore opens and migrates the configured database, with the keyring
 // that seals secrets at rest (see Keyring), and registers the configured
-// event types.
+// event types and the operational ones (webhook.OpsEventTypes).
 func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*store.Store, error) {
 	keys, err := Keyring(cfg, logger)
 	if err != nil {
@@ -82,7 +87,7 @@ func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 		s.Close()
 		return nil, err
 	}
-	if err := s.AddEventTypes(ctx, cfg.EventTypes...); err != nil {
+	if err := s.AddEventTypes(ctx, append(slices.Clone(webhook.OpsEventTypes), cfg.EventTypes...)...); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -106,8 +111,13 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Filters: &filter.Registry{}, Transforms: &transform.Registry{},
 		Metrics: metrics.New()}
 	s.SetPluginFilters(a.Filters, newFilterFailures(a.Metrics, logger.With("component", "publish")).failed)
+	node, _ := os.Hostname()
+	a.Ops = opsevent.New(opsevent.Config{Node: node, DisableAfter: cfg.Delivery.DisableAfter, Notify: func() {
+		a.Dispatcher.Notify() // set below; the emitter runs from Serve on
+	}}, s, logger.With("component", "opsevent"))
+	s.OnChanges(a.Ops.Changes)
 	pc := PluginConfig(cfg)
-	pc.Observer = a.Metrics
+	pc.Observer = pluginObserver{a.Metrics, a.Ops}
 	// Compiling a Go guest takes seconds when the compilation cache is
 	// cold: the node serves meanwhile, and hooks that need a plugin wait
 	// for it (pluginWait).
@@ -202,6 +212,24 @@ func (p pluginWait) AwaitsTransform(name string) bool { return p.AwaitsExtension
 func unknown[T any](r *registry.Registry[T], key string) bool {
 	_, ok := r.Lookup(key)
 	return key != "" && !ok
+}
+
+// pluginObserver tells the metrics of every plugin call and the
+// operational events of every failure (whisperer.plugin.failed).
+type pluginObserver struct {
+	metrics *metrics.Metrics
+	ops     *opsevent.Emitter
+}
+
+func (o pluginObserver) ObservePluginCall(file, call string, d time.Duration, err error) {
+	o.metrics.ObservePluginCall(file, call, d, err)
+	if err != nil && !errors.Is(err, context.Canceled) { // a shutdown's cancellation is not the plugin's failure
+		o.ops.PluginFailed(file, call, err)
+	}
+}
+
+func (o pluginObserver) ObservePluginLoadFailure(file, stage string, err error) {
+	o.ops.PluginFailed(file, stage, err)
 }
 
 // publishBatchLimit caps the publishes written in one transaction: large
@@ -303,6 +331,9 @@ func (a *App) services() ([]service.Service, error) {
 		return nil, fmt.Errorf("retention: %w", err)
 	}
 	return []service.Service{
+		// Before the dispatcher, so it is stopped after it and publishes
+		// what the draining dispatcher gave up.
+		a.Ops,
 		a.Dispatcher,
 		a.Publisher,
 		// Wakes the dispatcher when any node publishes (PostgreSQL).

@@ -36,17 +36,23 @@ func startNode(t *testing.T, backend string, plugins []string, mutate func(*conf
 	t.Helper()
 	dir := t.TempDir()
 	for _, p := range plugins {
-		b, err := os.ReadFile(filepath.Join("..", "internal", "plugin", "testdata", p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, p), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		copyPlugin(t, dir, p)
 	}
 	n := serveNode(t, backend, dir, mutate)
 	<-n.Plugins.Loaded() // the node loads them in the background
 	return n
+}
+
+// copyPlugin copies the plugin file name from ../plugin/testdata into dir.
+func copyPlugin(t *testing.T, dir, name string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "internal", "plugin", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // serveNode serves a node as startNode does over the plugin directory dir,

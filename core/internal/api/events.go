@@ -356,6 +356,12 @@ func (s *Server) redeliverFailed(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusAccepted, map[string]int64{"redelivered": n})
 }
 
+// msgReservedPublish refuses a client's publish of an operational event
+// type: only the server publishes them (a redelivery by event_uuid is not
+// a publish).
+var msgReservedPublish = fmt.Sprintf("Event types starting with %q are Whisperer's operational events: "+
+	"only the server publishes them.", webhook.OpsPrefix)
+
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 255
 
@@ -399,6 +405,8 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 		var msg string
 		if eventType, msg = decodeString(raw, false, false, maxNameLen); msg != "" {
 			errs.Add("event_type", msg)
+		} else if eventUUID == "" && webhook.Reserved(eventType) {
+			errs.Add("event_type", msgReservedPublish)
 		}
 	} else if eventUUID == "" {
 		errs.Add("event_type", msgRequired)

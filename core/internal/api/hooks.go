@@ -466,6 +466,20 @@ func decodeAuth(cfg map[string]any) (_ map[string]any, nested map[string]any, ne
 	return cfg, nil, needPassword
 }
 
+// msgReservedHook refuses a subscription to an operational event type by
+// anyone but an admin or a publisher, for a hook of their own: the events
+// tell of every tenant's hooks.
+var msgReservedHook = fmt.Sprintf("Only admins and publishers may subscribe to Whisperer's operational events "+
+	"(event types starting with %q), and only with hooks of their own.", webhook.OpsPrefix)
+
+// checkReserved applies msgReservedHook to a hook of owner written by u.
+func checkReserved(in *hookInput, u webhook.User, owner int64, errs *webhook.ValidationError) {
+	if in.has["event_type"] && errs.Fields["event_type"] == nil && webhook.Reserved(in.eventType) &&
+		(!u.Role.CanPublish() || owner != u.ID) {
+		errs.Add("event_type", msgReservedHook)
+	}
+}
+
 // check applies the rules that need the registries and the store: a known
 // event type, a registered callback, a valid countdown, a target address
 // deliveries may reach.
@@ -684,6 +698,7 @@ func (s *Server) createHook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	in, errs := decodeHook(obj, modeCreate)
+	checkReserved(&in, user(r), user(r).ID, errs)
 	if err := s.check(r.Context(), &in, errs); err != nil {
 		return err
 	}
@@ -788,6 +803,7 @@ func (s *Server) updateHook(w http.ResponseWriter, r *http.Request, m mode) erro
 	if h.UserID != user(r).ID && in.has["additional_headers"] && errs.Fields["additional_headers"] == nil {
 		keepHiddenHeaders(in.headers, h.AdditionalHeaders, errs)
 	}
+	checkReserved(&in, user(r), h.UserID, errs)
 	if err := s.check(r.Context(), &in, errs); err != nil {
 		return err
 	}

@@ -452,6 +452,8 @@ func ValidateEventType(name string) error {
 		return fmt.Errorf("event type %.20q… is longer than 255 characters", name)
 	case strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
 		return fmt.Errorf("event type %q must not contain whitespace or control characters", name)
+	case webhook.Reserved(name):
+		return fmt.Errorf("event type %q is reserved: types starting with %q are Whisperer's operational events", name, webhook.OpsPrefix)
 	}
 	return nil
 }

@@ -566,7 +566,7 @@ func TestValidateEventType(t *testing.T) {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", " ", "a b", "a\nb", "a\x00b", "\xff", strings.Repeat("x", 256)} {
+	for _, bad := range []string{"", " ", "a b", "a\nb", "a\x00b", "\xff", strings.Repeat("x", 256), "whisperer.hook.disabled", "whisperer.mine"} {
 		if ValidateEventType(bad) == nil {
 			t.Errorf("%q accepted", bad)
 		}

@@ -50,6 +50,9 @@ type Store interface {
 	CountFailedUpTo(ctx context.Context, sc webhook.Scope, f webhook.RedeliverFilter, limit int64) (int64, error)
 	// Rollups are the per-minute delivery sums the overview charts.
 	Rollups(ctx context.Context, sc webhook.Scope, since time.Time) ([]webhook.Rollup, error)
+	// HookSuccess sums the hooks' requests since a time from their hourly
+	// rollups, for the hooks list's success ratio.
+	HookSuccess(ctx context.Context, ids []int64, since time.Time) (map[int64]webhook.HookSuccess, error)
 }
 
 // Countdowns is the retry countdown registry, built-in and plugin

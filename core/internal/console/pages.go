@@ -82,6 +82,27 @@ type hookRow struct {
 	// Countdown and Config are pretty-printed JSON; Config without the
 	// basic-auth password.
 	Countdown, Config string
+	// Success is the share of the last day's requests that were
+	// delivered, "" when none was sent (the hooks list).
+	Success string
+	// Requests is how many requests that share is of.
+	Requests int64
+}
+
+// successWindow is the span of the hooks list's success ratio.
+const successWindow = 24 * time.Hour
+
+// successRatio writes delivered of attempts as a whole percentage, never
+// rounded up to 100% (or down to 0%) when one request went otherwise.
+func successRatio(h webhook.HookSuccess) string {
+	if h.Attempts == 0 {
+		return ""
+	}
+	pct := h.Delivered * 100 / h.Attempts
+	if pct == 0 && h.Delivered > 0 {
+		pct = 1
+	}
+	return fmt.Sprintf("%d%%", pct)
 }
 
 func (h *Handler) hookView(w webhook.Webhook, viewer int64, names map[int64]string) hookRow {
@@ -174,11 +195,17 @@ func (h *Handler) hooksPage(w http.ResponseWriter, r *http.Request, rq *request)
 	if err != nil {
 		return err
 	}
+	success, err := h.deps.Store.HookSuccess(r.Context(), ids, time.Now().Add(-successWindow))
+	if err != nil {
+		return err
+	}
 	names := h.names(r, rq)
 	d := hooksData{EventType: f.EventType, Active: active, Links: pageLinks("/hooks", q, ids, info),
 		CSRF: rq.sess.CSRF, Query: r.URL.RawQuery, Manage: rq.sess.Can(webhook.CapManageHooks)}
 	for _, hk := range hooks {
-		d.Hooks = append(d.Hooks, h.hookView(hk, rq.sess.User.ID, names))
+		row := h.hookView(hk, rq.sess.User.ID, names)
+		row.Success, row.Requests = successRatio(success[hk.ID]), success[hk.ID].Attempts
+		d.Hooks = append(d.Hooks, row)
 	}
 	h.render(w, r, rq, http.StatusOK, "hooks", "Hooks", d)
 	return nil

@@ -463,6 +463,7 @@ func (h *Host) fail(e *entry, err error) error {
 	h.mu.Unlock()
 	retire(pending)
 	h.logger.Error("plugin not loaded", "plugin", e.file, "error", err)
+	h.observeLoadFailure(e.file, "load", err)
 	return err
 }
 
@@ -498,6 +499,7 @@ func (h *Host) register(e *entry, v *version) error {
 		if old != v {
 			retire(old)
 			h.logger.Error("plugin not registered", "plugin", e.file, "error", err)
+			h.observeLoadFailure(e.file, "register", err)
 		}
 		return err
 	}

@@ -19,6 +19,20 @@ type Observer interface {
 	ObservePluginCall(file, call string, d time.Duration, err error)
 }
 
+// LoadObserver, when the Observer implements it too, is told of each
+// file that fails to load or to register (stage "load" or "register"):
+// the server publishes whisperer.plugin.failed from it.
+type LoadObserver interface {
+	ObservePluginLoadFailure(file, stage string, err error)
+}
+
+// observeLoadFailure tells the Observer, if it listens, that file failed.
+func (h *Host) observeLoadFailure(file, stage string, err error) {
+	if o, ok := h.cfg.Observer.(LoadObserver); ok {
+		o.ObservePluginLoadFailure(file, stage, err)
+	}
+}
+
 // observed wraps a file's registrations so that each call is reported to
 // the configured Observer; without one they are returned as they are.
 func (h *Host) observed(file string, r webhook.Registrations) webhook.Registrations {

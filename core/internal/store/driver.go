@@ -52,8 +52,9 @@ type driver interface {
 	claimDue(ctx context.Context, token string, lease time.Duration, limit int) ([]webhook.Job, error)
 	claimEvents(ctx context.Context, token string, lease time.Duration, ids []int64) ([]webhook.Job, error)
 	// complete writes results (one per event and lease) and their hooks'
-	// health (see Store.Complete and health.go).
-	complete(ctx context.Context, results []webhook.Result, now time.Time) error
+	// health (see Store.Complete and health.go), and reports the given-up
+	// results it wrote and the hooks it deactivated (ops.go).
+	complete(ctx context.Context, results []webhook.Result, now time.Time) (completed, error)
 	// giveBack clears the leases (tokens[i] of event ids[i]) of pending
 	// events and makes them due at until, by the store's clock.
 	giveBack(ctx context.Context, ids []int64, tokens []string, until time.Time) error

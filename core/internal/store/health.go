@@ -152,3 +152,39 @@ func healthSet(hook, from, v, distinct string) string {
 		disabled_at = CASE WHEN %[3]s THEN %%[3]s ELSE %[4]s.disabled_at END`, fs, window, disable, hook, v) +
 		fmt.Sprintf(" FROM %s WHERE %s.id = %s.id AND (%s %s %s.failing_since OR %s)", from, hook, v, fs, distinct, hook, disable)
 }
+
+// disabledColumns is what the hook update returns of each row it wrote:
+// with "now" (the SQL of the update's disabled_at), whether this update
+// deactivated it.
+func disabledColumns(hook, now string) string {
+	return fmt.Sprintf("%[1]s.id, %[1]s.is_active, %[1]s.failing_since, %[1]s.disabled_at, %[1]s.disabled_reason, "+
+		"(%[1]s.disabled_at = %[2]s) AS disabled_now", hook, now)
+}
+
+// disabledRow is a row disabledColumns returns.
+type disabledRow struct {
+	ID             int64      `bun:"id"`
+	IsActive       bool       `bun:"is_active"`
+	FailingSince   *time.Time `bun:"failing_since"`
+	DisabledAt     *time.Time `bun:"disabled_at"`
+	DisabledReason string     `bun:"disabled_reason"`
+	Now            bool       `bun:"disabled_now"`
+}
+
+// deactivated keeps the rows the update deactivated: inactive, with the
+// update's own disabled_at (an owner's deactivation has an earlier one).
+func deactivated(rows []disabledRow) []webhook.HookDisabled {
+	var out []webhook.HookDisabled
+	for _, r := range rows {
+		if r.IsActive || !r.Now || r.DisabledAt == nil {
+			continue
+		}
+		d := webhook.HookDisabled{ID: r.ID, Reason: r.DisabledReason, DisabledAt: r.DisabledAt.UTC()}
+		if r.FailingSince != nil {
+			t := r.FailingSince.UTC()
+			d.FailingSince = &t
+		}
+		out = append(out, d)
+	}
+	return out
+}

@@ -73,22 +73,7 @@ func TestPortalCodes(t *testing.T) {
 func TestPortalMigratesLegacy(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
-			url := storetest.Legacy(t, backend)
-			s, err := store.Open(ctx, url, store.Options{Sealer: storetest.Keyring()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if err := s.MigrateTo(ctx, 5); err != nil {
-				t.Fatal(err)
-			}
-			before := rawEvents(t, s)
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if after := rawEvents(t, s); !reflect.DeepEqual(before, after) {
-				t.Fatalf("events changed:\n%v\n%v", before, after)
-			}
+			s := migrateLegacy(t, backend, 5)
 			_, code, _, err := s.CreatePortalCode(ctx, "alice", []string{"read"}, time.Hour)
 			if err != nil {
 				t.Fatal(err)

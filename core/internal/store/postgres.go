@@ -278,7 +278,7 @@ func fewRows(id string) string {
 // in SQL; $13 is DisableAfter in microseconds, NULL for never; $14 and $15
 // the reasons); every result, written or stale (an attempt was made
 // either way), counts for the console's charts (roll, rollup.go; $16 is
-// the minute). $4 is each retry's wait in µs, added to the database's
+// the minute) and its hooks list (hroll, hookrollup.go; $17 the hour). $4 is each retry's wait in µs, added to the database's
 // clock. The health columns are on the database's clock too
 // (pgAttemptClock), so attempts written by nodes with skewed clocks are
 // compared fairly.
@@ -301,6 +301,12 @@ var pgComplete = `WITH v AS (
 	ON CONFLICT (user_id, minute) DO UPDATE SET attempts = d.attempts + excluded.attempts,
 		delivered = d.delivered + excluded.delivered, failed = d.failed + excluded.failed,
 		given_up = d.given_up + excluded.given_up
+), hroll AS (
+	INSERT INTO hook_rollups AS h (webhook_id, hour, attempts, delivered)
+	SELECT v.webhook_id, $17::bigint, count(*), count(*) FILTER (WHERE v.state = 'delivered')
+	FROM v WHERE v.webhook_id <> 0 GROUP BY v.webhook_id ORDER BY v.webhook_id
+	ON CONFLICT (webhook_id, hour) DO UPDATE SET attempts = h.attempts + excluded.attempts,
+		delivered = h.delivered + excluded.delivered
 ), r AS (
 	SELECT v.webhook_id, ` + pgAttemptClock + ` AS attempted_at, v.state = 'delivered' AS ok, v.status = 410 AS gone,
 		max(` + pgAttemptClock + `) FILTER (WHERE v.state = 'delivered') OVER (PARTITION BY v.webhook_id) AS ok_at
@@ -312,9 +318,14 @@ var pgComplete = `WITH v AS (
 	FROM r GROUP BY webhook_id
 ), health AS (
 	UPDATE webhooks w ` + fmt.Sprintf(healthSet("w", "hk", "hk", "IS DISTINCT FROM"), "$14", "$15", "statement_timestamp()") + `
+	RETURNING ` + disabledColumns("w", "statement_timestamp()") + `
+), ins AS (
+	INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error)
+	SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOIN upd ON upd.n = v.n
 )
-INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error)
-SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOIN upd ON upd.n = v.n`
+SELECT 0 AS n, id, is_active, failing_since, disabled_at, disabled_reason, disabled_now FROM health WHERE disabled_now
+UNION ALL
+SELECT v.n, 0, TRUE, NULL, NULL, '', FALSE FROM v JOIN upd ON upd.n = v.n WHERE v.state = 'given_up'`
 
 // pgAttemptClock is an attempt's time (v.attempted_at, by its node's
 // clock) on the database's clock: the node's offset from the database
@@ -324,7 +335,7 @@ SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOI
 // database keeps its attempt times exactly.
 const pgAttemptClock = `(v.attempted_at + round(extract(epoch FROM statement_timestamp() - $10::timestamptz)) * interval '1 second')`
 
-func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result, now time.Time) error {
+func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result, now time.Time) (completed, error) {
 	n := len(results)
 	var (
 		ids, waits, durs             = make([]int64, n), make([]int64, n), make([]int64, n)
@@ -345,9 +356,31 @@ func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result,
 		us := d.s.disableAfter.Microseconds()
 		window = &us
 	}
-	_, err := d.s.db.DB.ExecContext(ctx, pgComplete, ids, states, retries, waits, statuses, bodies, at, durs, errs, now, leases,
-		hooks, window, ReasonGone, reasonFailing(d.s.disableAfter), rollupMinute(now))
-	return err
+	rows, err := d.s.db.DB.QueryContext(ctx, pgComplete, ids, states, retries, waits, statuses, bodies, at, durs, errs, now, leases,
+		hooks, window, ReasonGone, reasonFailing(d.s.disableAfter), rollupMinute(now), rollupHour(now))
+	if err != nil {
+		return completed{}, err
+	}
+	defer rows.Close()
+	var c completed
+	var disabled []disabledRow
+	for rows.Next() {
+		var n int64
+		var r disabledRow
+		if err := rows.Scan(&n, &r.ID, &r.IsActive, &r.FailingSince, &r.DisabledAt, &r.DisabledReason, &r.Now); err != nil {
+			return completed{}, err
+		}
+		if n > 0 {
+			c.givenUp = append(c.givenUp, results[n-1])
+		} else {
+			disabled = append(disabled, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return completed{}, err
+	}
+	c.disabled = deactivated(disabled)
+	return c, nil
 }
 
 // pgGiveBack is giveBack ($1 ids, $2 their leases, $3 the wait in µs).

@@ -90,10 +90,12 @@ func (s *Store) Complete(ctx context.Context, results []webhook.Result) error {
 		return nil
 	}
 	now := s.now().UTC()
-	if err := s.drv.complete(ctx, results, now); err != nil {
+	c, err := s.drv.complete(ctx, results, now)
+	if err != nil {
 		return fmt.Errorf("%w: complete %d results: %v", webhook.ErrUnavailable, len(results), err)
 	}
 	s.pruneRollups(ctx, now)
+	s.report(results, c)
 	return nil
 }
 

@@ -25,8 +25,9 @@ import (
 const rollupKeep = 48 * time.Hour
 
 type rollupState struct {
-	// pruned is the last minute old rows were deleted at.
-	pruned atomic.Int64
+	// pruned is the last minute old delivery_rollups rows were deleted
+	// at; prunedHour the last hour old hook_rollups rows were.
+	pruned, prunedHour atomic.Int64
 	// failures counts prunings that failed (RollupFailures).
 	failures atomic.Int64
 }
@@ -39,7 +40,7 @@ func (s *Store) RollupFailures() int64 { return s.rollups.failures.Load() }
 func rollupMinute(now time.Time) int64 { return now.Unix() / 60 }
 
 // pruneRollups deletes the rollups older than rollupKeep, at most once a
-// minute, after a write of results; a failure is counted, not returned:
+// minute (the hooks' once an hour), after a write of results; a failure is counted, not returned:
 // the results are written.
 func (s *Store) pruneRollups(ctx context.Context, now time.Time) {
 	minute := rollupMinute(now)
@@ -47,6 +48,13 @@ func (s *Store) pruneRollups(ctx context.Context, now time.Time) {
 		return
 	}
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM delivery_rollups WHERE minute < ?`, rollupMinute(now.Add(-rollupKeep))); err != nil {
+		s.rollups.failures.Add(1)
+	}
+	hour := rollupHour(now)
+	if last := s.rollups.prunedHour.Load(); last == hour || !s.rollups.prunedHour.CompareAndSwap(last, hour) {
+		return
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM hook_rollups WHERE hour < ?`, rollupHour(now.Add(-rollupKeep))); err != nil {
 		s.rollups.failures.Add(1)
 	}
 }

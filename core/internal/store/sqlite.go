@@ -329,8 +329,10 @@ func (d *sqliteDriver) claim(ctx context.Context, token string, until int64, whe
 	return jobs, err
 }
 
-func (d *sqliteDriver) complete(ctx context.Context, results []webhook.Result, now time.Time) error {
-	return d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+func (d *sqliteDriver) complete(ctx context.Context, results []webhook.Result, now time.Time) (completed, error) {
+	var c completed
+	err := d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		c = completed{}
 		var written []webhook.Result
 		// UPDATE … FROM applies one arbitrary row of several with the same
 		// id, so each round holds an event at most once; a later round
@@ -349,8 +351,19 @@ func (d *sqliteDriver) complete(ctx context.Context, results []webhook.Result, n
 		if err := writeRollups(ctx, tx, results, rollupMinute(now)); err != nil {
 			return err
 		}
-		return d.updateHealth(ctx, tx, groupHealth(written, d.s.disableAfter), now)
+		if err := writeHookRollups(ctx, tx, results, rollupHour(now)); err != nil {
+			return err
+		}
+		for _, r := range written {
+			if r.State == webhook.StateGivenUp {
+				c.givenUp = append(c.givenUp, r)
+			}
+		}
+		var err error
+		c.disabled, err = d.updateHealth(ctx, tx, groupHealth(written, d.s.disableAfter), now)
+		return err
 	})
+	return c, err
 }
 
 // roundsByEvent splits results into rounds in which each event appears at
@@ -434,10 +447,11 @@ func writeValues(b *strings.Builder, rows, cols int) {
 // prepended.
 var sqliteHealth = fmt.Sprintf(") UPDATE webhooks "+healthSet("webhooks", "v", "v", "IS NOT"), "?", "?", "?")
 
-// updateHealth applies a batch's hook summaries in one statement.
-func (d *sqliteDriver) updateHealth(ctx context.Context, tx bun.Tx, hooks []hookHealth, now time.Time) error {
+// updateHealth applies a batch's hook summaries in one statement and
+// returns the hooks it deactivated.
+func (d *sqliteDriver) updateHealth(ctx context.Context, tx bun.Tx, hooks []hookHealth, now time.Time) ([]webhook.HookDisabled, error) {
 	if len(hooks) == 0 {
-		return nil
+		return nil, nil
 	}
 	var b strings.Builder
 	b.WriteString("WITH v(id, ok, failed_at, cutoff, gone) AS (VALUES ")
@@ -447,11 +461,13 @@ func (d *sqliteDriver) updateHealth(ctx context.Context, tx bun.Tx, hooks []hook
 		args = append(args, h.id, h.ok, h.failedAt, h.cutoff, h.gone)
 	}
 	b.WriteString(sqliteHealth)
-	args = append(args, ReasonGone, reasonFailing(d.s.disableAfter), now)
-	if _, err := tx.NewRaw(b.String(), args...).Exec(ctx); err != nil {
-		return fmt.Errorf("update hook health: %w", err)
+	b.WriteString(" RETURNING " + disabledColumns("webhooks", "?"))
+	args = append(args, ReasonGone, reasonFailing(d.s.disableAfter), now, now)
+	var rows []disabledRow
+	if err := tx.NewRaw(b.String(), args...).Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("update hook health: %w", err)
 	}
-	return nil
+	return deactivated(rows), nil
 }
 
 func (d *sqliteDriver) giveBack(ctx context.Context, ids []int64, tokens []string, until time.Time) error {

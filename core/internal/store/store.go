@@ -72,6 +72,7 @@ type Store struct {
 	disableAfter time.Duration
 	sealer       Sealer
 	rollups      rollupState // rollup.go
+	changes      changesSink // ops.go
 	// filters caches the compiled filters of hooks (fanout.go).
 	filters filterCache
 	// pluginFilters and filterFailed run plugin filters and hear of their

@@ -15,3 +15,9 @@ type Rollup struct {
 	// every node's sample). Only an admin's rollups (Scope.All) have it.
 	QueueLag time.Duration
 }
+
+// HookSuccess is a hook's requests over a recent window (the hook_rollups
+// hours): how many were sent and how many delivered.
+type HookSuccess struct {
+	Attempts, Delivered int64
+}
