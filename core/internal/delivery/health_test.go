@@ -109,10 +109,13 @@ func TestInactiveHookNotSent(t *testing.T) {
 	})
 }
 
-// Events published 12 hours apart (fake clock) to two hooks with one
-// attempt each: the hook that always fails is deactivated once it has
-// failed for disable_after (48h); the one with a success in between stays
-// active though its failures span longer.
+// Events published 12 hours (and a minute) apart (fake clock) to two hooks
+// with one attempt each: the hook that always fails is deactivated once it
+// has failed for disable_after (48h); the one with a success in between
+// stays active though its failures span longer. The extra minute keeps
+// each check off the window's edge: PostgreSQL puts attempt times on its
+// own clock to the second, and on a busy machine that second can differ
+// between two batches.
 func TestFailureWindowDeactivatesHook(t *testing.T) {
 	storetest.EachWith(t, store.Options{DisableAfter: 48 * time.Hour}, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
@@ -127,7 +130,8 @@ func TestFailureWindowDeactivatesHook(t *testing.T) {
 		})
 		deadHook, flakyHook := f.hook(t, dead.URL), f.hook(t, flaky.URL)
 		d := f.start(t, delivery.Config{Workers: 1, BatchSize: 2, MaxRetries: 1, Now: clk.now})
-		for i := range 8 { // at 0h, 12h, … 84h; flaky succeeds at 36h
+		const step = 12*time.Hour + time.Minute
+		for i := range 8 { // at 0h, 12h, … 84h (and i minutes); flaky succeeds at 36h
 			evs := storetest.Publish(t, s, "package-created", fmt.Sprintf(`{"i":%d}`, i))
 			d.Notify()
 			for _, ev := range evs {
@@ -140,10 +144,10 @@ func TestFailureWindowDeactivatesHook(t *testing.T) {
 			if got := f.hookNow(t, flakyHook.ID); !got.IsActive {
 				t.Fatalf("after %v: the hook with a success at 36h was deactivated (%+v)", elapsed, got)
 			}
-			clk.add(12 * time.Hour)
+			clk.add(step)
 		}
 		got := f.hookNow(t, deadHook.ID)
-		if got.DisabledReason != "every delivery failed for 2 days" || got.FailingSince == nil || !got.FailingSince.Equal(epoch) {
+		if got.DisabledReason != "every delivery failed for 2 days" || got.FailingSince == nil || got.FailingSince.Sub(epoch).Abs() > time.Second {
 			t.Fatalf("failing hook: %+v", got)
 		}
 		// Deactivated at 48h: the events published after it were not
@@ -151,7 +155,7 @@ func TestFailureWindowDeactivatesHook(t *testing.T) {
 		if n := dead.hits.Load(); n != 5 {
 			t.Errorf("the failing hook was sent %d requests, want 5", n)
 		}
-		if fs := f.hookNow(t, flakyHook.ID).FailingSince; fs == nil || !fs.Equal(epoch.Add(48*time.Hour)) {
+		if fs := f.hookNow(t, flakyHook.ID).FailingSince; fs == nil || fs.Sub(epoch.Add(4*step)).Abs() > time.Second {
 			t.Errorf("flaky hook failing since %v, want the first failure after its success (48h)", fs)
 		}
 	})
