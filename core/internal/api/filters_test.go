@@ -112,11 +112,15 @@ func TestHookDryRun(t *testing.T) {
 		if res = r.obj(t); res["deliver"] != false || !strings.Contains(res["reason"].(string), "subscribes to") {
 			t.Fatalf("other type: %s", r.raw)
 		}
-		// The admin sees the request with the owner's header values hidden;
-		// anyone else finds no such hook.
+		// The admin sees the request with the owner's header values and
+		// the signatures (the owner's secret over the admin's payload)
+		// hidden; anyone else finds no such hook.
 		r = e.do("POST", path, e.root, map[string]any{"payload": map[string]any{"status": "paid", "amount": 150}})
-		if hv := r.obj(t)["request"].(map[string]any)["headers"].(map[string]any)["X-Api-Key"]; hv.([]any)[0] != "********" {
-			t.Fatalf("admin sees %v", hv)
+		adminHdr := r.obj(t)["request"].(map[string]any)["headers"].(map[string]any)
+		for _, k := range []string{"X-Api-Key", "X-Whisperer-Signature", "Webhook-Signature"} {
+			if hv, _ := adminHdr[k].([]any); len(hv) != 1 || hv[0] != "********" {
+				t.Fatalf("admin sees %s: %v", k, adminHdr[k])
+			}
 		}
 		want(t, e.do("POST", path, e.bob, map[string]any{"payload": 1}), http.StatusNotFound, "")
 		want(t, e.do("POST", path, e.alice, map[string]any{}), http.StatusBadRequest, `{"payload": ["This field is required."]}`)

@@ -123,11 +123,16 @@ func (s *Server) testHook(w http.ResponseWriter, r *http.Request) error {
 			out.Transform.Cancelled, out.Transform.Error = te.Cancelled, &msg
 			return writeJSON(w, http.StatusOK, out)
 		}
-		if h.UserID != user(r).ID { // an admin: no owner's header values
+		// An admin sees neither the owner's header values nor the
+		// signatures: made with the owner's secret over a payload the
+		// caller chose, they would let anyone who can read them forge a
+		// delivery the owner's receiver accepts.
+		if h.UserID != user(r).ID {
 			for k := range header {
-				if k == "Authorization" || slices.ContainsFunc(keys(h.AdditionalHeaders), func(n string) bool {
-					return http.CanonicalHeaderKey(n) == k
-				}) {
+				if k == "Authorization" || k == webhook.SignatureHeader || k == webhook.StandardSignatureHeader ||
+					slices.ContainsFunc(keys(h.AdditionalHeaders), func(n string) bool {
+						return http.CanonicalHeaderKey(n) == k
+					}) {
 					header[k] = []string{hiddenHeaderValue}
 				}
 			}

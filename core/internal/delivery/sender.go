@@ -235,7 +235,7 @@ func sign(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []byte, 
 		mac := hmac.New(sha256.New, []byte(hook.SecretKey))
 		mac.Write(body)
 		var sum [sha256.Size]byte
-		h["X-Whisperer-Signature"] = []string{"sha256=" + hex.EncodeToString(mac.Sum(sum[:0]))}
+		h[webhook.SignatureHeader] = []string{"sha256=" + hex.EncodeToString(mac.Sum(sum[:0]))}
 		// Standard Webhooks: HMAC over "id.timestamp.body" with the same key.
 		sig := "v1," + standardSignature(mac, ev.UUID, ts, body)
 		// During a rotation's overlap the old secret signs too: Standard
@@ -244,7 +244,7 @@ func sign(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []byte, 
 		if old, ok := hook.PreviousSecret(now); ok {
 			sig += " v1," + standardSignature(hmac.New(sha256.New, []byte(old)), ev.UUID, ts, body)
 		}
-		h["Webhook-Signature"] = []string{sig}
+		h[webhook.StandardSignatureHeader] = []string{sig}
 	}
 }
 

@@ -57,3 +57,11 @@ func ValidHeaderName(name string) bool {
 	}
 	return true
 }
+
+// The headers that carry a delivery's signatures (docs/RECEIVING.md): the
+// sender sets them, and a dry run shows them only to the hook's owner,
+// since they are made with the owner's secret over the caller's payload.
+const (
+	SignatureHeader         = "X-Whisperer-Signature"
+	StandardSignatureHeader = "Webhook-Signature"
+)
