@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
@@ -17,7 +18,8 @@ type Transforms interface {
 // transform runs hook's transform on an attempt's body and headers (h,
 // changed in place) and returns the body to sign and send. The transform
 // sees every header but Authorization (config.auth's credentials are the
-// hook owner's, not the plugin's); the URL is shown, never taken back.
+// hook owner's, not the plugin's), with lower-case names as sdk/ABI.md
+// documents them; the URL is shown, never taken back.
 // A panic is a failed transform, as any error.
 func transform(ctx context.Context, tr Transforms, hook *webhook.Webhook, ev *webhook.Event, h http.Header, body []byte) (_ []byte, terr *webhook.TransformError) {
 	name := hook.Transform.Name
@@ -32,7 +34,7 @@ func transform(ctx context.Context, tr Transforms, hook *webhook.Webhook, ev *we
 	seen := make(map[string]string, len(h))
 	for k, v := range h {
 		if k != "Authorization" && len(v) > 0 {
-			seen[k] = v[0]
+			seen[strings.ToLower(k)] = v[0]
 		}
 	}
 	in := &webhook.TransformInput{

@@ -32,7 +32,9 @@ func transforms(t *testing.T) *transform.Registry {
 			if calls.Add(1) <= 2 {
 				return webhook.TransformResult{}, errors.New("not yet")
 			}
-			if in.URL == "" || in.Headers["Webhook-Id"] != in.UUID || in.Headers["Authorization"] != "" {
+			// Header names arrive lower case (sdk/ABI.md), Authorization never.
+			if in.URL == "" || in.Headers["webhook-id"] != in.UUID || in.Headers["content-type"] != "application/json" ||
+				in.Headers["authorization"] != "" || in.Headers["Authorization"] != "" {
 				return webhook.TransformResult{}, errors.New("bad input")
 			}
 			body := append(append([]byte(`{"wrapped":`), in.Body...), '}')
