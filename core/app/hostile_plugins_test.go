@@ -120,7 +120,7 @@ func testHostilePlugins(t *testing.T, backend, goDir string) {
 			"kwargs": map[string]any{"template": "{event_type} {payload.id} is {payload.status}"}}}
 	}
 	failing := map[string]string{
-		"tloop":      "50ms",
+		"tloop":      "call exceeded its time limit (50ms)",
 		"ttrap":      "unreachable",
 		"thuge":      "result of 2097152 bytes is over the 1048576 byte limit",
 		"tinvalid":   "result document is not a valid JSON object",
@@ -302,6 +302,10 @@ func testHostilePlugins(t *testing.T, backend, goDir string) {
 	}
 	if v, _ := value(mfs, "whisperer_publish_filter_failures_total", "filter", "field-equals"); v != 0 {
 		t.Errorf("the good filter failed %v times", v)
+	}
+	logs := n.logs.String()
+	if !strings.Contains(logs, "plugin filter failed; the event is delivered") || strings.Contains(logs, "panic") {
+		t.Errorf("the node's log has no filter failure or has a panic")
 	}
 	// The node still serves.
 	res, err := http.Get(n.url + "/healthz")
