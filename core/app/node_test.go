@@ -46,11 +46,17 @@ func startNode(t *testing.T, backend string, plugins []string, mutate func(*conf
 // copyPlugin copies the plugin file name from ../plugin/testdata into dir.
 func copyPlugin(t *testing.T, dir, name string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "internal", "plugin", "testdata", name))
+	copyInto(t, filepath.Join("..", "internal", "plugin", "testdata", name), dir)
+}
+
+// copyInto copies the file src into dir under its own name.
+func copyInto(t *testing.T, src, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, filepath.Base(src)), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

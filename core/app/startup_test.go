@@ -19,11 +19,11 @@ import (
 	"github.com/whisperer/whisperer/internal/poll"
 )
 
-// buildExamples builds the Go example plugins into dir, as
-// scripts/build-plugins.sh does.
-func buildExamples(t *testing.T, dir string) {
+// buildExamples builds the Go example plugins named (directories of
+// examples/) into dir as <name>.wasm, as scripts/build-plugins.sh does.
+func buildExamples(t *testing.T, dir string, names ...string) {
 	t.Helper()
-	for _, ex := range []string{"custom-countdown", "callback"} {
+	for _, ex := range names {
 		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(dir, ex+".wasm"), "./examples/"+ex)
 		cmd.Dir = filepath.Join("..", "..")
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
@@ -45,7 +45,7 @@ func TestStartServesWhilePluginsCompile(t *testing.T) {
 		t.Skip("compiling a Go guest under -race takes minutes; the plugin package covers the background load under -race")
 	}
 	dir := t.TempDir()
-	buildExamples(t, dir)
+	buildExamples(t, dir, "custom-countdown", "callback")
 	var hits atomic.Int64
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if hits.Add(1) <= 2 {

@@ -4,8 +4,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -25,19 +23,8 @@ func TestExamplePluginFilterAndTransform(t *testing.T) {
 		t.Skip("compiling a Go guest under -race takes minutes")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(dir, "transform.wasm"), "./examples/transform")
-	cmd.Dir = filepath.Join("..", "..")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "filter", "field-equals.wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "field-equals.wasm"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	buildExamples(t, dir, "transform")
+	copyInto(t, filepath.Join("..", "..", "examples", "filter", "field-equals.wasm"), dir)
 	var mu sync.Mutex
 	var bodies []string
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
