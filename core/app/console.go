@@ -48,9 +48,13 @@ func (a *App) consolePlugins() []console.PluginInfo {
 	var out []console.PluginInfo
 	for _, p := range a.Plugins.Plugins() {
 		c := calls[p.File]
-		out = append(out, console.PluginInfo{File: p.File, Name: p.Name, SHA256: p.SHA256,
-			Countdowns: p.Countdowns, Callbacks: p.Callbacks, Loaded: p.Loaded, LoadedAt: p.LoadedAt,
-			Error: p.Error, Calls: c.Calls, Failures: c.Failures, Mean: c.Mean})
+		info := console.PluginInfo{File: p.File, Name: p.Name, SHA256: p.SHA256,
+			Countdowns: p.Countdowns, Callbacks: p.Callbacks, Filters: p.Filters, Transforms: p.Transforms,
+			Loaded: p.Loaded, LoadedAt: p.LoadedAt, Error: p.Error, Calls: c.Calls, Failures: c.Failures, Mean: c.Mean}
+		for call, s := range c.ByCall {
+			info.ByCall = append(info.ByCall, console.PluginCall{Call: call, Calls: s.Calls, Failures: s.Failures, Mean: s.Mean})
+		}
+		out = append(out, info)
 	}
 	return out
 }

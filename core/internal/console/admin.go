@@ -19,14 +19,24 @@ import (
 // PluginInfo is one file of the plugin directory as the plugins page
 // shows it: what the plugin host says of it, and its calls' metrics.
 type PluginInfo struct {
-	File, Name, SHA256    string
-	Countdowns, Callbacks []string
-	Loaded                bool
-	LoadedAt              string
+	File, Name, SHA256                         string
+	Countdowns, Callbacks, Filters, Transforms []string
+	Loaded                                     bool
+	LoadedAt                                   string
 	// Error is why the file, or its latest change, is not served.
 	Error string
 	// Calls and Failures count its calls since the node started; Mean is
 	// their mean duration.
+	Calls, Failures uint64
+	Mean            time.Duration
+	// ByCall splits the calls by kind (countdown, validate, callback,
+	// filter, transform); the page sorts it by kind.
+	ByCall []PluginCall
+}
+
+// PluginCall is a plugin file's calls of one kind.
+type PluginCall struct {
+	Call            string
 	Calls, Failures uint64
 	Mean            time.Duration
 }
@@ -47,6 +57,9 @@ func (h *Handler) pluginsPage(w http.ResponseWriter, r *http.Request, rq *reques
 		list = h.deps.Plugins()
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].File < list[j].File })
+	for _, p := range list {
+		sort.Slice(p.ByCall, func(i, j int) bool { return p.ByCall[i].Call < p.ByCall[j].Call })
+	}
 	h.render(w, r, rq, http.StatusOK, "plugins", "Plugins", list)
 	return nil
 }

@@ -11,27 +11,47 @@ import (
 	"github.com/whisperer/whisperer/core/internal/config"
 )
 
-// withBrokenPlugin adds a plugin file that fails to load.
-func withBrokenPlugin(t *testing.T) func(*config.Config) {
+// withPlugin copies the plugin file src into the node's plugin directory
+// as file.
+func withPlugin(t *testing.T, src, file string) func(*config.Config) {
 	return func(cfg *config.Config) {
-		wasm, err := os.ReadFile(filepath.Join("..", "plugin", "testdata", "badmanifest.wasm"))
+		wasm, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(cfg.Plugins.Dir, "broken.wasm"), wasm, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(cfg.Plugins.Dir, file), wasm, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
+// withBrokenPlugin adds a plugin file that fails to load.
+func withBrokenPlugin(t *testing.T) func(*config.Config) {
+	return withPlugin(t, filepath.Join("..", "plugin", "testdata", "badmanifest.wasm"), "broken.wasm")
+}
+
 // The plugins and event types pages are an admin's: what each plugin file
-// registers, its load error, its calls; event types listed and added with
-// the CLI's rule. Anyone else gets 404. The API reference is everyone's.
+// registers (countdowns, filters, transforms), its load error, its calls
+// by kind; event types listed and added with the CLI's rule. Anyone else
+// gets 404. The API reference is everyone's.
 func TestAdminPages(t *testing.T) {
-	n := startNode(t, withCustomCountdown(t), withBrokenPlugin(t))
+	n := startNode(t, withCustomCountdown(t), withBrokenPlugin(t), withPlugin(t, filepath.Join("testdata", "extensions.wasm"), "extensions.wasm"))
 	root := n.browser(t)
 	root.signIn(n.rootKey)
 	root.get("/hooks/preview?choice=custom&kwargs=" + url.QueryEscape(`{"factor": 2}`)) // calls the plugin
+	// A hook with the plugin's filter and transform, tried once: a call of
+	// each.
+	v := hookFormValues(root.csrf("/hooks/new"))
+	v.Set("filter_plugin", "all")
+	v.Set("transform", "stamp")
+	created := root.do(http.MethodPost, "/hooks/new", v)
+	m := hookLocation.FindStringSubmatch(created.header.Get("Location"))
+	if m == nil {
+		t.Fatalf("create = %d %s %.400s", created.status, created.header.Get("Location"), created.body)
+	}
+	if tried := root.do(http.MethodPost, "/hooks/"+m[1]+"/try", url.Values{"csrf": v["csrf"], "try_payload": {`{"a": 1}`}}); !strings.Contains(tried.body, "X-Stamped") {
+		t.Fatalf("try = %d %s", tried.status, tried.body)
+	}
 	p := root.get("/plugins")
 	if p.status != http.StatusOK {
 		t.Fatalf("plugins = %d", p.status)
@@ -45,6 +65,11 @@ func TestAdminPages(t *testing.T) {
 	}
 	if r := row("custom.wasm"); !strings.Contains(r, "countdowns: custom") || !strings.Contains(r, `class="ok">loaded`) || strings.Contains(r, "<td>0</td>\n  <td>0</td>") {
 		t.Errorf("custom.wasm row: %s", r)
+	}
+	if r := row("extensions.wasm"); !strings.Contains(r, "<div>filters: all</div>") || !strings.Contains(r, "<div>transforms: stamp</div>") ||
+		!strings.Contains(r, `<div class="plugin-call">filter: n=1, mean `) || !strings.Contains(r, `<div class="plugin-call">transform: n=1, mean `) ||
+		!strings.Contains(r, "<td>2</td>") {
+		t.Errorf("extensions.wasm row: %s", r)
 	}
 	if r := row("broken.wasm"); !strings.Contains(r, "not loaded") || !strings.Contains(r, "plugin-error") {
 		t.Errorf("broken.wasm row: %s", r)

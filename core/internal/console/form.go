@@ -171,8 +171,26 @@ type hookForm struct {
 	// TransformKwargs (JSON).
 	Transform, TransformKwargs string
 	Transforms                 []string
-	Errors                     fieldErrors
-	CSRF                       string
+	// EventTypes are the registered types the event type field offers.
+	EventTypes []string
+	Errors     fieldErrors
+	CSRF       string
+}
+
+// eventTypes is what the form offers for a hook of owner: the registered
+// event types, without the operational ones (webhook.Reserved) unless the
+// session's user may subscribe to them with it, the API's rule: an admin
+// or a publisher, with a hook of their own.
+func (h *Handler) eventTypes(r *http.Request, rq *request, owner int64) ([]string, error) {
+	names, err := h.deps.Store.EventTypes(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	u := rq.sess.User
+	if u.Role.CanPublish() && owner == u.ID {
+		return names, nil
+	}
+	return slices.DeleteFunc(names, webhook.Reserved), nil
 }
 
 // registered is reg's keys plus current when reg lacks it (a plugin gone).
@@ -344,6 +362,10 @@ func (h *Handler) newHookPage(w http.ResponseWriter, r *http.Request, rq *reques
 	f.Headers = make([]headerRow, blankHeaderRows)
 	f.Config = "{}"
 	h.setExtensions(&f, nil, nil)
+	var err error
+	if f.EventTypes, err = h.eventTypes(r, rq, rq.sess.User.ID); err != nil {
+		return err
+	}
 	h.render(w, r, rq, http.StatusOK, "hookform", "New hook", f)
 	return nil
 }
@@ -379,6 +401,9 @@ func (h *Handler) editHookPage(w http.ResponseWriter, r *http.Request, rq *reque
 	b, _ := json.Marshal(cfg)
 	f.Config = pretty(b)
 	h.setExtensions(&f, hk.Filter, hk.Transform)
+	if f.EventTypes, err = h.eventTypes(r, rq, hk.UserID); err != nil {
+		return err
+	}
 	h.render(w, r, rq, http.StatusOK, "hookform", fmt.Sprintf("Edit hook %d", hk.ID), f)
 	return nil
 }
@@ -483,6 +508,18 @@ func (h *Handler) submitHook(w http.ResponseWriter, r *http.Request, rq *request
 	f.Countdown.Errors = f.Errors
 	f.CSRF = rq.sess.CSRF
 	f.Countdown.Preview = h.schedule(r, &f.Countdown)
+	owner := rq.sess.User.ID
+	if f.ID != 0 {
+		hk, err := h.pathHook(r, rq)
+		if err != nil {
+			return nil, false, err
+		}
+		owner = hk.UserID
+	}
+	var err error
+	if f.EventTypes, err = h.eventTypes(r, rq, owner); err != nil {
+		return nil, false, err
+	}
 	h.render(w, r, rq, http.StatusBadRequest, "hookform", title, f)
 	return nil, false, nil
 }

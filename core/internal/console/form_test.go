@@ -210,3 +210,59 @@ func TestSchedulePreview(t *testing.T) {
 		t.Fatalf("stored countdown %s %s", h.RetryCountdown.Choice, h.RetryCountdown.Kwargs)
 	}
 }
+
+// The event type field offers the registered types; the operational ones
+// (whisperer.*) only to whom the API lets subscribe to them: an admin or a
+// publisher, for a hook of their own. A plain user who types one anyway
+// gets the API's refusal, and still no offer.
+func TestHookFormEventTypesReserved(t *testing.T) {
+	n := startNode(t)
+	offered := func(body string) (plain, reserved bool) {
+		i := strings.Index(body, `<datalist id="event-types">`)
+		if i < 0 {
+			t.Fatalf("no event type list: %s", body)
+		}
+		list := body[i : i+strings.Index(body[i:], "</datalist>")]
+		return strings.Contains(list, `<option value="`+eventType+`">`), strings.Contains(list, `<option value="`+webhook.EventHookDisabled+`">`)
+	}
+	alice := n.browser(t)
+	alice.signIn(n.aliceKey)
+	page := alice.get("/hooks/new")
+	if plain, reserved := offered(page.body); !plain || reserved {
+		t.Errorf("alice's form: plain %v, reserved %v", plain, reserved)
+	}
+	v := hookFormValues(csrfField.FindStringSubmatch(page.body)[1])
+	v.Set("event_type", webhook.EventHookDisabled)
+	p := alice.do(http.MethodPost, "/hooks/new", v)
+	if p.status != http.StatusBadRequest || !strings.Contains(p.body, "Only admins and publishers may subscribe") {
+		t.Fatalf("alice subscribes to %s: %d %.400s", webhook.EventHookDisabled, p.status, p.body)
+	}
+	if plain, reserved := offered(p.body); !plain || reserved {
+		t.Errorf("alice's refused form: plain %v, reserved %v", plain, reserved)
+	}
+	v.Set("event_type", eventType)
+	m := hookLocation.FindStringSubmatch(alice.do(http.MethodPost, "/hooks/new", v).header.Get("Location"))
+	if m == nil {
+		t.Fatal("alice cannot create a hook")
+	}
+
+	root := n.browser(t)
+	root.signIn(n.rootKey)
+	if plain, reserved := offered(root.get("/hooks/new").body); !plain || !reserved {
+		t.Errorf("root's form: plain %v, reserved %v", plain, reserved)
+	}
+	// root edits alice's hook: the API would refuse the operational types.
+	edit := root.get("/hooks/" + m[1] + "/edit")
+	if plain, reserved := offered(edit.body); !plain || reserved {
+		t.Errorf("root's form for alice's hook: plain %v, reserved %v", plain, reserved)
+	}
+	ev := hookFormValues(csrfField.FindStringSubmatch(edit.body)[1])
+	ev.Set("event_type", webhook.EventGivenUp)
+	p = root.do(http.MethodPost, "/hooks/"+m[1]+"/edit", ev)
+	if p.status != http.StatusBadRequest {
+		t.Fatalf("root moves alice's hook to %s: %d %.400s", webhook.EventGivenUp, p.status, p.body)
+	}
+	if plain, reserved := offered(p.body); !plain || reserved {
+		t.Errorf("root's refused form for alice's hook: plain %v, reserved %v", plain, reserved)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -205,13 +204,5 @@ func (n *node) attempted(t *testing.T, evType, payload string, state webhook.Sta
 // the "custom" countdown (kwarg factor, an integer >= 1) in the node's
 // plugin directory.
 func withCustomCountdown(t *testing.T) func(*config.Config) {
-	return func(cfg *config.Config) {
-		wasm, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "custom-countdown", "wat", "custom.wasm"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(cfg.Plugins.Dir, "custom.wasm"), wasm, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return withPlugin(t, filepath.Join("..", "..", "..", "examples", "custom-countdown", "wat", "custom.wasm"), "custom.wasm")
 }

@@ -32,22 +32,31 @@ func TestScreenshots(t *testing.T) {
 	n := startNode(t)
 	ctx := context.Background()
 
-	// Sample data: hooks of two users, events in every state with their
-	// attempts, and an hour of delivery rollups for the overview.
+	// Sample data: hooks of two users with a day of requests (the hooks
+	// list's success column), events in every state with their attempts,
+	// and an hour of delivery rollups and queue lag samples for the
+	// overview.
 	for _, h := range []struct {
-		user     int64
-		evType   string
-		target   string
-		inactive bool
+		user                int64
+		evType              string
+		target              string
+		inactive            bool
+		requests, delivered int
 	}{
-		{n.alice.ID, "order.created", "https://api.acme.example/webhooks/orders", false},
-		{n.alice.ID, "payment.succeeded", "https://hooks.acme.example/payments", false},
-		{n.bob.ID, "order.created", "https://crm.globex.example/in/orders", false},
-		{n.bob.ID, "customer.updated", "https://crm.globex.example/in/customers", true},
+		{n.alice.ID, "order.created", "https://api.acme.example/webhooks/orders", false, 1240, 1236},
+		{n.alice.ID, "payment.succeeded", "https://hooks.acme.example/payments", false, 310, 262},
+		{n.bob.ID, "order.created", "https://crm.globex.example/in/orders", false, 1240, 1240},
+		{n.bob.ID, "customer.updated", "https://crm.globex.example/in/customers", true, 0, 0},
 	} {
 		hk := storetest.Hook(t, n.Store, h.user, h.evType, h.target)
 		if h.inactive {
 			if _, err := n.Store.DB().ExecContext(ctx, `UPDATE webhooks SET is_active = ? WHERE id = ?`, false, hk.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if h.requests > 0 {
+			if _, err := n.Store.DB().ExecContext(ctx, `INSERT INTO hook_rollups (webhook_id, hour, attempts, delivered) VALUES (?, ?, ?, ?)`,
+				hk.ID, time.Now().Unix()/3600, h.requests, h.delivered); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -80,13 +89,28 @@ func TestScreenshots(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The queue's lag sample (user 0, as Store.SampleQueueLag writes
+		// it, over the node's own sample): a backlog that builds up and
+		// drains.
+		i := m - (now - 59)
+		lag := max(0, 20-((i-25)*(i-25))/25) * 150_000
+		if _, err := n.Store.DB().ExecContext(ctx, `INSERT INTO delivery_rollups (user_id, minute, attempts, delivered, failed, given_up, queue_lag_us) VALUES (0, ?, 0, 0, 0, 0, ?)
+			ON CONFLICT (user_id, minute) DO UPDATE SET queue_lag_us = excluded.queue_lag_us`,
+			m, lag); err != nil {
+			t.Fatal(err)
+		}
 	}
 
-	shot := func(name string) {
+	// shot saves the viewport, or with full the whole page.
+	shot := func(name string, full ...bool) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 		defer cancel()
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		capture := chromedp.CaptureScreenshot()
+		if len(full) > 0 && full[0] {
+			capture = chromedp.FullScreenshot(100) // 100: PNG
+		}
+		png, err := chromedp.Run(ctx, capture)
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
 		}
@@ -107,7 +131,7 @@ func TestScreenshots(t *testing.T) {
 	shot("signin")
 	c.signIn(t, n.url, n.rootKey)
 	visit("/overview", "main")
-	shot("overview")
+	shot("overview", true) // down to the queue lag chart
 	visit("/hooks", "hooks")
 	shot("hooks")
 	visit("/hooks/new", "main")

@@ -73,7 +73,7 @@ func New() *Metrics {
 		}, []string{"filter"}),
 		pluginDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "plugin", Name: "call_duration_seconds",
-			Help: "Duration of plugin calls by plugin file and call (countdown, validate, callback).",
+			Help: "Duration of plugin calls by plugin file and call (countdown, validate, callback, filter, transform).",
 			// Countdowns run in microseconds and are capped at
 			// plugins.call_timeout (100ms); callbacks may run for seconds.
 			Buckets: []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},

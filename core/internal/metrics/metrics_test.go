@@ -100,3 +100,27 @@ func TestQueueOldestDueAgeIsTheQueues(t *testing.T) {
 		t.Errorf("want an oldest due age of 5s in\n%s", out)
 	}
 }
+
+// PluginCalls sums a file's calls of every kind, and splits them by call
+// for the console's plugins page.
+func TestPluginCallsByCall(t *testing.T) {
+	m := metrics.New()
+	m.ObservePluginCall("a.wasm", "filter", 2*time.Millisecond, nil)
+	m.ObservePluginCall("a.wasm", "filter", 4*time.Millisecond, errors.New("trap"))
+	m.ObservePluginCall("a.wasm", "transform", 9*time.Millisecond, nil)
+	m.ObservePluginCall("b.wasm", "countdown", time.Millisecond, nil)
+	got := m.PluginCalls()
+	a := got["a.wasm"]
+	if a.Calls != 3 || a.Failures != 1 || a.Mean.Round(time.Microsecond) != 5*time.Millisecond {
+		t.Errorf("a.wasm total = %+v", a.CallStats)
+	}
+	if f := a.ByCall["filter"]; f.Calls != 2 || f.Failures != 1 || f.Mean.Round(time.Microsecond) != 3*time.Millisecond {
+		t.Errorf("a.wasm filter = %+v", f)
+	}
+	if tr := a.ByCall["transform"]; tr.Calls != 1 || tr.Failures != 0 || tr.Mean.Round(time.Microsecond) != 9*time.Millisecond {
+		t.Errorf("a.wasm transform = %+v", tr)
+	}
+	if b := got["b.wasm"]; b.Calls != 1 || len(b.ByCall) != 1 || b.ByCall["countdown"].Calls != 1 {
+		t.Errorf("b.wasm = %+v", b)
+	}
+}
