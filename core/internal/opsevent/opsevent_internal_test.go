@@ -30,7 +30,7 @@ func messages(t *testing.T, s *store.Store, eventType string) []json.RawMessage 
 // changes are dropped.
 func TestPluginFailuresAreRateLimited(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		if err := s.AddEventTypes(ctx, webhook.OpsEventTypes...); err != nil {
+		if err := s.AddOpsEventTypes(ctx); err != nil {
 			t.Fatal(err)
 		}
 		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
