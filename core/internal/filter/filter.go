@@ -21,9 +21,9 @@
 // ["urgent", "x"]), except $eq with an array literal, which compares whole
 // arrays; $neq and $nin are the negations ("no element equals").
 //
-// Type rules: $gt $gte $lt $lte take a number or a string and compare
-// numbers with numbers, strings with strings (bytewise); a field of another
-// type does not match. A missing field matches only $neq, $nin and
+// Type rules: $gt $gte $lt $lte take a number (any other operand, a
+// string included, is an *Error) and compare it with numbers; a field of
+// another type does not match. A missing field matches only $neq, $nin and
 // {"$exists": false}.
 //
 // A document with a "plugin" key is a plugin filter instead,

@@ -208,8 +208,9 @@ func member(list []any) func(any) bool {
 	})
 }
 
-// ordered compiles $gt and friends: a number literal compares with
-// numbers, a string literal with strings; other literals are refused.
+// ordered compiles $gt and friends: they compare numbers only (issue 13:
+// "$gt on a string" is a type mismatch, a 400); other literals are
+// refused.
 func ordered(op string, lit any) (func(any) bool, *Error) {
 	var pass func(c int) bool
 	switch op {
@@ -237,13 +238,8 @@ func ordered(op string, lit any) (func(any) bool, *Error) {
 			}
 			return pass(0)
 		}, nil
-	case string:
-		return func(v any) bool {
-			s, ok := v.(string)
-			return ok && pass(strings.Compare(s, l))
-		}, nil
 	}
-	return nil, errf("%s expects a number or a string, got %s.", op, kind(lit))
+	return nil, errf("%s expects a number, got %s.", op, kind(lit))
 }
 
 // normalize turns the parser's json.Number into float64, as payloads
