@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/whisperer/whisperer/core/internal/filter"
 )
@@ -153,6 +154,34 @@ func TestParseRefuses(t *testing.T) {
 			t.Errorf("Parse(%.80s) = %v, want an *Error with %q", c.filter, err, c.want)
 		} else if len(fe.Msg) > 400 {
 			t.Errorf("Parse(%.80s): message of %d bytes", c.filter, len(fe.Msg))
+		}
+	}
+}
+
+// TestErrorsClipLongPaths: a filter may be 16 KiB, and a path most of it;
+// no error echoes it whole, nor cuts a character in two.
+func TestErrorsClipLongPaths(t *testing.T) {
+	long := "payload." + strings.Repeat("é", 5000)
+	for _, doc := range []string{
+		`{"` + long + `": {}}`,
+		`{"` + long + `": {"$gt": 1, "x": 2}}`,
+		`{"` + long + `": {"$gt": "1"}}`,
+		`{"` + long + `": {"$in": 1}}`,
+		`{"` + long + `": {"$exists": 1}}`,
+		`{"` + long + `": {"$startsWith": 1}}`,
+		`{"` + long + `": {"$and": []}}`,
+		`{"` + long + `": {"$` + strings.Repeat("x", 5000) + `": 1}}`,
+		`{"$` + strings.Repeat("x", 5000) + `": 1}`,
+		`{"$or": [{"` + long + `": 1}, 3]}`,
+		`{"plugin": "p", "` + strings.Repeat("k", 5000) + `": 1}`,
+	} {
+		_, err := filter.Parse([]byte(doc))
+		if err == nil {
+			t.Errorf("%.60s…: accepted", doc)
+			continue
+		}
+		if len(err.Error()) > 800 || !utf8.ValidString(err.Error()) {
+			t.Errorf("%.60s…: %d bytes, valid UTF-8 %v: %.100s…", doc, len(err.Error()), utf8.ValidString(err.Error()), err)
 		}
 	}
 }
