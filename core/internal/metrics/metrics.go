@@ -69,11 +69,11 @@ func New() *Metrics {
 		}),
 		filterFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "publish", Name: "filter_failures_total",
-			Help: "Plugin filter calls at fan-out that failed (error, trap, timeout, batch budget spent, unregistered) by filter name: the event was delivered.",
+			Help: "Filters that failed at fan-out by plugin filter name (error, trap, timeout, batch budget spent), \"unregistered\" or \"uncompilable\" (a stored filter that does not compile): the event was delivered.",
 		}, []string{"filter"}),
 		pluginDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "plugin", Name: "call_duration_seconds",
-			Help: "Duration of plugin calls by plugin file and call (countdown, validate, callback).",
+			Help: "Duration of plugin calls by plugin file and call (countdown, validate, callback, filter, transform).",
 			// Countdowns run in microseconds and are capped at
 			// plugins.call_timeout (100ms); callbacks may run for seconds.
 			Buckets: []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},
