@@ -34,3 +34,18 @@ func TestValidationErrorMessages(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+func TestURLOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://hooks.slack.com/services/T0/B0/token": "https://hooks.slack.com",
+		"https://u:p@h.example:8443/p?token=x#frag":    "https://h.example:8443",
+		"http://[::1]:80/x":                            "http://[::1]:80",
+		"not a url":                                    "",
+		"/relative/only":                               "",
+		"https://%zz":                                  "",
+	} {
+		if got := URLOrigin(in); got != want {
+			t.Errorf("URLOrigin(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
