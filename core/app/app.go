@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -87,7 +86,11 @@ func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 		s.Close()
 		return nil, err
 	}
-	if err := s.AddEventTypes(ctx, append(slices.Clone(webhook.OpsEventTypes), cfg.EventTypes...)...); err != nil {
+	if err := s.AddOpsEventTypes(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.AddEventTypes(ctx, cfg.EventTypes...); err != nil {
 		s.Close()
 		return nil, err
 	}

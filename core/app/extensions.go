@@ -8,9 +8,11 @@ import (
 
 	"github.com/whisperer/whisperer/core/internal/filter"
 	"github.com/whisperer/whisperer/core/internal/metrics"
+	"github.com/whisperer/whisperer/core/internal/store"
 )
 
-// filterFailures counts every failed plugin filter call at fan-out and
+// filterFailures counts every failed plugin filter call at fan-out (and
+// every stored filter that does not compile there) and
 // logs them at most once per filterLogEvery, with the number left unlogged:
 // a broken filter on a busy event type fails on every publish, and one
 // line per call would drown the log.
@@ -31,8 +33,11 @@ func newFilterFailures(m *metrics.Metrics, log *slog.Logger) *filterFailures {
 
 func (f *filterFailures) failed(name string, err error) {
 	label := name
-	if errors.Is(err, filter.ErrUnknownPlugin) {
+	switch {
+	case errors.Is(err, filter.ErrUnknownPlugin):
 		label = "unregistered" // hook data: keep the label set bounded
+	case errors.Is(err, store.ErrUncompilableFilter):
+		label = "uncompilable"
 	}
 	f.m.FilterFailed(label)
 	f.mu.Lock()
@@ -45,6 +50,6 @@ func (f *filterFailures) failed(name string, err error) {
 	skipped := f.skipped
 	f.last, f.skipped = now, 0
 	f.mu.Unlock()
-	f.log.Warn("plugin filter failed; the event is delivered", "filter", name, "error", err,
+	f.log.Warn("filter failed at fan-out; the event is delivered", "filter", label, "error", err,
 		"failures_not_logged", skipped)
 }

@@ -49,7 +49,12 @@ func TestNodePluginFilterAndTransform(t *testing.T) {
 		}
 	}))
 	t.Cleanup(rcv.Close)
-	_, token := storetest.User(t, n.Store, "root", webhook.RoleAdmin)
+	root, token := storetest.User(t, n.Store, "root", webhook.RoleAdmin)
+	// A filter saved under older rules ($gt took strings) no longer
+	// compiles: it delivers, counted as "uncompilable".
+	storetest.Hook(t, n.Store, root.ID, "package-created", rcv.URL+"/old", func(w *webhook.Webhook) {
+		w.Filter = json.RawMessage(`{"payload.status":{"$gt":"a"}}`)
+	})
 	for path, f := range map[string]string{"/never": "never", "/broken": "broken"} {
 		n.do(t, "POST", "/whisperer/hooks/", token, map[string]any{
 			"event_type": "package-created", "target_url": rcv.URL + path,
@@ -61,16 +66,19 @@ func TestNodePluginFilterAndTransform(t *testing.T) {
 	}
 	n.do(t, "POST", "/whisperer/events/", token, map[string]any{"event_type": "package-created", "payload": 1},
 		http.StatusAccepted, &pub)
-	if len(pub.Events) != 1 {
-		t.Fatalf("%d events, want 1 (the broken filter's hook)", len(pub.Events))
+	if len(pub.Events) != 2 {
+		t.Fatalf("%d events, want 2 (the broken filter's hook, the uncompilable one's)", len(pub.Events))
 	}
-	poll.Until(t, 15*time.Second, "the delivery", func() bool { return got.Load() == 1 })
+	poll.Until(t, 15*time.Second, "the deliveries", func() bool { return got.Load() == 2 })
 	if tagged.Load() != 1 {
 		t.Error("the transform's header did not arrive")
 	}
 	mfs := n.scrape(t)
 	if v, _ := value(mfs, "whisperer_publish_filter_failures_total", "filter", "broken"); v != 1 {
 		t.Errorf("filter failures = %v, want 1", v)
+	}
+	if v, _ := value(mfs, "whisperer_publish_filter_failures_total", "filter", "uncompilable"); v != 1 {
+		t.Errorf("uncompilable filters = %v, want 1", v)
 	}
 	if v, _ := value(mfs, "whisperer_publish_filtered_total"); v != 1 {
 		t.Errorf("filtered = %v, want 1", v)

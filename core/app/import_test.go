@@ -373,7 +373,8 @@ func TestImportDJWhispererHostile(t *testing.T) {
 		`ALTER TABLE whisperer_webhookevent ALTER COLUMN request_payload TYPE text, ALTER COLUMN request_payload DROP NOT NULL,
 			ALTER COLUMN response_http_status DROP NOT NULL, ALTER COLUMN delivered DROP NOT NULL, DROP CONSTRAINT whisperer_webhookevent_retry_count_check`,
 		`INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined) VALUES
-			(1, '!', false, 'h', '', '', '', false, true, now()), (2, '!', false, '   ', '', '', '', false, true, now())`,
+			(1, '!', false, 'h', '', '', '', false, true, now()), (2, '!', false, '   ', '', '', '', false, true, now()),
+			(3, '!', true, 'root', '', '', '', false, true, now())`,
 		`INSERT INTO authtoken_token (key, created, user_id) VALUES ('has space in it', now(), 1)`,
 		`INSERT INTO whisperer_webhook (id, created_date, modified_date, target_url, is_active, secret_key, event_type, callback,
 			retry_countdown_config, additional_headers, config, user_id) VALUES
@@ -386,7 +387,10 @@ func TestImportDJWhispererHostile(t *testing.T) {
 			(7, now(), now(), 'https://x.example/7', true, 's', 'e', NULL, `+fixed+`, '{"X-Evil": "a\r\nInjected: yes"}', '{}', 1),
 			(8, now(), now(), 'https://x.example/8', true, 's', 'e', NULL, NULL, '[1, 2]', '"config"', 1),
 			(9, now(), now(), 'https://x.example/9', true, 's', 'e', NULL, `+fixed+`, '{"Webhook-Id": "forged"}', '{"auth": {"auth_type": "token"}}', 1),
-			(10, now(), now(), 'https://x.example/10', true, 's', 'e', NULL, `+fixed+`, '{}', '{}', 2)`,
+			(10, now(), now(), 'https://x.example/10', true, 's', 'e', NULL, `+fixed+`, '{}', '{}', 2),
+			(11, now(), now(), 'https://x.example/11', true, 's', 'whisperer.event.given_up', NULL, `+fixed+`, '{}', '{}', 1),
+			(12, now(), now(), 'https://x.example/12', true, 's', 'whisperer.event.given_up', NULL, `+fixed+`, '{}', '{}', 3),
+			(13, now(), now(), 'https://x.example/13', true, 's', 'whisperer.mine', NULL, `+fixed+`, '{}', '{}', 3)`,
 		`INSERT INTO whisperer_webhookevent (id, created_date, modified_date, uuid, request_payload, response_content, response_http_status,
 			delivered, request_datetimes, retry_count, webhook_id) VALUES
 			(1, now(), now(), gen_random_uuid(), '{"payload": "`+strings.Repeat("x", 10<<20)+`"}', '', 200, true, '{}', 1, 4),
@@ -403,8 +407,8 @@ func TestImportDJWhispererHostile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Users != (djimport.Counts{Imported: 1, Skipped: 1}) || rep.Tokens != (djimport.Counts{Skipped: 1}) ||
-		rep.Hooks != (djimport.Counts{Imported: 2, Skipped: 8}) || rep.Events != (djimport.Counts{Imported: 2, Skipped: 3}) {
+	if rep.Users != (djimport.Counts{Imported: 2, Skipped: 1}) || rep.Tokens != (djimport.Counts{Skipped: 1}) ||
+		rep.Hooks != (djimport.Counts{Imported: 3, Skipped: 10}) || rep.Events != (djimport.Counts{Imported: 2, Skipped: 3}) {
 		t.Errorf("report: %+v", rep)
 	}
 	probs := problemsOf(rep)
@@ -420,8 +424,12 @@ func TestImportDJWhispererHostile(t *testing.T) {
 		"whisperer_webhook 8":                           "additional_headers: Expected a dictionary of items",
 		"whisperer_webhook 9":                           `"Webhook-Id" is set by Whisperer`,
 		"whisperer_webhook 10":                          "its user 2 was not imported",
-		"whisperer_webhookevent 1":                      "request_payload is 10485775 bytes, more than server.max_body_bytes",
-		"whisperer_webhookevent 2":                      "request_payload is not valid JSON",
+		// A plain user's hook on an operational type would read every
+		// tenant's operational events; a superuser (admin) may subscribe.
+		"whisperer_webhook 11":     `skipped: event_type: only admins and publishers may subscribe to Whisperer's operational events`,
+		"whisperer_webhook 13":     `skipped: event_type: "whisperer.mine" is not one of Whisperer's operational events`,
+		"whisperer_webhookevent 1": "request_payload is 10485775 bytes, more than server.max_body_bytes",
+		"whisperer_webhookevent 2": "request_payload is not valid JSON",
 	} {
 		if p, ok := probs[key]; !ok || !strings.Contains(p.Action+": "+p.Reason, want) {
 			t.Errorf("%s: got %+v, want %q", key, p, want)
@@ -429,6 +437,9 @@ func TestImportDJWhispererHostile(t *testing.T) {
 	}
 	if p := probs["whisperer_webhook 9"]; !strings.Contains(p.Reason, "config.auth.auth_type") {
 		t.Errorf("hook 9: %+v, want config.auth.auth_type named too", p)
+	}
+	if p, ok := probs["whisperer_webhook 12"]; ok {
+		t.Errorf("the admin's hook on an operational type: %+v, want imported", p)
 	}
 	// Event 5 belongs to a skipped hook.
 	if p := probs["whisperer_webhookevent 5"]; p.Reason != "its webhook 1 was not imported" || len(p.UUID) != 32 {

@@ -188,7 +188,7 @@ func TestOperationalEvents(t *testing.T) {
 			}
 			p := gu[0].Payload
 			want := map[string]any{"event_uuid": published.Events[0].UUID, "event_type": "package-created",
-				"hook_id": float64(h.ID), "owner": "alice", "target_url": bad.URL + "/", "retry_count": float64(2),
+				"hook_id": float64(h.ID), "owner": "alice", "target_url": bad.URL, "retry_count": float64(2),
 				"last_status": float64(500), "error_class": "http"}
 			for k, v := range want {
 				if p[k] != v {
@@ -205,7 +205,7 @@ func TestOperationalEvents(t *testing.T) {
 					disabled = d.Payload
 				}
 			}
-			want = map[string]any{"owner": "alice", "event_type": "package-created", "target_url": bad.URL + "/",
+			want = map[string]any{"owner": "alice", "event_type": "package-created", "target_url": bad.URL,
 				"reason": "every delivery failed for 1ms", "disable_after_seconds": 0.001, "last_status": float64(500),
 				"last_error_class": "http"}
 			for k, v := range want {

@@ -50,7 +50,8 @@ func minValidator(_ context.Context, kw json.RawMessage) (json.RawMessage, map[s
 }
 
 // extensions registers, as a plugin would, the filters "big" (amount >=
-// min), "broken" (always fails) and "trapping" (its validator fails),
+// min), "broken" (always fails, no validator), "trapping" (its validator
+// fails) and "deepening" (its validator nests the kwargs 8 deep),
 // and the transforms "envelope" (wraps the body, adds X-Shape), "cancel",
 // "bad-header" (sets a protected header) and "fail".
 func extensions(t *testing.T) (*filter.Registry, *transform.Registry) {
@@ -82,6 +83,14 @@ func extensions(t *testing.T) (*filter.Registry, *transform.Registry) {
 		Match: func(context.Context, json.RawMessage, string, json.RawMessage) (bool, error) { return true, nil },
 		Validate: func(context.Context, json.RawMessage) (json.RawMessage, map[string]any, error) {
 			return nil, nil, errors.New("trap")
+		},
+	}))
+	must(fr.Register("test", "deepening", webhook.Filter{
+		Match: func(context.Context, json.RawMessage, string, json.RawMessage) (bool, error) { return false, nil },
+		// Cleans any kwargs to 8 levels: storable kwargs, but a filter
+		// document 9 deep.
+		Validate: func(context.Context, json.RawMessage) (json.RawMessage, map[string]any, error) {
+			return json.RawMessage(strings.Repeat(`{"a":`, 8) + `1` + strings.Repeat(`}`, 8)), nil, nil
 		},
 	}))
 	must(tr.Register("test", "envelope", webhook.Transform{
@@ -169,6 +178,15 @@ func TestHookPluginFilterAndTransformFields(t *testing.T) {
 			{"filter", map[string]any{"plugin": "big", "kwargs": map[string]any{}}, `{"filter": {"kwargs": {"min": ["A valid number is required."]}}}`},
 			{"filter", map[string]any{"plugin": "trapping"}, `{"filter": {"kwargs": ["The validator of filter \"trapping\" failed on these kwargs."]}}`},
 			{"filter", map[string]any{"plugin": "big", "kwargs": map[string]any{"x": mb}}, `{"filter": ["Ensure this value has no more than 16384 bytes as compact JSON."]}`},
+			// Kwargs over a countdown's bound (4 KiB) but within a filter's
+			// (16 KiB) are the client's: refused before any validator.
+			{"filter", map[string]any{"plugin": "broken", "kwargs": map[string]any{"x": strings.Repeat("x", 5000)}},
+				`{"filter": {"kwargs": ["Ensure this value has no more than 4096 bytes as compact JSON (it has 5008)."]}}`},
+			{"filter", map[string]any{"plugin": "big", "kwargs": map[string]any{"min": 1, "x": strings.Repeat("x", 10000)}},
+				`{"filter": {"kwargs": ["Ensure this value has no more than 4096 bytes as compact JSON (it has 10016)."]}}`},
+			// Cleaned kwargs that make the stored document uncompilable.
+			{"filter", map[string]any{"plugin": "deepening"},
+				`{"filter": {"kwargs": ["The validator of filter \"deepening\" returned kwargs that make the filter unusable: Ensure this value is nested no more than 8 levels deep (it has 9)."]}}`},
 			{"transform", "envelope", `{"transform": {"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]}}`},
 			{"transform", map[string]any{"name": "nope"}, `{"transform": {"name": ["\"nope\" is not a valid choice."]}}`},
 			{"transform", map[string]any{"kwargs": map[string]any{}}, `{"transform": {"name": ["This field is required."]}}`},

@@ -55,7 +55,8 @@ func TestHookFilterField(t *testing.T) {
 		}{
 			{[]any{1}, "A filter must be a JSON object, got a list."},
 			{"paid", "A filter must be a JSON object, got a string."},
-			{map[string]any{"payload.amount": map[string]any{"$gt": map[string]any{}}}, "payload.amount: $gt expects a number or a string, got an object."},
+			{map[string]any{"payload.amount": map[string]any{"$gt": map[string]any{}}}, "payload.amount: $gt expects a number, got an object."},
+			{map[string]any{"payload.amount": map[string]any{"$gte": "100"}}, "payload.amount: $gte expects a number, got a string."},
 			{map[string]any{"payload.x": map[string]any{"$regex": "a"}}, `payload.x: Unknown operator "$regex".`},
 			{map[string]any{deepPath: 1}, "Ensure this value has no more than 16384 bytes as compact JSON (it has 20015)."},
 			{map[string]any{"payload.x": map[string]any{"$in": []string{strings.Repeat("x", 1_000_000)}}}, "Ensure this value has no more than 16384 bytes as compact JSON."},

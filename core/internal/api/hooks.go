@@ -516,11 +516,20 @@ func (s *Server) check(ctx context.Context, in *hookInput, errs *webhook.Validat
 			reg = s.deps.Filters
 		}
 		clean, nested := s.checkKwargs(ctx, reg, "filter", "plugin", name, kwargs)
+		if nested == nil {
+			// The cleaned kwargs may make the document one a stored filter
+			// cannot be (a level deeper than filter.MaxDepth, say), which
+			// fan-out could not compile: it would deliver every event.
+			doc := in.pluginFilter.WithKwargs(clean).JSON()
+			if f, err := filter.Parse(doc); err != nil {
+				nested = map[string]any{"kwargs": []string{fmt.Sprintf(
+					"The validator of filter %q returned kwargs that make the filter unusable: %v", name, err)}}
+			} else {
+				in.pluginFilter, in.filter = f, doc
+			}
+		}
 		if nested != nil {
 			errs.Set("filter", nested)
-		} else {
-			in.pluginFilter = in.pluginFilter.WithKwargs(clean)
-			in.filter = in.pluginFilter.JSON()
 		}
 	}
 	if in.transform != nil && errs.Fields["transform"] == nil {
@@ -605,6 +614,12 @@ func (in *hookInput) apply(w *webhook.Webhook) {
 func (s *Server) checkKwargs(ctx context.Context, reg Kwargs, kind, field, name string, kwargs json.RawMessage) (json.RawMessage, map[string]any) {
 	if reg == nil || !slices.Contains(reg.Keys(), name) {
 		return nil, map[string]any{field: []string{choiceMsg(name)}}
+	}
+	// The client's kwargs have the bounds of a countdown's before any
+	// validator sees them: a validator's output that breaks them is its
+	// fault, not the client's.
+	if msg := checkJSONBounds(kwargs, maxKwargsBytes); msg != "" {
+		return nil, map[string]any{"kwargs": []string{msg}}
 	}
 	clean, fieldErrs, err := reg.Validate(ctx, name, kwargs)
 	switch {

@@ -263,6 +263,7 @@ type userRef struct {
 	id       int64
 	username string
 	active   bool
+	role     webhook.Role
 }
 
 // hookRef is an imported source hook: ID 0 in a dry run for one that
@@ -347,8 +348,10 @@ func (im *importer) importUsers(ctx context.Context) error {
 			continue
 		}
 		u, err := im.t.UserByName(ctx, username)
+		role := roleOf(super)
 		switch {
 		case err == nil:
+			role = u.Role
 			c.Existing++
 			if u.Role != roleOf(super) {
 				im.rep.problem("auth_user", fmt.Sprint(id), "imported changed", fmt.Sprintf(
@@ -364,7 +367,7 @@ func (im *importer) importUsers(ctx context.Context) error {
 			}
 			c.Imported++
 		}
-		im.users[id] = userRef{id: u.ID, username: username, active: active}
+		im.users[id] = userRef{id: u.ID, username: username, active: active, role: role}
 		im.progress("users", done, total, *c)
 	}
 	return rows.Err()

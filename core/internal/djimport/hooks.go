@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,6 +102,20 @@ func (im *importer) webhook(ctx context.Context, h *hookRow, seenTypes map[strin
 	if err != nil {
 		return fmt.Errorf("webhook %s: %w", id, err)
 	}
+	if verr.Fields["event_type"] == nil && webhook.Reserved(w.EventType) {
+		// The API's rule: the operational events tell of every tenant's
+		// hooks, so only an admin or a publisher may subscribe to them.
+		switch {
+		case !u.role.CanPublish():
+			skip(fmt.Sprintf("event_type: only admins and publishers may subscribe to Whisperer's operational events "+
+				"(event types starting with %q), and user %q is a %s", webhook.OpsPrefix, u.username, u.role))
+			return nil
+		case !slices.Contains(webhook.OpsEventTypes, w.EventType):
+			skip(fmt.Sprintf("event_type: %q is not one of Whisperer's operational events (%s)",
+				w.EventType, strings.Join(webhook.OpsEventTypes, ", ")))
+			return nil
+		}
+	}
 	var reasons []string
 	if !verr.Empty() {
 		other := maps.Clone(verr.Fields)
@@ -152,9 +167,11 @@ func (im *importer) webhook(ctx context.Context, h *hookRow, seenTypes map[strin
 		im.hooks[h.id] = ref
 		return nil
 	}
-	if !seenTypes[w.EventType] {
+	if !seenTypes[w.EventType] && !webhook.Reserved(w.EventType) {
 		// dj-whisperer's event types lived in Python (registry); Whisperer's
 		// are rows, and a hook may subscribe only to a registered one.
+		// Operational types are Whisperer's own, registered when it opens
+		// the database.
 		if err := im.t.AddEventTypes(ctx, w.EventType); err != nil {
 			return err
 		}

@@ -21,9 +21,9 @@
 // ["urgent", "x"]), except $eq with an array literal, which compares whole
 // arrays; $neq and $nin are the negations ("no element equals").
 //
-// Type rules: $gt $gte $lt $lte take a number or a string and compare
-// numbers with numbers, strings with strings (bytewise); a field of another
-// type does not match. A missing field matches only $neq, $nin and
+// Type rules: $gt $gte $lt $lte take a number (any other operand, a
+// string included, is an *Error) and compare it with numbers; a field of
+// another type does not match. A missing field matches only $neq, $nin and
 // {"$exists": false}.
 //
 // A document with a "plugin" key is a plugin filter instead,
@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
@@ -220,7 +221,7 @@ func prefix(where string) string {
 	if where == "" {
 		return ""
 	}
-	return where + ": "
+	return clip(where) + ": "
 }
 
 // object compiles a document object: its keys are paths or $and $or $not.
@@ -240,7 +241,7 @@ func (c *compiler) object(obj map[string]any, base []string, where string) (*nod
 		case k == "$not":
 			kid, err = c.negation(v, base, join(where, k))
 		case strings.HasPrefix(k, "$"):
-			err = errf("%sUnknown operator %q here: a filter's keys are paths or $and, $or, $not.", prefix(where), k)
+			err = errf("%sUnknown operator %q here: a filter's keys are paths or $and, $or, $not.", prefix(where), clip(k))
 		default:
 			kid, err = c.field(k, v, base)
 		}
@@ -258,10 +259,10 @@ func (c *compiler) object(obj map[string]any, base []string, where string) (*nod
 func (c *compiler) list(op string, v any, base []string, where string) (*node, error) {
 	items, ok := v.([]any)
 	if !ok || len(items) == 0 {
-		return nil, errf("%s: %s expects a non-empty list of filters, got %s.", where, op, kind(v))
+		return nil, errf("%s: %s expects a non-empty list of filters, got %s.", clip(where), op, kind(v))
 	}
 	if len(items) > MaxList {
-		return nil, errf("%s: Ensure %s has no more than %d elements (it has %d).", where, op, MaxList, len(items))
+		return nil, errf("%s: Ensure %s has no more than %d elements (it has %d).", clip(where), op, MaxList, len(items))
 	}
 	if err := c.count(where); err != nil {
 		return nil, err
@@ -274,7 +275,7 @@ func (c *compiler) list(op string, v any, base []string, where string) (*node, e
 		w := join(where, strconv.Itoa(i))
 		obj, ok := it.(map[string]any)
 		if !ok {
-			return nil, errf("%s: %s expects filters (objects), got %s.", w, op, kind(it))
+			return nil, errf("%s: %s expects filters (objects), got %s.", clip(w), op, kind(it))
 		}
 		kid, err := c.object(obj, base, w)
 		if err != nil {
@@ -288,7 +289,7 @@ func (c *compiler) list(op string, v any, base []string, where string) (*node, e
 func (c *compiler) negation(v any, base []string, where string) (*node, error) {
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, errf("%s: $not expects a filter (an object), got %s.", where, kind(v))
+		return nil, errf("%s: $not expects a filter (an object), got %s.", clip(where), kind(v))
 	}
 	if err := c.count(where); err != nil {
 		return nil, err
@@ -330,9 +331,9 @@ func (c *compiler) field(key string, v any, base []string) (*node, error) {
 	}
 	switch {
 	case ops == 0 && paths == 0:
-		return nil, errf("%s: An empty object is no condition; to compare with {} write {\"$eq\": {}}.", name)
+		return nil, errf("%s: An empty object is no condition; to compare with {} write {\"$eq\": {}}.", clip(name))
 	case ops > 0 && paths > 0:
-		return nil, errf("%s: Mix of operators and fields; use one or the other (fields as a nested path, or {\"$eq\": {...}}).", name)
+		return nil, errf("%s: Mix of operators and fields; use one or the other (fields as a nested path, or {\"$eq\": {...}}).", clip(name))
 	case paths > 0:
 		return c.object(obj, segs, name)
 	}
@@ -353,12 +354,17 @@ func (c *compiler) field(key string, v any, base []string) (*node, error) {
 	return n, nil
 }
 
-// clip shortens a hostile path for an error message.
+// clip shortens a hostile path for an error message, at a character's
+// boundary.
 func clip(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "…"
+	if len(s) <= 200 {
+		return s
 	}
-	return s
+	n := 200
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func join(where, k string) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/whisperer/whisperer/core/internal/filter"
 )
@@ -39,9 +40,7 @@ func TestMatch(t *testing.T) {
 		{`{"payload.amount": {"$gte": 100, "$lt": 500}}`, true},
 		{`{"payload.amount": {"$lte": 150}}`, true},
 		{`{"payload.amount": {"$lt": 150}}`, false},
-		{`{"payload.amount": {"$gt": "100"}}`, false}, // a number is not a string
-		{`{"payload.status": {"$gt": "a"}}`, true},
-		{`{"payload.status": {"$gt": 1}}`, false},
+		{`{"payload.status": {"$gt": 1}}`, false}, // a string field is no number
 		{`{"payload.status": {"$neq": "refunded"}}`, true},
 		{`{"payload.missing": {"$neq": "x"}}`, true},
 		{`{"payload.missing": "x"}`, false},
@@ -119,8 +118,10 @@ func TestParseRefuses(t *testing.T) {
 		{`"x"`, "must be a JSON object, got a string"},
 		{`null`, "must be a JSON object, got null"},
 		{`{`, "Not valid JSON"},
-		{`{"payload.amount": {"$gt": {}}}`, `payload.amount: $gt expects a number or a string, got an object`},
-		{`{"payload.amount": {"$gt": true}}`, `payload.amount: $gt expects a number or a string, got a boolean`},
+		{`{"payload.amount": {"$gt": {}}}`, `payload.amount: $gt expects a number, got an object`},
+		{`{"payload.amount": {"$gt": true}}`, `payload.amount: $gt expects a number, got a boolean`},
+		{`{"payload.amount": {"$gt": "100"}}`, `payload.amount: $gt expects a number, got a string`},
+		{`{"payload.status": {"$lte": "a"}}`, `payload.status: $lte expects a number, got a string`},
 		{`{"payload.amount": {"$regex": "x"}}`, `payload.amount: Unknown operator "$regex"`},
 		{`{"$where": "x"}`, `Unknown operator "$where"`},
 		{`{"status": "paid"}`, `status: A path starts with event_type or payload`},
@@ -153,6 +154,34 @@ func TestParseRefuses(t *testing.T) {
 			t.Errorf("Parse(%.80s) = %v, want an *Error with %q", c.filter, err, c.want)
 		} else if len(fe.Msg) > 400 {
 			t.Errorf("Parse(%.80s): message of %d bytes", c.filter, len(fe.Msg))
+		}
+	}
+}
+
+// TestErrorsClipLongPaths: a filter may be 16 KiB, and a path most of it;
+// no error echoes it whole, nor cuts a character in two.
+func TestErrorsClipLongPaths(t *testing.T) {
+	long := "payload." + strings.Repeat("é", 5000)
+	for _, doc := range []string{
+		`{"` + long + `": {}}`,
+		`{"` + long + `": {"$gt": 1, "x": 2}}`,
+		`{"` + long + `": {"$gt": "1"}}`,
+		`{"` + long + `": {"$in": 1}}`,
+		`{"` + long + `": {"$exists": 1}}`,
+		`{"` + long + `": {"$startsWith": 1}}`,
+		`{"` + long + `": {"$and": []}}`,
+		`{"` + long + `": {"$` + strings.Repeat("x", 5000) + `": 1}}`,
+		`{"$` + strings.Repeat("x", 5000) + `": 1}`,
+		`{"$or": [{"` + long + `": 1}, 3]}`,
+		`{"plugin": "p", "` + strings.Repeat("k", 5000) + `": 1}`,
+	} {
+		_, err := filter.Parse([]byte(doc))
+		if err == nil {
+			t.Errorf("%.60s…: accepted", doc)
+			continue
+		}
+		if len(err.Error()) > 800 || !utf8.ValidString(err.Error()) {
+			t.Errorf("%.60s…: %d bytes, valid UTF-8 %v: %.100s…", doc, len(err.Error()), utf8.ValidString(err.Error()), err)
 		}
 	}
 }

@@ -79,14 +79,14 @@ func (c *compiler) op(op string, lit any, p path, name string) (*node, error) {
 		switch l := lit.(type) {
 		case []any:
 			if len(l) > MaxList {
-				return nil, errf("%s: Ensure %s has no more than %d elements (it has %d).", name, op, MaxList, len(l))
+				return nil, errf("%s: Ensure %s has no more than %d elements (it has %d).", clip(name), op, MaxList, len(l))
 			}
 			in = member(l)
 		case string:
 			// Outpost: a string operand is a substring match.
 			in = anyElem(func(v any) bool { s, ok := v.(string); return ok && strings.Contains(s, l) })
 		default:
-			return nil, errf("%s: %s expects a list (or a string, for a substring), got %s.", name, op, kind(lit))
+			return nil, errf("%s: %s expects a list (or a string, for a substring), got %s.", clip(name), op, kind(lit))
 		}
 		n.test = func(ev *Event) bool {
 			v, ok := p.resolve(ev)
@@ -98,7 +98,7 @@ func (c *compiler) op(op string, lit any, p path, name string) (*node, error) {
 	case "$gt", "$gte", "$lt", "$lte":
 		cmp, err := ordered(op, lit)
 		if err != nil {
-			return nil, errf("%s: %s", name, err.Msg)
+			return nil, errf("%s: %s", clip(name), err.Msg)
 		}
 		test := anyElem(cmp)
 		n.test = func(ev *Event) bool {
@@ -108,7 +108,7 @@ func (c *compiler) op(op string, lit any, p path, name string) (*node, error) {
 	case "$exists", "$exist":
 		want, ok := lit.(bool)
 		if !ok {
-			return nil, errf("%s: %s expects true or false, got %s.", name, op, kind(lit))
+			return nil, errf("%s: %s expects true or false, got %s.", clip(name), op, kind(lit))
 		}
 		n.test = func(ev *Event) bool {
 			_, ok := p.resolve(ev)
@@ -117,7 +117,7 @@ func (c *compiler) op(op string, lit any, p path, name string) (*node, error) {
 	case "$startsWith", "$endsWith":
 		s, ok := lit.(string)
 		if !ok {
-			return nil, errf("%s: %s expects a string, got %s.", name, op, kind(lit))
+			return nil, errf("%s: %s expects a string, got %s.", clip(name), op, kind(lit))
 		}
 		has := strings.HasPrefix
 		if op == "$endsWith" {
@@ -129,9 +129,9 @@ func (c *compiler) op(op string, lit any, p path, name string) (*node, error) {
 			return ok && test(v)
 		}
 	case "$and", "$or", "$not":
-		return nil, errf("%s: %s combines filters; write it at the top of one, e.g. {\"%s\": [...]}.", name, op, op)
+		return nil, errf("%s: %s combines filters; write it at the top of one, e.g. {\"%s\": [...]}.", clip(name), op, op)
 	default:
-		return nil, errf("%s: Unknown operator %q.", name, op)
+		return nil, errf("%s: Unknown operator %q.", clip(name), clip(op))
 	}
 	return n, nil
 }
@@ -208,8 +208,9 @@ func member(list []any) func(any) bool {
 	})
 }
 
-// ordered compiles $gt and friends: a number literal compares with
-// numbers, a string literal with strings; other literals are refused.
+// ordered compiles $gt and friends: they compare numbers only (issue 13:
+// "$gt on a string" is a type mismatch, a 400); other literals are
+// refused.
 func ordered(op string, lit any) (func(any) bool, *Error) {
 	var pass func(c int) bool
 	switch op {
@@ -237,13 +238,8 @@ func ordered(op string, lit any) (func(any) bool, *Error) {
 			}
 			return pass(0)
 		}, nil
-	case string:
-		return func(v any) bool {
-			s, ok := v.(string)
-			return ok && pass(strings.Compare(s, l))
-		}, nil
 	}
-	return nil, errf("%s expects a number or a string, got %s.", op, kind(lit))
+	return nil, errf("%s expects a number, got %s.", op, kind(lit))
 }
 
 // normalize turns the parser's json.Number into float64, as payloads

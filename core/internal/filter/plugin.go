@@ -41,7 +41,7 @@ var ErrUnknownPlugin = errors.New("no plugin registers this filter")
 func parsePlugin(obj map[string]any, src []byte) (*Filter, error) {
 	for k := range obj {
 		if k != "plugin" && k != "kwargs" {
-			return nil, errf("A plugin filter has only the keys \"plugin\" and \"kwargs\", not %q.", k)
+			return nil, errf("A plugin filter has only the keys \"plugin\" and \"kwargs\", not %q.", clip(k))
 		}
 	}
 	name, ok := obj["plugin"].(string)

@@ -69,7 +69,7 @@ func New() *Metrics {
 		}),
 		filterFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "publish", Name: "filter_failures_total",
-			Help: "Plugin filter calls at fan-out that failed (error, trap, timeout, batch budget spent, unregistered) by filter name: the event was delivered.",
+			Help: "Filters that failed at fan-out by plugin filter name (error, trap, timeout, batch budget spent), \"unregistered\" or \"uncompilable\" (a stored filter that does not compile): the event was delivered.",
 		}, []string{"filter"}),
 		pluginDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "plugin", Name: "call_duration_seconds",

@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/whisperer/whisperer/core/internal/service"
 	"github.com/whisperer/whisperer/core/internal/webhook"
@@ -56,6 +57,21 @@ type Config struct {
 
 // maxErrorLen bounds a plugin error's text in an event.
 const maxErrorLen = 1000
+
+// clipError cuts msg to maxErrorLen bytes, ellipsis included, at a
+// character's boundary: the payload is JSON, and a split character would
+// become U+FFFD.
+func clipError(msg string) string {
+	if len(msg) <= maxErrorLen {
+		return msg
+	}
+	const ellipsis = "…"
+	n := maxErrorLen - len(ellipsis)
+	for n > 0 && !utf8.RuneStart(msg[n]) {
+		n--
+	}
+	return msg[:n] + ellipsis
+}
 
 // chunk bounds the ids of one lookup and the requests of one publish.
 const chunk = 256
@@ -147,7 +163,8 @@ func (e *Emitter) Changes(c webhook.Changes) {
 }
 
 // PluginFailed counts a failure of a plugin file at stage ("load",
-// "register", or the call: "countdown", "validate", "callback"). A file's
+// "register", or the call: "countdown", "validate", "callback", "filter",
+// "transform"). A file's
 // first failure after PluginEvery without an event makes one at once; the
 // next ones are counted into the event made when PluginEvery has passed.
 func (e *Emitter) PluginFailed(file, stage string, err error) {
@@ -156,9 +173,7 @@ func (e *Emitter) PluginFailed(file, stage string, err error) {
 	if err != nil {
 		msg = err.Error()
 	}
-	if len(msg) > maxErrorLen {
-		msg = msg[:maxErrorLen] + "…"
-	}
+	msg = clipError(msg)
 	e.mu.Lock()
 	st := e.plugins[file]
 	if st == nil {

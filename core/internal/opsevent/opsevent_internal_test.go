@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/whisperer/whisperer/core/internal/store"
 	"github.com/whisperer/whisperer/core/internal/store/storetest"
@@ -30,7 +32,7 @@ func messages(t *testing.T, s *store.Store, eventType string) []json.RawMessage 
 // changes are dropped.
 func TestPluginFailuresAreRateLimited(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		if err := s.AddEventTypes(ctx, webhook.OpsEventTypes...); err != nil {
+		if err := s.AddOpsEventTypes(ctx); err != nil {
 			t.Fatal(err)
 		}
 		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -87,4 +89,25 @@ func TestPluginFailuresAreRateLimited(t *testing.T) {
 			t.Errorf("idle files kept: %v", e.plugins)
 		}
 	})
+}
+
+// A long error is cut to maxErrorLen bytes, ellipsis included, never in
+// the middle of a character.
+func TestClipError(t *testing.T) {
+	for _, msg := range []string{
+		strings.Repeat("a", 5000),
+		strings.Repeat("é", 5000),                // 2 bytes
+		"a" + strings.Repeat("€", 5000),          // 3 bytes, shifted
+		"ab" + strings.Repeat("😀", 5000),         // 4 bytes, shifted
+		strings.Repeat("x", maxErrorLen-1) + "é", // one byte over
+	} {
+		got := clipError(msg)
+		if len(got) > maxErrorLen || len(got) < maxErrorLen-6 || !utf8.ValidString(got) || !strings.HasSuffix(got, "…") ||
+			!strings.HasPrefix(msg, strings.TrimSuffix(got, "…")) {
+			t.Errorf("%.10q…: %d bytes, valid %v, ends %q", msg, len(got), utf8.ValidString(got), got[max(0, len(got)-8):])
+		}
+	}
+	if short := strings.Repeat("é", maxErrorLen/2); clipError(short) != short {
+		t.Error("a message of maxErrorLen bytes was cut")
+	}
 }

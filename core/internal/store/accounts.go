@@ -161,8 +161,26 @@ func hashKey(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// AddEventTypes registers event type names; existing ones are kept.
+// AddEventTypes registers event type names; existing ones are kept. It
+// refuses the operational namespace (webhook.OpsPrefix): those types are
+// Whisperer's own (AddOpsEventTypes), and a hook on one reads every
+// tenant's operational events.
 func (s *Store) AddEventTypes(ctx context.Context, names ...string) error {
+	for _, n := range names {
+		if webhook.Reserved(n) {
+			return fmt.Errorf("add event types: %q is reserved: event types starting with %q are Whisperer's operational events",
+				n, webhook.OpsPrefix)
+		}
+	}
+	return s.addEventTypes(ctx, names)
+}
+
+// AddOpsEventTypes registers Whisperer's operational event types.
+func (s *Store) AddOpsEventTypes(ctx context.Context) error {
+	return s.addEventTypes(ctx, webhook.OpsEventTypes)
+}
+
+func (s *Store) addEventTypes(ctx context.Context, names []string) error {
 	if len(names) == 0 {
 		return nil
 	}

@@ -25,9 +25,15 @@ import (
 
 // filteredHook is an active hook with a filter.
 type filteredHook struct {
-	id int64
-	f  *filter.Filter // nil: the stored filter does not compile (deliver)
+	id  int64
+	f   *filter.Filter // nil: the stored filter does not compile (deliver)
+	err error          // why f is nil
 }
+
+// ErrUncompilableFilter is the failure reported (SetPluginFilters) for a
+// stored filter fan-out cannot compile (saved by another version, or
+// under other rules): the event is delivered to its hook.
+var ErrUncompilableFilter = errors.New("the stored filter does not compile")
 
 // fanout is a batch's filtered hooks by event type.
 type fanout map[string][]filteredHook
@@ -55,15 +61,17 @@ func (s *Store) filteredHooks(ctx context.Context, db bun.IDB, reqs []webhook.Pu
 	}
 	out := fanout{}
 	for _, r := range rows {
-		out[r.EventType] = append(out[r.EventType], filteredHook{id: r.ID, f: s.filters.compile(r.ID, r.Filter)})
+		f, err := s.filters.compile(r.ID, r.Filter)
+		out[r.EventType] = append(out[r.EventType], filteredHook{id: r.ID, f: f, err: err})
 	}
 	return out, nil
 }
 
 // SetPluginFilters wires the plugin filters ({"plugin": name, "kwargs":
 // ...}; core/app passes the filter registry) and the report of each
-// failure (counted and logged there); call it before publishing. Without
-// them every plugin filter delivers.
+// failure (counted and logged there), a stored filter that does not
+// compile included (name "", ErrUncompilableFilter); call it before
+// publishing. Without them every plugin filter delivers.
 func (s *Store) SetPluginFilters(pf filter.Plugins, failed func(name string, err error)) {
 	s.pluginFilters, s.filterFailed = pf, failed
 }
@@ -117,6 +125,9 @@ func (s *Store) match(ctx context.Context, fo fanout, req *webhook.PublishReques
 		// A stored filter that does not compile (written by a later
 		// version, say) delivers: losing events is worse than extra ones.
 		ok := h.f == nil
+		if ok && s.filterFailed != nil {
+			s.filterFailed("", fmt.Errorf("%w: hook %d: %v", ErrUncompilableFilter, h.id, h.err))
+		}
 		if !ok {
 			if name, kwargs := h.f.Plugin(); name != "" {
 				ok = s.matchPlugin(ctx, name, kwargs, req.EventType, payload)
@@ -179,17 +190,18 @@ type filterCache struct {
 type cachedFilter struct {
 	src string
 	f   *filter.Filter
+	err error
 }
 
 // maxCachedFilters bounds the cache; past it, it starts over (deleted
 // hooks' entries go with it).
 const maxCachedFilters = 100_000
 
-func (c *filterCache) compile(id int64, src string) *filter.Filter {
+func (c *filterCache) compile(id int64, src string) (*filter.Filter, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[id]; ok && e.src == src {
-		return e.f
+		return e.f, e.err
 	}
 	if c.m == nil || len(c.m) >= maxCachedFilters {
 		c.m = map[int64]cachedFilter{}
@@ -198,6 +210,6 @@ func (c *filterCache) compile(id int64, src string) *filter.Filter {
 	if err != nil {
 		f = nil
 	}
-	c.m[id] = cachedFilter{src: src, f: f}
-	return f
+	c.m[id] = cachedFilter{src: src, f: f, err: err}
+	return f, err
 }

@@ -97,7 +97,7 @@ func (s *Store) opsSubjects(ctx context.Context, query string, ids []int64) (_ [
 	out := make([]webhook.OpsSubject, len(rows))
 	for i, r := range rows {
 		out[i] = webhook.OpsSubject{ID: r.ID, HookID: r.HookID, Owner: r.Owner, EventType: r.EventType,
-			TargetURL: webhook.RedactURL(r.TargetURL), EventUUID: r.EventUUID}
+			TargetURL: webhook.URLOrigin(r.TargetURL), EventUUID: r.EventUUID}
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -68,12 +69,15 @@ func TestPublishRunsPluginFilters(t *testing.T) {
 		panics := storetest.Hook(t, s, a.ID, "order", "https://panics.example/", withFilter(`{"plugin":"panics","kwargs":{}}`))
 		gone := storetest.Hook(t, s, a.ID, "order", "https://gone.example/", withFilter(`{"plugin":"uninstalled","kwargs":{}}`))
 		paid := storetest.Hook(t, s, a.ID, "order", "https://paid.example/", withFilter(`{"payload.status":"paid"}`))
+		// Saved under older rules ($gt took strings): it no longer compiles,
+		// delivers, and is reported.
+		old := storetest.Hook(t, s, a.ID, "order", "https://old.example/", withFilter(`{"payload.status":{"$gt":"a"}}`))
 
 		res, errs := s.PublishBatch(ctx, []webhook.PublishRequest{
 			{EventType: "order", Payload: json.RawMessage(`{"status": "paid", "amount": 5}`)},
 			{EventType: "order", Payload: json.RawMessage(`{"status": "open", "amount": 500}`)},
 		})
-		want := [][]int64{{plain.ID, broken.ID, panics.ID, gone.ID, paid.ID}, {plain.ID, big.ID, broken.ID, panics.ID, gone.ID}}
+		want := [][]int64{{plain.ID, broken.ID, panics.ID, gone.ID, paid.ID, old.ID}, {plain.ID, big.ID, broken.ID, panics.ID, gone.ID, old.ID}}
 		for i := range want {
 			var ids []int64
 			for _, e := range res[i].Events {
@@ -87,13 +91,14 @@ func TestPublishRunsPluginFilters(t *testing.T) {
 			t.Error("the plugin filter did not get its kwargs and the event type")
 		}
 		got := strings.Join(fails.list(), "\n")
-		for _, w := range []string{"broken: trap", "panics: panic: boom", "uninstalled: " + filter.ErrUnknownPlugin.Error()} {
+		for _, w := range []string{"broken: trap", "panics: panic: boom", "uninstalled: " + filter.ErrUnknownPlugin.Error(),
+			fmt.Sprintf(": %v: hook %d: payload.status: $gt expects a number, got a string.", store.ErrUncompilableFilter, old.ID)} {
 			if strings.Count(got, w) != 2 {
 				t.Errorf("failures %q: want %q twice", got, w)
 			}
 		}
 		jobs, _, err := s.ListEvents(ctx, webhook.Scope{All: true}, webhook.EventFilter{}, webhook.Page{Limit: 100})
-		if err != nil || len(jobs) != 10 {
+		if err != nil || len(jobs) != 12 {
 			t.Fatalf("rows: %d %v", len(jobs), err)
 		}
 	})

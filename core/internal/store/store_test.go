@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -69,9 +70,22 @@ func TestEventTypes(t *testing.T) {
 		if err := s.AddEventTypes(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
+		// The operational namespace is Whisperer's: refused, and nothing of
+		// the call is written.
+		for _, n := range []string{webhook.EventGivenUp, "whisperer.mine"} {
+			if err := s.AddEventTypes(ctx, "c", n); err == nil || !strings.Contains(err.Error(), "reserved") {
+				t.Errorf("AddEventTypes(%q) = %v, want reserved", n, err)
+			}
+		}
 		names, err := s.EventTypes(ctx)
 		if err != nil || fmt.Sprint(names) != "[a b]" {
 			t.Fatalf("EventTypes = %v, %v", names, err)
+		}
+		if err := s.AddOpsEventTypes(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if names, _ := s.EventTypes(ctx); !slices.Contains(names, webhook.EventGivenUp) || slices.Contains(names, "c") {
+			t.Errorf("after AddOpsEventTypes: %v", names)
 		}
 	})
 }

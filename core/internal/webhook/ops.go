@@ -61,7 +61,8 @@ type OpsSubject struct {
 	Owner string
 	// EventType is the hook's, or the event's.
 	EventType string
-	// TargetURL is the hook's, without credentials (RedactURL).
+	// TargetURL is the origin of the hook's (URLOrigin): the events go to
+	// any admin's or publisher's hook, and a path may hold a token.
 	TargetURL string
 	EventUUID string
 }

@@ -25,3 +25,15 @@ func RedactURL(s string) string {
 	u.User = nil // url.User would escape the marker
 	return strings.Replace(u.String(), "//", "//"+RedactedUserinfo+"@", 1)
 }
+
+// URLOrigin returns s's scheme://host[:port] alone: no credentials, path,
+// query or fragment, which may carry secrets (Slack's and Discord's
+// webhook URLs hold a token in the path). "" when s does not parse as an
+// absolute URL.
+func URLOrigin(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}

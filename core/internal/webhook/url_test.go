@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-func TestRedactURL(t *testing.T) {
-	for in, want := range map[string]string{
+// RedactURL hides credentials; URLOrigin keeps scheme://host[:port] alone.
+func TestRedactURLAndOrigin(t *testing.T) {
+	redact := map[string]string{
 		"http://user:pw@host/x":          "http://***@host/x",
 		"https://user@host:8443/x?q=1":   "https://***@host:8443/x?q=1",
 		"http://:secret@host/":           "http://***@host/",
@@ -14,12 +15,27 @@ func TestRedactURL(t *testing.T) {
 		"http://host/x":                  "http://host/x",
 		"http://us%3Aer:p%40ss@host/x#f": "http://***@host/x#f",
 		"":                               "",
-	} {
-		if got := RedactURL(in); got != want {
-			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
-		}
-		if got := RedactURL(in); strings.Contains(got, "pw") || strings.Contains(got, "secret") || strings.Contains(got, "ss@") {
-			t.Errorf("RedactURL(%q) = %q still shows a credential", in, got)
+	}
+	origin := map[string]string{
+		"https://hooks.slack.com/services/T0/B0/token": "https://hooks.slack.com",
+		"https://u:p@h.example:8443/p?token=x#frag":    "https://h.example:8443",
+		"http://[::1]:80/x":                            "http://[::1]:80",
+		"not a url":                                    "",
+		"/relative/only":                               "",
+		"https://%zz":                                  "",
+	}
+	for name, c := range map[string]struct {
+		f     func(string) string
+		cases map[string]string
+	}{"RedactURL": {RedactURL, redact}, "URLOrigin": {URLOrigin, origin}} {
+		for in, want := range c.cases {
+			got := c.f(in)
+			if got != want {
+				t.Errorf("%s(%q) = %q, want %q", name, in, got, want)
+			}
+			if strings.Contains(got, "pw") || strings.Contains(got, "secret") || strings.Contains(got, "ss@") || strings.Contains(got, "token") {
+				t.Errorf("%s(%q) = %q still shows a credential", name, in, got)
+			}
 		}
 	}
 }

@@ -207,7 +207,11 @@ func User(t testing.TB, s *store.Store, name string, role webhook.Role) (webhook
 func Hook(t testing.TB, s *store.Store, userID int64, eventType, target string, mutate ...func(*webhook.Webhook)) webhook.Webhook {
 	t.Helper()
 	ctx := context.Background()
-	if err := s.AddEventTypes(ctx, eventType); err != nil {
+	add := func() error { return s.AddEventTypes(ctx, eventType) }
+	if webhook.Reserved(eventType) {
+		add = func() error { return s.AddOpsEventTypes(ctx) }
+	}
+	if err := add(); err != nil {
 		t.Fatal(err)
 	}
 	w := webhook.Webhook{
