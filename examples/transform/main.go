@@ -88,7 +88,7 @@ func Chat(kw sdk.Kwargs, req *sdk.Request) (sdk.Result, error) {
 	body = append(body, ':')
 	body = sdk.AppendJSONString(body, string(text))
 	body = append(body, '}')
-	return sdk.Result{Body: body}, nil
+	return sdk.Result{Body: body, BodyJSON: true}, nil
 }
 
 // render appends tmpl to b with each {placeholder} replaced; plain
