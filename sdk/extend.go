@@ -169,9 +169,17 @@ func (x index) kwargs(raw []byte) (Kwargs, error) {
 // Headers are set over the request's (the server refuses protected ones:
 // signature, content-length, host…); Cancel drops the attempt unsent.
 type Result struct {
-	Body    []byte
-	Headers map[string]string
-	Cancel  bool
+	Body []byte
+	// BodyJSON says that Body is one JSON value, written by the transform
+	// (an encoder's output, or appends it controls): the SDK then sends it
+	// as it is, without the walk that checks it, which costs a guest per
+	// byte (ABI.md §8, Performance). If it is not JSON after all, the host
+	// refuses the result and the attempt fails. Without it, a Body that is
+	// a JSON object or array is found by that walk and sent as it is, and
+	// anything else is escaped into a JSON string.
+	BodyJSON bool
+	Headers  map[string]string
+	Cancel   bool
 }
 
 // TransformFunc reshapes one attempt's request. An error fails the
@@ -322,7 +330,7 @@ func (r *Result) encode() []byte {
 	b = strconv.AppendBool(b, r.Cancel)
 	if r.Body != nil {
 		b = append(b, `,"body":`...)
-		if isJSONContainer(r.Body) {
+		if (r.BodyJSON && len(r.Body) > 0) || isJSONContainer(r.Body) {
 			b = append(b, r.Body...)
 		} else {
 			b = appendJSONString(b, r.Body)

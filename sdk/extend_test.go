@@ -65,3 +65,36 @@ func TestTransformReadsHeadersOnDemand(t *testing.T) {
 		t.Error("a request without headers has one")
 	}
 }
+
+// TestResultBodyJSON: a body marked as JSON goes into the result as it is,
+// without the SDK's check; one that is not JSON makes the result document
+// invalid, which the host refuses (RunTransform decodes it as the host).
+func TestResultBodyJSON(t *testing.T) {
+	for _, c := range []struct {
+		body   string
+		isJSON bool
+		want   string
+		fails  bool
+	}{
+		{`{"text":"a"}`, true, `{"text":"a"}`, false},
+		{`[1, 2]`, false, `[1, 2]`, false},
+		{`{not json`, false, `{not json`, false},
+		{`{not json`, true, "", true},
+		{`plain`, false, `plain`, false},
+	} {
+		transforms = append(transforms, transformEntry{name: "bj", fn: func(Kwargs, *Request) (Result, error) {
+			return Result{Body: []byte(c.body), BodyJSON: c.isJSON}, nil
+		}})
+		res, err := RunTransform("bj", `{}`, Request{EventType: "e"}, nil)
+		transforms = transforms[:len(transforms)-1]
+		if c.fails {
+			if err == nil {
+				t.Errorf("%q marked JSON: no error, body %q", c.body, res.Body)
+			}
+			continue
+		}
+		if err != nil || string(res.Body) != c.want {
+			t.Errorf("%q (JSON %v): body %q, %v", c.body, c.isJSON, res.Body, err)
+		}
+	}
+}

@@ -246,7 +246,13 @@ func (b *bench) createHook(ctx context.Context, token, typ, target string, filte
 		hook["callback"] = b.o.callback
 	}
 	body, _ := json.Marshal(hook)
+	// 503: the plugins are still loading (a Go plugin compiles for
+	// seconds on a loaded machine); the hook may name one of theirs.
 	code, out, err := b.post(ctx, b.nodes[0].addr, "/whisperer/hooks/", token, body)
+	for deadline := time.Now().Add(time.Minute); err == nil && code == http.StatusServiceUnavailable && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		code, out, err = b.post(ctx, b.nodes[0].addr, "/whisperer/hooks/", token, body)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -19,6 +19,7 @@
 package main
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 
@@ -80,20 +81,20 @@ func Chat(kw sdk.Kwargs, req *sdk.Request) (sdk.Result, error) {
 	if key == "" {
 		key = "text"
 	}
-	text := render(tmpl, req)
+	text := render(make([]byte, 0, len(tmpl)+64), tmpl, req)
 	body := make([]byte, 0, len(text)+len(key)+16)
 	body = append(body, '{')
 	body = sdk.AppendJSONString(body, key)
 	body = append(body, ':')
-	body = sdk.AppendJSONString(body, text)
+	body = sdk.AppendJSONString(body, string(text))
 	body = append(body, '}')
-	return sdk.Result{Body: body}, nil
+	return sdk.Result{Body: body, BodyJSON: true}, nil
 }
 
-// render replaces each {placeholder} of tmpl; plain concatenation, not
-// fmt or text/template, which cost a guest tens of microseconds.
-func render(tmpl string, req *sdk.Request) string {
-	var b strings.Builder
+// render appends tmpl to b with each {placeholder} replaced; plain
+// appends, not fmt, text/template or a strings.Builder: each call and
+// allocation costs a guest (sdk/ABI.md §8, Performance).
+func render(b []byte, tmpl string, req *sdk.Request) []byte {
 	for {
 		i := strings.IndexByte(tmpl, '{')
 		j := -1
@@ -101,42 +102,45 @@ func render(tmpl string, req *sdk.Request) string {
 			j = strings.IndexByte(tmpl[i:], '}')
 		}
 		if j < 0 {
-			b.WriteString(tmpl)
-			return b.String()
+			return append(b, tmpl...)
 		}
-		b.WriteString(tmpl[:i])
-		b.WriteString(value(tmpl[i+1:i+j], req))
+		b = append(b, tmpl[:i]...)
+		b = appendValue(b, tmpl[i+1:i+j], req)
 		tmpl = tmpl[i+j+1:]
 	}
 }
 
-func value(name string, req *sdk.Request) string {
+func appendValue(b []byte, name string, req *sdk.Request) []byte {
 	switch name {
 	case "event_type":
-		return req.EventType
+		return append(b, req.EventType...)
 	case "uuid":
-		return req.UUID
+		return append(b, req.UUID...)
 	case "hook_id":
-		return strconv.FormatInt(req.HookID, 10)
+		return strconv.AppendInt(b, req.HookID, 10)
 	case "retry_count":
-		return strconv.Itoa(req.RetryCount)
+		return strconv.AppendInt(b, int64(req.RetryCount), 10)
 	case "url":
-		return req.URL
+		return append(b, req.URL...)
 	case "payload":
-		return string(req.Payload)
+		return append(b, req.Payload...)
 	}
 	field, ok := strings.CutPrefix(name, "payload.")
 	if !ok {
-		return "{" + name + "}"
+		return append(append(append(b, '{'), name...), '}')
 	}
 	v, ok := req.Field(field)
-	if !ok {
-		return ""
+	switch {
+	case !ok:
+		return b
+	case len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0:
+		// A string without escapes is its bytes between the quotes.
+		return append(b, v[1:len(v)-1]...)
 	}
 	if s, ok := sdk.Unquote(v); ok {
-		return s
+		return append(b, s...)
 	}
-	return string(v)
+	return append(b, v...)
 }
 
 // main is empty: built with -buildmode=c-shared the module is a WASI

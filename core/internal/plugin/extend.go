@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -160,12 +159,16 @@ func appendTransformDoc(b []byte, in *webhook.TransformInput) ([]byte, int) {
 	b = append(b, `,"url":`...)
 	b, _ = appendString(b, in.URL)
 	b = append(b, `,"headers":{`...)
-	first := true
-	for _, name := range slices.Sorted(maps.Keys(in.Headers)) {
-		if !first {
+	var arr [16]string // most requests have a few headers: no allocation
+	names := arr[:0]
+	for name := range in.Headers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for i, name := range names {
+		if i > 0 {
 			b = append(b, ',')
 		}
-		first = false
 		b, _ = appendString(b, name)
 		b = append(b, ':')
 		b, _ = appendString(b, in.Headers[name])
@@ -177,65 +180,100 @@ func appendTransformDoc(b []byte, in *webhook.TransformInput) ([]byte, int) {
 }
 
 // parseTransform decodes a transform result document: {"body": string or
-// any JSON value, "headers": {name: string}, "cancel": bool}, each optional.
-// Header names and values are checked for HTTP syntax here; which names a
-// transform may set is the caller's rule (core/internal/transform).
+// any JSON value, "headers": {name: string}, "cancel": bool}, each optional,
+// names matched exactly. Header names and values are checked for HTTP
+// syntax here; which names a transform may set is the caller's rule
+// (core/internal/transform). It runs on every transformed attempt, so it
+// reads the document in place (json.Valid, then the member spans) rather
+// than through encoding/json's reflection; a body written as JSON is a
+// slice of doc, which the caller must not reuse.
 func parseTransform(doc []byte) (webhook.TransformResult, error) {
-	var raw struct {
-		Body    json.RawMessage            `json:"body"`
-		Headers map[string]json.RawMessage `json:"headers"`
-		Cancel  bool                       `json:"cancel"`
+	var res webhook.TransformResult
+	if i := skipWS(doc, 0); i >= len(doc) || doc[i] != '{' || !json.Valid(doc) {
+		return res, fmt.Errorf("result document is not a valid JSON object: %w", ErrFailed)
 	}
-	if err := json.Unmarshal(doc, &raw); err != nil {
-		return webhook.TransformResult{}, fmt.Errorf("result document is not a valid JSON object: %v: %w", err, ErrFailed)
-	}
-	res := webhook.TransformResult{Cancel: raw.Cancel}
-	switch {
-	case len(raw.Body) == 0 || string(raw.Body) == "null":
-	case raw.Body[0] == '"':
-		var s string
-		if err := json.Unmarshal(raw.Body, &s); err != nil {
-			return res, fmt.Errorf("result body: %v: %w", err, ErrFailed)
+	var arr [8]member
+	for _, m := range members(arr[:0], doc, 0) {
+		val := doc[m.valOff : m.valOff+m.valLen : m.valOff+m.valLen]
+		switch jsonName(doc[m.keyOff : m.keyOff+m.keyLen]) {
+		case "body":
+			switch {
+			case string(val) == "null":
+				res.Body = nil
+			case val[0] == '"':
+				res.Body = []byte(jsonString(val))
+			default:
+				res.Body = val
+			}
+		case "cancel":
+			switch string(val) {
+			case "true":
+				res.Cancel = true
+			case "false", "null":
+				res.Cancel = false
+			default:
+				return webhook.TransformResult{}, fmt.Errorf("result cancel is not a boolean: %w", ErrFailed)
+			}
+		case "headers":
+			if err := parseHeaders(&res, val); err != nil {
+				return webhook.TransformResult{}, err
+			}
 		}
-		res.Body = []byte(s)
-	default:
-		res.Body = append([]byte(nil), raw.Body...)
-	}
-	if len(raw.Headers) > 0 {
-		res.Headers = make(map[string]string, len(raw.Headers))
-	}
-	for name, rv := range raw.Headers {
-		var val string
-		if err := json.Unmarshal(rv, &val); err != nil {
-			return webhook.TransformResult{}, fmt.Errorf("result header %q is not a string: %w", name, ErrFailed)
-		}
-		if !validHeaderName(name) {
-			return webhook.TransformResult{}, fmt.Errorf("result header name %q is not an HTTP token: %w", name, ErrFailed)
-		}
-		if !validHeaderValue(val) {
-			return webhook.TransformResult{}, fmt.Errorf("result header %q has a control character in its value: %w", name, ErrFailed)
-		}
-		res.Headers[name] = val
 	}
 	return res, nil
 }
 
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" || len(s) > abi.MaxKeyBytes {
-		return false
+// parseHeaders adds the result's headers object val (or null) to res.
+func parseHeaders(res *webhook.TransformResult, val []byte) error {
+	if string(val) == "null" {
+		return nil
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x80 || c <= ' ' || c == 0x7f {
-			return false
-		}
-		switch c {
-		case '(', ')', '<', '>', '@', ',', ';', ':', '\\', '"', '/', '[', ']', '?', '=', '{', '}':
-			return false
-		}
+	if val[0] != '{' {
+		return fmt.Errorf("result headers is not an object: %w", ErrFailed)
 	}
-	return true
+	var arr [8]member
+	hs := members(arr[:0], val, 0)
+	if len(hs) > 0 && res.Headers == nil {
+		res.Headers = make(map[string]string, len(hs))
+	}
+	for _, h := range hs {
+		name := jsonName(val[h.keyOff : h.keyOff+h.keyLen])
+		hv := val[h.valOff : h.valOff+h.valLen]
+		if hv[0] != '"' {
+			return fmt.Errorf("result header %q is not a string: %w", name, ErrFailed)
+		}
+		if !webhook.ValidHeaderName(name) {
+			return fmt.Errorf("result header name %q is not an HTTP token: %w", name, ErrFailed)
+		}
+		value := jsonString(hv)
+		if !validHeaderValue(value) {
+			return fmt.Errorf("result header %q has a control character in its value: %w", name, ErrFailed)
+		}
+		res.Headers[name] = value
+	}
+	return nil
+}
+
+// jsonName is a member name as written between its quotes, decoded.
+func jsonName(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw)
+	}
+	q := make([]byte, 0, len(raw)+2)
+	return jsonString(append(append(append(q, '"'), raw...), '"'))
+}
+
+// jsonString decodes the JSON string literal q, which json.Valid passed:
+// plain valid UTF-8 is its content as is; anything else goes through
+// encoding/json (escapes; invalid UTF-8 becomes U+FFFD).
+func jsonString(q []byte) string {
+	raw := q[1 : len(q)-1]
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw)
+	}
+	var s string
+	_ = json.Unmarshal(q, &s) // valid JSON: cannot fail
+	return s
 }
 
 // validHeaderValue reports whether s can be sent as a header value: valid
@@ -378,20 +416,9 @@ func skipJSON(v []byte, i int) int {
 	for i < len(v) {
 		switch c := v[i]; c {
 		case '"':
-			j := i + 1
-			for {
-				k := bytes.IndexAny(v[j:], `"\\`)
-				if k < 0 {
-					return -1
-				}
-				j += k
-				if v[j] == '"' {
-					break
-				}
-				j += 2
-				if j > len(v) {
-					return -1
-				}
+			j := scanString(v, i+1)
+			if j < 0 {
+				return -1
 			}
 			i = j + 1
 		case '{', '[':
@@ -420,6 +447,30 @@ func skipJSON(v []byte, i int) int {
 		}
 		if depth == 0 {
 			return i
+		}
+	}
+	return -1
+}
+
+// scanString returns the index of the quote closing the JSON string whose
+// content starts at v[j], or -1. The common string, without a backslash,
+// takes two IndexByte calls.
+func scanString(v []byte, j int) int {
+	k := bytes.IndexByte(v[j:], '"')
+	if k < 0 {
+		return -1
+	}
+	if bytes.IndexByte(v[j:j+k], '\\') < 0 {
+		return j + k
+	}
+	for j < len(v) {
+		switch v[j] {
+		case '"':
+			return j
+		case '\\':
+			j += 2
+		default:
+			j++
 		}
 	}
 	return -1
