@@ -304,7 +304,7 @@ func testHostilePlugins(t *testing.T, backend, goDir string) {
 		t.Errorf("the good filter failed %v times", v)
 	}
 	logs := n.logs.String()
-	if !strings.Contains(logs, "plugin filter failed; the event is delivered") || strings.Contains(logs, "panic") {
+	if !strings.Contains(logs, "filter failed at fan-out; the event is delivered") || strings.Contains(logs, "panic") {
 		t.Errorf("the node's log has no filter failure or has a panic")
 	}
 	// The node still serves.

@@ -36,7 +36,7 @@ func TestConsoleIndexesMigrationFromPreviousRelease(t *testing.T) {
 			}
 			indexes := `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('webhook_events_user_type', 'webhook_events_user_created', 'webhook_events_failed')`
 			if backend == store.Postgres {
-				indexes = `SELECT count(*) FROM pg_indexes WHERE indexname IN ('webhook_events_user_type', 'webhook_events_user_created', 'webhook_events_failed')`
+				indexes = `SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN ('webhook_events_user_type', 'webhook_events_user_created', 'webhook_events_failed')`
 			}
 			var n int
 			if err := s.DB().QueryRowContext(ctx, indexes).Scan(&n); err != nil || n != 3 {
