@@ -283,9 +283,11 @@ func testHostilePlugins(t *testing.T, backend, goDir string) {
 	// the failing transforms and no other.
 	for _, d := range ops.of(webhook.EventGivenUp) {
 		p := d.Payload
-		path := strings.TrimPrefix(fmt.Sprint(p["target_url"]), srv.URL)
-		if _, ok := failing[strings.TrimPrefix(path, "/")]; !ok || p["error_class"] != string(webhook.ClassTransform) ||
-			p["retry_count"] != float64(maxRetries) || p["last_status"] != nil {
+		id, _ := p["hook_id"].(float64)
+		// target_url is the receiver's origin only (no path): the hook is
+		// found by its id.
+		if _, ok := failing[strings.TrimPrefix(hookPath[int64(id)], "/")]; !ok || p["target_url"] != srv.URL ||
+			p["error_class"] != string(webhook.ClassTransform) || p["retry_count"] != float64(maxRetries) || p["last_status"] != nil {
 			t.Errorf("given_up %v", p)
 		}
 	}
