@@ -181,6 +181,7 @@ func TestIdleInstancesLeastRecentlyUsed(t *testing.T) {
 // call's instance is pooled.
 func TestDeepStackInstanceNotPooled(t *testing.T) {
 	cfg := testConfig(t.TempDir())
+	cfg.CallTimeout = 10 * time.Second // a 4 MiB recursion under -race on a busy machine; not what is tested
 	copyFile(t, filepath.Join("testdata", "grow.wasm"), cfg.Dir, "grow.wasm")
 	sink := newSink()
 	h, _ := startHost(t, cfg, sink)
