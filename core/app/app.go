@@ -415,24 +415,34 @@ type registrySink struct {
 }
 
 func (s registrySink) Apply(source string, r webhook.Registrations) error {
-	oldCd, oldCb, oldF := s.countdowns.Of(source), s.callbacks.Of(source), s.filters.Of(source)
-	if err := s.countdowns.Replace(source, r.Countdowns); err != nil {
-		return err
+	steps := []replacement{
+		replaceIn(&s.countdowns.Registry, source, r.Countdowns),
+		replaceIn(&s.callbacks.Registry, source, r.Callbacks),
+		replaceIn(&s.filters.Registry, source, r.Filters),
+		replaceIn(&s.transforms.Registry, source, r.Transforms),
 	}
-	if err := s.callbacks.Replace(source, r.Callbacks); err != nil {
-		_ = s.countdowns.Replace(source, oldCd) // restores what was there
-		return err
-	}
-	if err := s.filters.Replace(source, r.Filters); err != nil {
-		_ = s.countdowns.Replace(source, oldCd)
-		_ = s.callbacks.Replace(source, oldCb)
-		return err
-	}
-	if err := s.transforms.Replace(source, r.Transforms); err != nil {
-		_ = s.countdowns.Replace(source, oldCd)
-		_ = s.callbacks.Replace(source, oldCb)
-		_ = s.filters.Replace(source, oldF)
-		return err
+	for i, st := range steps {
+		if err := st.replace(); err != nil {
+			for _, done := range steps[:i] {
+				done.restore()
+			}
+			return err
+		}
 	}
 	return nil
+}
+
+// replacement replaces one registry's entries of a source, and can put
+// back those it had before.
+type replacement struct {
+	replace func() error
+	restore func()
+}
+
+func replaceIn[T any](r *registry.Registry[T], source string, entries map[string]T) replacement {
+	old := r.Of(source)
+	return replacement{
+		replace: func() error { return r.Replace(source, entries) },
+		restore: func() { _ = r.Replace(source, old) },
+	}
 }

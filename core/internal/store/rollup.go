@@ -43,20 +43,22 @@ func rollupMinute(now time.Time) int64 { return now.Unix() / 60 }
 // minute (the hooks' once an hour), after a write of results; a failure is counted, not returned:
 // the results are written.
 func (s *Store) pruneRollups(ctx context.Context, now time.Time) {
-	minute := rollupMinute(now)
-	if last := s.rollups.pruned.Load(); last == minute || !s.rollups.pruned.CompareAndSwap(last, minute) {
-		return
+	if s.pruneOnce(ctx, &s.rollups.pruned, rollupMinute(now), `DELETE FROM delivery_rollups WHERE minute < ?`, rollupMinute(now.Add(-rollupKeep))) {
+		s.pruneOnce(ctx, &s.rollups.prunedHour, rollupHour(now), `DELETE FROM hook_rollups WHERE hour < ?`, rollupHour(now.Add(-rollupKeep)))
 	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM delivery_rollups WHERE minute < ?`, rollupMinute(now.Add(-rollupKeep))); err != nil {
+}
+
+// pruneOnce runs del (with cutoff) unless *last is already period, which
+// it becomes; one node's writers race for it, so one of them deletes. It
+// reports whether it ran.
+func (s *Store) pruneOnce(ctx context.Context, last *atomic.Int64, period int64, del string, cutoff int64) bool {
+	if l := last.Load(); l == period || !last.CompareAndSwap(l, period) {
+		return false
+	}
+	if _, err := s.db.ExecContext(ctx, del, cutoff); err != nil {
 		s.rollups.failures.Add(1)
 	}
-	hour := rollupHour(now)
-	if last := s.rollups.prunedHour.Load(); last == hour || !s.rollups.prunedHour.CompareAndSwap(last, hour) {
-		return
-	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM hook_rollups WHERE hour < ?`, rollupHour(now.Add(-rollupKeep))); err != nil {
-		s.rollups.failures.Add(1)
-	}
+	return true
 }
 
 // writeRollups adds results, written in tx, to minute's rollups (SQLite;
