@@ -348,7 +348,30 @@ func (a *App) services() ([]service.Service, error) {
 		})},
 		purger,
 		service.Named{Name: "queue lag sampler", Service: service.NewFunc(a.sampleQueueLag)},
+		service.Named{Name: "planner statistics", Service: service.NewFunc(a.analyzeGrown)},
 	}, nil
+}
+
+// analyzeGrown keeps the planner's statistics of young queue tables
+// current (Store.AnalyzeGrown). A failure is logged; plans stay as they
+// were.
+func (a *App) analyzeGrown(ctx context.Context) error {
+	t := time.NewTicker(store.AnalyzeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		names, err := a.Store.AnalyzeGrown(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.logger.Warn("planner statistics", "err", err)
+		}
+		if len(names) > 0 {
+			a.logger.Debug("analyzed grown tables", "tables", names)
+		}
+	}
 }
 
 // queueLagEvery is how often a node records the queue's lag for the

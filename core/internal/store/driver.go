@@ -64,6 +64,9 @@ type driver interface {
 	// scrub makes the writes that follow leave no trace of the values they
 	// overwrite, until undo.
 	scrub(ctx context.Context) (undo func(), err error)
+	// analyzeGrown refreshes the planner's statistics of the queue's
+	// tables that grew past them (see Store.AnalyzeGrown).
+	analyzeGrown(ctx context.Context) ([]string, error)
 	// close releases what the driver holds beside the connection pool.
 	close()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,10 +23,21 @@ import (
 // once per filter text, cached) run here against the payload, and rows
 // are inserted only for the hooks whose filter passes. A filtered-out
 // event costs its hook no row, no attempt, no request.
+//
+// The read of filtered hooks is cached per event type for up to
+// filteredHooksTTL (filteredCache): at a modest rate each publish is its
+// own batch, and the read was a third of the database's statements per
+// event. A stale entry never drops an event the stored filter would pass:
+// the publish statement creates the rows of every filtered hook whose
+// stored filter is not the text fan-out evaluated (a filter set, changed
+// or re-enabled meanwhile), as if the publish had come first. The store's
+// own hook writes empty the cache at once; another node's apply within
+// filteredHooksTTL.
 
 // filteredHook is an active hook with a filter.
 type filteredHook struct {
 	id  int64
+	src string         // the stored filter's text, which f was compiled from
 	f   *filter.Filter // nil: the stored filter does not compile (deliver)
 	err error          // why f is nil
 }
@@ -38,15 +50,15 @@ var ErrUncompilableFilter = errors.New("the stored filter does not compile")
 // fanout is a batch's filtered hooks by event type.
 type fanout map[string][]filteredHook
 
-// filteredHooks reads the active hooks with a filter of the given types.
+// filteredHooks returns the active hooks with a filter of the given
+// types, from the cache where it is fresh.
 func (s *Store) filteredHooks(ctx context.Context, db bun.IDB, reqs []webhook.PublishRequest) (fanout, error) {
-	types := make([]string, 0, len(reqs))
-	seen := make(map[string]bool, len(reqs))
-	for i := range reqs {
-		if t := reqs[i].EventType; !seen[t] {
-			seen[t] = true
-			types = append(types, t)
-		}
+	out := fanout{}
+	var missing []string
+	now := time.Now()
+	gen := s.filtered.lookup(reqs, now, out, &missing)
+	if len(missing) == 0 {
+		return out, nil
 	}
 	var rows []struct {
 		ID        int64  `bun:"id"`
@@ -54,17 +66,85 @@ func (s *Store) filteredHooks(ctx context.Context, db bun.IDB, reqs []webhook.Pu
 		Filter    string `bun:"filter"`
 	}
 	err := db.NewSelect().Table("webhooks").Column("id", "event_type", "filter").
-		Where("event_type IN (?)", bun.List(types)).Where("is_active").Where("filter IS NOT NULL").
+		Where("event_type IN (?)", bun.List(missing)).Where("is_active").Where("filter IS NOT NULL").
 		OrderExpr("id").Scan(ctx, &rows)
-	if err != nil || len(rows) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	out := fanout{}
+	read := make(fanout, len(missing))
+	for _, t := range missing {
+		read[t] = nil // a type with no filtered hook is cached too
+	}
 	for _, r := range rows {
 		f, err := s.filters.compile(r.ID, r.Filter)
-		out[r.EventType] = append(out[r.EventType], filteredHook{id: r.ID, f: f, err: err})
+		read[r.EventType] = append(read[r.EventType], filteredHook{id: r.ID, src: r.Filter, f: f, err: err})
+	}
+	s.filtered.store(read, gen, now)
+	for t, hs := range read {
+		out[t] = hs
 	}
 	return out, nil
+}
+
+// filteredHooksTTL is how long a read of a type's filtered hooks serves
+// later publishes: how long a filter set through another node may take
+// to apply (its events are delivered meanwhile).
+const filteredHooksTTL = time.Second
+
+// maxCachedTypes bounds filteredCache; past it, it starts over.
+const maxCachedTypes = 10_000
+
+// filteredCache is the filtered hooks by event type, each entry read at
+// a time and in a generation of the store's hook writes.
+type filteredCache struct {
+	mu     sync.Mutex
+	gen    uint64
+	byType map[string]filteredEntry
+}
+
+type filteredEntry struct {
+	hooks []filteredHook
+	gen   uint64
+	at    time.Time
+}
+
+// lookup puts the fresh entries of reqs' types in out and the other types
+// in missing, and returns the generation a read of them belongs to.
+func (c *filteredCache) lookup(reqs []webhook.PublishRequest, now time.Time, out fanout, missing *[]string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range reqs {
+		t := reqs[i].EventType
+		if _, ok := out[t]; ok || slices.Contains(*missing, t) {
+			continue
+		}
+		if e, ok := c.byType[t]; ok && e.gen == c.gen && now.Sub(e.at) < filteredHooksTTL {
+			out[t] = e.hooks
+			continue
+		}
+		*missing = append(*missing, t)
+	}
+	return c.gen
+}
+
+// store caches a read made in generation gen: one older than the current
+// (a hook was written meanwhile) is born stale.
+func (c *filteredCache) store(read fanout, gen uint64, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byType == nil || len(c.byType)+len(read) > maxCachedTypes {
+		c.byType = make(map[string]filteredEntry, len(read))
+	}
+	for t, hs := range read {
+		c.byType[t] = filteredEntry{hooks: hs, gen: gen, at: at}
+	}
+}
+
+// hooksChanged empties the cache: the store wrote a hook.
+func (c *filteredCache) hooksChanged() {
+	c.mu.Lock()
+	c.gen++
+	c.mu.Unlock()
 }
 
 // SetPluginFilters wires the plugin filters ({"plugin": name, "kwargs":
@@ -92,16 +172,19 @@ var errFilterBudget = fmt.Errorf("not called: the publish batch spent its %s for
 // never hold the database): per request, the filtered hooks it passes
 // and how many refused it; and every filtered hook evaluated.
 type decisions struct {
-	pass      [][]int64
-	refused   []int
-	evaluated []int64
+	pass    [][]int64
+	refused []int
+	// evaluated and evaluatedSrc are every filtered hook evaluated and the
+	// filter text it was evaluated with.
+	evaluated    []int64
+	evaluatedSrc []string
 }
 
 // decide reads the batch's filtered hooks and runs their filters.
 func (s *Store) decide(ctx context.Context, reqs []webhook.PublishRequest, payloads []string) (decisions, error) {
-	d := decisions{pass: make([][]int64, len(reqs)), refused: make([]int, len(reqs)), evaluated: []int64{}}
+	d := decisions{pass: make([][]int64, len(reqs)), refused: make([]int, len(reqs)), evaluated: []int64{}, evaluatedSrc: []string{}}
 	fo, err := s.filteredHooks(ctx, s.db, reqs)
-	if err != nil || fo == nil {
+	if err != nil || fo.empty() {
 		return d, err
 	}
 	bctx, cancel := context.WithTimeout(ctx, PluginFilterBudget)
@@ -109,7 +192,11 @@ func (s *Store) decide(ctx context.Context, reqs []webhook.PublishRequest, paylo
 	for i := range reqs {
 		d.pass[i], d.refused[i] = s.match(bctx, fo, &reqs[i], payloads[i])
 	}
-	d.evaluated = fo.ids()
+	for _, hs := range fo {
+		for _, h := range hs {
+			d.evaluated, d.evaluatedSrc = append(d.evaluated, h.id), append(d.evaluatedSrc, h.src)
+		}
+	}
 	return d, nil
 }
 
@@ -169,15 +256,14 @@ func (s *Store) matchPlugin(ctx context.Context, name string, kwargs json.RawMes
 	return ok
 }
 
-// ids lists every hook the fan-out evaluated.
-func (fo fanout) ids() []int64 {
-	var out []int64
+// empty reports whether no type of the batch has a filtered hook.
+func (fo fanout) empty() bool {
 	for _, hs := range fo {
-		for _, h := range hs {
-			out = append(out, h.id)
+		if len(hs) > 0 {
+			return false
 		}
 	}
-	return out
+	return true
 }
 
 // filterCache holds compiled filters by hook id, valid while the stored

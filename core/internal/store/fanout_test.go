@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/whisperer/whisperer/core/internal/store"
 	"github.com/whisperer/whisperer/core/internal/store/storetest"
@@ -102,6 +103,62 @@ func TestFilterMigrationFromPreviousRelease(t *testing.T) {
 			p, err := s.Publish(ctx, webhook.PublishRequest{EventType: "order-created", Payload: json.RawMessage(`{"n":2}`)})
 			if err != nil || len(p.Events) != 2 {
 				t.Fatalf("publish after migrating: %+v %v", p, err)
+			}
+		})
+	}
+}
+
+// A filter set or changed through another node (store) is never evaluated
+// in its old version: until this node's cached read of the type's
+// filtered hooks expires, the hook gets every event, as if the publishes
+// had come before the change; then the new filter applies.
+func TestFilterChangedOnAnotherNode(t *testing.T) {
+	for _, b := range storetest.Backends {
+		t.Run(b, func(t *testing.T) {
+			t.Parallel()
+			url := storetest.URL(t, b)
+			n1 := storetest.Open(t, url, store.Options{Sealer: storetest.Keyring()})
+			n2 := storetest.Open(t, url, store.Options{Sealer: storetest.Keyring()})
+			a, _ := storetest.User(t, n1, "a", webhook.RolePublisher)
+			paid := storetest.Hook(t, n1, a.ID, "order", "https://paid.example/", withFilter(`{"payload.status":"paid"}`))
+			plain := storetest.Hook(t, n1, a.ID, "order", "https://plain.example/")
+			publish := func(status string) []int64 {
+				t.Helper()
+				p, err := n1.Publish(ctx, webhook.PublishRequest{EventType: "order", Payload: json.RawMessage(`{"status":"` + status + `"}`)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ids []int64
+				for _, e := range p.Events {
+					ids = append(ids, e.WebhookID)
+				}
+				return ids
+			}
+			// n1 reads and caches the type's filtered hooks.
+			if got := publish("open"); !equalIDs(got, []int64{paid.ID, plain.ID}[1:]) {
+				t.Fatalf("before: %v, want only the plain hook", got)
+			}
+			// n2 changes the filter to pass "open" and refuse "paid", and
+			// sets one on the plain hook.
+			paid.Filter = json.RawMessage(`{"payload.status":"open"}`)
+			if _, err := n2.UpdateWebhook(ctx, webhook.Scope{All: true}, paid, false); err != nil {
+				t.Fatal(err)
+			}
+			plain.Filter = json.RawMessage(`{"payload.status":"none"}`)
+			if _, err := n2.UpdateWebhook(ctx, webhook.Scope{All: true}, plain, false); err != nil {
+				t.Fatal(err)
+			}
+			// Whether n1's cache is still fresh or not, no event is refused
+			// by the old filter: an "open" event reaches the changed hook.
+			if got := publish("open"); !equalIDs(got, []int64{paid.ID, plain.ID}) && !equalIDs(got, []int64{paid.ID}) {
+				t.Fatalf("right after the change: %v", got)
+			}
+			time.Sleep(1100 * time.Millisecond) // past filteredHooksTTL
+			if got := publish("open"); !equalIDs(got, []int64{paid.ID}) {
+				t.Fatalf("after the cache expired: %v, want only %d", got, paid.ID)
+			}
+			if got := publish("paid"); len(got) != 0 {
+				t.Fatalf("a paid event: %v, want none", got)
 			}
 		})
 	}

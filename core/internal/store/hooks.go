@@ -76,6 +76,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w webhook.Webhook) (_ webhook
 // (never in clear, not even in the WAL) and an update in the same
 // transaction adds them sealed.
 func (s *Store) insertWebhook(ctx context.Context, row *webhookRow) error {
+	defer s.filtered.hooksChanged()
 	secrets := row.secrets()
 	if s.sealer != nil {
 		row.setSecrets(secretCols{headers: "{}", config: "{}"})
@@ -134,6 +135,7 @@ func (s *Store) Webhook(ctx context.Context, sc webhook.Scope, id int64) (_ webh
 // its disabled reason and failure record, so it gets a full disable_after
 // window again; deactivating an active one records that its owner did.
 func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.Webhook, setActive bool) (_ webhook.Webhook, err error) {
+	defer s.filtered.hooksChanged()
 	defer markUnavailable(&err)
 	now := s.now().UTC()
 	w.ModifiedAt = now
@@ -180,6 +182,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, sc webhook.Scope, w webhook.W
 // DeactivateWebhook sets is_active to false, as dj-whisperer's DELETE does,
 // with the reason ReasonOwner. A hook already inactive keeps its reason.
 func (s *Store) DeactivateWebhook(ctx context.Context, sc webhook.Scope, id int64) (err error) {
+	defer s.filtered.hooksChanged()
 	defer markUnavailable(&err)
 	now := s.now().UTC()
 	q := s.db.NewUpdate().Model((*webhookRow)(nil)).

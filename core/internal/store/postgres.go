@@ -95,7 +95,7 @@ const pgPublish = `WITH input AS (
 	INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
 	SELECT replace(gen_random_uuid()::text, '-', ''), v.mid, w.id, w.user_id, v.event_type, 'pending', ` + pgNow + ` + v.hold, $6, $6
 	FROM valid v JOIN webhooks w ON w.event_type = v.event_type AND w.is_active
-		AND (w.filter IS NULL OR NOT w.id = ANY($9::bigint[])
+		AND (w.filter IS NULL OR (w.id, w.filter) NOT IN (SELECT * FROM unnest($9::bigint[], $11::text[]))
 			OR (v.ord, w.id) IN (SELECT * FROM unnest($7::bigint[], $8::bigint[])))
 	ORDER BY v.ord, w.id
 	RETURNING id, uuid, message_id, webhook_id, user_id, next_attempt_at
@@ -129,7 +129,7 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 			matchOrd, matchID = append(matchOrd, int64(i+1)), append(matchID, id)
 		}
 	}
-	rows, err := d.s.db.DB.QueryContext(ctx, pgPublish, types, payloads, publishers, keys, holds, now, matchOrd, matchID, dec.evaluated, d.s.tag)
+	rows, err := d.s.db.DB.QueryContext(ctx, pgPublish, types, payloads, publishers, keys, holds, now, matchOrd, matchID, dec.evaluated, d.s.tag, dec.evaluatedSrc)
 	if err != nil {
 		return nil, nil, err
 	}

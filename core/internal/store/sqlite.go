@@ -135,13 +135,15 @@ var (
 	sqlitePublishEvents = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
 	SELECT ` + sqliteUUID("?6") + `, ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
 	FROM webhooks WHERE event_type = ?2 AND is_active
-		AND (filter IS NULL OR id NOT IN (SELECT value FROM json_each(?5)))
+		AND (filter IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(?5) j
+			WHERE json_extract(j.value, '$[0]') = webhooks.id AND json_extract(j.value, '$[1]') = webhooks.filter))
 	ORDER BY id
 	RETURNING id, uuid, webhook_id, user_id`
 	// A hook with a filter gets its row from sqlitePublishFiltered when
 	// its filter passed the event (?5, fanout.go), decided before the
-	// transaction; one fan-out did not evaluate (?5 of sqlitePublishEvents
-	// lists those it did, as JSON: its filter was set meanwhile) gets one
+	// transaction; one fan-out did not evaluate with its stored filter (?5
+	// of sqlitePublishEvents lists those it did, as JSON pairs of id and
+	// filter text: its filter was set or changed meanwhile) gets one
 	// above, as if the publish had come first.
 	sqlitePublishFiltered = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
 	SELECT ` + sqliteUUID("?6") + `, ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
@@ -221,7 +223,11 @@ func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishReques
 	if err != nil {
 		return nil, nil, err
 	}
-	evaluated, _ := json.Marshal(dec.evaluated)
+	pairs := make([][2]any, len(dec.evaluated))
+	for i, id := range dec.evaluated {
+		pairs[i] = [2]any{id, dec.evaluatedSrc[i]}
+	}
+	evaluated, _ := json.Marshal(pairs)
 	err = d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		// On SQLite's one connection these reuse the prepared statements.
 		st := sqlitePublish{msg: tx.Tx.StmtContext(ctx, stmts.msg), events: tx.Tx.StmtContext(ctx, stmts.events),

@@ -73,8 +73,10 @@ type Store struct {
 	sealer       Sealer
 	rollups      rollupState // rollup.go
 	changes      changesSink // ops.go
-	// filters caches the compiled filters of hooks (fanout.go).
-	filters filterCache
+	// filters caches the compiled filters of hooks, filtered the filtered
+	// hooks of event types (fanout.go).
+	filters  filterCache
+	filtered filteredCache
 	// pluginFilters and filterFailed run plugin filters and hear of their
 	// failures (SetPluginFilters).
 	pluginFilters filter.Plugins
