@@ -47,7 +47,13 @@ var (
 	inbuf []byte
 	// outbuf keeps the last output alive until the next call.
 	outbuf []byte
+	// resultBuf is the transform result documents' buffer, reused: the
+	// host copies an output before the next call.
+	resultBuf []byte
 )
+
+// maxResultBuf keeps a rare big result from pinning its buffer.
+const maxResultBuf = 64 << 10
 
 func addr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
 
@@ -209,12 +215,15 @@ func wasmTransform(idx, ptr, kwLen, docLen, bodyLen, ixLen int32) (res int64) {
 	if !ok {
 		return -1
 	}
-	doc, err := transformAt(int(idx), in, int(kwLen), int(docLen), int(bodyLen))
+	doc, err := transformAt(int(idx), in, int(kwLen), int(docLen), int(bodyLen), resultBuf)
 	if err != nil {
 		if err != errPanicked {
 			Log(LevelError, err.Error())
 		}
 		return -1
+	}
+	if cap(doc) <= maxResultBuf {
+		resultBuf = doc[:0]
 	}
 	return pack(doc)
 }

@@ -196,6 +196,9 @@ type transformEntry struct {
 	name     string
 	fn       TransformFunc
 	validate Validator
+	// prepared, when set, serves the entry instead of fn (nil then): it
+	// takes the raw kwargs (RegisterPreparedTransform).
+	prepared func(kwargs []byte, req *Request) (Result, error)
 }
 
 var (
@@ -219,10 +222,71 @@ func RegisterFilter(name string, fn FilterFunc, v Validator) {
 // Call it from init; it panics on an empty or duplicate name.
 func RegisterTransform(name string, fn TransformFunc, v Validator) {
 	mustNew("transform", name, fn == nil)
-	if slices.ContainsFunc(transforms, func(t transformEntry) bool { return t.name == name }) {
-		panic(fmt.Sprintf("sdk: transform %q registered twice", name))
+	addTransform(transformEntry{name: name, fn: fn, validate: v})
+}
+
+func addTransform(t transformEntry) {
+	if slices.ContainsFunc(transforms, func(o transformEntry) bool { return o.name == t.name }) {
+		panic(fmt.Sprintf("sdk: transform %q registered twice", t.name))
 	}
-	transforms = append(transforms, transformEntry{name: name, fn: fn, validate: v})
+	transforms = append(transforms, t)
+}
+
+// RegisterPreparedTransform registers a transform whose kwargs are
+// compiled once: prepare turns a hook's kwargs into a T (a parsed template,
+// say), and fn runs each attempt with the T of its hook's kwargs. The SDK
+// keeps the T of the last kwargs it saw (a few dozen distinct kwargs
+// documents per instance; past that it starts again) and calls prepare
+// only for kwargs it has not kept, so a hook's attempts skip decoding the
+// kwargs, which costs a guest several microseconds a call (ABI.md §8,
+// Performance). prepare may keep kw and its values; an error from it fails
+// the attempt, and the kwargs are prepared again on the next. The entry is
+// otherwise RegisterTransform's (validator, dispatch, RunTransform).
+func RegisterPreparedTransform[T any](name string, prepare func(kw Kwargs) (T, error), fn func(T, *Request) (Result, error), v Validator) {
+	mustNew("transform", name, prepare == nil || fn == nil)
+	c := &preparedCache[T]{prepare: prepare}
+	addTransform(transformEntry{name: name, validate: v, prepared: func(kwargs []byte, req *Request) (Result, error) {
+		p, err := c.get(kwargs, req.ix)
+		if err != nil {
+			return Result{}, err
+		}
+		return fn(p, req)
+	}})
+}
+
+// maxPrepared bounds a preparedCache: a rare instance serving many hooks'
+// kwargs starts again rather than keep them all.
+const maxPrepared = 32
+
+// preparedCache maps kwargs documents, as the host sends them, to what
+// prepare made of them. Exports run one at a time, so it needs no lock.
+type preparedCache[T any] struct {
+	prepare func(Kwargs) (T, error)
+	m       map[string]T
+}
+
+func (c *preparedCache[T]) get(kwargs []byte, ix index) (T, error) {
+	if p, ok := c.m[string(kwargs)]; ok { // no allocation: the key is only compared
+		return p, nil
+	}
+	// The kwargs' values alias this copy, which prepare may keep: the
+	// input is overwritten by the next call.
+	own := bytes.Clone(kwargs)
+	kix := ix
+	kix.docs = own
+	kw, err := kix.kwargs(own)
+	var p T
+	if err == nil {
+		p, err = c.prepare(kw)
+	}
+	if err != nil {
+		return p, err
+	}
+	if c.m == nil || len(c.m) >= maxPrepared {
+		c.m = make(map[string]T)
+	}
+	c.m[string(own)] = p
+	return p, nil
 }
 
 func filterEntries() []abi.Entry {
@@ -285,7 +349,7 @@ func filterAt(idx int, in []byte, kwLen, evLen int) (code int32) {
 // transformAt serves whisperer_transform: in is the kwargs, the transform
 // document, the body and the member index. It returns the result document,
 // nil to keep the request as it is, or an error (logged).
-func transformAt(idx int, in []byte, kwLen, docLen, bodyLen int) (doc []byte, err error) {
+func transformAt(idx int, in []byte, kwLen, docLen, bodyLen int, dst []byte) (doc []byte, err error) {
 	if idx < 0 || idx >= len(transforms) {
 		return nil, fmt.Errorf("no transform at index %d", idx)
 	}
@@ -301,33 +365,44 @@ func transformAt(idx int, in []byte, kwLen, docLen, bodyLen int) (doc []byte, er
 	}
 	end := kwLen + docLen + bodyLen
 	req := &Request{Body: in[kwLen+docLen : end : end], ix: readIndex(in[:kwLen+docLen], in[end:])}
-	kw, err := req.ix.kwargs(in[:kwLen])
-	if err != nil {
-		return nil, fmt.Errorf("transform %q: %v", t.name, err)
+	var kw Kwargs
+	if t.prepared == nil {
+		if kw, err = req.ix.kwargs(in[:kwLen]); err != nil {
+			return nil, fmt.Errorf("transform %q: %v", t.name, err)
+		}
 	}
 	if err := req.decode(in[kwLen : kwLen+docLen]); err != nil {
 		return nil, fmt.Errorf("transform %q: decode request: %v", t.name, err)
 	}
-	res, err := t.fn(kw, req)
+	var res Result
+	if t.prepared != nil {
+		res, err = t.prepared(in[:kwLen], req)
+	} else {
+		res, err = t.fn(kw, req)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("transform %q: %v", t.name, err)
 	}
 	if res.Body == nil && len(res.Headers) == 0 && !res.Cancel {
 		return nil, nil
 	}
-	return res.encode(), nil
+	return res.encode(dst), nil
 }
 
 // errPanicked: the panic was logged already.
 var errPanicked = errors.New("panicked")
 
-// encode writes the result document. A body that is a JSON object or
-// array goes in as it is (no escaping, which a guest pays per byte);
-// anything else as a JSON string.
-func (r *Result) encode() []byte {
-	b := make([]byte, 0, len(r.Body)+64)
-	b = append(b, `{"cancel":`...)
-	b = strconv.AppendBool(b, r.Cancel)
+// encode appends the result document to dst (a buffer the caller
+// reuses: an allocation per call costs a guest more than the copy). A
+// body that is a JSON object or array goes in as it is (no escaping,
+// which a guest pays per byte); anything else as a JSON string.
+func (r *Result) encode(dst []byte) []byte {
+	b := slices.Grow(dst[:0], len(r.Body)+64)
+	if r.Cancel {
+		b = append(b, `{"cancel":true`...)
+	} else {
+		b = append(b, `{"cancel":false`...)
+	}
 	if r.Body != nil {
 		b = append(b, `,"body":`...)
 		if (r.BodyJSON && len(r.Body) > 0) || isJSONContainer(r.Body) {
@@ -366,7 +441,14 @@ func isJSONContainer(b []byte) bool {
 // AppendJSONString appends s to b as a JSON string, with invalid UTF-8
 // replaced by U+FFFD. It copies runs of plain bytes at once, for guests
 // that build a JSON body (ABI.md §8, Performance).
-func AppendJSONString(b []byte, s string) []byte { return appendJSONString(b, []byte(s)) }
+func AppendJSONString(b []byte, s string) []byte {
+	// s is only read: no copy into a []byte.
+	return appendJSONString(b, unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// AppendJSONBytes is AppendJSONString for text held in a []byte, without
+// the conversion to a string, which copies it.
+func AppendJSONBytes(b, s []byte) []byte { return appendJSONString(b, s) }
 
 func appendJSONString(b, s []byte) []byte {
 	b = append(b, '"')
@@ -585,7 +667,7 @@ func RunTransform(name, kwargs string, req Request, headers map[string]string) (
 		doc := req.encode(headers)
 		in = append(in, doc...)
 		in = append(in, req.Body...)
-		out, err := transformAt(i, in, len(kwargs), len(doc), len(req.Body))
+		out, err := transformAt(i, in, len(kwargs), len(doc), len(req.Body), nil)
 		if err != nil {
 			if err != errPanicked {
 				Log(LevelError, err.Error())
