@@ -215,7 +215,26 @@ func wasmTransform(idx, ptr, kwLen, docLen, bodyLen, ixLen int32) (res int64) {
 	if !ok {
 		return -1
 	}
-	doc, err := transformAt(int(idx), in, int(kwLen), int(docLen), int(bodyLen), resultBuf)
+	return transformResult(transformAt(int(idx), in, int(kwLen), int(docLen), int(bodyLen), 0, resultBuf))
+}
+
+//go:wasmexport whisperer_transform_record
+func wasmTransformRecord(idx, ptr, kwLen, docLen, bodyLen, ixLen, recLen int32) (res int64) {
+	res = -1
+	defer yield()
+	defer guard("whisperer_transform_record")
+	if kwLen < 0 || docLen < 0 || bodyLen < 0 || ixLen < 0 || recLen < 0 {
+		return -1
+	}
+	in, ok := inputAt(ptr, int64(kwLen)+int64(docLen)+int64(bodyLen)+int64(ixLen)+int64(recLen))
+	if !ok {
+		return -1
+	}
+	return transformResult(transformAt(int(idx), in, int(kwLen), int(docLen), int(bodyLen), int(recLen), resultBuf))
+}
+
+// transformResult packs a transform's result document, or logs its error.
+func transformResult(doc []byte, err error) int64 {
 	if err != nil {
 		if err != errPanicked {
 			Log(LevelError, err.Error())

@@ -346,10 +346,12 @@ func filterAt(idx int, in []byte, kwLen, evLen int) (code int32) {
 	return abi.FilterSkip
 }
 
-// transformAt serves whisperer_transform: in is the kwargs, the transform
-// document, the body and the member index. It returns the result document,
-// nil to keep the request as it is, or an error (logged).
-func transformAt(idx int, in []byte, kwLen, docLen, bodyLen int, dst []byte) (doc []byte, err error) {
+// transformAt serves whisperer_transform and whisperer_transform_record:
+// in is the kwargs, the transform document, the body, the member index and
+// the last recLen bytes the transform record (0 without one). It returns
+// the result document, appended to dst[:0], nil to keep the request as it
+// is, or an error (logged).
+func transformAt(idx int, in []byte, kwLen, docLen, bodyLen, recLen int, dst []byte) (doc []byte, err error) {
 	if idx < 0 || idx >= len(transforms) {
 		return nil, fmt.Errorf("no transform at index %d", idx)
 	}
@@ -360,19 +362,21 @@ func transformAt(idx int, in []byte, kwLen, docLen, bodyLen int, dst []byte) (do
 			doc, err = nil, errPanicked
 		}
 	}()
-	if kwLen < 0 || docLen < 0 || bodyLen < 0 || kwLen+docLen+bodyLen > len(in) {
-		return nil, fmt.Errorf("transform %q: input lengths %d+%d+%d out of range", t.name, kwLen, docLen, bodyLen)
+	if kwLen < 0 || docLen < 0 || bodyLen < 0 || recLen < 0 || kwLen+docLen+bodyLen+recLen > len(in) {
+		return nil, fmt.Errorf("transform %q: input lengths %d+%d+%d+%d out of range", t.name, kwLen, docLen, bodyLen, recLen)
 	}
 	end := kwLen + docLen + bodyLen
-	req := &Request{Body: in[kwLen+docLen : end : end], ix: readIndex(in[:kwLen+docLen], in[end:])}
+	req := &Request{Body: in[kwLen+docLen : end : end], ix: readIndex(in[:kwLen+docLen], in[end:len(in)-recLen])}
 	var kw Kwargs
 	if t.prepared == nil {
 		if kw, err = req.ix.kwargs(in[:kwLen]); err != nil {
 			return nil, fmt.Errorf("transform %q: %v", t.name, err)
 		}
 	}
-	if err := req.decode(in[kwLen : kwLen+docLen]); err != nil {
-		return nil, fmt.Errorf("transform %q: decode request: %v", t.name, err)
+	if recLen == 0 || !req.decodeRecord(in, kwLen, docLen, in[len(in)-recLen:]) {
+		if err := req.decode(in[kwLen : kwLen+docLen]); err != nil {
+			return nil, fmt.Errorf("transform %q: decode request: %v", t.name, err)
+		}
 	}
 	var res Result
 	if t.prepared != nil {
@@ -581,6 +585,51 @@ func (r *Request) decode(b []byte) error {
 	return nil
 }
 
+// decodeRecord fills r from the transform record rec (ABI.md §6) of the
+// input in, whose document is in[kwLen:kwLen+docLen]: fixed offsets
+// instead of a walk of the document. It reports false, leaving r to be
+// decoded from the document, when the record is not one this SDK reads or
+// a span is out of bounds.
+func (r *Request) decodeRecord(in []byte, kwLen, docLen int, rec []byte) bool {
+	if len(rec) < abi.TRecData || le.Uint32(rec[abi.TRecVersion:]) != abi.TransformRecordVersion {
+		return false
+	}
+	docEnd := kwLen + docLen
+	et, etEnd, ok1 := recSpan(rec, abi.TSpanEventType, 0, len(in))
+	id, idEnd, ok2 := recSpan(rec, abi.TSpanUUID, 0, len(in))
+	u, uEnd, ok3 := recSpan(rec, abi.TSpanURL, 0, len(in))
+	h, hEnd, ok4 := recSpan(rec, abi.TSpanHeaders, kwLen, docEnd)
+	p, pEnd, ok5 := recSpan(rec, abi.TSpanPayload, kwLen, docEnd)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+		return false
+	}
+	r.HookID = int64(le.Uint64(rec[abi.TRecHookID:]))
+	r.RetryCount = int(int64(le.Uint64(rec[abi.TRecRetryCount:])))
+	r.rawHeaders = in[h:hEnd:hEnd]
+	r.Payload = in[p:pEnd:pEnd]
+	// The strings are copied into one allocation: the input is
+	// overwritten by the next call, and they must stay valid.
+	buf := make([]byte, 0, etEnd-et+idEnd-id+uEnd-u)
+	buf = append(buf, in[et:etEnd]...)
+	buf = append(buf, in[id:idEnd]...)
+	buf = append(buf, in[u:uEnd]...)
+	n1, n2 := etEnd-et, etEnd-et+idEnd-id
+	r.EventType, r.UUID, r.URL = refString(buf[:n1]), refString(buf[n1:n2]), refString(buf[n2:])
+	return true
+}
+
+// recSpan returns the bounds of the transform record's span field, and
+// whether they lie within [lo, hi]. The arithmetic is in uint64: where int
+// has 32 bits a u32 may not fit.
+func recSpan(rec []byte, field, lo, hi int) (int, int, bool) {
+	at := abi.TRecSpans + field*abi.SpanBytes
+	off, n := uint64(le.Uint32(rec[at:])), uint64(le.Uint32(rec[at+4:]))
+	if off < uint64(lo) || off > uint64(hi) || n > uint64(hi)-off {
+		return 0, 0, false
+	}
+	return int(off), int(off + n), true
+}
+
 // decStringRef is decString for a b the caller owns and never changes:
 // an unescaped string refers to b's bytes instead of being copied.
 func decStringRef(b []byte, i int, dst *string, name string) (int, error) {
@@ -667,7 +716,7 @@ func RunTransform(name, kwargs string, req Request, headers map[string]string) (
 		doc := req.encode(headers)
 		in = append(in, doc...)
 		in = append(in, req.Body...)
-		out, err := transformAt(i, in, len(kwargs), len(doc), len(req.Body), nil)
+		out, err := transformAt(i, in, len(kwargs), len(doc), len(req.Body), 0, nil)
 		if err != nil {
 			if err != errPanicked {
 				Log(LevelError, err.Error())

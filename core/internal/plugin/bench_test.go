@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/whisperer/whisperer/core/internal/webhook"
+	"github.com/whisperer/whisperer/sdk/abi"
 )
 
 // benchCountdown measures one warm countdown call through the host and
@@ -243,8 +244,8 @@ func BenchmarkTransformGoKeep(b *testing.B) {
 }
 
 // BenchmarkTransformEncode is the host's side of a transform, natively:
-// the input with its member index for a 1 KiB payload and body, and the
-// decoding of a small result.
+// the input with its member index and record for a 1 KiB payload and
+// body, and the decoding of a small result.
 func BenchmarkTransformEncode(b *testing.B) {
 	payload := benchPayload(b)
 	in := &webhook.TransformInput{EventType: "package-created", UUID: "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788", HookID: 7,
@@ -257,10 +258,12 @@ func BenchmarkTransformEncode(b *testing.B) {
 	for b.Loop() {
 		buf := inputs.Get().(*inputBuf)
 		bb := append(buf.b[:0], kwargs...)
-		bb, off := appendTransformDoc(bb, in)
+		var doc transformDoc
+		bb = doc.append(bb, in)
 		bb = append(bb, in.Body...)
 		buf.b = bb
-		buf.index(kwargs, off, len(payload))
+		buf.index(kwargs, int(doc.spans[abi.TSpanPayload].off), len(payload))
+		buf.b = doc.record(buf.b, in)
 		buf.release()
 		if _, err := parseTransform(result); err != nil {
 			b.Fatal(err)
