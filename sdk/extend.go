@@ -168,6 +168,8 @@ func (x index) kwargs(raw []byte) (Kwargs, error) {
 // Result is a transform's answer. A nil Body keeps the request's body;
 // Headers are set over the request's (the server refuses protected ones:
 // signature, content-length, host…); Cancel drops the attempt unsent.
+// The SDK copies Body before the transform's next call, so a transform
+// may build it in a buffer it reuses (examples/transform does).
 type Result struct {
 	Body []byte
 	// BodyJSON says that Body is one JSON value, written by the transform
