@@ -197,11 +197,7 @@ func benchTransform(b *testing.B, src, name string, kwargs json.RawMessage) {
 	startHost(b, benchConfig(dir), sink)
 	tr := sink.transform(b, name)
 	ctx := context.Background()
-	payload := benchPayload(b)
-	in := &webhook.TransformInput{EventType: "package-created", UUID: "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788", HookID: 7, RetryCount: 1,
-		URL: "https://hooks.slack.example/services/T000/B000/XXXX", Headers: map[string]string{"content-type": "application/json",
-			"user-agent": "whisperer", "webhook-id": "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788"},
-		Payload: payload, Body: append(append([]byte(`{"event":{"type":"package-created","uuid":"6f1c2a0e9b8d4c3fa1e2d3c4b5a69788"},"payload":`), payload...), '}')}
+	in := benchTransformInput(b)
 	measure(b, func() error {
 		res, err := tr.Apply(ctx, kwargs, in)
 		if err == nil && len(res.Body) == 0 && name != "keep" {
@@ -211,11 +207,24 @@ func benchTransform(b *testing.B, src, name string, kwargs json.RawMessage) {
 	})
 }
 
+// benchTransformInput is a transform's input with a 1 KiB payload and its
+// 1 KiB request body.
+func benchTransformInput(b *testing.B) *webhook.TransformInput {
+	payload := benchPayload(b)
+	return &webhook.TransformInput{EventType: "package-created", UUID: "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788", HookID: 7, RetryCount: 1,
+		URL: "https://hooks.slack.example/services/T000/B000/XXXX", Headers: map[string]string{"content-type": "application/json",
+			"user-agent": "whisperer", "webhook-id": "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788"},
+		Payload: payload, Body: append(append([]byte(`{"event":{"type":"package-created","uuid":"6f1c2a0e9b8d4c3fa1e2d3c4b5a69788"},"payload":`), payload...), '}')}
+}
+
+// chatKwargs is BenchmarkTransformGo's template: it reads three payload
+// members.
+var chatKwargs = json.RawMessage(`{"template":"{event_type} {payload.name} {payload.version}: {payload.status}","key":"text"}`)
+
 // BenchmarkTransformGo is examples/transform's chat message with a
-// template that reads two payload members.
+// template that reads three payload members.
 func BenchmarkTransformGo(b *testing.B) {
-	benchTransform(b, goWasm(b, "./examples/transform"), "chat",
-		json.RawMessage(`{"template":"{event_type} {payload.name} {payload.version}: {payload.status}","key":"text"}`))
+	benchTransform(b, goWasm(b, "./examples/transform"), "chat", chatKwargs)
 }
 
 // BenchmarkTransformWAT is a WAT transform answering a fixed body and
