@@ -136,12 +136,17 @@ func (x index) field(payload []byte, name string) (json.RawMessage, bool) {
 		return Field(payload, name)
 	}
 	for k := x.nk; k < x.nk+x.np; k++ {
-		// Names of another length are passed over without a call: each
-		// costs a guest tens of nanoseconds.
-		if int(binary.LittleEndian.Uint32(x.tab[abi.IndexEntries+k*abi.IndexEntryBytes+4:])) != len(name) {
+		// Names of another length are passed over, and the name compared,
+		// without a call: each costs a guest ~100 ns.
+		at := abi.IndexEntries + k*abi.IndexEntryBytes
+		if int(binary.LittleEndian.Uint32(x.tab[at+4:])) != len(name) {
 			continue
 		}
-		if n, v, ok := x.entry(k); ok && string(n) == name {
+		off := uint64(binary.LittleEndian.Uint32(x.tab[at:]))
+		if off+uint64(len(name)) > uint64(len(x.docs)) || string(x.docs[off:off+uint64(len(name))]) != name {
+			continue
+		}
+		if v, ok := x.span(at + 8); ok {
 			return v, true
 		}
 	}
@@ -596,40 +601,37 @@ func (r *Request) decodeRecord(in []byte, kwLen, docLen int, rec []byte) bool {
 	if len(rec) < abi.TRecData || le.Uint32(rec[abi.TRecVersion:]) != abi.TransformRecordVersion {
 		return false
 	}
-	docEnd := kwLen + docLen
-	et, etEnd, ok1 := recSpan(rec, abi.TSpanEventType, 0, len(in))
-	id, idEnd, ok2 := recSpan(rec, abi.TSpanUUID, 0, len(in))
-	u, uEnd, ok3 := recSpan(rec, abi.TSpanURL, 0, len(in))
-	h, hEnd, ok4 := recSpan(rec, abi.TSpanHeaders, kwLen, docEnd)
-	p, pEnd, ok5 := recSpan(rec, abi.TSpanPayload, kwLen, docEnd)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
-		return false
+	// Each span's bounds, checked: strings anywhere in the input, headers
+	// and payload within the document. The arithmetic is in uint64: where
+	// int has 32 bits a u32 may not fit.
+	var sp [abi.TSpanCount][2]int
+	for f := range sp {
+		lo, hi := uint64(0), uint64(len(in))
+		if f == abi.TSpanHeaders || f == abi.TSpanPayload {
+			lo, hi = uint64(kwLen), uint64(kwLen+docLen)
+		}
+		at := abi.TRecSpans + f*abi.SpanBytes
+		off, n := uint64(le.Uint32(rec[at:])), uint64(le.Uint32(rec[at+4:]))
+		if off < lo || off > hi || n > hi-off {
+			return false
+		}
+		sp[f] = [2]int{int(off), int(off + n)}
 	}
 	r.HookID = int64(le.Uint64(rec[abi.TRecHookID:]))
 	r.RetryCount = int(int64(le.Uint64(rec[abi.TRecRetryCount:])))
-	r.rawHeaders = in[h:hEnd:hEnd]
-	r.Payload = in[p:pEnd:pEnd]
+	h, p := sp[abi.TSpanHeaders], sp[abi.TSpanPayload]
+	r.rawHeaders = in[h[0]:h[1]:h[1]]
+	r.Payload = in[p[0]:p[1]:p[1]]
 	// The strings are copied into one allocation: the input is
 	// overwritten by the next call, and they must stay valid.
-	buf := make([]byte, 0, etEnd-et+idEnd-id+uEnd-u)
-	buf = append(buf, in[et:etEnd]...)
-	buf = append(buf, in[id:idEnd]...)
-	buf = append(buf, in[u:uEnd]...)
-	n1, n2 := etEnd-et, etEnd-et+idEnd-id
+	et, id, u := sp[abi.TSpanEventType], sp[abi.TSpanUUID], sp[abi.TSpanURL]
+	buf := make([]byte, 0, et[1]-et[0]+id[1]-id[0]+u[1]-u[0])
+	buf = append(buf, in[et[0]:et[1]]...)
+	buf = append(buf, in[id[0]:id[1]]...)
+	buf = append(buf, in[u[0]:u[1]]...)
+	n1, n2 := et[1]-et[0], et[1]-et[0]+id[1]-id[0]
 	r.EventType, r.UUID, r.URL = refString(buf[:n1]), refString(buf[n1:n2]), refString(buf[n2:])
 	return true
-}
-
-// recSpan returns the bounds of the transform record's span field, and
-// whether they lie within [lo, hi]. The arithmetic is in uint64: where int
-// has 32 bits a u32 may not fit.
-func recSpan(rec []byte, field, lo, hi int) (int, int, bool) {
-	at := abi.TRecSpans + field*abi.SpanBytes
-	off, n := uint64(le.Uint32(rec[at:])), uint64(le.Uint32(rec[at+4:]))
-	if off < uint64(lo) || off > uint64(hi) || n > uint64(hi)-off {
-		return 0, 0, false
-	}
-	return int(off), int(off + n), true
 }
 
 // decStringRef is decString for a b the caller owns and never changes:
