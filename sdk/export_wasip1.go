@@ -47,7 +47,13 @@ var (
 	inbuf []byte
 	// outbuf keeps the last output alive until the next call.
 	outbuf []byte
+	// resultBuf is the transform result documents' buffer, reused: the
+	// host copies an output before the next call.
+	resultBuf []byte
 )
+
+// maxResultBuf keeps a rare big result from pinning its buffer.
+const maxResultBuf = 64 << 10
 
 func addr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
 
@@ -209,12 +215,34 @@ func wasmTransform(idx, ptr, kwLen, docLen, bodyLen, ixLen int32) (res int64) {
 	if !ok {
 		return -1
 	}
-	doc, err := transformAt(int(idx), in, int(kwLen), int(docLen), int(bodyLen))
+	return transformResult(transformAt(int(idx), in, int(kwLen), int(docLen), int(bodyLen), 0, resultBuf))
+}
+
+//go:wasmexport whisperer_transform_record
+func wasmTransformRecord(idx, ptr, kwLen, docLen, bodyLen, ixLen, recLen int32) (res int64) {
+	res = -1
+	defer yield()
+	defer guard("whisperer_transform_record")
+	if kwLen < 0 || docLen < 0 || bodyLen < 0 || ixLen < 0 || recLen < 0 {
+		return -1
+	}
+	in, ok := inputAt(ptr, int64(kwLen)+int64(docLen)+int64(bodyLen)+int64(ixLen)+int64(recLen))
+	if !ok {
+		return -1
+	}
+	return transformResult(transformAt(int(idx), in, int(kwLen), int(docLen), int(bodyLen), int(recLen), resultBuf))
+}
+
+// transformResult packs a transform's result document, or logs its error.
+func transformResult(doc []byte, err error) int64 {
 	if err != nil {
 		if err != errPanicked {
 			Log(LevelError, err.Error())
 		}
 		return -1
+	}
+	if cap(doc) <= maxResultBuf {
+		resultBuf = doc[:0]
 	}
 	return pack(doc)
 }

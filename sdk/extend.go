@@ -136,12 +136,17 @@ func (x index) field(payload []byte, name string) (json.RawMessage, bool) {
 		return Field(payload, name)
 	}
 	for k := x.nk; k < x.nk+x.np; k++ {
-		// Names of another length are passed over without a call: each
-		// costs a guest tens of nanoseconds.
-		if int(binary.LittleEndian.Uint32(x.tab[abi.IndexEntries+k*abi.IndexEntryBytes+4:])) != len(name) {
+		// Names of another length are passed over, and the name compared,
+		// without a call: each costs a guest ~100 ns.
+		at := abi.IndexEntries + k*abi.IndexEntryBytes
+		if int(binary.LittleEndian.Uint32(x.tab[at+4:])) != len(name) {
 			continue
 		}
-		if n, v, ok := x.entry(k); ok && string(n) == name {
+		off := uint64(binary.LittleEndian.Uint32(x.tab[at:]))
+		if off+uint64(len(name)) > uint64(len(x.docs)) || string(x.docs[off:off+uint64(len(name))]) != name {
+			continue
+		}
+		if v, ok := x.span(at + 8); ok {
 			return v, true
 		}
 	}
@@ -168,6 +173,8 @@ func (x index) kwargs(raw []byte) (Kwargs, error) {
 // Result is a transform's answer. A nil Body keeps the request's body;
 // Headers are set over the request's (the server refuses protected ones:
 // signature, content-length, host…); Cancel drops the attempt unsent.
+// The SDK copies Body before the transform's next call, so a transform
+// may build it in a buffer it reuses (examples/transform does).
 type Result struct {
 	Body []byte
 	// BodyJSON says that Body is one JSON value, written by the transform
@@ -196,6 +203,9 @@ type transformEntry struct {
 	name     string
 	fn       TransformFunc
 	validate Validator
+	// prepared, when set, serves the entry instead of fn (nil then): it
+	// takes the raw kwargs (RegisterPreparedTransform).
+	prepared func(kwargs []byte, req *Request) (Result, error)
 }
 
 var (
@@ -219,10 +229,71 @@ func RegisterFilter(name string, fn FilterFunc, v Validator) {
 // Call it from init; it panics on an empty or duplicate name.
 func RegisterTransform(name string, fn TransformFunc, v Validator) {
 	mustNew("transform", name, fn == nil)
-	if slices.ContainsFunc(transforms, func(t transformEntry) bool { return t.name == name }) {
-		panic(fmt.Sprintf("sdk: transform %q registered twice", name))
+	addTransform(transformEntry{name: name, fn: fn, validate: v})
+}
+
+func addTransform(t transformEntry) {
+	if slices.ContainsFunc(transforms, func(o transformEntry) bool { return o.name == t.name }) {
+		panic(fmt.Sprintf("sdk: transform %q registered twice", t.name))
 	}
-	transforms = append(transforms, transformEntry{name: name, fn: fn, validate: v})
+	transforms = append(transforms, t)
+}
+
+// RegisterPreparedTransform registers a transform whose kwargs are
+// compiled once: prepare turns a hook's kwargs into a T (a parsed template,
+// say), and fn runs each attempt with the T of its hook's kwargs. The SDK
+// keeps the T of the last kwargs it saw (a few dozen distinct kwargs
+// documents per instance; past that it starts again) and calls prepare
+// only for kwargs it has not kept, so a hook's attempts skip decoding the
+// kwargs, which costs a guest several microseconds a call (ABI.md §8,
+// Performance). prepare may keep kw and its values; an error from it fails
+// the attempt, and the kwargs are prepared again on the next. The entry is
+// otherwise RegisterTransform's (validator, dispatch, RunTransform).
+func RegisterPreparedTransform[T any](name string, prepare func(kw Kwargs) (T, error), fn func(T, *Request) (Result, error), v Validator) {
+	mustNew("transform", name, prepare == nil || fn == nil)
+	c := &preparedCache[T]{prepare: prepare}
+	addTransform(transformEntry{name: name, validate: v, prepared: func(kwargs []byte, req *Request) (Result, error) {
+		p, err := c.get(kwargs, req.ix)
+		if err != nil {
+			return Result{}, err
+		}
+		return fn(p, req)
+	}})
+}
+
+// maxPrepared bounds a preparedCache: a rare instance serving many hooks'
+// kwargs starts again rather than keep them all.
+const maxPrepared = 32
+
+// preparedCache maps kwargs documents, as the host sends them, to what
+// prepare made of them. Exports run one at a time, so it needs no lock.
+type preparedCache[T any] struct {
+	prepare func(Kwargs) (T, error)
+	m       map[string]T
+}
+
+func (c *preparedCache[T]) get(kwargs []byte, ix index) (T, error) {
+	if p, ok := c.m[string(kwargs)]; ok { // no allocation: the key is only compared
+		return p, nil
+	}
+	// The kwargs' values alias this copy, which prepare may keep: the
+	// input is overwritten by the next call.
+	own := bytes.Clone(kwargs)
+	kix := ix
+	kix.docs = own
+	kw, err := kix.kwargs(own)
+	var p T
+	if err == nil {
+		p, err = c.prepare(kw)
+	}
+	if err != nil {
+		return p, err
+	}
+	if c.m == nil || len(c.m) >= maxPrepared {
+		c.m = make(map[string]T)
+	}
+	c.m[string(own)] = p
+	return p, nil
 }
 
 func filterEntries() []abi.Entry {
@@ -282,10 +353,12 @@ func filterAt(idx int, in []byte, kwLen, evLen int) (code int32) {
 	return abi.FilterSkip
 }
 
-// transformAt serves whisperer_transform: in is the kwargs, the transform
-// document, the body and the member index. It returns the result document,
-// nil to keep the request as it is, or an error (logged).
-func transformAt(idx int, in []byte, kwLen, docLen, bodyLen int) (doc []byte, err error) {
+// transformAt serves whisperer_transform and whisperer_transform_record:
+// in is the kwargs, the transform document, the body, the member index and
+// the last recLen bytes the transform record (0 without one). It returns
+// the result document, appended to dst[:0], nil to keep the request as it
+// is, or an error (logged).
+func transformAt(idx int, in []byte, kwLen, docLen, bodyLen, recLen int, dst []byte) (doc []byte, err error) {
 	if idx < 0 || idx >= len(transforms) {
 		return nil, fmt.Errorf("no transform at index %d", idx)
 	}
@@ -296,38 +369,51 @@ func transformAt(idx int, in []byte, kwLen, docLen, bodyLen int) (doc []byte, er
 			doc, err = nil, errPanicked
 		}
 	}()
-	if kwLen < 0 || docLen < 0 || bodyLen < 0 || kwLen+docLen+bodyLen > len(in) {
-		return nil, fmt.Errorf("transform %q: input lengths %d+%d+%d out of range", t.name, kwLen, docLen, bodyLen)
+	if kwLen < 0 || docLen < 0 || bodyLen < 0 || recLen < 0 || kwLen+docLen+bodyLen+recLen > len(in) {
+		return nil, fmt.Errorf("transform %q: input lengths %d+%d+%d+%d out of range", t.name, kwLen, docLen, bodyLen, recLen)
 	}
 	end := kwLen + docLen + bodyLen
-	req := &Request{Body: in[kwLen+docLen : end : end], ix: readIndex(in[:kwLen+docLen], in[end:])}
-	kw, err := req.ix.kwargs(in[:kwLen])
-	if err != nil {
-		return nil, fmt.Errorf("transform %q: %v", t.name, err)
+	req := &Request{Body: in[kwLen+docLen : end : end], ix: readIndex(in[:kwLen+docLen], in[end:len(in)-recLen])}
+	var kw Kwargs
+	if t.prepared == nil {
+		if kw, err = req.ix.kwargs(in[:kwLen]); err != nil {
+			return nil, fmt.Errorf("transform %q: %v", t.name, err)
+		}
 	}
-	if err := req.decode(in[kwLen : kwLen+docLen]); err != nil {
-		return nil, fmt.Errorf("transform %q: decode request: %v", t.name, err)
+	if recLen == 0 || !req.decodeRecord(in, kwLen, docLen, in[len(in)-recLen:]) {
+		if err := req.decode(in[kwLen : kwLen+docLen]); err != nil {
+			return nil, fmt.Errorf("transform %q: decode request: %v", t.name, err)
+		}
 	}
-	res, err := t.fn(kw, req)
+	var res Result
+	if t.prepared != nil {
+		res, err = t.prepared(in[:kwLen], req)
+	} else {
+		res, err = t.fn(kw, req)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("transform %q: %v", t.name, err)
 	}
 	if res.Body == nil && len(res.Headers) == 0 && !res.Cancel {
 		return nil, nil
 	}
-	return res.encode(), nil
+	return res.encode(dst), nil
 }
 
 // errPanicked: the panic was logged already.
 var errPanicked = errors.New("panicked")
 
-// encode writes the result document. A body that is a JSON object or
-// array goes in as it is (no escaping, which a guest pays per byte);
-// anything else as a JSON string.
-func (r *Result) encode() []byte {
-	b := make([]byte, 0, len(r.Body)+64)
-	b = append(b, `{"cancel":`...)
-	b = strconv.AppendBool(b, r.Cancel)
+// encode appends the result document to dst (a buffer the caller
+// reuses: an allocation per call costs a guest more than the copy). A
+// body that is a JSON object or array goes in as it is (no escaping,
+// which a guest pays per byte); anything else as a JSON string.
+func (r *Result) encode(dst []byte) []byte {
+	b := slices.Grow(dst[:0], len(r.Body)+64)
+	if r.Cancel {
+		b = append(b, `{"cancel":true`...)
+	} else {
+		b = append(b, `{"cancel":false`...)
+	}
 	if r.Body != nil {
 		b = append(b, `,"body":`...)
 		if (r.BodyJSON && len(r.Body) > 0) || isJSONContainer(r.Body) {
@@ -366,7 +452,14 @@ func isJSONContainer(b []byte) bool {
 // AppendJSONString appends s to b as a JSON string, with invalid UTF-8
 // replaced by U+FFFD. It copies runs of plain bytes at once, for guests
 // that build a JSON body (ABI.md §8, Performance).
-func AppendJSONString(b []byte, s string) []byte { return appendJSONString(b, []byte(s)) }
+func AppendJSONString(b []byte, s string) []byte {
+	// s is only read: no copy into a []byte.
+	return appendJSONString(b, unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// AppendJSONBytes is AppendJSONString for text held in a []byte, without
+// the conversion to a string, which copies it.
+func AppendJSONBytes(b, s []byte) []byte { return appendJSONString(b, s) }
 
 func appendJSONString(b, s []byte) []byte {
 	b = append(b, '"')
@@ -499,6 +592,48 @@ func (r *Request) decode(b []byte) error {
 	return nil
 }
 
+// decodeRecord fills r from the transform record rec (ABI.md §6) of the
+// input in, whose document is in[kwLen:kwLen+docLen]: fixed offsets
+// instead of a walk of the document. It reports false, leaving r to be
+// decoded from the document, when the record is not one this SDK reads or
+// a span is out of bounds.
+func (r *Request) decodeRecord(in []byte, kwLen, docLen int, rec []byte) bool {
+	if len(rec) < abi.TRecData || le.Uint32(rec[abi.TRecVersion:]) != abi.TransformRecordVersion {
+		return false
+	}
+	// Each span's bounds, checked: strings anywhere in the input, headers
+	// and payload within the document. The arithmetic is in uint64: where
+	// int has 32 bits a u32 may not fit.
+	var sp [abi.TSpanCount][2]int
+	for f := range sp {
+		lo, hi := uint64(0), uint64(len(in))
+		if f == abi.TSpanHeaders || f == abi.TSpanPayload {
+			lo, hi = uint64(kwLen), uint64(kwLen+docLen)
+		}
+		at := abi.TRecSpans + f*abi.SpanBytes
+		off, n := uint64(le.Uint32(rec[at:])), uint64(le.Uint32(rec[at+4:]))
+		if off < lo || off > hi || n > hi-off {
+			return false
+		}
+		sp[f] = [2]int{int(off), int(off + n)}
+	}
+	r.HookID = int64(le.Uint64(rec[abi.TRecHookID:]))
+	r.RetryCount = int(int64(le.Uint64(rec[abi.TRecRetryCount:])))
+	h, p := sp[abi.TSpanHeaders], sp[abi.TSpanPayload]
+	r.rawHeaders = in[h[0]:h[1]:h[1]]
+	r.Payload = in[p[0]:p[1]:p[1]]
+	// The strings are copied into one allocation: the input is
+	// overwritten by the next call, and they must stay valid.
+	et, id, u := sp[abi.TSpanEventType], sp[abi.TSpanUUID], sp[abi.TSpanURL]
+	buf := make([]byte, 0, et[1]-et[0]+id[1]-id[0]+u[1]-u[0])
+	buf = append(buf, in[et[0]:et[1]]...)
+	buf = append(buf, in[id[0]:id[1]]...)
+	buf = append(buf, in[u[0]:u[1]]...)
+	n1, n2 := et[1]-et[0], et[1]-et[0]+id[1]-id[0]
+	r.EventType, r.UUID, r.URL = refString(buf[:n1]), refString(buf[n1:n2]), refString(buf[n2:])
+	return true
+}
+
 // decStringRef is decString for a b the caller owns and never changes:
 // an unescaped string refers to b's bytes instead of being copied.
 func decStringRef(b []byte, i int, dst *string, name string) (int, error) {
@@ -585,7 +720,7 @@ func RunTransform(name, kwargs string, req Request, headers map[string]string) (
 		doc := req.encode(headers)
 		in = append(in, doc...)
 		in = append(in, req.Body...)
-		out, err := transformAt(i, in, len(kwargs), len(doc), len(req.Body))
+		out, err := transformAt(i, in, len(kwargs), len(doc), len(req.Body), 0, nil)
 		if err != nil {
 			if err != errPanicked {
 				Log(LevelError, err.Error())

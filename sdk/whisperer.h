@@ -93,6 +93,34 @@ _Static_assert(WHISPERER_REC_HEADER_COUNT == WHISPERER_REC_SPANS + WHISPERER_SPA
 	"record layout");
 _Static_assert(WHISPERER_REC_HEADERS == WHISPERER_REC_HEADER_COUNT + 4, "record layout");
 
+/*
+ * The transform record (sdk/ABI.md §6), after the member index of
+ * whisperer_transform_record's input. Spans are from the start of the
+ * whole input, as in the member index.
+ */
+#define WHISPERER_TRANSFORM_RECORD_VERSION 1
+
+#define WHISPERER_TREC_VERSION 0     /* u32: WHISPERER_TRANSFORM_RECORD_VERSION */
+#define WHISPERER_TREC_FLAGS 4       /* u32: 0 */
+#define WHISPERER_TREC_HOOK_ID 8     /* i64: hook_id */
+#define WHISPERER_TREC_RETRY_COUNT 16 /* i64: retry_count */
+#define WHISPERER_TREC_SPANS 24      /* WHISPERER_TSPAN_COUNT spans, in WHISPERER_TSPAN_* order */
+#define WHISPERER_TREC_DATA 64       /* string data, to the end of the record */
+
+/* Spans from WHISPERER_TREC_SPANS, in this order. String spans point into
+ * the document (JSON form needed no escaping) or into the string data (the
+ * decoded UTF-8 value); HEADERS and PAYLOAD span raw JSON values in the
+ * document. */
+#define WHISPERER_TSPAN_EVENT_TYPE 0 /* event_type */
+#define WHISPERER_TSPAN_UUID 1       /* uuid */
+#define WHISPERER_TSPAN_URL 2        /* url */
+#define WHISPERER_TSPAN_HEADERS 3    /* headers, raw JSON object */
+#define WHISPERER_TSPAN_PAYLOAD 4    /* payload, raw JSON */
+#define WHISPERER_TSPAN_COUNT 5
+
+_Static_assert(WHISPERER_TREC_DATA == WHISPERER_TREC_SPANS + WHISPERER_TSPAN_COUNT * WHISPERER_SPAN_BYTES,
+	"transform record layout");
+
 /* whisperer.log: write msg[0..len) to the server's structured log. The last
  * error-level message of a failed call is attached to the error reported. */
 __attribute__((import_module("whisperer"), import_name("log")))
@@ -152,6 +180,11 @@ int64_t whisperer_filter_validate(int32_t idx, const char *kwargs, int32_t kwarg
  * it is, or a negative value on error (the attempt fails). */
 int64_t whisperer_transform(int32_t idx, const char *in, int32_t kwargs_len, int32_t doc_len, int32_t body_len,
 	int32_t index_len);
+/* Optional: if exported, called instead of whisperer_transform with the
+ * same input followed by the transform record (rec_len bytes after the
+ * member index). whisperer_transform is still required. */
+int64_t whisperer_transform_record(int32_t idx, const char *in, int32_t kwargs_len, int32_t doc_len,
+	int32_t body_len, int32_t index_len, int32_t rec_len);
 /* Optional, when a transform entry has "validator": true; as whisperer_validate. */
 int64_t whisperer_transform_validate(int32_t idx, const char *kwargs, int32_t kwargs_len);
 

@@ -35,7 +35,9 @@ var rules = sdk.Rules{
 
 func init() {
 	sdk.SetName("chat-transform")
-	sdk.RegisterTransform("chat", Chat, sdk.ValidatorFunc(validate))
+	// Prepared: a hook sends the same kwargs on every attempt, so the
+	// template is cut into its parts once per kwargs, not on every call.
+	sdk.RegisterPreparedTransform("chat", compile, Chat, sdk.ValidatorFunc(validate))
 }
 
 // validate applies the rules, then refuses placeholders Chat does not know.
@@ -71,8 +73,39 @@ func known(name string) bool {
 	return strings.HasPrefix(name, "payload.") && len(name) > len("payload.")
 }
 
-// Chat renders the template into {"<key>": "<text>"}.
-func Chat(kw sdk.Kwargs, req *sdk.Request) (sdk.Result, error) {
+// message is one hook's kwargs, compiled: the body's opening {"<key>":
+// and the template cut at its placeholders.
+type message struct {
+	open  []byte
+	parts []part
+}
+
+// part is literal text followed by a placeholder (none for the last).
+type part struct {
+	lit   string
+	value value
+	field string // the member of {payload.NAME}
+}
+
+type value int
+
+const (
+	none value = iota
+	eventType
+	uuid
+	hookID
+	retryCount
+	url
+	payload
+	payloadField
+)
+
+var values = map[string]value{"event_type": eventType, "uuid": uuid, "hook_id": hookID,
+	"retry_count": retryCount, "url": url, "payload": payload}
+
+// compile reads the kwargs into a message; an unknown placeholder (kwargs
+// no validator checked) is kept as text.
+func compile(kw sdk.Kwargs) (*message, error) {
 	tmpl := kw.String("template")
 	if !kw.Has("template") {
 		tmpl = defaultTemplate
@@ -81,20 +114,8 @@ func Chat(kw sdk.Kwargs, req *sdk.Request) (sdk.Result, error) {
 	if key == "" {
 		key = "text"
 	}
-	text := render(make([]byte, 0, len(tmpl)+64), tmpl, req)
-	body := make([]byte, 0, len(text)+len(key)+16)
-	body = append(body, '{')
-	body = sdk.AppendJSONString(body, key)
-	body = append(body, ':')
-	body = sdk.AppendJSONString(body, string(text))
-	body = append(body, '}')
-	return sdk.Result{Body: body, BodyJSON: true}, nil
-}
-
-// render appends tmpl to b with each {placeholder} replaced; plain
-// appends, not fmt, text/template or a strings.Builder: each call and
-// allocation costs a guest (sdk/ABI.md §8, Performance).
-func render(b []byte, tmpl string, req *sdk.Request) []byte {
+	m := &message{open: append(sdk.AppendJSONString([]byte{'{'}, key), ':')}
+	lit := ""
 	for {
 		i := strings.IndexByte(tmpl, '{')
 		j := -1
@@ -102,34 +123,62 @@ func render(b []byte, tmpl string, req *sdk.Request) []byte {
 			j = strings.IndexByte(tmpl[i:], '}')
 		}
 		if j < 0 {
-			return append(b, tmpl...)
+			m.parts = append(m.parts, part{lit: lit + tmpl})
+			return m, nil
 		}
-		b = append(b, tmpl[:i]...)
-		b = appendValue(b, tmpl[i+1:i+j], req)
+		name := tmpl[i+1 : i+j]
+		p := part{lit: lit + tmpl[:i], value: values[name]}
+		if field, ok := strings.CutPrefix(name, "payload."); ok {
+			p.value, p.field = payloadField, field
+		}
+		if p.value == none {
+			lit = p.lit + "{" + name + "}"
+		} else {
+			m.parts = append(m.parts, p)
+			lit = ""
+		}
 		tmpl = tmpl[i+j+1:]
 	}
 }
 
-func appendValue(b []byte, name string, req *sdk.Request) []byte {
-	switch name {
-	case "event_type":
+// text and body are Chat's buffers, reused: the SDK copies the body into
+// its result before the next call, and an allocation per call costs a
+// guest (sdk/ABI.md §8, Performance).
+var text, body []byte
+
+// Chat renders the template into {"<key>": "<text>"}.
+func Chat(m *message, req *sdk.Request) (sdk.Result, error) {
+	t := text[:0]
+	for _, p := range m.parts {
+		t = append(t, p.lit...)
+		t = appendValue(t, p, req)
+	}
+	b := append(body[:0], m.open...)
+	b = sdk.AppendJSONBytes(b, t)
+	b = append(b, '}')
+	text, body = t, b
+	return sdk.Result{Body: b, BodyJSON: true}, nil
+}
+
+func appendValue(b []byte, p part, req *sdk.Request) []byte {
+	switch p.value {
+	case eventType:
 		return append(b, req.EventType...)
-	case "uuid":
+	case uuid:
 		return append(b, req.UUID...)
-	case "hook_id":
+	case hookID:
 		return strconv.AppendInt(b, req.HookID, 10)
-	case "retry_count":
+	case retryCount:
 		return strconv.AppendInt(b, int64(req.RetryCount), 10)
-	case "url":
+	case url:
 		return append(b, req.URL...)
-	case "payload":
+	case payload:
 		return append(b, req.Payload...)
+	case payloadField:
+	default:
+		return b
 	}
-	field, ok := strings.CutPrefix(name, "payload.")
-	if !ok {
-		return append(append(append(b, '{'), name...), '}')
-	}
-	v, ok := req.Field(field)
+	v, ok := req.Field(p.field)
 	switch {
 	case !ok:
 		return b

@@ -57,6 +57,13 @@ const (
 	// returns a packed result document (0 keeps the request as it is) or a
 	// negative value on error.
 	ExportTransform = "whisperer_transform"
+	// ExportTransformRecord is the optional transform entry that also takes
+	// the transform record (the document's fields at fixed offsets, see
+	// TRec*): (idx i32, ptr i32, kwargs_len i32, doc_len i32, body_len i32,
+	// index_len i32, rec_len i32) -> (i64). The input is ExportTransform's
+	// with the record after the member index. A module that exports it is
+	// called through it instead of ExportTransform.
+	ExportTransformRecord = "whisperer_transform_record"
 	// ExportTransformValidate checks a transform's kwargs, like
 	// ExportValidate: (idx i32, kwargs_ptr i32, kwargs_len i32) -> (i64).
 	ExportTransformValidate = "whisperer_transform_validate"
@@ -131,6 +138,36 @@ const (
 	SpanInstance
 	SpanPayload
 	SpanCount
+)
+
+// The transform record: the transform document's fields at fixed offsets,
+// after the member index of ExportTransformRecord's input. Integers are
+// little endian. A span is (offset u32, length u32) from ptr, the start of
+// the whole input, as in the member index: headers and payload span their
+// raw JSON values in the document; a string spans its content in the
+// document when it needed no escaping, else its decoded value in the
+// record's string data, from TRecData to the end.
+const (
+	// TransformRecordVersion is the layout the host writes at TRecVersion.
+	TransformRecordVersion = 1
+
+	TRecVersion    = 0  // u32: TransformRecordVersion
+	TRecFlags      = 4  // u32: 0 (no flags yet)
+	TRecHookID     = 8  // i64
+	TRecRetryCount = 16 // i64
+	TRecSpans      = 24 // TSpanCount spans, in TSpan* order
+	// TRecData is where the string data starts.
+	TRecData = TRecSpans + TSpanCount*SpanBytes
+)
+
+// Spans of the transform record, in order from TRecSpans.
+const (
+	TSpanEventType = iota
+	TSpanUUID
+	TSpanURL
+	TSpanHeaders
+	TSpanPayload
+	TSpanCount
 )
 
 // Imports the host provides besides WASI preview 1.

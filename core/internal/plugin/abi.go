@@ -35,6 +35,7 @@ var exportSigs = map[string]signature{
 	abi.ExportFilterValidate:    {[]api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
 	abi.ExportTransform:         {[]api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{i64}},
 	abi.ExportTransformValidate: {[]api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
+	abi.ExportTransformRecord:   {[]api.ValueType{i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{i64}},
 }
 
 var (

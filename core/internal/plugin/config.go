@@ -60,8 +60,10 @@ type Config struct {
 	// Observer, when set, is told about every plugin call (metrics).
 	Observer Observer
 
-	// jsonOnly serves callbacks the JSON document only, even to modules
-	// exporting whisperer_callback_record: tests compare the two paths.
+	// jsonOnly serves callbacks the JSON document only, and transforms
+	// without their record, even to modules exporting
+	// whisperer_callback_record or whisperer_transform_record: tests
+	// compare the two paths.
 	jsonOnly bool
 	// beforeCompile, when set, is called before a file is compiled: tests
 	// hold a load there to see the host while it is in progress.

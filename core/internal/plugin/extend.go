@@ -111,22 +111,37 @@ func (v *version) transform(ctx context.Context, idx int, kwargs json.RawMessage
 	defer buf.release()
 	kwargs = kwargsOr(kwargs)
 	b := append(buf.b[:0], kwargs...)
-	b, payloadOff := appendTransformDoc(b, in)
+	var doc transformDoc
+	b = doc.append(b, in)
 	docLen := len(b) - len(kwargs)
 	b = append(b, in.Body...)
 	buf.b = b
-	buf.index(kwargs, payloadOff, len(rawOr(in.Payload)))
+	buf.index(kwargs, int(doc.spans[abi.TSpanPayload].off), len(rawOr(in.Payload)))
 	b = buf.b
 	indexLen := len(b) - len(kwargs) - docLen - len(in.Body)
+	// The record, for a module that reads it, unless it alone would push
+	// the input over the limit (the module then parses the document).
+	recLen := 0
+	if v.trRecord {
+		withRec := doc.record(b, in)
+		if len(withRec) <= v.cfg.maxInput() {
+			b, recLen = withRec, len(withRec)-len(b)
+		}
+		buf.b = withRec
+	}
 	var res webhook.TransformResult
 	err := v.call(ctx, v.gate.calls, what, v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, b, v.cfg.maxInput())
 		if err != nil {
 			return err
 		}
-		s := inst.stack[:]
+		s, fn := inst.stack[:6], inst.transform
+		if recLen > 0 {
+			s, fn = inst.stack[:7], inst.transformRecord
+			s[6] = uint64(recLen)
+		}
 		s[0], s[1], s[2], s[3], s[4], s[5] = uint64(idx), uint64(ptr), uint64(len(kwargs)), uint64(docLen), uint64(len(in.Body)), uint64(indexLen)
-		if err := inst.transform.CallWithStack(ctx, s); err != nil {
+		if err := fn.CallWithStack(ctx, s); err != nil {
 			return err
 		}
 		switch packed := int64(s[0]); {
@@ -145,20 +160,28 @@ func (v *version) transform(ctx context.Context, idx int, kwargs json.RawMessage
 	return res, err
 }
 
-// appendTransformDoc writes the transform document: the event, the attempt
-// and the request, payload last. It returns where the payload starts.
-func appendTransformDoc(b []byte, in *webhook.TransformInput) ([]byte, int) {
+// transformDoc is where the transform document's values landed in the
+// input (abi.TSpan*), for the member index and the transform record.
+type transformDoc struct {
+	spans [abi.TSpanCount]span
+}
+
+// append writes the transform document: the event, the attempt and the
+// request, payload last.
+func (d *transformDoc) append(b []byte, in *webhook.TransformInput) []byte {
 	b = append(b, `{"event_type":`...)
-	b, _ = appendString(b, in.EventType)
+	b, d.spans[abi.TSpanEventType] = appendString(b, in.EventType)
 	b = append(b, `,"uuid":`...)
-	b, _ = appendString(b, in.UUID)
+	b, d.spans[abi.TSpanUUID] = appendString(b, in.UUID)
 	b = append(b, `,"hook_id":`...)
 	b = strconv.AppendInt(b, in.HookID, 10)
 	b = append(b, `,"retry_count":`...)
 	b = strconv.AppendInt(b, int64(in.RetryCount), 10)
 	b = append(b, `,"url":`...)
-	b, _ = appendString(b, in.URL)
-	b = append(b, `,"headers":{`...)
+	b, d.spans[abi.TSpanURL] = appendString(b, in.URL)
+	b = append(b, `,"headers":`...)
+	headers := len(b)
+	b = append(b, '{')
 	var arr [16]string // most requests have a few headers: no allocation
 	names := arr[:0]
 	for name := range in.Headers {
@@ -173,10 +196,40 @@ func appendTransformDoc(b []byte, in *webhook.TransformInput) ([]byte, int) {
 		b = append(b, ':')
 		b, _ = appendString(b, in.Headers[name])
 	}
-	b = append(b, `},"payload":`...)
-	off := len(b)
-	b = append(b, rawOr(in.Payload)...)
-	return append(b, '}'), off
+	b = append(b, '}')
+	d.spans[abi.TSpanHeaders] = span{off: uint32(headers), n: uint32(len(b) - headers)}
+	b = append(b, `,"payload":`...)
+	payload := rawOr(in.Payload)
+	d.spans[abi.TSpanPayload] = span{off: uint32(len(b)), n: uint32(len(payload))}
+	b = append(b, payload...)
+	return append(b, '}')
+}
+
+// record appends the transform record (sdk/ABI.md §6) to the input b.
+func (d *transformDoc) record(b []byte, in *webhook.TransformInput) []byte {
+	le := binary.LittleEndian
+	base := len(b)
+	b = slices.Grow(b, abi.TRecData)[:base+abi.TRecData]
+	rec := b[base:]
+	clear(rec)
+	le.PutUint32(rec[abi.TRecVersion:], abi.TransformRecordVersion)
+	le.PutUint64(rec[abi.TRecHookID:], uint64(in.HookID))
+	le.PutUint64(rec[abi.TRecRetryCount:], uint64(in.RetryCount))
+	// Strings the document holds escaped follow, in the order of their
+	// spans.
+	tail := uint32(len(b))
+	for i, s := range d.spans {
+		if s.inTail {
+			s.off, s.n = tail, uint32(len(s.tail))
+			tail += s.n
+		}
+		le.PutUint32(rec[abi.TRecSpans+i*abi.SpanBytes:], s.off)
+		le.PutUint32(rec[abi.TRecSpans+i*abi.SpanBytes+4:], s.n)
+	}
+	for _, s := range d.spans {
+		b = append(b, s.tail...)
+	}
+	return b
 }
 
 // parseTransform decodes a transform result document: {"body": string or

@@ -548,11 +548,13 @@ func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *s
 	_, initFn := compiled.ExportedFunctions()[abi.ExportInitialize]
 	_, record := compiled.ExportedFunctions()[abi.ExportCallbackRecord]
 	record = record && !cfg.jsonOnly
+	_, trRecord := compiled.ExportedFunctions()[abi.ExportTransformRecord]
 	v := &version{
 		file: file, sum: sum, compiled: compiled, module: limited, rt: rt, gate: g, cfg: cfg, initFn: initFn, record: record,
-		logger:  logger.With("plugin", file),
-		slots:   make(chan struct{}, cfg.PoolSize),
-		cbSlots: make(chan struct{}, max(1, cfg.PoolSize-1)),
+		trRecord: trRecord && !cfg.jsonOnly,
+		logger:   logger.With("plugin", file),
+		slots:    make(chan struct{}, cfg.PoolSize),
+		cbSlots:  make(chan struct{}, max(1, cfg.PoolSize-1)),
 	}
 	m, err := v.readManifest(ctx)
 	if err == nil {

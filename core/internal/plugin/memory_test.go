@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/whisperer/whisperer/core/internal/webhook"
+	"github.com/whisperer/whisperer/sdk/abi"
 )
 
 // TestGoGuestMemoryStaysBounded: a Go guest's garbage is collected although
@@ -203,5 +207,27 @@ func TestDeepStackInstanceNotPooled(t *testing.T) {
 	}
 	if n := idle(); n != 1 {
 		t.Fatalf("%d idle instances after a shallow call, want 1", n)
+	}
+}
+
+// TestTransformRecordAtTheInputLimit: an input that fits the limit only
+// without its transform record goes to whisperer_transform, without it.
+func TestTransformRecordAtTheInputLimit(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, goWasm(t, "./examples/transform"), dir, "transform.wasm")
+	cfg := testConfig(dir)
+	cfg.MemoryLimitMB = 64
+	cfg.CallTimeout = 10 * time.Second // a 16 MiB input; the limit is not what is tested
+	sink := newSink()
+	startHost(t, cfg, sink)
+	kwargs := json.RawMessage(`{}`)
+	in := &webhook.TransformInput{EventType: "e", UUID: "u", Payload: json.RawMessage(`{"a":1}`)}
+	var doc transformDoc
+	buf := &inputBuf{b: doc.append(append([]byte(nil), kwargs...), in)}
+	buf.index(kwargs, int(doc.spans[abi.TSpanPayload].off), len(in.Payload))
+	in.Body = bytes.Repeat([]byte("x"), cfg.WithDefaults().maxInput()-16-len(buf.b))
+	res, err := sink.transform(t, "chat").Apply(context.Background(), kwargs, in)
+	if err != nil || string(res.Body) != `{"text":"e event u"}` {
+		t.Fatalf("body %q, %v", res.Body, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -282,4 +283,72 @@ func decodedNames(h map[string]string) map[string]bool {
 		names[string([]rune(k))] = true
 	}
 	return names
+}
+
+// TestTransformRecordReadsAsTheDocument runs a real Go guest over tricky
+// transform inputs: what the SDK reads from the transform record is what
+// it reads from the document, and that is the input.
+func TestTransformRecordReadsAsTheDocument(t *testing.T) {
+	var inputs []*webhook.TransformInput
+	for i, s := range tricky {
+		inputs = append(inputs, &webhook.TransformInput{EventType: s, UUID: "u" + s, URL: s + "/x", HookID: int64(i) << 40, RetryCount: i,
+			Headers: map[string]string{"content-type": "application/json", "x-" + s: s},
+			Payload: json.RawMessage(`{"id":` + strconv.Itoa(i) + `,"s":"x"}`), Body: []byte(s)})
+	}
+	inputs = append(inputs, &webhook.TransformInput{}, // no payload, no headers
+		&webhook.TransformInput{EventType: "e", Payload: json.RawMessage(`[1, 2]`)})
+	viaRecord := transformEchoAll(t, inputs, false)
+	viaJSON := transformEchoAll(t, inputs, true)
+	for i, in := range inputs {
+		if viaRecord[i] != viaJSON[i] {
+			t.Errorf("input %d: record and JSON disagree:\nrecord %s\n  json %s", i, viaRecord[i], viaJSON[i])
+			continue
+		}
+		var e struct {
+			EventType, UUID, URL string
+			HookID               int64
+			RetryCount           int
+			Headers              map[string]string
+			Payload, Field       string
+		}
+		if err := json.Unmarshal([]byte(viaRecord[i]), &e); err != nil {
+			t.Fatalf("input %d: echo %q: %v", i, viaRecord[i], err)
+		}
+		valid := func(s string) string { return string([]rune(s)) } // invalid bytes as U+FFFD
+		wantPayload := string(in.Payload)
+		if wantPayload == "" {
+			wantPayload = "null"
+		}
+		if e.EventType != valid(in.EventType) || e.UUID != valid(in.UUID) || e.URL != valid(in.URL) || e.HookID != in.HookID ||
+			e.RetryCount != in.RetryCount || len(e.Headers) != len(decodedNames(in.Headers)) || e.Payload != wantPayload {
+			t.Errorf("input %d: guest read %+v\nfrom %+v", i, e, in)
+		}
+		if i < len(tricky) && (e.Headers["x-"+valid(tricky[i])] != valid(tricky[i]) || e.Field != strconv.Itoa(i)) {
+			t.Errorf("input %d: headers %q, field id %q", i, e.Headers, e.Field)
+		}
+	}
+}
+
+// transformEchoAll calls testdata/echo's transform with every input and
+// returns the bodies it answered.
+func transformEchoAll(t *testing.T, inputs []*webhook.TransformInput, jsonOnly bool) []string {
+	dir := t.TempDir()
+	copyFile(t, goWasm(t, "./core/internal/plugin/testdata/echo"), dir, "echo.wasm")
+	cfg := testConfig(dir)
+	cfg.jsonOnly = jsonOnly
+	sink := newSink()
+	h, _ := startHost(t, cfg, sink)
+	if v := h.entries["echo.wasm"].cur; v == nil || v.trRecord == jsonOnly {
+		t.Fatalf("echo.wasm: transform record path = %v, want %v", v != nil && v.trRecord, !jsonOnly)
+	}
+	tr := sink.transform(t, "echo")
+	var bodies []string
+	for i, in := range inputs {
+		res, err := tr.Apply(context.Background(), nil, in)
+		if err != nil {
+			t.Fatalf("input %d: %v", i, err)
+		}
+		bodies = append(bodies, string(res.Body))
+	}
+	return bodies
 }

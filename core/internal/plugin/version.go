@@ -47,9 +47,10 @@ type version struct {
 	cfg      Config
 	logger   *slog.Logger
 	initFn   bool
-	// record: the module exports whisperer_callback_record.
-	record bool
-	cbWhat []string // "callback \"name\"" by index, for call errors
+	// record: the module exports whisperer_callback_record; trRecord:
+	// whisperer_transform_record.
+	record, trRecord bool
+	cbWhat           []string // "callback \"name\"" by index, for call errors
 	// loadTook is how long load took (compile, manifest, probe), for the log.
 	loadTook time.Duration
 
@@ -121,9 +122,10 @@ type instance struct {
 	// The filter and transform exports, nil when the module has none.
 	filter, filterValidate       api.Function
 	transform, transformValidate api.Function
+	transformRecord              api.Function // nil unless version.trRecord
 	stdout, stderr               *stream
 	buf, bufCap                  uint32 // current input buffer
-	stack                        [6]uint64
+	stack                        [7]uint64
 
 	peak api.Global // the depth counter's peak (depth.go)
 
@@ -179,6 +181,9 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	inst.peak = mod.ExportedGlobal(peakExport)
 	if v.record {
 		inst.cbRecord = mod.ExportedFunction(abi.ExportCallbackRecord)
+	}
+	if v.trRecord {
+		inst.transformRecord = mod.ExportedFunction(abi.ExportTransformRecord)
 	}
 	return inst, nil
 }

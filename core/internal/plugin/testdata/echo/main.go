@@ -1,7 +1,8 @@
 // Command echo is a Go guest for the plugin host's tests: callback "echo"
-// logs, at info, the Delivery it decoded as JSON (Echo), so a test can
-// compare what the SDK read from the callback record with what it reads
-// from the document.
+// logs, at info, the Delivery it decoded as JSON (Echo), and transform
+// "echo" answers the Request it decoded as JSON (RequestEcho), so a test
+// can compare what the SDK read from the callback or transform record with
+// what it reads from the document.
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o echo.wasm ./core/internal/plugin/testdata/echo
 package main
@@ -61,5 +62,24 @@ func init() {
 		return nil
 	})
 }
+
+// RequestEcho is what transform "echo" answers: the request as decoded.
+type RequestEcho struct {
+	EventType, UUID, URL string
+	HookID               int64
+	RetryCount           int
+	Headers              map[string]string
+	Payload, Body        string
+	Field                string // the payload's member "id", as written
+}
+
+func echoRequest(_ sdk.Kwargs, req *sdk.Request) (sdk.Result, error) {
+	id, _ := req.Field("id")
+	b, err := json.Marshal(RequestEcho{EventType: req.EventType, UUID: req.UUID, URL: req.URL, HookID: req.HookID,
+		RetryCount: req.RetryCount, Headers: req.Headers(), Payload: string(req.Payload), Body: string(req.Body), Field: string(id)})
+	return sdk.Result{Body: b, BodyJSON: true}, err
+}
+
+func init() { sdk.RegisterTransform("echo", echoRequest, nil) }
 
 func main() {}
