@@ -38,11 +38,14 @@ var sqliteQueueSQL = []string{sqliteClaimDue, sqliteClaimEvents, sqliteJobs, sql
 // now in µs) and return their ids; sqliteJobs then reads them. Only the
 // lease columns change: no index entry is written. sqliteClaimDue takes up
 // to ?4 due rows, oldest due first; sqliteClaimEvents those of ?4 (a JSON
-// array of ids) that are claimable (see Store.ClaimEvents).
+// array of ids) that are claimable (see Store.ClaimEvents). "LIMIT ?4 + 0":
+// a LIMIT that is a bare parameter makes SQLite prepare the statement
+// again whenever its value changes (so that the planner may use it), and
+// the limit is the dispatcher's free slots, which vary from claim to claim.
 var (
 	sqliteClaimDue = `UPDATE webhook_events SET lease_owner = ?1, lease_until = ?2
 	WHERE webhook_events.id IN (SELECT d.id FROM webhook_events AS d WHERE d.state = 'pending' AND d.next_attempt_at <= ?3
-		AND ` + fmt.Sprintf(notLeased, "?3") + ` ORDER BY d.next_attempt_at LIMIT ?4)
+		AND ` + fmt.Sprintf(notLeased, "?3") + ` ORDER BY d.next_attempt_at LIMIT ?4 + 0)
 	RETURNING webhook_events.id`
 	sqliteClaimEvents = `UPDATE webhook_events SET lease_owner = ?1, lease_until = ?2
 	WHERE webhook_events.id IN (SELECT j.value FROM json_each(?4) AS j) AND webhook_events.state = 'pending'
