@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -169,6 +170,22 @@ type disabledRow struct {
 	DisabledAt     *time.Time `bun:"disabled_at"`
 	DisabledReason string     `bun:"disabled_reason"`
 	Now            bool       `bun:"disabled_now"`
+}
+
+// targets are the scan destinations of disabledColumns. disabled_now is
+// NULL for a hook never deactivated (disabled_at NULL): false.
+func (r *disabledRow) targets() []any {
+	return []any{&r.ID, &r.IsActive, &r.FailingSince, &r.DisabledAt, &r.DisabledReason, nullFalse{&r.Now}}
+}
+
+// nullFalse scans a boolean, NULL as false.
+type nullFalse struct{ b *bool }
+
+func (n nullFalse) Scan(v any) error {
+	var nb sql.NullBool
+	err := nb.Scan(v)
+	*n.b = nb.Bool
+	return err
 }
 
 // deactivated keeps the rows the update deactivated: inactive, with the

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -20,42 +19,14 @@ import (
 // rollupHour is the hook rollup row's hour of results written at now.
 func rollupHour(now time.Time) int64 { return now.Unix() / 3600 }
 
-// writeHookRollups adds results that sent a request, written in tx, to
-// hour's rows (SQLite; pgComplete does it in SQL).
-func writeHookRollups(ctx context.Context, tx bun.IDB, results []webhook.Result, hour int64) error {
-	type counts struct{ attempts, delivered int64 }
-	byHook := map[int64]*counts{}
-	var order []int64
-	for _, r := range results {
-		if r.WebhookID == 0 {
-			continue // nothing was sent
-		}
-		c := byHook[r.WebhookID]
-		if c == nil {
-			c = &counts{}
-			byHook[r.WebhookID] = c
-			order = append(order, r.WebhookID)
-		}
-		c.attempts++
-		c.delivered += one(r.State == webhook.StateDelivered)
-	}
-	for start := 0; start < len(order); start += 200 {
-		ids := order[start:min(start+200, len(order))]
-		var b strings.Builder
-		b.WriteString(`INSERT INTO hook_rollups (webhook_id, hour, attempts, delivered) VALUES `)
-		writeValues(&b, len(ids), 4)
-		args := make([]any, 0, len(ids)*4)
-		for _, id := range ids {
-			args = append(args, id, hour, byHook[id].attempts, byHook[id].delivered)
-		}
-		b.WriteString(` ON CONFLICT (webhook_id, hour) DO UPDATE SET attempts = hook_rollups.attempts + excluded.attempts,
-			delivered = hook_rollups.delivered + excluded.delivered`)
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("add hook rollups: %w", err)
-		}
-	}
-	return nil
-}
+// sqliteHookRollups adds the results of a batch that sent a request (?1,
+// resultsJSON: a webhook id other than 0) to hour ?2's rows on SQLite
+// (pgComplete does it in its own statement).
+const sqliteHookRollups = `INSERT INTO hook_rollups (webhook_id, hour, attempts, delivered)
+	SELECT j.value ->> 7, ?2, count(*), SUM((j.value ->> 2) = 'delivered')
+	FROM json_each(?1) AS j WHERE (j.value ->> 7) <> 0 GROUP BY j.value ->> 7
+	ON CONFLICT (webhook_id, hour) DO UPDATE SET attempts = hook_rollups.attempts + excluded.attempts,
+		delivered = hook_rollups.delivered + excluded.delivered`
 
 // HookSuccess returns, for each hook of ids that sent requests since
 // since (by the hour), its requests and deliveries.

@@ -192,22 +192,14 @@ var pgClaimEvents = `SELECT e.id, e.next_attempt_at FROM unnest($1::bigint[]) AS
 // this transaction only): a lease lost in a database crash only makes the
 // rows due again, which at-least-once delivery allows, and claims then
 // stop competing with publishes and results for the disk.
-const pgClaim = `WITH due AS (%s),
+var pgClaim = `WITH due AS (%s),
 async AS (SELECT set_config('synchronous_commit', 'off', true)),
 upd AS (
 	UPDATE webhook_events e SET lease_owner = $2, lease_until = ` + pgNow + ` + $3
 	FROM due WHERE e.id = due.id
-	RETURNING e.id, e.uuid, e.message_id, e.webhook_id, e.user_id, e.event_type, e.state, e.delivered,
-		e.retry_count, e.retry_base, e.next_attempt_at, e.lease_owner, e.lease_until, e.response_http_status,
-		e.response_content, e.created_at, e.modified_at, due.next_attempt_at AS due_at
+	RETURNING ` + qualify("e", eventColumns) + `, due.next_attempt_at AS due_at
 )
-SELECT upd.id, upd.uuid, upd.message_id, upd.webhook_id, upd.user_id, upd.event_type, upd.state, upd.delivered,
-	upd.retry_count, upd.retry_base, upd.next_attempt_at, upd.lease_owner, upd.lease_until, upd.response_http_status,
-	upd.response_content, upd.created_at, upd.modified_at,
-	w.id, w.user_id, w.target_url, w.event_type, w.secret_key, w.is_active, w.callback,
-	w.retry_countdown_config, w.additional_headers, w.config, w.created_at, w.modified_at,
-	w.failing_since, w.disabled_reason, w.disabled_at, w.secrets_key_id, w.previous_secret_key,
-	w.previous_secret_until, w.transform, m.payload
+SELECT ` + jobColumns("upd") + `
 FROM upd JOIN webhooks w ON w.id = upd.webhook_id JOIN messages m ON m.id = upd.message_id, async
 ORDER BY upd.due_at, upd.id`
 
@@ -229,31 +221,7 @@ func (d *postgresDriver) claim(ctx context.Context, token string, lease time.Dur
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var jobs []webhook.Job
-	// Hooks repeat across a batch: decode each one's JSON columns once.
-	hooks := map[int64]webhook.Webhook{}
-	for rows.Next() {
-		var e eventRow
-		var w webhookRow
-		var payload string
-		if err := rows.Scan(&e.ID, &e.UUID, &e.MessageID, &e.WebhookID, &e.UserID, &e.EventType, &e.State, &e.Delivered,
-			&e.RetryCount, &e.RetryBase, &e.NextAttemptAt, &e.LeaseOwner, &e.LeaseUntil, &e.ResponseHTTPStatus,
-			&e.ResponseContent, &e.CreatedAt, &e.ModifiedAt,
-			&w.ID, &w.UserID, &w.TargetURL, &w.EventType, &w.SecretKey, &w.IsActive, &w.Callback,
-			&w.RetryCountdown, &w.AdditionalHeaders, &w.Config, &w.CreatedAt, &w.ModifiedAt,
-			&w.FailingSince, &w.DisabledReason, &w.DisabledAt, &w.SecretsKeyID, &w.PreviousSecretKey,
-			&w.PreviousSecretUntil, &w.Transform, &payload); err != nil {
-			return nil, err
-		}
-		h, ok := hooks[w.ID]
-		if !ok {
-			h = w.domain(d.s.sealer)
-			hooks[w.ID] = h
-		}
-		jobs = append(jobs, webhook.Job{Event: e.domain(payload), Webhook: h})
-	}
-	return jobs, rows.Err()
+	return scanJobs(rows, d.s.sealer)
 }
 
 // fewRows is a condition true of every event id (id BETWEEN 1 AND the
@@ -367,7 +335,7 @@ func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result,
 	for rows.Next() {
 		var n int64
 		var r disabledRow
-		if err := rows.Scan(&n, &r.ID, &r.IsActive, &r.FailingSince, &r.DisabledAt, &r.DisabledReason, &r.Now); err != nil {
+		if err := rows.Scan(append([]any{&n}, r.targets()...)...); err != nil {
 			return completed{}, err
 		}
 		if n > 0 {

@@ -362,3 +362,36 @@ func TestUpgradeKeepsLeases(t *testing.T) {
 		})
 	}
 }
+
+// ClaimEvents takes the claimable ones of the ids it is given, whatever
+// their number and order, an id given twice or unknown included.
+func TestClaimEventsOfManyIDs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		u, _ := storetest.User(t, s, "u", webhook.RoleUser)
+		storetest.Hook(t, s, u.ID, "e", "https://a.example/")
+		var ids []int64
+		for i := range 300 {
+			ids = append(ids, storetest.Publish(t, s, "e", fmt.Sprintf(`{"n":%d}`, i))[0].ID)
+		}
+		held, err := s.Claim(ctx, "n1", 10, time.Minute)
+		if err != nil || len(held) != 10 {
+			t.Fatalf("claim: %d %v", len(held), err)
+		}
+		ask := append([]int64{ids[5], ids[5], 987654321}, ids...)
+		slices.Reverse(ask)
+		jobs, err := s.ClaimEvents(ctx, "n2", ask, time.Minute)
+		if err != nil || len(jobs) != len(ids)-10 {
+			t.Fatalf("claim events: %d %v", len(jobs), err)
+		}
+		seen := map[int64]bool{}
+		for _, h := range held {
+			seen[h.Event.ID] = true
+		}
+		for _, j := range jobs {
+			if seen[j.Event.ID] || j.Lease == "" || j.Webhook.TargetURL != "https://a.example/" {
+				t.Fatalf("job %+v (claimed twice, or without its lease or hook)", j)
+			}
+			seen[j.Event.ID] = true
+		}
+	})
+}

@@ -3,11 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/uptrace/bun"
 
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
@@ -61,43 +58,17 @@ func (s *Store) pruneOnce(ctx context.Context, last *atomic.Int64, period int64,
 	return true
 }
 
-// writeRollups adds results, written in tx, to minute's rollups (SQLite;
-// pgComplete does it in SQL).
-func writeRollups(ctx context.Context, tx bun.IDB, results []webhook.Result, minute int64) error {
-	for start := 0; start < len(results); start += 200 {
-		chunk := results[start:min(start+200, len(results))]
-		var b strings.Builder
-		b.WriteString(`WITH v(id, attempts, delivered, failed, given_up) AS (VALUES `)
-		args := make([]any, 0, len(chunk)*5+1)
-		for i, r := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))")
-			args = append(args, r.EventID, one(r.WebhookID != 0), one(r.State == webhook.StateDelivered),
-				one(r.State == webhook.StatePending), one(r.State == webhook.StateGivenUp))
-		}
-		// WHERE true: SQLite's upsert after a SELECT needs a WHERE to parse.
-		b.WriteString(`) INSERT INTO delivery_rollups (user_id, minute, attempts, delivered, failed, given_up)
-			SELECT e.user_id, CAST(? AS BIGINT), SUM(v.attempts), SUM(v.delivered), SUM(v.failed), SUM(v.given_up)
-			FROM v JOIN webhook_events e ON e.id = v.id WHERE true GROUP BY e.user_id
-			ON CONFLICT (user_id, minute) DO UPDATE SET attempts = delivery_rollups.attempts + excluded.attempts,
-			delivered = delivery_rollups.delivered + excluded.delivered, failed = delivery_rollups.failed + excluded.failed,
-			given_up = delivery_rollups.given_up + excluded.given_up`)
-		args = append(args, minute)
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("add rollups: %w", err)
-		}
-	}
-	return nil
-}
-
-func one(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
+// sqliteRollups adds a batch of results (?1, resultsJSON; written or
+// stale) to minute ?2's rollups on SQLite (pgComplete does it in its own
+// statement). WHERE true: SQLite's upsert after a SELECT with a join
+// needs a WHERE to parse.
+const sqliteRollups = `INSERT INTO delivery_rollups (user_id, minute, attempts, delivered, failed, given_up)
+	SELECT e.user_id, ?2, SUM((j.value ->> 7) <> 0), SUM((j.value ->> 2) = 'delivered'),
+		SUM((j.value ->> 2) = 'pending'), SUM((j.value ->> 2) = 'given_up')
+	FROM json_each(?1) AS j CROSS JOIN webhook_events AS e ON e.id = (j.value ->> 0) WHERE true GROUP BY e.user_id
+	ON CONFLICT (user_id, minute) DO UPDATE SET attempts = delivery_rollups.attempts + excluded.attempts,
+		delivered = delivery_rollups.delivered + excluded.delivered, failed = delivery_rollups.failed + excluded.failed,
+		given_up = delivery_rollups.given_up + excluded.given_up`
 
 // queueUser is the user_id of the rollup rows that hold the queue's
 // sampled lag: no user has it (ids start at 1), and the rows' counts are

@@ -37,14 +37,7 @@ func TestRollups(t *testing.T) {
 		if err != nil || len(all) < 1 {
 			t.Fatalf("rollups: %v %v", all, err)
 		}
-		var sum webhook.Rollup
-		for _, r := range all {
-			sum.Attempts += r.Attempts
-			sum.Delivered += r.Delivered
-			sum.Failed += r.Failed
-			sum.GivenUp += r.GivenUp
-		}
-		if sum.Attempts != 6 || sum.Delivered != 2 || sum.Failed != 2 || sum.GivenUp != 2 {
+		if sum := sumRollups(all); sum.Attempts != 6 || sum.Delivered != 2 || sum.Failed != 2 || sum.GivenUp != 2 {
 			t.Fatalf("everyone's rollup %+v, want 6 attempts, 2 of each state", sum)
 		}
 		var bobs int64
@@ -69,4 +62,16 @@ func TestRollups(t *testing.T) {
 			t.Fatalf("after two days: %+v", old)
 		}
 	})
+}
+
+// sumRollups sums the counts of minutes.
+func sumRollups(minutes []webhook.Rollup) webhook.Rollup {
+	var sum webhook.Rollup
+	for _, r := range minutes {
+		sum.Attempts += r.Attempts
+		sum.Delivered += r.Delivered
+		sum.Failed += r.Failed
+		sum.GivenUp += r.GivenUp
+	}
+	return sum
 }

@@ -31,6 +31,7 @@ type sqliteDriver struct {
 
 	mu    sync.Mutex
 	stmts sqlitePublish // prepared on first use
+	queue sqliteQueue   // prepared on first use
 }
 
 // openSQLite opens file ("path" or ":memory:", with the driver's query
@@ -213,6 +214,7 @@ func (d *sqliteDriver) close() {
 		}
 	}
 	d.stmts = sqlitePublish{}
+	d.queue.close()
 }
 
 func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishRequest, payloads []string) ([]webhook.Published, []error, error) {
@@ -310,155 +312,6 @@ func publishOne(ctx context.Context, st sqlitePublish, req webhook.PublishReques
 	return out, nil
 }
 
-func (d *sqliteDriver) claimDue(ctx context.Context, token string, lease time.Duration, limit int) ([]webhook.Job, error) {
-	now := d.s.now()
-	due := `SELECT id FROM webhook_events WHERE state = 'pending' AND next_attempt_at <= ? AND ` + fmt.Sprintf(notLeased, "?") + `
-		ORDER BY next_attempt_at LIMIT ?`
-	return d.claim(ctx, token, micros(now.Add(lease)), "id IN ("+due+")", micros(now), micros(now), limit)
-}
-
-func (d *sqliteDriver) claimEvents(ctx context.Context, token string, lease time.Duration, ids []int64) ([]webhook.Job, error) {
-	now := d.s.now()
-	where := "id IN (?) AND state = 'pending' AND retry_count = retry_base AND " + fmt.Sprintf(notLeased, "?")
-	return d.claim(ctx, token, micros(now.Add(lease)), where, bun.List(ids), micros(now))
-}
-
-// claim leases the rows of where until the lease's end (µs). Only the
-// lease columns change: no index entry is written.
-//
-// The rows come back with their payloads, each read by a subquery on the
-// messages primary key: a separate "messages WHERE id IN (…)" was planned
-// from whatever statistics an ANALYZE had left, and one taken while the
-// table was small (the bench's preload, an operator's early ANALYZE) made
-// it a scan of every message on each claim.
-func (d *sqliteDriver) claim(ctx context.Context, token string, until int64, where string, args ...any) ([]webhook.Job, error) {
-	var jobs []webhook.Job
-	err := d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var claimed []struct {
-			eventRow
-			Payload string `bun:"payload"`
-		}
-		q := "UPDATE webhook_events SET lease_owner = ?, lease_until = ? WHERE " + where + " RETURNING " + eventColumns +
-			", (SELECT payload FROM messages WHERE messages.id = webhook_events.message_id) AS payload"
-		all := append([]any{token, until}, args...)
-		if err := tx.NewRaw(q, all...).Scan(ctx, &claimed); err != nil {
-			return err
-		}
-		rows := make([]eventRow, len(claimed))
-		payloads := make(map[int64]string, len(claimed))
-		for i := range claimed {
-			rows[i] = claimed[i].eventRow
-			payloads[claimed[i].MessageID] = claimed[i].Payload
-		}
-		var err error
-		jobs, err = d.s.assembleWith(ctx, tx, rows, payloads, false)
-		return err
-	})
-	return jobs, err
-}
-
-func (d *sqliteDriver) complete(ctx context.Context, results []webhook.Result, now time.Time) (completed, error) {
-	var c completed
-	err := d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		c = completed{}
-		var written []webhook.Result
-		// UPDATE … FROM applies one arbitrary row of several with the same
-		// id, so each round holds an event at most once; a later round
-		// finds the lease cleared if an earlier one wrote the event.
-		for _, round := range roundsByEvent(results) {
-			for start := 0; start < len(round); start += 200 {
-				w, err := completeChunk(ctx, tx, round[start:min(start+200, len(round))], now)
-				if err != nil {
-					return err
-				}
-				written = append(written, w...)
-			}
-		}
-		// Every result counts for the charts, written or stale: an
-		// attempt was made either way.
-		if err := writeRollups(ctx, tx, results, rollupMinute(now)); err != nil {
-			return err
-		}
-		if err := writeHookRollups(ctx, tx, results, rollupHour(now)); err != nil {
-			return err
-		}
-		for _, r := range written {
-			if r.State == webhook.StateGivenUp {
-				c.givenUp = append(c.givenUp, r)
-			}
-		}
-		var err error
-		c.disabled, err = d.updateHealth(ctx, tx, groupHealth(written, d.s.disableAfter), now)
-		return err
-	})
-	return c, err
-}
-
-// roundsByEvent splits results into rounds in which each event appears at
-// most once, keeping their order: round k holds each event's k-th result.
-func roundsByEvent(results []webhook.Result) [][]webhook.Result {
-	count := make(map[int64]int, len(results))
-	var rounds [][]webhook.Result
-	for _, r := range results {
-		k := count[r.EventID]
-		count[r.EventID] = k + 1
-		if k == len(rounds) {
-			rounds = append(rounds, nil)
-		}
-		rounds[k] = append(rounds[k], r)
-	}
-	return rounds
-}
-
-// completeChunk writes results (each event at most once) and returns those
-// it wrote.
-func completeChunk(ctx context.Context, tx bun.Tx, results []webhook.Result, now time.Time) ([]webhook.Result, error) {
-	var b strings.Builder
-	b.WriteString("WITH v(id, lease, state, delivered, retry_count, next_attempt_at, status, content) AS (VALUES ")
-	writeValues(&b, len(results), 8)
-	args := make([]any, 0, len(results)*8+1)
-	for _, r := range results {
-		var status *int
-		if r.Attempt.Status != 0 {
-			status = &r.Attempt.Status
-		}
-		args = append(args, r.EventID, r.Lease, string(r.State), r.State == webhook.StateDelivered, r.RetryCount,
-			micros(r.NextAttemptAt), status, r.Attempt.Body)
-	}
-	b.WriteString(`) UPDATE webhook_events SET state = v.state, delivered = v.delivered,
-		retry_count = v.retry_count, next_attempt_at = v.next_attempt_at, lease_owner = NULL, lease_until = NULL,
-		response_http_status = v.status, response_content = v.content, modified_at = ?
-		FROM v WHERE webhook_events.id = v.id AND webhook_events.lease_owner = v.lease
-		RETURNING webhook_events.id`)
-	args = append(args, now)
-	var updated []int64
-	if err := tx.NewRaw(b.String(), args...).Scan(ctx, &updated); err != nil {
-		return nil, err
-	}
-	if len(updated) == 0 {
-		return nil, nil
-	}
-	hit := make(map[int64]bool, len(updated))
-	for _, id := range updated {
-		hit[id] = true
-	}
-	written := make([]webhook.Result, 0, len(updated))
-	attempts := make([]attemptRow, 0, len(updated))
-	for _, r := range results {
-		if !hit[r.EventID] {
-			continue
-		}
-		written = append(written, r)
-		a := r.Attempt
-		attempts = append(attempts, attemptRow{
-			EventID: r.EventID, AttemptedAt: a.AttemptedAt.UTC(), DurationUS: a.Duration.Microseconds(),
-			Status: a.Status, Body: a.Body, Error: a.Error,
-		})
-	}
-	_, err := tx.NewInsert().Model(&attempts).Exec(ctx)
-	return written, err
-}
-
 // writeValues writes the placeholders of a VALUES list of rows rows of
 // cols columns: "(?, ?), (?, ?)".
 func writeValues(b *strings.Builder, rows, cols int) {
@@ -469,33 +322,6 @@ func writeValues(b *strings.Builder, rows, cols int) {
 		}
 		b.WriteString(row)
 	}
-}
-
-// sqliteHealth is the hook update: a VALUES list of hookHealth rows is
-// prepended.
-var sqliteHealth = fmt.Sprintf(") UPDATE webhooks "+healthSet("webhooks", "v", "v", "IS NOT"), "?", "?", "?")
-
-// updateHealth applies a batch's hook summaries in one statement and
-// returns the hooks it deactivated.
-func (d *sqliteDriver) updateHealth(ctx context.Context, tx bun.Tx, hooks []hookHealth, now time.Time) ([]webhook.HookDisabled, error) {
-	if len(hooks) == 0 {
-		return nil, nil
-	}
-	var b strings.Builder
-	b.WriteString("WITH v(id, ok, failed_at, cutoff, gone) AS (VALUES ")
-	writeValues(&b, len(hooks), 5)
-	args := make([]any, 0, len(hooks)*5+3)
-	for _, h := range hooks {
-		args = append(args, h.id, h.ok, h.failedAt, h.cutoff, h.gone)
-	}
-	b.WriteString(sqliteHealth)
-	b.WriteString(" RETURNING " + disabledColumns("webhooks", "?"))
-	args = append(args, ReasonGone, reasonFailing(d.s.disableAfter), now, now)
-	var rows []disabledRow
-	if err := tx.NewRaw(b.String(), args...).Scan(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("update hook health: %w", err)
-	}
-	return deactivated(rows), nil
 }
 
 func (d *sqliteDriver) giveBack(ctx context.Context, ids []int64, tokens []string, until time.Time) error {
