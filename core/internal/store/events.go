@@ -198,12 +198,6 @@ func normalizeUUID(s string) string {
 // assemble loads the hooks, payloads and (optionally) attempts of rows in
 // three queries, whatever their number.
 func (s *Store) assemble(ctx context.Context, db bun.IDB, rows []eventRow, withAttempts bool) ([]webhook.Job, error) {
-	return s.assembleWith(ctx, db, rows, nil, withAttempts)
-}
-
-// assembleWith is assemble with the payloads already read, by message id
-// (nil: load them).
-func (s *Store) assembleWith(ctx context.Context, db bun.IDB, rows []eventRow, payloads map[int64]string, withAttempts bool) ([]webhook.Job, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -223,19 +217,17 @@ func (s *Store) assembleWith(ctx context.Context, db bun.IDB, rows []eventRow, p
 	for i := range hooks {
 		byHook[hooks[i].ID] = &hooks[i]
 	}
-	if payloads == nil {
-		var msgs []struct {
-			ID      int64  `bun:"id"`
-			Payload string `bun:"payload"`
-		}
-		if err := db.NewSelect().Table("messages").Column("id", "payload").
-			Where("id IN (?)", bun.List(dedupe(msgIDs))).Scan(ctx, &msgs); err != nil {
-			return nil, fmt.Errorf("load payloads: %w", err)
-		}
-		payloads = make(map[int64]string, len(msgs))
-		for _, m := range msgs {
-			payloads[m.ID] = m.Payload
-		}
+	var msgs []struct {
+		ID      int64  `bun:"id"`
+		Payload string `bun:"payload"`
+	}
+	if err := db.NewSelect().Table("messages").Column("id", "payload").
+		Where("id IN (?)", bun.List(dedupe(msgIDs))).Scan(ctx, &msgs); err != nil {
+		return nil, fmt.Errorf("load payloads: %w", err)
+	}
+	payloads := make(map[int64]string, len(msgs))
+	for _, m := range msgs {
+		payloads[m.ID] = m.Payload
 	}
 	var attempts map[int64][]webhook.Attempt
 	if withAttempts {
