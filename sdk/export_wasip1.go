@@ -241,7 +241,7 @@ func transformResult(doc []byte, err error) int64 {
 		}
 		return -1
 	}
-	if cap(doc) <= maxResultBuf {
+	if doc != nil && cap(doc) <= maxResultBuf { // nil (keep) would drop the buffer
 		resultBuf = doc[:0]
 	}
 	return pack(doc)

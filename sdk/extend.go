@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
 
@@ -266,13 +267,17 @@ func RegisterPreparedTransform[T any](name string, prepare func(kw Kwargs) (T, e
 const maxPrepared = 32
 
 // preparedCache maps kwargs documents, as the host sends them, to what
-// prepare made of them. Exports run one at a time, so it needs no lock.
+// prepare made of them. In Wasm exports run one at a time; the lock (never
+// contended there) is for native tests calling RunTransform in parallel.
 type preparedCache[T any] struct {
+	mu      sync.Mutex
 	prepare func(Kwargs) (T, error)
 	m       map[string]T
 }
 
 func (c *preparedCache[T]) get(kwargs []byte, ix index) (T, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if p, ok := c.m[string(kwargs)]; ok { // no allocation: the key is only compared
 		return p, nil
 	}

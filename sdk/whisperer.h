@@ -101,7 +101,7 @@ _Static_assert(WHISPERER_REC_HEADERS == WHISPERER_REC_HEADER_COUNT + 4, "record 
 #define WHISPERER_TRANSFORM_RECORD_VERSION 1
 
 #define WHISPERER_TREC_VERSION 0     /* u32: WHISPERER_TRANSFORM_RECORD_VERSION */
-#define WHISPERER_TREC_FLAGS 4       /* u32: 0 */
+#define WHISPERER_TREC_FLAGS 4       /* u32: 0 (ignore unknown bits) */
 #define WHISPERER_TREC_HOOK_ID 8     /* i64: hook_id */
 #define WHISPERER_TREC_RETRY_COUNT 16 /* i64: retry_count */
 #define WHISPERER_TREC_SPANS 24      /* WHISPERER_TSPAN_COUNT spans, in WHISPERER_TSPAN_* order */
@@ -182,7 +182,8 @@ int64_t whisperer_transform(int32_t idx, const char *in, int32_t kwargs_len, int
 	int32_t index_len);
 /* Optional: if exported, called instead of whisperer_transform with the
  * same input followed by the transform record (rec_len bytes after the
- * member index). whisperer_transform is still required. */
+ * member index). whisperer_transform is still required: the host calls it
+ * when the input and the record together would pass the input limit. */
 int64_t whisperer_transform_record(int32_t idx, const char *in, int32_t kwargs_len, int32_t doc_len,
 	int32_t body_len, int32_t index_len, int32_t rec_len);
 /* Optional, when a transform entry has "validator": true; as whisperer_validate. */

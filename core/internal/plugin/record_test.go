@@ -352,3 +352,62 @@ func transformEchoAll(t *testing.T, inputs []*webhook.TransformInput, jsonOnly b
 	}
 	return bodies
 }
+
+// TestTransformRecordLayout decodes the host's transform record strictly
+// by sdk/ABI.md §6 — version, hook id, retry count, and each span's bytes
+// — without the SDK, whose fallback to the document would hide a record
+// it cannot read (the JSON path reads the same values, so a comparison of
+// the two cannot tell).
+func TestTransformRecordLayout(t *testing.T) {
+	le := binary.LittleEndian
+	for i, s := range tricky {
+		in := &webhook.TransformInput{EventType: s, UUID: "u" + s, URL: s + "/x", HookID: int64(i)<<40 + 7, RetryCount: i,
+			Headers: map[string]string{"x-" + s: s}, Payload: json.RawMessage(`{"id":` + strconv.Itoa(i) + `}`), Body: []byte("body")}
+		kwargs := []byte(`{"k":1}`)
+		var doc transformDoc
+		b := doc.append(append([]byte(nil), kwargs...), in)
+		docEnd := len(b)
+		b = append(b, in.Body...)
+		recAt := len(b)
+		b = doc.record(b, in)
+		rec := b[recAt:]
+		if len(rec) < abi.TRecData || le.Uint32(rec[abi.TRecVersion:]) != abi.TransformRecordVersion || le.Uint32(rec[abi.TRecFlags:]) != 0 {
+			t.Fatalf("input %d: record header %x", i, rec[:min(len(rec), abi.TRecSpans)])
+		}
+		if int64(le.Uint64(rec[abi.TRecHookID:])) != in.HookID || int64(le.Uint64(rec[abi.TRecRetryCount:])) != int64(in.RetryCount) {
+			t.Errorf("input %d: hook id / retry count %d %d", i, le.Uint64(rec[abi.TRecHookID:]), le.Uint64(rec[abi.TRecRetryCount:]))
+		}
+		spanOf := func(f int) string {
+			at := abi.TRecSpans + f*abi.SpanBytes
+			off, n := int(le.Uint32(rec[at:])), int(le.Uint32(rec[at+4:]))
+			if off < 0 || off+n > len(b) {
+				t.Fatalf("input %d: span %d [%d, +%d) outside the input of %d bytes", i, f, off, n, len(b))
+			}
+			return string(b[off : off+n])
+		}
+		valid := func(s string) string { return string([]rune(s)) } // as the document carries it
+		var headers map[string]string
+		if err := json.Unmarshal([]byte(spanOf(abi.TSpanHeaders)), &headers); err != nil || headers["x-"+valid(s)] != valid(s) {
+			t.Errorf("input %d: headers span %q: %v", i, spanOf(abi.TSpanHeaders), err)
+		}
+		if got := spanOf(abi.TSpanEventType); got != valid(in.EventType) {
+			t.Errorf("input %d: event_type span %q, want %q", i, got, valid(in.EventType))
+		}
+		if got := spanOf(abi.TSpanUUID); got != valid(in.UUID) {
+			t.Errorf("input %d: uuid span %q", i, got)
+		}
+		if got := spanOf(abi.TSpanURL); got != valid(in.URL) {
+			t.Errorf("input %d: url span %q", i, got)
+		}
+		if got := spanOf(abi.TSpanPayload); got != string(in.Payload) {
+			t.Errorf("input %d: payload span %q", i, got)
+		}
+		// Headers and payload lie inside the document.
+		for _, f := range []int{abi.TSpanHeaders, abi.TSpanPayload} {
+			at := abi.TRecSpans + f*abi.SpanBytes
+			if off, n := int(le.Uint32(rec[at:])), int(le.Uint32(rec[at+4:])); off < len(kwargs) || off+n > docEnd {
+				t.Errorf("input %d: span %d [%d, +%d) outside the document [%d, %d)", i, f, off, n, len(kwargs), docEnd)
+			}
+		}
+	}
+}
