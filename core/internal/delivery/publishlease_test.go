@@ -53,6 +53,21 @@ func (c *uuidCounter) add(r *http.Request) {
 	n.(*atomic.Int64).Add(1)
 }
 
+// countingHook gives f's user a hook to a receiver that counts the
+// requests of each event.
+func countingHook(t *testing.T, f *fixture, paths ...string) (*uuidCounter, *receiver) {
+	t.Helper()
+	got := &uuidCounter{}
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) { got.add(r) })
+	if len(paths) == 0 {
+		paths = []string{""}
+	}
+	for _, p := range paths {
+		f.hook(t, rc.URL+p)
+	}
+	return got, rc
+}
+
 func (c *uuidCounter) get(uuid string) int64 {
 	n, ok := c.m.Load(uuid)
 	if !ok {
@@ -65,10 +80,7 @@ func (c *uuidCounter) get(uuid string) int64 {
 func TestPublishLeasedDeliveredOnce(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
-		var got uuidCounter
-		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) { got.add(r) })
-		f.hook(t, rc.URL+"/a")
-		f.hook(t, rc.URL+"/b")
+		got, _ := countingHook(t, f, "/a", "/b")
 		d := f.start(t, delivery.Config{Workers: 8, BatchSize: 10, PollInterval: time.Hour})
 		hasRoom(t, d)
 		claims := f.q.claims.Load()
@@ -98,9 +110,7 @@ func TestPublishLeasedDeliveredOnce(t *testing.T) {
 func TestPublishWithoutRoomIsClaimed(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
-		var got uuidCounter
-		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) { got.add(r) })
-		f.hook(t, rc.URL)
+		got, _ := countingHook(t, f)
 		d := f.start(t, delivery.Config{Workers: 1, BatchSize: 1, PollInterval: time.Hour})
 		hasRoom(t, d)
 		// Room for two jobs (one at work, one queued), both held here.
@@ -136,9 +146,7 @@ func TestPublishWithoutRoomIsClaimed(t *testing.T) {
 func TestPublishLeasedRowsOfADeadNode(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := newFixture(t, s)
-		var got uuidCounter
-		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) { got.add(r) })
-		f.hook(t, rc.URL)
+		got, rc := countingHook(t, f)
 		res, errs := s.PublishLeased(context.Background(), []webhook.PublishRequest{
 			{EventType: "package-created", Payload: json.RawMessage(`1`)},
 			{EventType: "package-created", Payload: json.RawMessage(`2`)},
