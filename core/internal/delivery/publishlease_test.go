@@ -226,3 +226,41 @@ func TestStopReleasesJobsLeasedAtPublish(t *testing.T) {
 		}
 	})
 }
+
+// panickyStore is the real store, except that a publish of the payload
+// "poison" panics before writing anything.
+type panickyStore struct{ *store.Store }
+
+func (p panickyStore) PublishLeased(ctx context.Context, reqs []webhook.PublishRequest, lease webhook.PublishLease) ([]webhook.Published, []error) {
+	for _, r := range reqs {
+		if string(r.Payload) == `"poison"` {
+			panic("publish bug")
+		}
+	}
+	return p.Store.PublishLeased(ctx, reqs, lease)
+}
+
+// A batch whose write panics gives back the room it reserved.
+func TestPublishPanicGivesRoomBack(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := newFixture(t, s)
+		countingHook(t, f)
+		d := f.start(t, delivery.Config{Workers: 1, BatchSize: 2, PollInterval: time.Hour})
+		hasRoom(t, d)
+		b := publish.New(panickyStore{s}, 16)
+		b.Leaser = d
+		if err := b.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer b.Stop(context.Background())
+		if _, err := b.Publish(context.Background(), webhook.PublishRequest{EventType: "package-created", Payload: json.RawMessage(`"poison"`)}); err == nil {
+			t.Fatal("the poisoned publish succeeded")
+		}
+		// One worker and one job ahead: all of it free again.
+		l := d.ReservePublish()
+		d.TakePublished(l, nil)
+		if l.Limit != 2 {
+			t.Fatalf("room after a panicked publish: %d, want 2", l.Limit)
+		}
+	})
+}
