@@ -151,6 +151,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		a.close(ctx)
 		return nil, fmt.Errorf("delivery: %w", err)
 	}
+	a.Publisher.Leaser = a.Dispatcher // a batch leases its rows to this node when it has room
 	a.Handler, err = a.newHandler()
 	if err != nil {
 		a.close(ctx)

@@ -432,7 +432,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Idempotent-Replayed", "true")
 		return writeJSON(w, http.StatusOK, map[string]any{"events": refs(pub.Events)})
 	}
-	return s.answerPublished(w, r, pub.Events, async)
+	// Events leased to this node's dispatcher at publish are on their way
+	// already: only the others need a claim.
+	return s.answerPublished(w, r, pub.Events, async, len(pub.Events) > pub.Leased)
 }
 
 // republish re-delivers an existing event: deliver_event's event_uuid.
@@ -460,16 +462,17 @@ func (s *Server) republish(w http.ResponseWriter, r *http.Request, uuid, eventTy
 	if err != nil {
 		return err
 	}
-	return s.answerPublished(w, r, []webhook.Event{j.Event}, async)
+	return s.answerPublished(w, r, []webhook.Event{j.Event}, async, true)
 }
 
 // answerPublished answers 202 with the queued events, or, with "async":
 // false, makes their first attempt inline and answers 200 with the
-// outcomes. The dispatcher is woken after the inline attempts, not before,
-// so that it does not claim the events DeliverNow is about to.
-func (s *Server) answerPublished(w http.ResponseWriter, r *http.Request, evs []webhook.Event, async bool) error {
+// outcomes. The dispatcher is woken (when wake) after the inline
+// attempts, not before, so that it does not claim the events DeliverNow
+// is about to.
+func (s *Server) answerPublished(w http.ResponseWriter, r *http.Request, evs []webhook.Event, async, wake bool) error {
 	if async || len(evs) == 0 {
-		if len(evs) > 0 {
+		if len(evs) > 0 && wake {
 			s.notify()
 		}
 		return writeJSON(w, http.StatusAccepted, map[string]any{"events": refs(evs)})

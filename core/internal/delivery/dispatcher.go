@@ -96,6 +96,10 @@ type Dispatcher struct {
 	results   chan webhook.Result
 	callbacks *callbackQueues
 	inflight  atomic.Int64 // claimed and not yet finished
+	// backlog is true while the last claim was full (or none has run
+	// yet): due events may be waiting, and publishes lease nothing, so
+	// the claim loop takes the oldest first (ReservePublish).
+	backlog atomic.Bool
 
 	// runCtx bounds deliveries, countdowns and callbacks; cancelled when a
 	// shutdown runs out of time. claimCtx is cancelled when Stop begins.
@@ -109,6 +113,7 @@ type Dispatcher struct {
 	started  bool
 	stopping bool
 	inline   sync.WaitGroup     // DeliverNow calls in flight
+	taking   sync.WaitGroup     // publishes holding a ReservePublish
 	release  []webhook.LeaseRef // claimed but never attempted
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -157,6 +162,7 @@ func New(cfg Config, q Queue, cd Countdowns, cb Callbacks, logger *slog.Logger) 
 	}
 	d.runCtx, d.cancelRun = context.WithCancel(context.Background())
 	d.claimCtx, d.cancelClaim = context.WithCancel(d.runCtx)
+	d.backlog.Store(true)
 	return d, nil
 }
 
@@ -204,8 +210,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		go d.claimLoop()
 	}
 	go func() {
-		// The workers end when the last claim loop has handed over its jobs.
+		// The workers end when the last claim loop, and the last publish
+		// that reserved room, have handed over their jobs.
 		d.claimers.Wait()
+		d.taking.Wait()
 		close(d.jobs)
 	}()
 	go func() {
@@ -287,6 +295,7 @@ func (d *Dispatcher) claimLoop() {
 			d.log.Info("claiming due events again")
 			backoff = 0
 		}
+		d.backlog.Store(len(jobs) == n)
 		for i := range jobs {
 			d.jobs <- jobs[i] // never blocks: the channel holds capacity jobs
 		}
@@ -335,19 +344,81 @@ func (d *Dispatcher) idle(poll *time.Timer) bool {
 
 // reserve takes room for up to one batch of jobs, or returns 0 when less
 // than half a batch is free. Reserving before claiming keeps concurrent
-// claim loops within capacity.
+// claim loops, and publishes leasing their rows, within capacity.
 func (d *Dispatcher) reserve() int {
+	prefetch := int64(min(d.cfg.BatchSize, d.cfg.Workers))
+	return d.reserveAtLeast(max(1, prefetch/2))
+}
+
+// reserveAtLeast takes room for up to one batch of jobs if at least least
+// is free, or returns 0.
+func (d *Dispatcher) reserveAtLeast(least int64) int {
 	prefetch := int64(min(d.cfg.BatchSize, d.cfg.Workers))
 	capacity := int64(d.cfg.Workers) + prefetch
 	for {
 		cur := d.inflight.Load()
 		free := capacity - cur
-		if free < max(1, prefetch/2) {
+		if free < least {
 			return 0
 		}
 		n := min(free, int64(d.cfg.BatchSize))
 		if d.inflight.CompareAndSwap(cur, cur+n) {
 			return int(n)
+		}
+	}
+}
+
+// ReservePublish offers a publish batch the room the workers have free
+// (up to one batch of jobs): the publish leases that many of its new
+// rows to this node in its own statement and hands them over with
+// TakePublished, so they are sent without a claim, a wake-up or a
+// NOTIFY. Nothing is offered before Start, once Stop has begun, or while
+// the last claim was full: events already due go first, oldest first,
+// and new ones wait their turn in the queue as before.
+func (d *Dispatcher) ReservePublish() webhook.PublishLease {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.started || d.stopping || d.backlog.Load() {
+		return webhook.PublishLease{}
+	}
+	n := d.reserveAtLeast(1)
+	if n == 0 {
+		return webhook.PublishLease{}
+	}
+	d.taking.Add(1) // the workers' queue stays open until TakePublished
+	return webhook.PublishLease{Owner: d.cfg.Owner, Lease: d.cfg.Lease, Limit: n}
+}
+
+// TakePublished hands the jobs a publish leased under lease (from
+// ReservePublish, at most its Limit) to the workers, as a claim's, and
+// gives back the room they did not fill. Jobs taken once Stop has begun
+// are released unstarted, as a claim's are.
+func (d *Dispatcher) TakePublished(lease webhook.PublishLease, jobs []webhook.Job) {
+	if lease.Limit <= 0 {
+		return
+	}
+	defer d.taking.Done()
+	if len(jobs) > lease.Limit {
+		// Never: the store leases at most Limit rows. The rest wait for
+		// their lease to end rather than overfill the workers' queue.
+		d.log.Error("a publish leased more events than reserved; the rest are sent when their lease ends",
+			"reserved", lease.Limit, "leased", len(jobs))
+		jobs = jobs[:lease.Limit]
+	}
+	for i := range jobs {
+		d.jobs <- jobs[i] // never blocks: the room was reserved
+	}
+	if len(jobs) == lease.Limit {
+		// As after a full claim: rows past the room may be waiting
+		// unleased, and the claim loop takes them before later publishes
+		// lease theirs.
+		d.backlog.Store(true)
+	}
+	if unused := lease.Limit - len(jobs); unused > 0 {
+		d.inflight.Add(-int64(unused))
+		select {
+		case d.freed <- struct{}{}:
+		default:
 		}
 	}
 }

@@ -19,10 +19,25 @@ import (
 )
 
 // Store is what the batcher needs: the single publish (for idempotent
-// requests, which must look up their key first) and the batch.
+// requests, which must look up their key first) and the batch, which may
+// lease its rows to this node (webhook.PublishLease; the zero lease
+// leases none).
 type Store interface {
 	Publish(ctx context.Context, req webhook.PublishRequest) (webhook.Published, error)
-	PublishBatch(ctx context.Context, reqs []webhook.PublishRequest) ([]webhook.Published, []error)
+	PublishLeased(ctx context.Context, reqs []webhook.PublishRequest, lease webhook.PublishLease) ([]webhook.Published, []error)
+}
+
+// Leaser is the node's dispatcher, to which a batch leases the rows it
+// writes when it has room: they go to its workers without a claim, a
+// wake-up or a NOTIFY.
+type Leaser interface {
+	// ReservePublish reserves room for a batch's rows and returns the
+	// lease to write them under; a zero Limit (no room) leases none.
+	ReservePublish() webhook.PublishLease
+	// TakePublished takes the jobs a batch leased under lease (got from
+	// ReservePublish, called once for each) and gives back the room they
+	// did not fill.
+	TakePublished(lease webhook.PublishLease, jobs []webhook.Job)
 }
 
 // ErrStopped is returned by Publish after Stop.
@@ -38,6 +53,9 @@ type Batcher struct {
 	// Log receives the panics the loop recovers; set it before Start.
 	// Nil discards them.
 	Log *slog.Logger
+	// Leaser, when set (before Start), is offered the rows of every batch
+	// (not those of a keyed or held publish, which go alone).
+	Leaser Leaser
 
 	store Store
 	limit int
@@ -168,9 +186,26 @@ var errInternal = errors.New("publish: internal error")
 // in the store, or an answer of the wrong length, must not end the loop and
 // with it the process, which would lose every queued publish: ok is false
 // then, and every request has errInternal.
+//
+// The rows the batch leased go to the Leaser, and each answer counts
+// them in Leased: the caller wakes no dispatcher for them.
 func (b *Batcher) write(reqs []webhook.PublishRequest) (res []webhook.Published, errs []error, ok bool) {
+	var lease webhook.PublishLease
+	if b.Leaser != nil {
+		lease = b.Leaser.ReservePublish()
+	}
 	defer func() {
 		p := recover()
+		if lease.Limit > 0 {
+			// Even from a wrong answer: leased rows left unsent would wait
+			// for their lease to end.
+			var jobs []webhook.Job
+			for i := range res {
+				jobs = append(jobs, res[i].Jobs...)
+				res[i].Leased, res[i].Jobs = len(res[i].Jobs), nil
+			}
+			b.Leaser.TakePublished(lease, jobs)
+		}
 		if p == nil && len(res) == len(reqs) && len(errs) == len(reqs) {
 			ok = true
 			return
@@ -189,6 +224,6 @@ func (b *Batcher) write(reqs []webhook.PublishRequest) (res []webhook.Published,
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	res, errs = b.store.PublishBatch(ctx, reqs)
+	res, errs = b.store.PublishLeased(ctx, reqs, lease)
 	return res, errs, false // the deferred check sets ok
 }

@@ -92,7 +92,7 @@ type hostileStore struct {
 	batches [][]string // the payloads of each batch, for the log
 }
 
-func (h *hostileStore) PublishBatch(ctx context.Context, reqs []webhook.PublishRequest) ([]webhook.Published, []error) {
+func (h *hostileStore) PublishLeased(ctx context.Context, reqs []webhook.PublishRequest, lease webhook.PublishLease) ([]webhook.Published, []error) {
 	var payloads []string
 	for _, r := range reqs {
 		payloads = append(payloads, string(r.Payload))
@@ -108,7 +108,7 @@ func (h *hostileStore) PublishBatch(ctx context.Context, reqs []webhook.PublishR
 			return nil, nil
 		}
 	}
-	return h.Store.PublishBatch(ctx, reqs)
+	return h.Store.PublishLeased(ctx, reqs, lease)
 }
 
 // A panic (or a wrong answer) in a batch's write fails only the publish

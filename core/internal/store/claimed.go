@@ -29,13 +29,19 @@ func qualify(alias, columns string) string {
 
 // jobTargets are the scan destinations of jobColumns.
 func jobTargets(e *eventRow, w *webhookRow, payload *string) []any {
-	return []any{&e.ID, &e.UUID, &e.MessageID, &e.WebhookID, &e.UserID, &e.EventType, &e.State, &e.Delivered,
+	t := []any{&e.ID, &e.UUID, &e.MessageID, &e.WebhookID, &e.UserID, &e.EventType, &e.State, &e.Delivered,
 		&e.RetryCount, &e.RetryBase, &e.NextAttemptAt, &e.LeaseOwner, &e.LeaseUntil, &e.ResponseHTTPStatus,
-		&e.ResponseContent, &e.CreatedAt, &e.ModifiedAt,
-		&w.ID, &w.UserID, &w.TargetURL, &w.EventType, &w.SecretKey, &w.IsActive, &w.Callback,
+		&e.ResponseContent, &e.CreatedAt, &e.ModifiedAt}
+	return append(append(t, hookTargets(w)...), payload)
+}
+
+// hookTargets are the scan destinations of jobHookColumns (a publish
+// that leases its rows reads them too).
+func hookTargets(w *webhookRow) []any {
+	return []any{&w.ID, &w.UserID, &w.TargetURL, &w.EventType, &w.SecretKey, &w.IsActive, &w.Callback,
 		&w.RetryCountdown, &w.AdditionalHeaders, &w.Config, &w.CreatedAt, &w.ModifiedAt,
 		&w.FailingSince, &w.DisabledReason, &w.DisabledAt, &w.SecretsKeyID, &w.PreviousSecretKey,
-		&w.PreviousSecretUntil, &w.Transform, payload}
+		&w.PreviousSecretUntil, &w.Transform}
 }
 
 // scanJobs reads the jobs of rows (jobColumns), opening the hooks'
@@ -43,8 +49,7 @@ func jobTargets(e *eventRow, w *webhookRow, payload *string) []any {
 func scanJobs(rows *sql.Rows, sl Sealer) ([]webhook.Job, error) {
 	defer rows.Close()
 	var jobs []webhook.Job
-	// Hooks repeat across a batch: decode each one's JSON columns once.
-	hooks := map[int64]webhook.Webhook{}
+	hooks := hookCache{}
 	for rows.Next() {
 		var e eventRow
 		var w webhookRow
@@ -52,12 +57,7 @@ func scanJobs(rows *sql.Rows, sl Sealer) ([]webhook.Job, error) {
 		if err := rows.Scan(jobTargets(&e, &w, &payload)...); err != nil {
 			return nil, err
 		}
-		h, ok := hooks[w.ID]
-		if !ok {
-			h = w.domain(sl)
-			hooks[w.ID] = h
-		}
-		jobs = append(jobs, webhook.Job{Event: e.domain(payload), Webhook: h})
+		jobs = append(jobs, webhook.Job{Event: e.domain(payload), Webhook: hooks.domain(&w, sl)})
 	}
 	return jobs, rows.Err()
 }

@@ -45,8 +45,11 @@ type driver interface {
 	// for each, its message and one pending event per active hook of its
 	// type. A request of an unknown event type gets a
 	// *webhook.UnknownEventTypeError in errs and writes nothing; err is the
-	// transaction's failure, when nothing was written.
-	publish(ctx context.Context, reqs []webhook.PublishRequest, payloads []string) (out []webhook.Published, errs []error, err error)
+	// transaction's failure, when nothing was written. The first
+	// lease.limit new rows of requests without a hold are written leased
+	// under lease.token and returned in Published.Jobs, with their hooks,
+	// as claimDue returns them, and announce nothing.
+	publish(ctx context.Context, reqs []webhook.PublishRequest, payloads []string, lease publishLease) (out []webhook.Published, errs []error, err error)
 	// claimDue leases up to limit due events under token, oldest due
 	// first; claimEvents the claimable ones of ids (see Store.ClaimEvents).
 	claimDue(ctx context.Context, token string, lease time.Duration, limit int) ([]webhook.Job, error)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"encoding/json"
 	"strings"
 	"time"
@@ -107,6 +108,52 @@ func webhookToRow(w *webhook.Webhook) (*webhookRow, error) {
 		Filter: filterColumn(w.Filter), CreatedAt: w.CreatedAt, ModifiedAt: w.ModifiedAt,
 		PreviousSecretKey: w.PreviousSecretKey, PreviousSecretUntil: utcPtr(w.PreviousSecretUntil),
 	}, nil
+}
+
+// nullable makes scan destinations accept NULL (a LEFT JOIN that found
+// nothing) and leave their value alone then. Pointer-typed destinations
+// (a nullable column's) take NULL already.
+func nullable(dest []any) []any {
+	for i, p := range dest {
+		switch p := p.(type) {
+		case *int64:
+			dest[i] = orNull[int64]{p}
+		case *string:
+			dest[i] = orNull[string]{p}
+		case *bool:
+			dest[i] = orNull[bool]{p}
+		case *time.Time:
+			dest[i] = orNull[time.Time]{p}
+		}
+	}
+	return dest
+}
+
+// orNull scans a column into *dst unless it is NULL.
+type orNull[T any] struct{ dst *T }
+
+func (o orNull[T]) Scan(src any) error {
+	var n sql.Null[T]
+	if err := n.Scan(src); err != nil {
+		return err
+	}
+	if n.Valid {
+		*o.dst = n.V
+	}
+	return nil
+}
+
+// hookCache converts the hook rows of one claim's answer: hooks repeat
+// across a batch, and each one's JSON columns and secrets are decoded once.
+type hookCache map[int64]webhook.Webhook
+
+func (c hookCache) domain(r *webhookRow, sl Sealer) webhook.Webhook {
+	h, ok := c[r.ID]
+	if !ok {
+		h = r.domain(sl)
+		c[r.ID] = h
+	}
+	return h
 }
 
 // domain converts r, opening its sealed secret columns with sl. It is the

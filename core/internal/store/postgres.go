@@ -74,15 +74,20 @@ func (*postgresDriver) migrationsTableSQL() string {
 // result can be matched to its request (ord). A request whose event type
 // is unknown has no row; one with no active hook a row with a NULL event
 // id. Each request's rows are due its hold ($5, µs) after the database's
-// clock's now, and only rows without a hold notify (an uncorrelated
-// subquery runs at most once; PostgreSQL also folds identical
-// notifications of one transaction). Hooks with a filter get a row only
-// when the server's evaluation passed them ($7, $8: request ord and hook
-// id, fanout.go); a filtered hook the server did not evaluate ($9 lists
-// those it did: its filter was set meanwhile) gets one, as if the publish
-// had come first. The notification's payload is the store's tag ($10):
-// its own listener skips it (Listen).
-const pgPublish = `WITH input AS (
+// clock's now. The first $12 rows of requests without a hold (request,
+// then hook order) are written leased to the publishing node (lease
+// token $13, for $14 µs: a PublishLease) and come back with their hook's
+// columns (jobHookColumns), as a claim returns them; only rows neither
+// held nor leased notify (an uncorrelated subquery runs at most once;
+// PostgreSQL also folds identical notifications of one transaction).
+// Hooks with a filter get a row only when the server's evaluation passed
+// them ($7, $8: request ord and hook id, fanout.go); a filtered hook the
+// server did not evaluate ($9 and $11 list those it did, with the filter
+// text: its filter was set meanwhile) gets one, as if the publish had
+// come first. The
+// notification's payload is the store's tag ($10): its own listener
+// skips it (Listen).
+var pgPublish = `WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[])
 		WITH ORDINALITY AS i(event_type, payload, publisher_id, idempotency_key, hold, ord)
 ), valid AS (
@@ -91,21 +96,29 @@ const pgPublish = `WITH input AS (
 ), msg AS (
 	INSERT INTO messages (id, event_type, payload, publisher_id, idempotency_key, created_at)
 	SELECT mid, event_type, payload, publisher_id, idempotency_key, $6 FROM valid
-), ev AS (
-	INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
-	SELECT replace(gen_random_uuid()::text, '-', ''), v.mid, w.id, w.user_id, v.event_type, 'pending', ` + pgNow + ` + v.hold, $6, $6
+), fan AS (
+	SELECT v.mid, v.ord, v.event_type, v.hold, w.id AS webhook_id, w.user_id,
+		v.hold = 0 AND row_number() OVER (ORDER BY v.hold <> 0, v.ord, w.id) <= $12::bigint AS leased
 	FROM valid v JOIN webhooks w ON w.event_type = v.event_type AND w.is_active
 		AND (w.filter IS NULL OR (w.id, w.filter) NOT IN (SELECT * FROM unnest($9::bigint[], $11::text[]))
 			OR (v.ord, w.id) IN (SELECT * FROM unnest($7::bigint[], $8::bigint[])))
-	ORDER BY v.ord, w.id
-	RETURNING id, uuid, message_id, webhook_id, user_id, next_attempt_at
+), ev AS (
+	INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at,
+		lease_owner, lease_until, created_at, modified_at)
+	SELECT replace(gen_random_uuid()::text, '-', ''), f.mid, f.webhook_id, f.user_id, f.event_type, 'pending', ` + pgNow + ` + f.hold,
+		CASE WHEN f.leased THEN $13::text END, CASE WHEN f.leased THEN ` + pgNow + ` + $14::bigint END, $6, $6
+	FROM fan f
+	ORDER BY f.ord, f.webhook_id
+	RETURNING id, uuid, message_id, webhook_id, user_id, next_attempt_at, lease_owner, lease_until
 )
-SELECT v.ord, v.mid, ev.id, ev.uuid, ev.webhook_id, ev.user_id, ev.next_attempt_at,
-	CASE WHEN ev.id IS NOT NULL AND v.hold = 0 THEN (SELECT pg_notify('` + notifyChannel + `', $10)) END
+SELECT v.ord, v.mid, ev.id, ev.uuid, ev.webhook_id, ev.user_id, ev.next_attempt_at, ev.lease_owner, ev.lease_until,
+	CASE WHEN ev.id IS NOT NULL AND v.hold = 0 AND ev.lease_owner IS NULL THEN (SELECT pg_notify('` + notifyChannel + `', $10)) END,
+	` + qualify("w", jobHookColumns) + `
 FROM valid v LEFT JOIN ev ON ev.message_id = v.mid
+	LEFT JOIN webhooks w ON ev.lease_owner IS NOT NULL AND w.id = ev.webhook_id
 ORDER BY v.ord, ev.id`
 
-func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequest, payloads []string) ([]webhook.Published, []error, error) {
+func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequest, payloads []string, lease publishLease) ([]webhook.Published, []error, error) {
 	now := d.s.now().UTC()
 	n := len(reqs)
 	types, publishers, keys, holds := make([]string, n), make([]*int64, n), make([]*string, n), make([]int64, n)
@@ -129,7 +142,8 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 			matchOrd, matchID = append(matchOrd, int64(i+1)), append(matchID, id)
 		}
 	}
-	rows, err := d.s.db.DB.QueryContext(ctx, pgPublish, types, payloads, publishers, keys, holds, now, matchOrd, matchID, dec.evaluated, d.s.tag, dec.evaluatedSrc)
+	rows, err := d.s.db.DB.QueryContext(ctx, pgPublish, types, payloads, publishers, keys, holds, now, matchOrd, matchID,
+		dec.evaluated, d.s.tag, dec.evaluatedSrc, lease.limit, lease.token, lease.lease.Microseconds())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -137,11 +151,16 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 	out := make([]webhook.Published, n)
 	errs := make([]error, n)
 	seen := make([]bool, n)
+	hooks := hookCache{}
 	for rows.Next() {
 		var ord, msgID int64
 		var id, hookID, userID, next *int64
 		var uuid, notified *string
-		if err := rows.Scan(&ord, &msgID, &id, &uuid, &hookID, &userID, &next, &notified); err != nil {
+		r := eventRow{State: string(webhook.StatePending), CreatedAt: now, ModifiedAt: now}
+		var w webhookRow
+		dest := append([]any{&ord, &msgID, &id, &uuid, &hookID, &userID, &next, &r.LeaseOwner, &r.LeaseUntil, &notified},
+			nullable(hookTargets(&w))...)
+		if err := rows.Scan(dest...); err != nil {
 			return nil, nil, err
 		}
 		i := int(ord - 1)
@@ -153,10 +172,12 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 		if id == nil {
 			continue // no active hook for this type
 		}
-		r := eventRow{ID: *id, UUID: *uuid, MessageID: msgID, WebhookID: *hookID, UserID: *userID,
-			EventType: reqs[i].EventType, State: string(webhook.StatePending), NextAttemptAt: *next,
-			CreatedAt: now, ModifiedAt: now}
-		out[i].Events = append(out[i].Events, r.domain(payloads[i]))
+		r.ID, r.UUID, r.MessageID, r.WebhookID, r.UserID, r.EventType, r.NextAttemptAt = *id, *uuid, msgID, *hookID, *userID, reqs[i].EventType, *next
+		ev := r.domain(payloads[i])
+		out[i].Events = append(out[i].Events, ev)
+		if r.LeaseOwner != nil {
+			out[i].Jobs = append(out[i].Jobs, webhook.Job{Event: ev, Webhook: hooks.domain(&w, d.s.sealer), Lease: lease.token})
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -38,6 +39,22 @@ func (s *Store) Publish(ctx context.Context, req webhook.PublishRequest) (webhoo
 // key of an earlier one of the batch. A request with a Hold is due only
 // after it and wakes no dispatcher.
 func (s *Store) PublishBatch(ctx context.Context, reqs []webhook.PublishRequest) ([]webhook.Published, []error) {
+	return s.PublishLeased(ctx, reqs, webhook.PublishLease{})
+}
+
+// PublishLeased is PublishBatch that also leases up to lease.Limit of the
+// new rows to lease.Owner, in the same statement: they are written
+// pending and leased under a new lease token (as Claim leases them), and
+// come back in Published.Jobs, so the publishing node's dispatcher sends
+// them without claiming. Rows past the limit, of held requests, and of a
+// replayed key are written and announced as PublishBatch writes them; a
+// publish whose every row is leased announces nothing. If the node dies
+// before sending them, any node claims them once the lease has ended.
+func (s *Store) PublishLeased(ctx context.Context, reqs []webhook.PublishRequest, lease webhook.PublishLease) ([]webhook.Published, []error) {
+	var pl publishLease
+	if lease.Limit > 0 {
+		pl = publishLease{token: newLeaseToken(lease.Owner), lease: lease.Lease, limit: lease.Limit}
+	}
 	out := make([]webhook.Published, len(reqs))
 	errs := make([]error, len(reqs))
 	payloads := make([]string, len(reqs))
@@ -86,7 +103,7 @@ func (s *Store) PublishBatch(ctx context.Context, reqs []webhook.PublishRequest)
 		for j, i := range idx {
 			wreqs[j], wpayloads[j] = reqs[i], payloads[i]
 		}
-		wout, werrs, err := s.drv.publish(ctx, wreqs, wpayloads)
+		wout, werrs, err := s.drv.publish(ctx, wreqs, wpayloads, pl)
 		if err == nil {
 			for j, i := range idx {
 				out[i], errs[i] = wout[j], werrs[j]
@@ -110,6 +127,15 @@ func (s *Store) PublishBatch(ctx context.Context, reqs []webhook.PublishRequest)
 		}
 	}
 	return out, errs
+}
+
+// publishLease is a PublishLease with its token drawn: the driver leases
+// up to limit of the new rows (of requests without a hold) under token,
+// until lease after its clock's now. The zero value leases none.
+type publishLease struct {
+	token string
+	lease time.Duration
+	limit int
 }
 
 // idempotency is what an idempotency key is unique within.

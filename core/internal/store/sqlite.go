@@ -128,7 +128,9 @@ func (*sqliteDriver) migrationsTableSQL() string {
 // two statements with bound values, prepared once, instead of four built
 // by bun with the values spelled into the text (SQLite's parser was a
 // quarter of the server's CPU). The uuid is 32 hex digits as dj-whisperer
-// sends in event.uuid (sqliteUUID).
+// sends in event.uuid (sqliteUUID). The first ?7 rows are written leased
+// (lease token ?8 until ?9, µs: a PublishLease), and the publish reads
+// their hooks (sqlitePublishHooks) in its transaction.
 //
 // The event type is matched as +?2: the planner does not read a value
 // behind unary plus. With "= ?2" and the STAT4 samples an ANALYZE leaves,
@@ -139,23 +141,30 @@ var (
 	sqlitePublishMessage = `INSERT INTO messages (event_type, payload, publisher_id, idempotency_key, created_at)
 	SELECT ?1, ?2, ?3, ?5, ?4 WHERE EXISTS (SELECT 1 FROM event_types WHERE name = ?1)
 	RETURNING id`
-	sqlitePublishEvents = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
-	SELECT ` + sqliteUUID("?6") + `, ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
+	sqlitePublishEvents = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at,
+		lease_owner, lease_until, created_at, modified_at)
+	SELECT ` + sqliteUUID("?6") + `, ?1, id, user_id, ?2, 'pending', ?3,
+		CASE WHEN row_number() OVER (ORDER BY id) <= ?7 THEN ?8 END, CASE WHEN row_number() OVER (ORDER BY id) <= ?7 THEN ?9 END, ?4, ?4
 	FROM webhooks WHERE event_type = +?2 AND is_active
 		AND (filter IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(?5) j
 			WHERE json_extract(j.value, '$[0]') = webhooks.id AND json_extract(j.value, '$[1]') = webhooks.filter))
 	ORDER BY id
-	RETURNING id, uuid, webhook_id, user_id`
+	RETURNING id, uuid, webhook_id, user_id, lease_owner, lease_until`
 	// A hook with a filter gets its row from sqlitePublishFiltered when
 	// its filter passed the event (?5, fanout.go), decided before the
 	// transaction; one fan-out did not evaluate with its stored filter (?5
 	// of sqlitePublishEvents lists those it did, as JSON pairs of id and
 	// filter text: its filter was set or changed meanwhile) gets one
 	// above, as if the publish had come first.
-	sqlitePublishFiltered = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at, created_at, modified_at)
-	SELECT ` + sqliteUUID("?6") + `, ?1, id, user_id, ?2, 'pending', ?3, ?4, ?4
+	sqlitePublishFiltered = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at,
+		lease_owner, lease_until, created_at, modified_at)
+	SELECT ` + sqliteUUID("?6") + `, ?1, id, user_id, ?2, 'pending', ?3,
+		CASE WHEN ?7 > 0 THEN ?8 END, CASE WHEN ?7 > 0 THEN ?9 END, ?4, ?4
 	FROM webhooks WHERE id = ?5 AND event_type = ?2 AND is_active
-	RETURNING id, uuid, webhook_id, user_id`
+	RETURNING id, uuid, webhook_id, user_id, lease_owner, lease_until`
+	// sqlitePublishHooks reads the hooks of the rows a publish leased (?1,
+	// a JSON array of ids), as a claim returns them.
+	sqlitePublishHooks = `SELECT ` + jobHookColumns + ` FROM webhooks WHERE id IN (SELECT value FROM json_each(?1))`
 )
 
 // sqliteUUID is the SQL of a new event's uuid: a version 7 uuid, whose
@@ -173,10 +182,10 @@ func sqliteUUID(param string) string {
 // uuidTime is the time part of a version 7 uuid made at t.
 func uuidTime(t time.Time) string { return fmt.Sprintf("%012x", uint64(t.UnixMilli())&(1<<48-1)) }
 
-// sqlitePublish holds the two publish statements, prepared once: SQLite
+// sqlitePublish holds the publish statements, prepared once: SQLite
 // parses a statement on every call otherwise, and parsing these two was
 // ~20% of the CPU of a publish-heavy run.
-type sqlitePublish struct{ msg, events, filtered *sql.Stmt }
+type sqlitePublish struct{ msg, events, filtered, hooks *sql.Stmt }
 
 // publishStmts returns the prepared publish statements, preparing them on
 // first use (not at Open: the tables may not exist before migrating). It
@@ -201,14 +210,19 @@ func (d *sqliteDriver) publishStmts(ctx context.Context) (sqlitePublish, error) 
 		_, _ = msg.Close(), events.Close()
 		return sqlitePublish{}, err
 	}
-	d.stmts = sqlitePublish{msg: msg, events: events, filtered: filtered}
+	hooks, err := d.s.db.DB.PrepareContext(ctx, sqlitePublishHooks)
+	if err != nil {
+		_, _, _ = msg.Close(), events.Close(), filtered.Close()
+		return sqlitePublish{}, err
+	}
+	d.stmts = sqlitePublish{msg: msg, events: events, filtered: filtered, hooks: hooks}
 	return d.stmts, nil
 }
 
 func (d *sqliteDriver) close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, st := range []*sql.Stmt{d.stmts.msg, d.stmts.events, d.stmts.filtered} {
+	for _, st := range []*sql.Stmt{d.stmts.msg, d.stmts.events, d.stmts.filtered, d.stmts.hooks} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -217,7 +231,7 @@ func (d *sqliteDriver) close() {
 	d.queue.close()
 }
 
-func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishRequest, payloads []string) ([]webhook.Published, []error, error) {
+func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishRequest, payloads []string, lease publishLease) ([]webhook.Published, []error, error) {
 	stmts, err := d.publishStmts(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -239,28 +253,75 @@ func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishReques
 	err = d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		// On SQLite's one connection these reuse the prepared statements.
 		st := sqlitePublish{msg: tx.Tx.StmtContext(ctx, stmts.msg), events: tx.Tx.StmtContext(ctx, stmts.events),
-			filtered: tx.Tx.StmtContext(ctx, stmts.filtered)}
+			filtered: tx.Tx.StmtContext(ctx, stmts.filtered), hooks: tx.Tx.StmtContext(ctx, stmts.hooks)}
+		l := sqliteLease{publishLease: lease, until: micros(now.Add(lease.lease)), left: lease.limit}
 		for i := range reqs {
-			p, err := publishOne(ctx, st, reqs[i], payloads[i], string(evaluated), dec.pass[i], now)
-			var unknown *webhook.UnknownEventTypeError
-			if errors.As(err, &unknown) {
-				errs[i] = err
-				continue
+			out[i], errs[i] = publishOne(ctx, st, reqs[i], payloads[i], string(evaluated), dec.pass[i], now, &l)
+			if errs[i] != nil {
+				var unknown *webhook.UnknownEventTypeError
+				if errors.As(errs[i], &unknown) {
+					continue
+				}
+				return errs[i]
 			}
-			if err != nil {
-				return err
-			}
-			p.Filtered = dec.refused[i]
-			out[i] = p
+			out[i].Filtered = dec.refused[i]
 		}
-		return nil
+		return d.leasedJobs(ctx, st.hooks, out, lease.token)
 	})
 	return out, errs, err
 }
 
+// sqliteLease is a publish's lease on SQLite: its end by the store's
+// clock and how many rows it may still lease.
+type sqliteLease struct {
+	publishLease
+	until int64
+	left  int
+}
+
+// leasedJobs fills in the Jobs of the events in out that the publish
+// leased: their hooks are read in one statement, in the transaction.
+func (d *sqliteDriver) leasedJobs(ctx context.Context, hooksStmt *sql.Stmt, out []webhook.Published, token string) error {
+	var ids []int64
+	for i := range out {
+		for _, j := range out[i].Jobs {
+			ids = append(ids, j.Event.WebhookID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	list, _ := json.Marshal(dedupe(ids))
+	rows, err := hooksStmt.QueryContext(ctx, string(list))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	hooks := map[int64]webhook.Webhook{}
+	for rows.Next() {
+		var w webhookRow
+		if err := rows.Scan(hookTargets(&w)...); err != nil {
+			return err
+		}
+		hooks[w.ID] = w.domain(d.s.sealer)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range out {
+		for k := range out[i].Jobs {
+			j := &out[i].Jobs[k]
+			j.Webhook, j.Lease = hooks[j.Event.WebhookID], token
+		}
+	}
+	return nil
+}
+
 // publishOne runs the publish statements for req: the message, the rows of
-// the hooks without a filter, and one per filtered hook that passes.
-func publishOne(ctx context.Context, st sqlitePublish, req webhook.PublishRequest, payload, evaluated string, pass []int64, now time.Time) (webhook.Published, error) {
+// the hooks without a filter, and one per filtered hook that passes. Rows
+// leased under l come back in Jobs too, without their hooks yet
+// (leasedJobs).
+func publishOne(ctx context.Context, st sqlitePublish, req webhook.PublishRequest, payload, evaluated string, pass []int64, now time.Time, l *sqliteLease) (webhook.Published, error) {
 	msg, events := st.msg, st.events
 	var publisher *int64
 	if req.PublisherID != 0 {
@@ -290,25 +351,38 @@ func publishOne(ctx context.Context, st sqlitePublish, req webhook.PublishReques
 		for rows.Next() {
 			r := eventRow{MessageID: msgID, EventType: req.EventType, State: string(webhook.StatePending),
 				NextAttemptAt: due, CreatedAt: now, ModifiedAt: now}
-			if err := rows.Scan(&r.ID, &r.UUID, &r.WebhookID, &r.UserID); err != nil {
+			if err := rows.Scan(&r.ID, &r.UUID, &r.WebhookID, &r.UserID, &r.LeaseOwner, &r.LeaseUntil); err != nil {
 				return err
 			}
-			out.Events = append(out.Events, r.domain(payload))
+			ev := r.domain(payload)
+			out.Events = append(out.Events, ev)
+			if r.LeaseOwner != nil {
+				out.Jobs = append(out.Jobs, webhook.Job{Event: ev})
+				l.left--
+			}
 		}
 		return rows.Err()
 	}
 	ut := uuidTime(now)
-	if err := scan(events.QueryContext(ctx, msgID, req.EventType, due, stamp, evaluated, ut)); err != nil {
+	left := func() int {
+		if req.Hold != 0 {
+			return 0
+		}
+		return max(l.left, 0)
+	}
+	if err := scan(events.QueryContext(ctx, msgID, req.EventType, due, stamp, evaluated, ut, left(), l.token, l.until)); err != nil {
 		return out, err
 	}
 	for _, id := range pass {
-		if err := scan(st.filtered.QueryContext(ctx, msgID, req.EventType, due, stamp, id, ut)); err != nil {
+		if err := scan(st.filtered.QueryContext(ctx, msgID, req.EventType, due, stamp, id, ut, left(), l.token, l.until)); err != nil {
 			return out, err
 		}
 	}
 	// RETURNING order is unspecified; answer in hook order like
 	// PostgreSQL.
-	slices.SortFunc(out.Events, func(a, b webhook.Event) int { return cmp.Compare(a.WebhookID, b.WebhookID) })
+	byHook := func(a, b webhook.Event) int { return cmp.Compare(a.WebhookID, b.WebhookID) }
+	slices.SortFunc(out.Events, byHook)
+	slices.SortFunc(out.Jobs, func(a, b webhook.Job) int { return byHook(a.Event, b.Event) })
 	return out, nil
 }
 

@@ -107,6 +107,26 @@ type Published struct {
 	// Filtered counts the active hooks of the type whose filter refused
 	// the event: no row was written for them.
 	Filtered int
+	// Jobs are the events of Events the publish leased to the publishing
+	// node (a PublishLease), with their hooks, as a claim returns them:
+	// the publish batcher hands them to the node's dispatcher and moves
+	// their count to Leased.
+	Jobs []Job
+	// Leased counts the events of Events handed to the publishing node's
+	// dispatcher at publish: nothing needs to wake a claim for them.
+	Leased int
+}
+
+// PublishLease asks a publish to lease the rows it writes to the
+// publishing node's dispatcher, as a claim would: a new lease token of
+// Owner, ending Lease after the database's now, on at most Limit rows (in
+// request, then hook order; zero leases none). The rest are written
+// unleased, as always. The dispatcher reserves Limit jobs of room first,
+// so it is never handed more than its workers can take.
+type PublishLease struct {
+	Owner string
+	Lease time.Duration
+	Limit int
 }
 
 // RedeliverFilter selects failed events to deliver again.
