@@ -17,6 +17,9 @@ func (s *Store) RevocationsWatched() bool { return s.auth.watching.Load() }
 // update, so a test can delete the event there.
 func SetAfterRedeliverRead(s *Store, fn func()) { s.afterRedeliverRead = fn }
 
+// SQLiteJobsSQL is the SQLite claim's read of its events as jobs.
+var SQLiteJobsSQL = sqliteJobs
+
 // SQLiteReprepares is how many times SQLite parsed and planned again each
 // statement prepared on the store's one connection (its SQL → count):
 // sqlite3_stmt_status(SQLITE_STMTSTATUS_REPREPARE), which no SQL reads.
