@@ -101,8 +101,11 @@ type section struct {
 var sectionRank = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, 8: 8, 9: 9, 12: 10, 10: 11, 11: 12}
 
 // limitDepth returns bin with every defined function wrapped in a depth
-// check (see stackBudget). It understands the features wazero enables by
-// default (WebAssembly 2.0); anything else is reported as malformed.
+// check (see stackBudget), a halt check (halt.go) on entry to each wrapper
+// and at the top of every loop, and the start function exported as
+// startExport instead of run by instantiation. It understands the
+// features wazero enables by default (WebAssembly 2.0); anything else is
+// reported as malformed.
 func limitDepth(bin []byte) ([]byte, error) {
 	if len(bin) < 8 || !bytes.Equal(bin[:8], []byte("\x00asm\x01\x00\x00\x00")) {
 		return nil, fmt.Errorf("%w: not a WebAssembly 1.0 binary", errMalformed)
@@ -113,6 +116,8 @@ func limitDepth(bin []byte) ([]byte, error) {
 		importFuncs, importGlobal uint32
 		funcTypes                 []uint32
 		hasCode                   bool
+		start                     = -1 // the start function, exported instead (startExport)
+		hasMemory                 bool
 	)
 	r := &reader{b: bin[8:]}
 	for len(r.b) > 0 && r.err == nil {
@@ -146,6 +151,7 @@ func limitDepth(bin []byte) ([]byte, error) {
 					s.limits()
 				case 2:
 					s.limits()
+					hasMemory = true
 				case 3:
 					s.bytes(2)
 					importGlobal++
@@ -158,18 +164,27 @@ func limitDepth(bin []byte) ([]byte, error) {
 			if body, err = boundTables(body); err != nil {
 				return nil, err
 			}
+		case 5:
+			hasMemory = hasMemory || s.u32() > 0
+			s.b = nil
 		case 3: // functions
 			for n := s.u32(); n > 0 && s.err == nil; n-- {
 				funcTypes = append(funcTypes, s.u32())
 			}
 		case 7: // exports
 			for n := s.u32(); n > 0 && s.err == nil; n-- {
-				if name := s.name(); name == depthExport || name == peakExport {
+				if name := s.name(); name == depthExport || name == peakExport || name == haltExport || name == startExport {
 					s.fail("exports " + name + ", a name the host reserves")
 				}
 				s.byte()
 				s.u32()
 			}
+		case 8:
+			start = int(s.u32())
+			if s.err != nil {
+				return nil, s.err
+			}
+			continue
 		case 10:
 			hasCode = true
 		case 0:
@@ -191,32 +206,50 @@ func limitDepth(bin []byte) ([]byte, error) {
 		}
 	}
 	if len(funcTypes) == 0 || !hasCode {
-		return bin, nil // nothing runs
+		return bin, nil // nothing runs but imports (a start section may call one)
 	}
 
-	// The new mutable i32 globals, the counter and its peak, and their
-	// exports.
+	if !hasMemory {
+		// The halt check visits Go through memory.grow (halt.go).
+		return nil, fmt.Errorf("%w: a plugin module needs a memory", errMalformed)
+	}
+
+	// The new mutable i32 globals: the depth counter, its peak, the halt
+	// budget and flag (halt.go); and their exports (and the start
+	// function's).
 	global := importGlobal
-	newGlobals := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b}
+	newGlobals := bytes.Repeat([]byte{0x7f, 0x01, 0x41, 0x00, 0x0b}, 2)
+	newGlobals = append(appendSLEB(append(newGlobals, 0x7f, 0x01, 0x41), budget), 0x0b)
+	newGlobals = append(newGlobals, 0x7f, 0x01, 0x41, 0x00, 0x0b)
 	if i := find(secs, 6); i >= 0 {
 		s := &reader{b: secs[i].body}
 		global += s.u32()
-		secs[i].body = appendVec(s.b, global-importGlobal+2, newGlobals...)
+		secs[i].body = appendVec(s.b, global-importGlobal+4, newGlobals...)
 	} else {
-		secs = insertSection(secs, 6, appendVec(nil, 2, newGlobals...))
+		secs = insertSection(secs, 6, appendVec(nil, 4, newGlobals...))
 	}
+	tick := global + 2
 	var exp []byte
-	for k, name := range []string{depthExport, peakExport} {
+	exports := uint32(0)
+	export := func(name string, kind byte, idx uint32) {
 		exp = binary.AppendUvarint(exp, uint64(len(name)))
-		exp = append(append(exp, name...), 0x03)
-		exp = binary.AppendUvarint(exp, uint64(global+uint32(k)))
+		exp = append(append(exp, name...), kind)
+		exp = binary.AppendUvarint(exp, uint64(idx))
+		exports++
+	}
+	for k, name := range []string{depthExport, peakExport} {
+		export(name, 0x03, global+uint32(k))
+	}
+	export(haltExport, 0x03, tick+1)
+	if start >= 0 {
+		export(startExport, 0x00, uint32(start))
 	}
 	if i := find(secs, 7); i >= 0 {
 		s := &reader{b: secs[i].body}
 		n := s.u32()
-		secs[i].body = appendVec(s.b, n+2, exp...)
+		secs[i].body = appendVec(s.b, n+exports, exp...)
 	} else {
-		secs = insertSection(secs, 7, appendVec(nil, 2, exp...))
+		secs = insertSection(secs, 7, appendVec(nil, exports, exp...))
 	}
 
 	// Function i keeps its index (so calls, exports and tables reach the
@@ -253,20 +286,24 @@ func limitDepth(bin []byte) ([]byte, error) {
 				if s.err != nil || b.err != nil {
 					return nil, errors.Join(s.err, b.err)
 				}
+				np := params[funcTypes[j]]
+				checked, err := instrument(body[:len(body)-len(b.b)], b.b, np, locals, tick)
+				if err != nil {
+					return nil, err
+				}
 				if !mayCall(b.b) {
 					// A leaf adds one frame above counted ones: it stays
 					// in place, and index n+j gets a body never called.
-					bodies = binary.AppendUvarint(bodies, uint64(size))
-					bodies = append(bodies, body...)
+					bodies = binary.AppendUvarint(bodies, uint64(len(checked)))
+					bodies = append(bodies, checked...)
 					originals = append(originals, 3, 0x00, 0x00, 0x0b) // no locals; unreachable
 					continue
 				}
-				np := params[funcTypes[j]]
-				w := wrapper(global, frameCost(uint64(np)+locals), np, importFuncs+n+j)
+				w := wrapper(global, frameCost(uint64(np)+locals), np, importFuncs+n+j, weight(len(body)))
 				bodies = binary.AppendUvarint(bodies, uint64(len(w)))
 				bodies = append(bodies, w...)
-				originals = binary.AppendUvarint(originals, uint64(size))
-				originals = append(originals, body...)
+				originals = binary.AppendUvarint(originals, uint64(len(checked)))
+				originals = append(originals, checked...)
 			}
 			secs[i].body = append(bodies, originals...)
 		}
@@ -348,14 +385,15 @@ func boundTables(body []byte) ([]byte, error) {
 // yes.
 func mayCall(code []byte) bool { return bytes.ContainsAny(code, "\x10\x11\x12\x13\x14\x15") }
 
-// wrapper is the body of a function that checks and counts cost against
-// the global (and its peak, the next global), then calls target with its
-// np params.
-func wrapper(global, cost, np, target uint32) []byte {
+// wrapper is the body of a function that spends weight of the halt
+// budget (the global after the peak, haltCheck), checks and counts cost
+// against the global (and its peak, the next global), then calls target
+// with its np params.
+func wrapper(global, cost, np, target uint32, weight int) []byte {
 	g := binary.AppendUvarint(nil, uint64(global))
 	p := binary.AppendUvarint(nil, uint64(global+1))
 	c := appendSLEB(nil, int64(cost))
-	w := []byte{0x00} // no locals
+	w := haltCheck([]byte{0x00}, global+2, weight) // no locals
 	// if global > stackBudget-cost { global = depthExceeded; unreachable }
 	w = append(append(w, 0x23), g...)
 	w = append(appendSLEB(append(w, 0x41), int64(stackBudget-cost)), 0x4b, 0x04, 0x40)

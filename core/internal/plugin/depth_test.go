@@ -48,10 +48,10 @@ func FuzzLimitDepth(f *testing.F) {
 	})
 }
 
-// reservedExport is a module whose one function, which calls itself (so
-// it is wrapped), is exported as name.
+// reservedExport is a module with a memory whose one function, which
+// calls itself (so it is wrapped), is exported as name.
 func reservedExport(name string) []byte {
-	b := []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00")
+	b := []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x05\x03\x01\x00\x01")
 	b = append(b, 0x07, byte(len(name)+4), 0x01, byte(len(name)))
 	b = append(append(b, name...), 0x00, 0x00)
 	return append(b, 0x0a, 0x06, 0x01, 0x04, 0x00, 0x10, 0x00, 0x0b)
@@ -63,7 +63,7 @@ func TestLimitDepthReservedNames(t *testing.T) {
 	if _, err := limitDepth(reservedExport("ok")); err != nil {
 		t.Fatalf("limitDepth(export ok) = %v", err)
 	}
-	for _, name := range []string{depthExport, peakExport} {
+	for _, name := range []string{depthExport, peakExport, haltExport, startExport} {
 		if _, err := limitDepth(reservedExport(name)); err == nil || !strings.Contains(err.Error(), name+", a name the host reserves") {
 			t.Errorf("limitDepth(export %s) = %v, want it refused", name, err)
 		}

@@ -137,9 +137,8 @@ func New(cfg Config, sink Sink, logger *slog.Logger) (*Host, error) {
 // newRuntime returns a runtime for cfg, and whether it compiles through
 // the compilation cache in cfg.CacheDir.
 func newRuntime(ctx context.Context, cfg Config, logger *slog.Logger) (wazero.Runtime, bool, error) {
-	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(cfg.memoryLimitPages())
+	// Not WithCloseOnContextDone: the host stops calls itself (halt.go).
+	rc := wazero.NewRuntimeConfig().WithMemoryLimitPages(cfg.memoryLimitPages())
 	cached := false
 	if cfg.CacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)

@@ -28,6 +28,11 @@ func newCallState(logger *slog.Logger) *callState {
 	return &callState{logger: logger, budget: abi.MaxLogBytesPerCall}
 }
 
+// reset readies st for the next call of its instance.
+func (st *callState) reset() {
+	st.budget, st.dropped, st.lastErr, st.firstStderr = abi.MaxLogBytesPerCall, 0, "", ""
+}
+
 type stateKey struct{}
 
 // emit logs one guest message if the budget allows.

@@ -82,6 +82,7 @@ type version struct {
 // Instances between calls are kept in idle, within its own budget.
 type gate struct {
 	calls, callbacks chan struct{}
+	watch            *watchdog    // and their time
 	inFlight, peak   atomic.Int64 // peak is read by tests
 	idle             idlePool
 	// cacheDir is the working compilation cache, or "" without one: only
@@ -91,7 +92,8 @@ type gate struct {
 }
 
 func newGate(cfg Config) *gate {
-	g := &gate{calls: make(chan struct{}, cfg.PoolSize), callbacks: make(chan struct{}, cfg.PoolSize)}
+	g := &gate{calls: make(chan struct{}, cfg.PoolSize), callbacks: make(chan struct{}, cfg.PoolSize),
+		watch: newWatchdog(min(cfg.CallTimeout, cfg.CallbackTimeout))}
 	g.idle.budget = cfg.idleBudget()
 	return g
 }
@@ -127,7 +129,12 @@ type instance struct {
 	buf, bufCap                  uint32 // current input buffer
 	stack                        [7]uint64
 
-	peak api.Global // the depth counter's peak (depth.go)
+	peak api.Global        // the depth counter's peak (depth.go)
+	halt api.MutableGlobal // set to stop a call (halt.go); nil in a module without code
+	// st is the state of the instance's current call; watch is the call
+	// as the watchdog sees it.
+	st    *callState
+	watch watched
 
 	// While idle (see idlePool):
 	owner *version
@@ -141,7 +148,10 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	inst := &instance{
 		stdout: &stream{name: "stdout", level: slog.LevelInfo, st: st},
 		stderr: &stream{name: "stderr", level: slog.LevelWarn, st: st},
+		st:     st,
 	}
+	// No start functions here: they run below, under the watchdog, which
+	// can stop them only once the instance exists (its halt global).
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous: many instances of one module
 		WithStdout(inst.stdout).WithStderr(inst.stderr).
@@ -150,11 +160,6 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 		WithNanosleep(func(int64) {}). // no real sleep: a sleeping guest must not hold an instance
 		WithOsyield(func() {}).
 		WithStartFunctions()
-	if v.initFn {
-		cfg = cfg.WithStartFunctions(abi.ExportInitialize)
-	}
-	ctx, cancel := context.WithTimeoutCause(ctx, v.cfg.CallbackTimeout, errLimit)
-	defer cancel()
 	ctx = context.WithValue(ctx, stateKey{}, st)
 	ctx = experimental.WithMemoryAllocator(ctx, memoryAllocator)
 	compiled, err := v.compiledModule(ctx)
@@ -167,9 +172,27 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	st.finish(ctx)
 	inst.stdout.st, inst.stderr.st = nil, nil
 	if err != nil {
-		return nil, v.describe("instantiate", st, ctx, err, v.cfg.CallbackTimeout)
+		return nil, v.describe("instantiate", st, nil, err, v.cfg.CallbackTimeout)
 	}
 	inst.mod = mod
+	inst.halt, _ = mod.ExportedGlobal(haltExport).(api.MutableGlobal)
+	starts := []string{startExport}
+	if v.initFn {
+		starts = append(starts, abi.ExportInitialize)
+	}
+	for _, name := range starts {
+		fn := mod.ExportedFunction(name)
+		if fn == nil {
+			continue
+		}
+		if _, err := v.run(ctx, inst, "instantiate", v.cfg.CallbackTimeout, func(ctx context.Context, _ *instance) error {
+			_, err := fn.Call(ctx)
+			return err
+		}); err != nil {
+			_ = mod.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	}
 	inst.alloc = mod.ExportedFunction(abi.ExportAlloc)
 	inst.countdown = mod.ExportedFunction(abi.ExportCountdown)
 	inst.validate = mod.ExportedFunction(abi.ExportValidate)
@@ -231,8 +254,9 @@ func (v *version) releaseIdle(cutoff time.Time) bool {
 	return true
 }
 
-// describe turns a call error into one naming what failed and why.
-func (v *version) describe(what string, st *callState, ctx context.Context, err error, limit time.Duration) error {
+// describe turns a call error into one naming what failed and why; halted
+// is why the watchdog stopped the call, if it did.
+func (v *version) describe(what string, st *callState, halted, err error, limit time.Duration) error {
 	var exit *sys.ExitError
 	reason := st.lastErr
 	if reason == "" {
@@ -242,10 +266,10 @@ func (v *version) describe(what string, st *callState, ctx context.Context, err 
 		reason = ": " + reason
 	}
 	switch {
-	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded && context.Cause(ctx) == errLimit:
+	case halted == errLimit:
 		return fmt.Errorf("%s: %w (%s)", what, ErrTimeout, limit)
-	case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
-		return fmt.Errorf("%s: caller gave up: %w", what, context.Cause(ctx))
+	case halted != nil:
+		return fmt.Errorf("%s: caller gave up: %w", what, halted)
 	case errors.As(err, &exit):
 		return fmt.Errorf("%s: %w: exited with code %d%s", what, ErrCrashed, exit.ExitCode(), reason)
 	case errors.Is(err, ErrFailed), errors.Is(err, ErrCrashed):
@@ -366,23 +390,39 @@ func (v *version) call(ctx context.Context, lane chan struct{}, what string, lim
 	if err != nil {
 		return fmt.Errorf("plugin %s: %s: %w", v.file, what, err)
 	}
-	st := newCallState(v.logger)
+	halted, err := v.run(ctx, inst, what, limit, fn)
+	if err != nil {
+		err = fmt.Errorf("plugin %s: %w", v.file, err)
+	}
+	v.release(inst, !halted && (err == nil || errors.Is(err, ErrFailed)) && !inst.deepStack())
+	return err
+}
+
+// run runs fn on inst, watched (halt.go) for up to limit or until ctx
+// ends, with the guest's output going to the instance's call state. It
+// reports whether the watchdog halted the call (the instance must then be
+// dropped), and the call's error described.
+func (v *version) run(ctx context.Context, inst *instance, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) (halted bool, _ error) {
+	if ctx.Err() != nil {
+		return false, fmt.Errorf("%s: caller gave up: %w", what, context.Cause(ctx))
+	}
+	st := inst.st
+	st.reset()
 	inst.stdout.st, inst.stderr.st = st, st
-	cctx, cancel := context.WithTimeoutCause(ctx, limit, errLimit)
-	err = fn(context.WithValue(cctx, stateKey{}, st), inst)
+	v.gate.watch.begin(ctx, inst, limit)
+	err := fn(context.WithValue(ctx, stateKey{}, st), inst)
+	why := v.gate.watch.end(inst)
 	inst.stdout.flush()
 	inst.stderr.flush()
-	st.finish(cctx)
+	st.finish(ctx)
 	inst.stdout.st, inst.stderr.st = nil, nil
-	if err != nil && inst.tooDeep() {
+	if err == nil {
+		return why != nil, nil // it returned before the halt took
+	}
+	if why == nil && inst.tooDeep() {
 		err = fmt.Errorf("%w: call stack over the %d MiB limit (runaway recursion?)", ErrCrashed, stackBudget>>20)
 	}
-	if err != nil {
-		err = fmt.Errorf("plugin %s: %w", v.file, v.describe(what, st, cctx, err, limit))
-	}
-	cancel()
-	v.release(inst, (err == nil || errors.Is(err, ErrFailed)) && !inst.deepStack())
-	return err
+	return why != nil, v.describe(what, st, why, err, limit)
 }
 
 // keepDepth is the deepest estimated stack an instance may have run and

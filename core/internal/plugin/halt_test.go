@@ -1,0 +1,147 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+)
+
+// TestHaltStopsEveryRunaway: a start function and an _initialize that never
+// return fail their load with the time limit (they run under the host's
+// watch, not inside instantiation), and recursion that never loops and
+// never gets deep (2^60 calls) is stopped by the check on function entry.
+// The start function of a healthy module still runs before its exports.
+func TestHaltStopsEveryRunaway(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"haltstart", "haltinit", "fork"} {
+		copyFile(t, filepath.Join("testdata", name+".wasm"), dir, name+".wasm")
+	}
+	cfg := testConfig(dir)
+	cfg.CallTimeout, cfg.CallbackTimeout = 50*time.Millisecond, 200*time.Millisecond
+	sink := newSink()
+	h, _ := startHost(t, cfg, sink)
+	for _, file := range []string{"haltstart.wasm", "haltinit.wasm"} {
+		i := infoOf(t, h, file)
+		if i.Loaded || !strings.Contains(i.Error, "instantiate: "+ErrTimeout.Error()+" (200ms)") {
+			t.Errorf("%s: loaded=%v, error %q, want the instantiation's time limit", file, i.Loaded, i.Error)
+		}
+	}
+	ctx := context.Background()
+	for range 2 { // a fresh instance after the halted one
+		if _, err := sink.countdown(t, "fork").Value(ctx, 0, json.RawMessage(`{}`)); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("fork: %v, want %v", err, ErrTimeout)
+		}
+		if v, err := sink.countdown(t, "ok").Value(ctx, 0, json.RawMessage(`{}`)); err != nil || v != 7 {
+			t.Fatalf("ok (set by the start function): %d, %v", v, err)
+		}
+	}
+}
+
+// TestGuestLoopLetsTheGCRun: native code cannot be preempted by the Go
+// runtime, so a guest that loops without leaving it would hold up the
+// stop-the-world of every garbage collection, and with it the whole process
+// (the watchdog included). The halt check visits Go every so often: a
+// collection finishes while the loop still runs. It runs in a child
+// process, which a deadlock would hang past its deadline.
+func TestGuestLoopLetsTheGCRun(t *testing.T) {
+	if os.Getenv("WHISPERER_GC_CHILD") != "1" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGuestLoopLetsTheGCRun$", "-test.v")
+		cmd.Env = append(os.Environ(), "WHISPERER_GC_CHILD=1")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "--- PASS") {
+			t.Fatalf("child (a hang is killed after 2 minutes): %v\n%s", err, out)
+		}
+		return
+	}
+	dir := t.TempDir()
+	copyFile(t, filepath.Join("testdata", "loop.wasm"), dir, "loop.wasm")
+	cfg := testConfig(dir)
+	cfg.CallTimeout = time.Minute // the loop outlasts the test's collections
+	sink := newSink()
+	startHost(t, cfg, sink)
+	loop := sink.countdown(t, "loop")
+	ctx, cancel := context.WithCancel(context.Background())
+	var ended atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		_, err := loop.Value(ctx, 0, json.RawMessage(`{}`))
+		ended.Store(true)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // into the loop
+	for range 3 {
+		runtime.GC()
+	}
+	if ended.Load() {
+		t.Fatalf("the loop ended before the collections: %v", <-done)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("cancelled loop: %v, want the caller's cancellation", err)
+	}
+}
+
+// TestInstrumentKeepsSemantics: kitchen.wasm's checksum is the same from
+// the module as compiled (plain wazero, no instrumentation), from the
+// instrumented module, and through the host, call after call; and the
+// instrumentation did add its checks (the rewritten code is larger).
+func TestInstrumentKeepsSemantics(t *testing.T) {
+	bin, err := os.ReadFile(filepath.Join("testdata", "kitchen.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := limitDepth(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) <= len(bin)+64 {
+		t.Fatalf("instrumented module is %d bytes, the original %d: no checks added?", len(out), len(bin))
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	sum := func(b []byte) uint64 {
+		m, err := rt.InstantiateWithConfig(ctx, b, wazero.NewModuleConfig().WithName(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close(ctx)
+		var first uint64
+		for i := range 3 {
+			res, err := m.ExportedFunction("whisperer_countdown").Call(ctx, 0, 0, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				first = res[0]
+			} else if res[0] != first {
+				t.Fatalf("call %d: %d, first %d", i, res[0], first)
+			}
+		}
+		return first
+	}
+	want := sum(bin)
+	if got := sum(out); got != want {
+		t.Fatalf("instrumented checksum %d, original %d", got, want)
+	}
+	dir := t.TempDir()
+	copyFile(t, filepath.Join("testdata", "kitchen.wasm"), dir, "kitchen.wasm")
+	sink := newSink()
+	startHost(t, testConfig(dir), sink)
+	for range 3 {
+		if got, err := sink.countdown(t, "kitchen").Value(ctx, 0, json.RawMessage(`{}`)); err != nil || uint64(got) != want {
+			t.Fatalf("through the host: %d, %v; want %d", got, err, want)
+		}
+	}
+}
