@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -639,4 +640,5 @@ func (v *version) callback(ctx context.Context, idx int, doc *webhook.CallbackDo
 	})
 }
 
-func quote(s string) string { return fmt.Sprintf("%q", s) }
+// quote is strconv.Quote, as %q prints it: fmt would cost a call ~0.3 µs.
+func quote(s string) string { return strconv.Quote(s) }
