@@ -145,3 +145,37 @@ func TestInstrumentKeepsSemantics(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWazeroCall is what halt.go saves: one call of an exported
+// identity function straight into wazero, without the host, as this host
+// called before (close-on-context-done, a deadline per call) and as it
+// calls now (neither).
+func BenchmarkWazeroCall(b *testing.B) {
+	// (module (func (export "f") (param i64) (result i64) local.get 0))
+	bin := []byte("\x00asm\x01\x00\x00\x00\x01\x06\x01\x60\x01\x7e\x01\x7e\x03\x02\x01\x00\x07\x05\x01\x01f\x00\x00\x0a\x06\x01\x04\x00\x20\x00\x0b")
+	for _, tc := range []struct {
+		name            string
+		close, deadline bool
+	}{{"plain", false, false}, {"close-on-done", true, false}, {"close-on-done+deadline", true, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(tc.close))
+			defer rt.Close(ctx)
+			m, err := rt.Instantiate(ctx, bin)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f, stack := m.ExportedFunction("f"), []uint64{1}
+			for b.Loop() {
+				c, cancel := ctx, context.CancelFunc(func() {})
+				if tc.deadline {
+					c, cancel = context.WithTimeout(ctx, time.Second)
+				}
+				if err := f.CallWithStack(c, stack); err != nil {
+					b.Fatal(err)
+				}
+				cancel()
+			}
+		})
+	}
+}
