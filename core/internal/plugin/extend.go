@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"sync"
@@ -237,18 +238,20 @@ func (d *transformDoc) record(b []byte, in *webhook.TransformInput) []byte {
 // names matched exactly. Header names and values are checked for HTTP
 // syntax here; which names a transform may set is the caller's rule
 // (core/internal/transform). It runs on every transformed attempt, so it
-// reads the document in place (json.Valid, then the member spans) rather
-// than through encoding/json's reflection; a body written as JSON is a
-// slice of doc, which the caller must not reuse.
+// reads the document in place, checked as json.Valid would and split into
+// its members in one pass, rather than through encoding/json's reflection;
+// a body written as JSON is a slice of doc, which the caller must not
+// reuse.
 func parseTransform(doc []byte) (webhook.TransformResult, error) {
 	var res webhook.TransformResult
-	if i := skipWS(doc, 0); i >= len(doc) || doc[i] != '{' || !json.Valid(doc) {
+	var arr [8]member
+	ms, ok := validObject(arr[:0], doc)
+	if !ok {
 		return res, fmt.Errorf("result document is not a valid JSON object: %w", ErrFailed)
 	}
-	var arr [8]member
-	for _, m := range members(arr[:0], doc, 0) {
+	for _, m := range ms {
 		val := doc[m.valOff : m.valOff+m.valLen : m.valOff+m.valLen]
-		switch jsonName(doc[m.keyOff : m.keyOff+m.keyLen]) {
+		switch resultMember(doc[m.keyOff : m.keyOff+m.keyLen]) {
 		case "body":
 			switch {
 			case string(val) == "null":
@@ -307,6 +310,26 @@ func parseHeaders(res *webhook.TransformResult, val []byte) error {
 	return nil
 }
 
+// resultMember is the name of a result document's member, written raw
+// between its quotes, when it is one parseTransform reads; it allocates
+// only for a name written with escapes.
+func resultMember(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return jsonName(raw)
+	}
+	// Without escapes, a name is its bytes (invalid UTF-8 decodes to
+	// U+FFFD, which none of these names holds).
+	switch string(raw) {
+	case "body":
+		return "body"
+	case "cancel":
+		return "cancel"
+	case "headers":
+		return "headers"
+	}
+	return ""
+}
+
 // jsonName is a member name as written between its quotes, decoded.
 func jsonName(raw []byte) string {
 	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
@@ -316,7 +339,7 @@ func jsonName(raw []byte) string {
 	return jsonString(append(append(append(q, '"'), raw...), '"'))
 }
 
-// jsonString decodes the JSON string literal q, which json.Valid passed:
+// jsonString decodes the JSON string literal q, which validObject passed:
 // plain valid UTF-8 is its content as is; anything else goes through
 // encoding/json (escapes; invalid UTF-8 becomes U+FFFD).
 func jsonString(q []byte) string {
@@ -506,27 +529,85 @@ func skipJSON(v []byte, i int) int {
 }
 
 // scanString returns the index of the quote closing the JSON string whose
-// content starts at v[j], or -1. The common string, without a backslash,
-// takes two IndexByte calls.
+// content starts at v[j], or -1.
 func scanString(v []byte, j int) int {
-	k := bytes.IndexByte(v[j:], '"')
-	if k < 0 {
-		return -1
-	}
-	if bytes.IndexByte(v[j:j+k], '\\') < 0 {
-		return j + k
-	}
-	for j < len(v) {
-		switch v[j] {
-		case '"':
+	for {
+		j = nextQuoteOrBackslash(v, j)
+		switch {
+		case j >= len(v):
+			return -1
+		case v[j] == '"':
 			return j
-		case '\\':
-			j += 2
-		default:
-			j++
+		}
+		j += 2 // the backslash and the byte it escapes
+	}
+}
+
+// nextQuoteOrBackslash is the index of the first '"' or '\\' from v[j],
+// or len(v). Most strings of a payload are short: the first 32 bytes are
+// looked at eight at a time; past them, bytes.IndexByte's vector code finds
+// the quote, and a backslash before it.
+func nextQuoteOrBackslash(v []byte, j int) int {
+	for end := min(len(v), j+32); j+8 <= end; j += 8 {
+		if m := quoteOrBackslash(binary.LittleEndian.Uint64(v[j:])); m != 0 {
+			return j + bits.TrailingZeros64(m)/8
 		}
 	}
-	return -1
+	if len(v)-j >= 8 {
+		k := bytes.IndexByte(v[j:], '"')
+		if k < 0 {
+			k = len(v) - j
+		}
+		if b := bytes.IndexByte(v[j:j+k], '\\'); b >= 0 {
+			return j + b
+		}
+		return j + k
+	}
+	for j < len(v) && v[j] != '"' && v[j] != '\\' {
+		j++
+	}
+	return j
+}
+
+// validObject appends the members of the JSON object v to ms, as members
+// does, and reports whether v is valid JSON as json.Valid has it (an
+// object, whitespace around it allowed): one pass checks and splits it.
+func validObject(ms []member, v []byte) ([]member, bool) {
+	var flags uint8
+	i := skipSpace(v, 0, &flags)
+	if i >= len(v) || v[i] != '{' {
+		return ms, false
+	}
+	if i = skipSpace(v, i+1, &flags); i < len(v) && v[i] == '}' {
+		return ms, skipSpace(v, i+1, &flags) == len(v)
+	}
+	for {
+		if i >= len(v) || v[i] != '"' {
+			return ms, false
+		}
+		kend := validString(v, i+1, &flags)
+		if kend < 0 {
+			return ms, false
+		}
+		j := skipSpace(v, kend, &flags)
+		if j >= len(v) || v[j] != ':' {
+			return ms, false
+		}
+		vs := skipSpace(v, j+1, &flags)
+		ve := validValue(v, vs, 1, &flags)
+		if ve < 0 {
+			return ms, false
+		}
+		ms = append(ms, member{uint32(i + 1), uint32(kend - 2 - i), uint32(vs), uint32(ve - vs)})
+		switch i = skipSpace(v, ve, &flags); {
+		case i < len(v) && v[i] == ',':
+			i = skipSpace(v, i+1, &flags)
+		case i < len(v) && v[i] == '}':
+			return ms, skipSpace(v, i+1, &flags) == len(v)
+		default:
+			return ms, false
+		}
+	}
 }
 
 // appendIndex appends the member index (sdk/abi Index*) of the kwargs and
