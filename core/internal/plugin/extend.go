@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -183,19 +184,19 @@ func (d *transformDoc) append(b []byte, in *webhook.TransformInput) []byte {
 	b = append(b, `,"headers":`...)
 	headers := len(b)
 	b = append(b, '{')
-	var arr [16]string // most requests have a few headers: no allocation
-	names := arr[:0]
-	for name := range in.Headers {
-		names = append(names, name)
+	var arr [16][2]string // most requests have a few headers: no allocation
+	hs := arr[:0]
+	for name, value := range in.Headers {
+		hs = append(hs, [2]string{name, value})
 	}
-	slices.Sort(names)
-	for i, name := range names {
+	slices.SortFunc(hs, func(x, y [2]string) int { return strings.Compare(x[0], y[0]) })
+	for i, h := range hs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b, _ = appendString(b, name)
+		b, _ = appendString(b, h[0])
 		b = append(b, ':')
-		b, _ = appendString(b, in.Headers[name])
+		b, _ = appendString(b, h[1])
 	}
 	b = append(b, '}')
 	d.spans[abi.TSpanHeaders] = span{off: uint32(headers), n: uint32(len(b) - headers)}
@@ -475,7 +476,7 @@ func members(ms []member, v []byte, off int) []member {
 }
 
 func skipWS(v []byte, i int) int {
-	for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\n' || v[i] == '\r') {
+	for i < len(v) && v[i] <= ' ' && jsonSpace[v[i]] {
 		i++
 	}
 	return i
@@ -488,44 +489,91 @@ func skipJSON(v []byte, i int) int {
 	if i >= len(v) {
 		return -1
 	}
-	depth := 0
+	switch v[i] {
+	case '"':
+		// Most strings (names above all) end within eight bytes.
+		j := i + 1
+		if j+8 <= len(v) {
+			if m := quoteOrBackslash(binary.LittleEndian.Uint64(v[j:])); m != 0 && v[j+bits.TrailingZeros64(m)/8] == '"' {
+				return j + bits.TrailingZeros64(m)/8 + 1
+			}
+		}
+		if j = scanString(v, j); j < 0 {
+			return -1
+		}
+		return j + 1
+	case '{', '[':
+		return skipContainer(v, i+1)
+	case '}', ']':
+		return -1
+	}
+	j := i
+	for j < len(v) && v[j] != ',' && v[j] != '}' && v[j] != ']' && v[j] > ' ' {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
+}
+
+// skipContainer returns the index after the bracket closing the object or
+// array whose content starts at v[i], or -1. Any closing bracket closes
+// (skipJSON checks nesting, not types). It reads eight bytes at a time and
+// stops only at the bytes structural marks.
+func skipContainer(v []byte, i int) int {
+	depth, inString := 1, false
 	for i < len(v) {
-		switch c := v[i]; c {
-		case '"':
-			j := scanString(v, i+1)
-			if j < 0 {
-				return -1
-			}
-			i = j + 1
-		case '{', '[':
-			depth++
-			i++
-			continue
-		case '}', ']':
-			depth--
-			if depth < 0 {
-				return -1
-			}
-			i++
-		default:
-			if depth > 0 {
-				i++
+		base, next := i, i+8
+		var m uint64
+		if next <= len(v) {
+			if m = structural(binary.LittleEndian.Uint64(v[i:])); m == 0 {
+				i = next
 				continue
 			}
-			j := i
-			for j < len(v) && v[j] != ',' && v[j] != '}' && v[j] != ']' && v[j] > ' ' {
-				j++
+		} else {
+			next = len(v)
+			for k := range next - base {
+				if c := v[base+k]; c == '"' || c == '\\' || c == '{' || c == '}' || c == '[' || c == ']' {
+					m |= 0x80 << (8 * k)
+				}
 			}
-			if j == i {
-				return -1
+		}
+		for ; m != 0; m &= m - 1 {
+			p := base + bits.TrailingZeros64(m)/8
+			switch c := v[p]; {
+			case inString && c == '"':
+				inString = false
+			case inString && c == '\\':
+				// The escaped byte is content, whatever it is.
+				if k := p + 1 - base; k < 8 {
+					m &^= 0x80 << (8 * k)
+				} else {
+					next = p + 2
+				}
+			case inString:
+			case c == '"':
+				inString = true
+			case c == '{' || c == '[':
+				depth++
+			case c == '}' || c == ']':
+				if depth--; depth == 0 {
+					return p + 1
+				}
 			}
-			return j
 		}
-		if depth == 0 {
-			return i
-		}
+		i = next
 	}
 	return -1
+}
+
+// structural marks the bytes of x that skipContainer looks at: '"', '\\',
+// the brackets, and a few bytes it then passes over ('Y', '_', 'y', DEL:
+// one test covers the four brackets). Bytes at or above 0x80 are not
+// marked. Every byte it should mark is; a byte after a marked one may be
+// marked wrongly.
+func structural(x uint64) uint64 {
+	return ((x ^ 0x22*ones - ones) | (x ^ 0x5c*ones - ones) | ((x^0x5b*ones)&^(0x26*ones) - ones)) &^ x & highs
 }
 
 // scanString returns the index of the quote closing the JSON string whose
@@ -613,18 +661,19 @@ func validObject(ms []member, v []byte) ([]member, bool) {
 // appendIndex appends the member index (sdk/abi Index*) of the kwargs and
 // the payload already in b.
 func appendIndex(b []byte, ms []member, nKwargs int) []byte {
-	var w [4]byte
-	put := func(x uint32) {
-		binary.LittleEndian.PutUint32(w[:], x)
-		b = append(b, w[:]...)
-	}
-	put(uint32(nKwargs))
-	put(uint32(len(ms) - nKwargs))
+	le := binary.LittleEndian
+	at := len(b)
+	b = slices.Grow(b, 8+16*len(ms))[:at+8+16*len(ms)]
+	le.PutUint32(b[at:], uint32(nKwargs))
+	le.PutUint32(b[at+4:], uint32(len(ms)-nKwargs))
+	at += 8
 	for _, m := range ms {
-		put(m.keyOff)
-		put(m.keyLen)
-		put(m.valOff)
-		put(m.valLen)
+		e := b[at : at+16]
+		le.PutUint32(e[0:], m.keyOff)
+		le.PutUint32(e[4:], m.keyLen)
+		le.PutUint32(e[8:], m.valOff)
+		le.PutUint32(e[12:], m.valLen)
+		at += 16
 	}
 	return b
 }

@@ -46,20 +46,36 @@ var plain = func() (t [256]bool) {
 // plainPrefix is the length of the longest prefix of s that encoding/json
 // writes as it is, inside quotes.
 func plainPrefix(s string) int {
+	if len(s) < 8 {
+		i := 0
+		for i < len(s) && plain[s[i]] {
+			i++
+		}
+		return i
+	}
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		// The compiler merges these loads into one.
-		t := s[i : i+8]
-		x := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
-			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
-		if m := special(x); m != 0 {
+		if m := special(load64(s[i : i+8])); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
-	for i < len(s) && plain[s[i]] {
-		i++
+	if i == len(s) {
+		return i
 	}
-	return i
+	// The last eight bytes, overlapping the plain ones already read: those
+	// are not marked, and a borrow only marks bytes after a marked one.
+	if m := special(load64(s[len(s)-8:])); m != 0 {
+		return len(s) - 8 + bits.TrailingZeros64(m)/8
+	}
+	return len(s)
+}
+
+// load64 is the eight bytes of t, little endian; the compiler merges the
+// loads into one.
+func load64(t string) uint64 {
+	_ = t[7]
+	return uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+		uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
 }
 
 // quoteOrBackslash marks the bytes of x that are '"' or '\\', as special
@@ -84,6 +100,9 @@ var jsonSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
 // skipSpace returns the index of the first byte from v[i] that is not
 // whitespace, and notes in flags whether it skipped any.
 func skipSpace(v []byte, i int, flags *uint8) int {
+	if i >= len(v) || v[i] > ' ' {
+		return i // compact JSON: no space
+	}
 	j := i
 	for j < len(v) && jsonSpace[v[j]] {
 		j++
