@@ -63,8 +63,9 @@ func rawOr(v json.RawMessage) json.RawMessage {
 	return v
 }
 
-// filter calls whisperer_filter: whether the event goes to the hook.
-func (v *version) filter(ctx context.Context, idx int, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error) {
+// filter calls whisperer_filter: whether the event goes to the hook. what
+// names the entry in errors (registrations builds it once).
+func (v *version) filter(ctx context.Context, idx int, what string, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error) {
 	buf := inputs.Get().(*inputBuf)
 	defer buf.release()
 	kwargs, payload = kwargsOr(kwargs), rawOr(payload)
@@ -80,7 +81,7 @@ func (v *version) filter(ctx context.Context, idx int, kwargs json.RawMessage, e
 	buf.index(kwargs, payloadOff, len(payload))
 	b = buf.b
 	deliver := false
-	err := v.call(ctx, v.gate.calls, "filter "+quote(v.manifest.Filters[idx].Name), v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
+	err := v.call(ctx, v.gate.calls, what, v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, b, v.cfg.maxInput())
 		if err != nil {
 			return err
@@ -103,9 +104,8 @@ func (v *version) filter(ctx context.Context, idx int, kwargs json.RawMessage, e
 }
 
 // transform calls whisperer_transform with the kwargs, the transform
-// document and the body.
-func (v *version) transform(ctx context.Context, idx int, kwargs json.RawMessage, in *webhook.TransformInput) (webhook.TransformResult, error) {
-	what := "transform " + quote(v.manifest.Transforms[idx].Name)
+// document and the body; what names the entry, as for filter.
+func (v *version) transform(ctx context.Context, idx int, what string, kwargs json.RawMessage, in *webhook.TransformInput) (webhook.TransformResult, error) {
 	if in == nil {
 		return webhook.TransformResult{}, fmt.Errorf("plugin %s: %s: no input", v.file, what)
 	}
@@ -379,8 +379,10 @@ func (v *version) validateTransform(ctx context.Context, idx int, kwargs json.Ra
 func (v *version) registrations() (map[string]webhook.Filter, map[string]webhook.Transform) {
 	fs := make(map[string]webhook.Filter, len(v.manifest.Filters))
 	for i, e := range v.manifest.Filters {
+		// Named once: quoting per call cost as much as the call's encoding.
+		what := "filter " + quote(e.Name)
 		f := webhook.Filter{Match: func(ctx context.Context, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error) {
-			return v.filter(ctx, i, kwargs, eventType, payload)
+			return v.filter(ctx, i, what, kwargs, eventType, payload)
 		}}
 		if e.Validator {
 			f.Validate = func(ctx context.Context, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
@@ -391,8 +393,9 @@ func (v *version) registrations() (map[string]webhook.Filter, map[string]webhook
 	}
 	ts := make(map[string]webhook.Transform, len(v.manifest.Transforms))
 	for i, e := range v.manifest.Transforms {
+		what := "transform " + quote(e.Name)
 		t := webhook.Transform{Apply: func(ctx context.Context, kwargs json.RawMessage, in *webhook.TransformInput) (webhook.TransformResult, error) {
-			return v.transform(ctx, i, kwargs, in)
+			return v.transform(ctx, i, what, kwargs, in)
 		}}
 		if e.Validator {
 			t.Validate = func(ctx context.Context, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
