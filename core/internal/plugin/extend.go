@@ -228,8 +228,10 @@ func (d *transformDoc) record(b []byte, in *webhook.TransformInput) []byte {
 		le.PutUint32(rec[abi.TRecSpans+i*abi.SpanBytes:], s.off)
 		le.PutUint32(rec[abi.TRecSpans+i*abi.SpanBytes+4:], s.n)
 	}
-	for _, s := range d.spans {
-		b = append(b, s.tail...)
+	for i := range d.spans {
+		if d.spans[i].inTail {
+			b = append(b, d.spans[i].tail...)
+		}
 	}
 	return b
 }

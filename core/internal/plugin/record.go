@@ -180,12 +180,17 @@ func (e *callbackEncoder) record(b []byte, d *webhook.CallbackDoc) []byte {
 		put(abi.RecHeaders+2*i*abi.SpanBytes, &e.hdrs[i].name)
 		put(abi.RecHeaders+(2*i+1)*abi.SpanBytes, &e.hdrs[i].value)
 	}
-	for _, s := range e.spans {
-		b = append(b, s.tail...)
+	// Most strings need no escaping: their tails are empty.
+	for i := range e.spans {
+		if e.spans[i].inTail {
+			b = append(b, e.spans[i].tail...)
+		}
 	}
-	for _, h := range e.hdrs {
-		b = append(b, h.name.tail...)
-		b = append(b, h.value.tail...)
+	for i := range e.hdrs {
+		if h := &e.hdrs[i]; h.name.inTail || h.value.inTail {
+			b = append(b, h.name.tail...)
+			b = append(b, h.value.tail...)
+		}
 	}
 	return b
 }
