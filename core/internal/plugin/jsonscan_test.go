@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -55,10 +54,6 @@ func checkAppendString(t *testing.T, s string) {
 	if text := sp.text(got); text != decoded {
 		t.Fatalf("appendString(%q): span reads %q, the document %q", s, text, decoded)
 	}
-	old, oldSpan := appendStringMain(bytes.Clone(prefix), s)
-	if !bytes.Equal(got, old) || sp != oldSpan {
-		t.Fatalf("appendString(%q) differs from main's: %q %+v, was %q %+v", s, got, sp, old, oldSpan)
-	}
 }
 
 func TestAppendStringIsEncodingJSON(t *testing.T) {
@@ -77,7 +72,17 @@ func FuzzAppendString(f *testing.F) {
 
 // jsonDocs are documents on each side of encoding/json's grammar.
 func jsonDocs() []string {
-	docs := []string{
+	docs := seedDocs()
+	for _, s := range hostileStrings() {
+		q, _ := json.Marshal(s)
+		docs = append(docs, string(q), `"`+s+`"`, `{"`+s+`":["`+s+`"]}`)
+	}
+	return docs
+}
+
+// seedDocs are jsonDocs without the hostile strings: a fuzz corpus.
+func seedDocs() []string {
+	return []string{
 		``, ` `, `{}`, `[]`, ` {} `, "\t[\n]\r", `{`, `}`, `[`, `]`, `{]`, `[}`, `{"a"}`, `{"a":}`, `{"a" 1}`, `{a:1}`, `{"a":1,}`, `[1,]`,
 		`[,1]`, `{,}`, `{"a":1 "b":2}`, `[1 2]`, `{"a":1}}`, `[[]]]`, `{"a":{"b":[1,{"c":null}]}}`, `{"":""}`, `{"a":1}x`, `1 2`,
 		`0`, `-0`, `01`, `-01`, `1.`, `1.5`, `.5`, `-`, `+1`, `1e`, `1e+`, `1e5`, `1E-5`, `1.5e+10`, `-0.0e0`, `1.e5`, `0x1`, `1_0`,
@@ -92,11 +97,6 @@ func jsonDocs() []string {
 		strings.Repeat("[", 300) + strings.Repeat("]", 299), strings.Repeat("[{}", 70) + strings.Repeat("]", 70),
 		`{"s":"` + strings.Repeat("x", 1000) + `"}`, `{"s":"` + strings.Repeat("x", 1000) + "\x01\"}",
 	}
-	for _, s := range hostileStrings() {
-		q, _ := json.Marshal(s)
-		docs = append(docs, string(q), `"`+s+`"`, `{"`+s+`":["`+s+`"]}`)
-	}
-	return docs
 }
 
 // checkValidDocument compares validDocument with json.Valid, and its flags
@@ -136,7 +136,7 @@ func TestValidDocumentIsJSONValid(t *testing.T) {
 }
 
 func FuzzValidDocument(f *testing.F) {
-	for _, doc := range jsonDocs() {
+	for _, doc := range seedDocs() {
 		if len(doc) < 1000 {
 			f.Add([]byte(doc))
 		}
@@ -148,7 +148,7 @@ func FuzzValidDocument(f *testing.F) {
 func checkMembers(t *testing.T, v []byte) {
 	t.Helper()
 	got, want := members(nil, v, 5), membersMain(nil, v, 5)
-	if !reflect.DeepEqual(got, want) {
+	if !slices.Equal(got, want) {
 		t.Fatalf("members(%q) = %v, main's %v", v, got, want)
 	}
 }
@@ -156,6 +156,12 @@ func checkMembers(t *testing.T, v []byte) {
 func TestMembersAsBefore(t *testing.T) {
 	docs := append(jsonDocs(), `{"a\"b":1,"c\\":"\\","d":"\"}"}`, `{"a":"\`, `{"a":1,"b":[`, `{"a":}`, `{"a":x y}`, `{"a":1]`,
 		`{"a":{"b":"}"}}`, `{"a":"`+strings.Repeat(`\\`, 9)+`"}`, `{"a":"`+strings.Repeat(`\"`, 9)+`"}`)
+	// Escapes inside nested values, at every offset of an eight-byte word.
+	for pad := range 9 {
+		p := strings.Repeat("p", pad)
+		docs = append(docs, `{"a":["`+p+`x\"y","\\",{"k\"":"v\\\""}],"b":{"`+p+`\\":"]\"}"}}`,
+			`{"a":["`+p+`\\"],"b":"\"}"}`, `{"a":{"`+p+`\u0022":"\\\\"},"b":["\\\"]"]}`, `{"a":["`+p+`\`)
+	}
 	for _, doc := range docs {
 		for i := range min(len(doc), 200) + 1 {
 			checkMembers(t, []byte(doc[:i]))
@@ -165,7 +171,7 @@ func TestMembersAsBefore(t *testing.T) {
 }
 
 func FuzzMembers(f *testing.F) {
-	for _, doc := range jsonDocs() {
+	for _, doc := range seedDocs() {
 		if len(doc) < 1000 {
 			f.Add([]byte(doc))
 		}
@@ -173,14 +179,23 @@ func FuzzMembers(f *testing.F) {
 	f.Fuzz(checkMembers)
 }
 
-// checkParseTransform compares parseTransform with main's, which checked
-// the document with json.Valid and split it apart in a second pass.
-func checkParseTransform(t *testing.T, doc []byte) {
+// checkValidObject holds validObject, which checks and splits a
+// transform's result in one pass, to what it replaced: json.Valid and an
+// object, then members. A document it refuses, parseTransform refuses as
+// not valid JSON, whatever its members say.
+func checkValidObject(t *testing.T, doc []byte) {
 	t.Helper()
-	got, err := parseTransform(doc)
-	want, wantErr := parseTransformMain(doc)
-	if fmt.Sprint(err) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got, want) {
-		t.Fatalf("parseTransform(%q) = %+v, %v; main's %+v, %v", doc, got, err, want, wantErr)
+	ms, ok := validObject(nil, doc)
+	i := skipWS(doc, 0)
+	if want := json.Valid(doc) && i < len(doc) && doc[i] == '{'; ok != want {
+		t.Fatalf("validObject(%q) = %v, want %v (json.Valid %v)", doc, ok, want, json.Valid(doc))
+	}
+	if want := members(nil, doc, 0); ok && !slices.Equal(ms, want) {
+		t.Fatalf("validObject(%q) members %v, members() %v", doc, ms, want)
+	}
+	_, err := parseTransform(doc)
+	if notJSON := err != nil && strings.Contains(err.Error(), "not a valid JSON object"); notJSON == ok {
+		t.Fatalf("parseTransform(%q): %v (document valid: %v)", doc, err, ok)
 	}
 	if err != nil && !errors.Is(err, ErrFailed) {
 		t.Fatalf("parseTransform(%q): %v is not ErrFailed", doc, err)
@@ -188,33 +203,28 @@ func checkParseTransform(t *testing.T, doc []byte) {
 }
 
 // TestMalformedResultRefused: a result encoding/json would not read is
-// refused, whatever its members say, as it was.
+// refused, whatever its members say.
 func TestMalformedResultRefused(t *testing.T) {
-	var docs []string
-	for _, d := range jsonDocs() {
-		docs = append(docs, d, `{"body":`+d+`}`, `{"headers":{"x":`+d+`}}`, `{"cancel":`+d+`}`, `{"cancel":1,"body":`+d+`}`)
-	}
 	refused := 0
-	for _, doc := range docs {
-		checkParseTransform(t, []byte(doc))
-		if !json.Valid([]byte(doc)) {
-			refused++
-			if _, err := parseTransform([]byte(doc)); err == nil || !strings.Contains(err.Error(), "not a valid JSON object") {
-				t.Fatalf("parseTransform(%q): %v, want a refusal as not valid JSON", doc, err)
+	for _, d := range jsonDocs() {
+		for _, doc := range []string{d, `{"body":` + d + `}`, `{"headers":{"x":` + d + `}}`, `{"cancel":` + d + `}`, `{"cancel":1,"body":` + d + `}`} {
+			checkValidObject(t, []byte(doc))
+			if !json.Valid([]byte(doc)) {
+				refused++
 			}
 		}
 	}
-	if refused < 100 {
+	if refused < 1000 {
 		t.Fatalf("only %d malformed documents", refused)
 	}
 }
 
-func FuzzParseTransformAsBefore(f *testing.F) {
-	for _, s := range []string{`{}`, `{"body":"x","headers":{"a":"b"},"cancel":true}`, `{"body":[1,"]"]}`, `{"b\u006fdy":"\ud800"}`,
-		`{"cancel":1,"body":}`, `{"headers":{"a":"\u0001"}}`, ` {"body" : {"t":"<&>"} } `} {
+func FuzzValidObject(f *testing.F) {
+	for _, s := range append(seedDocs(), `{"body":"x","headers":{"a":"b"},"cancel":true}`, `{"body":[1,"]"]}`,
+		`{"b\u006fdy":"\ud800"}`, `{"cancel":1,"body":}`, `{"headers":{"a":"\u0001"}}`, ` {"body" : {"t":"<&>"} } `) {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(checkParseTransform)
+	f.Fuzz(checkValidObject)
 }
 
 // TestRawValueIsEncodingJSON: a callback document's instance and payload
@@ -237,27 +247,8 @@ func TestRawValueIsEncodingJSON(t *testing.T) {
 	}
 }
 
-// The fast paths against main's code, in one binary: the ratio is the
-// figure to read on a shared machine.
-func BenchmarkScanAppendString(b *testing.B) {
-	ss := []string{"package-created", "6f1c2a0e9b8d4c3fa1e2d3c4b5a69788", "https://hooks.slack.example/services/T000/B000/XXXX",
-		"content-type", "application/json", strings.Repeat("x", 700)}
-	for _, impl := range []struct {
-		name string
-		fn   func([]byte, string) ([]byte, span)
-	}{{"main", appendStringMain}, {"new", appendString}} {
-		b.Run(impl.name, func(b *testing.B) {
-			var buf []byte
-			for b.Loop() {
-				buf = buf[:0]
-				for _, s := range ss {
-					buf, _ = impl.fn(buf, s)
-				}
-			}
-		})
-	}
-}
-
+// BenchmarkScanMembers is the payload's member index, against main's
+// scanner: the ratio is the figure to read on a shared machine.
 func BenchmarkScanMembers(b *testing.B) {
 	p := benchPayload(b)
 	for _, impl := range []struct {
@@ -268,22 +259,6 @@ func BenchmarkScanMembers(b *testing.B) {
 			var ms []member
 			for b.Loop() {
 				ms = impl.fn(ms[:0], p, 0)
-			}
-		})
-	}
-}
-
-func BenchmarkScanParseTransform(b *testing.B) {
-	result := []byte(`{"cancel":false,"body":{"text":"package-created: paid"},"headers":{"x-kind":"chat"}}`)
-	for _, impl := range []struct {
-		name string
-		fn   func([]byte) (any, error)
-	}{{"main", func(d []byte) (any, error) { return parseTransformMain(d) }}, {"new", func(d []byte) (any, error) { return parseTransform(d) }}} {
-		b.Run(impl.name, func(b *testing.B) {
-			for b.Loop() {
-				if _, err := impl.fn(result); err != nil {
-					b.Fatal(err)
-				}
 			}
 		})
 	}
