@@ -572,15 +572,6 @@ func skipContainer(v []byte, i int) int {
 	return -1
 }
 
-// structural marks the bytes of x that skipContainer looks at: '"', '\\',
-// the brackets, and a few bytes it then passes over ('Y', '_', 'y', DEL:
-// one test covers the four brackets). Bytes at or above 0x80 are not
-// marked. Every byte it should mark is; a byte after a marked one may be
-// marked wrongly.
-func structural(x uint64) uint64 {
-	return ((x ^ 0x22*ones - ones) | (x ^ 0x5c*ones - ones) | ((x^0x5b*ones)&^(0x26*ones) - ones)) &^ x & highs
-}
-
 // scanString returns the index of the quote closing the JSON string whose
 // content starts at v[j], or -1.
 func scanString(v []byte, j int) int {
@@ -620,47 +611,6 @@ func nextQuoteOrBackslash(v []byte, j int) int {
 		j++
 	}
 	return j
-}
-
-// validObject appends the members of the JSON object v to ms, as members
-// does, and reports whether v is valid JSON as json.Valid has it (an
-// object, whitespace around it allowed): one pass checks and splits it.
-func validObject(ms []member, v []byte) ([]member, bool) {
-	var flags uint8
-	i := skipSpace(v, 0, &flags)
-	if i >= len(v) || v[i] != '{' {
-		return ms, false
-	}
-	if i = skipSpace(v, i+1, &flags); i < len(v) && v[i] == '}' {
-		return ms, skipSpace(v, i+1, &flags) == len(v)
-	}
-	for {
-		if i >= len(v) || v[i] != '"' {
-			return ms, false
-		}
-		kend := validString(v, i+1, &flags)
-		if kend < 0 {
-			return ms, false
-		}
-		j := skipSpace(v, kend, &flags)
-		if j >= len(v) || v[j] != ':' {
-			return ms, false
-		}
-		vs := skipSpace(v, j+1, &flags)
-		ve := validValue(v, vs, 1, &flags)
-		if ve < 0 {
-			return ms, false
-		}
-		ms = append(ms, member{uint32(i + 1), uint32(kend - 2 - i), uint32(vs), uint32(ve - vs)})
-		switch i = skipSpace(v, ve, &flags); {
-		case i < len(v) && v[i] == ',':
-			i = skipSpace(v, i+1, &flags)
-		case i < len(v) && v[i] == '}':
-			return ms, skipSpace(v, i+1, &flags) == len(v)
-		default:
-			return ms, false
-		}
-	}
 }
 
 // appendIndex appends the member index (sdk/abi Index*) of the kwargs and

@@ -84,6 +84,15 @@ func quoteOrBackslash(x uint64) uint64 {
 	return ((x ^ 0x22*ones - ones) | (x ^ 0x5c*ones - ones)) &^ x & highs
 }
 
+// structural marks the bytes of x that skipContainer looks at: '"', '\\',
+// the brackets, and a few bytes it then passes over ('Y', '_', 'y', DEL:
+// one test covers the four brackets). Bytes at or above 0x80 are not
+// marked. Every byte it should mark is; a byte after a marked one may be
+// marked wrongly.
+func structural(x uint64) uint64 {
+	return ((x ^ 0x22*ones - ones) | (x ^ 0x5c*ones - ones) | ((x^0x5b*ones)&^(0x26*ones) - ones)) &^ x & highs
+}
+
 // maxDepth is encoding/json's nesting limit: a document nested deeper is
 // not valid for it, so not for us.
 const maxDepth = 10000
@@ -322,4 +331,45 @@ func literal(v []byte, i int, word string) int {
 func validDocument(v []byte) (ok bool, flags uint8) {
 	i := validValue(v, 0, 0, &flags)
 	return i >= 0 && skipSpace(v, i, &flags) == len(v), flags
+}
+
+// validObject appends the members of the JSON object v to ms, as members
+// does, and reports whether v is valid JSON as json.Valid has it (an
+// object, whitespace around it allowed): one pass checks and splits it.
+func validObject(ms []member, v []byte) ([]member, bool) {
+	var flags uint8
+	i := skipSpace(v, 0, &flags)
+	if i >= len(v) || v[i] != '{' {
+		return ms, false
+	}
+	if i = skipSpace(v, i+1, &flags); i < len(v) && v[i] == '}' {
+		return ms, skipSpace(v, i+1, &flags) == len(v)
+	}
+	for {
+		if i >= len(v) || v[i] != '"' {
+			return ms, false
+		}
+		kend := validString(v, i+1, &flags)
+		if kend < 0 {
+			return ms, false
+		}
+		j := skipSpace(v, kend, &flags)
+		if j >= len(v) || v[j] != ':' {
+			return ms, false
+		}
+		vs := skipSpace(v, j+1, &flags)
+		ve := validValue(v, vs, 1, &flags)
+		if ve < 0 {
+			return ms, false
+		}
+		ms = append(ms, member{uint32(i + 1), uint32(kend - 2 - i), uint32(vs), uint32(ve - vs)})
+		switch i = skipSpace(v, ve, &flags); {
+		case i < len(v) && v[i] == ',':
+			i = skipSpace(v, i+1, &flags)
+		case i < len(v) && v[i] == '}':
+			return ms, skipSpace(v, i+1, &flags) == len(v)
+		default:
+			return ms, false
+		}
+	}
 }
