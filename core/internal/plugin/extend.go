@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -61,8 +63,9 @@ func rawOr(v json.RawMessage) json.RawMessage {
 	return v
 }
 
-// filter calls whisperer_filter: whether the event goes to the hook.
-func (v *version) filter(ctx context.Context, idx int, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error) {
+// filter calls whisperer_filter: whether the event goes to the hook. what
+// names the entry in errors (registrations builds it once).
+func (v *version) filter(ctx context.Context, idx int, what string, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error) {
 	buf := inputs.Get().(*inputBuf)
 	defer buf.release()
 	kwargs, payload = kwargsOr(kwargs), rawOr(payload)
@@ -78,7 +81,7 @@ func (v *version) filter(ctx context.Context, idx int, kwargs json.RawMessage, e
 	buf.index(kwargs, payloadOff, len(payload))
 	b = buf.b
 	deliver := false
-	err := v.call(ctx, v.gate.calls, "filter "+quote(v.manifest.Filters[idx].Name), v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
+	err := v.call(ctx, v.gate.calls, what, v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, b, v.cfg.maxInput())
 		if err != nil {
 			return err
@@ -101,9 +104,8 @@ func (v *version) filter(ctx context.Context, idx int, kwargs json.RawMessage, e
 }
 
 // transform calls whisperer_transform with the kwargs, the transform
-// document and the body.
-func (v *version) transform(ctx context.Context, idx int, kwargs json.RawMessage, in *webhook.TransformInput) (webhook.TransformResult, error) {
-	what := "transform " + quote(v.manifest.Transforms[idx].Name)
+// document and the body; what names the entry, as for filter.
+func (v *version) transform(ctx context.Context, idx int, what string, kwargs json.RawMessage, in *webhook.TransformInput) (webhook.TransformResult, error) {
 	if in == nil {
 		return webhook.TransformResult{}, fmt.Errorf("plugin %s: %s: no input", v.file, what)
 	}
@@ -182,19 +184,19 @@ func (d *transformDoc) append(b []byte, in *webhook.TransformInput) []byte {
 	b = append(b, `,"headers":`...)
 	headers := len(b)
 	b = append(b, '{')
-	var arr [16]string // most requests have a few headers: no allocation
-	names := arr[:0]
-	for name := range in.Headers {
-		names = append(names, name)
+	var arr [16][2]string // most requests have a few headers: no allocation
+	hs := arr[:0]
+	for name, value := range in.Headers {
+		hs = append(hs, [2]string{name, value})
 	}
-	slices.Sort(names)
-	for i, name := range names {
+	slices.SortFunc(hs, func(x, y [2]string) int { return strings.Compare(x[0], y[0]) })
+	for i, h := range hs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b, _ = appendString(b, name)
+		b, _ = appendString(b, h[0])
 		b = append(b, ':')
-		b, _ = appendString(b, in.Headers[name])
+		b, _ = appendString(b, h[1])
 	}
 	b = append(b, '}')
 	d.spans[abi.TSpanHeaders] = span{off: uint32(headers), n: uint32(len(b) - headers)}
@@ -226,8 +228,10 @@ func (d *transformDoc) record(b []byte, in *webhook.TransformInput) []byte {
 		le.PutUint32(rec[abi.TRecSpans+i*abi.SpanBytes:], s.off)
 		le.PutUint32(rec[abi.TRecSpans+i*abi.SpanBytes+4:], s.n)
 	}
-	for _, s := range d.spans {
-		b = append(b, s.tail...)
+	for i := range d.spans {
+		if d.spans[i].inTail {
+			b = append(b, d.spans[i].tail...)
+		}
 	}
 	return b
 }
@@ -237,18 +241,20 @@ func (d *transformDoc) record(b []byte, in *webhook.TransformInput) []byte {
 // names matched exactly. Header names and values are checked for HTTP
 // syntax here; which names a transform may set is the caller's rule
 // (core/internal/transform). It runs on every transformed attempt, so it
-// reads the document in place (json.Valid, then the member spans) rather
-// than through encoding/json's reflection; a body written as JSON is a
-// slice of doc, which the caller must not reuse.
+// reads the document in place, checked as json.Valid would and split into
+// its members in one pass, rather than through encoding/json's reflection;
+// a body written as JSON is a slice of doc, which the caller must not
+// reuse.
 func parseTransform(doc []byte) (webhook.TransformResult, error) {
 	var res webhook.TransformResult
-	if i := skipWS(doc, 0); i >= len(doc) || doc[i] != '{' || !json.Valid(doc) {
+	var arr [8]member
+	ms, ok := validObject(arr[:0], doc)
+	if !ok {
 		return res, fmt.Errorf("result document is not a valid JSON object: %w", ErrFailed)
 	}
-	var arr [8]member
-	for _, m := range members(arr[:0], doc, 0) {
+	for _, m := range ms {
 		val := doc[m.valOff : m.valOff+m.valLen : m.valOff+m.valLen]
-		switch jsonName(doc[m.keyOff : m.keyOff+m.keyLen]) {
+		switch resultMember(doc[m.keyOff : m.keyOff+m.keyLen]) {
 		case "body":
 			switch {
 			case string(val) == "null":
@@ -307,6 +313,26 @@ func parseHeaders(res *webhook.TransformResult, val []byte) error {
 	return nil
 }
 
+// resultMember is the name of a result document's member, written raw
+// between its quotes, when it is one parseTransform reads; it allocates
+// only for a name written with escapes.
+func resultMember(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return jsonName(raw)
+	}
+	// Without escapes, a name is its bytes (invalid UTF-8 decodes to
+	// U+FFFD, which none of these names holds).
+	switch string(raw) {
+	case "body":
+		return "body"
+	case "cancel":
+		return "cancel"
+	case "headers":
+		return "headers"
+	}
+	return ""
+}
+
 // jsonName is a member name as written between its quotes, decoded.
 func jsonName(raw []byte) string {
 	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
@@ -316,7 +342,7 @@ func jsonName(raw []byte) string {
 	return jsonString(append(append(append(q, '"'), raw...), '"'))
 }
 
-// jsonString decodes the JSON string literal q, which json.Valid passed:
+// jsonString decodes the JSON string literal q, which validObject passed:
 // plain valid UTF-8 is its content as is; anything else goes through
 // encoding/json (escapes; invalid UTF-8 becomes U+FFFD).
 func jsonString(q []byte) string {
@@ -355,8 +381,10 @@ func (v *version) validateTransform(ctx context.Context, idx int, kwargs json.Ra
 func (v *version) registrations() (map[string]webhook.Filter, map[string]webhook.Transform) {
 	fs := make(map[string]webhook.Filter, len(v.manifest.Filters))
 	for i, e := range v.manifest.Filters {
+		// Named once: quoting per call cost as much as the call's encoding.
+		what := "filter " + quote(e.Name)
 		f := webhook.Filter{Match: func(ctx context.Context, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error) {
-			return v.filter(ctx, i, kwargs, eventType, payload)
+			return v.filter(ctx, i, what, kwargs, eventType, payload)
 		}}
 		if e.Validator {
 			f.Validate = func(ctx context.Context, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
@@ -367,8 +395,9 @@ func (v *version) registrations() (map[string]webhook.Filter, map[string]webhook
 	}
 	ts := make(map[string]webhook.Transform, len(v.manifest.Transforms))
 	for i, e := range v.manifest.Transforms {
+		what := "transform " + quote(e.Name)
 		t := webhook.Transform{Apply: func(ctx context.Context, kwargs json.RawMessage, in *webhook.TransformInput) (webhook.TransformResult, error) {
-			return v.transform(ctx, i, kwargs, in)
+			return v.transform(ctx, i, what, kwargs, in)
 		}}
 		if e.Validator {
 			t.Validate = func(ctx context.Context, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
@@ -452,7 +481,7 @@ func members(ms []member, v []byte, off int) []member {
 }
 
 func skipWS(v []byte, i int) int {
-	for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\n' || v[i] == '\r') {
+	for i < len(v) && v[i] <= ' ' && jsonSpace[v[i]] {
 		i++
 	}
 	return i
@@ -465,85 +494,141 @@ func skipJSON(v []byte, i int) int {
 	if i >= len(v) {
 		return -1
 	}
-	depth := 0
+	switch v[i] {
+	case '"':
+		// Most strings (names above all) end within eight bytes.
+		j := i + 1
+		if j+8 <= len(v) {
+			if m := quoteOrBackslash(binary.LittleEndian.Uint64(v[j:])); m != 0 && v[j+bits.TrailingZeros64(m)/8] == '"' {
+				return j + bits.TrailingZeros64(m)/8 + 1
+			}
+		}
+		if j = scanString(v, j); j < 0 {
+			return -1
+		}
+		return j + 1
+	case '{', '[':
+		return skipContainer(v, i+1)
+	case '}', ']':
+		return -1
+	}
+	j := i
+	for j < len(v) && v[j] != ',' && v[j] != '}' && v[j] != ']' && v[j] > ' ' {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
+}
+
+// skipContainer returns the index after the bracket closing the object or
+// array whose content starts at v[i], or -1. Any closing bracket closes
+// (skipJSON checks nesting, not types). It reads eight bytes at a time and
+// stops only at the bytes structural marks.
+func skipContainer(v []byte, i int) int {
+	depth, inString := 1, false
 	for i < len(v) {
-		switch c := v[i]; c {
-		case '"':
-			j := scanString(v, i+1)
-			if j < 0 {
-				return -1
-			}
-			i = j + 1
-		case '{', '[':
-			depth++
-			i++
-			continue
-		case '}', ']':
-			depth--
-			if depth < 0 {
-				return -1
-			}
-			i++
-		default:
-			if depth > 0 {
-				i++
+		base, next := i, i+8
+		var m uint64
+		if next <= len(v) {
+			if m = structural(binary.LittleEndian.Uint64(v[i:])); m == 0 {
+				i = next
 				continue
 			}
-			j := i
-			for j < len(v) && v[j] != ',' && v[j] != '}' && v[j] != ']' && v[j] > ' ' {
-				j++
+		} else {
+			next = len(v)
+			for k := range next - base {
+				if c := v[base+k]; c == '"' || c == '\\' || c == '{' || c == '}' || c == '[' || c == ']' {
+					m |= 0x80 << (8 * k)
+				}
 			}
-			if j == i {
-				return -1
+		}
+		for ; m != 0; m &= m - 1 {
+			p := base + bits.TrailingZeros64(m)/8
+			switch c := v[p]; {
+			case inString && c == '"':
+				inString = false
+			case inString && c == '\\':
+				// The escaped byte is content, whatever it is.
+				if k := p + 1 - base; k < 8 {
+					m &^= 0x80 << (8 * k)
+				} else {
+					next = p + 2
+				}
+			case inString:
+			case c == '"':
+				inString = true
+			case c == '{' || c == '[':
+				depth++
+			case c == '}' || c == ']':
+				if depth--; depth == 0 {
+					return p + 1
+				}
 			}
-			return j
 		}
-		if depth == 0 {
-			return i
-		}
+		i = next
 	}
 	return -1
 }
 
 // scanString returns the index of the quote closing the JSON string whose
-// content starts at v[j], or -1. The common string, without a backslash,
-// takes two IndexByte calls.
+// content starts at v[j], or -1.
 func scanString(v []byte, j int) int {
-	k := bytes.IndexByte(v[j:], '"')
-	if k < 0 {
-		return -1
-	}
-	if bytes.IndexByte(v[j:j+k], '\\') < 0 {
-		return j + k
-	}
-	for j < len(v) {
-		switch v[j] {
-		case '"':
+	for {
+		j = nextQuoteOrBackslash(v, j)
+		switch {
+		case j >= len(v):
+			return -1
+		case v[j] == '"':
 			return j
-		case '\\':
-			j += 2
-		default:
-			j++
+		}
+		j += 2 // the backslash and the byte it escapes
+	}
+}
+
+// nextQuoteOrBackslash is the index of the first '"' or '\\' from v[j],
+// or len(v). Most strings of a payload are short: the first 32 bytes are
+// looked at eight at a time; past them, bytes.IndexByte's vector code finds
+// the quote, and a backslash before it.
+func nextQuoteOrBackslash(v []byte, j int) int {
+	for end := min(len(v), j+32); j+8 <= end; j += 8 {
+		if m := quoteOrBackslash(binary.LittleEndian.Uint64(v[j:])); m != 0 {
+			return j + bits.TrailingZeros64(m)/8
 		}
 	}
-	return -1
+	if len(v)-j >= 8 {
+		k := bytes.IndexByte(v[j:], '"')
+		if k < 0 {
+			k = len(v) - j
+		}
+		if b := bytes.IndexByte(v[j:j+k], '\\'); b >= 0 {
+			return j + b
+		}
+		return j + k
+	}
+	for j < len(v) && v[j] != '"' && v[j] != '\\' {
+		j++
+	}
+	return j
 }
 
 // appendIndex appends the member index (sdk/abi Index*) of the kwargs and
 // the payload already in b.
 func appendIndex(b []byte, ms []member, nKwargs int) []byte {
-	var w [4]byte
-	put := func(x uint32) {
-		binary.LittleEndian.PutUint32(w[:], x)
-		b = append(b, w[:]...)
-	}
-	put(uint32(nKwargs))
-	put(uint32(len(ms) - nKwargs))
+	le := binary.LittleEndian
+	at := len(b)
+	b = slices.Grow(b, 8+16*len(ms))[:at+8+16*len(ms)]
+	le.PutUint32(b[at:], uint32(nKwargs))
+	le.PutUint32(b[at+4:], uint32(len(ms)-nKwargs))
+	at += 8
 	for _, m := range ms {
-		put(m.keyOff)
-		put(m.keyLen)
-		put(m.valOff)
-		put(m.valLen)
+		e := b[at : at+16]
+		le.PutUint32(e[0:], m.keyOff)
+		le.PutUint32(e[4:], m.keyLen)
+		le.PutUint32(e[8:], m.valOff)
+		le.PutUint32(e[12:], m.valLen)
+		at += 16
 	}
 	return b
 }

@@ -180,12 +180,17 @@ func (e *callbackEncoder) record(b []byte, d *webhook.CallbackDoc) []byte {
 		put(abi.RecHeaders+2*i*abi.SpanBytes, &e.hdrs[i].name)
 		put(abi.RecHeaders+(2*i+1)*abi.SpanBytes, &e.hdrs[i].value)
 	}
-	for _, s := range e.spans {
-		b = append(b, s.tail...)
+	// Most strings need no escaping: their tails are empty.
+	for i := range e.spans {
+		if e.spans[i].inTail {
+			b = append(b, e.spans[i].tail...)
+		}
 	}
-	for _, h := range e.hdrs {
-		b = append(b, h.name.tail...)
-		b = append(b, h.value.tail...)
+	for i := range e.hdrs {
+		if h := &e.hdrs[i]; h.name.inTail || h.value.inTail {
+			b = append(b, h.name.tail...)
+			b = append(b, h.value.tail...)
+		}
 	}
 	return b
 }
@@ -210,15 +215,23 @@ func (e *callbackEncoder) raw(b []byte, field int, v json.RawMessage) ([]byte, e
 	if len(v) == 0 {
 		v = json.RawMessage("null")
 	}
-	e.compact.Reset()
-	if err := json.Compact(&e.compact, v); err != nil {
-		return b, fmt.Errorf("not valid JSON: %w", err)
-	}
-	v = e.compact.Bytes()
-	if bytes.ContainsAny(v, "<>&\u2028\u2029") {
-		e.escaped.Reset()
-		json.HTMLEscape(&e.escaped, v)
-		v = e.escaped.Bytes()
+	// The common value is already compact and has nothing to escape: it
+	// goes as it is, checked in one pass; json.Compact and json.HTMLEscape
+	// handle the rest (and word the error of an invalid one).
+	if ok, flags := validDocument(v); !ok || flags != 0 {
+		if !ok {
+			flags = sawHTML // json.Compact refuses it, or escape it all to be safe
+		}
+		e.compact.Reset()
+		if err := json.Compact(&e.compact, v); err != nil {
+			return b, fmt.Errorf("not valid JSON: %w", err)
+		}
+		v = e.compact.Bytes()
+		if flags&sawHTML != 0 {
+			e.escaped.Reset()
+			json.HTMLEscape(&e.escaped, v)
+			v = e.escaped.Bytes()
+		}
 	}
 	e.spans[field] = span{off: uint32(len(b)), n: uint32(len(v))}
 	return append(b, v...), nil
@@ -231,12 +244,19 @@ func (e *callbackEncoder) raw(b []byte, field int, v json.RawMessage) ([]byte, e
 func appendString(b []byte, s string) ([]byte, span) {
 	b = append(b, '"')
 	off := len(b)
-	escaped, valid := false, true
+	// Most strings (event types, uuids, URLs, header names) need no
+	// escaping: one scan, one copy.
+	i := plainPrefix(s)
+	if i == len(s) {
+		b = append(b, s...)
+		return append(b, '"'), span{off: uint32(off), n: uint32(len(s))}
+	}
+	valid := true
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
+			if plain[c] {
+				i += plainPrefix(s[i:])
 				continue
 			}
 			b = append(b, s[start:i]...)
@@ -256,7 +276,6 @@ func appendString(b []byte, s string) ([]byte, span) {
 			default:
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 			}
-			escaped = true
 			i++
 			start = i
 			continue
@@ -266,11 +285,10 @@ func appendString(b []byte, s string) ([]byte, span) {
 		case r == utf8.RuneError && size == 1:
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
-			escaped, valid = true, false
+			valid = false
 		case r == '\u2028' || r == '\u2029':
 			b = append(b, s[start:i]...)
 			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			escaped = true
 		default:
 			i += size
 			continue
@@ -280,7 +298,8 @@ func appendString(b []byte, s string) ([]byte, span) {
 	}
 	b = append(b, s[start:]...)
 	b = append(b, '"')
-	if !escaped {
+	if start == 0 {
+		// Only multi-byte characters written as they are.
 		return b, span{off: uint32(off), n: uint32(len(s))}
 	}
 	if !valid {
