@@ -54,11 +54,11 @@ func TestHaltStopsEveryRunaway(t *testing.T) {
 // collection finishes while the loop still runs. It runs in a child
 // process, which a deadlock would hang past its deadline.
 func TestGuestLoopLetsTheGCRun(t *testing.T) {
-	if os.Getenv("WHISPERER_GC_CHILD") != "1" {
+	if os.Getenv("WHISPERER_TEST_GC_CHILD") != "1" {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGuestLoopLetsTheGCRun$", "-test.v")
-		cmd.Env = append(os.Environ(), "WHISPERER_GC_CHILD=1")
+		cmd.Env = append(os.Environ(), "WHISPERER_TEST_GC_CHILD=1")
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "--- PASS") {
 			t.Fatalf("child (a hang is killed after 2 minutes): %v\n%s", err, out)
 		}
