@@ -274,11 +274,11 @@ func newWatchdog(shortest time.Duration) *watchdog {
 	return &watchdog{tick: min(max(shortest/10, time.Millisecond), 10*time.Millisecond), calls: map[*instance]*watched{}}
 }
 
-// begin watches inst's call from now until end, for up to limit or until
+// begin watches inst's call from now until end, until deadline or until
 // ctx ends.
-func (w *watchdog) begin(ctx context.Context, inst *instance, limit time.Duration) {
+func (w *watchdog) begin(ctx context.Context, inst *instance, deadline time.Time) {
 	c := &inst.watch
-	*c = watched{deadline: time.Now().Add(limit), ctx: ctx}
+	*c = watched{deadline: deadline, ctx: ctx}
 	w.mu.Lock()
 	w.calls[inst] = c
 	if !w.running {

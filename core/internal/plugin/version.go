@@ -68,7 +68,7 @@ type version struct {
 
 	mu       sync.Mutex
 	compiled wazero.CompiledModule // nil while released
-	lastUse  time.Time             // when the last call ended
+	lastUse  time.Time             // when the last call started
 	idle     []*instance           // guarded by gate.idle.mu
 	busy     int
 	retired  bool
@@ -102,9 +102,13 @@ func newGate(cfg Config) *gate {
 // enter takes a place in lane, waiting until one is free or ctx ends.
 func (g *gate) enter(ctx context.Context, lane chan struct{}) error {
 	select {
-	case lane <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("wait for a free plugin instance: %w", ctx.Err())
+	case lane <- struct{}{}: // without a select over ctx when there is room
+	default:
+		select {
+		case lane <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for a free plugin instance: %w", ctx.Err())
+		}
 	}
 	n := g.inFlight.Add(1)
 	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
@@ -134,8 +138,9 @@ type instance struct {
 	halt api.MutableGlobal // set to stop a call (halt.go); nil in a module without code
 	// st is the state of the instance's current call; watch is the call
 	// as the watchdog sees it.
-	st    *callState
-	watch watched
+	st     *callState
+	watch  watched
+	called time.Time // when its last call started
 
 	// While idle (see idlePool):
 	owner *version
@@ -288,8 +293,12 @@ var errLimit = errors.New("plugin time limit")
 func (v *version) acquire(ctx context.Context) (*instance, error) {
 	select {
 	case v.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for a free instance: %w", ctx.Err())
+	default:
+		select {
+		case v.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for a free instance: %w", ctx.Err())
+		}
 	}
 	v.mu.Lock()
 	if v.closed {
@@ -314,9 +323,13 @@ func (v *version) acquire(ctx context.Context) (*instance, error) {
 // release returns inst to the pool, or discards it when it is not healthy
 // or the version is retired.
 func (v *version) release(inst *instance, healthy bool) {
+	used := time.Now()
+	if inst != nil {
+		used = inst.called // a clock reading less per call; idle reaping does not need the end
+	}
 	v.mu.Lock()
 	v.busy--
-	v.lastUse = time.Now()
+	v.lastUse = used
 	keep := inst != nil && healthy && !v.retired
 	var drop []*instance
 	if keep {
@@ -404,13 +417,14 @@ func (v *version) call(ctx context.Context, lane chan struct{}, what string, lim
 // reports whether the watchdog halted the call (the instance must then be
 // dropped), and the call's error described.
 func (v *version) run(ctx context.Context, inst *instance, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) (halted bool, _ error) {
+	inst.called = time.Now()
 	if ctx.Err() != nil {
 		return false, fmt.Errorf("%s: caller gave up: %w", what, context.Cause(ctx))
 	}
 	st := inst.st
 	st.reset()
 	inst.stdout.st, inst.stderr.st = st, st
-	v.gate.watch.begin(ctx, inst, limit)
+	v.gate.watch.begin(ctx, inst, inst.called.Add(limit))
 	err := fn(context.WithValue(ctx, stateKey{}, st), inst)
 	why := v.gate.watch.end(inst)
 	inst.stdout.flush()
