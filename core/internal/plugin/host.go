@@ -561,6 +561,9 @@ func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *s
 		for _, name := range m.Callbacks {
 			v.cbWhat = append(v.cbWhat, "callback "+quote(name))
 		}
+		for _, name := range m.Countdowns {
+			v.cdWhat = append(v.cdWhat, "countdown "+quote(name))
+		}
 		err = v.probe(ctx)
 	}
 	if err == nil {
