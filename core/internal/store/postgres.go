@@ -72,16 +72,13 @@ func (*postgresDriver) migrationsTableSQL() string {
 // pgPublish is a batch of publishes in one statement, one commit and one
 // notification: the message ids are drawn first so that each row of the
 // result can be matched to its request (ord; the sequence is looked up
-// once per statement, not in pg_depend for every row). A request whose event type
-// is unknown has no row; one with no active hook a row with a NULL event
-// id. Each request's rows are due its hold ($5, µs) after the database's
+// once per statement, not in pg_depend for every row). A request whose
+// event type is unknown has no row; one with no active hook a row with a
+// NULL event id. Each request's rows are due its hold ($5, µs) after the database's
 // clock's now. The first $12 rows of requests without a hold (request,
 // then hook order) are written leased to the publishing node (lease
 // token $13, for $14 µs: a PublishLease) and come back with their hook's
-// columns (jobHookColumns), as a claim returns them — on the first leased
-// row of each hook only (nth): the hook is the same on the others, and
-// scanning its nineteen columns again for every event was a tenth of the
-// publish's CPU in the server at saturation; only rows neither
+// columns (jobHookColumns), as a claim returns them; only rows neither
 // held nor leased notify (an uncorrelated subquery runs at most once;
 // PostgreSQL also folds identical notifications of one transaction).
 // Hooks with a filter get a row only when the server's evaluation passed
@@ -118,9 +115,8 @@ var pgPublish = `WITH input AS (
 SELECT v.ord, v.mid, ev.id, ev.uuid, ev.webhook_id, ev.user_id, ev.next_attempt_at, ev.lease_owner, ev.lease_until,
 	CASE WHEN ev.id IS NOT NULL AND v.hold = 0 AND ev.lease_owner IS NULL THEN (SELECT pg_notify('` + notifyChannel + `', $10)) END,
 	` + qualify("w", jobHookColumns) + `
-FROM valid v LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY webhook_id, lease_owner ORDER BY id) AS nth FROM ev) ev
-		ON ev.message_id = v.mid
-	LEFT JOIN webhooks w ON ev.lease_owner IS NOT NULL AND ev.nth = 1 AND w.id = ev.webhook_id
+FROM valid v LEFT JOIN ev ON ev.message_id = v.mid
+	LEFT JOIN webhooks w ON ev.lease_owner IS NOT NULL AND w.id = ev.webhook_id
 ORDER BY v.ord, ev.id`
 
 func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequest, payloads []string, lease publishLease) ([]webhook.Published, []error, error) {
@@ -156,7 +152,7 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 	out := make([]webhook.Published, n)
 	errs := make([]error, n)
 	seen := make([]bool, n)
-	hooks := hookCache{} // the leased rows' hooks, read on each hook's first
+	hooks := hookCache{}
 	for rows.Next() {
 		var ord, msgID int64
 		var id, hookID, userID, next *int64
@@ -181,24 +177,11 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 		ev := r.domain(payloads[i])
 		out[i].Events = append(out[i].Events, ev)
 		if r.LeaseOwner != nil {
-			if w.ID != 0 {
-				hooks.domain(&w, d.s.sealer)
-			}
-			out[i].Jobs = append(out[i].Jobs, webhook.Job{Event: ev, Lease: lease.token})
+			out[i].Jobs = append(out[i].Jobs, webhook.Job{Event: ev, Webhook: hooks.domain(&w, d.s.sealer), Lease: lease.token})
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
-	}
-	for i := range out {
-		for k := range out[i].Jobs {
-			j := &out[i].Jobs[k]
-			h, ok := hooks[j.Event.WebhookID]
-			if !ok {
-				return nil, nil, fmt.Errorf("publish: leased event %d without its hook %d", j.Event.ID, j.Event.WebhookID)
-			}
-			j.Webhook = h
-		}
 	}
 	for i, ok := range seen {
 		if !ok {
