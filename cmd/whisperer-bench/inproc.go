@@ -15,8 +15,10 @@ import (
 )
 
 // startInProcess runs the server inside this process, so that --profile
-// can take a CPU profile of it. The profile then also holds the publishers
-// and the receiver (their own functions, easy to tell apart).
+// can take a CPU profile of it, and at the end the allocations' profile
+// (PROFILE.allocs: every allocation since the process started, sampled).
+// The profiles then also hold the publishers and the receiver (their own
+// functions, easy to tell apart).
 func startInProcess(ctx context.Context, env []string, profile string) (*node, func(), error) {
 	vars := map[string]string{}
 	for _, kv := range env {
@@ -63,6 +65,10 @@ func startInProcess(ctx context.Context, env []string, profile string) (*node, f
 	stop := func() {
 		pprof.StopCPUProfile()
 		f.Close()
+		if af, err := os.Create(profile + ".allocs"); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(af, 0)
+			af.Close()
+		}
 		cancel()
 		select {
 		case <-n.done:

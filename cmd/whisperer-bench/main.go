@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&o.down, "down", time.Second, "how long a killed node stays down before its restart")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory and database")
 	fs.IntVar(&o.warmup, "warmup", 200, "events published and delivered before the measured run (connections, caches)")
-	fs.StringVar(&o.profile, "profile", "", "run the server inside this process and write its CPU profile (pprof) to this file")
+	fs.StringVar(&o.profile, "profile", "", "run the server inside this process and write its CPU profile (pprof) to this file, and its allocations' to FILE.allocs")
 	fs.BoolVar(&o.expectNoDuplicates, "expect-no-duplicates", false, "exit non-zero when any event was received twice")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: whisperer-bench [flags]\n       whisperer-bench report RESULTS.jsonl...\n\nFlags:\n")

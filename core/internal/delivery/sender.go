@@ -31,7 +31,6 @@ import (
 // Sender makes delivery attempts over one shared, tuned HTTP transport. It
 // is safe for concurrent use.
 type Sender struct {
-	client    *http.Client
 	transport *http.Transport
 	connect   time.Duration
 	read      time.Duration
@@ -80,12 +79,6 @@ func NewSender(cfg Config) (*Sender, error) {
 		DisableCompression: true,
 	}
 	return &Sender{
-		client: &http.Client{
-			Transport: tr,
-			// A redirect is a failed attempt, never followed: following it
-			// would let a receiver bounce us to another target.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
 		transport: tr,
 		connect:   cfg.ConnectTimeout,
 		read:      cfg.ReadTimeout,
@@ -151,7 +144,7 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 		}))
 	}
 
-	resp, err := s.client.Do(req)
+	resp, err := s.roundTrip(req)
 	if err != nil {
 		out.Attempt.Error = s.describe(err, time.Since(start))
 		out.Attempt.Class = classify(err, tlsFailed.Load())
@@ -177,6 +170,27 @@ func (s *Sender) Send(ctx context.Context, job *webhook.Job) (out Sent) {
 		out.Attempt.Class = webhook.ClassHTTP // an answer, but not a delivery
 	}
 	return out
+}
+
+// roundTrip sends req on the transport: one request, whatever the answer.
+// A redirect is a failed attempt, never followed (following it would let
+// a receiver bounce us to another target), so an http.Client adds nothing
+// but its per-request costs (a copy of the headers for redirects, a URL
+// error wrapping every failure); of what it does, this keeps the two that
+// reach a receiver or an attempt's text: credentials in the target URL
+// become basic authentication unless a header already says otherwise, and
+// a plain HTTP answer to a TLS handshake is http.ErrSchemeMismatch.
+func (s *Sender) roundTrip(req *http.Request) (*http.Response, error) {
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		pass, _ := u.Password()
+		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)))
+	}
+	resp, err := s.transport.RoundTrip(req)
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+		err = http.ErrSchemeMismatch
+	}
+	return resp, err
 }
 
 // Preview returns the body and headers Send would send for ev to hook at

@@ -452,3 +452,33 @@ func TestSendSignsWithBothSecretsDuringRotation(t *testing.T) {
 		t.Error("after the overlap, the old secret still verifies")
 	}
 }
+
+// The sender talks to the transport without an http.Client; what a
+// Client did that reaches a receiver or an attempt's text is kept:
+// credentials in the target URL are sent as basic authentication (unless
+// the hook's own auth set the header), and an http:// server behind an
+// https:// target is named as such.
+func TestSendClientBehaviourKept(t *testing.T) {
+	rc := newReceiver(t, nil)
+	s := newSender(t, delivery.Config{AllowNetworks: loopback})
+	withUser := strings.Replace(rc.URL, "http://", "http://ann:pw@", 1)
+	if sent := s.Send(context.Background(), testJob(withUser)); !sent.Delivered {
+		t.Fatalf("not delivered: %+v", sent.Attempt)
+	}
+	if got, want := (*rc.header.Load()).Get("Authorization"), "Basic "+base64.StdEncoding.EncodeToString([]byte("ann:pw")); got != want {
+		t.Errorf("Authorization %q, want %q", got, want)
+	}
+	job := testJob(withUser)
+	job.Webhook.Config = map[string]any{"auth": map[string]any{"auth_type": "basic", "username": "bob", "password": "x"}}
+	if sent := s.Send(context.Background(), job); !sent.Delivered {
+		t.Fatalf("not delivered: %+v", sent.Attempt)
+	}
+	if got, want := (*rc.header.Load()).Get("Authorization"), "Basic "+base64.StdEncoding.EncodeToString([]byte("bob:x")); got != want {
+		t.Errorf("with the hook's auth: Authorization %q, want %q", got, want)
+	}
+
+	sent := s.Send(context.Background(), testJob(strings.Replace(rc.URL, "http://", "https://", 1)))
+	if sent.Delivered || sent.Attempt.Class != webhook.ClassTLS || !strings.Contains(sent.Attempt.Error, http.ErrSchemeMismatch.Error()) {
+		t.Errorf("https to an http server: %+v", sent.Attempt)
+	}
+}

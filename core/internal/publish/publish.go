@@ -199,7 +199,11 @@ func (b *Batcher) write(reqs []webhook.PublishRequest) (res []webhook.Published,
 		if lease.Limit > 0 {
 			// Even from a wrong answer: leased rows left unsent would wait
 			// for their lease to end.
-			var jobs []webhook.Job
+			n := 0
+			for i := range res {
+				n += len(res[i].Jobs)
+			}
+			jobs := make([]webhook.Job, 0, n)
 			for i := range res {
 				jobs = append(jobs, res[i].Jobs...)
 				res[i].Leased, res[i].Jobs = len(res[i].Jobs), nil

@@ -71,9 +71,10 @@ func (*postgresDriver) migrationsTableSQL() string {
 
 // pgPublish is a batch of publishes in one statement, one commit and one
 // notification: the message ids are drawn first so that each row of the
-// result can be matched to its request (ord). A request whose event type
-// is unknown has no row; one with no active hook a row with a NULL event
-// id. Each request's rows are due its hold ($5, µs) after the database's
+// result can be matched to its request (ord; the sequence is looked up
+// once per statement, not in pg_depend for every row). A request whose
+// event type is unknown has no row; one with no active hook a row with a
+// NULL event id. Each request's rows are due its hold ($5, µs) after the database's
 // clock's now. The first $12 rows of requests without a hold (request,
 // then hook order) are written leased to the publishing node (lease
 // token $13, for $14 µs: a PublishLease) and come back with their hook's
@@ -91,7 +92,7 @@ var pgPublish = `WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[])
 		WITH ORDINALITY AS i(event_type, payload, publisher_id, idempotency_key, hold, ord)
 ), valid AS (
-	SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS mid, i.*
+	SELECT nextval((SELECT pg_get_serial_sequence('messages', 'id')::regclass)) AS mid, i.*
 	FROM input i WHERE EXISTS (SELECT 1 FROM event_types WHERE name = i.event_type)
 ), msg AS (
 	INSERT INTO messages (id, event_type, payload, publisher_id, idempotency_key, created_at)

@@ -124,44 +124,51 @@ func (*sqliteDriver) migrationsTableSQL() string {
 	return `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
 }
 
-// sqlitePublishMessage and sqlitePublishEvents are a publish on SQLite:
-// two statements with bound values, prepared once, instead of four built
-// by bun with the values spelled into the text (SQLite's parser was a
-// quarter of the server's CPU). The uuid is 32 hex digits as dj-whisperer
-// sends in event.uuid (sqliteUUID). The first ?7 rows are written leased
-// (lease token ?8 until ?9, µs: a PublishLease), and the publish reads
+// sqlitePublishMessage and sqlitePublishEvents are a publish on SQLite,
+// with bound values and prepared once (SQLite's parser was a quarter of
+// the server's CPU when bun spelled the values into the text). The
+// message is inserted per request (its payload a bound value, never
+// copied into JSON), without RETURNING: its id is the insert's rowid and
+// an unknown event type inserts nothing. The events of the whole batch are
+// then one statement, ?1 a JSON array of [message id, event type, due
+// (µs), held (0 or 1)] per request: each statement carries fixed costs
+// (the VDBE program's start and halt, its cursors and ephemeral tables,
+// a statement journal, the AUTOINCREMENT counter's write), which per
+// request were most of a publish's. The uuid is 32 hex digits as
+// dj-whisperer sends in event.uuid (sqliteUUID). The first ?4 rows of
+// requests without a hold (request, then hook order) are written leased
+// (lease token ?5 until ?6, µs: a PublishLease), and the publish reads
 // their hooks (sqlitePublishHooks) in its transaction.
 //
-// The event type is matched as +?2: the planner does not read a value
-// behind unary plus. With "= ?2" and the STAT4 samples an ANALYZE leaves,
-// it planned with the bound value, and rebinding it expired the prepared
-// statement: every publish parsed and planned it again (a sixth of the
-// server's CPU after the bench's preload; TestSQLiteStatisticsChangeNoHotPlan).
+// A hook with a filter gets a row when its filter passed the event (?8,
+// pairs of the request's index in ?1 and the hook id, fanout.go),
+// decided before the transaction; one the fan-out did not evaluate with
+// its stored filter (?7 lists those it did, as JSON pairs of id and filter
+// text: its filter was set or changed meanwhile) gets one, as if the
+// publish had come first.
+//
+// The event type is matched as +?1 in the message's insert: the planner
+// does not read a value behind unary plus. With "= ?1" and the STAT4
+// samples an ANALYZE leaves, it planned with the bound value, and
+// rebinding it expired the prepared statement: every publish parsed and
+// planned it again (a sixth of the server's CPU after the bench's preload;
+// TestSQLiteStatisticsChangeNoHotPlan). The events' statement reads its
+// types from JSON, which the planner never sees.
 var (
 	sqlitePublishMessage = `INSERT INTO messages (event_type, payload, publisher_id, idempotency_key, created_at)
-	SELECT ?1, ?2, ?3, ?5, ?4 WHERE EXISTS (SELECT 1 FROM event_types WHERE name = ?1)
-	RETURNING id`
+	SELECT ?1, ?2, ?3, ?5, ?4 WHERE EXISTS (SELECT 1 FROM event_types WHERE name = +?1)`
 	sqlitePublishEvents = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at,
 		lease_owner, lease_until, created_at, modified_at)
-	SELECT ` + sqliteUUID("?6") + `, ?1, id, user_id, ?2, 'pending', ?3,
-		CASE WHEN row_number() OVER (ORDER BY id) <= ?7 THEN ?8 END, CASE WHEN row_number() OVER (ORDER BY id) <= ?7 THEN ?9 END, ?4, ?4
-	FROM webhooks WHERE event_type = +?2 AND is_active
-		AND (filter IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(?5) j
-			WHERE json_extract(j.value, '$[0]') = webhooks.id AND json_extract(j.value, '$[1]') = webhooks.filter))
-	ORDER BY id
-	RETURNING id, uuid, webhook_id, user_id, lease_owner, lease_until`
-	// A hook with a filter gets its row from sqlitePublishFiltered when
-	// its filter passed the event (?5, fanout.go), decided before the
-	// transaction; one fan-out did not evaluate with its stored filter (?5
-	// of sqlitePublishEvents lists those it did, as JSON pairs of id and
-	// filter text: its filter was set or changed meanwhile) gets one
-	// above, as if the publish had come first.
-	sqlitePublishFiltered = `INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at,
-		lease_owner, lease_until, created_at, modified_at)
-	SELECT ` + sqliteUUID("?6") + `, ?1, id, user_id, ?2, 'pending', ?3,
-		CASE WHEN ?7 > 0 THEN ?8 END, CASE WHEN ?7 > 0 THEN ?9 END, ?4, ?4
-	FROM webhooks WHERE id = ?5 AND event_type = ?2 AND is_active
-	RETURNING id, uuid, webhook_id, user_id, lease_owner, lease_until`
+	SELECT ` + sqliteUUID("?2") + `, f.mid, f.hook, f.user_id, f.event_type, 'pending', f.due,
+		CASE WHEN f.leased THEN ?5 END, CASE WHEN f.leased THEN ?6 END, ?3, ?3
+	FROM (SELECT r.key AS ord, r.value ->> 0 AS mid, r.value ->> 2 AS due, w.id AS hook, w.user_id, w.event_type,
+			r.value ->> 3 = 0 AND row_number() OVER (ORDER BY r.value ->> 3, r.key, w.id) <= ?4 AS leased
+		FROM json_each(?1) AS r CROSS JOIN webhooks AS w ON w.event_type = r.value ->> 1 AND w.is_active
+			AND (w.filter IS NULL
+				OR NOT EXISTS (SELECT 1 FROM json_each(?7) AS e WHERE e.value ->> 0 = w.id AND e.value ->> 1 = w.filter)
+				OR EXISTS (SELECT 1 FROM json_each(?8) AS p WHERE p.value ->> 0 = r.key AND p.value ->> 1 = w.id))) AS f
+	ORDER BY f.ord, f.hook
+	RETURNING id, uuid, message_id, webhook_id, user_id, lease_owner, lease_until`
 	// sqlitePublishHooks reads the hooks of the rows a publish leased (?1,
 	// a JSON array of ids), as a claim returns them.
 	sqlitePublishHooks = `SELECT ` + jobHookColumns + ` FROM webhooks WHERE id IN (SELECT value FROM json_each(?1))`
@@ -183,9 +190,9 @@ func sqliteUUID(param string) string {
 func uuidTime(t time.Time) string { return fmt.Sprintf("%012x", uint64(t.UnixMilli())&(1<<48-1)) }
 
 // sqlitePublish holds the publish statements, prepared once: SQLite
-// parses a statement on every call otherwise, and parsing these two was
-// ~20% of the CPU of a publish-heavy run.
-type sqlitePublish struct{ msg, events, filtered, hooks *sql.Stmt }
+// parses a statement on every call otherwise, and parsing them was ~20%
+// of the CPU of a publish-heavy run.
+type sqlitePublish struct{ msg, events, hooks *sql.Stmt }
 
 // publishStmts returns the prepared publish statements, preparing them on
 // first use (not at Open: the tables may not exist before migrating). It
@@ -196,38 +203,33 @@ func (d *sqliteDriver) publishStmts(ctx context.Context) (sqlitePublish, error) 
 	if d.stmts.msg != nil {
 		return d.stmts, nil
 	}
-	msg, err := d.s.db.DB.PrepareContext(ctx, sqlitePublishMessage)
-	if err != nil {
-		return sqlitePublish{}, err
+	var p sqlitePublish
+	for i, st := range p.list() {
+		var err error
+		if *st, err = d.s.db.DB.PrepareContext(ctx, []string{sqlitePublishMessage, sqlitePublishEvents, sqlitePublishHooks}[i]); err != nil {
+			p.close()
+			return sqlitePublish{}, err
+		}
 	}
-	events, err := d.s.db.DB.PrepareContext(ctx, sqlitePublishEvents)
-	if err != nil {
-		_ = msg.Close()
-		return sqlitePublish{}, err
+	d.stmts = p
+	return p, nil
+}
+
+func (p *sqlitePublish) list() []**sql.Stmt { return []**sql.Stmt{&p.msg, &p.events, &p.hooks} }
+
+func (p *sqlitePublish) close() {
+	for _, st := range p.list() {
+		if *st != nil {
+			_ = (*st).Close()
+			*st = nil
+		}
 	}
-	filtered, err := d.s.db.DB.PrepareContext(ctx, sqlitePublishFiltered)
-	if err != nil {
-		_, _ = msg.Close(), events.Close()
-		return sqlitePublish{}, err
-	}
-	hooks, err := d.s.db.DB.PrepareContext(ctx, sqlitePublishHooks)
-	if err != nil {
-		_, _, _ = msg.Close(), events.Close(), filtered.Close()
-		return sqlitePublish{}, err
-	}
-	d.stmts = sqlitePublish{msg: msg, events: events, filtered: filtered, hooks: hooks}
-	return d.stmts, nil
 }
 
 func (d *sqliteDriver) close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, st := range []*sql.Stmt{d.stmts.msg, d.stmts.events, d.stmts.filtered, d.stmts.hooks} {
-		if st != nil {
-			_ = st.Close()
-		}
-	}
-	d.stmts = sqlitePublish{}
+	d.stmts.close()
 	d.queue.close()
 }
 
@@ -253,30 +255,107 @@ func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishReques
 	err = d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		// On SQLite's one connection these reuse the prepared statements.
 		st := sqlitePublish{msg: tx.Tx.StmtContext(ctx, stmts.msg), events: tx.Tx.StmtContext(ctx, stmts.events),
-			filtered: tx.Tx.StmtContext(ctx, stmts.filtered), hooks: tx.Tx.StmtContext(ctx, stmts.hooks)}
-		l := sqliteLease{publishLease: lease, until: micros(now.Add(lease.lease)), left: lease.limit}
-		for i := range reqs {
-			out[i], errs[i] = publishOne(ctx, st, reqs[i], payloads[i], string(evaluated), dec.pass[i], now, &l)
-			if errs[i] != nil {
-				var unknown *webhook.UnknownEventTypeError
-				if errors.As(errs[i], &unknown) {
-					continue
-				}
-				return errs[i]
+			hooks: tx.Tx.StmtContext(ctx, stmts.hooks)}
+		// Times as bun writes them, so that stored values compare as text
+		// the same way whichever statement wrote them.
+		stamp := now.Format("2006-01-02 15:04:05.999999-07:00")
+		written := map[int64]int{} // message id: its request
+		var msgs [][4]any          // sqlitePublishEvents' ?1
+		pass := [][2]int64{}       // and ?8
+		for i, r := range reqs {
+			out[i] = webhook.Published{Events: []webhook.Event{}}
+			var publisher *int64
+			if r.PublisherID != 0 {
+				publisher = &r.PublisherID
+			}
+			var key *string
+			if r.IdempotencyKey != "" {
+				key = &r.IdempotencyKey
+			}
+			res, err := st.msg.ExecContext(ctx, r.EventType, payloads[i], publisher, stamp, key)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				errs[i] = &webhook.UnknownEventTypeError{EventType: r.EventType}
+				continue
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return err
 			}
 			out[i].Filtered = dec.refused[i]
+			for _, h := range dec.pass[i] {
+				pass = append(pass, [2]int64{int64(len(msgs)), h})
+			}
+			held := 0
+			if r.Hold != 0 {
+				held = 1
+			}
+			written[id] = i
+			msgs = append(msgs, [4]any{id, r.EventType, micros(now.Add(r.Hold)), held})
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		if err := publishEvents(ctx, st.events, reqs, payloads, written, msgs, pass, string(evaluated), now, stamp, lease, out); err != nil {
+			return err
 		}
 		return d.leasedJobs(ctx, st.hooks, out, lease.token)
 	})
 	return out, errs, err
 }
 
-// sqliteLease is a publish's lease on SQLite: its end by the store's
-// clock and how many rows it may still lease.
-type sqliteLease struct {
-	publishLease
-	until int64
-	left  int
+// publishEvents writes the event rows of the messages a publish wrote
+// (msgs, sqlitePublishEvents' ?1, pass its ?8; written maps their ids to
+// their requests) and adds them to out, with a Job for each leased one
+// (its hook still to read: leasedJobs), in hook order.
+func publishEvents(ctx context.Context, events *sql.Stmt, reqs []webhook.PublishRequest, payloads []string,
+	written map[int64]int, msgs [][4]any, pass [][2]int64, evaluated string, now time.Time, stamp string,
+	lease publishLease, out []webhook.Published) error {
+	in, err := json.Marshal(msgs)
+	if err != nil {
+		return err
+	}
+	passed, err := json.Marshal(pass)
+	if err != nil {
+		return err
+	}
+	rows, err := events.QueryContext(ctx, string(in), uuidTime(now), stamp, max(lease.limit, 0), lease.token,
+		micros(now.Add(lease.lease)), evaluated, string(passed))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := eventRow{State: string(webhook.StatePending), CreatedAt: now, ModifiedAt: now}
+		if err := rows.Scan(&r.ID, &r.UUID, &r.MessageID, &r.WebhookID, &r.UserID, &r.LeaseOwner, &r.LeaseUntil); err != nil {
+			return err
+		}
+		i, ok := written[r.MessageID]
+		if !ok {
+			return fmt.Errorf("publish: event %d of message %d, which this publish did not write", r.ID, r.MessageID)
+		}
+		r.EventType, r.NextAttemptAt = reqs[i].EventType, micros(now.Add(reqs[i].Hold))
+		ev := r.domain(payloads[i])
+		out[i].Events = append(out[i].Events, ev)
+		if r.LeaseOwner != nil {
+			out[i].Jobs = append(out[i].Jobs, webhook.Job{Event: ev})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	// RETURNING order is unspecified; answer in hook order like
+	// PostgreSQL.
+	byHook := func(a, b webhook.Event) int { return cmp.Compare(a.WebhookID, b.WebhookID) }
+	for i := range out {
+		slices.SortFunc(out[i].Events, byHook)
+		slices.SortFunc(out[i].Jobs, func(a, b webhook.Job) int { return byHook(a.Event, b.Event) })
+	}
+	return nil
 }
 
 // leasedJobs fills in the Jobs of the events in out that the publish
@@ -315,75 +394,6 @@ func (d *sqliteDriver) leasedJobs(ctx context.Context, hooksStmt *sql.Stmt, out 
 		}
 	}
 	return nil
-}
-
-// publishOne runs the publish statements for req: the message, the rows of
-// the hooks without a filter, and one per filtered hook that passes. Rows
-// leased under l come back in Jobs too, without their hooks yet
-// (leasedJobs).
-func publishOne(ctx context.Context, st sqlitePublish, req webhook.PublishRequest, payload, evaluated string, pass []int64, now time.Time, l *sqliteLease) (webhook.Published, error) {
-	msg, events := st.msg, st.events
-	var publisher *int64
-	if req.PublisherID != 0 {
-		publisher = &req.PublisherID
-	}
-	var key *string
-	if req.IdempotencyKey != "" {
-		key = &req.IdempotencyKey
-	}
-	// Times as bun writes them, so that stored values compare as text the
-	// same way whichever statement wrote them.
-	stamp := now.Format("2006-01-02 15:04:05.999999-07:00")
-	out := webhook.Published{Events: []webhook.Event{}}
-	var msgID int64
-	if err := msg.QueryRowContext(ctx, req.EventType, payload, publisher, stamp, key).Scan(&msgID); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return out, &webhook.UnknownEventTypeError{EventType: req.EventType}
-		}
-		return out, err
-	}
-	due := micros(now.Add(req.Hold))
-	scan := func(rows *sql.Rows, err error) error {
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r := eventRow{MessageID: msgID, EventType: req.EventType, State: string(webhook.StatePending),
-				NextAttemptAt: due, CreatedAt: now, ModifiedAt: now}
-			if err := rows.Scan(&r.ID, &r.UUID, &r.WebhookID, &r.UserID, &r.LeaseOwner, &r.LeaseUntil); err != nil {
-				return err
-			}
-			ev := r.domain(payload)
-			out.Events = append(out.Events, ev)
-			if r.LeaseOwner != nil {
-				out.Jobs = append(out.Jobs, webhook.Job{Event: ev})
-				l.left--
-			}
-		}
-		return rows.Err()
-	}
-	ut := uuidTime(now)
-	left := func() int {
-		if req.Hold != 0 {
-			return 0
-		}
-		return max(l.left, 0)
-	}
-	if err := scan(events.QueryContext(ctx, msgID, req.EventType, due, stamp, evaluated, ut, left(), l.token, l.until)); err != nil {
-		return out, err
-	}
-	for _, id := range pass {
-		if err := scan(st.filtered.QueryContext(ctx, msgID, req.EventType, due, stamp, id, ut, left(), l.token, l.until)); err != nil {
-			return out, err
-		}
-	}
-	// RETURNING order is unspecified; answer in hook order like
-	// PostgreSQL.
-	byHook := func(a, b webhook.Event) int { return cmp.Compare(a.WebhookID, b.WebhookID) }
-	slices.SortFunc(out.Events, byHook)
-	slices.SortFunc(out.Jobs, func(a, b webhook.Job) int { return byHook(a.Event, b.Event) })
-	return out, nil
 }
 
 // writeValues writes the placeholders of a VALUES list of rows rows of
