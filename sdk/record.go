@@ -8,9 +8,9 @@ import (
 )
 
 // The callback record (ABI.md §7): the document's fields at fixed offsets.
-// Reading it takes no loop but the header table's, which matters inside
-// wasm, where the host's deadline check runs at every loop iteration and
-// most calls: decoding the JSON costs tens of microseconds there, this a few.
+// Reading it takes no loop but the header table's: decoding the JSON takes
+// a guest thousands of loop steps, each paying the host's deadline check
+// (ABI.md §8), this a few.
 
 // recReader reads spans of the host's input; bad is set by any span that
 // is out of bounds, and the record is then ignored.

@@ -19,8 +19,9 @@ var errSyntax = errors.New("invalid JSON")
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // In wasm under the host's deadline checks (ABI.md §8) every loop iteration
-// and every call that is not inlined pays a check, tens of nanoseconds each,
-// so the scanner below takes few steps: strings are searched eight bytes at
+// and every call that is not inlined pays a check (a few instructions; tens
+// of nanoseconds when the check was wazero's), so the scanner below takes
+// few steps: strings are searched eight bytes at
 // a time, common tokens take inlined fast paths, keys are compared without
 // allocating, and nested objects the Delivery decodes are read in the same
 // pass that checks them.

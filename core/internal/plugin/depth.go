@@ -118,6 +118,7 @@ func limitDepth(bin []byte) ([]byte, error) {
 		hasCode                   bool
 		start                     = -1 // the start function, exported instead (startExport)
 		hasMemory                 bool
+		tableImports              bool // an import may be put in a table (haltSite.indirect)
 	)
 	r := &reader{b: bin[8:]}
 	for len(r.b) > 0 && r.err == nil {
@@ -166,6 +167,19 @@ func limitDepth(bin []byte) ([]byte, error) {
 			}
 		case 5:
 			hasMemory = hasMemory || s.u32() > 0
+			s.b = nil
+		case 6: // globals: a funcref global may hold an import
+			for n := s.u32(); n > 0 && s.err == nil; n-- {
+				s.byte()
+				s.byte()
+				tableImports = s.constExpr(importFuncs) || tableImports
+			}
+		case 9:
+			found, err := elemImports(body, importFuncs)
+			if err != nil {
+				return nil, err
+			}
+			tableImports = tableImports || found
 			s.b = nil
 		case 3: // functions
 			for n := s.u32(); n > 0 && s.err == nil; n-- {
@@ -262,50 +276,23 @@ func limitDepth(bin []byte) ([]byte, error) {
 			fs = binary.AppendUvarint(fs, uint64(t))
 		}
 	}
-	var bodies []byte
-	bodies = binary.AppendUvarint(bodies, uint64(2*n))
-	var originals []byte
+	site := haltSite{tick: tick, imports: importFuncs, indirect: tableImports}
 	for i := range secs {
 		switch secs[i].id {
 		case 3:
 			secs[i].body = fs
 		case 10:
-			s := &reader{b: secs[i].body}
-			if s.u32() != n {
-				return nil, fmt.Errorf("%w: function and code sections differ in length", errMalformed)
+			code, refImport, err := rewriteCode(secs[i].body, n, params, funcTypes, global, site)
+			if err == nil && refImport && !site.indirect {
+				// Code puts an import in a table: check every
+				// call_indirect like a call of one.
+				site.indirect = true
+				code, _, err = rewriteCode(secs[i].body, n, params, funcTypes, global, site)
 			}
-			for j := range n {
-				size := s.u32()
-				body := s.bytes(size)
-				b := &reader{b: body}
-				var locals uint64
-				for k := b.u32(); k > 0 && b.err == nil; k-- {
-					locals += uint64(b.u32())
-					b.byte()
-				}
-				if s.err != nil || b.err != nil {
-					return nil, errors.Join(s.err, b.err)
-				}
-				np := params[funcTypes[j]]
-				checked, err := instrument(body[:len(body)-len(b.b)], b.b, np, locals, tick)
-				if err != nil {
-					return nil, err
-				}
-				if !mayCall(b.b) {
-					// A leaf adds one frame above counted ones: it stays
-					// in place, and index n+j gets a body never called.
-					bodies = binary.AppendUvarint(bodies, uint64(len(checked)))
-					bodies = append(bodies, checked...)
-					originals = append(originals, 3, 0x00, 0x00, 0x0b) // no locals; unreachable
-					continue
-				}
-				w := wrapper(global, frameCost(uint64(np)+locals), np, importFuncs+n+j, weight(len(body)))
-				bodies = binary.AppendUvarint(bodies, uint64(len(w)))
-				bodies = append(bodies, w...)
-				originals = binary.AppendUvarint(originals, uint64(len(checked)))
-				originals = append(originals, checked...)
+			if err != nil {
+				return nil, err
 			}
-			secs[i].body = append(bodies, originals...)
+			secs[i].body = code
 		}
 	}
 	out := append([]byte(nil), bin[:8]...)
@@ -315,6 +302,54 @@ func limitDepth(bin []byte) ([]byte, error) {
 		out = append(out, s.body...)
 	}
 	return out, nil
+}
+
+// rewriteCode returns the code section (body) of n functions as
+// limitDepth wants it: index j a depth wrapper calling index n+j, which
+// holds the instrumented body, or the instrumented leaf itself and a body
+// never called. It reports whether some code names an import by ref.func.
+func rewriteCode(body []byte, n uint32, params, funcTypes []uint32, global uint32, site haltSite) ([]byte, bool, error) {
+	s := &reader{b: body}
+	if s.u32() != n {
+		return nil, false, fmt.Errorf("%w: function and code sections differ in length", errMalformed)
+	}
+	bodies := binary.AppendUvarint(nil, uint64(2*n))
+	var originals []byte
+	refImport := false
+	for j := range n {
+		size := s.u32()
+		body := s.bytes(size)
+		b := &reader{b: body}
+		var locals uint64
+		for k := b.u32(); k > 0 && b.err == nil; k-- {
+			locals += uint64(b.u32())
+			b.byte()
+		}
+		if s.err != nil || b.err != nil {
+			return nil, false, errors.Join(s.err, b.err)
+		}
+		np := params[funcTypes[j]]
+		leaf := !mayCall(b.b)
+		checked, ref, err := instrument(body[:len(body)-len(b.b)], b.b, np, locals, leaf, site)
+		if err != nil {
+			return nil, false, err
+		}
+		refImport = refImport || ref
+		if leaf {
+			// A leaf adds one frame above counted ones: it stays in
+			// place, and index n+j gets a body never called.
+			bodies = binary.AppendUvarint(bodies, uint64(len(checked)))
+			bodies = append(bodies, checked...)
+			originals = append(originals, 3, 0x00, 0x00, 0x0b) // no locals; unreachable
+			continue
+		}
+		w := wrapper(global, frameCost(uint64(np)+locals), np, site.imports+n+j, weight(len(body)))
+		bodies = binary.AppendUvarint(bodies, uint64(len(w)))
+		bodies = append(bodies, w...)
+		originals = binary.AppendUvarint(originals, uint64(len(checked)))
+		originals = append(originals, checked...)
+	}
+	return append(bodies, originals...), refImport, nil
 }
 
 // checkCount refuses a section whose declared element count cannot fit in

@@ -74,18 +74,40 @@ func appendPaddedConst(b []byte, v int) []byte {
 // weight is the budget a stretch of n bytes of code spends.
 func weight(n int) int { return 1 + n>>4 }
 
+// haltSite is what instrument needs of the module.
+type haltSite struct {
+	tick    uint32 // the budget global; the flag is the next
+	imports uint32 // imported functions: indices below are the host's
+	// indirect: a call_indirect may reach an import (an element segment
+	// or a ref.func names one), so it is checked like a call to one.
+	indirect bool
+}
+
+// maxLocals bounds a function's params and locals, which the bulk
+// instructions' local is added to.
+const maxLocals = 50000
+
 // instrument returns a function's body (its locals, then code) with a
-// haltCheck at the top of every loop and a spend after every bulk memory or
-// table instruction. np is the function's parameter count and nLocals its
-// declared locals' count: a body with bulk instructions gets one more i32
-// local, for their length. It decodes every instruction of WebAssembly
-// 2.0 (what wazero enables by default); others are reported as malformed.
-func instrument(locals, code []byte, np uint32, nLocals uint64, tick uint32) ([]byte, error) {
-	if nLocals+uint64(np) >= 50000 {
-		return nil, fmt.Errorf("%w: %d locals", errMalformed, nLocals+uint64(np))
+// haltCheck at the top of every loop (and of the body when leaf: a leaf has
+// no depth wrapper), a spend after every bulk memory or table instruction,
+// and a visit to Go after every call of an import (a host function's time
+// is not the guest's code: a loop of calls of an expensive one, random_get
+// of 32 MiB, must meet the flag after each). np is the function's parameter
+// count and nLocals its declared locals' count: a body with bulk
+// instructions gets one more i32 local, for their length. It reports
+// whether the code names an import by ref.func. It decodes every
+// instruction of WebAssembly 2.0 (what wazero enables by default); others
+// are reported as malformed.
+func instrument(locals, code []byte, np uint32, nLocals uint64, leaf bool, site haltSite) (_ []byte, refImport bool, _ error) {
+	if nLocals+uint64(np) >= maxLocals {
+		return nil, false, fmt.Errorf("a function with %d params and locals is over the host's limit of %d", nLocals+uint64(np), maxLocals)
 	}
+	tick := site.tick
 	length := uint32(np) + uint32(nLocals) // the new local's index
 	var out []byte
+	if leaf {
+		out = haltCheck(out, tick, weight(len(code)))
+	}
 	r := &reader{b: code}
 	start := 0 // of the code not yet copied
 	// Per open block: a loop's weight's offset in out and its code's in
@@ -120,8 +142,16 @@ func instrument(locals, code []byte, np uint32, nLocals uint64, tick uint32) ([]
 		case op <= 0x01, op == 0x05, op == 0x0f, op == 0x1a, op == 0x1b, op == 0xd1,
 			op >= 0x45 && op <= 0xc4:
 			// no immediate
-		case op == 0x0c, op == 0x0d, op == 0x10, op == 0xd2, op >= 0x20 && op <= 0x26:
-			r.u32() // label, function, local, global or table index
+		case op == 0x10: // call
+			if r.u32() < site.imports {
+				end := len(code) - len(r.b)
+				out = haltCheck(append(out, code[start:end]...), tick, budget)
+				start = end
+			}
+		case op == 0xd2: // ref.func
+			refImport = refImport || r.u32() < site.imports
+		case op == 0x0c, op == 0x0d, op >= 0x20 && op <= 0x26:
+			r.u32() // label, local, global or table index
 		case op == 0x0e: // br_table
 			for n := r.u32(); n > 0 && r.err == nil; n-- {
 				r.u32()
@@ -130,8 +160,15 @@ func instrument(locals, code []byte, np uint32, nLocals uint64, tick uint32) ([]
 		case op == 0x11: // call_indirect type table
 			r.u32()
 			r.u32()
-		case op == 0x1c: // select with types
-			r.bytes(r.u32())
+			if site.indirect {
+				end := len(code) - len(r.b)
+				out = haltCheck(append(out, code[start:end]...), tick, budget)
+				start = end
+			}
+		case op == 0x1c: // select with one value type (what wazero compiles)
+			if r.u32() != 1 || !valueType(r.byte()) {
+				r.fail("a typed select other than one value type")
+			}
 		case op >= 0x28 && op <= 0x3e: // loads and stores: memarg
 			r.u32()
 			r.u32()
@@ -171,17 +208,104 @@ func instrument(locals, code []byte, np uint32, nLocals uint64, tick uint32) ([]
 		r.fail("a block without an end")
 	}
 	if r.err != nil {
-		return nil, r.err
+		return nil, false, r.err
 	}
 	out = append(out, code[start:]...)
 	if !bulk {
-		return append(append([]byte(nil), locals...), out...), nil
+		return append(append([]byte(nil), locals...), out...), refImport, nil
 	}
 	// One more local declaration (count 1, i32) after the others.
 	l := &reader{b: locals}
 	n := l.u32()
 	body := appendVec(l.b, n+1, 0x01, 0x7f)
-	return append(body, out...), nil
+	return append(body, out...), refImport, nil
+}
+
+// valueType reports whether t is a value type of WebAssembly 2.0.
+func valueType(t byte) bool {
+	switch t {
+	case 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f:
+		return true
+	}
+	return false
+}
+
+// elemImports reports whether an element section (its body) puts an
+// imported function (index below imports) in a table.
+func elemImports(body []byte, imports uint32) (bool, error) {
+	r := &reader{b: body}
+	found := false
+	funcs := func() {
+		for n := r.u32(); n > 0 && r.err == nil; n-- {
+			found = found || r.u32() < imports
+		}
+	}
+	exprs := func() {
+		for n := r.u32(); n > 0 && r.err == nil; n-- {
+			found = found || r.constExpr(imports)
+		}
+	}
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		switch flags := r.u32(); flags {
+		case 0:
+			r.constExpr(imports)
+			funcs()
+		case 1, 3:
+			r.byte() // elemkind
+			funcs()
+		case 2:
+			r.u32()
+			r.constExpr(imports)
+			r.byte()
+			funcs()
+		case 4:
+			r.constExpr(imports)
+			exprs()
+		case 5, 7:
+			r.byte() // reftype
+			exprs()
+		case 6:
+			r.u32()
+			r.constExpr(imports)
+			r.byte()
+			exprs()
+		default:
+			r.fail("unknown element segment")
+		}
+	}
+	return found, r.err
+}
+
+// constExpr skips a constant expression and reports whether it names an
+// imported function (ref.func).
+func (r *reader) constExpr(imports uint32) bool {
+	found := false
+	for r.err == nil {
+		switch op := r.byte(); op {
+		case 0x0b:
+			return found
+		case 0x41, 0x42:
+			r.sleb()
+		case 0x43:
+			r.bytes(4)
+		case 0x44:
+			r.bytes(8)
+		case 0x23:
+			r.u32()
+		case 0xd0:
+			r.byte()
+		case 0xd2:
+			found = found || r.u32() < imports
+		case 0xfd: // v128.const
+			if r.u32() != 12 {
+				r.fail("a constant expression with a vector instruction other than v128.const")
+			}
+			r.bytes(16)
+		default:
+			r.fail(fmt.Sprintf("opcode 0x%02x in a constant expression", op))
+		}
+	}
+	return found
 }
 
 // blockType skips a block type: empty, a value type, or a type index (a
@@ -298,6 +422,20 @@ func (w *watchdog) end(inst *instance) error {
 	halted := inst.watch.halted
 	inst.watch = watched{}
 	return halted
+}
+
+// haltAll stops every call in flight, for cause.
+func (w *watchdog) haltAll(cause error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for inst, c := range w.calls {
+		if c.halted == nil {
+			c.halted = cause
+			if inst.halt != nil {
+				inst.halt.Set(1)
+			}
+		}
+	}
 }
 
 // loop checks the calls every tick until there are none.

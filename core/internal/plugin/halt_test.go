@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 )
 
 // TestHaltStopsEveryRunaway: a start function and an _initialize that never
@@ -177,5 +178,118 @@ func BenchmarkWazeroCall(b *testing.B) {
 				cancel()
 			}
 		})
+	}
+}
+
+// TestHaltReachesHostCallsAndLeaves plays the watchdog on escape.wasm: a
+// loop calling a host function (directly, or through a table) meets the
+// flag right after the call that set it, not a budget's worth of host
+// calls later (a host function's time is not the guest's code: random_get
+// of 32 MiB a call ran a 50 ms call for minutes); and a loop calling a
+// long leaf function meets it within a few iterations, the leaf's size
+// spent at its entry (a leaf has no depth wrapper).
+func TestHaltReachesHostCallsAndLeaves(t *testing.T) {
+	bin, err := os.ReadFile(filepath.Join("testdata", "escape.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := limitDepth(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	pokes := 0
+	_, err = rt.NewHostModuleBuilder("t").NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module) {
+		pokes++
+		m.ExportedGlobal(haltExport).(api.MutableGlobal).Set(1)
+	}).Export("poke").Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiled, err := rt.CompileModule(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range []string{"hostloop", "indirectloop", "leafloop"} {
+		m, err := rt.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithName(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pokes = 0
+		if fn == "leafloop" {
+			m.ExportedGlobal(haltExport).(api.MutableGlobal).Set(1)
+		}
+		if _, err := m.ExportedFunction(fn).Call(ctx); err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("%s: %v, want the halt check's trap", fn, err)
+		}
+		n := api.DecodeI32(m.ExportedGlobal("n").Get())
+		switch {
+		case fn != "leafloop" && (pokes != 1 || n != 1):
+			t.Errorf("%s: %d host calls in %d iterations after the flag, want 1", fn, pokes, n)
+		case fn == "leafloop" && n > 64:
+			t.Errorf("leafloop: %d iterations with the flag set, want a few", n)
+		}
+		m.Close(ctx)
+	}
+}
+
+// TestLimitDepthRefusesTypedSelectOfReference: wazero 1.12 validates a
+// typed select naming a reference type by its heap type but compiles it as
+// one byte, and then panicked compiling the code it never checked (a
+// 447-byte module crashed the server at load). Only the value types of
+// WebAssembly 2.0 pass.
+func TestLimitDepthRefusesTypedSelectOfReference(t *testing.T) {
+	// One function () -> (): i32.const 0 ×3, select (1 type: 0x63 0x1a), drop.
+	mod := func(types ...byte) []byte {
+		code := append([]byte{0x00, 0x41, 0x00, 0x41, 0x00, 0x41, 0x00, 0x1c, 0x01}, types...)
+		code = append(code, 0x1a, 0x0b)
+		b := []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x05\x03\x01\x00\x01\x0a")
+		b = append(b, byte(len(code)+2), 0x01, byte(len(code)))
+		return append(b, code...)
+	}
+	if _, err := limitDepth(mod(0x7f)); err != nil {
+		t.Fatalf("select (result i32): %v", err)
+	}
+	if _, err := limitDepth(mod(0x63, 0x1a)); err == nil || !strings.Contains(err.Error(), "typed select") {
+		t.Fatalf("select of a reference type: %v, want it refused", err)
+	}
+}
+
+// TestStopHaltsCallsInFlight: Stop whose context ends while a call loops
+// halts the call (it fails with the host's reason) and does not close the
+// runtime under it: closing frees the memory the guest is writing (a
+// SIGSEGV in 5 of 5 runs before).
+func TestStopHaltsCallsInFlight(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, filepath.Join("testdata", "loop.wasm"), dir, "loop.wasm")
+	cfg := testConfig(dir)
+	cfg.CallTimeout = time.Minute
+	sink := newSink()
+	logger, _ := newLogger(t)
+	h, err := New(cfg, sink, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	loop := sink.countdown(t, "loop")
+	done := make(chan error, 1)
+	go func() {
+		_, err := loop.Value(context.Background(), 0, json.RawMessage(`{}`))
+		done <- err
+	}()
+	for h.gate.inFlight.Load() == 0 {
+		runtime.Gosched()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.Stop(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Stop: %v, want the context's error", err)
+	}
+	if err := <-done; !errors.Is(err, errStopping) {
+		t.Errorf("call: %v, want %v", err, errStopping)
 	}
 }

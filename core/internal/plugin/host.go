@@ -682,18 +682,38 @@ func (h *Host) Stop(ctx context.Context) error {
 		retire(e.cur, e.pending)
 		vs = append(vs, e.cur, e.pending)
 	}
-	// In-flight calls finish first, unless ctx ends.
+	// In-flight calls finish first, unless ctx ends: then they are halted
+	// (each stops at its next check). The runtime is closed only once none
+	// runs: closing it frees the memory of a guest still running.
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
+	var (
+		stopErr error
+		halted  time.Time
+		ended   = ctx.Done()
+	)
 	for !allClosed(vs) {
 		select {
-		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("plugin: stop: %w", ctx.Err()), h.rt.Close(context.WithoutCancel(ctx)))
+		case <-ended:
+			ended = nil
+			stopErr = fmt.Errorf("plugin: stop: %w", ctx.Err())
+			h.gate.watch.haltAll(errStopping)
+			halted = time.Now()
 		case <-t.C:
 		}
+		if stopErr != nil && time.Since(halted) > haltGrace {
+			return fmt.Errorf("%w; plugin calls still running after %s, runtime left open", stopErr, haltGrace)
+		}
 	}
-	return h.rt.Close(context.WithoutCancel(ctx))
+	return errors.Join(stopErr, h.rt.Close(context.WithoutCancel(ctx)))
 }
+
+// errStopping is the cause of the calls Stop halts; haltGrace is how long
+// it waits for them (a host function runs to its end before its guest
+// meets the flag).
+var errStopping = errors.New("the plugin host is stopping")
+
+const haltGrace = 5 * time.Second
 
 func allClosed(vs []*version) bool {
 	for _, v := range vs {

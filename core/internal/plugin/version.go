@@ -192,10 +192,16 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 		if fn == nil {
 			continue
 		}
-		if _, err := v.run(ctx, inst, "instantiate", v.cfg.CallbackTimeout, func(ctx context.Context, _ *instance) error {
+		halted, err := v.run(ctx, inst, "instantiate", v.cfg.CallbackTimeout, func(ctx context.Context, _ *instance) error {
 			_, err := fn.Call(ctx)
 			return err
-		}); err != nil {
+		})
+		if err == nil && halted {
+			// It returned after the flag was set: the instance would
+			// trap at its first check, and the limit was passed.
+			err = fmt.Errorf("instantiate: %w (%s)", ErrTimeout, v.cfg.CallbackTimeout)
+		}
+		if err != nil {
 			_ = mod.Close(context.WithoutCancel(ctx))
 			return nil, err
 		}
@@ -404,6 +410,10 @@ func (v *version) call(ctx context.Context, lane chan struct{}, what string, lim
 	inst, err := v.acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("plugin %s: %s: %w", v.file, what, err)
+	}
+	if ctx.Err() != nil { // the instance never ran: it stays healthy
+		v.release(inst, true)
+		return fmt.Errorf("plugin %s: %s: caller gave up: %w", v.file, what, context.Cause(ctx))
 	}
 	halted, err := v.run(ctx, inst, what, limit, fn)
 	if err != nil {
