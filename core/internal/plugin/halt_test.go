@@ -267,14 +267,7 @@ func TestStopHaltsCallsInFlight(t *testing.T) {
 	cfg := testConfig(dir)
 	cfg.CallTimeout = time.Minute
 	sink := newSink()
-	logger, _ := newLogger(t)
-	h, err := New(cfg, sink, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h, _ := startHost(t, cfg, sink) // its cleanup's Stop finds it stopped
 	loop := sink.countdown(t, "loop")
 	done := make(chan error, 1)
 	go func() {
