@@ -17,15 +17,17 @@ import (
 //
 // Instead limitDepth gives the module two mutable i32 globals, a budget and
 // a halt flag, and a check (haltCheck) at the top of every loop and on
-// entry to every function that may call: the check spends the budget by
-// the code's size, and when it is spent, refills it, leaves native code for
-// Go with `memory.grow 0` (where the Go runtime can stop the goroutine for
-// a garbage collection: native code cannot be preempted, and a guest
-// looping without ever leaving it would hold up every goroutine of the
-// process at the next collection) and traps when the flag is set. Bulk
-// memory and table instructions spend by their length. So a guest leaves
-// native code at least every ~64 KiB of code run or ~256 KiB of memory
-// filled or copied (tens of µs), and cannot run on past a set flag.
+// entry to every function (in its depth wrapper, or at the top of a leaf):
+// the check spends the budget by the code's size, and when it is spent,
+// refills it, leaves native code for Go with `memory.grow 0` (where the Go
+// runtime can stop the goroutine for a garbage collection: native code
+// cannot be preempted, and a guest looping without ever leaving it would
+// hold up every goroutine of the process at the next collection) and traps
+// when the flag is set. Bulk memory and table instructions spend by their
+// length, a call of a host function all of the budget. So a guest leaves
+// native code at least every ~64 KiB of code run, ~256 KiB of memory filled
+// or copied (tens of µs) or host call, and cannot run on past a set flag
+// (a host function runs to its end).
 //
 // One watchdog per host looks at the calls in flight every few
 // milliseconds and sets the flag of a late one; the host, which knows it
