@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -142,4 +143,34 @@ func TestSQLitePublishBeforeMigrate(t *testing.T) {
 			t.Fatalf("publish after migrating: %+v, %v", res, err)
 		}
 	}
+}
+
+// TestPublishBatchManyFilteredHooks: a full batch (256 requests) of an
+// event type with 40 hooks whose filters all pass writes a row per request
+// and hook. On SQLite the passing pairs were one list scanned for every
+// joined row (R²·H² comparisons): this batch held the one connection for
+// minutes and then failed with "database or disk is full".
+func TestPublishBatchManyFilteredHooks(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		u, _ := storetest.User(t, s, "a", webhook.RolePublisher)
+		const hooks, batch = 40, 256
+		for h := range hooks {
+			storetest.Hook(t, s, u.ID, "e", fmt.Sprintf("https://a.example/%d", h), withFilter(`{"payload.n":{"$gte":0}}`))
+		}
+		reqs := make([]webhook.PublishRequest, batch)
+		for i := range reqs {
+			reqs[i] = webhook.PublishRequest{EventType: "e", PublisherID: u.ID, Payload: json.RawMessage(fmt.Sprintf(`{"n": %d}`, i))}
+		}
+		res, errs := s.PublishLeased(ctx, reqs, webhook.PublishLease{Owner: "n1", Lease: time.Minute, Limit: 64})
+		leased := 0
+		for i := range reqs {
+			if errs[i] != nil || len(res[i].Events) != hooks {
+				t.Fatalf("request %d: %d events, %v; want %d", i, len(res[i].Events), errs[i], hooks)
+			}
+			leased += len(res[i].Jobs)
+		}
+		if leased != 64 {
+			t.Errorf("%d rows leased, want the limit 64", leased)
+		}
+	})
 }
