@@ -381,8 +381,7 @@ func (v *version) validateTransform(ctx context.Context, idx int, kwargs json.Ra
 func (v *version) registrations() (map[string]webhook.Filter, map[string]webhook.Transform) {
 	fs := make(map[string]webhook.Filter, len(v.manifest.Filters))
 	for i, e := range v.manifest.Filters {
-		// Named once: quoting per call cost as much as the call's encoding.
-		what := "filter " + quote(e.Name)
+		what := "filter " + quote(e.Name) // named once, as in register
 		f := webhook.Filter{Match: func(ctx context.Context, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error) {
 			return v.filter(ctx, i, what, kwargs, eventType, payload)
 		}}

@@ -51,8 +51,6 @@ type version struct {
 	// record: the module exports whisperer_callback_record; trRecord:
 	// whisperer_transform_record.
 	record, trRecord bool
-	cbWhat           []string // "callback \"name\"" by index, for call errors
-	cdWhat           []string // "countdown \"name\"" likewise (built per call, it was ~12% of a WAT countdown)
 	// loadTook is how long load took (compile, manifest, probe), for the log.
 	loadTook time.Duration
 
@@ -539,10 +537,10 @@ func (v *version) readManifest(ctx context.Context) (abi.Manifest, error) {
 	return m, nil
 }
 
-// countdown calls whisperer_countdown.
-func (v *version) countdown(ctx context.Context, idx, retryCount int, kwargs json.RawMessage) (int64, error) {
+// countdown calls whisperer_countdown; what names the entry in errors.
+func (v *version) countdown(ctx context.Context, idx int, what string, retryCount int, kwargs json.RawMessage) (int64, error) {
 	var secs int64
-	err := v.call(ctx, v.gate.calls, v.cdWhat[idx], v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
+	err := v.call(ctx, v.gate.calls, what, v.cfg.CallTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, kwargs, v.cfg.maxInput())
 		if err != nil {
 			return err
@@ -623,16 +621,17 @@ func parseValidation(doc []byte) (json.RawMessage, map[string]any, error) {
 
 // callback calls whisperer_callback_record with the document and the
 // record when the module exports it, else whisperer_callback with the
-// document. Both are encoded before an instance is taken.
-func (v *version) callback(ctx context.Context, idx int, doc *webhook.CallbackDoc) error {
+// document. Both are encoded before an instance is taken. what names the
+// entry in errors.
+func (v *version) callback(ctx context.Context, idx int, what string, doc *webhook.CallbackDoc) error {
 	if doc == nil {
-		return fmt.Errorf("plugin %s: %s: no callback document", v.file, v.cbWhat[idx])
+		return fmt.Errorf("plugin %s: %s: no callback document", v.file, what)
 	}
 	enc := encoders.Get().(*callbackEncoder)
 	defer enc.release()
 	docLen, err := enc.encode(doc, v.record)
 	if err != nil {
-		return fmt.Errorf("plugin %s: %s: encode the document: %w", v.file, v.cbWhat[idx], err)
+		return fmt.Errorf("plugin %s: %s: encode the document: %w", v.file, what, err)
 	}
 	in, record := enc.buf, v.record
 	if limit := v.cfg.maxInput(); record && len(in) > limit && docLen <= limit {
@@ -643,7 +642,7 @@ func (v *version) callback(ctx context.Context, idx int, doc *webhook.CallbackDo
 	if !record {
 		in = in[:docLen]
 	}
-	return v.call(ctx, v.gate.callbacks, v.cbWhat[idx], v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
+	return v.call(ctx, v.gate.callbacks, what, v.cfg.CallbackTimeout, func(ctx context.Context, inst *instance) error {
 		ptr, err := inst.input(ctx, in, v.cfg.maxInput())
 		if err != nil {
 			return err

@@ -206,12 +206,8 @@ func (d *sqliteDriver) publishStmts(ctx context.Context) (sqlitePublish, error) 
 		return d.stmts, nil
 	}
 	var p sqlitePublish
-	for i, st := range p.list() {
-		var err error
-		if *st, err = d.s.db.DB.PrepareContext(ctx, []string{sqlitePublishMessage, sqlitePublishEvents, sqlitePublishHooks}[i]); err != nil {
-			p.close()
-			return sqlitePublish{}, err
-		}
+	if err := d.prepare(ctx, p.list(), []string{sqlitePublishMessage, sqlitePublishEvents, sqlitePublishHooks}); err != nil {
+		return sqlitePublish{}, err
 	}
 	d.stmts = p
 	return p, nil
@@ -219,20 +215,11 @@ func (d *sqliteDriver) publishStmts(ctx context.Context) (sqlitePublish, error) 
 
 func (p *sqlitePublish) list() []**sql.Stmt { return []**sql.Stmt{&p.msg, &p.events, &p.hooks} }
 
-func (p *sqlitePublish) close() {
-	for _, st := range p.list() {
-		if *st != nil {
-			_ = (*st).Close()
-			*st = nil
-		}
-	}
-}
-
 func (d *sqliteDriver) close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.stmts.close()
-	d.queue.close()
+	closeStmts(d.stmts.list())
+	closeStmts(d.queue.stmts())
 }
 
 func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishRequest, payloads []string, lease publishLease) ([]webhook.Published, []error, error) {

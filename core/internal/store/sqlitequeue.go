@@ -104,19 +104,28 @@ func (d *sqliteDriver) queueStmts(ctx context.Context) (sqliteQueue, error) {
 		return d.queue, nil
 	}
 	var q sqliteQueue
-	for i, st := range q.stmts() {
-		var err error
-		if *st, err = d.s.db.DB.PrepareContext(ctx, sqliteQueueSQL[i]); err != nil {
-			q.close()
-			return sqliteQueue{}, err
-		}
+	if err := d.prepare(ctx, q.stmts(), sqliteQueueSQL); err != nil {
+		return sqliteQueue{}, err
 	}
 	d.queue = q
 	return q, nil
 }
 
-func (q *sqliteQueue) close() {
-	for _, st := range q.stmts() {
+// prepare prepares queries[i] into *stmts[i], all or none.
+func (d *sqliteDriver) prepare(ctx context.Context, stmts []**sql.Stmt, queries []string) error {
+	for i, st := range stmts {
+		var err error
+		if *st, err = d.s.db.DB.PrepareContext(ctx, queries[i]); err != nil {
+			closeStmts(stmts)
+			return err
+		}
+	}
+	return nil
+}
+
+// closeStmts closes the prepared statements among stmts.
+func closeStmts(stmts []**sql.Stmt) {
+	for _, st := range stmts {
 		if *st != nil {
 			_ = (*st).Close()
 			*st = nil
