@@ -34,17 +34,7 @@ func exec(t *testing.T, s *store.Store, q string, args ...any) {
 func TestCascadesAfterUpgrade(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
-			s, err := store.Open(ctx, storetest.Legacy(t, backend), store.Options{Sealer: storetest.Keyring()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if err := s.MigrateTo(ctx, 11); err != nil { // the previous release
-				t.Fatal(err)
-			}
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			s := upgraded(t, backend, 11) // from the previous release
 			if backend == store.Postgres {
 				if n := count(t, s, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = current_schema()::regnamespace
 					AND conname IN ('webhook_events_message_id_fkey', 'delivery_attempts_event_id_fkey')`); n != 0 {
@@ -122,16 +112,17 @@ func TestHookDeletionRacingCompletion(t *testing.T) {
 		}
 		return s, jobs[0]
 	}
-	// waitBlocked returns once the session pid waits for a lock.
-	waitBlocked := func(t *testing.T, s *store.Store, pid int) {
+	// waitBlockedBy returns once a session waits for a lock the session
+	// holder holds.
+	waitBlockedBy := func(t *testing.T, s *store.Store, holder int) {
 		t.Helper()
 		for range 1000 {
-			if count(t, s, `SELECT count(*) FROM pg_stat_activity WHERE pid = ? AND wait_event_type = 'Lock'`, pid) == 1 {
+			if count(t, s, `SELECT count(*) FROM pg_stat_activity WHERE ? = ANY (pg_blocking_pids(pid))`, holder) > 0 {
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		t.Fatal("the session never waited for the lock")
+		t.Fatal("no session waited for the lock")
 	}
 	session := func(t *testing.T, s *store.Store) (*sql.Conn, int) {
 		t.Helper()
@@ -151,7 +142,7 @@ func TestHookDeletionRacingCompletion(t *testing.T) {
 		s, job := setup(t)
 		// The completion's statement, held open: it updated (locked) the
 		// event and inserted the attempt.
-		c, _ := session(t, s)
+		c, cpid := session(t, s)
 		if _, err := c.ExecContext(ctx, `BEGIN`); err != nil {
 			t.Fatal(err)
 		}
@@ -161,13 +152,13 @@ func TestHookDeletionRacingCompletion(t *testing.T) {
 			job.Event.ID, job.Lease); err != nil {
 			t.Fatal(err)
 		}
-		d, pid := session(t, s)
+		d, _ := session(t, s)
 		deleted := make(chan error, 1)
 		go func() {
 			_, err := d.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1`, job.Webhook.ID)
 			deleted <- err
 		}()
-		waitBlocked(t, s, pid)
+		waitBlockedBy(t, s, cpid)
 		if _, err := c.ExecContext(ctx, `COMMIT`); err != nil {
 			t.Fatal(err)
 		}
@@ -190,18 +181,7 @@ func TestHookDeletionRacingCompletion(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- s.Complete(ctx, []webhook.Result{result(job, 200)}) }()
-		// The completion runs on one of the store's connections: wait
-		// until some session waits for the deletion.
-		blocked := false
-		for range 1000 {
-			if blocked = count(t, s, `SELECT count(*) FROM pg_stat_activity WHERE ? = ANY (pg_blocking_pids(pid))`, dpid) > 0; blocked {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if !blocked {
-			t.Fatal("the completion never waited for the deletion")
-		}
+		waitBlockedBy(t, s, dpid)
 		if _, err := d.ExecContext(ctx, `COMMIT`); err != nil {
 			t.Fatal(err)
 		}

@@ -17,29 +17,22 @@
 -- attempt outlives its event. webhook_events.webhook_id keeps its foreign
 -- key: an event inserted by a publish racing the hook's deletion must not
 -- stay pending with no hook.
--- = ANY (ARRAY(…)): PL/pgSQL keeps the plan of its first run, and this
--- form is an index scan (webhook_events_message, delivery_attempts_event)
--- for one row or a million, where a join planned for a big first delete
--- could keep a sequential scan for every later one.
+-- = ANY (ARRAY(…)) is an index scan (webhook_events_message,
+-- delivery_attempts_event) for one row or a million.
 -- Dropping a foreign key and creating a trigger only take their locks for
 -- an instant: nothing is scanned or rewritten.
 ALTER TABLE webhook_events DROP CONSTRAINT IF EXISTS webhook_events_message_id_fkey;
 ALTER TABLE delivery_attempts DROP CONSTRAINT IF EXISTS delivery_attempts_event_id_fkey;
 
-CREATE FUNCTION whisperer_messages_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One function for both: TG_ARGV names the dependent table, in the
+-- deleted table's schema whatever the session's search_path, and its column.
+CREATE FUNCTION whisperer_cascade() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM webhook_events WHERE message_id = ANY (ARRAY(SELECT id FROM gone));
+    EXECUTE format('DELETE FROM %I.%I WHERE %I = ANY (ARRAY(SELECT id FROM gone))', TG_TABLE_SCHEMA, TG_ARGV[0], TG_ARGV[1]);
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER messages_cascade AFTER DELETE ON messages
-    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION whisperer_messages_deleted();
-
-CREATE FUNCTION whisperer_events_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM delivery_attempts WHERE event_id = ANY (ARRAY(SELECT id FROM gone));
-    RETURN NULL;
-END
-$$;
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION whisperer_cascade('webhook_events', 'message_id');
 CREATE TRIGGER webhook_events_cascade AFTER DELETE ON webhook_events
-    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION whisperer_events_deleted();
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION whisperer_cascade('delivery_attempts', 'event_id');
