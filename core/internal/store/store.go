@@ -268,18 +268,23 @@ func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
 	return pending, nil
 }
 
-// splitSQL splits a migration on the semicolons that end statements. The
-// migrations hold no semicolons inside literals.
+// splitSQL splits a migration on the semicolons that end lines, outside
+// a $$-quoted body (a PL/pgSQL function's). The migrations hold no other
+// semicolons inside literals.
 func splitSQL(body string) []string {
 	var out []string
 	var b strings.Builder
+	quoted := false
 	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "--") {
+		if !quoted && strings.HasPrefix(strings.TrimSpace(line), "--") {
 			continue
 		}
 		b.WriteString(line)
 		b.WriteByte('\n')
-		if strings.HasSuffix(strings.TrimSpace(line), ";") {
+		if strings.Count(line, "$$")%2 == 1 {
+			quoted = !quoted
+		}
+		if !quoted && strings.HasSuffix(strings.TrimSpace(line), ";") {
 			out = append(out, strings.TrimSpace(b.String()))
 			b.Reset()
 		}

@@ -1,0 +1,5 @@
+-- PostgreSQL's 012 replaces two foreign keys with cascade triggers; SQLite
+-- keeps its keys. Their checks are rowid lookups in pages already in the
+-- cache, about 1 µs per delivery (docs/BENCHMARKS.md, "Cascades without
+-- foreign-key checks"), and dropping a key on SQLite rebuilds the table.
+-- Numbered so that both dialects record the same versions.
