@@ -400,17 +400,27 @@ func RequestBody(eventType, uuid string, payload json.RawMessage) []byte {
 }
 
 // appendJSONString appends s as json.Marshal writes it: quoted as is when
-// no byte needs escaping (event types are plain names), else through
-// json.Marshal, whose escapes (HTML characters, U+2028, invalid UTF-8) are
-// the bytes every attempt has always sent.
+// it is JSONPlain (event types are plain names), else through json.Marshal,
+// whose escapes (HTML characters, U+2028, invalid UTF-8) are the bytes
+// every attempt has always sent.
 func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			t, _ := json.Marshal(s) // marshaling a string cannot fail
-			return append(b, t...)
-		}
+	if !JSONPlain(s) {
+		t, _ := json.Marshal(s) // marshaling a string cannot fail
+		return append(b, t...)
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// JSONPlain reports whether JSON encoders write s as is between quotes,
+// with or without HTML escaping: printable ASCII but for '"', '\\' and the
+// HTML characters '<', '>', '&'.
+func JSONPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
