@@ -170,10 +170,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	if err != nil {
 		return err
 	}
+	writeBody(w, status, b)
+	return nil
+}
+
+// writeBody answers status with the JSON b.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-	return nil
 }
 
 func marshal(v any) ([]byte, error) {
@@ -251,8 +256,12 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			if sw.status >= 500 {
 				level = slog.LevelWarn
 			}
-			s.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
-				"status", sw.status, "duration", time.Since(start), "request_id", id)
+			// Checked first: the arguments cost allocations even when the
+			// level (warn and above) leaves the line out.
+			if s.log.Enabled(r.Context(), level) {
+				s.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+					"status", sw.status, "duration", time.Since(start), "request_id", id)
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})

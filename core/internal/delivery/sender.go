@@ -211,7 +211,9 @@ func Preview(ctx context.Context, tr Transforms, hook *webhook.Webhook, ev *webh
 // signatures of the final body last, so they cover the bytes sent.
 func build(ctx context.Context, tr Transforms, hook *webhook.Webhook, ev *webhook.Event, now time.Time) ([]byte, http.Header, *webhook.TransformError) {
 	body := webhook.RequestBody(ev.EventType, ev.UUID, ev.Payload)
-	h := http.Header{}
+	// Sized for the fixed headers, the two signatures and the hook's own,
+	// so that it never grows.
+	h := make(http.Header, 8+len(hook.AdditionalHeaders))
 	ts := strconv.FormatInt(now.Unix(), 10)
 	setHeaders(h, hook, ev, ts)
 	if hook.Transform != nil {
@@ -228,9 +230,12 @@ func build(ctx context.Context, tr Transforms, hook *webhook.Webhook, ev *webhoo
 func setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Event, ts string) {
 	h["Content-Type"] = hdrJSON
 	h["User-Agent"] = hdrUserAgent
-	h["X-Whisperer-Event"] = []string{ev.EventType}
-	h["Webhook-Id"] = []string{ev.UUID}
-	h["Webhook-Timestamp"] = []string{ts}
+	// One allocation for the three values; each slice's capacity ends
+	// at its value, so that an Add copies rather than overwrites the next.
+	v := []string{ev.EventType, ev.UUID, ts}
+	h["X-Whisperer-Event"] = v[0:1:1]
+	h["Webhook-Id"] = v[1:2:2]
+	h["Webhook-Timestamp"] = v[2:3:3]
 	for name, value := range hook.AdditionalHeaders {
 		key := http.CanonicalHeaderKey(name)
 		if webhook.ProtectedHeader(name) || !validHeaderName(name) || !validHeaderValue(value) {
@@ -245,27 +250,33 @@ func setHeaders(h http.Header, hook *webhook.Webhook, ev *webhook.Event, ts stri
 
 // sign adds the signatures of body with the hook's secrets.
 func sign(h http.Header, hook *webhook.Webhook, ev *webhook.Event, body []byte, ts string, now time.Time) {
-	if hook.SecretKey != "" {
-		mac := hmac.New(sha256.New, []byte(hook.SecretKey))
-		mac.Write(body)
-		var sum [sha256.Size]byte
-		h[webhook.SignatureHeader] = []string{"sha256=" + hex.EncodeToString(mac.Sum(sum[:0]))}
-		// Standard Webhooks: HMAC over "id.timestamp.body" with the same key.
-		sig := "v1," + standardSignature(mac, ev.UUID, ts, body)
-		// During a rotation's overlap the old secret signs too: Standard
-		// Webhooks lists several signatures separated by spaces, and a
-		// receiver still on the old secret accepts the request.
-		if old, ok := hook.PreviousSecret(now); ok {
-			sig += " v1," + standardSignature(hmac.New(sha256.New, []byte(old)), ev.UUID, ts, body)
-		}
-		h[webhook.StandardSignatureHeader] = []string{sig}
+	if hook.SecretKey == "" {
+		return
 	}
+	mac := hmac.New(sha256.New, []byte(hook.SecretKey))
+	mac.Write(body)
+	var sum [sha256.Size]byte
+	var hx [len("sha256=") + 2*sha256.Size]byte
+	copy(hx[:], "sha256=")
+	hex.Encode(hx[len("sha256="):], mac.Sum(sum[:0]))
+	// Standard Webhooks: HMAC over "id.timestamp.body" with the same key.
+	buf := make([]byte, 0, 2*len("v1,")+1+2*base64.StdEncoding.EncodedLen(sha256.Size))
+	buf = standardSignature(append(buf, "v1,"...), mac, ev.UUID, ts, body)
+	// During a rotation's overlap the old secret signs too: Standard
+	// Webhooks lists several signatures separated by spaces, and a
+	// receiver still on the old secret accepts the request.
+	if old, ok := hook.PreviousSecret(now); ok {
+		buf = standardSignature(append(buf, " v1,"...), hmac.New(sha256.New, []byte(old)), ev.UUID, ts, body)
+	}
+	v := []string{string(hx[:]), string(buf)} // one allocation, as in setHeaders
+	h[webhook.SignatureHeader] = v[0:1:1]
+	h[webhook.StandardSignatureHeader] = v[1:2:2]
 }
 
-// standardSignature is the Standard Webhooks signature: base64 of mac
-// (an HMAC-SHA256 keyed with the secret, reset here) over
+// standardSignature appends to dst the Standard Webhooks signature: base64
+// of mac (an HMAC-SHA256 keyed with the secret, reset here) over
 // "id.timestamp.body".
-func standardSignature(mac hash.Hash, id, ts string, body []byte) string {
+func standardSignature(dst []byte, mac hash.Hash, id, ts string, body []byte) []byte {
 	mac.Reset()
 	io.WriteString(mac, id)
 	io.WriteString(mac, ".")
@@ -273,7 +284,7 @@ func standardSignature(mac hash.Hash, id, ts string, body []byte) string {
 	io.WriteString(mac, ".")
 	mac.Write(body)
 	var sum [sha256.Size]byte
-	return base64.StdEncoding.EncodeToString(mac.Sum(sum[:0]))
+	return base64.StdEncoding.AppendEncode(dst, mac.Sum(sum[:0]))
 }
 
 // validHeaderName reports whether name is an RFC 9110 token. Registration

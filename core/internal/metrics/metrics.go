@@ -12,7 +12,7 @@ import (
 	"context"
 	"database/sql"
 	"net/http"
-	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +37,16 @@ type Metrics struct {
 	filterFailures  *prometheus.CounterVec
 	pluginDuration  *prometheus.HistogramVec
 	pluginFailures  *prometheus.CounterVec
+	// series caches the attempt series by outcome and status class (the
+	// indexes of outcomes and statusClasses): WithLabelValues hashes its
+	// labels on every call, once per attempt twice. A series is still made
+	// by its first attempt.
+	series [len(outcomes)][len(statusClasses)]atomic.Pointer[attemptSeries]
+}
+
+type attemptSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // New returns metrics registered with a fresh registry, along with the Go
@@ -87,8 +97,8 @@ func New() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The three outcomes exist from the start, so that rate() and alerts
 	// see a zero before the first delivery instead of no series.
-	for _, o := range []webhook.State{webhook.StateDelivered, webhook.StatePending, webhook.StateGivenUp} {
-		m.attemptDuration.WithLabelValues(outcome(o))
+	for _, o := range outcomes {
+		m.attemptDuration.WithLabelValues(o)
 	}
 	return m
 }
@@ -113,9 +123,17 @@ func (m *Metrics) Register(cs ...prometheus.Collector) error {
 // ObserveAttempt counts one delivery attempt; state is the state it left
 // the event in. It implements delivery.Observer.
 func (m *Metrics) ObserveAttempt(state webhook.State, status int, d time.Duration) {
-	o := outcome(state)
-	m.attempts.WithLabelValues(o, statusClass(status)).Inc()
-	m.attemptDuration.WithLabelValues(o).Observe(d.Seconds())
+	o, c := outcome(state), statusClass(status)
+	se := m.series[o][c].Load()
+	if se == nil {
+		// Racing first attempts store the same series: the vectors make
+		// each once.
+		se = &attemptSeries{count: m.attempts.WithLabelValues(outcomes[o], statusClasses[c]),
+			duration: m.attemptDuration.WithLabelValues(outcomes[o])}
+		m.series[o][c].Store(se)
+	}
+	se.count.Inc()
+	se.duration.Observe(d.Seconds())
 }
 
 // FilterFailed counts one failed plugin filter call at fan-out. name is
@@ -139,25 +157,31 @@ func (m *Metrics) ObservePluginCall(file, call string, d time.Duration, err erro
 	}
 }
 
-// outcome names what an attempt did: a pending event was not delivered and
-// will be retried.
-func outcome(s webhook.State) string {
+// outcomes name what an attempt did: a pending event was not delivered
+// and will be retried.
+var outcomes = [...]string{"delivered", "failed", "given_up"}
+
+// outcome is the index in outcomes of an attempt that left its event in s.
+func outcome(s webhook.State) int {
 	switch s {
 	case webhook.StateDelivered:
-		return "delivered"
+		return 0
 	case webhook.StateGivenUp:
-		return "given_up"
+		return 2
 	}
-	return "failed"
+	return 1
 }
 
-// statusClass is "2xx" … "5xx", or "none" when no response arrived (or
-// the status is outside 100–599).
-func statusClass(status int) string {
+// statusClasses are "2xx" … "5xx", and "none" when no response arrived
+// (or the status is outside 100–599).
+var statusClasses = [...]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// statusClass is the index in statusClasses of status.
+func statusClass(status int) int {
 	if status < 100 || status > 599 {
-		return "none"
+		return 0
 	}
-	return strconv.Itoa(status/100) + "xx"
+	return status / 100
 }
 
 // DBStats returns a collector of a database pool's statistics

@@ -133,6 +133,15 @@ func nullable(dest []any) []any {
 type orNull[T any] struct{ dst *T }
 
 func (o orNull[T]) Scan(src any) error {
+	// The drivers' own types first: sql.Null's Scan below moves to the
+	// heap, an allocation per column of every row.
+	switch v := src.(type) {
+	case nil:
+		return nil
+	case T:
+		*o.dst = v
+		return nil
+	}
 	var n sql.Null[T]
 	if err := n.Scan(src); err != nil {
 		return err

@@ -386,16 +386,41 @@ func (e *ConflictError) Error() string { return "conflict: " + e.Detail }
 // {"event": {"type": ..., "uuid": ...}, "payload": ...}. It is a pure
 // function of its inputs, so every attempt sends the same bytes.
 func RequestBody(eventType, uuid string, payload json.RawMessage) []byte {
-	t, _ := json.Marshal(eventType) // marshaling a string cannot fail
 	if len(payload) == 0 {
 		payload = json.RawMessage("null")
 	}
-	b := make([]byte, 0, len(t)+len(uuid)+len(payload)+48)
+	b := make([]byte, 0, len(eventType)+len(uuid)+len(payload)+50)
 	b = append(b, `{"event":{"type":`...)
-	b = append(b, t...)
+	b = appendJSONString(b, eventType)
 	b = append(b, `,"uuid":"`...)
 	b = append(b, uuid...)
 	b = append(b, `"},"payload":`...)
 	b = append(b, payload...)
 	return append(b, '}')
+}
+
+// appendJSONString appends s as json.Marshal writes it: quoted as is when
+// it is JSONPlain (event types are plain names), else through json.Marshal,
+// whose escapes (HTML characters, U+2028, invalid UTF-8) are the bytes
+// every attempt has always sent.
+func appendJSONString(b []byte, s string) []byte {
+	if !JSONPlain(s) {
+		t, _ := json.Marshal(s) // marshaling a string cannot fail
+		return append(b, t...)
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// JSONPlain reports whether JSON encoders write s as is between quotes,
+// with or without HTML escaping: printable ASCII but for '"', '\\' and the
+// HTML characters '<', '>', '&'.
+func JSONPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
