@@ -269,8 +269,10 @@ func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
 }
 
 // splitSQL splits a migration on the semicolons that end lines, outside
-// a $$-quoted body (a PL/pgSQL function's). The migrations hold no other
-// semicolons inside literals.
+// a $$-quoted body (a PL/pgSQL function's or a DO block's). It knows only
+// what the migrations use: whole-line -- comments, bare $$ (no $tag$), no
+// $$ inside a string or a comment of a body, and no statement ending in
+// a comment on its line.
 func splitSQL(body string) []string {
 	var out []string
 	var b strings.Builder

@@ -20,9 +20,25 @@
 -- = ANY (ARRAY(…)) is an index scan (webhook_events_message,
 -- delivery_attempts_event) for one row or a million.
 -- Dropping a foreign key and creating a trigger only take their locks for
--- an instant: nothing is scanned or rewritten.
-ALTER TABLE webhook_events DROP CONSTRAINT IF EXISTS webhook_events_message_id_fkey;
-ALTER TABLE delivery_attempts DROP CONSTRAINT IF EXISTS delivery_attempts_event_id_fkey;
+-- an instant: nothing is scanned or rewritten. They are taken first, all
+-- at once, in the order a publish takes them (messages, then
+-- webhook_events): dropping webhook_events' key locks webhook_events and
+-- then messages, and a publish of a node still on the previous release
+-- waiting for messages meanwhile would deadlock with the migration.
+LOCK TABLE messages, webhook_events, delivery_attempts IN ACCESS EXCLUSIVE MODE;
+-- The keys by what they are, not by name: an operator may have renamed or
+-- recreated one.
+DO $$
+DECLARE k record;
+BEGIN
+    FOR k IN SELECT c.conrelid::regclass AS tbl, c.conname FROM pg_constraint c
+        WHERE c.contype = 'f' AND (c.conrelid, c.confrelid) IN
+            (('webhook_events'::regclass, 'messages'::regclass), ('delivery_attempts'::regclass, 'webhook_events'::regclass))
+    LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', k.tbl, k.conname);
+    END LOOP;
+END
+$$;
 
 -- One function for both: TG_ARGV names the dependent table, in the
 -- deleted table's schema whatever the session's search_path, and its column.

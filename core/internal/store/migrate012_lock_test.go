@@ -15,7 +15,7 @@ import (
 // messages (dropping the foreign key), a publish locks messages and then
 // webhook_events: a publish that arrives while the migration waits for an
 // in-flight statement on webhook_events deadlocks with it.
-func TestReviewMigration012DuringPublish(t *testing.T) {
+func TestMigration012DuringPublish(t *testing.T) {
 	storetest.RequirePostgres(t)
 	url := storetest.URL(t, store.Postgres)
 	node, err := store.Open(ctx, url, store.Options{}) // a serving node of the previous release

@@ -10,7 +10,7 @@ import (
 // A database whose foreign keys carry other names (recreated by hand, a
 // dump tool's) keeps them after 012 alongside the triggers: the migration
 // passes and the per-insert checks it exists to remove stay.
-func TestReviewMigration012OtherConstraintNames(t *testing.T) {
+func TestMigration012OtherConstraintNames(t *testing.T) {
 	storetest.RequirePostgres(t)
 	s, err := store.Open(ctx, storetest.URL(t, store.Postgres), store.Options{})
 	if err != nil {
