@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"container/list"
 	"context"
 	"slices"
 	"sync"
@@ -26,7 +25,10 @@ type idlePool struct {
 	mu     sync.Mutex // also guards every version's idle slice
 	budget int64
 	used   int64
-	lru    list.List // of *instance, the most recently released in front
+	// The instances from the most recently released (newest) to the least
+	// (oldest), linked through instance.newer and older: pooling one
+	// allocates nothing (a container/list element did, on every call).
+	newest, oldest *instance
 }
 
 // idleBudget is pool_size × (memory_limit_mb + idleOverhead): one full
@@ -44,12 +46,18 @@ func (p *idlePool) put(v *version, inst *instance) []*instance {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	inst.elem = p.lru.PushFront(inst)
+	inst.older = p.newest
+	if p.newest != nil {
+		p.newest.newer = inst
+	} else {
+		p.oldest = inst
+	}
+	p.newest = inst
 	v.idle = append(v.idle, inst)
 	p.used += inst.cost
 	var drop []*instance
 	for p.used > p.budget {
-		old := p.lru.Back().Value.(*instance)
+		old := p.oldest
 		p.remove(old)
 		drop = append(drop, old)
 	}
@@ -85,12 +93,10 @@ func (p *idlePool) reap(cutoff time.Time) []*instance {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []*instance
-	for e := p.lru.Back(); e != nil; {
-		inst := e.Value.(*instance)
-		if !inst.since.Before(cutoff) {
-			break // the list is ordered by release: the rest are newer
-		}
-		e = e.Prev()
+	for p.oldest != nil && p.oldest.since.Before(cutoff) {
+		// The list is ordered by release: the first one idle since after
+		// cutoff ends it.
+		inst := p.oldest
 		p.remove(inst)
 		out = append(out, inst)
 	}
@@ -106,12 +112,21 @@ func (p *idlePool) idleOf(v *version) int {
 
 // remove unlinks inst from the pool and from its version's idle slice.
 func (p *idlePool) remove(inst *instance) {
-	p.lru.Remove(inst.elem)
+	if inst.newer != nil {
+		inst.newer.older = inst.older
+	} else {
+		p.newest = inst.older
+	}
+	if inst.older != nil {
+		inst.older.newer = inst.newer
+	} else {
+		p.oldest = inst.newer
+	}
+	inst.newer, inst.older = nil, nil
 	p.used -= inst.cost
 	v := inst.owner
 	i := slices.Index(v.idle, inst)
 	v.idle = slices.Delete(v.idle, i, i+1)
-	inst.elem = nil
 }
 
 // closeInstances closes instances dropped from the pool.

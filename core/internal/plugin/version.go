@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -138,14 +137,15 @@ type instance struct {
 	// st is the state of the instance's current call; watch is the call
 	// as the watchdog sees it.
 	st     *callState
+	ctx    callCtx // of the call in progress
 	watch  watched
 	called time.Time // when its last call started
 
 	// While idle (see idlePool):
-	owner *version
-	cost  int64
-	since time.Time
-	elem  *list.Element
+	owner        *version
+	cost         int64
+	since        time.Time
+	newer, older *instance
 }
 
 func (v *version) instantiate(ctx context.Context) (*instance, error) {
@@ -154,6 +154,7 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 		stdout: &stream{name: "stdout", level: slog.LevelInfo, st: st},
 		stderr: &stream{name: "stderr", level: slog.LevelWarn, st: st},
 		st:     st,
+		ctx:    callCtx{Context: context.Background(), st: st},
 	}
 	// No start functions here: they run below, under the watchdog, which
 	// can stop them only once the instance exists (its halt global).
@@ -434,7 +435,9 @@ func (v *version) run(ctx context.Context, inst *instance, what string, limit ti
 	st.reset()
 	inst.stdout.st, inst.stderr.st = st, st
 	v.gate.watch.begin(ctx, inst, inst.called.Add(limit))
-	err := fn(context.WithValue(ctx, stateKey{}, st), inst)
+	inst.ctx.Context = ctx
+	err := fn(&inst.ctx, inst)
+	inst.ctx.Context = context.Background() // the caller's is not kept alive by a pooled instance
 	why := v.gate.watch.end(inst)
 	inst.stdout.flush()
 	inst.stderr.flush()
