@@ -556,8 +556,8 @@ func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *s
 		file: file, sum: sum, compiled: compiled, module: limited, rt: rt, gate: g, cfg: cfg, initFn: initFn, record: record,
 		trRecord: trRecord && !cfg.jsonOnly,
 		logger:   logger.With("plugin", file),
-		slots:    make(chan struct{}, cfg.PoolSize),
-		cbSlots:  make(chan struct{}, max(1, cfg.PoolSize-1)),
+		slots:    newSem(cfg.PoolSize),
+		cbSlots:  newSem(max(1, cfg.PoolSize-1)),
 	}
 	m, err := v.readManifest(ctx)
 	if err == nil {

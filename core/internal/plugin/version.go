@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -53,11 +54,11 @@ type version struct {
 	// loadTook is how long load took (compile, manifest, probe), for the log.
 	loadTook time.Duration
 
-	slots chan struct{} // one token per busy instance of this version
-	gate  *gate         // the host's bound on calls in flight
+	slots *sem  // one place per busy instance of this version
+	gate  *gate // the host's bound on calls in flight
 	// cbSlots keeps one place of the gate's callback lane for the other
 	// files: a slow plugin's callbacks never take all of it.
-	cbSlots chan struct{}
+	cbSlots *sem
 
 	// module is the module's code (after limitDepth), compiled again
 	// when a call finds compiled released (releaseIdle).
@@ -80,7 +81,7 @@ type version struct {
 // have a pool_size each, so that slow callbacks never hold up a countdown.
 // Instances between calls are kept in idle, within its own budget.
 type gate struct {
-	calls, callbacks chan struct{}
+	calls, callbacks *sem
 	watch            *watchdog    // and their time
 	inFlight, peak   atomic.Int64 // peak is read by tests
 	idle             idlePool
@@ -91,22 +92,16 @@ type gate struct {
 }
 
 func newGate(cfg Config) *gate {
-	g := &gate{calls: make(chan struct{}, cfg.PoolSize), callbacks: make(chan struct{}, cfg.PoolSize),
+	g := &gate{calls: newSem(cfg.PoolSize), callbacks: newSem(cfg.PoolSize),
 		watch: newWatchdog(min(cfg.CallTimeout, cfg.CallbackTimeout))}
 	g.idle.budget = cfg.idleBudget()
 	return g
 }
 
 // enter takes a place in lane, waiting until one is free or ctx ends.
-func (g *gate) enter(ctx context.Context, lane chan struct{}) error {
-	select {
-	case lane <- struct{}{}: // without a select over ctx when there is room
-	default:
-		select {
-		case lane <- struct{}{}:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for a free plugin instance: %w", ctx.Err())
-		}
+func (g *gate) enter(ctx context.Context, lane *sem) error {
+	if err := lane.acquire(ctx); err != nil {
+		return fmt.Errorf("wait for a free plugin instance: %w", err)
 	}
 	n := g.inFlight.Add(1)
 	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
@@ -114,9 +109,63 @@ func (g *gate) enter(ctx context.Context, lane chan struct{}) error {
 	return nil
 }
 
-func (g *gate) leave(lane chan struct{}) {
+func (g *gate) leave(lane *sem) {
 	g.inFlight.Add(-1)
-	<-lane
+	lane.release()
+}
+
+// sem is a counting semaphore whose waiters are served in order. Taking and
+// giving back a free place is a mutex's lock and unlock: a buffered
+// channel's send and receive, ~140 instructions each with the runtime's
+// lock, were four of a call's costs.
+type sem struct {
+	mu      sync.Mutex
+	n, size int
+	waiters []chan struct{} // closed when handed a place
+}
+
+func newSem(size int) *sem { return &sem{size: size} }
+
+// acquire takes a place, waiting until one is free or ctx ends; a free
+// place is taken whether or not ctx has ended.
+func (s *sem) acquire(ctx context.Context) error {
+	s.mu.Lock()
+	if s.n < s.size && len(s.waiters) == 0 {
+		s.n++
+		s.mu.Unlock()
+		return nil
+	}
+	ready := make(chan struct{})
+	s.waiters = append(s.waiters, ready)
+	s.mu.Unlock()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	select {
+	case <-ready: // handed a place meanwhile: pass it on
+		s.mu.Unlock()
+		s.release()
+	default:
+		i := slices.Index(s.waiters, ready)
+		s.waiters = slices.Delete(s.waiters, i, i+1)
+		s.mu.Unlock()
+	}
+	return ctx.Err()
+}
+
+// release gives a place back, to the first waiter if there is one.
+func (s *sem) release() {
+	s.mu.Lock()
+	if len(s.waiters) > 0 {
+		close(s.waiters[0])
+		s.waiters = slices.Delete(s.waiters, 0, 1)
+	} else {
+		s.n--
+	}
+	s.mu.Unlock()
 }
 
 // instance is one instantiated module; it serves one call at a time.
@@ -297,19 +346,13 @@ var errLimit = errors.New("plugin time limit")
 // acquire returns an idle instance or a new one, waiting while PoolSize
 // instances are busy.
 func (v *version) acquire(ctx context.Context) (*instance, error) {
-	select {
-	case v.slots <- struct{}{}:
-	default:
-		select {
-		case v.slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for a free instance: %w", ctx.Err())
-		}
+	if err := v.slots.acquire(ctx); err != nil {
+		return nil, fmt.Errorf("wait for a free instance: %w", err)
 	}
 	v.mu.Lock()
 	if v.closed {
 		v.mu.Unlock()
-		<-v.slots
+		v.slots.release()
 		return nil, ErrUnloaded
 	}
 	v.busy++
@@ -349,7 +392,7 @@ func (v *version) release(inst *instance, healthy bool) {
 		v.closed = true
 	}
 	v.mu.Unlock()
-	<-v.slots
+	v.slots.release()
 	closeInstances(drop)
 	if closeNow {
 		v.closeAll()
@@ -393,14 +436,12 @@ func (v *version) isClosed() bool {
 // call runs fn on a pooled instance under limit, within lane of the gate.
 // fn returns ErrFailed (wrapped) for guest-reported failures, which keep
 // the instance.
-func (v *version) call(ctx context.Context, lane chan struct{}, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) error {
+func (v *version) call(ctx context.Context, lane *sem, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) error {
 	if lane == v.gate.callbacks {
-		select {
-		case v.cbSlots <- struct{}{}:
-			defer func() { <-v.cbSlots }()
-		case <-ctx.Done():
-			return fmt.Errorf("plugin %s: %s: wait for a free plugin instance: %w", v.file, what, ctx.Err())
+		if err := v.cbSlots.acquire(ctx); err != nil {
+			return fmt.Errorf("plugin %s: %s: wait for a free plugin instance: %w", v.file, what, err)
 		}
+		defer v.cbSlots.release()
 	}
 	if err := v.gate.enter(ctx, lane); err != nil {
 		return fmt.Errorf("plugin %s: %s: %w", v.file, what, err)
