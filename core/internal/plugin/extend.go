@@ -448,35 +448,88 @@ func members(ms []member, v []byte, off int) []member {
 	if i < len(v) && v[i] == '}' {
 		return ms
 	}
-	for {
-		if i >= len(v) || v[i] != '"' {
-			return ms[:n]
-		}
+	// Compact JSON is looked at first: the colon right after the name, the
+	// value right after the colon, the comma right after the value.
+	for i < len(v) && v[i] == '"' {
 		ks := i + 1
-		kend := skipJSON(v, i)
-		if kend < 0 {
-			return ms[:n]
+		ke := shortStringEnd(v, ks)
+		if ke < 0 {
+			if ke = scanString(v, ks); ke < 0 {
+				break
+			}
 		}
-		i = skipWS(v, kend)
+		if i = ke + 1; i < len(v) && v[i] != ':' {
+			i = skipWS(v, i)
+		}
 		if i >= len(v) || v[i] != ':' {
-			return ms[:n]
+			break
 		}
-		vs := skipWS(v, i+1)
-		ve := skipJSON(v, vs)
-		if ve < 0 {
-			return ms[:n]
+		vs := i + 1
+		if vs < len(v) && v[vs] <= ' ' {
+			vs = skipWS(v, vs)
 		}
-		ms = append(ms, member{uint32(off + ks), uint32(kend - 1 - ks), uint32(off + vs), uint32(ve - vs)})
-		i = skipWS(v, ve)
-		switch {
-		case i < len(v) && v[i] == ',':
-			i = skipWS(v, i+1)
-		case i < len(v) && v[i] == '}':
-			return ms
+		if vs >= len(v) {
+			break
+		}
+		// The value's end: it checks the nesting and the strings, not every
+		// token (the index only needs the values' bounds).
+		ve := vs
+		switch v[vs] {
+		case '"':
+			if ve = shortStringEnd(v, vs+1); ve < 0 {
+				if ve = scanString(v, vs+1); ve < 0 {
+					return ms[:n]
+				}
+			}
+			ve++
+		case '{', '[':
+			if ve = skipContainer(v, vs+1); ve < 0 {
+				return ms[:n]
+			}
+		case '}', ']':
+			return ms[:n]
 		default:
-			return ms[:n]
+			for ve < len(v) && v[ve] != ',' && v[ve] != '}' && v[ve] != ']' && v[ve] > ' ' {
+				ve++
+			}
+			if ve == vs {
+				return ms[:n]
+			}
+		}
+		ms = append(ms, member{uint32(off + ks), uint32(ke - ks), uint32(off + vs), uint32(ve - vs)})
+		if i = ve; i < len(v) && v[i] <= ' ' {
+			i = skipWS(v, i)
+		}
+		if i >= len(v) {
+			break
+		}
+		if v[i] == '}' {
+			return ms
+		}
+		if v[i] != ',' {
+			break
+		}
+		if i++; i < len(v) && v[i] <= ' ' {
+			i = skipWS(v, i)
 		}
 	}
+	return ms[:n]
+}
+
+// shortStringEnd is the index of the quote closing the JSON string whose
+// content starts at v[j] when it is within eight bytes and no backslash
+// comes before it, as for most strings (names above all); else -1, and
+// scanString finds it. Small enough to be inlined: Go saves no register
+// across a call, and a call per name cost more than the name.
+func shortStringEnd(v []byte, j int) int {
+	if j+8 <= len(v) {
+		if m := quoteOrBackslash(binary.LittleEndian.Uint64(v[j:])); m != 0 {
+			if k := j + bits.TrailingZeros64(m)/8; v[k] == '"' {
+				return k
+			}
+		}
+	}
+	return -1
 }
 
 func skipWS(v []byte, i int) int {
@@ -486,87 +539,60 @@ func skipWS(v []byte, i int) int {
 	return i
 }
 
-// skipJSON returns the index after the JSON value at v[i], or -1. It
-// checks the nesting and the strings, not every token: the table it serves
-// only needs the values' bounds.
-func skipJSON(v []byte, i int) int {
-	if i >= len(v) {
-		return -1
-	}
-	switch v[i] {
-	case '"':
-		// Most strings (names above all) end within eight bytes.
-		j := i + 1
-		if j+8 <= len(v) {
-			if m := quoteOrBackslash(binary.LittleEndian.Uint64(v[j:])); m != 0 && v[j+bits.TrailingZeros64(m)/8] == '"' {
-				return j + bits.TrailingZeros64(m)/8 + 1
-			}
-		}
-		if j = scanString(v, j); j < 0 {
-			return -1
-		}
-		return j + 1
-	case '{', '[':
-		return skipContainer(v, i+1)
-	case '}', ']':
-		return -1
-	}
-	j := i
-	for j < len(v) && v[j] != ',' && v[j] != '}' && v[j] != ']' && v[j] > ' ' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
-}
-
 // skipContainer returns the index after the bracket closing the object or
 // array whose content starts at v[i], or -1. Any closing bracket closes
-// (skipJSON checks nesting, not types). It reads eight bytes at a time and
-// stops only at the bytes structural marks.
+// (skipJSON checks nesting, not types). It reads eight bytes at a time: in
+// a word without a backslash the quotes alone say which bytes are in a
+// string (a running parity of them), and only the brackets outside strings
+// are looked at one by one. A word with a backslash, and the last bytes,
+// are read a byte at a time.
 func skipContainer(v []byte, i int) int {
-	depth, inString := 1, false
+	depth := 1
+	var inString uint64 // highs while in a string
 	for i < len(v) {
-		base, next := i, i+8
-		var m uint64
-		if next <= len(v) {
-			if m = structural(binary.LittleEndian.Uint64(v[i:])); m == 0 {
-				i = next
+		if i+8 <= len(v) {
+			x := binary.LittleEndian.Uint64(v[i:])
+			if zeroBytes(x^0x5c*ones) == 0 {
+				q := zeroBytes(x ^ 0x22*ones)
+				// In each byte's high bit: whether it is in a string,
+				// counting an opening quote in and a closing one out.
+				in := q ^ q<<8
+				in ^= in << 16
+				in ^= in << 32
+				in ^= inString
+				inString = uint64(int64(in)>>63) & highs
+				for m := brackets(x) &^ in; m != 0; m &= m - 1 {
+					switch p := i + bits.TrailingZeros64(m)/8; v[p] {
+					case '{', '[':
+						depth++
+					case '}', ']':
+						if depth--; depth == 0 {
+							return p + 1
+						}
+					}
+				}
+				i += 8
 				continue
 			}
-		} else {
-			next = len(v)
-			for k := range next - base {
-				if c := v[base+k]; c == '"' || c == '\\' || c == '{' || c == '}' || c == '[' || c == ']' {
-					m |= 0x80 << (8 * k)
-				}
-			}
 		}
-		for ; m != 0; m &= m - 1 {
-			p := base + bits.TrailingZeros64(m)/8
-			switch c := v[p]; {
-			case inString && c == '"':
-				inString = false
-			case inString && c == '\\':
-				// The escaped byte is content, whatever it is.
-				if k := p + 1 - base; k < 8 {
-					m &^= 0x80 << (8 * k)
-				} else {
-					next = p + 2
-				}
-			case inString:
+		for end := min(i+8, len(v)); i < end; i++ {
+			c := v[i]
+			switch {
+			case inString != 0 && c == '"':
+				inString = 0
+			case inString != 0 && c == '\\':
+				i++ // the escaped byte is content, whatever it is
+			case inString != 0:
 			case c == '"':
-				inString = true
+				inString = highs
 			case c == '{' || c == '[':
 				depth++
 			case c == '}' || c == ']':
 				if depth--; depth == 0 {
-					return p + 1
+					return i + 1
 				}
 			}
 		}
-		i = next
 	}
 	return -1
 }
