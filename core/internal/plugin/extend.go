@@ -189,7 +189,7 @@ func (d *transformDoc) append(b []byte, in *webhook.TransformInput) []byte {
 	for name, value := range in.Headers {
 		hs = append(hs, [2]string{name, value})
 	}
-	slices.SortFunc(hs, func(x, y [2]string) int { return strings.Compare(x[0], y[0]) })
+	sortHeaders(hs)
 	for i, h := range hs {
 		if i > 0 {
 			b = append(b, ',')
@@ -205,6 +205,21 @@ func (d *transformDoc) append(b []byte, in *webhook.TransformInput) []byte {
 	d.spans[abi.TSpanPayload] = span{off: uint32(len(b)), n: uint32(len(payload))}
 	b = append(b, payload...)
 	return append(b, '}')
+}
+
+// sortHeaders sorts name-value pairs by name (each name once: they come
+// from a map). A request's few headers are sorted in place by insertion,
+// without slices.SortFunc's call per comparison.
+func sortHeaders(hs [][2]string) {
+	if len(hs) > 16 {
+		slices.SortFunc(hs, func(x, y [2]string) int { return strings.Compare(x[0], y[0]) })
+		return
+	}
+	for i := 1; i < len(hs); i++ {
+		for j := i; j > 0 && hs[j][0] < hs[j-1][0]; j-- {
+			hs[j], hs[j-1] = hs[j-1], hs[j]
+		}
+	}
 }
 
 // record appends the transform record (sdk/ABI.md §6) to the input b.
