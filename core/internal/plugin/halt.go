@@ -388,7 +388,7 @@ type watchdog struct {
 
 // watched is one call in flight.
 type watched struct {
-	deadline time.Time
+	deadline time.Duration // monoNow
 	ctx      context.Context
 	// halted is why the watchdog stopped the call (errLimit, or the
 	// caller's cause), nil while it runs.
@@ -406,7 +406,7 @@ func newWatchdog(shortest time.Duration) *watchdog {
 
 // begin watches inst's call from now until end, until deadline or until
 // ctx ends.
-func (w *watchdog) begin(ctx context.Context, inst *instance, deadline time.Time) {
+func (w *watchdog) begin(ctx context.Context, inst *instance, deadline time.Duration) {
 	w.mu.Lock()
 	inst.watch = watched{deadline: deadline, ctx: ctx, next: w.calls}
 	if w.calls != nil {
@@ -470,13 +470,13 @@ func (w *watchdog) loop() {
 			w.mu.Unlock()
 			return
 		}
-		now := time.Now()
+		now := monoNow()
 		for inst := w.calls; inst != nil; inst = inst.watch.next {
 			switch c := &inst.watch; {
 			case c.halted != nil:
 			case c.ctx.Err() != nil:
 				inst.haltFor(context.Cause(c.ctx))
-			case now.After(c.deadline):
+			case now > c.deadline:
 				inst.haltFor(errLimit)
 			}
 		}

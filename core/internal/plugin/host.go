@@ -282,7 +282,7 @@ func (h *Host) watch(ctx context.Context, first bool) {
 // server keeps neither guest memory nor machine code (a Go guest's is
 // about 14 MB), and the next call compiles from the cache again.
 func (h *Host) reap() {
-	cutoff := time.Now().Add(-h.cfg.IdleTimeout)
+	cutoff := monoNow() - h.cfg.IdleTimeout
 	insts := h.gate.idle.reap(cutoff)
 	closeInstances(insts)
 	h.mu.Lock()

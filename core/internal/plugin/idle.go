@@ -40,7 +40,7 @@ func (c Config) idleBudget() int64 {
 // put pools inst as one of v's idle instances and returns those to close:
 // the least recently used beyond the budget.
 func (p *idlePool) put(v *version, inst *instance) []*instance {
-	inst.owner, inst.cost, inst.since = v, idleOverhead, time.Now()
+	inst.owner, inst.cost, inst.since = v, idleOverhead, monoNow()
 	if m := inst.mod.Memory(); m != nil {
 		inst.cost += int64(m.Size())
 	}
@@ -89,11 +89,11 @@ func (p *idlePool) drain(v *version) []*instance {
 }
 
 // reap removes and returns the instances idle since before cutoff.
-func (p *idlePool) reap(cutoff time.Time) []*instance {
+func (p *idlePool) reap(cutoff time.Duration) []*instance {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []*instance
-	for p.oldest != nil && p.oldest.since.Before(cutoff) {
+	for p.oldest != nil && p.oldest.since < cutoff {
 		// The list is ordered by release: the first one idle since after
 		// cutoff ends it.
 		inst := p.oldest

@@ -67,7 +67,7 @@ type version struct {
 
 	mu       sync.Mutex
 	compiled wazero.CompiledModule // nil while released
-	lastUse  time.Time             // when the last call started
+	lastUse  time.Duration         // when the last call started (monoNow)
 	idle     []*instance           // guarded by gate.idle.mu
 	busy     int
 	retired  bool
@@ -188,12 +188,12 @@ type instance struct {
 	st     *callState
 	ctx    callCtx // of the call in progress
 	watch  watched
-	called time.Time // when its last call started
+	called time.Duration // when its last call started (monoNow)
 
 	// While idle (see idlePool):
 	owner        *version
 	cost         int64
-	since        time.Time
+	since        time.Duration // monoNow
 	newer, older *instance
 }
 
@@ -204,6 +204,7 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 		stderr: &stream{name: "stderr", level: slog.LevelWarn, st: st},
 		st:     st,
 		ctx:    callCtx{Context: context.Background(), st: st},
+		called: monoNow(), // for an instance pooled without a call
 	}
 	// No start functions here: they run below, under the watchdog, which
 	// can stop them only once the instance exists (its halt global).
@@ -299,13 +300,13 @@ func (v *version) compiledModule(ctx context.Context) (wazero.CompiledModule, er
 // releaseIdle releases the compiled module when the version has had no
 // instance and no call since cutoff, and the compilation cache can give it
 // back quickly. It reports whether it did.
-func (v *version) releaseIdle(cutoff time.Time) bool {
+func (v *version) releaseIdle(cutoff time.Duration) bool {
 	if v.gate.cacheDir == "" {
 		return false
 	}
 	v.mu.Lock()
 	c := v.compiled
-	if c == nil || v.retired || v.busy > 0 || !v.lastUse.Before(cutoff) || v.gate.idle.idleOf(v) > 0 {
+	if c == nil || v.retired || v.busy > 0 || v.lastUse >= cutoff || v.gate.idle.idleOf(v) > 0 {
 		v.mu.Unlock()
 		return false
 	}
@@ -340,6 +341,14 @@ func (v *version) describe(what string, st *callState, halted, err error, limit 
 	}
 }
 
+// monoStart is the origin of monoNow.
+var monoStart = time.Now()
+
+// monoNow is the monotonic clock's time since monoStart: the times a call
+// keeps (its start, its deadline, its instance's release) are one clock
+// reading each, where time.Now takes two (the wall clock too).
+func monoNow() time.Duration { return time.Since(monoStart) }
+
 // errLimit is the cause of a context our own time limit cancelled.
 var errLimit = errors.New("plugin time limit")
 
@@ -372,7 +381,7 @@ func (v *version) acquire(ctx context.Context) (*instance, error) {
 // release returns inst to the pool, or discards it when it is not healthy
 // or the version is retired.
 func (v *version) release(inst *instance, healthy bool) {
-	used := time.Now()
+	used := monoNow()
 	if inst != nil {
 		used = inst.called // a clock reading less per call; idle reaping does not need the end
 	}
@@ -468,14 +477,14 @@ func (v *version) call(ctx context.Context, lane *sem, what string, limit time.D
 // reports whether the watchdog halted the call (the instance must then be
 // dropped), and the call's error described.
 func (v *version) run(ctx context.Context, inst *instance, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) (halted bool, _ error) {
-	inst.called = time.Now()
+	inst.called = monoNow()
 	if ctx.Err() != nil {
 		return false, fmt.Errorf("%s: caller gave up: %w", what, context.Cause(ctx))
 	}
 	st := inst.st
 	st.reset()
 	inst.stdout.st, inst.stderr.st = st, st
-	v.gate.watch.begin(ctx, inst, inst.called.Add(limit))
+	v.gate.watch.begin(ctx, inst, inst.called+limit)
 	inst.ctx.Context = ctx
 	err := fn(&inst.ctx, inst)
 	inst.ctx.Context = context.Background() // the caller's is not kept alive by a pooled instance
