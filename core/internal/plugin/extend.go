@@ -152,7 +152,8 @@ func (v *version) transform(ctx context.Context, idx int, what string, kwargs js
 		case packed == 0:
 			return nil
 		}
-		doc, err := inst.output(s[0], abi.MaxTransformBytes)
+		// Read in place: parseTransform copies what it keeps.
+		doc, err := inst.view(s[0], abi.MaxTransformBytes)
 		if err != nil {
 			return err
 		}
@@ -256,10 +257,10 @@ func (d *transformDoc) record(b []byte, in *webhook.TransformInput) []byte {
 // names matched exactly. Header names and values are checked for HTTP
 // syntax here; which names a transform may set is the caller's rule
 // (core/internal/transform). It runs on every transformed attempt, so it
-// reads the document in place, checked as json.Valid would and split into
-// its members in one pass, rather than through encoding/json's reflection;
-// a body written as JSON is a slice of doc, which the caller must not
-// reuse.
+// reads the document in place (the guest's memory), checked as json.Valid
+// would and split into its members in one pass, rather than through
+// encoding/json's reflection, and copies only what it keeps: the result
+// holds no part of doc.
 func parseTransform(doc []byte) (webhook.TransformResult, error) {
 	var res webhook.TransformResult
 	var arr [8]member
@@ -267,18 +268,12 @@ func parseTransform(doc []byte) (webhook.TransformResult, error) {
 	if !ok {
 		return res, fmt.Errorf("result document is not a valid JSON object: %w", ErrFailed)
 	}
+	var body []byte // the last "body" member's value
 	for _, m := range ms {
 		val := doc[m.valOff : m.valOff+m.valLen : m.valOff+m.valLen]
 		switch resultMember(doc[m.keyOff : m.keyOff+m.keyLen]) {
 		case "body":
-			switch {
-			case string(val) == "null":
-				res.Body = nil
-			case val[0] == '"':
-				res.Body = []byte(jsonString(val))
-			default:
-				res.Body = val
-			}
+			body = val
 		case "cancel":
 			switch string(val) {
 			case "true":
@@ -293,6 +288,17 @@ func parseTransform(doc []byte) (webhook.TransformResult, error) {
 				return webhook.TransformResult{}, err
 			}
 		}
+	}
+	switch {
+	case body == nil, string(body) == "null":
+	case body[0] == '"':
+		if raw := body[1 : len(body)-1]; asIs(raw) {
+			res.Body = bytes.Clone(raw)
+		} else {
+			res.Body = []byte(jsonString(body))
+		}
+	default:
+		res.Body = bytes.Clone(body)
 	}
 	return res, nil
 }
@@ -311,15 +317,25 @@ func parseHeaders(res *webhook.TransformResult, val []byte) error {
 		res.Headers = make(map[string]string, len(hs))
 	}
 	for _, h := range hs {
-		name := jsonName(val[h.keyOff : h.keyOff+h.keyLen])
-		hv := val[h.valOff : h.valOff+h.valLen]
-		if hv[0] != '"' {
-			return fmt.Errorf("result header %q is not a string: %w", name, ErrFailed)
+		rawName, hv := val[h.keyOff:h.keyOff+h.keyLen], val[h.valOff:h.valOff+h.valLen]
+		var name, value string
+		if len(hv) >= 2 && hv[0] == '"' && asIs(rawName) && asIs(hv[1:len(hv)-1]) {
+			// The usual header: both in one allocation.
+			var nv strings.Builder
+			nv.Grow(len(rawName) + len(hv) - 2)
+			nv.Write(rawName)
+			nv.Write(hv[1 : len(hv)-1])
+			name, value = nv.String()[:len(rawName)], nv.String()[len(rawName):]
+		} else {
+			name = jsonName(rawName)
+			if hv[0] != '"' {
+				return fmt.Errorf("result header %q is not a string: %w", name, ErrFailed)
+			}
+			value = jsonString(hv)
 		}
 		if !webhook.ValidHeaderName(name) {
 			return fmt.Errorf("result header name %q is not an HTTP token: %w", name, ErrFailed)
 		}
-		value := jsonString(hv)
 		if !validHeaderValue(value) {
 			return fmt.Errorf("result header %q has a control character in its value: %w", name, ErrFailed)
 		}
@@ -348,9 +364,25 @@ func resultMember(raw []byte) string {
 	return ""
 }
 
+// asIs reports whether raw, a JSON string's content as written between its
+// quotes, decodes to itself: no escape, valid UTF-8. A short ASCII one, as
+// header names and values are, is looked at byte by byte, without two
+// calls.
+func asIs(raw []byte) bool {
+	if len(raw) <= 32 {
+		for _, c := range raw {
+			if c == '\\' || c >= utf8.RuneSelf {
+				return bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw)
+			}
+		}
+		return true
+	}
+	return bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw)
+}
+
 // jsonName is a member name as written between its quotes, decoded.
 func jsonName(raw []byte) string {
-	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+	if asIs(raw) {
 		return string(raw)
 	}
 	q := make([]byte, 0, len(raw)+2)
@@ -361,8 +393,7 @@ func jsonName(raw []byte) string {
 // plain valid UTF-8 is its content as is; anything else goes through
 // encoding/json (escapes; invalid UTF-8 becomes U+FFFD).
 func jsonString(q []byte) string {
-	raw := q[1 : len(q)-1]
-	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+	if raw := q[1 : len(q)-1]; asIs(raw) {
 		return string(raw)
 	}
 	var s string

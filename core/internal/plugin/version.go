@@ -552,6 +552,16 @@ func (inst *instance) input(ctx context.Context, data []byte, limit int) (uint32
 
 // output copies the packed ptr<<32|len document a guest returned.
 func (inst *instance) output(packed uint64, limit int) ([]byte, error) {
+	b, err := inst.view(packed, limit)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), b...), nil
+}
+
+// view is the packed ptr<<32|len document a guest returned, in its memory:
+// valid until the instance runs again.
+func (inst *instance) view(packed uint64, limit int) ([]byte, error) {
 	ptr, n := uint32(packed>>32), uint32(packed)
 	if int(n) > limit {
 		return nil, fmt.Errorf("result of %d bytes is over the %d byte limit: %w", n, limit, ErrCrashed)
@@ -560,7 +570,7 @@ func (inst *instance) output(packed uint64, limit int) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("result at %d (%d bytes) is outside memory: %w", ptr, n, ErrCrashed)
 	}
-	return append([]byte(nil), b...), nil
+	return b, nil
 }
 
 func (v *version) readManifest(ctx context.Context) (abi.Manifest, error) {
