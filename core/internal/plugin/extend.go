@@ -348,11 +348,8 @@ func parseHeaders(res *webhook.TransformResult, val []byte) error {
 // between its quotes, when it is one parseTransform reads; it allocates
 // only for a name written with escapes.
 func resultMember(raw []byte) string {
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		return jsonName(raw)
-	}
-	// Without escapes, a name is its bytes (invalid UTF-8 decodes to
-	// U+FFFD, which none of these names holds).
+	// Written without escapes, a name is its bytes (invalid UTF-8 decodes
+	// to U+FFFD, which none of these names holds).
 	switch string(raw) {
 	case "body":
 		return "body"
@@ -360,6 +357,9 @@ func resultMember(raw []byte) string {
 		return "cancel"
 	case "headers":
 		return "headers"
+	}
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return jsonName(raw)
 	}
 	return ""
 }
@@ -404,12 +404,15 @@ func jsonString(q []byte) string {
 // validHeaderValue reports whether s can be sent as a header value: valid
 // UTF-8 without control characters other than tab.
 func validHeaderValue(s string) bool {
+	var high byte // all bytes or'ed: ASCII is valid UTF-8
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+		c := s[i]
+		if (c < ' ' && c != '\t') || c == 0x7f {
 			return false
 		}
+		high |= c
 	}
-	return utf8.ValidString(s)
+	return high < utf8.RuneSelf || utf8.ValidString(s)
 }
 
 // validateFilter and validateTransform call the entry's validator export.
@@ -695,10 +698,8 @@ func appendIndex(b []byte, ms []member, nKwargs int) []byte {
 	at += 8
 	for _, m := range ms {
 		e := b[at : at+16]
-		le.PutUint32(e[0:], m.keyOff)
-		le.PutUint32(e[4:], m.keyLen)
-		le.PutUint32(e[8:], m.valOff)
-		le.PutUint32(e[12:], m.valLen)
+		le.PutUint64(e, uint64(m.keyOff)|uint64(m.keyLen)<<32)
+		le.PutUint64(e[8:], uint64(m.valOff)|uint64(m.valLen)<<32)
 		at += 16
 	}
 	return b

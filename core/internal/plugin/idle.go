@@ -125,6 +125,11 @@ func (p *idlePool) remove(inst *instance) {
 	inst.newer, inst.older = nil, nil
 	p.used -= inst.cost
 	v := inst.owner
+	if n := len(v.idle) - 1; v.idle[n] == inst { // take's, the usual
+		v.idle[n] = nil
+		v.idle = v.idle[:n]
+		return
+	}
 	i := slices.Index(v.idle, inst)
 	v.idle = slices.Delete(v.idle, i, i+1)
 }
