@@ -44,6 +44,12 @@ func TestParseTransform(t *testing.T) {
 			t.Errorf("%s: got body %q headers %v cancel %v", c.doc, res.Body, res.Headers, res.Cancel)
 		}
 	}
+	// An empty body replaces the body; none (or null) keeps it.
+	for doc, keep := range map[string]bool{`{"body":""}`: false, `{"body":[]}`: false, `{}`: true, `{"body":null}`: true} {
+		if res, err := parseTransform([]byte(doc)); err != nil || (res.Body == nil) != keep {
+			t.Errorf("%s: body %#v, %v; want it nil: %v", doc, res.Body, err, keep)
+		}
+	}
 	bad := []struct{ doc, msg string }{
 		{``, "not a valid JSON object"},
 		{`[]`, "not a valid JSON object"},
