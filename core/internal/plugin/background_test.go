@@ -201,7 +201,7 @@ func TestIdleModuleKeptWithoutCache(t *testing.T) {
 	defer h.Stop(context.Background())
 	v := h.entries["slow.wasm"].cur
 	poll.Until(t, 10*time.Second, "the idle instance closed", func() bool { return h.gate.idle.idleOf(v) == 0 })
-	if v.releaseIdle(time.Now().Add(time.Hour)) {
+	if v.releaseIdle(monoNow() + time.Hour) {
 		t.Fatal("released without a cache")
 	}
 }

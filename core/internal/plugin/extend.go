@@ -152,7 +152,8 @@ func (v *version) transform(ctx context.Context, idx int, what string, kwargs js
 		case packed == 0:
 			return nil
 		}
-		doc, err := inst.output(s[0], abi.MaxTransformBytes)
+		// Read in place: parseTransform copies what it keeps.
+		doc, err := inst.view(s[0], abi.MaxTransformBytes)
 		if err != nil {
 			return err
 		}
@@ -189,7 +190,7 @@ func (d *transformDoc) append(b []byte, in *webhook.TransformInput) []byte {
 	for name, value := range in.Headers {
 		hs = append(hs, [2]string{name, value})
 	}
-	slices.SortFunc(hs, func(x, y [2]string) int { return strings.Compare(x[0], y[0]) })
+	sortHeaders(hs)
 	for i, h := range hs {
 		if i > 0 {
 			b = append(b, ',')
@@ -205,6 +206,21 @@ func (d *transformDoc) append(b []byte, in *webhook.TransformInput) []byte {
 	d.spans[abi.TSpanPayload] = span{off: uint32(len(b)), n: uint32(len(payload))}
 	b = append(b, payload...)
 	return append(b, '}')
+}
+
+// sortHeaders sorts name-value pairs by name (each name once: they come
+// from a map). A request's few headers are sorted in place by insertion,
+// without slices.SortFunc's call per comparison.
+func sortHeaders(hs [][2]string) {
+	if len(hs) > 16 {
+		slices.SortFunc(hs, func(x, y [2]string) int { return strings.Compare(x[0], y[0]) })
+		return
+	}
+	for i := 1; i < len(hs); i++ {
+		for j := i; j > 0 && hs[j][0] < hs[j-1][0]; j-- {
+			hs[j], hs[j-1] = hs[j-1], hs[j]
+		}
+	}
 }
 
 // record appends the transform record (sdk/ABI.md §6) to the input b.
@@ -241,10 +257,10 @@ func (d *transformDoc) record(b []byte, in *webhook.TransformInput) []byte {
 // names matched exactly. Header names and values are checked for HTTP
 // syntax here; which names a transform may set is the caller's rule
 // (core/internal/transform). It runs on every transformed attempt, so it
-// reads the document in place, checked as json.Valid would and split into
-// its members in one pass, rather than through encoding/json's reflection;
-// a body written as JSON is a slice of doc, which the caller must not
-// reuse.
+// reads the document in place (the guest's memory), checked as json.Valid
+// would and split into its members in one pass, rather than through
+// encoding/json's reflection, and copies only what it keeps: the result
+// holds no part of doc.
 func parseTransform(doc []byte) (webhook.TransformResult, error) {
 	var res webhook.TransformResult
 	var arr [8]member
@@ -252,18 +268,12 @@ func parseTransform(doc []byte) (webhook.TransformResult, error) {
 	if !ok {
 		return res, fmt.Errorf("result document is not a valid JSON object: %w", ErrFailed)
 	}
+	var body []byte // the last "body" member's value
 	for _, m := range ms {
 		val := doc[m.valOff : m.valOff+m.valLen : m.valOff+m.valLen]
 		switch resultMember(doc[m.keyOff : m.keyOff+m.keyLen]) {
 		case "body":
-			switch {
-			case string(val) == "null":
-				res.Body = nil
-			case val[0] == '"':
-				res.Body = []byte(jsonString(val))
-			default:
-				res.Body = val
-			}
+			body = val
 		case "cancel":
 			switch string(val) {
 			case "true":
@@ -278,6 +288,17 @@ func parseTransform(doc []byte) (webhook.TransformResult, error) {
 				return webhook.TransformResult{}, err
 			}
 		}
+	}
+	switch {
+	case body == nil, string(body) == "null":
+	case body[0] == '"':
+		if raw := body[1 : len(body)-1]; asIs(raw) {
+			res.Body = bytes.Clone(raw)
+		} else {
+			res.Body = []byte(jsonString(body))
+		}
+	default:
+		res.Body = bytes.Clone(body)
 	}
 	return res, nil
 }
@@ -296,15 +317,25 @@ func parseHeaders(res *webhook.TransformResult, val []byte) error {
 		res.Headers = make(map[string]string, len(hs))
 	}
 	for _, h := range hs {
-		name := jsonName(val[h.keyOff : h.keyOff+h.keyLen])
-		hv := val[h.valOff : h.valOff+h.valLen]
-		if hv[0] != '"' {
-			return fmt.Errorf("result header %q is not a string: %w", name, ErrFailed)
+		rawName, hv := val[h.keyOff:h.keyOff+h.keyLen], val[h.valOff:h.valOff+h.valLen]
+		var name, value string
+		if len(hv) >= 2 && hv[0] == '"' && asIs(rawName) && asIs(hv[1:len(hv)-1]) {
+			// The usual header: both in one allocation.
+			var nv strings.Builder
+			nv.Grow(len(rawName) + len(hv) - 2)
+			nv.Write(rawName)
+			nv.Write(hv[1 : len(hv)-1])
+			name, value = nv.String()[:len(rawName)], nv.String()[len(rawName):]
+		} else {
+			name = jsonName(rawName)
+			if hv[0] != '"' {
+				return fmt.Errorf("result header %q is not a string: %w", name, ErrFailed)
+			}
+			value = jsonString(hv)
 		}
 		if !webhook.ValidHeaderName(name) {
 			return fmt.Errorf("result header name %q is not an HTTP token: %w", name, ErrFailed)
 		}
-		value := jsonString(hv)
 		if !validHeaderValue(value) {
 			return fmt.Errorf("result header %q has a control character in its value: %w", name, ErrFailed)
 		}
@@ -317,11 +348,8 @@ func parseHeaders(res *webhook.TransformResult, val []byte) error {
 // between its quotes, when it is one parseTransform reads; it allocates
 // only for a name written with escapes.
 func resultMember(raw []byte) string {
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		return jsonName(raw)
-	}
-	// Without escapes, a name is its bytes (invalid UTF-8 decodes to
-	// U+FFFD, which none of these names holds).
+	// Written without escapes, a name is its bytes (invalid UTF-8 decodes
+	// to U+FFFD, which none of these names holds).
 	switch string(raw) {
 	case "body":
 		return "body"
@@ -330,12 +358,31 @@ func resultMember(raw []byte) string {
 	case "headers":
 		return "headers"
 	}
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return jsonName(raw)
+	}
 	return ""
+}
+
+// asIs reports whether raw, a JSON string's content as written between its
+// quotes, decodes to itself: no escape, valid UTF-8. A short ASCII one, as
+// header names and values are, is looked at byte by byte, without two
+// calls.
+func asIs(raw []byte) bool {
+	if len(raw) <= 32 {
+		for _, c := range raw {
+			if c == '\\' || c >= utf8.RuneSelf {
+				return bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw)
+			}
+		}
+		return true
+	}
+	return bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw)
 }
 
 // jsonName is a member name as written between its quotes, decoded.
 func jsonName(raw []byte) string {
-	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+	if asIs(raw) {
 		return string(raw)
 	}
 	q := make([]byte, 0, len(raw)+2)
@@ -346,8 +393,7 @@ func jsonName(raw []byte) string {
 // plain valid UTF-8 is its content as is; anything else goes through
 // encoding/json (escapes; invalid UTF-8 becomes U+FFFD).
 func jsonString(q []byte) string {
-	raw := q[1 : len(q)-1]
-	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+	if raw := q[1 : len(q)-1]; asIs(raw) {
 		return string(raw)
 	}
 	var s string
@@ -358,12 +404,15 @@ func jsonString(q []byte) string {
 // validHeaderValue reports whether s can be sent as a header value: valid
 // UTF-8 without control characters other than tab.
 func validHeaderValue(s string) bool {
+	var high byte // all bytes or'ed: ASCII is valid UTF-8
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+		c := s[i]
+		if (c < ' ' && c != '\t') || c == 0x7f {
 			return false
 		}
+		high |= c
 	}
-	return utf8.ValidString(s)
+	return high < utf8.RuneSelf || utf8.ValidString(s)
 }
 
 // validateFilter and validateTransform call the entry's validator export.
@@ -448,35 +497,88 @@ func members(ms []member, v []byte, off int) []member {
 	if i < len(v) && v[i] == '}' {
 		return ms
 	}
-	for {
-		if i >= len(v) || v[i] != '"' {
-			return ms[:n]
-		}
+	// Compact JSON is looked at first: the colon right after the name, the
+	// value right after the colon, the comma right after the value.
+	for i < len(v) && v[i] == '"' {
 		ks := i + 1
-		kend := skipJSON(v, i)
-		if kend < 0 {
-			return ms[:n]
+		ke := shortStringEnd(v, ks)
+		if ke < 0 {
+			if ke = scanString(v, ks); ke < 0 {
+				break
+			}
 		}
-		i = skipWS(v, kend)
+		if i = ke + 1; i < len(v) && v[i] != ':' {
+			i = skipWS(v, i)
+		}
 		if i >= len(v) || v[i] != ':' {
-			return ms[:n]
+			break
 		}
-		vs := skipWS(v, i+1)
-		ve := skipJSON(v, vs)
-		if ve < 0 {
-			return ms[:n]
+		vs := i + 1
+		if vs < len(v) && v[vs] <= ' ' {
+			vs = skipWS(v, vs)
 		}
-		ms = append(ms, member{uint32(off + ks), uint32(kend - 1 - ks), uint32(off + vs), uint32(ve - vs)})
-		i = skipWS(v, ve)
-		switch {
-		case i < len(v) && v[i] == ',':
-			i = skipWS(v, i+1)
-		case i < len(v) && v[i] == '}':
-			return ms
+		if vs >= len(v) {
+			break
+		}
+		// The value's end: it checks the nesting and the strings, not every
+		// token (the index only needs the values' bounds).
+		ve := vs
+		switch v[vs] {
+		case '"':
+			if ve = shortStringEnd(v, vs+1); ve < 0 {
+				if ve = scanString(v, vs+1); ve < 0 {
+					return ms[:n]
+				}
+			}
+			ve++
+		case '{', '[':
+			if ve = skipContainer(v, vs+1); ve < 0 {
+				return ms[:n]
+			}
+		case '}', ']':
+			return ms[:n]
 		default:
-			return ms[:n]
+			for ve < len(v) && v[ve] != ',' && v[ve] != '}' && v[ve] != ']' && v[ve] > ' ' {
+				ve++
+			}
+			if ve == vs {
+				return ms[:n]
+			}
+		}
+		ms = append(ms, member{uint32(off + ks), uint32(ke - ks), uint32(off + vs), uint32(ve - vs)})
+		if i = ve; i < len(v) && v[i] <= ' ' {
+			i = skipWS(v, i)
+		}
+		if i >= len(v) {
+			break
+		}
+		if v[i] == '}' {
+			return ms
+		}
+		if v[i] != ',' {
+			break
+		}
+		if i++; i < len(v) && v[i] <= ' ' {
+			i = skipWS(v, i)
 		}
 	}
+	return ms[:n]
+}
+
+// shortStringEnd is the index of the quote closing the JSON string whose
+// content starts at v[j] when it is within eight bytes and no backslash
+// comes before it, as for most strings (names above all); else -1, and
+// scanString finds it. Small enough to be inlined: Go saves no register
+// across a call, and a call per name cost more than the name.
+func shortStringEnd(v []byte, j int) int {
+	if j+8 <= len(v) {
+		if m := quoteOrBackslash(binary.LittleEndian.Uint64(v[j:])); m != 0 {
+			if k := j + bits.TrailingZeros64(m)/8; v[k] == '"' {
+				return k
+			}
+		}
+	}
+	return -1
 }
 
 func skipWS(v []byte, i int) int {
@@ -486,87 +588,60 @@ func skipWS(v []byte, i int) int {
 	return i
 }
 
-// skipJSON returns the index after the JSON value at v[i], or -1. It
-// checks the nesting and the strings, not every token: the table it serves
-// only needs the values' bounds.
-func skipJSON(v []byte, i int) int {
-	if i >= len(v) {
-		return -1
-	}
-	switch v[i] {
-	case '"':
-		// Most strings (names above all) end within eight bytes.
-		j := i + 1
-		if j+8 <= len(v) {
-			if m := quoteOrBackslash(binary.LittleEndian.Uint64(v[j:])); m != 0 && v[j+bits.TrailingZeros64(m)/8] == '"' {
-				return j + bits.TrailingZeros64(m)/8 + 1
-			}
-		}
-		if j = scanString(v, j); j < 0 {
-			return -1
-		}
-		return j + 1
-	case '{', '[':
-		return skipContainer(v, i+1)
-	case '}', ']':
-		return -1
-	}
-	j := i
-	for j < len(v) && v[j] != ',' && v[j] != '}' && v[j] != ']' && v[j] > ' ' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
-}
-
 // skipContainer returns the index after the bracket closing the object or
 // array whose content starts at v[i], or -1. Any closing bracket closes
-// (skipJSON checks nesting, not types). It reads eight bytes at a time and
-// stops only at the bytes structural marks.
+// (skipJSON checks nesting, not types). It reads eight bytes at a time: in
+// a word without a backslash the quotes alone say which bytes are in a
+// string (a running parity of them), and only the brackets outside strings
+// are looked at one by one. A word with a backslash, and the last bytes,
+// are read a byte at a time.
 func skipContainer(v []byte, i int) int {
-	depth, inString := 1, false
+	depth := 1
+	var inString uint64 // highs while in a string
 	for i < len(v) {
-		base, next := i, i+8
-		var m uint64
-		if next <= len(v) {
-			if m = structural(binary.LittleEndian.Uint64(v[i:])); m == 0 {
-				i = next
+		if i+8 <= len(v) {
+			x := binary.LittleEndian.Uint64(v[i:])
+			if zeroBytes(x^0x5c*ones) == 0 {
+				q := zeroBytes(x ^ 0x22*ones)
+				// In each byte's high bit: whether it is in a string,
+				// counting an opening quote in and a closing one out.
+				in := q ^ q<<8
+				in ^= in << 16
+				in ^= in << 32
+				in ^= inString
+				inString = uint64(int64(in)>>63) & highs
+				for m := brackets(x) &^ in; m != 0; m &= m - 1 {
+					switch p := i + bits.TrailingZeros64(m)/8; v[p] {
+					case '{', '[':
+						depth++
+					case '}', ']':
+						if depth--; depth == 0 {
+							return p + 1
+						}
+					}
+				}
+				i += 8
 				continue
 			}
-		} else {
-			next = len(v)
-			for k := range next - base {
-				if c := v[base+k]; c == '"' || c == '\\' || c == '{' || c == '}' || c == '[' || c == ']' {
-					m |= 0x80 << (8 * k)
-				}
-			}
 		}
-		for ; m != 0; m &= m - 1 {
-			p := base + bits.TrailingZeros64(m)/8
-			switch c := v[p]; {
-			case inString && c == '"':
-				inString = false
-			case inString && c == '\\':
-				// The escaped byte is content, whatever it is.
-				if k := p + 1 - base; k < 8 {
-					m &^= 0x80 << (8 * k)
-				} else {
-					next = p + 2
-				}
-			case inString:
+		for end := min(i+8, len(v)); i < end; i++ {
+			c := v[i]
+			switch {
+			case inString != 0 && c == '"':
+				inString = 0
+			case inString != 0 && c == '\\':
+				i++ // the escaped byte is content, whatever it is
+			case inString != 0:
 			case c == '"':
-				inString = true
+				inString = highs
 			case c == '{' || c == '[':
 				depth++
 			case c == '}' || c == ']':
 				if depth--; depth == 0 {
-					return p + 1
+					return i + 1
 				}
 			}
 		}
-		i = next
 	}
 	return -1
 }
@@ -623,10 +698,8 @@ func appendIndex(b []byte, ms []member, nKwargs int) []byte {
 	at += 8
 	for _, m := range ms {
 		e := b[at : at+16]
-		le.PutUint32(e[0:], m.keyOff)
-		le.PutUint32(e[4:], m.keyLen)
-		le.PutUint32(e[8:], m.valOff)
-		le.PutUint32(e[12:], m.valLen)
+		le.PutUint64(e, uint64(m.keyOff)|uint64(m.keyLen)<<32)
+		le.PutUint64(e[8:], uint64(m.valOff)|uint64(m.valLen)<<32)
 		at += 16
 	}
 	return b

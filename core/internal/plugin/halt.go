@@ -375,38 +375,44 @@ func (r *reader) vectorImmediates(op uint32) {
 
 // watchdog stops the plugin calls in flight that pass their limit or whose
 // caller gives up, by setting their instance's halt global. Its goroutine
-// runs only while calls are in flight.
+// runs only while calls are in flight. The calls in flight are a list
+// threaded through their instances: watching a call allocates nothing (a
+// map of them cost ~200 instructions a call).
 type watchdog struct {
 	tick time.Duration
 
 	mu      sync.Mutex
-	calls   map[*instance]*watched
-	running bool // the goroutine
+	calls   *instance // the first call in flight, linked by watched.next
+	running bool      // the goroutine
 }
 
 // watched is one call in flight.
 type watched struct {
-	deadline time.Time
+	deadline time.Duration // monoNow
 	ctx      context.Context
 	// halted is why the watchdog stopped the call (errLimit, or the
 	// caller's cause), nil while it runs.
 	halted error
+	// The neighbours in the watchdog's list, under its mu.
+	prev, next *instance
 }
 
 // newWatchdog returns a watchdog for calls limited to at least shortest:
 // it looks every tenth of that, between 1 and 10 ms, so that a call stops
 // within about 10% of its limit.
 func newWatchdog(shortest time.Duration) *watchdog {
-	return &watchdog{tick: min(max(shortest/10, time.Millisecond), 10*time.Millisecond), calls: map[*instance]*watched{}}
+	return &watchdog{tick: min(max(shortest/10, time.Millisecond), 10*time.Millisecond)}
 }
 
 // begin watches inst's call from now until end, until deadline or until
 // ctx ends.
-func (w *watchdog) begin(ctx context.Context, inst *instance, deadline time.Time) {
-	c := &inst.watch
-	*c = watched{deadline: deadline, ctx: ctx}
+func (w *watchdog) begin(ctx context.Context, inst *instance, deadline time.Duration) {
 	w.mu.Lock()
-	w.calls[inst] = c
+	inst.watch = watched{deadline: deadline, ctx: ctx, next: w.calls}
+	if w.calls != nil {
+		w.calls.watch.prev = inst
+	}
+	w.calls = inst
 	if !w.running {
 		w.running = true
 		go w.loop()
@@ -419,10 +425,18 @@ func (w *watchdog) begin(ctx context.Context, inst *instance, deadline time.Time
 // set, and the call may have stopped anywhere.
 func (w *watchdog) end(inst *instance) error {
 	w.mu.Lock()
-	delete(w.calls, inst)
+	c := &inst.watch
+	if c.prev != nil {
+		c.prev.watch.next = c.next
+	} else {
+		w.calls = c.next
+	}
+	if c.next != nil {
+		c.next.watch.prev = c.prev
+	}
+	halted := c.halted
+	*c = watched{}
 	w.mu.Unlock()
-	halted := inst.watch.halted
-	inst.watch = watched{}
 	return halted
 }
 
@@ -430,13 +444,19 @@ func (w *watchdog) end(inst *instance) error {
 func (w *watchdog) haltAll(cause error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for inst, c := range w.calls {
-		if c.halted == nil {
-			c.halted = cause
-			if inst.halt != nil {
-				inst.halt.Set(1)
-			}
+	for inst := w.calls; inst != nil; inst = inst.watch.next {
+		if inst.watch.halted == nil {
+			inst.haltFor(cause)
 		}
+	}
+}
+
+// haltFor sets inst's halt flag: its call traps at its next check, for
+// cause. The watchdog's mu is held.
+func (inst *instance) haltFor(cause error) {
+	inst.watch.halted = cause
+	if inst.halt != nil {
+		inst.halt.Set(1)
 	}
 }
 
@@ -445,26 +465,19 @@ func (w *watchdog) loop() {
 	for {
 		time.Sleep(w.tick)
 		w.mu.Lock()
-		if len(w.calls) == 0 {
+		if w.calls == nil {
 			w.running = false
 			w.mu.Unlock()
 			return
 		}
-		now := time.Now()
-		for inst, c := range w.calls {
-			if c.halted != nil {
-				continue
-			}
-			switch {
+		now := monoNow()
+		for inst := w.calls; inst != nil; inst = inst.watch.next {
+			switch c := &inst.watch; {
+			case c.halted != nil:
 			case c.ctx.Err() != nil:
-				c.halted = context.Cause(c.ctx)
-			case now.After(c.deadline):
-				c.halted = errLimit
-			default:
-				continue
-			}
-			if inst.halt != nil {
-				inst.halt.Set(1)
+				inst.haltFor(context.Cause(c.ctx))
+			case now > c.deadline:
+				inst.haltFor(errLimit)
 			}
 		}
 		w.mu.Unlock()

@@ -282,7 +282,7 @@ func (h *Host) watch(ctx context.Context, first bool) {
 // server keeps neither guest memory nor machine code (a Go guest's is
 // about 14 MB), and the next call compiles from the cache again.
 func (h *Host) reap() {
-	cutoff := time.Now().Add(-h.cfg.IdleTimeout)
+	cutoff := monoNow() - h.cfg.IdleTimeout
 	insts := h.gate.idle.reap(cutoff)
 	closeInstances(insts)
 	h.mu.Lock()
@@ -556,8 +556,8 @@ func load(ctx context.Context, rt wazero.Runtime, g *gate, cfg Config, logger *s
 		file: file, sum: sum, compiled: compiled, module: limited, rt: rt, gate: g, cfg: cfg, initFn: initFn, record: record,
 		trRecord: trRecord && !cfg.jsonOnly,
 		logger:   logger.With("plugin", file),
-		slots:    make(chan struct{}, cfg.PoolSize),
-		cbSlots:  make(chan struct{}, max(1, cfg.PoolSize-1)),
+		slots:    newSem(cfg.PoolSize),
+		cbSlots:  newSem(max(1, cfg.PoolSize-1)),
 	}
 	m, err := v.readManifest(ctx)
 	if err == nil {

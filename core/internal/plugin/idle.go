@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"container/list"
 	"context"
 	"slices"
 	"sync"
@@ -26,7 +25,10 @@ type idlePool struct {
 	mu     sync.Mutex // also guards every version's idle slice
 	budget int64
 	used   int64
-	lru    list.List // of *instance, the most recently released in front
+	// The instances from the most recently released (newest) to the least
+	// (oldest), linked through instance.newer and older: pooling one
+	// allocates nothing (a container/list element did, on every call).
+	newest, oldest *instance
 }
 
 // idleBudget is pool_size × (memory_limit_mb + idleOverhead): one full
@@ -38,18 +40,24 @@ func (c Config) idleBudget() int64 {
 // put pools inst as one of v's idle instances and returns those to close:
 // the least recently used beyond the budget.
 func (p *idlePool) put(v *version, inst *instance) []*instance {
-	inst.owner, inst.cost, inst.since = v, idleOverhead, time.Now()
+	inst.owner, inst.cost, inst.since = v, idleOverhead, monoNow()
 	if m := inst.mod.Memory(); m != nil {
 		inst.cost += int64(m.Size())
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	inst.elem = p.lru.PushFront(inst)
+	inst.older = p.newest
+	if p.newest != nil {
+		p.newest.newer = inst
+	} else {
+		p.oldest = inst
+	}
+	p.newest = inst
 	v.idle = append(v.idle, inst)
 	p.used += inst.cost
 	var drop []*instance
 	for p.used > p.budget {
-		old := p.lru.Back().Value.(*instance)
+		old := p.oldest
 		p.remove(old)
 		drop = append(drop, old)
 	}
@@ -81,16 +89,14 @@ func (p *idlePool) drain(v *version) []*instance {
 }
 
 // reap removes and returns the instances idle since before cutoff.
-func (p *idlePool) reap(cutoff time.Time) []*instance {
+func (p *idlePool) reap(cutoff time.Duration) []*instance {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []*instance
-	for e := p.lru.Back(); e != nil; {
-		inst := e.Value.(*instance)
-		if !inst.since.Before(cutoff) {
-			break // the list is ordered by release: the rest are newer
-		}
-		e = e.Prev()
+	for p.oldest != nil && p.oldest.since < cutoff {
+		// The list is ordered by release: the first one idle since after
+		// cutoff ends it.
+		inst := p.oldest
 		p.remove(inst)
 		out = append(out, inst)
 	}
@@ -106,12 +112,26 @@ func (p *idlePool) idleOf(v *version) int {
 
 // remove unlinks inst from the pool and from its version's idle slice.
 func (p *idlePool) remove(inst *instance) {
-	p.lru.Remove(inst.elem)
+	if inst.newer != nil {
+		inst.newer.older = inst.older
+	} else {
+		p.newest = inst.older
+	}
+	if inst.older != nil {
+		inst.older.newer = inst.newer
+	} else {
+		p.oldest = inst.newer
+	}
+	inst.newer, inst.older = nil, nil
 	p.used -= inst.cost
 	v := inst.owner
+	if n := len(v.idle) - 1; v.idle[n] == inst { // take's, the usual
+		v.idle[n] = nil
+		v.idle = v.idle[:n]
+		return
+	}
 	i := slices.Index(v.idle, inst)
 	v.idle = slices.Delete(v.idle, i, i+1)
-	inst.elem = nil
 }
 
 // closeInstances closes instances dropped from the pool.

@@ -84,13 +84,17 @@ func quoteOrBackslash(x uint64) uint64 {
 	return ((x ^ 0x22*ones - ones) | (x ^ 0x5c*ones - ones)) &^ x & highs
 }
 
-// structural marks the bytes of x that skipContainer looks at: '"', '\\',
-// the brackets, and a few bytes it then passes over ('Y', '_', 'y', DEL:
-// one test covers the four brackets). Bytes at or above 0x80 are not
-// marked. Every byte it should mark is; a byte after a marked one may be
-// marked wrongly.
-func structural(x uint64) uint64 {
-	return ((x ^ 0x22*ones - ones) | (x ^ 0x5c*ones - ones) | ((x^0x5b*ones)&^(0x26*ones) - ones)) &^ x & highs
+// zeroBytes marks the zero bytes of x, exactly: no borrow from one byte
+// reaches the next.
+func zeroBytes(x uint64) uint64 {
+	const lows = ^uint64(highs)
+	return ^((x&lows + lows) | x | lows)
+}
+
+// brackets marks the bytes of x that are brackets, and a few it does not
+// want ('Y', '_', 'y', DEL: one test covers the four brackets).
+func brackets(x uint64) uint64 {
+	return zeroBytes((x ^ 0x5b*ones) &^ (0x26 * ones))
 }
 
 // maxDepth is encoding/json's nesting limit: a document nested deeper is

@@ -35,6 +35,23 @@ func (st *callState) reset() {
 
 type stateKey struct{}
 
+// callCtx is the context a call of an instance runs with: the caller's,
+// whose values the host functions see, and the instance's call state under
+// stateKey. It lives in the instance, set for each call, so that a call
+// allocates no context (context.WithValue did, on every call). It must
+// not outlive the call: the next one sets it again.
+type callCtx struct {
+	context.Context
+	st *callState
+}
+
+func (c *callCtx) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
+
 // emit logs one guest message if the budget allows.
 func (st *callState) emit(ctx context.Context, level slog.Level, source string, msg []byte) {
 	if len(msg) > st.budget {

@@ -411,3 +411,25 @@ func TestTransformRecordLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestTransformDocHeaders: the document's headers are written as
+// encoding/json writes the map (names sorted, strings escaped alike),
+// whether sortHeaders sorts them by insertion or not.
+func TestTransformDocHeaders(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 5, 16, 17, 40} {
+		hs := map[string]string{}
+		for i := range n {
+			hs[strconv.Itoa(i*7919%101)+"-x"] = tricky[i%len(tricky)]
+		}
+		var doc transformDoc
+		b := doc.append(nil, &webhook.TransformInput{Headers: hs})
+		sp := doc.spans[abi.TSpanHeaders]
+		want, err := json.Marshal(hs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b[sp.off : sp.off+sp.n]; !bytes.Equal(got, want) {
+			t.Fatalf("%d headers: %s, encoding/json writes %s", n, got, want)
+		}
+	}
+}

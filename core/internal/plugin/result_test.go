@@ -29,13 +29,25 @@ func TestParseTransform(t *testing.T) {
 		{`{"headers":{"X-A":"1","x-b":"v\u00e9"},"headers":{"X-C":""}}`, "", map[string]string{"X-A": "1", "x-b": "vé", "X-C": ""}, false},
 	}
 	for _, c := range ok {
-		res, err := parseTransform([]byte(c.doc))
+		doc := []byte(c.doc)
+		res, err := parseTransform(doc)
 		if err != nil {
 			t.Errorf("%s: %v", c.doc, err)
 			continue
 		}
+		// The document is the guest's memory, which its next call
+		// overwrites: the result must hold none of it.
+		for i := range doc {
+			doc[i] = '#'
+		}
 		if string(res.Body) != c.body || res.Cancel != c.cancel || !maps.Equal(res.Headers, c.headers) {
 			t.Errorf("%s: got body %q headers %v cancel %v", c.doc, res.Body, res.Headers, res.Cancel)
+		}
+	}
+	// An empty body replaces the body; none (or null) keeps it.
+	for doc, keep := range map[string]bool{`{"body":""}`: false, `{"body":[]}`: false, `{}`: true, `{"body":null}`: true} {
+		if res, err := parseTransform([]byte(doc)); err != nil || (res.Body == nil) != keep {
+			t.Errorf("%s: body %#v, %v; want it nil: %v", doc, res.Body, err, keep)
 		}
 	}
 	bad := []struct{ doc, msg string }{

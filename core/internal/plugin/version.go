@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -54,11 +54,11 @@ type version struct {
 	// loadTook is how long load took (compile, manifest, probe), for the log.
 	loadTook time.Duration
 
-	slots chan struct{} // one token per busy instance of this version
-	gate  *gate         // the host's bound on calls in flight
+	slots *sem  // one place per busy instance of this version
+	gate  *gate // the host's bound on calls in flight
 	// cbSlots keeps one place of the gate's callback lane for the other
 	// files: a slow plugin's callbacks never take all of it.
-	cbSlots chan struct{}
+	cbSlots *sem
 
 	// module is the module's code (after limitDepth), compiled again
 	// when a call finds compiled released (releaseIdle).
@@ -67,7 +67,7 @@ type version struct {
 
 	mu       sync.Mutex
 	compiled wazero.CompiledModule // nil while released
-	lastUse  time.Time             // when the last call started
+	lastUse  time.Duration         // when the last call started (monoNow)
 	idle     []*instance           // guarded by gate.idle.mu
 	busy     int
 	retired  bool
@@ -81,7 +81,7 @@ type version struct {
 // have a pool_size each, so that slow callbacks never hold up a countdown.
 // Instances between calls are kept in idle, within its own budget.
 type gate struct {
-	calls, callbacks chan struct{}
+	calls, callbacks *sem
 	watch            *watchdog    // and their time
 	inFlight, peak   atomic.Int64 // peak is read by tests
 	idle             idlePool
@@ -92,22 +92,16 @@ type gate struct {
 }
 
 func newGate(cfg Config) *gate {
-	g := &gate{calls: make(chan struct{}, cfg.PoolSize), callbacks: make(chan struct{}, cfg.PoolSize),
+	g := &gate{calls: newSem(cfg.PoolSize), callbacks: newSem(cfg.PoolSize),
 		watch: newWatchdog(min(cfg.CallTimeout, cfg.CallbackTimeout))}
 	g.idle.budget = cfg.idleBudget()
 	return g
 }
 
 // enter takes a place in lane, waiting until one is free or ctx ends.
-func (g *gate) enter(ctx context.Context, lane chan struct{}) error {
-	select {
-	case lane <- struct{}{}: // without a select over ctx when there is room
-	default:
-		select {
-		case lane <- struct{}{}:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for a free plugin instance: %w", ctx.Err())
-		}
+func (g *gate) enter(ctx context.Context, lane *sem) error {
+	if err := lane.acquire(ctx); err != nil {
+		return fmt.Errorf("wait for a free plugin instance: %w", err)
 	}
 	n := g.inFlight.Add(1)
 	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
@@ -115,9 +109,63 @@ func (g *gate) enter(ctx context.Context, lane chan struct{}) error {
 	return nil
 }
 
-func (g *gate) leave(lane chan struct{}) {
+func (g *gate) leave(lane *sem) {
 	g.inFlight.Add(-1)
-	<-lane
+	lane.release()
+}
+
+// sem is a counting semaphore whose waiters are served in order. Taking and
+// giving back a free place is a mutex's lock and unlock: a buffered
+// channel's send and receive, ~140 instructions each with the runtime's
+// lock, were four of a call's costs.
+type sem struct {
+	mu      sync.Mutex
+	n, size int
+	waiters []chan struct{} // closed when handed a place
+}
+
+func newSem(size int) *sem { return &sem{size: size} }
+
+// acquire takes a place, waiting until one is free or ctx ends; a free
+// place is taken whether or not ctx has ended.
+func (s *sem) acquire(ctx context.Context) error {
+	s.mu.Lock()
+	if s.n < s.size && len(s.waiters) == 0 {
+		s.n++
+		s.mu.Unlock()
+		return nil
+	}
+	ready := make(chan struct{})
+	s.waiters = append(s.waiters, ready)
+	s.mu.Unlock()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	select {
+	case <-ready: // handed a place meanwhile: pass it on
+		s.mu.Unlock()
+		s.release()
+	default:
+		i := slices.Index(s.waiters, ready)
+		s.waiters = slices.Delete(s.waiters, i, i+1)
+		s.mu.Unlock()
+	}
+	return ctx.Err()
+}
+
+// release gives a place back, to the first waiter if there is one.
+func (s *sem) release() {
+	s.mu.Lock()
+	if len(s.waiters) > 0 {
+		close(s.waiters[0])
+		s.waiters = slices.Delete(s.waiters, 0, 1)
+	} else {
+		s.n--
+	}
+	s.mu.Unlock()
 }
 
 // instance is one instantiated module; it serves one call at a time.
@@ -138,14 +186,15 @@ type instance struct {
 	// st is the state of the instance's current call; watch is the call
 	// as the watchdog sees it.
 	st     *callState
+	ctx    callCtx // of the call in progress
 	watch  watched
-	called time.Time // when its last call started
+	called time.Duration // when its last call started (monoNow)
 
 	// While idle (see idlePool):
-	owner *version
-	cost  int64
-	since time.Time
-	elem  *list.Element
+	owner        *version
+	cost         int64
+	since        time.Duration // monoNow
+	newer, older *instance
 }
 
 func (v *version) instantiate(ctx context.Context) (*instance, error) {
@@ -154,6 +203,8 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 		stdout: &stream{name: "stdout", level: slog.LevelInfo, st: st},
 		stderr: &stream{name: "stderr", level: slog.LevelWarn, st: st},
 		st:     st,
+		ctx:    callCtx{Context: context.Background(), st: st},
+		called: monoNow(), // for an instance pooled without a call
 	}
 	// No start functions here: they run below, under the watchdog, which
 	// can stop them only once the instance exists (its halt global).
@@ -249,13 +300,13 @@ func (v *version) compiledModule(ctx context.Context) (wazero.CompiledModule, er
 // releaseIdle releases the compiled module when the version has had no
 // instance and no call since cutoff, and the compilation cache can give it
 // back quickly. It reports whether it did.
-func (v *version) releaseIdle(cutoff time.Time) bool {
+func (v *version) releaseIdle(cutoff time.Duration) bool {
 	if v.gate.cacheDir == "" {
 		return false
 	}
 	v.mu.Lock()
 	c := v.compiled
-	if c == nil || v.retired || v.busy > 0 || !v.lastUse.Before(cutoff) || v.gate.idle.idleOf(v) > 0 {
+	if c == nil || v.retired || v.busy > 0 || v.lastUse >= cutoff || v.gate.idle.idleOf(v) > 0 {
 		v.mu.Unlock()
 		return false
 	}
@@ -290,25 +341,27 @@ func (v *version) describe(what string, st *callState, halted, err error, limit 
 	}
 }
 
+// monoStart is the origin of monoNow.
+var monoStart = time.Now()
+
+// monoNow is the monotonic clock's time since monoStart: the times a call
+// keeps (its start, its deadline, its instance's release) are one clock
+// reading each, where time.Now takes two (the wall clock too).
+func monoNow() time.Duration { return time.Since(monoStart) }
+
 // errLimit is the cause of a context our own time limit cancelled.
 var errLimit = errors.New("plugin time limit")
 
 // acquire returns an idle instance or a new one, waiting while PoolSize
 // instances are busy.
 func (v *version) acquire(ctx context.Context) (*instance, error) {
-	select {
-	case v.slots <- struct{}{}:
-	default:
-		select {
-		case v.slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for a free instance: %w", ctx.Err())
-		}
+	if err := v.slots.acquire(ctx); err != nil {
+		return nil, fmt.Errorf("wait for a free instance: %w", err)
 	}
 	v.mu.Lock()
 	if v.closed {
 		v.mu.Unlock()
-		<-v.slots
+		v.slots.release()
 		return nil, ErrUnloaded
 	}
 	v.busy++
@@ -328,7 +381,7 @@ func (v *version) acquire(ctx context.Context) (*instance, error) {
 // release returns inst to the pool, or discards it when it is not healthy
 // or the version is retired.
 func (v *version) release(inst *instance, healthy bool) {
-	used := time.Now()
+	used := monoNow()
 	if inst != nil {
 		used = inst.called // a clock reading less per call; idle reaping does not need the end
 	}
@@ -348,7 +401,7 @@ func (v *version) release(inst *instance, healthy bool) {
 		v.closed = true
 	}
 	v.mu.Unlock()
-	<-v.slots
+	v.slots.release()
 	closeInstances(drop)
 	if closeNow {
 		v.closeAll()
@@ -392,14 +445,12 @@ func (v *version) isClosed() bool {
 // call runs fn on a pooled instance under limit, within lane of the gate.
 // fn returns ErrFailed (wrapped) for guest-reported failures, which keep
 // the instance.
-func (v *version) call(ctx context.Context, lane chan struct{}, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) error {
+func (v *version) call(ctx context.Context, lane *sem, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) error {
 	if lane == v.gate.callbacks {
-		select {
-		case v.cbSlots <- struct{}{}:
-			defer func() { <-v.cbSlots }()
-		case <-ctx.Done():
-			return fmt.Errorf("plugin %s: %s: wait for a free plugin instance: %w", v.file, what, ctx.Err())
+		if err := v.cbSlots.acquire(ctx); err != nil {
+			return fmt.Errorf("plugin %s: %s: wait for a free plugin instance: %w", v.file, what, err)
 		}
+		defer v.cbSlots.release()
 	}
 	if err := v.gate.enter(ctx, lane); err != nil {
 		return fmt.Errorf("plugin %s: %s: %w", v.file, what, err)
@@ -426,15 +477,17 @@ func (v *version) call(ctx context.Context, lane chan struct{}, what string, lim
 // reports whether the watchdog halted the call (the instance must then be
 // dropped), and the call's error described.
 func (v *version) run(ctx context.Context, inst *instance, what string, limit time.Duration, fn func(ctx context.Context, inst *instance) error) (halted bool, _ error) {
-	inst.called = time.Now()
+	inst.called = monoNow()
 	if ctx.Err() != nil {
 		return false, fmt.Errorf("%s: caller gave up: %w", what, context.Cause(ctx))
 	}
 	st := inst.st
 	st.reset()
 	inst.stdout.st, inst.stderr.st = st, st
-	v.gate.watch.begin(ctx, inst, inst.called.Add(limit))
-	err := fn(context.WithValue(ctx, stateKey{}, st), inst)
+	v.gate.watch.begin(ctx, inst, inst.called+limit)
+	inst.ctx.Context = ctx
+	err := fn(&inst.ctx, inst)
+	inst.ctx.Context = context.Background() // the caller's is not kept alive by a pooled instance
 	why := v.gate.watch.end(inst)
 	inst.stdout.flush()
 	inst.stderr.flush()
@@ -499,6 +552,16 @@ func (inst *instance) input(ctx context.Context, data []byte, limit int) (uint32
 
 // output copies the packed ptr<<32|len document a guest returned.
 func (inst *instance) output(packed uint64, limit int) ([]byte, error) {
+	b, err := inst.view(packed, limit)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), b...), nil
+}
+
+// view is the packed ptr<<32|len document a guest returned, in its memory:
+// valid until the instance runs again.
+func (inst *instance) view(packed uint64, limit int) ([]byte, error) {
 	ptr, n := uint32(packed>>32), uint32(packed)
 	if int(n) > limit {
 		return nil, fmt.Errorf("result of %d bytes is over the %d byte limit: %w", n, limit, ErrCrashed)
@@ -507,7 +570,7 @@ func (inst *instance) output(packed uint64, limit int) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("result at %d (%d bytes) is outside memory: %w", ptr, n, ErrCrashed)
 	}
-	return append([]byte(nil), b...), nil
+	return b, nil
 }
 
 func (v *version) readManifest(ctx context.Context) (abi.Manifest, error) {
