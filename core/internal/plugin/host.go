@@ -674,6 +674,7 @@ func (h *Host) Stop(ctx context.Context) error {
 	entries := h.entries
 	h.entries = map[string]*entry{}
 	h.mu.Unlock()
+	h.gate.stopping.Store(true)
 	var vs []*version
 	for _, e := range entries {
 		_ = h.sink.Apply(e.file, webhook.Registrations{})

@@ -84,7 +84,11 @@ type gate struct {
 	calls, callbacks *sem
 	watch            *watchdog    // and their time
 	inFlight, peak   atomic.Int64 // peak is read by tests
-	idle             idlePool
+	// stopping refuses new calls on retired versions once Stop began: a
+	// caller still holding a countdown would otherwise keep a version
+	// busy, and its runtime open, for as long as it calls.
+	stopping atomic.Bool
+	idle     idlePool
 	// cacheDir is the working compilation cache, or "" without one: only
 	// with one are idle modules released (compiling again from it is
 	// quick, compiling a Go guest anew takes seconds).
@@ -359,7 +363,7 @@ func (v *version) acquire(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("wait for a free instance: %w", err)
 	}
 	v.mu.Lock()
-	if v.closed {
+	if v.closed || v.retired && v.gate.stopping.Load() {
 		v.mu.Unlock()
 		v.slots.release()
 		return nil, ErrUnloaded
@@ -484,7 +488,11 @@ func (v *version) run(ctx context.Context, inst *instance, what string, limit ti
 	st := inst.st
 	st.reset()
 	inst.stdout.st, inst.stderr.st = st, st
-	v.gate.watch.begin(ctx, inst, inst.called+limit)
+	deadline := inst.called + limit
+	if deadline < inst.called { // a limit meant as "never" (2562047h) wraps
+		deadline = math.MaxInt64
+	}
+	v.gate.watch.begin(ctx, inst, deadline)
 	inst.ctx.Context = ctx
 	err := fn(&inst.ctx, inst)
 	inst.ctx.Context = context.Background() // the caller's is not kept alive by a pooled instance
