@@ -417,12 +417,12 @@ func validHeaderValue(s string) bool {
 
 // validateFilter and validateTransform call the entry's validator export.
 func (v *version) validateFilter(ctx context.Context, idx int, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
-	return v.runValidate(ctx, "validator of filter "+quote(v.manifest.Filters[idx].Name), idx, kwargs,
+	return v.runValidate(ctx, "validator of filter "+strconv.Quote(v.manifest.Filters[idx].Name), idx, kwargs,
 		func(inst *instance) api.Function { return inst.filterValidate })
 }
 
 func (v *version) validateTransform(ctx context.Context, idx int, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
-	return v.runValidate(ctx, "validator of transform "+quote(v.manifest.Transforms[idx].Name), idx, kwargs,
+	return v.runValidate(ctx, "validator of transform "+strconv.Quote(v.manifest.Transforms[idx].Name), idx, kwargs,
 		func(inst *instance) api.Function { return inst.transformValidate })
 }
 
@@ -430,7 +430,7 @@ func (v *version) validateTransform(ctx context.Context, idx int, kwargs json.Ra
 func (v *version) registrations() (map[string]webhook.Filter, map[string]webhook.Transform) {
 	fs := make(map[string]webhook.Filter, len(v.manifest.Filters))
 	for i, e := range v.manifest.Filters {
-		what := "filter " + quote(e.Name) // named once, as in register
+		what := "filter " + strconv.Quote(e.Name) // named once, as in register
 		f := webhook.Filter{Match: func(ctx context.Context, kwargs json.RawMessage, eventType string, payload json.RawMessage) (bool, error) {
 			return v.filter(ctx, i, what, kwargs, eventType, payload)
 		}}
@@ -443,7 +443,7 @@ func (v *version) registrations() (map[string]webhook.Filter, map[string]webhook
 	}
 	ts := make(map[string]webhook.Transform, len(v.manifest.Transforms))
 	for i, e := range v.manifest.Transforms {
-		what := "transform " + quote(e.Name)
+		what := "transform " + strconv.Quote(e.Name)
 		t := webhook.Transform{Apply: func(ctx context.Context, kwargs json.RawMessage, in *webhook.TransformInput) (webhook.TransformResult, error) {
 			return v.transform(ctx, i, what, kwargs, in)
 		}}
@@ -590,7 +590,7 @@ func skipWS(v []byte, i int) int {
 
 // skipContainer returns the index after the bracket closing the object or
 // array whose content starts at v[i], or -1. Any closing bracket closes
-// (skipJSON checks nesting, not types). It reads eight bytes at a time: in
+// (members checks nesting, not types). It reads eight bytes at a time: in
 // a word without a backslash the quotes alone say which bytes are in a
 // string (a running parity of them), and only the brackets outside strings
 // are looked at one by one. A word with a backslash, and the last bytes,

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -473,7 +474,7 @@ func (h *Host) register(e *entry, v *version) error {
 	// countdown call.
 	cds := make(map[string]webhook.Countdown, len(v.manifest.Countdowns))
 	for i, key := range v.manifest.Countdowns {
-		what := "countdown " + quote(key)
+		what := "countdown " + strconv.Quote(key)
 		cds[key] = webhook.Countdown{
 			Value: func(ctx context.Context, retryCount int, kwargs json.RawMessage) (int64, error) {
 				return v.countdown(ctx, i, what, retryCount, kwargs)
@@ -485,7 +486,7 @@ func (h *Host) register(e *entry, v *version) error {
 	}
 	cbs := make(map[string]webhook.CallbackFunc, len(v.manifest.Callbacks))
 	for i, name := range v.manifest.Callbacks {
-		what := "callback " + quote(name)
+		what := "callback " + strconv.Quote(name)
 		cbs[name] = func(ctx context.Context, doc *webhook.CallbackDoc) error { return v.callback(ctx, i, what, doc) }
 	}
 	fs, ts := v.registrations()

@@ -353,7 +353,7 @@ var monoStart = time.Now()
 // reading each, where time.Now takes two (the wall clock too).
 func monoNow() time.Duration { return time.Since(monoStart) }
 
-// errLimit is the cause of a context our own time limit cancelled.
+// errLimit is why the watchdog halts a call past its time limit.
 var errLimit = errors.New("plugin time limit")
 
 // acquire returns an idle instance or a new one, waiting while PoolSize
@@ -632,7 +632,7 @@ func (v *version) countdown(ctx context.Context, idx int, what string, retryCoun
 
 // validate calls whisperer_validate.
 func (v *version) validate(ctx context.Context, idx int, kwargs json.RawMessage) (json.RawMessage, map[string]any, error) {
-	return v.runValidate(ctx, "validator of "+quote(v.manifest.Countdowns[idx]), idx, kwargs,
+	return v.runValidate(ctx, "validator of "+strconv.Quote(v.manifest.Countdowns[idx]), idx, kwargs,
 		func(inst *instance) api.Function { return inst.validate })
 }
 
@@ -733,6 +733,3 @@ func (v *version) callback(ctx context.Context, idx int, what string, doc *webho
 		return nil
 	})
 }
-
-// quote is strconv.Quote, as %q prints it: fmt would cost a call ~0.3 µs.
-func quote(s string) string { return strconv.Quote(s) }
