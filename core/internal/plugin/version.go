@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -494,7 +495,7 @@ func (v *version) run(ctx context.Context, inst *instance, what string, limit ti
 	}
 	v.gate.watch.begin(ctx, inst, deadline)
 	inst.ctx.Context = ctx
-	err := fn(&inst.ctx, inst)
+	err, panicked := v.guarded(fn, inst, what)
 	inst.ctx.Context = context.Background() // the caller's is not kept alive by a pooled instance
 	why := v.gate.watch.end(inst)
 	inst.stdout.flush()
@@ -504,10 +505,31 @@ func (v *version) run(ctx context.Context, inst *instance, what string, limit ti
 	if err == nil {
 		return why != nil, nil // it returned before the halt took
 	}
+	if panicked {
+		return true, fmt.Errorf("%s: %w", what, err) // the instance's state is unknown: dropped
+	}
 	if why == nil && inst.tooDeep() {
 		err = fmt.Errorf("%w: call stack over the %d MiB limit (runaway recursion?)", ErrCrashed, stackBudget>>20)
 	}
 	return why != nil, v.describe(what, st, why, err, limit)
+}
+
+// errHostPanic is a call's error when the host's own code panicked during
+// it (the guest's traps, and panics in host functions it calls, are
+// wazero's errors already).
+var errHostPanic = errors.New("host panic")
+
+// guarded runs fn, turning a panic of the host's own code into an error,
+// logged with its stack: the call must still end its watch and release its
+// slot, or every later call of the plugin would wait for a slot forever.
+func (v *version) guarded(fn func(ctx context.Context, inst *instance) error, inst *instance, what string) (err error, panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			v.logger.Error("plugin call: host panic", "plugin", v.file, "call", what, "panic", p, "stack", string(debug.Stack()))
+			err, panicked = fmt.Errorf("%w: %w: %v", ErrCrashed, errHostPanic, p), true
+		}
+	}()
+	return fn(&inst.ctx, inst), false
 }
 
 // keepDepth is the deepest estimated stack an instance may have run and
