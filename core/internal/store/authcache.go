@@ -35,8 +35,9 @@ type authCache struct {
 	// generation is not stored, so a lookup that raced a revocation
 	// cannot put the revoked token back.
 	gen uint64
-	// version is the SQLite data_version the entries were verified under.
-	version int64
+	// version is the SQLite data_version the entries were verified under,
+	// read on the conn'th connection the store opened.
+	version, conn int64
 	// watching is set while a PostgreSQL revocation listener is connected.
 	watching atomic.Bool
 	// versions shares SQLite's data_version reads among requests.
@@ -90,11 +91,12 @@ func (c *authCache) invalidate() {
 	c.mu.Unlock()
 }
 
-// observe invalidates the cache when SQLite's data_version moved.
-func (c *authCache) observe(version int64) {
+// observe invalidates the cache when SQLite's data_version moved, or was
+// read on another connection than the last (its values are not comparable).
+func (c *authCache) observe(version, conn int64) {
 	c.mu.Lock()
-	if version != c.version {
-		c.version = version
+	if version != c.version || conn != c.conn {
+		c.version, c.conn = version, conn
 		c.m = nil
 		c.gen++
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
 	"reflect"
@@ -56,4 +57,17 @@ func SQLiteReprepares(s *Store, file string) (map[string]int, error) {
 		return nil
 	})
 	return out, err
+}
+
+// DropSQLiteConn makes database/sql discard the store's one connection (as
+// after an interrupted statement: modernc.org/sqlite's ResetSession then
+// reports it unusable), so the next statement opens a new one.
+func DropSQLiteConn(s *Store) error {
+	conn, err := s.db.DB.Conn(context.Background())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.Raw(func(any) error { return sqldriver.ErrBadConn })
+	return nil
 }

@@ -14,11 +14,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
-	"modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+	"modernc.org/sqlite" // the pure-Go SQLite driver
 
 	"github.com/whisperer/whisperer/core/internal/webhook"
 )
@@ -33,36 +34,63 @@ type sqliteDriver struct {
 	stmts   sqlitePublish // prepared on first use
 	queue   sqliteQueue   // prepared on first use
 	version *sql.Stmt     // PRAGMA data_version, prepared on first use
+	conns   *sqliteConnector
 }
+
+// sqliteConnector opens the store's connections and counts them: SQLite's
+// data_version is per connection, so the first value a new connection
+// reads (database/sql replaces one that an interrupted statement left
+// unusable) says nothing of the commits since the last one's
+// (revocationsSeen).
+type sqliteConnector struct {
+	dsn   string
+	opens atomic.Int64
+}
+
+func (c *sqliteConnector) Connect(context.Context) (sqldriver.Conn, error) {
+	conn, err := c.Driver().Open(c.dsn)
+	if err == nil {
+		c.opens.Add(1)
+	}
+	return conn, err
+}
+
+func (c *sqliteConnector) Driver() sqldriver.Driver { return sqliteRegistered }
+
+// sqliteRegistered is the driver modernc.org/sqlite registered as "sqlite",
+// which holds the functions registered with it (lowerSQLite).
+var sqliteRegistered = func() sqldriver.Driver {
+	db, _ := sql.Open("sqlite", "") // connects to nothing
+	defer db.Close()
+	return db.Driver()
+}()
 
 // openSQLite opens file ("path" or ":memory:", with the driver's query
 // perhaps), creating a missing file unless !create. path is the
 // database's file, "" in memory.
-func openSQLite(file string, create bool) (db *bun.DB, path string, err error) {
+func openSQLite(file string, create bool) (db *bun.DB, conns *sqliteConnector, path string, err error) {
 	if file == "" {
-		return nil, "", fmt.Errorf("open database: sqlite:// needs a file path, e.g. sqlite://whisperer.db")
+		return nil, nil, "", fmt.Errorf("open database: sqlite:// needs a file path, e.g. sqlite://whisperer.db")
 	}
 	if p, _, _ := strings.Cut(file, "?"); p != ":memory:" {
 		path = p
 		if create {
 			if err := createPrivate(path); err != nil {
-				return nil, "", err
+				return nil, nil, "", err
 			}
 		} else if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			abs, _ := filepath.Abs(path)
-			return nil, "", fmt.Errorf("%w at %s", ErrNoDatabase, abs)
+			return nil, nil, "", fmt.Errorf("%w at %s", ErrNoDatabase, abs)
 		} else if err != nil {
-			return nil, "", fmt.Errorf("open sqlite %s: %w", path, err)
+			return nil, nil, "", fmt.Errorf("open sqlite %s: %w", path, err)
 		}
 	}
-	sqldb, err := sql.Open("sqlite", sqliteDSN(file, create || path == ""))
-	if err != nil {
-		return nil, "", fmt.Errorf("open sqlite %s: %w", file, err)
-	}
+	conns = &sqliteConnector{dsn: sqliteDSN(file, create || path == "")}
+	sqldb := sql.OpenDB(conns)
 	sqldb.SetMaxOpenConns(1)
 	sqldb.SetConnMaxLifetime(0)
 	sqldb.SetConnMaxIdleTime(0)
-	return bun.NewDB(sqldb, sqlitedialect.New()), path, nil
+	return bun.NewDB(sqldb, sqlitedialect.New()), conns, path, nil
 }
 
 // sqliteDSN is the driver's name for file. Without create, SQLite fails
@@ -420,10 +448,15 @@ func (d *sqliteDriver) revocationsSeen(ctx context.Context) bool {
 			return false
 		}
 		var v int64
+		opened := d.conns.opens.Load()
 		if err := st.QueryRowContext(ctx).Scan(&v); err != nil {
 			return false
 		}
-		c.observe(v)
+		if d.conns.opens.Load() != opened { // read on a connection opened meanwhile
+			c.invalidate()
+			return false
+		}
+		c.observe(v, opened)
 		return true
 	})
 }

@@ -113,8 +113,9 @@ func open(ctx context.Context, rawURL string, opts Options, create bool) (*Store
 	var err error
 	switch {
 	case strings.HasPrefix(rawURL, "sqlite://"):
-		s.db, sqliteFile, err = openSQLite(strings.TrimPrefix(rawURL, "sqlite://"), create)
-		s.drv = &sqliteDriver{s: s}
+		var conns *sqliteConnector
+		s.db, conns, sqliteFile, err = openSQLite(strings.TrimPrefix(rawURL, "sqlite://"), create)
+		s.drv = &sqliteDriver{s: s, conns: conns}
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		s.db, err = openPostgres(rawURL, cmpOr(opts.MaxOpenConns, DefaultMaxOpenConns))
 		s.drv = &postgresDriver{s: s}
