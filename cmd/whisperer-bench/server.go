@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,9 +24,10 @@ import (
 	"github.com/whisperer/whisperer/internal/poll"
 )
 
-// node is one `whisperer serve` subprocess.
+// node is one `whisperer serve` subprocess (or the floor relay).
 type node struct {
 	bin, addr, logPath string
+	args               []string // before --addr: serve, or floor-relay and its flags
 	env                []string
 	cmd                *exec.Cmd
 	done               chan struct{}
@@ -79,12 +81,12 @@ func serverEnv(dbURL, dir string, extra []string) []string {
 // benchKey encrypts the hooks' secrets of this run's servers.
 var benchKey = app.GenerateKey()
 
-func startNode(bin, dir string, env []string, i int) (*node, error) {
+func startNode(bin string, args []string, dir string, env []string, i int) (*node, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	n := &node{bin: bin, addr: addr, env: env, logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
+	n := &node{bin: bin, args: args, addr: addr, env: env, logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
 	return n, n.start()
 }
 
@@ -93,7 +95,7 @@ func (n *node) start() error {
 	if err != nil {
 		return err
 	}
-	n.cmd = exec.Command(n.bin, "serve", "--addr", n.addr)
+	n.cmd = exec.Command(n.bin, append(slices.Clip(n.args), "--addr", n.addr)...)
 	n.cmd.Env = n.env
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	if err := n.cmd.Start(); err != nil {
