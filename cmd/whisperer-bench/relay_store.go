@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"net/url"
+	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite" // the relay's SQLite, as the server's
@@ -88,11 +90,12 @@ func (s *relayPG) close() {
 
 // relaySQLite is one SQLite connection in WAL mode with Whisperer's
 // settings (synchronous NORMAL: a commit survives the process; BEGIN
-// IMMEDIATE): one writer, a transaction of prepared single-row
-// statements per batch.
+// IMMEDIATE): one writer, one statement per batch, prepared once for each
+// batch size.
 type relaySQLite struct {
-	db       *sql.DB
-	ins, upd *sql.Stmt
+	db    *sql.DB
+	stmts map[string]*sql.Stmt // by SQL; used by the one connection's callers in turn
+	mu    sync.Mutex
 }
 
 func openRelaySQLite(ctx context.Context, file string) (*relaySQLite, error) {
@@ -102,47 +105,49 @@ func openRelaySQLite(ctx context.Context, file string) (*relaySQLite, error) {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
-	s := &relaySQLite{db: db}
-	if _, err = db.ExecContext(ctx, relaySchemaSQLite); err == nil {
-		if s.ins, err = db.PrepareContext(ctx, `INSERT INTO webhook_events (id, uuid, event_type, payload) VALUES (?, ?, ?, ?)`); err == nil {
-			s.upd, err = db.PrepareContext(ctx, `UPDATE webhook_events SET state = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE id = ?`)
-		}
-	}
-	if err != nil {
+	if _, err = db.ExecContext(ctx, relaySchemaSQLite); err != nil {
 		db.Close()
 		return nil, err
 	}
-	return s, nil
+	return &relaySQLite{db: db, stmts: map[string]*sql.Stmt{}}, nil
 }
 
 func (s *relaySQLite) insert(ctx context.Context, evs []*relayEvent) error {
-	return s.tx(ctx, s.ins, len(evs), func(st *sql.Stmt, i int) error {
-		_, err := st.ExecContext(ctx, evs[i].id, evs[i].uuid, evs[i].typ, evs[i].payload)
-		return err
-	})
+	args := make([]any, 0, 4*len(evs))
+	for _, ev := range evs {
+		args = append(args, ev.id, ev.uuid, ev.typ, ev.payload)
+	}
+	return s.exec(ctx, "INSERT INTO webhook_events (id, uuid, event_type, payload) VALUES "+marks("(?, ?, ?, ?)", len(evs)), args)
 }
 
 func (s *relaySQLite) delivered(ctx context.Context, ids []int64) error {
-	return s.tx(ctx, s.upd, len(ids), func(st *sql.Stmt, i int) error {
-		_, err := st.ExecContext(ctx, ids[i])
-		return err
-	})
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return s.exec(ctx, "UPDATE webhook_events SET state = 'delivered', delivered_at = CURRENT_TIMESTAMP WHERE id IN ("+marks("?", len(ids))+")", args)
 }
 
-// tx runs stmt n times in one transaction.
-func (s *relaySQLite) tx(ctx context.Context, stmt *sql.Stmt, n int, exec func(*sql.Stmt, int) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	st := tx.StmtContext(ctx, stmt)
-	for i := range n {
-		if err := exec(st, i); err != nil {
-			_ = tx.Rollback()
+// exec runs q, prepared the first time, autocommitted.
+func (s *relaySQLite) exec(ctx context.Context, q string, args []any) error {
+	s.mu.Lock()
+	st, ok := s.stmts[q]
+	if !ok {
+		var err error
+		if st, err = s.db.PrepareContext(ctx, q); err != nil {
+			s.mu.Unlock()
 			return err
 		}
+		s.stmts[q] = st
 	}
-	return tx.Commit()
+	s.mu.Unlock()
+	_, err := st.ExecContext(ctx, args...)
+	return err
+}
+
+// marks is n copies of one, comma-separated.
+func marks(one string, n int) string {
+	return strings.Repeat(one+", ", n-1) + one
 }
 
 func (s *relaySQLite) pending(ctx context.Context) ([]*relayEvent, int64, error) {
