@@ -18,7 +18,7 @@
 # CPU per delivery (server + the run's PostgreSQL backends) and the load
 # average.
 #
-#   sh scripts/bench.sh          # full run, about 8 minutes (3-minute soak)
+#   sh scripts/bench.sh          # full run, about 9 minutes (3-minute soak)
 #   sh scripts/bench.sh --quick  # every scenario, smaller; about 2 minutes
 #
 # Raw results (one JSON object per scenario) go to $BENCH_OUT
