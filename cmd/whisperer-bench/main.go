@@ -6,7 +6,9 @@
 // receiver's uuid set against the database) and the server's CPU and
 // memory. Fault options kill a node, restart PostgreSQL or make the
 // receiver fail for a while, mid-run. --raw measures the machine's ceiling:
-// the same client and receiver with no server in between.
+// the same client and receiver with no server in between; --floor its
+// floor: a minimal relay with the server's guarantees in its place
+// (relay.go), measured the same way.
 //
 // Every loop is bounded by a count and by --timeout; traffic goes only to
 // 127.0.0.1. See docs/BENCHMARKS.md and docs/RELIABILITY.md.

@@ -177,8 +177,9 @@ func (b *bench) measure(ctx context.Context) (*result, error) {
 			w := procWakeCounts(n.pid())
 			wake.switches += w.switches - wake0[i].switches
 			wake.syscalls += w.syscalls - wake0[i].syscalls
-			restarted = restarted || n.cpuBefore > 0
-			res.PeakRSSMiB = max(res.PeakRSSMiB, float64(n.peakKiB)/1024)
+			before, peak := n.restarts()
+			restarted = restarted || before > 0
+			res.PeakRSSMiB = max(res.PeakRSSMiB, float64(peak)/1024)
 		}
 	}
 	if res.Backend == "postgres" {

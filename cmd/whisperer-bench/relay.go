@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -108,10 +109,11 @@ func relayMain(ctx context.Context, args []string) error {
 		MaxIdleConns: 4 * *workers, MaxIdleConnsPerHost: *workers, IdleConnTimeout: 90 * time.Second,
 		TLSHandshakeTimeout: *timeout, ResponseHeaderTimeout: *timeout, DisableCompression: true}
 	var err error
+	file, isSQLite := strings.CutPrefix(*db, "sqlite://")
 	switch {
 	case *db == "none":
-	case len(*db) > 9 && (*db)[:9] == "sqlite://":
-		r.store, err = openRelaySQLite(ctx, (*db)[9:])
+	case isSQLite:
+		r.store, err = openRelaySQLite(ctx, file)
 	default:
 		r.store, err = openRelayPostgres(ctx, *db)
 	}

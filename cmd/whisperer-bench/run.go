@@ -81,7 +81,7 @@ func runServer(ctx context.Context, o options) (*result, error) {
 			b.stopInProc()
 		}
 		for _, n := range b.nodes {
-			if n.cmd != nil {
+			if cmd, _ := n.proc(); cmd != nil {
 				n.stop()
 			}
 		}
@@ -304,7 +304,7 @@ func (b *bench) publishOne(ctx context.Context, i int, next *atomic.Int64) error
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; ; attempt++ {
 		n := b.nodes[int(next.Add(1))%len(b.nodes)]
-		if !n.alive() && n.cmd != nil {
+		if cmd, _ := n.proc(); cmd != nil && !n.alive() {
 			if time.Now().After(deadline) {
 				return errors.New("no live node to publish to")
 			}
