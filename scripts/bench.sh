@@ -12,10 +12,13 @@
 # 150 events/s run (the cost per delivery at a modest load, with the
 # database's transactions and rows read per event); and retry lateness (the
 # receiver fails each event's first request; how late the retry comes
-# after its 1 s countdown). Every row has CPU per delivery (server + the
-# run's PostgreSQL backends) and the load average.
+# after its 1 s countdown); and the machine's floor (--floor: a minimal
+# hand-written relay with Whisperer's guarantees in place of the server,
+# measured the same way) at 150 events/s and at saturation. Every row has
+# CPU per delivery (server + the run's PostgreSQL backends) and the load
+# average.
 #
-#   sh scripts/bench.sh          # full run, about 8 minutes (3-minute soak)
+#   sh scripts/bench.sh          # full run, about 9 minutes (3-minute soak)
 #   sh scripts/bench.sh --quick  # every scenario, smaller; about 2 minutes
 #
 # Raw results (one JSON object per scenario) go to $BENCH_OUT
@@ -52,6 +55,9 @@ b --backend sqlite --name "fan-out SQLite, $FAN events × 100 hooks" --target "(
 b --backend postgres --name "PostgreSQL, $PRE rows preloaded, $N events" --target "within 20% of empty" --events $N -c 64 --preload $PRE
 b --backend sqlite --name "SQLite, $PRE rows preloaded, $N events" --target "within 20% of empty" --events $N -c 64 --preload $PRE
 b --backend sqlite --name "soak SQLite, 1,000 ev/s for ${SOAK}s" --target "no RSS growth" --events $((SOAK * 1000)) --rate 1000 -c 32
+b --floor --backend postgres --name "PostgreSQL, 150 ev/s" --target "(the floor of the 0.5 ms target)" --events $((LAT * 45 / 100)) --rate 150 -c 8
+b --floor --backend postgres --name "PostgreSQL, $N events" --target "(the floor of the 0.15 ms target)" --events $N -c 64
+b --floor --backend sqlite --name "SQLite, $N events" --target "(the floor of the 0.15 ms target)" --events $N -c 64
 
 table=$(mktemp)
 {

@@ -14,7 +14,7 @@ import (
 // it publishes them to pg_stat_* (PGSTAT_IDLE_INTERVAL, 10 s, in 15+): the
 // tool waits this long before the first and after the last reading, so the
 // deltas are the run's.
-const statsSettle = 11 * time.Second
+var statsSettle = 11 * time.Second
 
 // pgCounters are the run database's cumulative statistics: transactions,
 // rows read and the queue table's scans and updates. Their deltas over a

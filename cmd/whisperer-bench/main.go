@@ -6,7 +6,9 @@
 // receiver's uuid set against the database) and the server's CPU and
 // memory. Fault options kill a node, restart PostgreSQL or make the
 // receiver fail for a while, mid-run. --raw measures the machine's ceiling:
-// the same client and receiver with no server in between.
+// the same client and receiver with no server in between; --floor its
+// floor: a minimal relay with the server's guarantees in its place
+// (relay.go), measured the same way.
 //
 // Every loop is bounded by a count and by --timeout; traffic goes only to
 // 127.0.0.1. See docs/BENCHMARKS.md and docs/RELIABILITY.md.
@@ -41,6 +43,7 @@ type options struct {
 	preload            int
 	preloadAge         time.Duration
 	jsonOut, raw       bool
+	floor              bool
 	env                multiFlag
 	killAfter          int
 	killOneAfter       int
@@ -85,6 +88,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "report" {
 		return report(args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "floor-relay" { // started by --floor
+		return relayMain(ctx, args[1:])
+	}
 	var o options
 	fs := flag.NewFlagSet("whisperer-bench", flag.ContinueOnError)
 	fs.StringVar(&o.name, "name", "", "scenario name shown in the report")
@@ -105,6 +111,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&o.preloadAge, "preload-age", 0, "with --preload (PostgreSQL): preload delivered events this old instead, each with a message and an attempt, and after the run measure whisperer retention purge --days 1 deleting them, e.g. 1440h (the servers' own retention is off)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&o.raw, "raw", false, "raw ceiling: POST --events requests straight to the receiver, no server")
+	fs.BoolVar(&o.floor, "floor", false, "the machine's floor: a minimal hand-written relay with Whisperer's guarantees instead of the server, "+
+		"measured the same way (--backend postgres, sqlite, or none: HTTP in and out only)")
 	fs.Var(&o.env, "env", "KEY=VALUE for the servers' environment (repeatable), e.g. WHISPERER_DELIVERY_WORKERS=128")
 	fs.IntVar(&o.killAfter, "kill-after", 0, "SIGKILL node 0 after this many deliveries, then restart it")
 	fs.IntVar(&o.killOneAfter, "kill-one-after", 0, "SIGKILL the last node after this many deliveries; it stays down")
@@ -145,6 +153,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if o.events <= 0 || o.hooks <= 0 || o.concurrency <= 0 || o.nodes <= 0 {
 		return errors.New("--events, --hooks, -c and --nodes must be positive")
+	}
+	if o.floor && (o.hooks != 1 || o.nodes != 1 || o.preload > 0 || o.profile != "" || o.serverURL != "" || o.transform != "" ||
+		o.callback != "" || o.pgRestartAfter > 0) {
+		return errors.New("--floor is one relay with one hook: no --hooks, --nodes, --preload, --profile, --server, --transform, --callback or --pg-restart-after")
 	}
 	if o.preloadAge != 0 {
 		if o.preload <= 0 || o.preloadAge < 48*time.Hour || o.backend != "postgres" {

@@ -51,8 +51,12 @@ func report(files []string, w io.Writer) error {
 			cpu, rss = fmt.Sprintf("%.1f", r.ServerCPUSec), fmt.Sprintf("%.0f", r.PeakRSSMiB)
 			per = fmt.Sprintf("%.3f", r.CPUPerDeliveryMS)
 		}
+		name := r.Name
+		if r.Floor { // not Whisperer: the minimal relay (--floor)
+			name = "FLOOR (minimal relay, " + r.Backend + "): " + name
+		}
 		fmt.Fprintf(w, "| %s | %s | %.0f | %.1f | %.1f | %.0f | %d / %d | %s | %s | %s | %s | %s | %s | %s |\n",
-			r.Name, r.Target, r.DeliveriesPerSec, r.P50MS, r.P99MS, r.MaxMS, r.Duplicates, r.Lost, cpu, pg, per, db, late, rss, r.LoadAvg)
+			name, r.Target, r.DeliveriesPerSec, r.P50MS, r.P99MS, r.MaxMS, r.Duplicates, r.Lost, cpu, pg, per, db, late, rss, r.LoadAvg)
 	}
 	return nil
 }

@@ -81,17 +81,21 @@ func runServer(ctx context.Context, o options) (*result, error) {
 			b.stopInProc()
 		}
 		for _, n := range b.nodes {
-			if n.cmd != nil {
+			if cmd, _ := n.proc(); cmd != nil {
 				n.stop()
 			}
 		}
 	}()
-	if b.db, b.dialect, err = app.OpenDB(ctx, ownURL(b.dbURL), 2); err != nil {
-		return nil, err
+	if b.dbURL != "none" {
+		if b.db, b.dialect, err = app.OpenDB(ctx, ownURL(b.dbURL), 2); err != nil {
+			return nil, err
+		}
+		defer b.db.Close()
 	}
-	defer b.db.Close()
-	if err := b.setup(ctx); err != nil {
-		return nil, err
+	if !o.floor {
+		if err := b.setup(ctx); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case o.preload > 0 && o.preloadAge > 0:
@@ -141,8 +145,16 @@ func (b *bench) startServers(ctx context.Context) error {
 			dropAtExit = append(dropAtExit, drop)
 		}
 		b.dbURL = url
+	case "none":
+		if !o.floor {
+			return errors.New("--backend none needs --floor")
+		}
+		b.dbURL = "none"
 	default:
-		return fmt.Errorf("--backend %q: want sqlite or postgres", o.backend)
+		return fmt.Errorf("--backend %q: want sqlite or postgres (or none with --floor)", o.backend)
+	}
+	if o.floor {
+		return b.startFloor()
 	}
 	if err := b.needBin(ctx); err != nil {
 		return err
@@ -165,7 +177,7 @@ func (b *bench) startServers(ctx context.Context) error {
 		return nil
 	}
 	for i := range o.nodes {
-		n, err := startNode(b.o.bin, b.dir, b.cliEnv, i)
+		n, err := startNode(b.o.bin, []string{"serve"}, b.dir, b.cliEnv, i)
 		if err != nil {
 			return err
 		}
@@ -292,7 +304,7 @@ func (b *bench) publishOne(ctx context.Context, i int, next *atomic.Int64) error
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; ; attempt++ {
 		n := b.nodes[int(next.Add(1))%len(b.nodes)]
-		if !n.alive() && n.cmd != nil {
+		if cmd, _ := n.proc(); cmd != nil && !n.alive() {
 			if time.Now().After(deadline) {
 				return errors.New("no live node to publish to")
 			}

@@ -12,8 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,27 +25,40 @@ import (
 	"github.com/whisperer/whisperer/internal/poll"
 )
 
-// node is one `whisperer serve` subprocess.
+// node is one `whisperer serve` subprocess (or the floor relay).
 type node struct {
 	bin, addr, logPath string
+	args               []string // before --addr: serve, or floor-relay and its flags
 	env                []string
-	cmd                *exec.Cmd
-	done               chan struct{}
-	// cpu accumulates the CPU seconds of earlier incarnations (restarts).
-	cpuBefore float64
-	peakKiB   int64
 	// extPID is the process of a server this tool did not start
 	// (--server-pid), measured but never signalled.
 	extPID int
+
+	// mu guards what a restart (--kill-after) changes while the
+	// publishers and the samplers read it.
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	// cpu accumulates the CPU seconds of earlier incarnations (restarts).
+	cpuBefore float64
+	peakKiB   int64
+}
+
+// proc is the current incarnation: its command (nil when this tool did
+// not start the server) and the channel closed when it exits.
+func (n *node) proc() (*exec.Cmd, chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd, n.done
 }
 
 // pid is the server's process id, 0 when unknown.
 func (n *node) pid() int {
-	switch {
-	case n.extPID != 0:
+	if n.extPID != 0 {
 		return n.extPID
-	case n.cmd != nil && n.cmd.Process != nil:
-		return n.cmd.Process.Pid
+	}
+	if cmd, _ := n.proc(); cmd != nil && cmd.Process != nil {
+		return cmd.Process.Pid
 	}
 	return 0
 }
@@ -79,12 +94,12 @@ func serverEnv(dbURL, dir string, extra []string) []string {
 // benchKey encrypts the hooks' secrets of this run's servers.
 var benchKey = app.GenerateKey()
 
-func startNode(bin, dir string, env []string, i int) (*node, error) {
+func startNode(bin string, args []string, dir string, env []string, i int) (*node, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	n := &node{bin: bin, addr: addr, env: env, logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
+	n := &node{bin: bin, args: args, addr: addr, env: env, logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
 	return n, n.start()
 }
 
@@ -93,16 +108,19 @@ func (n *node) start() error {
 	if err != nil {
 		return err
 	}
-	n.cmd = exec.Command(n.bin, "serve", "--addr", n.addr)
-	n.cmd.Env = n.env
-	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	if err := n.cmd.Start(); err != nil {
+	cmd := exec.Command(n.bin, append(slices.Clip(n.args), "--addr", n.addr)...)
+	cmd.Env = n.env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return err
 	}
-	n.done = make(chan struct{})
-	go func() { _ = n.cmd.Wait(); logf.Close(); close(n.done) }()
-	switch err := poll.Healthy("http://"+n.addr+"/healthz", 30*time.Second, n.done); {
+	done := make(chan struct{})
+	n.mu.Lock()
+	n.cmd, n.done = cmd, done
+	n.mu.Unlock()
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	switch err := poll.Healthy("http://"+n.addr+"/healthz", 30*time.Second, done); {
 	case errors.Is(err, poll.ErrExited):
 		return fmt.Errorf("node exited at start; see %s", n.logPath)
 	case err != nil:
@@ -112,8 +130,9 @@ func (n *node) start() error {
 }
 
 func (n *node) alive() bool {
+	_, done := n.proc()
 	select {
-	case <-n.done:
+	case <-done:
 		return false
 	default:
 		return true
@@ -123,10 +142,13 @@ func (n *node) alive() bool {
 // kill sends SIGKILL and waits for the exit, keeping the CPU time used.
 func (n *node) kill() {
 	n.sample()
-	cpu, _ := procCPU(n.cmd.Process.Pid)
-	_ = n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.done
+	cmd, done := n.proc()
+	cpu, _ := procCPU(cmd.Process.Pid)
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+	n.mu.Lock()
 	n.cpuBefore += cpu
+	n.mu.Unlock()
 }
 
 // stop ends the node gracefully (SIGTERM), bounded.
@@ -134,12 +156,13 @@ func (n *node) stop() {
 	if !n.alive() {
 		return
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	cmd, done := n.proc()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-n.done:
+	case <-done:
 	case <-time.After(20 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.done
+		_ = cmd.Process.Kill()
+		<-done
 	}
 }
 
@@ -149,13 +172,22 @@ func (n *node) sample() {
 	if !n.alive() {
 		return
 	}
-	if kib, ok := procStatusKiB(n.pid(), "VmHWM:"); ok && kib > n.peakKiB {
-		n.peakKiB = kib
+	if kib, ok := procStatusKiB(n.pid(), "VmHWM:"); ok {
+		n.mu.Lock()
+		n.peakKiB = max(n.peakKiB, kib)
+		n.mu.Unlock()
 	}
 }
 
+// restarts are the CPU seconds of earlier incarnations and the peak RSS.
+func (n *node) restarts() (cpuBefore float64, peakKiB int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cpuBefore, n.peakKiB
+}
+
 func (n *node) cpu() float64 {
-	c := n.cpuBefore
+	c, _ := n.restarts()
 	if n.alive() {
 		cur, _ := procCPU(n.pid())
 		c += cur
