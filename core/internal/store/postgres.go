@@ -124,12 +124,13 @@ ORDER BY v.ord, ev.id`
 // empty, every active hook of the type gets a row). Its values are
 // scalars ($1 event type, $2 payload, $3 publisher, $4 key, $5 hold, $6
 // now, $7 lease limit, $8 lease token, $9 the lease in µs, $10 the
-// store's tag) and it has half pgPublish's plan nodes: no unnest, no
-// hash joins, no sequence lookup (the message's id is its column's
+// store's tag) and its plan has 18 nodes to pgPublish's 29: no unnest,
+// no hash joins, no sequence lookup (the message's id is its column's
 // default). PostgreSQL starts every node of a plan at each execution,
 // and at 150 publishes/s that start-up was a sixth of the backends' CPU
 // (docs/BENCHMARKS.md, "Cheaper statements"). Its rows are pgPublish's,
-// with ord 1.
+// with ord 1; it begins as pgPublish does (WITH input), so both read
+// alike in pg_stat_activity.
 var pgPublishOne = `WITH input AS (
 	SELECT $1::text AS event_type, $2::text AS payload, $3::bigint AS publisher_id, $4::text AS idempotency_key
 ), msg AS (
@@ -328,8 +329,8 @@ UNION ALL
 SELECT n, 0, TRUE, NULL, NULL, '', FALSE FROM upd WHERE state = 'given_up'`
 
 // pgCompleteDelivered is pgComplete for a batch whose every result is a
-// delivery (no 410 among them), the common case, in fewer plan nodes
-// (PostgreSQL starts each at every execution): for such a batch
+// delivery (no 410 among them), the common case, in 24 plan nodes to
+// pgComplete's 31 (PostgreSQL starts each at every execution): for such a batch
 // pgComplete's health sets failing_since to NULL on the hooks that had
 // one and changes nothing else (each hook's ok is true, failed_at and
 // cutoff NULL, gone false: no deactivation), and no row is given up. It
@@ -353,7 +354,7 @@ var pgCompleteWrites = `WITH v AS (
 		retry_count = v.retry_count, next_attempt_at = ` + pgNow + ` + v.wait, lease_owner = NULL, lease_until = NULL,
 		response_http_status = NULLIF(v.status, 0), response_content = v.body, modified_at = $10
 	FROM v WHERE e.id = v.id AND e.lease_owner = v.lease
-	RETURNING v.*
+	RETURNING v.id, v.state, v.status, v.body, v.attempted_at, v.duration_us, v.error, v.webhook_id, v.n
 ), roll AS (
 	INSERT INTO delivery_rollups AS d (user_id, minute, attempts, delivered, failed, given_up)
 	SELECT e.user_id, $13::bigint, count(*) FILTER (WHERE v.webhook_id <> 0), count(*) FILTER (WHERE v.state = 'delivered'),
