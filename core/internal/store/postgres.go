@@ -119,6 +119,41 @@ FROM valid v LEFT JOIN ev ON ev.message_id = v.mid
 	LEFT JOIN webhooks w ON ev.lease_owner IS NOT NULL AND w.id = ev.webhook_id
 ORDER BY v.ord, ev.id`
 
+// pgPublishOne is pgPublish for the common case at a low rate: one
+// request, and no filtered hook evaluated (so, as in pgPublish with $9
+// empty, every active hook of the type gets a row). Its values are
+// scalars ($1 event type, $2 payload, $3 publisher, $4 key, $5 hold, $6
+// now, $7 lease limit, $8 lease token, $9 the lease in µs, $10 the
+// store's tag) and its plan has 18 nodes to pgPublish's 29: no unnest,
+// no hash joins, no sequence lookup (the message's id is its column's
+// default). PostgreSQL starts every node of a plan at each execution,
+// and at 150 publishes/s that start-up was a sixth of the backends' CPU
+// (docs/BENCHMARKS.md, "Cheaper statements"). Its rows are pgPublish's,
+// with ord 1; it begins as pgPublish does (WITH input), so both read
+// alike in pg_stat_activity.
+var pgPublishOne = `WITH input AS (
+	SELECT $1::text AS event_type, $2::text AS payload, $3::bigint AS publisher_id, $4::text AS idempotency_key
+), msg AS (
+	INSERT INTO messages (event_type, payload, publisher_id, idempotency_key, created_at)
+	SELECT i.*, $6::timestamptz FROM input i WHERE EXISTS (SELECT 1 FROM event_types WHERE name = i.event_type)
+	RETURNING id
+), ev AS (
+	INSERT INTO webhook_events (uuid, message_id, webhook_id, user_id, event_type, state, next_attempt_at,
+		lease_owner, lease_until, created_at, modified_at)
+	SELECT replace(gen_random_uuid()::text, '-', ''), msg.id, f.id, f.user_id, $1::text, 'pending', ` + pgNow + ` + $5::bigint,
+		CASE WHEN f.leased THEN $8::text END, CASE WHEN f.leased THEN ` + pgNow + ` + $9::bigint END, $6::timestamptz, $6::timestamptz
+	FROM msg, (SELECT w.id, w.user_id, $5::bigint = 0 AND row_number() OVER (ORDER BY w.id) <= $7::bigint AS leased
+		FROM webhooks w WHERE w.event_type = $1::text AND w.is_active) f
+	ORDER BY f.id
+	RETURNING id, uuid, message_id, webhook_id, user_id, next_attempt_at, lease_owner, lease_until
+)
+SELECT 1::bigint, msg.id, ev.id, ev.uuid, ev.webhook_id, ev.user_id, ev.next_attempt_at, ev.lease_owner, ev.lease_until,
+	CASE WHEN ev.id IS NOT NULL AND $5::bigint = 0 AND ev.lease_owner IS NULL THEN (SELECT pg_notify('` + notifyChannel + `', $10::text)) END,
+	` + qualify("w", jobHookColumns) + `
+FROM msg LEFT JOIN ev ON true
+	LEFT JOIN webhooks w ON ev.lease_owner IS NOT NULL AND w.id = ev.webhook_id
+ORDER BY ev.id`
+
 func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequest, payloads []string, lease publishLease) ([]webhook.Published, []error, error) {
 	now := d.s.now().UTC()
 	n := len(reqs)
@@ -143,8 +178,13 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 			matchOrd, matchID = append(matchOrd, int64(i+1)), append(matchID, id)
 		}
 	}
-	rows, err := d.s.db.DB.QueryContext(ctx, pgPublish, types, payloads, publishers, keys, holds, now, matchOrd, matchID,
-		dec.evaluated, d.s.tag, dec.evaluatedSrc, lease.limit, lease.token, lease.lease.Microseconds())
+	q, args := pgPublish, []any{types, payloads, publishers, keys, holds, now, matchOrd, matchID,
+		dec.evaluated, d.s.tag, dec.evaluatedSrc, lease.limit, lease.token, lease.lease.Microseconds()}
+	if n == 1 && len(dec.evaluated) == 0 {
+		q, args = pgPublishOne, []any{types[0], payloads[0], publishers[0], keys[0], holds[0], now,
+			lease.limit, lease.token, lease.lease.Microseconds(), d.s.tag}
+	}
+	rows, err := d.s.db.DB.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -263,16 +303,48 @@ func fewRows(id string) string {
 // statement: the values travel as arrays ($1…$9, $11, $12), so the text
 // never changes and stays prepared; a row is updated only by the result
 // carrying its lease ($11; results come one per (event, lease), so at most
-// one matches), and only those results (upd.n) get an attempt row and
-// count for their hook's health (see health.go: r and hk are groupHealth
-// in SQL; $13 is DisableAfter in microseconds, NULL for never; $14 and $15
+// one matches), and only those results (upd, which returns them) get an
+// attempt row and count for their hook's health (see health.go: r and hk are groupHealth
+// in SQL; $15 is DisableAfter in microseconds, NULL for never; $16 and $17
 // the reasons); every result, written or stale (an attempt was made
-// either way), counts for the console's charts (roll, rollup.go; $16 is
-// the minute) and its hooks list (hroll, hookrollup.go; $17 the hour). $4 is each retry's wait in µs, added to the database's
+// either way), counts for the console's charts (roll, rollup.go; $13 is
+// the minute) and its hooks list (hroll, hookrollup.go; $14 the hour). $4 is each retry's wait in µs, added to the database's
 // clock. The health columns are on the database's clock too
 // (pgAttemptClock), so attempts written by nodes with skewed clocks are
 // compared fairly.
-var pgComplete = `WITH v AS (
+var pgComplete = pgCompleteWrites + `r AS (
+	SELECT v.webhook_id, ` + pgAttemptClock + ` AS attempted_at, v.state = 'delivered' AS ok, v.status = 410 AS gone,
+		max(` + pgAttemptClock + `) FILTER (WHERE v.state = 'delivered') OVER (PARTITION BY v.webhook_id) AS ok_at
+	FROM upd v WHERE v.webhook_id <> 0
+), hk AS (
+	SELECT webhook_id AS id, bool_or(ok) AS ok, bool_or(gone) AS gone,
+		min(attempted_at) FILTER (WHERE NOT ok AND (ok_at IS NULL OR attempted_at > ok_at)) AS failed_at,
+		max(attempted_at) FILTER (WHERE NOT ok) - $15::bigint * interval '1 microsecond' AS cutoff
+	FROM r GROUP BY webhook_id
+), health AS (
+	UPDATE webhooks w ` + fmt.Sprintf(healthSet("w", "hk", "hk", "IS DISTINCT FROM"), "$16", "$17", "statement_timestamp()") + `
+	RETURNING ` + disabledColumns("w", "statement_timestamp()") + `
+` + pgCompleteTail + `
+UNION ALL
+SELECT n, 0, TRUE, NULL, NULL, '', FALSE FROM upd WHERE state = 'given_up'`
+
+// pgCompleteDelivered is pgComplete for a batch whose every result is a
+// delivery (no 410 among them), the common case, in 24 plan nodes to
+// pgComplete's 31 (PostgreSQL starts each at every execution): for such a batch
+// pgComplete's health sets failing_since to NULL on the hooks that had
+// one and changes nothing else (each hook's ok is true, failed_at and
+// cutoff NULL, gone false: no deactivation), and no row is given up. It
+// takes pgComplete's first fourteen values.
+var pgCompleteDelivered = pgCompleteWrites + `health AS (
+	UPDATE webhooks w SET failing_since = NULL
+	WHERE w.id IN (SELECT webhook_id FROM upd) AND w.failing_since IS NOT NULL
+	RETURNING ` + disabledColumns("w", "statement_timestamp()") + `
+` + pgCompleteTail
+
+// pgCompleteWrites is how pgComplete and pgCompleteDelivered begin: the
+// results (v), their events' update (upd) and the rollups (roll, hroll);
+// each goes on with its hooks' health and ends with pgCompleteTail.
+var pgCompleteWrites = `WITH v AS (
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[],
 		$7::timestamptz[], $8::bigint[], $9::text[], $12::bigint[], $11::text[]) WITH ORDINALITY
 		AS v(id, state, retry_count, wait, status, body, attempted_at, duration_us, error, webhook_id, lease, n)
@@ -282,10 +354,10 @@ var pgComplete = `WITH v AS (
 		retry_count = v.retry_count, next_attempt_at = ` + pgNow + ` + v.wait, lease_owner = NULL, lease_until = NULL,
 		response_http_status = NULLIF(v.status, 0), response_content = v.body, modified_at = $10
 	FROM v WHERE e.id = v.id AND e.lease_owner = v.lease
-	RETURNING v.n
+	RETURNING v.id, v.state, v.status, v.body, v.attempted_at, v.duration_us, v.error, v.webhook_id, v.n
 ), roll AS (
 	INSERT INTO delivery_rollups AS d (user_id, minute, attempts, delivered, failed, given_up)
-	SELECT e.user_id, $16::bigint, count(*) FILTER (WHERE v.webhook_id <> 0), count(*) FILTER (WHERE v.state = 'delivered'),
+	SELECT e.user_id, $13::bigint, count(*) FILTER (WHERE v.webhook_id <> 0), count(*) FILTER (WHERE v.state = 'delivered'),
 		count(*) FILTER (WHERE v.state = 'pending'), count(*) FILTER (WHERE v.state = 'given_up')
 	FROM v JOIN webhook_events e ON e.id = v.id GROUP BY e.user_id ORDER BY e.user_id
 	ON CONFLICT (user_id, minute) DO UPDATE SET attempts = d.attempts + excluded.attempts,
@@ -293,29 +365,20 @@ var pgComplete = `WITH v AS (
 		given_up = d.given_up + excluded.given_up
 ), hroll AS (
 	INSERT INTO hook_rollups AS h (webhook_id, hour, attempts, delivered)
-	SELECT v.webhook_id, $17::bigint, count(*), count(*) FILTER (WHERE v.state = 'delivered')
+	SELECT v.webhook_id, $14::bigint, count(*), count(*) FILTER (WHERE v.state = 'delivered')
 	FROM v WHERE v.webhook_id <> 0 GROUP BY v.webhook_id ORDER BY v.webhook_id
 	ON CONFLICT (webhook_id, hour) DO UPDATE SET attempts = h.attempts + excluded.attempts,
 		delivered = h.delivered + excluded.delivered
-), r AS (
-	SELECT v.webhook_id, ` + pgAttemptClock + ` AS attempted_at, v.state = 'delivered' AS ok, v.status = 410 AS gone,
-		max(` + pgAttemptClock + `) FILTER (WHERE v.state = 'delivered') OVER (PARTITION BY v.webhook_id) AS ok_at
-	FROM v JOIN upd ON upd.n = v.n WHERE v.webhook_id <> 0
-), hk AS (
-	SELECT webhook_id AS id, bool_or(ok) AS ok, bool_or(gone) AS gone,
-		min(attempted_at) FILTER (WHERE NOT ok AND (ok_at IS NULL OR attempted_at > ok_at)) AS failed_at,
-		max(attempted_at) FILTER (WHERE NOT ok) - $13::bigint * interval '1 microsecond' AS cutoff
-	FROM r GROUP BY webhook_id
-), health AS (
-	UPDATE webhooks w ` + fmt.Sprintf(healthSet("w", "hk", "hk", "IS DISTINCT FROM"), "$14", "$15", "statement_timestamp()") + `
-	RETURNING ` + disabledColumns("w", "statement_timestamp()") + `
-), ins AS (
+), `
+
+// pgCompleteTail closes the health update's CTE, writes the attempts of
+// the results written (ins) and returns the hooks the health update
+// deactivated (n 0).
+const pgCompleteTail = `), ins AS (
 	INSERT INTO delivery_attempts (event_id, attempted_at, duration_us, status, body, error)
-	SELECT v.id, v.attempted_at, v.duration_us, v.status, v.body, v.error FROM v JOIN upd ON upd.n = v.n
+	SELECT id, attempted_at, duration_us, status, body, error FROM upd
 )
-SELECT 0 AS n, id, is_active, failing_since, disabled_at, disabled_reason, disabled_now FROM health WHERE disabled_now
-UNION ALL
-SELECT v.n, 0, TRUE, NULL, NULL, '', FALSE FROM v JOIN upd ON upd.n = v.n WHERE v.state = 'given_up'`
+SELECT 0 AS n, id, is_active, failing_since, disabled_at, disabled_reason, disabled_now FROM health WHERE disabled_now`
 
 // pgAttemptClock is an attempt's time (v.attempted_at, by its node's
 // clock) on the database's clock: the node's offset from the database
@@ -346,8 +409,12 @@ func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result,
 		us := d.s.disableAfter.Microseconds()
 		window = &us
 	}
-	rows, err := d.s.db.DB.QueryContext(ctx, pgComplete, ids, states, retries, waits, statuses, bodies, at, durs, errs, now, leases,
-		hooks, window, ReasonGone, reasonFailing(d.s.disableAfter), rollupMinute(now), rollupHour(now))
+	q, args := pgComplete, []any{ids, states, retries, waits, statuses, bodies, at, durs, errs, now, leases,
+		hooks, rollupMinute(now), rollupHour(now), window, ReasonGone, reasonFailing(d.s.disableAfter)}
+	if allDelivered(results) {
+		q, args = pgCompleteDelivered, args[:14]
+	}
+	rows, err := d.s.db.DB.QueryContext(ctx, q, args...)
 	if err != nil {
 		return completed{}, err
 	}
@@ -371,6 +438,17 @@ func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result,
 	}
 	c.disabled = deactivated(disabled)
 	return c, nil
+}
+
+// allDelivered reports whether every result is a delivery that did not
+// answer 410, the batches pgCompleteDelivered writes.
+func allDelivered(results []webhook.Result) bool {
+	for i := range results {
+		if results[i].State != webhook.StateDelivered || results[i].Attempt.Status == 410 {
+			return false
+		}
+	}
+	return true
 }
 
 // pgGiveBack is giveBack ($1 ids, $2 their leases, $3 the wait in µs).
