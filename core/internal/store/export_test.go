@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -56,4 +59,32 @@ func SQLiteReprepares(s *Store, file string) (map[string]int, error) {
 		return nil
 	})
 	return out, err
+}
+
+// BreakPostgresConns fills the pool with n connections and closes each
+// one's socket underneath pgx, which does not notice: the next statement
+// on each fails before sending anything, as on a connection the server or
+// a proxy closed while it was idle.
+func BreakPostgresConns(s *Store, n int) error {
+	ctx := context.Background()
+	conns := make([]*sql.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := s.db.DB.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		err := c.Raw(func(dc any) error { return dc.(*stdlib.Conn).Conn().PgConn().Conn().Close() })
+		if err != nil && !errors.Is(err, net.ErrClosed) { // closed by an earlier call
+			return err
+		}
+	}
+	return nil
 }
