@@ -88,3 +88,13 @@ func BreakPostgresConns(s *Store, n int) error {
 	}
 	return nil
 }
+
+// HoldConn takes one of the store's connections (SQLite's only one) until
+// release is called.
+func HoldConn(s *Store) (release func(), err error) {
+	c, err := s.db.DB.Conn(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return func() { c.Close() }, nil
+}
