@@ -1,8 +1,16 @@
 // Package publish coalesces concurrent publishes into one database
 // transaction (group commit). A publish is a few rows; committing each on
 // its own makes the commit, not the work, the cost, and a burst of
-// publishers queue behind each other's commits. The batcher's loop takes
-// whatever is waiting, up to a limit, and writes it in one transaction.
+// publishers queue behind each other's commits.
+//
+// There is no batching goroutine: the first publisher to find no batch
+// being written writes one itself, on its own goroutine (the leader);
+// publishers arriving meanwhile queue, and when the leader's batch is
+// written the oldest of them leads the next batch, of everything queued
+// up to the limit (LevelDB's writer queue). An isolated publish is written
+// by its own request's goroutine, with no hand-off to another goroutine
+// and back: each hand-off woke an idle thread, most of the server's CPU
+// at a low rate.
 package publish
 
 import (
@@ -10,7 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,8 +60,8 @@ const batchTimeout = 30 * time.Second
 // Batcher publishes through a Store, batching concurrent requests. Its
 // methods are safe for concurrent use.
 type Batcher struct {
-	// Log receives the panics the loop recovers; set it before Start.
-	// Nil discards them.
+	// Log receives the panics a batch's write recovers; set it before
+	// Start. Nil discards them.
 	Log *slog.Logger
 	// Leaser, when set (before Start), is offered the rows of every batch
 	// (not those of a keyed or held publish, which go alone).
@@ -59,45 +69,82 @@ type Batcher struct {
 
 	store Store
 	limit int
-	in    chan *call
+	// room holds a token for each queued publish: at most 4*limit wait
+	// for a batch, later ones wait here.
+	room chan struct{}
 
-	mu      sync.RWMutex // guards stopped against sends on a closed in
+	mu      sync.Mutex
+	queue   []*call // waiting for a batch, oldest first
+	leading bool    // a batch is being written, or its leader was chosen
+	started bool
 	stopped bool
+	// drained is the Lifecycle's done, called once Stop has begun and no
+	// batch is queued or being written.
+	drained func()
 	life    service.Lifecycle
+
+	// The leader's buffers: one leader at a time uses them.
+	batch []*call
+	reqs  []webhook.PublishRequest
 }
 
 type call struct {
-	req  webhook.PublishRequest
-	res  webhook.Published
-	err  error
-	done chan struct{}
+	req webhook.PublishRequest
+	res webhook.Published
+	err error
+	// lead is set when the call is chosen to write the next batch, taken
+	// when a batch took it (both under Batcher.mu, before wake is closed).
+	lead, taken bool
+	// wake is closed once: lead is set, or (for a call that does not
+	// lead) the answer is in res and err.
+	wake chan struct{}
 }
 
 // New returns a Batcher that writes at most limit requests per
 // transaction. It publishes nothing until Start.
 func New(s Store, limit int) *Batcher {
 	limit = max(1, limit)
-	return &Batcher{store: s, limit: limit, in: make(chan *call, 4*limit)}
+	return &Batcher{store: s, limit: limit, room: make(chan struct{}, 4*limit)}
 }
 
-// Start runs the batching loop and returns at once. The loop runs until
-// Stop, not until ctx ends: what is queued must be written.
+// Start lets publishes be written and returns at once. Publishes go on
+// until Stop, not until ctx ends: what is queued must be written.
 func (b *Batcher) Start(ctx context.Context) error {
 	_, done, err := b.life.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("publish: batcher %w", err)
 	}
-	go b.loop(done)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.started, b.drained = true, done
+	switch {
+	case len(b.queue) > 0: // published before Start
+		b.handOverLocked()
+	case b.stopped:
+		done()
+	}
 	return nil
 }
 
-// Stop lets the loop write what is queued and waits for it, or for ctx.
-// Later Publish calls fail with ErrStopped. Stop is idempotent.
+// Stop lets what is queued be written and waits for it, or for ctx.
+// Later Publish calls fail with ErrStopped; before Start, the queued ones
+// do. Stop is idempotent.
 func (b *Batcher) Stop(ctx context.Context) error {
 	b.mu.Lock()
 	if !b.stopped {
 		b.stopped = true
-		close(b.in)
+		switch {
+		case !b.started:
+			for _, c := range b.queue {
+				c.err = ErrStopped
+				b.take(c)
+				close(c.wake)
+			}
+			clear(b.queue)
+			b.queue = b.queue[:0]
+		case !b.leading:
+			b.drained()
+		}
 	}
 	b.mu.Unlock()
 	if err := b.life.End(ctx); err != nil {
@@ -113,69 +160,148 @@ func (b *Batcher) Publish(ctx context.Context, req webhook.PublishRequest) (webh
 	if req.IdempotencyKey != "" || req.Hold != 0 {
 		return b.store.Publish(ctx, req)
 	}
-	c := &call{req: req, done: make(chan struct{})}
-	b.mu.RLock()
+	select {
+	case b.room <- struct{}{}:
+	case <-ctx.Done():
+		return webhook.Published{}, ctx.Err()
+	}
+	c := &call{req: req, wake: make(chan struct{})}
+	b.mu.Lock()
 	if b.stopped {
-		b.mu.RUnlock()
+		b.mu.Unlock()
+		<-b.room
 		return webhook.Published{}, ErrStopped
 	}
-	select {
-	case b.in <- c:
-	case <-ctx.Done():
-		b.mu.RUnlock()
-		return webhook.Published{}, ctx.Err()
+	b.queue = append(b.queue, c)
+	leads := b.started && !b.leading
+	if leads {
+		// Nothing is being written, so nothing else is queued: c leads.
+		b.leading, c.lead = true, true
 	}
-	b.mu.RUnlock()
-	select {
-	case <-c.done:
-		return c.res, c.err
-	case <-ctx.Done():
-		// The batch may still commit it; as with a lost connection the
-		// caller cannot know, which is what idempotency keys are for.
-		return webhook.Published{}, ctx.Err()
+	b.mu.Unlock()
+	if !leads {
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			if b.leave(c) {
+				// A batch may still commit it; as with a lost connection
+				// the caller cannot know, which is what idempotency keys
+				// are for.
+				return webhook.Published{}, ctx.Err()
+			}
+			<-c.wake // chosen to lead meanwhile: the queue waits for it
+		}
+		if !c.lead {
+			return c.res, c.err
+		}
 	}
+	b.lead()
+	return c.res, c.err
 }
 
-func (b *Batcher) loop(done func()) {
-	defer done()
-	batch := make([]*call, 0, b.limit)
-	reqs := make([]webhook.PublishRequest, 0, b.limit)
-	for c := range b.in {
-		batch = append(batch[:0], c)
-	fill: // take what is already waiting, never wait for more
-		for len(batch) < b.limit {
-			select {
-			case c, ok := <-b.in:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, c)
-			default:
-				break fill
-			}
-		}
-		reqs = reqs[:0]
+// leave takes c out of the queue when its publisher gives up, unless it
+// was chosen to lead (false: it must), or a batch took it already.
+func (b *Batcher) leave(c *call) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c.lead {
+		return false
+	}
+	if i := slices.Index(b.queue, c); i >= 0 {
+		b.queue = slices.Delete(b.queue, i, i+1)
+		<-b.room
+	}
+	return true
+}
+
+// take marks c taken by a batch and frees its room (under mu).
+func (b *Batcher) take(c *call) {
+	c.taken = true
+	<-b.room
+}
+
+// lead writes one batch, the oldest queued publishes up to the limit (the
+// leader's own first), answers them, and hands the lead to the oldest
+// publish still queued.
+func (b *Batcher) lead() {
+	b.mu.Lock()
+	n := min(len(b.queue), b.limit)
+	batch := append(b.batch[:0], b.queue[:n]...)
+	for _, c := range batch {
+		b.take(c)
+	}
+	rest := copy(b.queue, b.queue[n:])
+	clear(b.queue[rest:])
+	b.queue = b.queue[:rest]
+	b.mu.Unlock()
+
+	answered := false
+	defer func() {
+		// write recovers the store's panics; this is for one of ours:
+		// no publisher is left waiting, and the lead passes on.
 		for _, c := range batch {
-			reqs = append(reqs, c.req)
-		}
-		res, errs, ok := b.write(reqs)
-		if !ok && len(reqs) > 1 {
-			// One request's data may be to blame: each is written alone,
-			// and only that one's publisher gets the error. SQLite rolled
-			// the batch back; PostgreSQL's one statement did too unless
-			// the panic came while reading its answer, after the commit:
-			// then the batch is published twice, the duplicate a client
-			// retrying a 500 would also have made.
-			for i := range reqs {
-				r, e, _ := b.write(reqs[i : i+1])
-				res[i], errs[i] = r[0], e[0]
+			if !answered {
+				c.res, c.err = webhook.Published{}, errInternal
+			}
+			if !c.lead { // the leader's own wake was spent choosing it, or never needed
+				close(c.wake)
 			}
 		}
-		for i, c := range batch {
-			c.res, c.err = res[i], errs[i]
-			close(c.done)
+		clear(batch) // drop references to payloads
+		b.batch = batch[:0]
+		b.mu.Lock()
+		next := b.handOverLocked()
+		b.mu.Unlock()
+		if next {
+			// The next leader was readied last, to run next on this
+			// thread: yield to it, so that the next batch is on its way
+			// before this publisher answers, rather than after every
+			// goroutine readied meanwhile (the followers answered above,
+			// the HTTP server's own). Under load, batches follow each
+			// other as closely as a batching goroutine's did.
+			runtime.Gosched()
+		}
+	}()
+	reqs := b.reqs[:0]
+	for _, c := range batch {
+		reqs = append(reqs, c.req)
+	}
+	res, errs, ok := b.write(reqs)
+	if !ok && len(reqs) > 1 {
+		// One request's data may be to blame: each is written alone,
+		// and only that one's publisher gets the error. SQLite rolled
+		// the batch back; PostgreSQL's one statement did too unless
+		// the panic came while reading its answer, after the commit:
+		// then the batch is published twice, the duplicate a client
+		// retrying a 500 would also have made.
+		for i := range reqs {
+			r, e, _ := b.write(reqs[i : i+1])
+			res[i], errs[i] = r[0], e[0]
 		}
 	}
+	for i, c := range batch {
+		c.res, c.err = res[i], errs[i]
+	}
+	answered = true
+	clear(reqs)
+	b.reqs = reqs[:0]
+}
+
+// handOverLocked chooses the oldest queued publish to lead the next batch
+// and wakes it (true), or records that no batch is being written (under
+// mu).
+func (b *Batcher) handOverLocked() bool {
+	if len(b.queue) > 0 {
+		next := b.queue[0]
+		b.leading, next.lead = true, true
+		close(next.wake)
+		return true
+	}
+	b.leading = false
+	if b.stopped {
+		b.drained()
+	}
+	return false
 }
 
 // errInternal is what the publishers of a batch whose write panicked get:

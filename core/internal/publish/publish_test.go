@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/whisperer/whisperer/core/internal/store"
 	"github.com/whisperer/whisperer/core/internal/store/storetest"
 	"github.com/whisperer/whisperer/core/internal/webhook"
+	"github.com/whisperer/whisperer/internal/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -190,6 +193,250 @@ func TestBatcherLifecycle(t *testing.T) {
 			if err := b.Stop(ctx); err != nil {
 				t.Fatalf("Stop: %v", err)
 			}
+		}
+	})
+}
+
+// gateStore is the real store whose first batch's write waits for
+// release (entered is closed when it begins), so that a test can queue
+// publishes behind a leader; a batch holding "poison" panics after the
+// gate.
+type gateStore struct {
+	*store.Store
+	entered, release chan struct{}
+	first            sync.Once
+	mu               sync.Mutex
+	batches          [][]string
+}
+
+func newGateStore(s *store.Store) *gateStore {
+	return &gateStore{Store: s, entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (g *gateStore) PublishLeased(ctx context.Context, reqs []webhook.PublishRequest, lease webhook.PublishLease) ([]webhook.Published, []error) {
+	var payloads []string
+	for _, r := range reqs {
+		payloads = append(payloads, string(r.Payload))
+	}
+	g.mu.Lock()
+	g.batches = append(g.batches, payloads)
+	g.mu.Unlock()
+	g.first.Do(func() {
+		close(g.entered)
+		<-g.release
+	})
+	if slices.Contains(payloads, `"poison"`) {
+		panic("publish bug")
+	}
+	return g.Store.PublishLeased(ctx, reqs, lease)
+}
+
+func (g *gateStore) sizes() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []int
+	for _, b := range g.batches {
+		out = append(out, len(b))
+	}
+	return out
+}
+
+// publishAsync publishes payload on its own goroutine; the answer comes on
+// the channel.
+func publishAsync(ctx context.Context, b *publish.Batcher, payload string) <-chan error {
+	out := make(chan error, 1)
+	go func() {
+		p, err := b.Publish(ctx, webhook.PublishRequest{EventType: "e", Payload: json.RawMessage(payload)})
+		if err == nil && (len(p.Events) != 1 || string(p.Events[0].Payload) != payload) {
+			err = fmt.Errorf("publish %s answered %+v", payload, p)
+		}
+		out <- err
+	}()
+	return out
+}
+
+// startGated starts a batcher (limit 4) on a gateStore and a first publish
+// that leads and waits in its write.
+func startGated(t *testing.T, s *store.Store) (*publish.Batcher, *gateStore, <-chan error) {
+	t.Helper()
+	u, _ := storetest.User(t, s, "p", webhook.RolePublisher)
+	storetest.Hook(t, s, u.ID, "e", "https://a.example/")
+	g := newGateStore(s)
+	b := publish.New(g, 4)
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	first := publishAsync(t.Context(), b, `0`)
+	<-g.entered
+	return b, g, first
+}
+
+// While a leader writes, publishes queue; when it is done the oldest of
+// them leads the next batch of up to the limit, and so on: each publisher
+// gets its own event, exactly once.
+func TestLeaderHandsOver(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		b, g, first := startGated(t, s)
+		defer b.Stop(t.Context())
+		var queued []<-chan error
+		for i := range 10 {
+			queued = append(queued, publishAsync(t.Context(), b, fmt.Sprint(i+1)))
+		}
+		poll.Until(t, 10*time.Second, "10 queued publishes", func() bool { return publish.Queued(b) == 10 })
+		close(g.release)
+		for i, ch := range append(queued, first) {
+			if err := <-ch; err != nil {
+				t.Errorf("publish %d: %v", i, err)
+			}
+		}
+		if got := g.sizes(); !slices.Equal(got, []int{1, 4, 4, 2}) {
+			t.Errorf("batches of %v, want the leader's alone, then 4, 4, 2", got)
+		}
+		if c, _ := s.Counts(t.Context()); c[webhook.StatePending] != 11 {
+			t.Errorf("rows %v, want 11", c)
+		}
+	})
+}
+
+// A panic in the leader's write fails the leader's publish (written alone
+// again, it panics again), not the process: the publishes queued behind
+// it are led by the next, and written.
+func TestLeaderPanicHandsOver(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		u, _ := storetest.User(t, s, "p", webhook.RolePublisher)
+		storetest.Hook(t, s, u.ID, "e", "https://a.example/")
+		g := newGateStore(s)
+		b := publish.New(g, 4)
+		if err := b.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		defer b.Stop(t.Context())
+		poisoned := publishAsync(t.Context(), b, `"poison"`)
+		<-g.entered
+		var queued []<-chan error
+		for i := range 3 {
+			queued = append(queued, publishAsync(t.Context(), b, fmt.Sprint(i)))
+		}
+		poll.Until(t, 10*time.Second, "3 queued publishes", func() bool { return publish.Queued(b) == 3 })
+		close(g.release)
+		if err := <-poisoned; err == nil || !strings.Contains(err.Error(), "internal error") {
+			t.Errorf("the leader's poisoned publish: %v", err)
+		}
+		for i, ch := range queued {
+			if err := <-ch; err != nil {
+				t.Errorf("publish %d behind the panicking leader: %v", i, err)
+			}
+		}
+		if err := <-publishAsync(t.Context(), b, `9`); err != nil {
+			t.Errorf("a later publish: %v", err)
+		}
+		if c, _ := s.Counts(t.Context()); c[webhook.StatePending] != 4 {
+			t.Errorf("rows %v, want 4", c)
+		}
+	})
+}
+
+// Stop while a leader writes refuses new publishes at once and returns
+// once the batch being written and those queued are written; a Stop whose
+// context ends first returns its error, and the writes still finish.
+func TestStopWhileLeaderWrites(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		b, g, first := startGated(t, s)
+		behind := publishAsync(t.Context(), b, `1`)
+		poll.Until(t, 10*time.Second, "a queued publish", func() bool { return publish.Queued(b) == 1 })
+
+		ended, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := b.Stop(ended); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Stop with an ended context while a batch is written: %v", err)
+		}
+		if _, err := b.Publish(t.Context(), webhook.PublishRequest{EventType: "e", Payload: json.RawMessage(`2`)}); !errors.Is(err, publish.ErrStopped) {
+			t.Fatalf("publish after Stop: %v", err)
+		}
+		stopped := make(chan error, 1)
+		go func() { stopped <- b.Stop(t.Context()) }()
+		select {
+		case err := <-stopped:
+			t.Fatalf("Stop returned while a batch was still being written: %v", err)
+		default:
+		}
+		close(g.release)
+		if err := <-stopped; err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		for _, ch := range []<-chan error{first, behind} {
+			if err := <-ch; err != nil {
+				t.Errorf("publish written during Stop: %v", err)
+			}
+		}
+		if c, _ := s.Counts(t.Context()); c[webhook.StatePending] != 2 {
+			t.Errorf("rows %v, want 2", c)
+		}
+	})
+}
+
+// A queued publisher that gives up leaves the queue: its request is not
+// written.
+func TestQueuedPublisherGivesUp(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		b, g, first := startGated(t, s)
+		defer b.Stop(t.Context())
+		ctx, cancel := context.WithCancel(t.Context())
+		gaveUp := publishAsync(ctx, b, `1`)
+		poll.Until(t, 10*time.Second, "a queued publish", func() bool { return publish.Queued(b) == 1 })
+		cancel()
+		if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+			t.Fatalf("a cancelled queued publish: %v", err)
+		}
+		if n := publish.Queued(b); n != 0 {
+			t.Fatalf("%d still queued", n)
+		}
+		close(g.release)
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-publishAsync(t.Context(), b, `2`); err != nil {
+			t.Fatal(err)
+		}
+		if got := g.sizes(); !slices.Equal(got, []int{1, 1}) {
+			t.Errorf("batches of %v, want two of one", got)
+		}
+		if c, _ := s.Counts(t.Context()); c[webhook.StatePending] != 2 {
+			t.Errorf("rows %v, want 2", c)
+		}
+	})
+}
+
+// A publish made before Start waits for it and is written then; one
+// waiting when Stop comes first fails with ErrStopped.
+func TestPublishBeforeStart(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		u, _ := storetest.User(t, s, "p", webhook.RolePublisher)
+		storetest.Hook(t, s, u.ID, "e", "https://a.example/")
+		b := publish.New(s, 4)
+		early := publishAsync(t.Context(), b, `1`)
+		poll.Until(t, 10*time.Second, "a queued publish", func() bool { return publish.Queued(b) == 1 })
+		if err := b.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-early; err != nil {
+			t.Fatalf("publish before Start: %v", err)
+		}
+		if err := b.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+
+		never := publish.New(s, 4)
+		waiting := publishAsync(t.Context(), never, `2`)
+		poll.Until(t, 10*time.Second, "a queued publish", func() bool { return publish.Queued(never) == 1 })
+		if err := never.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-waiting; !errors.Is(err, publish.ErrStopped) {
+			t.Fatalf("publish waiting for a Start that Stop preempted: %v", err)
+		}
+		if c, _ := s.Counts(t.Context()); c[webhook.StatePending] != 1 {
+			t.Errorf("rows %v, want 1", c)
 		}
 	})
 }

@@ -51,13 +51,22 @@ func scanJobs(rows *sql.Rows, sl Sealer) ([]webhook.Job, error) {
 	var jobs []webhook.Job
 	hooks := hookCache{}
 	for rows.Next() {
-		var e eventRow
-		var w webhookRow
-		var payload string
-		if err := rows.Scan(jobTargets(&e, &w, &payload)...); err != nil {
+		job, err := scanJob(rows, hooks, sl)
+		if err != nil {
 			return nil, err
 		}
-		jobs = append(jobs, webhook.Job{Event: e.domain(payload), Webhook: hooks.domain(&w, sl)})
+		jobs = append(jobs, job)
 	}
 	return jobs, rows.Err()
+}
+
+// scanJob reads the row rows is at (jobColumns): *sql.Rows or pgx.Rows.
+func scanJob(rows interface{ Scan(...any) error }, hooks hookCache, sl Sealer) (webhook.Job, error) {
+	var e eventRow
+	var w webhookRow
+	var payload string
+	if err := rows.Scan(jobTargets(&e, &w, &payload)...); err != nil {
+		return webhook.Job{}, err
+	}
+	return webhook.Job{Event: e.domain(payload), Webhook: hooks.domain(&w, sl)}, nil
 }

@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -70,4 +73,42 @@ func DropSQLiteConn(s *Store) error {
 	defer conn.Close()
 	_ = conn.Raw(func(any) error { return sqldriver.ErrBadConn })
 	return nil
+}
+
+// BreakPostgresConns fills the pool with n connections and closes each
+// one's socket underneath pgx, which does not notice: the next statement
+// on each fails before sending anything, as on a connection the server or
+// a proxy closed while it was idle.
+func BreakPostgresConns(s *Store, n int) error {
+	ctx := context.Background()
+	conns := make([]*sql.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := s.db.DB.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		err := c.Raw(func(dc any) error { return dc.(*stdlib.Conn).Conn().PgConn().Conn().Close() })
+		if err != nil && !errors.Is(err, net.ErrClosed) { // closed by an earlier call
+			return err
+		}
+	}
+	return nil
+}
+
+// HoldConn takes one of the store's connections (SQLite's only one) until
+// release is called.
+func HoldConn(s *Store) (release func(), err error) {
+	c, err := s.db.DB.Conn(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return func() { c.Close() }, nil
 }

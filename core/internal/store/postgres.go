@@ -18,8 +18,9 @@ import (
 // queue time is measured from the database's clock, never a node's.
 //
 // The hot statements (publish, claim, complete, give back) are each one
-// round trip: one statement with $n parameters, sent through database/sql
-// to pgx, which prepares it once per connection and binds binary values.
+// round trip: one statement with $n parameters, run on the pooled
+// connection's own pgx.Conn (pgconn.go), which prepares it once per
+// connection and binds binary values.
 // bun would interpolate the values into the text, so every call would be a
 // new statement to parse and plan, and the claim took five round trips
 // (begin, update, hooks, messages, commit): about 13 ms for 64 rows.
@@ -184,16 +185,14 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 		q, args = pgPublishOne, []any{types[0], payloads[0], publishers[0], keys[0], holds[0], now,
 			lease.limit, lease.token, lease.lease.Microseconds(), d.s.tag}
 	}
-	rows, err := d.s.db.DB.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
 	out := make([]webhook.Published, n)
 	errs := make([]error, n)
 	seen := make([]bool, n)
 	hooks := hookCache{}
-	for rows.Next() {
+	for rows, err := range d.query(ctx, q, args...) {
+		if err != nil {
+			return nil, nil, err
+		}
 		var ord, msgID int64
 		var id, hookID, userID, next *int64
 		var uuid, notified *string
@@ -219,9 +218,6 @@ func (d *postgresDriver) publish(ctx context.Context, reqs []webhook.PublishRequ
 		if r.LeaseOwner != nil {
 			out[i].Jobs = append(out[i].Jobs, webhook.Job{Event: ev, Webhook: hooks.domain(&w, d.s.sealer), Lease: lease.token})
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
 	}
 	for i, ok := range seen {
 		if !ok {
@@ -279,11 +275,19 @@ func (d *postgresDriver) claimEvents(ctx context.Context, token string, lease ti
 }
 
 func (d *postgresDriver) claim(ctx context.Context, token string, lease time.Duration, q string, which any) ([]webhook.Job, error) {
-	rows, err := d.s.db.DB.QueryContext(ctx, q, which, token, lease.Microseconds())
-	if err != nil {
-		return nil, err
+	var jobs []webhook.Job
+	hooks := hookCache{}
+	for rows, err := range d.query(ctx, q, which, token, lease.Microseconds()) {
+		if err != nil {
+			return nil, err
+		}
+		job, err := scanJob(rows, hooks, d.s.sealer)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, job)
 	}
-	return scanJobs(rows, d.s.sealer)
+	return jobs, nil
 }
 
 // fewRows is a condition true of every event id (id BETWEEN 1 AND the
@@ -414,14 +418,12 @@ func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result,
 	if allDelivered(results) {
 		q, args = pgCompleteDelivered, args[:14]
 	}
-	rows, err := d.s.db.DB.QueryContext(ctx, q, args...)
-	if err != nil {
-		return completed{}, err
-	}
-	defer rows.Close()
 	var c completed
 	var disabled []disabledRow
-	for rows.Next() {
+	for rows, err := range d.query(ctx, q, args...) {
+		if err != nil {
+			return completed{}, err
+		}
 		var n int64
 		var r disabledRow
 		if err := rows.Scan(append([]any{&n}, r.targets()...)...); err != nil {
@@ -432,9 +434,6 @@ func (d *postgresDriver) complete(ctx context.Context, results []webhook.Result,
 		} else {
 			disabled = append(disabled, r)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return completed{}, err
 	}
 	c.disabled = deactivated(disabled)
 	return c, nil
@@ -459,8 +458,7 @@ var pgGiveBack = `UPDATE webhook_events e SET lease_owner = NULL, lease_until = 
 // giveBack adds the wait until until (by the store's clock) to the
 // database's clock, in one prepared statement as the other hot ones.
 func (d *postgresDriver) giveBack(ctx context.Context, ids []int64, tokens []string, until time.Time) error {
-	_, err := d.s.db.DB.ExecContext(ctx, pgGiveBack, ids, tokens, micros(until)-micros(d.s.now()))
-	return err
+	return d.exec(ctx, pgGiveBack, ids, tokens, micros(until)-micros(d.s.now()))
 }
 
 // revocationsSeen: the cache is trusted only while WatchRevocations

@@ -271,7 +271,7 @@ func (d *sqliteDriver) publish(ctx context.Context, reqs []webhook.PublishReques
 		pairs[i] = [2]any{id, dec.evaluatedSrc[i]}
 	}
 	evaluated, _ := json.Marshal(pairs)
-	err = d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = d.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		// On SQLite's one connection these reuse the prepared statements.
 		st := sqlitePublish{msg: tx.Tx.StmtContext(ctx, stmts.msg), events: tx.Tx.StmtContext(ctx, stmts.events),
 			hooks: tx.Tx.StmtContext(ctx, stmts.hooks)}
@@ -449,7 +449,11 @@ func (d *sqliteDriver) revocationsSeen(ctx context.Context) bool {
 		}
 		var v int64
 		opened := d.conns.opens.Load()
-		if err := st.QueryRowContext(ctx).Scan(&v); err != nil {
+		// Without ctx's end: the driver and database/sql would each start
+		// a goroutine to watch it, for a read that takes microseconds
+		// once the connection is free (and a transaction holds it for
+		// a commit at most).
+		if err := st.QueryRowContext(context.WithoutCancel(ctx)).Scan(&v); err != nil {
 			return false
 		}
 		if d.conns.opens.Load() != opened { // read on a connection opened meanwhile

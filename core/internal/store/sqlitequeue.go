@@ -111,6 +111,24 @@ func (d *sqliteDriver) queueStmts(ctx context.Context) (sqliteQueue, error) {
 	return q, nil
 }
 
+// inTx is db.RunInTx for the hot transactions (publish, claim, complete)
+// without a goroutine per statement: database/sql watches the context of
+// a transaction and of each query with a goroutine of its own, and the
+// SQLite driver one for each statement, to interrupt it when the context
+// ends — a dozen goroutine starts per published event, each waking an idle
+// thread. Only the wait for SQLite's one connection ends with ctx; once it
+// is taken, the transaction runs to its end, bounded by busy_timeout for
+// locks and by the batch's size for work (no caller waits for it longer
+// than for a commit).
+func (d *sqliteDriver) inTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	conn, err := d.s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.RunInTx(context.WithoutCancel(ctx), nil, fn)
+}
+
 // prepare prepares queries[i] into *stmts[i], all or none.
 func (d *sqliteDriver) prepare(ctx context.Context, stmts []**sql.Stmt, queries []string) error {
 	for i, st := range stmts {
@@ -150,7 +168,7 @@ func (d *sqliteDriver) claim(ctx context.Context, pick func(sqliteQueue) *sql.St
 	}
 	now := d.s.now()
 	var jobs []webhook.Job
-	err = d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = d.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		ids, err := scanIDs(tx.Tx.StmtContext(ctx, pick(q)).QueryContext(ctx, token, micros(now.Add(lease)), micros(now), which))
 		if err != nil {
 			return err
@@ -211,7 +229,7 @@ func (d *sqliteDriver) complete(ctx context.Context, results []webhook.Result, n
 	}
 	stamp := sqliteTime(now)
 	var c completed
-	err = d.s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = d.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		c = completed{}
 		st := func(s *sql.Stmt) *sql.Stmt { return tx.Tx.StmtContext(ctx, s) }
 		var written []webhook.Result
