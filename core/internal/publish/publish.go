@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -250,17 +249,8 @@ func (b *Batcher) lead() {
 		clear(batch) // drop references to payloads
 		b.batch = batch[:0]
 		b.mu.Lock()
-		next := b.handOverLocked()
+		b.handOverLocked()
 		b.mu.Unlock()
-		if next {
-			// The next leader was readied last, to run next on this
-			// thread: yield to it, so that the next batch is on its way
-			// before this publisher answers, rather than after every
-			// goroutine readied meanwhile (the followers answered above,
-			// the HTTP server's own). Under load, batches follow each
-			// other as closely as a batching goroutine's did.
-			runtime.Gosched()
-		}
 	}()
 	reqs := b.reqs[:0]
 	for _, c := range batch {
@@ -288,20 +278,22 @@ func (b *Batcher) lead() {
 }
 
 // handOverLocked chooses the oldest queued publish to lead the next batch
-// and wakes it (true), or records that no batch is being written (under
-// mu).
-func (b *Batcher) handOverLocked() bool {
+// and wakes it, or records that no batch is being written (under mu).
+// The next leader runs when the scheduler gets to it; under load, the
+// publishes queued meanwhile join its batch. (Yielding to it at once,
+// runtime.Gosched, made batches smaller and SQLite at saturation no
+// faster: docs/BENCHMARKS.md, "Fewer wake-ups per event".)
+func (b *Batcher) handOverLocked() {
 	if len(b.queue) > 0 {
 		next := b.queue[0]
 		b.leading, next.lead = true, true
 		close(next.wake)
-		return true
+		return
 	}
 	b.leading = false
 	if b.stopped {
 		b.drained()
 	}
-	return false
 }
 
 // errInternal is what the publishers of a batch whose write panicked get:
