@@ -91,9 +91,9 @@ type call struct {
 	req webhook.PublishRequest
 	res webhook.Published
 	err error
-	// lead is set when the call is chosen to write the next batch, taken
-	// when a batch took it (both under Batcher.mu, before wake is closed).
-	lead, taken bool
+	// lead is set when the call is chosen to write the next batch (under
+	// Batcher.mu, before wake is closed).
+	lead bool
 	// wake is closed once: lead is set, or (for a call that does not
 	// lead) the answer is in res and err.
 	wake chan struct{}
@@ -136,7 +136,7 @@ func (b *Batcher) Stop(ctx context.Context) error {
 		case !b.started:
 			for _, c := range b.queue {
 				c.err = ErrStopped
-				b.take(c)
+				b.take()
 				close(c.wake)
 			}
 			clear(b.queue)
@@ -213,9 +213,8 @@ func (b *Batcher) leave(c *call) bool {
 	return true
 }
 
-// take marks c taken by a batch and frees its room (under mu).
-func (b *Batcher) take(c *call) {
-	c.taken = true
+// take frees the room of a call a batch took (under mu).
+func (b *Batcher) take() {
 	<-b.room
 }
 
@@ -226,8 +225,8 @@ func (b *Batcher) lead() {
 	b.mu.Lock()
 	n := min(len(b.queue), b.limit)
 	batch := append(b.batch[:0], b.queue[:n]...)
-	for _, c := range batch {
-		b.take(c)
+	for range batch {
+		b.take()
 	}
 	rest := copy(b.queue, b.queue[n:])
 	clear(b.queue[rest:])
