@@ -68,16 +68,7 @@ func TestPostgresHotStatementCancelled(t *testing.T) {
 	url := storetest.URL(t, store.Postgres)
 	s := storetest.Open(t, url, store.Options{MaxOpenConns: 1, Sealer: storetest.Keyring()})
 	ctx := context.Background()
-	u, _ := storetest.User(t, s, "p", webhook.RolePublisher)
-	storetest.Hook(t, s, u.ID, "e", "https://a.example/")
-	storetest.Publish(t, s, "e", `1`)
-	jobs, err := s.Claim(ctx, "n", 10, time.Minute)
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("claim: %d jobs, %v", len(jobs), err)
-	}
-	res := webhook.Result{EventID: jobs[0].Event.ID, Lease: jobs[0].Lease, WebhookID: jobs[0].Webhook.ID,
-		RetryCount: 1, State: webhook.StateDelivered, NextAttemptAt: time.Now(),
-		Attempt: webhook.Attempt{AttemptedAt: time.Now(), Status: 200}}
+	res := claimedDelivery(t, s)
 
 	locker, err := pgx.Connect(ctx, url)
 	if err != nil {

@@ -20,16 +20,7 @@ import (
 func TestSQLiteHotTxWaitEndsWithContext(t *testing.T) {
 	s := storetest.New(t, store.SQLite)
 	ctx := context.Background()
-	u, _ := storetest.User(t, s, "p", webhook.RolePublisher)
-	storetest.Hook(t, s, u.ID, "e", "https://a.example/")
-	storetest.Publish(t, s, "e", `1`)
-	jobs, err := s.Claim(ctx, "n", 10, time.Minute)
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("claim: %d jobs, %v", len(jobs), err)
-	}
-	res := webhook.Result{EventID: jobs[0].Event.ID, Lease: jobs[0].Lease, WebhookID: jobs[0].Webhook.ID,
-		RetryCount: 1, State: webhook.StateDelivered, NextAttemptAt: time.Now(),
-		Attempt: webhook.Attempt{AttemptedAt: time.Now(), Status: 200}}
+	res := claimedDelivery(t, s)
 
 	release, err := store.HoldConn(s)
 	if err != nil {
@@ -60,4 +51,20 @@ func TestSQLiteHotTxWaitEndsWithContext(t *testing.T) {
 	if c, err := s.Counts(ctx); err != nil || c[webhook.StateDelivered] != 1 || c[webhook.StatePending] != 1 {
 		t.Fatalf("counts %v, %v: want 1 delivered, 1 pending", c, err)
 	}
+}
+
+// claimedDelivery publishes one event to a new hook, claims it, and
+// returns its delivery's result, unwritten.
+func claimedDelivery(t *testing.T, s *store.Store) webhook.Result {
+	t.Helper()
+	u, _ := storetest.User(t, s, "p", webhook.RolePublisher)
+	storetest.Hook(t, s, u.ID, "e", "https://a.example/")
+	storetest.Publish(t, s, "e", `1`)
+	jobs, err := s.Claim(context.Background(), "n", 10, time.Minute)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("claim: %d jobs, %v", len(jobs), err)
+	}
+	return webhook.Result{EventID: jobs[0].Event.ID, Lease: jobs[0].Lease, WebhookID: jobs[0].Webhook.ID,
+		RetryCount: 1, State: webhook.StateDelivered, NextAttemptAt: time.Now(),
+		Attempt: webhook.Attempt{AttemptedAt: time.Now(), Status: 200}}
 }
