@@ -136,7 +136,7 @@ func (b *Batcher) Stop(ctx context.Context) error {
 		case !b.started:
 			for _, c := range b.queue {
 				c.err = ErrStopped
-				b.take()
+				<-b.room
 				close(c.wake)
 			}
 			clear(b.queue)
@@ -213,11 +213,6 @@ func (b *Batcher) leave(c *call) bool {
 	return true
 }
 
-// take frees the room of a call a batch took (under mu).
-func (b *Batcher) take() {
-	<-b.room
-}
-
 // lead writes one batch, the oldest queued publishes up to the limit (the
 // leader's own first), answers them, and hands the lead to the oldest
 // publish still queued.
@@ -225,8 +220,8 @@ func (b *Batcher) lead() {
 	b.mu.Lock()
 	n := min(len(b.queue), b.limit)
 	batch := append(b.batch[:0], b.queue[:n]...)
-	for range batch {
-		b.take()
+	for range n { // the room of each call the batch takes
+		<-b.room
 	}
 	rest := copy(b.queue, b.queue[n:])
 	clear(b.queue[rest:])
@@ -296,13 +291,12 @@ func (b *Batcher) handOverLocked() {
 }
 
 // errInternal is what the publishers of a batch whose write panicked get:
-// the API answers 500, and the loop goes on serving the others.
+// the API answers 500, and the batcher goes on serving the others.
 var errInternal = errors.New("publish: internal error")
 
 // write publishes reqs in one transaction (rolled back on a panic). A panic
-// in the store, or an answer of the wrong length, must not end the loop and
-// with it the process, which would lose every queued publish: ok is false
-// then, and every request has errInternal.
+// in the store, or an answer of the wrong length, fails this batch only,
+// never the process: ok is false then, and every request has errInternal.
 //
 // The rows the batch leased go to the Leaser, and each answer counts
 // them in Leased: the caller wakes no dispatcher for them.

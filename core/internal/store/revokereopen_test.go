@@ -16,23 +16,12 @@ import (
 // must still be seen by the next request, not after the cache's TTL.
 func TestRevocationAfterReconnect(t *testing.T) {
 	url := "sqlite://" + filepath.Join(t.TempDir(), "w.db")
-	open := func(ttl time.Duration) *store.Store {
-		s, err := store.Open(ctx, url, store.Options{AuthCacheTTL: ttl})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	server := open(time.Hour)
-	if err := server.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	server := storetest.Open(t, url, store.Options{AuthCacheTTL: time.Hour})
 	_, tok := storetest.User(t, server, "alice", webhook.RoleUser)
 	if _, err := server.Authenticate(ctx, tok); err != nil { // now cached
 		t.Fatal(err)
 	}
-	cli := open(0)
+	cli := storetest.Open(t, url, store.Options{})
 	for i := range 3 {
 		if err := store.DropSQLiteConn(server); err != nil {
 			t.Fatal(err)
